@@ -1,0 +1,54 @@
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+/** Names that become part of PostgreSQL identifiers: kept to a safe, unquoted-looking set. */
+const identifierPart = z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lowercase letters, digits and _, not starting with a digit');
+
+const schema = z
+  .object({
+    PORT: port.default(4000),
+    HOST: z.string().default('127.0.0.1'),
+    DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+    CONTROL_DATABASE: identifierPart.max(40).default('tenantry'),
+    ADMIN_API_KEY: z.string().min(20, 'ADMIN_API_KEY must be at least 20 characters').optional(),
+    // Slugs are up to 40 characters; PostgreSQL identifiers up to 63.
+    TENANT_DB_PREFIX: identifierPart.max(23).default('tenant_'),
+    DEFAULT_MAX_CONNECTIONS: positiveInt.default(50),
+    QUOTA_MIN: positiveInt.default(10),
+    QUOTA_MAX: positiveInt.default(500),
+    /** Connections a tenant database allows beyond its role's quota, for the control plane's maintenance work. */
+    CONNECTION_RESERVE: z.coerce.number().int().min(0).default(3),
+    USAGE_SAMPLE_MS: positiveInt.default(1000),
+    POOLER: z.enum(['pgbouncer', 'pgcat', 'none']).optional(),
+    REDIS_URL: z.string().optional(),
+    /** Host written into tenants' connection strings; defaults to the cluster's own host. */
+    TENANT_HOST: z.string().optional(),
+    /** Where the embedded PostgreSQL keeps its data between runs. */
+    TENANTRY_HOME: z.string().default('.tenantry'),
+    EMBEDDED_PG_PORT: port.default(54329),
+    /** Folder holding the tenant schema templates. */
+    TEMPLATES_DIR: z.string().default('templates'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    NODE_ENV: z.string().default('development'),
+  })
+  .refine((c) => c.QUOTA_MIN <= c.QUOTA_MAX, { message: 'QUOTA_MIN must not exceed QUOTA_MAX', path: ['QUOTA_MIN'] })
+  .refine((c) => c.DEFAULT_MAX_CONNECTIONS >= c.QUOTA_MIN && c.DEFAULT_MAX_CONNECTIONS <= c.QUOTA_MAX, {
+    message: 'DEFAULT_MAX_CONNECTIONS must lie within QUOTA_MIN..QUOTA_MAX',
+    path: ['DEFAULT_MAX_CONNECTIONS'],
+  });
+
+export type Config = z.infer<typeof schema>;
+
+export class ConfigError extends Error {}
+
+/** Reads the environment once; every problem is reported together, by variable name. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(config)'}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}

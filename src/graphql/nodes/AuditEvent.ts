@@ -1,0 +1,84 @@
+import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
+import type { AuditEvent } from '../../generated/prisma/client.js';
+import { listAuditEvents, type AuditFilter } from '../../domain/audit/audit-queries.js';
+import { canSeeTenant } from '../../domain/keys/viewer.js';
+import { tenantsByIds } from '../../domain/tenants/tenant-queries.js';
+import { builder } from '../builder.js';
+import type { GraphQLContext } from '../context.js';
+import { isUuid } from '../ids.js';
+import { TenantRef } from './Tenant.js';
+
+export const AuditEventRef = builder.objectRef<AuditEvent>('AuditEvent');
+
+builder.node(AuditEventRef, {
+  description: 'Something that happened to the fleet: who, what, to which tenant, under which request.',
+  id: { resolve: (e) => e.id },
+  loadMany: async (ids, ctx) => {
+    const rows = await ctx.deps.db.auditEvent.findMany({ where: { id: { in: ids.filter(isUuid) } } });
+    return ids.map((id) => {
+      const row = rows.find((r) => r.id === id);
+      return row && ctx.viewer && (ctx.viewer.role === 'ADMIN' || canSeeTenant(ctx.viewer, row.tenantId)) ? row : null;
+    });
+  },
+  fields: (t) => ({
+    when: t.expose('whenUtc', { type: 'DateTime' }),
+    category: t.exposeString('category'),
+    action: t.exposeString('action'),
+    service: t.exposeString('service'),
+    actor: t.exposeString('actor'),
+    subject: t.exposeString('subject', { nullable: true }),
+    correlationId: t.exposeString('correlationId', { nullable: true }),
+    metadata: t.expose('metadata', { type: 'JSON', nullable: true }),
+    tenantSlug: t.exposeString('tenantSlug', { nullable: true }),
+    tenant: t.loadable({
+      type: TenantRef,
+      nullable: true,
+      load: (ids: string[], ctx) => tenantsByIds(ctx.deps.db, ids),
+      resolve: (e) => e.tenantId,
+    }),
+  }),
+});
+
+interface ConnectionArgs {
+  first?: number | null;
+  last?: number | null;
+  after?: string | null;
+  before?: string | null;
+}
+
+const AuditEventFilter = builder.inputType('AuditEventFilter', {
+  fields: (t) => ({
+    tenantSlug: t.string({ required: false }),
+    action: t.string({ required: false, description: 'Exact action, e.g. "tenant.provisioned".' }),
+    category: t.string({ required: false }),
+  }),
+});
+
+function auditConnection(ctx: GraphQLContext, args: ConnectionArgs, scope: { filter?: AuditFilter | null; tenantId?: string }) {
+  return resolveCursorConnection({ args, toCursor: (e: AuditEvent) => e.id }, ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
+    listAuditEvents(ctx.deps.db, ctx.viewer!, {
+      ...scope,
+      after: after && isUuid(after) ? after : undefined,
+      before: before && isUuid(before) ? before : undefined,
+      limit,
+      inverted,
+    }),
+  );
+}
+
+builder.queryField('auditEvents', (t) =>
+  t.connection({
+    type: AuditEventRef,
+    description: 'The audit trail, newest first. A tenant key sees its own tenant\'s events.',
+    args: { filter: t.arg({ type: AuditEventFilter }) },
+    resolve: (_, args, ctx) => auditConnection(ctx, args, { filter: args.filter }),
+  }),
+);
+
+builder.objectField(TenantRef, 'auditEvents', (t) =>
+  t.connection({
+    type: AuditEventRef,
+    description: 'This tenant\'s audit trail, newest first.',
+    resolve: (tenant, args, ctx) => auditConnection(ctx, args, { tenantId: tenant.id }),
+  }),
+);

@@ -1,0 +1,54 @@
+import type { Cluster } from '../../generated/prisma/client.js';
+import { allocationsByClusterIds, clustersByIds } from '../../domain/tenants/tenant-queries.js';
+import { builder } from '../builder.js';
+import { isUuid } from '../ids.js';
+
+export const ClusterRef = builder.objectRef<Cluster>('Cluster');
+
+builder.node(ClusterRef, {
+  description: 'A PostgreSQL server whose databases Tenantry manages.',
+  id: { resolve: (c) => c.id },
+  // Clusters are an admin's concern: to a tenant key, node(id) of a cluster is null.
+  loadMany: async (ids, ctx) => {
+    if (ctx.viewer?.role !== 'ADMIN') return ids.map(() => null);
+    const rows = await clustersByIds(ctx.deps.db, ids.filter(isUuid));
+    return ids.map((id) => rows.find((r) => r?.id === id) ?? null);
+  },
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    serverVersion: t.string({
+      nullable: true,
+      description: 'The server\'s version; null when it cannot be reached.',
+      resolve: async (c, _, ctx) => {
+        const facts = await ctx.clusterFacts.load(c.id).catch(() => null);
+        return facts?.serverVersion ?? null;
+      },
+    }),
+    maxConnections: t.int({
+      nullable: true,
+      description: 'The server\'s max_connections; null when it cannot be reached.',
+      resolve: async (c, _, ctx) => (await ctx.clusterFacts.load(c.id).catch(() => null))?.maxConnections ?? null,
+    }),
+    allocatedConnections: t.loadable({
+      type: 'Int',
+      description: 'Sum of the quotas of the tenants on this cluster.',
+      load: (ids: string[], ctx) => allocationsByClusterIds(ctx.deps.db, ids).then((rows) => rows.map((r) => r.allocatedConnections)),
+      resolve: (c) => c.id,
+    }),
+    tenantCount: t.loadable({
+      type: 'Int',
+      load: (ids: string[], ctx) => allocationsByClusterIds(ctx.deps.db, ids).then((rows) => rows.map((r) => r.tenantCount)),
+      resolve: (c) => c.id,
+    }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+  }),
+});
+
+builder.queryField('clusters', (t) =>
+  t.field({
+    type: [ClusterRef],
+    description: 'The managed clusters (admins only).',
+    authScopes: { admin: true },
+    resolve: (_, __, ctx) => ctx.deps.db.cluster.findMany({ orderBy: { name: 'asc' } }),
+  }),
+);

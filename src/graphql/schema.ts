@@ -1,0 +1,16 @@
+// The schema index only imports: each file adds its types and the fields that return them.
+import { builder } from './builder.js';
+import './nodes/Cluster.js';
+import './nodes/Quota.js';
+import './nodes/SchemaVersion.js';
+import './nodes/Tenant.js';
+import './nodes/AuditEvent.js';
+import './nodes/ApiKey.js';
+import './nodes/Viewer.js';
+import './nodes/SchemaTemplate.js';
+import './mutations/provisionTenant.js';
+import './mutations/deprovisionTenant.js';
+import './mutations/createApiKey.js';
+import './mutations/revokeApiKey.js';
+
+export const schema = builder.toSchema({ sortSchema: true });

@@ -1,0 +1,33 @@
+import { UserError, USER_ERROR_CODES, type UserErrorCode } from '../domain/errors.js';
+import { builder } from './builder.js';
+
+export interface UserErrorShape {
+  code: UserErrorCode;
+  field: string | null;
+  message: string;
+}
+
+export const UserErrorCodeEnum = builder.enumType('UserErrorCode', { values: USER_ERROR_CODES });
+
+export const UserErrorRef = builder.objectRef<UserErrorShape>('UserError').implement({
+  description: 'An expected failure: invalid input, not found, a collision. Unexpected failures are GraphQL errors.',
+  fields: (t) => ({
+    code: t.field({ type: UserErrorCodeEnum, resolve: (e) => e.code }),
+    field: t.exposeString('field', { nullable: true, description: 'The input field at fault, when there is one.' }),
+    message: t.exposeString('message'),
+  }),
+});
+
+export type Payload<T> = Partial<T> & { userErrors: UserErrorShape[] };
+
+/** Runs a mutation; a UserError becomes `userErrors`, anything else stays an (unexpected, masked) error. */
+export async function withUserErrors<T extends object>(fn: () => Promise<T>, onUserError?: (e: UserError) => Promise<Partial<T>>): Promise<Payload<T>> {
+  try {
+    return { ...(await fn()), userErrors: [] };
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    const partial = onUserError ? await onUserError(err) : {};
+    const userErrors: UserErrorShape[] = [{ code: err.code, field: err.field ?? null, message: err.message }];
+    return { ...partial, userErrors } as Payload<T>;
+  }
+}

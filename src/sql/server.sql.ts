@@ -1,0 +1,4 @@
+export const serverFacts = `SELECT current_setting('server_version') AS server_version,
+  current_setting('server_version_num')::int AS server_version_num,
+  current_setting('max_connections')::int AS max_connections,
+  current_setting('superuser_reserved_connections')::int AS superuser_reserved_connections`;

@@ -1,0 +1,8 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { printedSchema } from '../scripts/print-schema.js';
+
+test('schema.graphql is the printed Pothos schema (run `npm run schema:print` after changing the API)', () => {
+  assert.equal(readFileSync('schema.graphql', 'utf8'), printedSchema());
+});

@@ -1,0 +1,142 @@
+import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import pg from 'pg';
+import format from 'pg-format';
+import { loadConfig } from '../../src/config.js';
+import type { Hooks } from '../../src/domain/deps.js';
+import { generateApiKey } from '../../src/domain/keys/api-keys.js';
+import { createLogger } from '../../src/logger.js';
+import { startTenantry, type Tenantry } from '../../src/server.js';
+
+export function testServerUrl(): string {
+  const url = process.env.TEST_DATABASE_URL;
+  if (!url) throw new Error('TEST_DATABASE_URL is not set: run the suite with `npm test`');
+  return url;
+}
+
+export interface GraphQLResponse<T = any> {
+  status: number;
+  headers: Headers;
+  data: T;
+  errors?: { message: string; path?: string[]; extensions?: { code?: string; correlationId?: string } }[];
+}
+
+export interface TestTenantry {
+  app: Tenantry;
+  url: string;
+  adminKey: string;
+  controlDatabase: string;
+  prefix: string;
+  /** Every log line the service wrote. */
+  logs: string[];
+  /** Superuser pool on the test server's maintenance database. */
+  admin: pg.Pool;
+  gql<T = any>(query: string, variables?: Record<string, unknown>, key?: string | null): Promise<GraphQLResponse<T>>;
+  /** Stops this instance (not the cleanup). */
+  stop(): Promise<void>;
+  /** Stops it and drops every database and role it created. */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * A Tenantry of its own for one test file: its own control database and tenant
+ * prefix on the test server, so files run in parallel and leave nothing behind.
+ * Pass `shareWith` to start a second instance on the same control database.
+ */
+export async function startTestTenantry(
+  options: { env?: Record<string, string>; hooks?: Hooks; shareWith?: TestTenantry } = {},
+): Promise<TestTenantry> {
+  const id = randomBytes(4).toString('hex');
+  const controlDatabase = options.shareWith?.controlDatabase ?? `tenantry_t${id}`;
+  const prefix = options.shareWith?.prefix ?? `t${id}_`;
+  const adminKey = options.shareWith?.adminKey ?? generateApiKey();
+  const config = loadConfig({
+    DATABASE_URL: testServerUrl(),
+    CONTROL_DATABASE: controlDatabase,
+    TENANT_DB_PREFIX: prefix,
+    ADMIN_API_KEY: adminKey,
+    PORT: '0',
+    QUOTA_MIN: '2',
+    LOG_LEVEL: 'debug',
+    ...options.env,
+  });
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      logs.push(String(chunk));
+      if (process.env.TEST_LOGS) process.stderr.write(chunk);
+      done();
+    },
+  });
+  const app = await startTenantry({ config, serverUrl: testServerUrl(), logger: createLogger('debug', sink), hooks: options.hooks });
+  const admin = new pg.Pool({ connectionString: testServerUrl(), max: 3 });
+  admin.on('error', () => undefined);
+
+  const gql = async (query: string, variables?: Record<string, unknown>, key: string | null = adminKey) => {
+    const res = await fetch(`${app.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+      body: JSON.stringify({ query, variables }),
+    });
+    const body = (await res.json()) as { data: any; errors?: GraphQLResponse['errors'] };
+    return { status: res.status, headers: res.headers, data: body.data, errors: body.errors };
+  };
+
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await app.close();
+  };
+  return {
+    app,
+    url: app.url,
+    adminKey,
+    controlDatabase,
+    prefix,
+    logs,
+    admin,
+    gql,
+    stop,
+    async cleanup() {
+      await stop();
+      await dropEverythingOf(admin, { controlDatabase, prefix });
+      await admin.end();
+    },
+  };
+}
+
+/** Drops the control database, template databases and every tenant database and role of one test instance. */
+export async function dropEverythingOf(admin: pg.Pool, p: { controlDatabase: string; prefix: string }): Promise<void> {
+  const { rows } = await admin.query<{ datname: string }>(
+    `SELECT datname FROM pg_database WHERE starts_with(datname, $1) OR starts_with(datname, $2)`,
+    [p.prefix, p.controlDatabase],
+  );
+  for (const { datname } of rows) {
+    await admin.query(format('ALTER DATABASE %I WITH IS_TEMPLATE false', datname));
+    await admin.query(format('DROP DATABASE IF EXISTS %I WITH (FORCE)', datname));
+  }
+  const roles = await admin.query<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)`, [p.prefix]);
+  for (const { rolname } of roles.rows) await admin.query(format('DROP ROLE IF EXISTS %I', rolname));
+}
+
+/** A superuser-free client as the tenant: opened with the connection string provisioning returned. */
+export async function connectAs(connectionString: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString });
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+}
+
+export const PROVISION = `mutation Provision($input: ProvisionTenantInput!) {
+  provisionTenant(input: $input) {
+    tenant { id slug status databaseName roleName provisioning { lastCompletedStep failedStep error } quota { maxConnections } }
+    connectionString
+    pooledConnectionString
+    userErrors { code field message }
+  }
+}`;
+
+export const DEPROVISION = `mutation Deprovision($input: DeprovisionTenantInput!) {
+  deprovisionTenant(input: $input) { tenant { slug status } userErrors { code field message } }
+}`;
