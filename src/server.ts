@@ -43,7 +43,7 @@ export async function startTenantry(options: { config: Config; serverUrl: string
   const control = await prepareControlDatabase(options.serverUrl, config.CONTROL_DATABASE);
   for (const m of control.applied) logger.info({ migration: m.name }, 'control database migrated');
 
-  const db = createControlClient(control.url);
+  const { db, counter: controlQueries } = createControlClient(control.url);
   const controlPool = new pg.Pool({ connectionString: control.url, max: 10, application_name: 'tenantry-locks' });
   controlPool.on('error', (err) => logger.warn({ err }, 'control database connection lost'));
   const catalog = await TemplateCatalog.load(config.TEMPLATES_DIR);
@@ -52,6 +52,7 @@ export async function startTenantry(options: { config: Config; serverUrl: string
     config,
     logger,
     db,
+    controlQueries,
     controlPool,
     clusters,
     catalog,

@@ -48,7 +48,9 @@ test('the SQL migrations create exactly the tables, columns and indexes schema.p
   const applied = await migrateControlDatabase(client);
   assert.ok(applied.length >= 1);
 
-  const { datamodel } = await getDMMF({ datamodel: readFileSync('prisma/schema.prisma', 'utf8') });
+  const dmmf = await getDMMF({ datamodel: readFileSync('prisma/schema.prisma', 'utf8') });
+  if (!('datamodel' in dmmf)) throw new Error(`schema.prisma does not parse: ${JSON.stringify(dmmf)}`);
+  const { datamodel } = dmmf;
   const expected = new Map<string, string>();
   for (const model of datamodel.models) {
     for (const field of model.fields) {

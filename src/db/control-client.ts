@@ -3,6 +3,19 @@ import { PrismaClient } from '../generated/prisma/client.js';
 
 export type ControlClient = PrismaClient;
 
-export function createControlClient(connectionString: string): ControlClient {
-  return new PrismaClient({ adapter: new PrismaPg({ connectionString, max: 10 }) });
+/** Counts the SQL statements the control client sends (for metrics, and for tests that prove batching). */
+export interface ControlQueryCounter {
+  queries: number;
+}
+
+export function createControlClient(connectionString: string): { db: ControlClient; counter: ControlQueryCounter } {
+  const db = new PrismaClient({
+    adapter: new PrismaPg({ connectionString, max: 10 }),
+    log: [{ emit: 'event', level: 'query' }],
+  });
+  const counter: ControlQueryCounter = { queries: 0 };
+  db.$on('query', () => {
+    counter.queries++;
+  });
+  return { db, counter };
 }

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Config } from '../config.js';
-import type { ControlClient } from '../db/control-client.js';
+import type { ControlClient, ControlQueryCounter } from '../db/control-client.js';
 import type { Logger } from '../logger.js';
 import type { ClusterRegistry } from './clusters/cluster-registry.js';
 import type { TemplateCatalog } from './templates/template-catalog.js';
@@ -17,6 +17,7 @@ export interface Deps {
   config: Config;
   logger: Logger;
   db: ControlClient;
+  controlQueries: ControlQueryCounter;
   /** Plain pg access to the control database, for advisory locks. */
   controlPool: pg.Pool;
   clusters: ClusterRegistry;
