@@ -102,7 +102,13 @@ describe('provisionTenant', () => {
   });
 
   test('invalid, too long and hostile slugs get INVALID_SLUG and create nothing', async () => {
-    const before = await t.admin.query('SELECT count(*)::int AS n FROM pg_database');
+    // Only this file's objects: other files run in parallel on the same server.
+    const ours = () =>
+      t.admin.query(
+        `SELECT (SELECT count(*) FROM pg_database WHERE starts_with(datname, $1)) + (SELECT count(*) FROM pg_roles WHERE starts_with(rolname, $1)) AS n`,
+        [t.prefix],
+      );
+    const before = await ours();
     const bad = [
       'acme"; drop database postgres; --',
       "a'b",
@@ -124,7 +130,7 @@ describe('provisionTenant', () => {
       assert.deepEqual(p.userErrors.map((e: any) => [e.code, e.field]), [['INVALID_SLUG', 'slug']], `slug ${JSON.stringify(slug)}`);
       assert.equal(p.tenant, null);
     }
-    const after = await t.admin.query('SELECT count(*)::int AS n FROM pg_database');
+    const after = await ours();
     assert.equal(after.rows[0].n, before.rows[0].n);
     const rows = await t.gql(`{ tenants(first: 50, filter: { status: [PROVISIONING, FAILED, ACTIVE] }) { edges { node { slug } } } }`);
     assert.ok(rows.data.tenants.edges.every((e: any) => !bad.includes(e.node.slug)));
