@@ -20,7 +20,18 @@ const schema = z
     /** Connections a tenant database allows beyond its role's quota, for the control plane's maintenance work. */
     CONNECTION_RESERVE: z.coerce.number().int().min(0).default(3),
     USAGE_SAMPLE_MS: positiveInt.default(1000),
+    /** Unset: pgbouncer when the binary is found, else none. */
     POOLER: z.enum(['pgbouncer', 'pgcat', 'none']).optional(),
+    /** Address and port of the pooler tenants connect to (and, for pgbouncer, where Tenantry starts it). */
+    POOLER_HOST: z.string().default('127.0.0.1'),
+    POOLER_PORT: port.default(6432),
+    /** Folder of the PgBouncer Tenantry runs (its ini, auth file, log); default <TENANTRY_HOME>/pgbouncer. */
+    POOLER_DIR: z.string().optional(),
+    POOL_MODE: z.enum(['session', 'transaction']).default('transaction'),
+    /** How often the reconciler compares tenants with the pooler (0: only at start and on demand). */
+    RECONCILE_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
+    /** How far the quotas on a cluster may add up beyond what it can serve (1.0: not at all). */
+    OVERCOMMIT_FACTOR: z.coerce.number().positive().default(1.0),
     REDIS_URL: z.string().optional(),
     /** Host written into tenants' connection strings; defaults to the cluster's own host. */
     TENANT_HOST: z.string().optional(),

@@ -45,6 +45,7 @@ async function main(): Promise<void> {
       '',
       `  Tenantry is ready: GraphiQL at ${app.url}/graphql`,
       `  PostgreSQL: ${redactUrl(serverUrl)}${embedded ? ` (embedded, data in ${config.TENANTRY_HOME}/)` : ''}`,
+      `  Pooler: ${app.pooler.description}`,
       app.generatedAdminKey
         ? `  Admin API key (shown once, only its hash is stored):\n\n      ${app.generatedAdminKey}\n\n  Send it as the header  Authorization: Bearer <key>`
         : config.ADMIN_API_KEY

@@ -4,12 +4,15 @@ import pg from 'pg';
 import { createYoga } from 'graphql-yoga';
 import type { Config } from './config.js';
 import { createControlClient } from './db/control-client.js';
+import { CONTROL_LOCK_POOL } from './db/connection-budget.js';
 import { prepareControlDatabase } from './db/control-database.js';
 import { ClusterRegistry } from './domain/clusters/cluster-registry.js';
 import type { Deps, Hooks } from './domain/deps.js';
 import { bootstrapAdminKey } from './domain/keys/api-keys.js';
 import { TemplateCatalog } from './domain/templates/template-catalog.js';
 import { TemplateDatabases } from './domain/templates/template-databases.js';
+import { PoolSync } from './domain/pools/pool-sync.js';
+import { startPooler, type Pooler } from './domain/pools/pooler-setup.js';
 import { createContext, type GraphQLContext } from './graphql/context.js';
 import { useErrorCorrelation } from './graphql/error-correlation.js';
 import { schema } from './graphql/schema.js';
@@ -22,6 +25,7 @@ export interface Tenantry {
   deps: Deps;
   /** Set only on the very first start without ADMIN_API_KEY: to be shown once. */
   generatedAdminKey: string | null;
+  pooler: Pooler;
   close(): Promise<void>;
 }
 
@@ -40,28 +44,77 @@ query Fleet {
  */
 export async function startTenantry(options: { config: Config; serverUrl: string; logger: Logger; hooks?: Hooks }): Promise<Tenantry> {
   const { config, logger } = options;
-  const control = await prepareControlDatabase(options.serverUrl, config.CONTROL_DATABASE);
-  for (const m of control.applied) logger.info({ migration: m.name }, 'control database migrated');
-
-  const { db, counter: controlQueries } = createControlClient(control.url);
-  const controlPool = new pg.Pool({ connectionString: control.url, max: 10, application_name: 'tenantry-locks' });
-  controlPool.on('error', (err) => logger.warn({ err }, 'control database connection lost'));
-  const catalog = await TemplateCatalog.load(config.TEMPLATES_DIR);
-  const clusters = new ClusterRegistry(db, options.serverUrl);
-  const deps: Deps = {
-    config,
-    logger,
-    db,
-    controlQueries,
-    controlPool,
-    clusters,
-    catalog,
-    templateDatabases: new TemplateDatabases(catalog, config.CONTROL_DATABASE, logger),
-    hooks: options.hooks ?? {},
+  // What has been started so far, stopped in reverse if a later step fails (and by close()).
+  const stack: (() => Promise<void>)[] = [];
+  const unwind = async () => {
+    for (const stop of stack.splice(0).reverse()) await stop().catch((err) => logger.error({ err }, 'stopping failed'));
   };
-  await clusters.ensureDefault();
-  const { generatedKey } = await bootstrapAdminKey(db, config.ADMIN_API_KEY);
+  try {
+    const control = await prepareControlDatabase(options.serverUrl, config.CONTROL_DATABASE);
+    for (const m of control.applied) logger.info({ migration: m.name }, 'control database migrated');
 
+    const { db, counter: controlQueries } = createControlClient(control.url);
+    stack.push(() => db.$disconnect());
+    const controlPool = new pg.Pool({ connectionString: control.url, max: CONTROL_LOCK_POOL, application_name: 'tenantry-locks' });
+    controlPool.on('error', (err) => logger.warn({ err }, 'control database connection lost'));
+    stack.push(() => controlPool.end());
+    const clusters = new ClusterRegistry(db, options.serverUrl);
+    stack.push(() => clusters.close());
+    const defaultCluster = await clusters.ensureDefault();
+    const { generatedKey } = await bootstrapAdminKey(db, config.ADMIN_API_KEY);
+    const catalog = await TemplateCatalog.load(config.TEMPLATES_DIR);
+
+    const pooler = await startPooler(config, defaultCluster, logger);
+    stack.push(() => pooler.stop());
+    logger.info({ pooler: pooler.kind }, pooler.description);
+    const pools = new PoolSync(db, pooler.driver, config.POOL_MODE, logger);
+    stack.push(() => pools.close());
+
+    const deps: Deps = {
+      config,
+      logger,
+      db,
+      controlQueries,
+      controlPool,
+      clusters,
+      catalog,
+      templateDatabases: new TemplateDatabases(catalog, config.CONTROL_DATABASE, logger),
+      pools,
+      pooler: { kind: pooler.kind, description: pooler.description, address: pooler.driver?.address ?? null },
+      hooks: options.hooks ?? {},
+    };
+
+    // A freshly started pooler knows no pools: the first reconciliation gives it every tenant's.
+    const startReport = await pools.reconcile();
+    if (startReport.actions.length) logger.info({ report: startReport }, 'pools reconciled at start');
+    pools.startTimer(config.RECONCILE_INTERVAL_MS, (report) => {
+      if (report.actions.length || report.outcome !== 'IN_SYNC') logger.info({ report }, 'pools reconciled');
+    });
+
+    const server = await serve(deps, config);
+    stack.push(async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    const { port } = server.address() as AddressInfo;
+    const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? 'localhost' : config.HOST;
+    let closing: Promise<void> | undefined;
+    return {
+      url: `http://${host}:${port}`,
+      deps,
+      generatedAdminKey: generatedKey,
+      pooler,
+      close: () => (closing ??= unwind()),
+    };
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
+}
+
+/** The HTTP server: GraphQL (yoga) on /graphql, health on /health/*. */
+async function serve(deps: Deps, config: Config): Promise<Server> {
+  const { logger } = deps;
   const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -93,21 +146,5 @@ export async function startTenantry(options: { config: Config; serverUrl: string
     server.once('error', reject);
     server.listen(config.PORT, config.HOST, () => resolve());
   });
-  const { port } = server.address() as AddressInfo;
-  const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? 'localhost' : config.HOST;
-
-  let closing: Promise<void> | undefined;
-  return {
-    url: `http://${host}:${port}`,
-    deps,
-    generatedAdminKey: generatedKey,
-    close: () =>
-      (closing ??= (async () => {
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-        await db.$disconnect();
-        await controlPool.end();
-        await clusters.close();
-      })()),
-  };
+  return server;
 }

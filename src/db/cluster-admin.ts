@@ -1,12 +1,15 @@
 import pg from 'pg';
 import { describeServer, withDatabase } from './connection-url.js';
 import { serverFacts } from '../sql/server.sql.js';
+import { CLUSTER_ADMIN_POOL } from './connection-budget.js';
 
 export interface ServerFacts {
   serverVersion: string;
   serverVersionNum: number;
   maxConnections: number;
   superuserReservedConnections: number;
+  /** Slots for roles with pg_use_reserved_connections (PostgreSQL 16+; 0 before). */
+  reservedConnections: number;
 }
 
 /**
@@ -22,8 +25,10 @@ export class ClusterAdmin {
     readonly id: string,
     readonly name: string,
     readonly url: string,
+    /** True for the server that also holds the control database (its connections count here too). */
+    readonly holdsControlDatabase = false,
   ) {
-    this.pool = new pg.Pool({ connectionString: url, max: 4, application_name: 'tenantry-admin' });
+    this.pool = new pg.Pool({ connectionString: url, max: CLUSTER_ADMIN_POOL, application_name: 'tenantry-admin' });
     // An idle client that dies (server restart) must not crash the process.
     this.pool.on('error', () => undefined);
     const server = describeServer(url);
@@ -48,13 +53,20 @@ export class ClusterAdmin {
   }
 
   async facts(): Promise<ServerFacts> {
-    const { rows } = await this.query<{ server_version: string; server_version_num: number; max_connections: number; superuser_reserved_connections: number }>(serverFacts);
+    const { rows } = await this.query<{
+      server_version: string;
+      server_version_num: number;
+      max_connections: number;
+      superuser_reserved_connections: number;
+      reserved_connections: number;
+    }>(serverFacts);
     const r = rows[0]!;
     return {
       serverVersion: r.server_version,
       serverVersionNum: r.server_version_num,
       maxConnections: r.max_connections,
       superuserReservedConnections: r.superuser_reserved_connections,
+      reservedConnections: r.reserved_connections,
     };
   }
 

@@ -1,5 +1,6 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '../generated/prisma/client.js';
+import { CONTROL_CLIENT_POOL } from './connection-budget.js';
 
 export type ControlClient = PrismaClient;
 
@@ -10,7 +11,7 @@ export interface ControlQueryCounter {
 
 export function createControlClient(connectionString: string): { db: ControlClient; counter: ControlQueryCounter } {
   const db = new PrismaClient({
-    adapter: new PrismaPg({ connectionString, max: 10 }),
+    adapter: new PrismaPg({ connectionString, max: CONTROL_CLIENT_POOL }),
     log: [{ emit: 'event', level: 'query' }],
   });
   const counter: ControlQueryCounter = { queries: 0 };

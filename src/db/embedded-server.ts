@@ -66,7 +66,7 @@ export async function startEmbeddedServer(options: { home: string; port: number;
     createPostgresUser: isRoot,
     initdbFlags: ['--encoding=UTF8', '--locale=C.UTF-8'],
     // Loopback only, no Unix socket: nothing else on the machine is disturbed.
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=300'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=500'],
     onLog: (message) => options.logger.debug({ embedded: message.trim() }, 'embedded postgres'),
     onError: (error) => options.logger.warn({ embedded: String(error).trim() }, 'embedded postgres'),
   });

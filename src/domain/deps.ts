@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import type { ControlClient, ControlQueryCounter } from '../db/control-client.js';
 import type { Logger } from '../logger.js';
 import type { ClusterRegistry } from './clusters/cluster-registry.js';
+import type { PoolSync } from './pools/pool-sync.js';
 import type { TemplateCatalog } from './templates/template-catalog.js';
 import type { TemplateDatabases } from './templates/template-databases.js';
 import type { ProvisionStep } from './tenants/provisioning-steps.js';
@@ -23,5 +24,9 @@ export interface Deps {
   clusters: ClusterRegistry;
   catalog: TemplateCatalog;
   templateDatabases: TemplateDatabases;
+  /** The pooler's pools, kept equal to the active tenants (a no-op with POOLER=none). */
+  pools: PoolSync;
+  /** Which pooler runs, and where tenants reach it (null without one). */
+  pooler: { kind: 'pgbouncer' | 'pgcat' | 'none'; description: string; address: { host: string; port: number } | null };
   hooks: Hooks;
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import DataLoader from 'dataloader';
 import type { ServerFacts } from '../db/cluster-admin.js';
+import type { PoolStats } from '../domain/pools/pooler-driver.js';
 import type { OperationContext } from '../domain/audit/audit-log.js';
 import type { Deps } from '../domain/deps.js';
 import { authenticate, type AuthenticationResult } from '../domain/keys/api-keys.js';
@@ -18,6 +19,8 @@ export interface GraphQLContext {
   readonly op: OperationContext;
   /** Live facts about each cluster, read at most once per request. */
   readonly clusterFacts: DataLoader<string, ServerFacts>;
+  /** The pooler's SHOW POOLS, read at most once per request (null without a reachable pooler). */
+  readonly poolStats: () => Promise<Map<string, PoolStats> | null>;
 }
 
 const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,100}$/;
@@ -35,7 +38,13 @@ export async function createContext(deps: Deps, request: Request): Promise<Graph
     clusterFacts: new DataLoader(async (ids) =>
       Promise.all(ids.map(async (id) => (await deps.clusters.get(id)).facts().catch((e: Error) => e))),
     ),
+    poolStats: once(() => deps.pools.driver?.stats().catch(() => null) ?? Promise.resolve(null)),
   };
+}
+
+function once<T>(fn: () => Promise<T>): () => Promise<T> {
+  let result: Promise<T> | undefined;
+  return () => (result ??= fn());
 }
 
 async function identify(deps: Deps, header: string | null): Promise<{ viewer: Viewer | null; authFailure: AuthFailure | null }> {

@@ -8,9 +8,13 @@ import './nodes/AuditEvent.js';
 import './nodes/ApiKey.js';
 import './nodes/Viewer.js';
 import './nodes/SchemaTemplate.js';
+import './nodes/Pool.js';
 import './mutations/provisionTenant.js';
 import './mutations/deprovisionTenant.js';
 import './mutations/createApiKey.js';
 import './mutations/revokeApiKey.js';
+import './mutations/updateTenantQuota.js';
+import './mutations/terminateConnection.js';
+import './mutations/reconcilePools.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -43,3 +43,7 @@ export const handTablesToTenant = (role: string) => format(
 );
 
 export const grantSchemaVersionRead = (role: string) => format('GRANT SELECT ON public."__SchemaVersion" TO %I', role);
+
+export const setDatabaseOwner = (database: string, owner: string) => format('ALTER DATABASE %I OWNER TO %I', database, owner);
+
+export const setDatabaseConnectionLimit = (database: string, limit: number) => format('ALTER DATABASE %I WITH CONNECTION LIMIT %s', database, limit);

@@ -13,3 +13,5 @@ export const setRolePassword = (role: string, scramVerifier: string) =>
 export const disableLogin = (role: string) => format('ALTER ROLE %I WITH NOLOGIN', role);
 
 export const dropRole = (role: string) => format('DROP ROLE IF EXISTS %I', role);
+
+export const setRoleConnectionLimit = (role: string, limit: number) => format('ALTER ROLE %I WITH CONNECTION LIMIT %s', role, limit);

@@ -58,6 +58,10 @@ export async function startTestTenantry(
     PORT: '0',
     QUOTA_MIN: '2',
     LOG_LEVEL: 'debug',
+    // Files share one server and each thinks it owns it: over-commit unless a test sets otherwise.
+    OVERCOMMIT_FACTOR: '50',
+    POOLER: 'none',
+    RECONCILE_INTERVAL_MS: '0',
     ...options.env,
   });
   const logs: string[] = [];

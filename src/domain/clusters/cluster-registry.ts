@@ -34,7 +34,7 @@ export class ClusterRegistry {
     const existing = this.admins.get(id);
     if (existing) return existing;
     const row = await this.db.cluster.findUniqueOrThrow({ where: { id } });
-    const admin = this.admins.get(id) ?? new ClusterAdmin(row.id, row.name, row.connectionUrl ?? this.controlServerUrl);
+    const admin = this.admins.get(id) ?? new ClusterAdmin(row.id, row.name, row.connectionUrl ?? this.controlServerUrl, row.connectionUrl === null);
     this.admins.set(id, admin);
     return admin;
   }

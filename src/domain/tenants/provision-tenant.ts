@@ -8,6 +8,7 @@ import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
 import { DEFAULT_TEMPLATE, type TemplateVersion } from '../templates/template-catalog.js';
+import { assertWithinCapacity, capacityLockName } from '../quotas/cluster-capacity.js';
 import { tenantObjectName, validateSlug } from './names.js';
 import { PROVISION_STEPS, runStep, type ProvisionStep, type StepContext } from './provisioning-steps.js';
 
@@ -23,6 +24,8 @@ export interface ProvisionTenantResult {
   tenant: Tenant;
   /** Only when this call set the credentials; null when the tenant already existed. */
   connectionString: string | null;
+  /** The same credentials through the pooler; null without one. */
+  pooledConnectionString: string | null;
 }
 
 /** The lock that serialises everything done to one database/role name on one cluster. */
@@ -66,14 +69,18 @@ export async function provisionTenant(deps: Deps, op: OperationContext, input: P
     let tenant = await deps.db.tenant.findUnique({ where: { slug } });
     if (tenant && (tenant.status === 'ACTIVE' || tenant.status === 'SUSPENDED')) {
       await assertSameRequest(deps, tenant, { displayName, maxConnections: input.maxConnections, template: input.template, templateVersion: input.templateVersion });
-      return { tenant, connectionString: null };
+      return { tenant, connectionString: null, pooledConnectionString: null };
     }
     if (tenant?.status === 'DEPROVISIONING') {
       throw new UserError('TENANT_BUSY', `tenant ${slug} is being deprovisioned; try again when it is DEPROVISIONED`, 'slug');
     }
     if (!tenant || tenant.status === 'DEPROVISIONED') {
       await assertNameFree(deps, cluster, objectName, tenant?.id);
-      tenant = await startRecord(deps, op, { tenant, slug, displayName, objectName, clusterId: cluster.id, template, maxConnections });
+      const existing = tenant;
+      tenant = await withAdvisoryLock(deps.controlPool, capacityLockName(cluster.id), async () => {
+        await assertWithinCapacity(deps, cluster, { tenantId: existing?.id ?? null, slug, quota: maxConnections });
+        return startRecord(deps, op, { tenant: existing, slug, displayName, objectName, clusterId: cluster.id, template, maxConnections });
+      });
     } else {
       // PROVISIONING (its server stopped mid-way) or FAILED: resume where it stopped.
       await recordAuditEvent(deps.db, op, { category: 'tenant', action: 'tenant.provision.resumed', tenant, metadata: { fromStep: tenant.provisionStep, failedStep: tenant.failedStep } });
@@ -117,14 +124,16 @@ async function runSteps(deps: Deps, op: OperationContext, tenant: Tenant, ctx: S
     subject: active.databaseName,
     metadata: { databaseName: active.databaseName, roleName: active.roleName, maxConnections: ctx.maxConnections, template: active.templateName, templateVersion: active.templateVersion },
   });
-  const connectionString = buildConnectionString({
-    host: deps.config.TENANT_HOST ?? ctx.cluster.host,
-    port: ctx.cluster.port,
-    user: active.roleName,
-    password: ctx.password!,
-    database: active.databaseName,
-  });
-  return { tenant: active, connectionString };
+  // The pool comes last: a pooler that is down leaves it PENDING, never the tenant unusable.
+  await deps.pools.want(active.id, deps.pools.specFor(active, ctx.maxConnections));
+  await deps.pools.sync();
+  const credentials = { user: active.roleName, password: ctx.password!, database: active.databaseName };
+  const pooler = deps.pooler.address;
+  return {
+    tenant: active,
+    connectionString: buildConnectionString({ host: deps.config.TENANT_HOST ?? ctx.cluster.host, port: ctx.cluster.port, ...credentials }),
+    pooledConnectionString: pooler ? buildConnectionString({ host: deps.config.TENANT_HOST ?? pooler.host, port: pooler.port, ...credentials }) : null,
+  };
 }
 
 /** Undo on the cluster what the attempt created, then record where it failed. */

@@ -1,11 +1,19 @@
 import type { ClusterAdmin } from '../../db/cluster-admin.js';
-import { createDatabaseFromTemplate, databaseExists, grantConnect, grantSchemaVersionRead, handTablesToTenant, revokeConnectFromPublic } from '../../sql/databases.sql.js';
-import { createTenantRole, roleExists, setRolePassword } from '../../sql/roles.sql.js';
+import {
+  createDatabaseFromTemplate,
+  databaseExists,
+  grantConnect,
+  grantSchemaVersionRead,
+  handTablesToTenant,
+  revokeConnectFromPublic,
+  setDatabaseConnectionLimit,
+  setDatabaseOwner,
+} from '../../sql/databases.sql.js';
+import { createTenantRole, roleExists, setRoleConnectionLimit, setRolePassword } from '../../sql/roles.sql.js';
 import type { Deps } from '../deps.js';
 import type { TemplateVersion } from '../templates/template-catalog.js';
 import { TENANT_COMPONENT } from '../templates/schema-version-ledger.js';
 import { generatePassword, scramSha256Verifier } from './credentials.js';
-import format from 'pg-format';
 
 /** The provisioning state machine, in order. A tenant row records the last step that completed. */
 export const PROVISION_STEPS = ['ROLE', 'TEMPLATE', 'DATABASE', 'ACCESS', 'SCHEMA_VERSION', 'CREDENTIALS'] as const;
@@ -28,7 +36,7 @@ export const runStep: Record<ProvisionStep, (ctx: StepContext) => Promise<void>>
     const { rows } = await cluster.query<{ rolsuper: boolean }>(roleExists, [tenant.roleName]);
     if (rows[0]?.rolsuper) throw new Error(`role ${tenant.roleName} is a superuser; refusing to use it for a tenant`);
     if (!rows[0]) await cluster.query(createTenantRole(tenant.roleName, maxConnections));
-    else await cluster.query(format('ALTER ROLE %I WITH CONNECTION LIMIT %s', tenant.roleName, maxConnections));
+    else await cluster.query(setRoleConnectionLimit(tenant.roleName, maxConnections));
   },
 
   async TEMPLATE({ deps, cluster, template }) {
@@ -39,8 +47,8 @@ export const runStep: Record<ProvisionStep, (ctx: StepContext) => Promise<void>>
     const limit = maxConnections + deps.config.CONNECTION_RESERVE;
     const { rows } = await cluster.query(databaseExists, [tenant.databaseName]);
     if (rows[0]) {
-      await cluster.query(format('ALTER DATABASE %I OWNER TO %I', tenant.databaseName, tenant.roleName));
-      await cluster.query(format('ALTER DATABASE %I WITH CONNECTION LIMIT %s', tenant.databaseName, limit));
+      await cluster.query(setDatabaseOwner(tenant.databaseName, tenant.roleName));
+      await cluster.query(setDatabaseConnectionLimit(tenant.databaseName, limit));
       return;
     }
     const templateDatabase = await deps.templateDatabases.ensure(cluster, template);

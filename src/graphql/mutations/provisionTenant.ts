@@ -14,7 +14,7 @@ const ProvisionTenantInput = builder.inputType('ProvisionTenantInput', {
   }),
 });
 
-type ProvisionResult = { tenant: Tenant | null; connectionString: string | null };
+type ProvisionResult = { tenant: Tenant | null; connectionString: string | null; pooledConnectionString: string | null };
 
 const ProvisionTenantPayload = builder.objectRef<Payload<ProvisionResult>>('ProvisionTenantPayload').implement({
   fields: (t) => ({
@@ -26,8 +26,8 @@ const ProvisionTenantPayload = builder.objectRef<Payload<ProvisionResult>>('Prov
     }),
     pooledConnectionString: t.string({
       nullable: true,
-      description: 'Through the pooler; null while no pooler is configured (POOLER=none).',
-      resolve: () => null,
+      description: 'Through the pooler, with the same credentials; null with POOLER=none. Shown once.',
+      resolve: (p) => p.pooledConnectionString ?? null,
     }),
     userErrors: t.field({ type: [UserErrorRef], resolve: (p) => p.userErrors }),
   }),

@@ -1,5 +1,6 @@
 import type { Cluster } from '../../generated/prisma/client.js';
 import { allocationsByClusterIds, clustersByIds } from '../../domain/tenants/tenant-queries.js';
+import { clusterCapacity } from '../../domain/quotas/cluster-capacity.js';
 import { builder } from '../builder.js';
 import { isUuid } from '../ids.js';
 
@@ -39,6 +40,14 @@ builder.node(ClusterRef, {
       type: 'Int',
       load: (ids: string[], ctx) => allocationsByClusterIds(ctx.deps.db, ids).then((rows) => rows.map((r) => r.tenantCount)),
       resolve: (c) => c.id,
+    }),
+    capacity: t.int({
+      nullable: true,
+      description: 'Connections its tenants may be promised in all: (max_connections − reserved − Tenantry\'s own) × OVERCOMMIT_FACTOR.',
+      resolve: async (c, _, ctx) => {
+        const cluster = await ctx.deps.clusters.get(c.id);
+        return (await clusterCapacity(ctx.deps, cluster).catch(() => null))?.capacity ?? null;
+      },
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),

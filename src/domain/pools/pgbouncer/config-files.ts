@@ -1,0 +1,78 @@
+// Writing PgBouncer's two files so that it never reads a half-written one, and keeping the
+// last pair it accepted so a rejected configuration can be rolled back.
+import { randomBytes } from 'node:crypto';
+import { open, readFile, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { PgBouncerFiles } from './pgbouncer-config.js';
+
+/** PgBouncer runs as another OS user (postgres) when we are root: it must own its files. */
+export interface FileOwner {
+  uid: number;
+  gid: number;
+}
+
+export interface ConfigPair {
+  ini: string;
+  authFile: string;
+}
+
+/** The ini holds no secrets; the auth file holds verifiers and stays private to PgBouncer. */
+const INI_MODE = 0o644;
+const AUTH_MODE = 0o600;
+
+/** Temp file in the same folder (same filesystem), fsync, rename over, fsync the folder. */
+export async function writeFileAtomic(file: string, data: string, mode: number, owner?: FileOwner): Promise<void> {
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx', mode);
+  try {
+    await fh.writeFile(data, 'utf8');
+    if (owner) await fh.chown(owner.uid, owner.gid);
+    await fh.chmod(mode); // the umask may have narrowed it
+    await fh.sync();
+  } catch (err) {
+    await fh.close();
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
+
+async function readIfExists(file: string): Promise<string | null> {
+  return readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+}
+
+/** Auth file first: a new ini may name users that only the new auth file knows. */
+export async function writeConfig(files: PgBouncerFiles, pair: ConfigPair, owner?: FileOwner): Promise<void> {
+  await writeFileAtomic(files.authFile, pair.authFile, AUTH_MODE, owner);
+  await writeFileAtomic(files.ini, pair.ini, INI_MODE, owner);
+}
+
+/** Records the pair PgBouncer just accepted. */
+export async function saveLastGood(files: PgBouncerFiles, pair: ConfigPair, owner?: FileOwner): Promise<void> {
+  await writeFileAtomic(files.lastGoodAuthFile, pair.authFile, AUTH_MODE, owner);
+  await writeFileAtomic(files.lastGoodIni, pair.ini, INI_MODE, owner);
+}
+
+/** Puts the last accepted pair back in place; false when there is none. */
+export async function restoreLastGood(files: PgBouncerFiles, owner?: FileOwner): Promise<boolean> {
+  const [ini, authFile] = await Promise.all([readIfExists(files.lastGoodIni), readIfExists(files.lastGoodAuthFile)]);
+  if (ini === null || authFile === null) return false;
+  await writeConfig(files, { ini, authFile }, owner);
+  return true;
+}

@@ -1,0 +1,145 @@
+// pgbouncer.ini from settings and pool specs. Everything that reaches the file is checked
+// against a small character set first: the ini format has no escaping, so a newline or a
+// `key=value` smuggled into a name would become configuration.
+import path from 'node:path';
+import { PoolerConfigError, type PoolMode, type PoolSpec } from '../pooler-driver.js';
+
+/** Where a Tenantry-owned PgBouncer keeps its files, all in one folder. */
+export interface PgBouncerFiles {
+  dir: string;
+  ini: string;
+  authFile: string;
+  lastGoodIni: string;
+  lastGoodAuthFile: string;
+  logFile: string;
+  pidFile: string;
+}
+
+export function pgBouncerFiles(dir: string): PgBouncerFiles {
+  const d = path.resolve(dir);
+  return {
+    dir: d,
+    ini: path.join(d, 'pgbouncer.ini'),
+    authFile: path.join(d, 'userlist.txt'),
+    lastGoodIni: path.join(d, 'pgbouncer.ini.last-good'),
+    lastGoodAuthFile: path.join(d, 'userlist.txt.last-good'),
+    logFile: path.join(d, 'pgbouncer.log'),
+    pidFile: path.join(d, 'pgbouncer.pid'),
+  };
+}
+
+export interface PgBouncerSettings {
+  listenHost: string;
+  listenPort: number;
+  /** The PostgreSQL server every pool points at. */
+  serverHost: string;
+  serverPort: number;
+  /** The only user allowed on the admin console (database `pgbouncer`). */
+  adminUser: string;
+  maxClientConn: number;
+  defaultPoolMode: PoolMode;
+  files: PgBouncerFiles;
+}
+
+/** Where this machine reaches the listener (a wildcard listen address means loopback too). */
+export function localAddress(settings: PgBouncerSettings): { host: string; port: number } {
+  const wildcard = ['0.0.0.0', '::', '*'].includes(settings.listenHost);
+  return { host: wildcard ? '127.0.0.1' : settings.listenHost, port: settings.listenPort };
+}
+
+/** The admin console's pseudo-database: no tenant pool may take its name. */
+export const ADMIN_DATABASE = 'pgbouncer';
+
+/** Unquoted PostgreSQL-identifier-like names, at most 63 bytes (PostgreSQL's limit). */
+const NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+const HOST = /^[A-Za-z0-9._:*-]{1,253}$/;
+/** Paths: no control characters, quotes or comment markers, no surrounding blanks. */
+const PATH = /^[^\s;#"'\x00-\x1f\x7f](?:[^;#"'\x00-\x1f\x7f]*[^\s;#"'\x00-\x1f\x7f])?$/;
+const MODES: readonly PoolMode[] = ['session', 'transaction'];
+const MAX_SIZE = 100_000;
+
+function isCount(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 1 && n <= MAX_SIZE;
+}
+
+export function isSafeName(s: unknown): s is string {
+  return typeof s === 'string' && NAME.test(s);
+}
+
+/** Every problem with these pools, as readable lines; empty when they can be rendered. */
+export function poolSpecProblems(pools: readonly PoolSpec[]): string[] {
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  for (const [i, p] of pools.entries()) {
+    const label = isSafeName(p.name) ? `pool "${p.name}"` : `pool #${i}`;
+    if (!isSafeName(p.name)) problems.push(`${label}: name ${JSON.stringify(p.name)} must match ${NAME}`);
+    else if (p.name === ADMIN_DATABASE) problems.push(`${label}: "${ADMIN_DATABASE}" is the admin console`);
+    else if (seen.has(p.name)) problems.push(`${label}: duplicate name`);
+    else seen.add(p.name);
+    if (!isSafeName(p.database)) problems.push(`${label}: database ${JSON.stringify(p.database)} must match ${NAME}`);
+    if (!isSafeName(p.user)) problems.push(`${label}: user ${JSON.stringify(p.user)} must match ${NAME}`);
+    if (!isCount(p.poolSize)) problems.push(`${label}: poolSize must be an integer from 1 to ${MAX_SIZE}`);
+    if (!isCount(p.maxDbConnections)) problems.push(`${label}: maxDbConnections must be an integer from 1 to ${MAX_SIZE}`);
+    if (!MODES.includes(p.mode)) problems.push(`${label}: mode must be one of ${MODES.join(', ')}`);
+  }
+  return problems;
+}
+
+function settingsProblems(s: PgBouncerSettings): string[] {
+  const problems: string[] = [];
+  const port = (n: number) => Number.isInteger(n) && n >= 1 && n <= 65535;
+  if (!HOST.test(s.listenHost)) problems.push(`listenHost ${JSON.stringify(s.listenHost)} is not a plain host`);
+  if (!HOST.test(s.serverHost) || s.serverHost.includes('*')) problems.push(`serverHost ${JSON.stringify(s.serverHost)} is not a plain host`);
+  if (!port(s.listenPort)) problems.push(`listenPort ${s.listenPort} is not a port`);
+  if (!port(s.serverPort)) problems.push(`serverPort ${s.serverPort} is not a port`);
+  if (!isSafeName(s.adminUser)) problems.push(`adminUser ${JSON.stringify(s.adminUser)} must match ${NAME}`);
+  if (!isCount(s.maxClientConn)) problems.push(`maxClientConn must be an integer from 1 to ${MAX_SIZE}`);
+  if (!MODES.includes(s.defaultPoolMode)) problems.push(`defaultPoolMode must be one of ${MODES.join(', ')}`);
+  for (const key of ['authFile', 'logFile', 'pidFile'] as const) {
+    if (!PATH.test(s.files[key])) problems.push(`${key} ${JSON.stringify(s.files[key])} has characters the ini format cannot hold`);
+  }
+  return problems;
+}
+
+/** Throws PoolerConfigError listing every problem; renders nothing partial. */
+export function validatePgBouncerConfig(settings: PgBouncerSettings, pools: readonly PoolSpec[]): void {
+  const problems = [...settingsProblems(settings), ...poolSpecProblems(pools)];
+  if (problems.length > 0) throw new PoolerConfigError(`invalid PgBouncer configuration: ${problems.join('; ')}`);
+}
+
+/** One `[databases]` line; no `user=`, so each client logs in to the server as itself. */
+function databaseLine(settings: PgBouncerSettings, p: PoolSpec): string {
+  return `${p.name} = host=${settings.serverHost} port=${settings.serverPort} dbname=${p.database} pool_size=${p.poolSize} max_db_connections=${p.maxDbConnections} pool_mode=${p.mode}`;
+}
+
+export function renderPgBouncerIni(settings: PgBouncerSettings, pools: readonly PoolSpec[]): string {
+  validatePgBouncerConfig(settings, pools);
+  const sorted = [...pools].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return [
+    ';; Written by Tenantry; edits are overwritten on the next apply.',
+    // Global settings first: PgBouncer 1.18 stops reading at the first bad line and keeps
+    // what it read so far, so settings after a broken [databases] line would be skipped.
+    '[pgbouncer]',
+    `listen_addr = ${settings.listenHost}`,
+    `listen_port = ${settings.listenPort}`,
+    // No Unix socket: nothing shared with other PgBouncers or the server's socket folder.
+    'unix_socket_dir =',
+    // SCRAM from clients is what lets PgBouncer log in to the server with the stored verifier.
+    'auth_type = scram-sha-256',
+    `auth_file = ${settings.files.authFile}`,
+    `admin_users = ${settings.adminUser}`,
+    `pool_mode = ${settings.defaultPoolMode}`,
+    `max_client_conn = ${settings.maxClientConn}`,
+    // Drivers (JDBC, older node-postgres) send these; PgBouncer refuses unknown ones.
+    'ignore_startup_parameters = extra_float_digits,options',
+    // Every admin-console call is a login; logged, they would fill the (unrotated) log.
+    'log_connections = 0',
+    'log_disconnections = 0',
+    `logfile = ${settings.files.logFile}`,
+    `pidfile = ${settings.files.pidFile}`,
+    '',
+    '[databases]',
+    ...sorted.map((p) => databaseLine(settings, p)),
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,70 @@
+// The small contract between Tenantry's pool sync and a connection pooler (PgBouncer,
+// later PgCat): "run exactly these pools", "what are you running", "how busy are they".
+
+export type PoolMode = 'session' | 'transaction';
+
+/** One tenant's pool as Tenantry wants it. */
+export interface PoolSpec {
+  /** The alias clients connect to; Tenantry uses the tenant database name. */
+  name: string;
+  /** The database on the PostgreSQL server. */
+  database: string;
+  /** The tenant role: the pooler must be able to authenticate it. */
+  user: string;
+  poolSize: number;
+  maxDbConnections: number;
+  mode: PoolMode;
+}
+
+/** A pool as the pooler reports it. */
+export interface ObservedPool {
+  name: string;
+  database: string;
+  poolSize: number | null;
+  maxDbConnections: number | null;
+  mode: string | null;
+}
+
+export interface PoolStats {
+  clientsActive: number;
+  clientsWaiting: number;
+  serversActive: number;
+  serversIdle: number;
+  maxWaitSeconds: number;
+}
+
+export interface PoolerDriver {
+  readonly kind: 'pgbouncer' | 'pgcat';
+  /**
+   * Render the whole configuration for exactly these pools, validate it, write it
+   * atomically (keeping the last good copy), reload, and verify with what the pooler reports.
+   * Throws PoolerUnavailableError when the pooler cannot be reached (the file is still
+   * written, so a restarted pooler picks it up: retry later), PoolerConfigError when the
+   * pools cannot be applied (nothing written, or the last good configuration restored:
+   * retrying the same pools will not help).
+   */
+  apply(pools: PoolSpec[]): Promise<void>;
+  /** What the pooler is running now, tenant pools only. */
+  observe(): Promise<ObservedPool[]>;
+  /** Client and server counts, summed per pool name. */
+  stats(): Promise<Map<string, PoolStats>>;
+  /** Public address clients use. */
+  readonly address: { host: string; port: number };
+  close(): Promise<void>;
+}
+
+/** The pooler did not answer; the desired configuration is on disk, waiting for it. */
+export class PoolerUnavailableError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PoolerUnavailableError';
+  }
+}
+
+/** These pools cannot be applied as given (invalid, unknown role, or rejected by the pooler). */
+export class PoolerConfigError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PoolerConfigError';
+  }
+}

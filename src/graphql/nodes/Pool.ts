@@ -1,0 +1,56 @@
+import type { Pool } from '../../generated/prisma/client.js';
+import type { PoolStats } from '../../domain/pools/pooler-driver.js';
+import { builder } from '../builder.js';
+import { TenantRef } from './Tenant.js';
+
+export const PoolStatusEnum = builder.enumType('PoolStatus', {
+  values: {
+    IN_SYNC: { description: 'The pooler runs this pool as wanted.' },
+    PENDING: { description: 'Changed, not yet applied (the pooler was unreachable); the reconciler retries.' },
+    DRIFTED: { description: 'The pooler was found to differ; the reconciler repairs it.' },
+    ERROR: { description: 'The pooler refused the configuration; see the pool\'s lastError.' },
+  },
+});
+
+const PoolStatsRef = builder.objectRef<PoolStats>('PoolStats').implement({
+  description: 'The pooler\'s SHOW POOLS for this pool, summed over its users.',
+  fields: (t) => ({
+    clientsActive: t.exposeInt('clientsActive'),
+    clientsWaiting: t.exposeInt('clientsWaiting'),
+    serversActive: t.exposeInt('serversActive'),
+    serversIdle: t.exposeInt('serversIdle'),
+    maxWaitSeconds: t.exposeFloat('maxWaitSeconds'),
+  }),
+});
+
+export const PoolRef = builder.objectRef<Pool>('Pool').implement({
+  description: 'The tenant\'s pool in the connection pooler: pool_size and max_db_connections follow the quota.',
+  fields: (t) => ({
+    name: t.exposeString('name', { description: 'The database name clients use through the pooler.' }),
+    mode: t.exposeString('mode'),
+    poolSize: t.exposeInt('poolSize'),
+    maxConnections: t.exposeInt('maxConnections'),
+    status: t.field({ type: PoolStatusEnum, resolve: (p) => p.status }),
+    lastSyncedAt: t.expose('lastSyncedAt', { type: 'DateTime', nullable: true }),
+    lastError: t.exposeString('lastError', { nullable: true }),
+    stats: t.field({
+      type: PoolStatsRef,
+      nullable: true,
+      description: 'Live numbers from the pooler; null when it cannot be reached.',
+      resolve: async (p, _, ctx) => (await ctx.poolStats())?.get(p.name) ?? null,
+    }),
+  }),
+});
+
+builder.objectField(TenantRef, 'pool', (t) =>
+  t.loadable({
+    type: PoolRef,
+    nullable: true,
+    description: 'Null when no pooler is configured (POOLER=none) or the tenant is not active.',
+    load: async (ids: string[], ctx) => {
+      const rows = await ctx.deps.db.pool.findMany({ where: { tenantId: { in: ids } } });
+      return ids.map((id) => rows.find((r) => r.tenantId === id) ?? null);
+    },
+    resolve: (tenant) => tenant.id,
+  }),
+);
