@@ -96,6 +96,9 @@ async function suite() {
         assert.match(err.message, /too many connections for role/);
         return true;
       });
+      // What an admin sees meanwhile.
+      const usage = await t.gql(`{ tenant(slug: "direct") { usage { current max usagePercent byState { state count } } } }`);
+      assert.deepEqual(usage.data.tenant.usage, { current: 3, max: 3, usagePercent: 100, byState: [{ state: 'idle', count: 3 }] });
 
       const r = await update({ slug: 'direct', maxConnections: 4, reason: 'launch day' });
       assert.deepEqual(r.userErrors, []);

@@ -9,6 +9,7 @@ import './nodes/ApiKey.js';
 import './nodes/Viewer.js';
 import './nodes/SchemaTemplate.js';
 import './nodes/Pool.js';
+import './nodes/ConnectionUsage.js';
 import './mutations/provisionTenant.js';
 import './mutations/deprovisionTenant.js';
 import './mutations/createApiKey.js';

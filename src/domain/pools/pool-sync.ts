@@ -47,52 +47,50 @@ export class PoolSync {
     return { name: tenant.databaseName, database: tenant.databaseName, user: tenant.roleName, poolSize: quota, maxDbConnections: quota, mode: this.mode };
   }
 
-  /** Records the wanted pool of one tenant (PENDING until the pooler has it). */
-  async want(tenantId: string, spec: PoolSpec): Promise<void> {
-    if (!this.driver) return;
-    const data = { name: spec.name, mode: spec.mode, poolSize: spec.poolSize, maxConnections: spec.maxDbConnections, status: 'PENDING' as const, updatedAt: new Date() };
-    await this.db.pool.upsert({ where: { tenantId }, create: { tenantId, ...data }, update: data });
-  }
-
-  async forget(tenantId: string): Promise<void> {
-    await this.db.pool.deleteMany({ where: { tenantId } });
-  }
-
-  /** The pools of every active tenant, from the control database. */
+  /** The pool of every active tenant, sized to its quota: tenants and quotas are the truth. */
   async desired(): Promise<{ tenantId: string; spec: PoolSpec }[]> {
-    const rows = await this.db.pool.findMany({ where: { tenant: { status: 'ACTIVE' } }, include: { tenant: { select: { databaseName: true, roleName: true } } }, orderBy: { name: 'asc' } });
-    return rows.map((r) => ({
-      tenantId: r.tenantId,
-      spec: { name: r.name, database: r.tenant.databaseName, user: r.tenant.roleName, poolSize: r.poolSize, maxDbConnections: r.maxConnections, mode: r.mode as PoolMode },
-    }));
+    const tenants = await this.db.tenant.findMany({ where: { status: 'ACTIVE' }, include: { quota: true }, orderBy: { databaseName: 'asc' } });
+    return tenants.filter((t) => t.quota).map((t) => ({ tenantId: t.id, spec: this.specFor(t, t.quota!.maxConnections) }));
   }
 
   /**
-   * Applies the whole wanted set. Never throws for the pooler's sake: an unreachable
-   * pooler leaves changed pools PENDING (the reconciler retries), a refused configuration
-   * marks them ERROR; the outcome says which.
+   * Applies the whole wanted set and records each pool's state in `pools`. Never throws
+   * for the pooler's sake: an unreachable pooler leaves changed pools PENDING (the
+   * reconciler retries), a refused configuration marks them ERROR; the outcome says which.
    */
   async sync(): Promise<{ outcome: SyncOutcome; error: string | null }> {
     if (!this.driver) return { outcome: 'IN_SYNC', error: null };
     const desired = await this.desired();
+    let failure: { outcome: SyncOutcome; error: string } | null = null;
     try {
       await this.driver.apply(desired.map((d) => d.spec));
     } catch (err) {
       const unavailable = err instanceof PoolerUnavailableError;
       if (!unavailable && !(err instanceof PoolerConfigError)) throw err;
-      const message = (err as Error).message.slice(0, 500);
       this.logger.warn({ err, pooler: this.driver.kind }, unavailable ? 'pooler unreachable; pools stay PENDING' : 'pooler refused the configuration');
-      await this.db.pool.updateMany({
-        where: { tenantId: { in: desired.map((d) => d.tenantId) }, status: { not: 'IN_SYNC' } },
-        data: { status: unavailable ? 'PENDING' : 'ERROR', lastError: message },
-      });
-      return { outcome: unavailable ? 'PENDING' : 'ERROR', error: message };
+      failure = { outcome: unavailable ? 'PENDING' : 'ERROR', error: (err as Error).message.slice(0, 500) };
     }
-    await this.db.pool.updateMany({
-      where: { tenantId: { in: desired.map((d) => d.tenantId) } },
-      data: { status: 'IN_SYNC', lastSyncedAt: new Date(), lastError: null },
+    await this.record(desired, failure);
+    return failure ?? { outcome: 'IN_SYNC', error: null };
+  }
+
+  /** After a sync: applied pools are IN_SYNC; on failure, pools that changed (or never synced) take the failure's status. */
+  private async record(desired: { tenantId: string; spec: PoolSpec }[], failure: { outcome: SyncOutcome; error: string } | null): Promise<void> {
+    const rows = new Map((await this.db.pool.findMany()).map((r) => [r.tenantId, r]));
+    const now = new Date();
+    await this.db.$transaction(async (tx) => {
+      await tx.pool.deleteMany({ where: { tenantId: { notIn: desired.map((d) => d.tenantId) } } });
+      for (const { tenantId, spec } of desired) {
+        const row = rows.get(tenantId);
+        const changed = !row || row.poolSize !== spec.poolSize || row.maxConnections !== spec.maxDbConnections || row.mode !== spec.mode || row.status !== 'IN_SYNC';
+        if (failure && !changed) continue;
+        const state = failure
+          ? { status: failure.outcome as 'PENDING' | 'ERROR', lastError: failure.error }
+          : { status: 'IN_SYNC' as const, lastError: null, lastSyncedAt: now };
+        const data = { name: spec.name, mode: spec.mode, poolSize: spec.poolSize, maxConnections: spec.maxDbConnections, updatedAt: now, ...state };
+        await tx.pool.upsert({ where: { tenantId }, create: { tenantId, ...data }, update: data });
+      }
     });
-    return { outcome: 'IN_SYNC', error: null };
   }
 
   /** Compares the active tenants with what the pooler runs, repairs any drift, and says what it found and did. */
@@ -106,7 +104,7 @@ export class PoolSync {
       observed = await this.driver.observe();
     } catch (err) {
       if (!(err instanceof PoolerUnavailableError)) throw err;
-      await this.db.pool.updateMany({ where: { tenantId: { in: desired.map((d) => d.tenantId) } }, data: { status: 'PENDING', lastError: err.message.slice(0, 500) } });
+      await this.record(desired, { outcome: 'PENDING', error: err.message.slice(0, 500) });
       return { pooler, reachable: false, found, outcome: 'PENDING', actions: [], error: err.message };
     }
     Object.assign(found, compare(desired.map((d) => d.spec), observed));
@@ -114,7 +112,8 @@ export class PoolSync {
     if (drifted.size > 0) {
       await this.db.pool.updateMany({ where: { name: { in: [...drifted] } }, data: { status: 'DRIFTED' } });
     }
-    const anyPending = desired.length > 0 && (await this.db.pool.count({ where: { status: { not: 'IN_SYNC' } } })) > 0;
+    const synced = await this.db.pool.findMany({ where: { status: 'IN_SYNC' }, select: { tenantId: true } });
+    const anyPending = desired.some((d) => !synced.some((r) => r.tenantId === d.tenantId));
     const actions = [
       ...found.missing.map((n) => `added pool ${n}`),
       ...found.mismatched.map((m) => `resized pool ${m.name}`),

@@ -76,7 +76,6 @@ export async function updateTenantQuota(deps: Deps, op: OperationContext, input:
           });
           return { quota, change };
         });
-        await deps.pools.want(tenant.id, deps.pools.specFor(tenant, newMax));
         return { tenant, ...recorded };
       } catch (err) {
         // The control database did not take it: PostgreSQL goes back to what it records.

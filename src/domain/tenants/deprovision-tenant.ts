@@ -25,8 +25,8 @@ export async function deprovisionTenant(deps: Deps, op: OperationContext, input:
     let tenant = await deps.db.tenant.update({ where: { id: found.id }, data: { status: 'DEPROVISIONING' } });
     await recordAuditEvent(deps.db, op, { category: 'tenant', action: 'tenant.deprovision.started', tenant, subject: tenant.databaseName });
 
-    // The pool goes first, so the pooler holds no server connections into a database being dropped.
-    await deps.pools.forget(tenant.id);
+    // The pool goes first (the tenant is no longer ACTIVE), so the pooler holds no server
+    // connections into a database being dropped.
     await deps.pools.sync();
     const role = await cluster.query(roleExists, [tenant.roleName]);
     if (role.rowCount) await cluster.query(disableLogin(tenant.roleName));

@@ -125,7 +125,6 @@ async function runSteps(deps: Deps, op: OperationContext, tenant: Tenant, ctx: S
     metadata: { databaseName: active.databaseName, roleName: active.roleName, maxConnections: ctx.maxConnections, template: active.templateName, templateVersion: active.templateVersion },
   });
   // The pool comes last: a pooler that is down leaves it PENDING, never the tenant unusable.
-  await deps.pools.want(active.id, deps.pools.specFor(active, ctx.maxConnections));
   await deps.pools.sync();
   const credentials = { user: active.roleName, password: ctx.password!, database: active.databaseName };
   const pooler = deps.pooler.address;
