@@ -3,22 +3,12 @@
 // in a temporary folder for the duration of the run.
 import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startEmbeddedServer, type EmbeddedServer } from '../src/db/embedded-server.js';
 import { createLogger } from '../src/logger.js';
+import { freePort } from '../test/support/free-port.js';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const filter = process.argv.slice(2);
 const files = (await readdir('test'))

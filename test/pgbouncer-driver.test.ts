@@ -5,7 +5,6 @@ import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -16,6 +15,7 @@ import { PoolerConfigError, PoolerUnavailableError, type ObservedPool, type Pool
 import { poolSpecProblems } from '../src/domain/pools/pgbouncer/pgbouncer-config.js';
 import { PgBouncerDriver } from '../src/domain/pools/pgbouncer/pgbouncer-driver.js';
 import { findPgBouncer, PgBouncerProcess } from '../src/domain/pools/pgbouncer/pgbouncer-process.js';
+import { freePort } from './support/free-port.js';
 
 const superuserUrl = process.env.TEST_DATABASE_URL;
 const binary = findPgBouncer();
@@ -56,16 +56,6 @@ async function release(client: pg.Client): Promise<void> {
   await client.end().catch(() => undefined);
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, tries = 200): Promise<T> {
   let last = await probe();

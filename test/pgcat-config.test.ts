@@ -4,7 +4,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse } from 'smol-toml';
@@ -12,6 +11,7 @@ import { PoolerConfigError, PoolerUnavailableError, type PoolSpec } from '../src
 import { pgCatFiles, renderPgCatToml, type PgCatSettings } from '../src/domain/pools/pgcat/pgcat-config.js';
 import { pgCatPoolName, toPgCatObservedPools, toPgCatPoolStats } from '../src/domain/pools/pgcat/pgcat-admin.js';
 import { PgCatDriver, pgCatDifferences } from '../src/domain/pools/pgcat/pgcat-driver.js';
+import { freePort } from './support/free-port.js';
 
 const settings: PgCatSettings = {
   listenHost: '0.0.0.0',
@@ -46,16 +46,6 @@ async function tempDir(): Promise<string> {
   return d;
 }
 
-async function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 test('renders one [pools.<name>] per spec, parsed back with smol-toml', () => {
   const doc = parseDoc(renderPgCatToml(settings, pools, passwords));
@@ -193,7 +183,7 @@ test('apply with nothing listening writes the file atomically, throws PoolerUnav
   const files = pgCatFiles(dir);
   const asked: string[][] = [];
   const driver = new PgCatDriver({
-    settings: { ...settings, listenHost: '127.0.0.1', listenPort: await closedPort() },
+    settings: { ...settings, listenHost: '127.0.0.1', listenPort: await freePort() },
     files,
     passwords: async (roles) => {
       asked.push([...roles]);
@@ -226,7 +216,7 @@ test('an unreachable apply replaces an older file in place', async () => {
   const files = pgCatFiles(dir);
   await writeFile(files.config, 'old', { mode: 0o644 });
   const driver = new PgCatDriver({
-    settings: { ...settings, listenHost: '127.0.0.1', listenPort: await closedPort() },
+    settings: { ...settings, listenHost: '127.0.0.1', listenPort: await freePort() },
     files,
     passwords: async () => passwords,
   });

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, test } from 'node:test';
+import { freePort } from './support/free-port.js';
 
 // `npm start` as a new user runs it: no DATABASE_URL, so an embedded PostgreSQL 18
 // under TENANTRY_HOME, an admin key printed on the first start, a clean stop on a signal.
@@ -14,14 +14,6 @@ const run = promisify(execFile);
 const home = await mkdtemp(path.join(tmpdir(), 'tenantry-start-'));
 after(() => rm(home, { recursive: true, force: true }));
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const pgPort = await freePort();
 

@@ -1,15 +1,9 @@
 import type { ControlClient } from '../../db/control-client.js';
 import type { Logger } from '../../logger.js';
+import { comparePools, type PoolDrift } from './pool-drift.js';
 import { PoolerConfigError, PoolerUnavailableError, type ObservedPool, type PoolerDriver, type PoolMode, type PoolSpec } from './pooler-driver.js';
 
-export interface PoolDrift {
-  /** Tenants whose pool the pooler does not have. */
-  missing: string[];
-  /** Pools the pooler has that belong to no active tenant. */
-  orphaned: string[];
-  /** Pools whose database, size or mode differ, with what differs. */
-  mismatched: { name: string; differences: string[] }[];
-}
+export type { PoolDrift };
 
 export type SyncOutcome = 'IN_SYNC' | 'PENDING' | 'ERROR';
 
@@ -107,7 +101,7 @@ export class PoolSync {
       await this.record(desired, { outcome: 'PENDING', error: err.message.slice(0, 500) });
       return { pooler, reachable: false, found, outcome: 'PENDING', actions: [], error: err.message };
     }
-    Object.assign(found, compare(desired.map((d) => d.spec), observed));
+    Object.assign(found, comparePools(desired.map((d) => d.spec), observed));
     const drifted = new Set([...found.missing, ...found.mismatched.map((m) => m.name)]);
     if (drifted.size > 0) {
       await this.db.pool.updateMany({ where: { name: { in: [...drifted] } }, data: { status: 'DRIFTED' } });
@@ -142,26 +136,4 @@ export class PoolSync {
     clearInterval(this.timer);
     await this.driver?.close();
   }
-}
-
-function compare(desired: PoolSpec[], observed: ObservedPool[]): PoolDrift {
-  const seen = new Map(observed.map((o) => [o.name, o]));
-  const drift: PoolDrift = { missing: [], orphaned: [], mismatched: [] };
-  for (const want of desired) {
-    const got = seen.get(want.name);
-    seen.delete(want.name);
-    if (!got) {
-      drift.missing.push(want.name);
-      continue;
-    }
-    const differences = [
-      got.database !== want.database ? `database ${got.database} ≠ ${want.database}` : null,
-      got.poolSize !== want.poolSize ? `pool_size ${got.poolSize} ≠ ${want.poolSize}` : null,
-      got.maxDbConnections !== want.maxDbConnections ? `max_db_connections ${got.maxDbConnections} ≠ ${want.maxDbConnections}` : null,
-      got.mode !== want.mode ? `pool_mode ${got.mode} ≠ ${want.mode}` : null,
-    ].filter((d): d is string => d !== null);
-    if (differences.length) drift.mismatched.push({ name: want.name, differences });
-  }
-  drift.orphaned = [...seen.keys()];
-  return drift;
 }

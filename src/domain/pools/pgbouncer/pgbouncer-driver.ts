@@ -8,6 +8,7 @@ import {
   type PoolSpec,
   type PoolStats,
 } from '../pooler-driver.js';
+import { comparePools, describeDrift } from '../pool-drift.js';
 import { AdminConsole } from './admin-console.js';
 import { readScramVerifiers, renderAuthFile, type AdminCredentials, type Queryable } from './auth-file.js';
 import { restoreLastGood, saveLastGood, writeConfig, type FileOwner } from './config-files.js';
@@ -26,25 +27,7 @@ export interface PgBouncerDriverOptions {
 
 /** What differs between the pools we asked for and what PgBouncer runs; empty when they match. */
 export function poolDifferences(expected: readonly PoolSpec[], observed: readonly ObservedPool[]): string[] {
-  const diffs: string[] = [];
-  const seen = new Map(observed.map((o) => [o.name, o]));
-  for (const want of expected) {
-    const got = seen.get(want.name);
-    seen.delete(want.name);
-    if (!got) {
-      diffs.push(`pool "${want.name}" is missing`);
-      continue;
-    }
-    const pairs: [string, unknown, unknown][] = [
-      ['database', want.database, got.database],
-      ['pool_size', want.poolSize, got.poolSize],
-      ['max_db_connections', want.maxDbConnections, got.maxDbConnections],
-      ['pool_mode', want.mode, got.mode],
-    ];
-    for (const [field, w, g] of pairs) if (w !== g) diffs.push(`pool "${want.name}": ${field} is ${String(g)}, expected ${String(w)}`);
-  }
-  for (const name of seen.keys()) diffs.push(`pool "${name}" should not exist`);
-  return diffs;
+  return describeDrift(comparePools(expected, observed));
 }
 
 export class PgBouncerDriver implements PoolerDriver {
