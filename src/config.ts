@@ -20,6 +20,13 @@ const schema = z
     /** Connections a tenant database allows beyond its role's quota, for the control plane's maintenance work. */
     CONNECTION_RESERVE: z.coerce.number().int().min(0).default(3),
     USAGE_SAMPLE_MS: positiveInt.default(1000),
+    /** Sampling interval while nobody subscribes (history still needs samples). */
+    USAGE_IDLE_SAMPLE_MS: positiveInt.default(15_000),
+    /** Subscribers hear from an unchanged tenant at least this often. */
+    USAGE_HEARTBEAT_MS: positiveInt.default(15_000),
+    /** Per-minute usage history is kept this long. */
+    USAGE_RETENTION_DAYS: positiveInt.default(8),
+    MAX_SUBSCRIPTIONS_PER_SOCKET: positiveInt.default(20),
     /** Unset: pgbouncer when the binary is found, else none. */
     POOLER: z.enum(['pgbouncer', 'pgcat', 'none']).optional(),
     /** Address and port of the pooler tenants connect to (and, for pgbouncer, where Tenantry starts it). */

@@ -13,10 +13,14 @@ import { TemplateCatalog } from './domain/templates/template-catalog.js';
 import { TemplateDatabases } from './domain/templates/template-databases.js';
 import { PoolSync } from './domain/pools/pool-sync.js';
 import { startPooler, type Pooler } from './domain/pools/pooler-setup.js';
-import { createContext, type GraphQLContext } from './graphql/context.js';
+import { createRequestContext, type GraphQLContext } from './graphql/context.js';
 import { useErrorCorrelation } from './graphql/error-correlation.js';
 import { schema } from './graphql/schema.js';
 import { checkReadiness } from './http/health.js';
+import { serveWebSockets } from './http/websocket.js';
+import { TenantryMetrics } from './metrics.js';
+import { createUsageBus } from './domain/usage/usage-bus.js';
+import { UsageService } from './domain/usage/usage-service.js';
 import type { Logger } from './logger.js';
 
 export interface Tenantry {
@@ -70,6 +74,24 @@ export async function startTenantry(options: { config: Config; serverUrl: string
     const pools = new PoolSync(db, pooler.driver, config.POOL_MODE, logger);
     stack.push(() => pools.close());
 
+    const metrics = new TenantryMetrics();
+    const usage = new UsageService({
+      db,
+      controlUrl: control.url,
+      clusters,
+      bus: createUsageBus(config.REDIS_URL),
+      metrics,
+      logger,
+      timing: {
+        intervalMs: config.USAGE_SAMPLE_MS,
+        idleIntervalMs: Math.max(config.USAGE_IDLE_SAMPLE_MS, config.USAGE_SAMPLE_MS),
+        heartbeatMs: config.USAGE_HEARTBEAT_MS,
+        retentionDays: config.USAGE_RETENTION_DAYS,
+      },
+      maxSubscriptionsPerSocket: config.MAX_SUBSCRIPTIONS_PER_SOCKET,
+    });
+    stack.push(() => usage.stop());
+
     const deps: Deps = {
       config,
       logger,
@@ -81,8 +103,11 @@ export async function startTenantry(options: { config: Config; serverUrl: string
       templateDatabases: new TemplateDatabases(catalog, config.CONTROL_DATABASE, logger),
       pools,
       pooler: { kind: pooler.kind, description: pooler.description, address: pooler.driver?.address ?? null },
+      usage,
+      metrics,
       hooks: options.hooks ?? {},
     };
+    await usage.start([defaultCluster.id]);
 
     // A freshly started pooler knows no pools: the first reconciliation gives it every tenant's.
     const startReport = await pools.reconcile();
@@ -91,8 +116,9 @@ export async function startTenantry(options: { config: Config; serverUrl: string
       if (report.actions.length || report.outcome !== 'IN_SYNC') logger.info({ report }, 'pools reconciled');
     });
 
-    const server = await serve(deps, config);
+    const { server, websockets } = await serve(deps, config);
     stack.push(async () => {
+      await websockets.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     });
@@ -112,13 +138,13 @@ export async function startTenantry(options: { config: Config; serverUrl: string
   }
 }
 
-/** The HTTP server: GraphQL (yoga) on /graphql, health on /health/*. */
-async function serve(deps: Deps, config: Config): Promise<Server> {
+/** One port: GraphQL over HTTP, SSE and WebSocket on /graphql, health on /health/*, Prometheus on /metrics. */
+async function serve(deps: Deps, config: Config): Promise<{ server: Server; websockets: { close(): Promise<void> } }> {
   const { logger } = deps;
   const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
     schema,
     graphqlEndpoint: '/graphql',
-    context: ({ request }) => createContext(deps, request),
+    context: ({ request }) => createRequestContext(deps, request),
     plugins: [useErrorCorrelation(logger)],
     logging: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
@@ -135,6 +161,10 @@ async function serve(deps: Deps, config: Config): Promise<Server> {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok' }));
       return;
     }
+    if (req.url === '/metrics') {
+      res.writeHead(200, { 'content-type': deps.metrics.registry.contentType }).end(await deps.metrics.registry.metrics());
+      return;
+    }
     if (req.url === '/health/ready') {
       const report = await checkReadiness(deps);
       res.writeHead(report.ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(report));
@@ -146,5 +176,5 @@ async function serve(deps: Deps, config: Config): Promise<Server> {
     server.once('error', reject);
     server.listen(config.PORT, config.HOST, () => resolve());
   });
-  return server;
+  return { server, websockets: serveWebSockets(server, yoga, deps) };
 }

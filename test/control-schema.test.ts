@@ -40,6 +40,7 @@ function expectedSqlType(field: { type: string; kind: string; nativeType?: reado
     case 'Int': return 'integer';
     case 'DateTime': return 'timestamp(3) without time zone';
     case 'Boolean': return 'boolean';
+    case 'Float': return 'double precision';
     default: throw new Error(`no mapping for ${field.type}`);
   }
 }

@@ -4,6 +4,8 @@ import type { ControlClient, ControlQueryCounter } from '../db/control-client.js
 import type { Logger } from '../logger.js';
 import type { ClusterRegistry } from './clusters/cluster-registry.js';
 import type { PoolSync } from './pools/pool-sync.js';
+import type { UsageService } from './usage/usage-service.js';
+import type { TenantryMetrics } from '../metrics.js';
 import type { TemplateCatalog } from './templates/template-catalog.js';
 import type { TemplateDatabases } from './templates/template-databases.js';
 import type { ProvisionStep } from './tenants/provisioning-steps.js';
@@ -28,5 +30,8 @@ export interface Deps {
   pools: PoolSync;
   /** Which pooler runs, and where tenants reach it (null without one). */
   pooler: { kind: 'pgbouncer' | 'pgcat' | 'none'; description: string; address: { host: string; port: number } | null };
+  /** Live connection usage: samplers, the latest samples, subscriptions. */
+  usage: UsageService;
+  metrics: TenantryMetrics;
   hooks: Hooks;
 }

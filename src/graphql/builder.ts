@@ -58,3 +58,4 @@ builder.addScalarType('JSON', JSONResolver);
 // Every root field needs a valid key unless it says otherwise.
 builder.queryType({ authScopes: { authenticated: true } });
 builder.mutationType({ authScopes: { authenticated: true } });
+builder.subscriptionType({ authScopes: { authenticated: true } });

@@ -25,10 +25,15 @@ export interface GraphQLContext {
 
 const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,100}$/;
 
-export async function createContext(deps: Deps, request: Request): Promise<GraphQLContext> {
-  const given = request.headers.get('x-correlation-id');
-  const correlationId = given && CORRELATION_ID.test(given) ? given : randomUUID();
-  const { viewer, authFailure } = await identify(deps, request.headers.get('authorization'));
+/** For HTTP and SSE requests: the key and correlation id come in headers. */
+export function createRequestContext(deps: Deps, request: Request): Promise<GraphQLContext> {
+  return createContext(deps, { authorization: request.headers.get('authorization'), correlationId: request.headers.get('x-correlation-id') });
+}
+
+/** For any transport: `authorization` is "Bearer <key>" (a header, or graphql-ws connection params). */
+export async function createContext(deps: Deps, given: { authorization: string | null; correlationId?: string | null }): Promise<GraphQLContext> {
+  const correlationId = given.correlationId && CORRELATION_ID.test(given.correlationId) ? given.correlationId : randomUUID();
+  const { viewer, authFailure } = await identify(deps, given.authorization);
   return {
     deps,
     viewer,
@@ -47,7 +52,7 @@ function once<T>(fn: () => Promise<T>): () => Promise<T> {
   return () => (result ??= fn());
 }
 
-async function identify(deps: Deps, header: string | null): Promise<{ viewer: Viewer | null; authFailure: AuthFailure | null }> {
+export async function identify(deps: Deps, header: string | null): Promise<{ viewer: Viewer | null; authFailure: AuthFailure | null }> {
   if (!header) return { viewer: null, authFailure: 'MISSING' };
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!match) return { viewer: null, authFailure: 'MALFORMED' };

@@ -10,6 +10,7 @@ import './nodes/Viewer.js';
 import './nodes/SchemaTemplate.js';
 import './nodes/Pool.js';
 import './nodes/ConnectionUsage.js';
+import './nodes/ClusterUsage.js';
 import './mutations/provisionTenant.js';
 import './mutations/deprovisionTenant.js';
 import './mutations/createApiKey.js';
@@ -17,5 +18,7 @@ import './mutations/revokeApiKey.js';
 import './mutations/updateTenantQuota.js';
 import './mutations/terminateConnection.js';
 import './mutations/reconcilePools.js';
+import './subscriptions/connectionUsage.js';
+import './subscriptions/clusterUsage.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -1,5 +1,12 @@
-/** Client sessions per role and state, for the given roles, in one pass over pg_stat_activity. */
-export const sessionsByRoleAndState = `SELECT usename AS role, coalesce(state, 'unknown') AS state, count(*)::int AS n
+/**
+ * Every client session on the server, in one pass over pg_stat_activity: what the usage
+ * sampler reads once per interval for all tenants of a cluster (and the cluster total).
+ */
+export const tenantSessions = `SELECT usename AS role, pid, coalesce(state, 'unknown') AS state, application_name,
+    backend_start, query_start, state_change, left(query, 4000) AS query,
+    extract(epoch FROM (now() - coalesce(query_start, backend_start)))::float8 AS duration_seconds
   FROM pg_stat_activity
-  WHERE backend_type = 'client backend' AND usename = ANY($1::text[])
-  GROUP BY usename, state`;
+  WHERE backend_type = 'client backend'`;
+
+/** The sessions of one role, for a tenant's connection list. */
+export const sessionsOfRole = `${tenantSessions} AND usename = $1 ORDER BY backend_start`;

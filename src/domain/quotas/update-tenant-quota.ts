@@ -76,6 +76,7 @@ export async function updateTenantQuota(deps: Deps, op: OperationContext, input:
           });
           return { quota, change };
         });
+        deps.metrics.quotaUpdates.inc();
         return { tenant, ...recorded };
       } catch (err) {
         // The control database did not take it: PostgreSQL goes back to what it records.

@@ -3,7 +3,7 @@ import type { TenantStatus } from '../../generated/prisma/enums.js';
 import type { ControlClient } from '../../db/control-client.js';
 import { visibleTenants, type Viewer } from '../keys/viewer.js';
 
-export type TenantOrderField = 'SLUG' | 'DISPLAY_NAME' | 'CREATED_AT';
+export type TenantOrderField = 'SLUG' | 'DISPLAY_NAME' | 'CREATED_AT' | 'USAGE_PERCENT';
 export type OrderDirection = 'ASC' | 'DESC';
 
 export interface TenantFilter {
@@ -15,7 +15,14 @@ export interface TenantFilter {
 
 const ORDER_COLUMN = { SLUG: 'slug', DISPLAY_NAME: 'displayName', CREATED_AT: 'createdAt' } as const;
 
-/** A page of tenants in (field, id) order, after/before a keyset cursor [value, id]. */
+/** A page row: the tenant, with its latest usage sample when the page is ordered by usage. */
+export type ListedTenant = Tenant & { usage?: { usagePercent: number } | null };
+
+/**
+ * A page of tenants in (field, id) order, after/before a keyset cursor [value, id].
+ * USAGE_PERCENT orders by each tenant's latest usage sample (a join, no query per
+ * tenant); tenants never sampled (not ACTIVE) are left out of that order.
+ */
 export async function listTenants(
   db: ControlClient,
   viewer: Viewer,
@@ -28,14 +35,20 @@ export async function listTenants(
     limit: number;
     inverted: boolean;
   },
-): Promise<Tenant[]> {
-  const column = ORDER_COLUMN[p.field];
+): Promise<ListedTenant[]> {
+  const byUsage = p.field === 'USAGE_PERCENT';
   const ascending = (p.direction === 'ASC') !== p.inverted;
-  const parse = (v: string) => (p.field === 'CREATED_AT' ? new Date(v) : v);
-  // Rows beyond a cursor in the requested order: (column, id) compared as a pair.
+  const dir = ascending ? 'asc' : 'desc';
+  // Rows beyond a cursor in the requested order: (value, id) compared as a pair.
   const beyond = ([value, id]: [string, string], forward: boolean): Prisma.TenantWhereInput => {
     const op = forward === (p.direction === 'ASC') ? 'gt' : 'lt';
-    return { OR: [{ [column]: { [op]: parse(value) } }, { [column]: parse(value), id: { [op]: id } }] };
+    if (byUsage) {
+      const v = Number(value);
+      return { OR: [{ usage: { usagePercent: { [op]: v } } }, { usage: { usagePercent: v }, id: { [op]: id } }] };
+    }
+    const column = ORDER_COLUMN[p.field as Exclude<TenantOrderField, 'USAGE_PERCENT'>];
+    const parsed = p.field === 'CREATED_AT' ? new Date(value) : value;
+    return { OR: [{ [column]: { [op]: parsed } }, { [column]: parsed, id: { [op]: id } }] };
   };
   const where: Prisma.TenantWhereInput = {
     AND: [
@@ -45,15 +58,19 @@ export async function listTenants(
         ? { OR: [{ slug: { contains: p.filter.search, mode: 'insensitive' } }, { displayName: { contains: p.filter.search, mode: 'insensitive' } }] }
         : {},
       p.filter?.clusterId ? { clusterId: p.filter.clusterId } : {},
+      byUsage ? { usage: { isNot: null } } : {},
       p.after ? beyond(p.after, true) : {},
       p.before ? beyond(p.before, false) : {},
     ],
   };
-  const dir = ascending ? 'asc' : 'desc';
-  return db.tenant.findMany({ where, orderBy: [{ [column]: dir }, { id: dir }], take: p.limit });
+  const orderBy: Prisma.TenantOrderByWithRelationInput[] = byUsage
+    ? [{ usage: { usagePercent: dir } }, { id: dir }]
+    : [{ [ORDER_COLUMN[p.field as Exclude<TenantOrderField, 'USAGE_PERCENT'>]]: dir }, { id: dir }];
+  return db.tenant.findMany({ where, orderBy, take: p.limit, include: byUsage ? { usage: { select: { usagePercent: true } } } : undefined });
 }
 
-export function tenantCursorValue(tenant: Tenant, field: TenantOrderField): string {
+export function tenantCursorValue(tenant: ListedTenant, field: TenantOrderField): string {
+  if (field === 'USAGE_PERCENT') return String(tenant.usage?.usagePercent ?? 0);
   const v = tenant[ORDER_COLUMN[field]];
   return v instanceof Date ? v.toISOString() : v;
 }

@@ -1,5 +1,8 @@
-import { quotasByTenantIds, tenantsByIds } from '../../domain/tenants/tenant-queries.js';
-import { readLiveUsage, type ConnectionUsage } from '../../domain/usage/live-usage.js';
+import { maskQuery } from '../../domain/usage/query-text.js';
+import type { BackendSummary, TenantUsageSample } from '../../domain/usage/usage-sample.js';
+import { tenantsByIds } from '../../domain/tenants/tenant-queries.js';
+import { sessionsOfRole } from '../../sql/activity.sql.js';
+import type { SessionRow } from '../../domain/usage/usage-sample.js';
 import { builder } from '../builder.js';
 import { TenantRef } from './Tenant.js';
 
@@ -7,38 +10,105 @@ const StateCountRef = builder.objectRef<{ state: string; count: number }>('Conne
   fields: (t) => ({ state: t.exposeString('state'), count: t.exposeInt('count') }),
 });
 
-export const ConnectionUsageRef = builder.objectRef<ConnectionUsage>('ConnectionUsage').implement({
-  description: 'A tenant\'s sessions against its quota.',
+const BusyBackendRef = builder.objectRef<BackendSummary>('BusyBackend').implement({
+  description: 'One of the longest-running non-idle sessions at the sample.',
   fields: (t) => ({
-    tenant: t.loadable({ type: TenantRef, load: (ids: string[], ctx) => tenantsByIds(ctx.deps.db, ids).then((r) => r.map((x) => x ?? new Error('tenant not found'))), resolve: (u) => u.tenantId }),
-    current: t.exposeInt('current', { description: 'Sessions of the tenant\'s role right now.' }),
-    max: t.exposeInt('max', { description: 'Its quota (the role\'s CONNECTION LIMIT).' }),
-    usagePercent: t.exposeFloat('usagePercent'),
-    byState: t.field({ type: [StateCountRef], resolve: (u) => u.byState }),
-    sampledAt: t.expose('sampledAt', { type: 'DateTime' }),
+    pid: t.exposeInt('pid'),
+    state: t.exposeString('state'),
+    applicationName: t.exposeString('applicationName', { nullable: true }),
+    durationSeconds: t.exposeFloat('durationSeconds'),
+    query: t.exposeString('query', { nullable: true, description: 'At most 100 characters, literals masked.' }),
   }),
 });
 
-builder.objectField(TenantRef, 'usage', (t) =>
-  t.loadable({
+export const ConnectionUsageRef = builder.objectRef<TenantUsageSample>('ConnectionUsage').implement({
+  description: 'A tenant\'s sessions against its quota, as of one pg_stat_activity sample.',
+  fields: (t) => ({
+    tenant: t.loadable({
+      type: TenantRef,
+      load: (ids: string[], ctx) => tenantsByIds(ctx.deps.db, ids).then((rows) => rows.map((r) => r ?? new Error('tenant not found'))),
+      resolve: (u) => u.tenantId,
+    }),
+    tenantSlug: t.exposeString('tenantSlug'),
+    current: t.exposeInt('current', { description: 'Sessions of the tenant\'s role.' }),
+    max: t.exposeInt('max', { description: 'Its quota (the role\'s CONNECTION LIMIT).' }),
+    usagePercent: t.exposeFloat('usagePercent'),
+    peak24h: t.exposeInt('peak24h', { description: 'The most sessions seen in the last 24 hours (per-minute maxima).' }),
+    byState: t.field({ type: [StateCountRef], resolve: (u) => u.byState }),
+    busiest: t.field({ type: [BusyBackendRef], resolve: (u) => u.busiest }),
+    sampledAt: t.field({ type: 'DateTime', resolve: (u) => new Date(u.sampledAt) }),
+  }),
+});
+
+interface ConnectionRow {
+  pid: number;
+  state: string;
+  applicationName: string | null;
+  backendStart: Date;
+  queryStart: Date | null;
+  durationSeconds: number;
+  query: string | null;
+}
+
+const ConnectionRef = builder.objectRef<ConnectionRow>('Connection').implement({
+  description: 'One session of the tenant\'s role (a row of pg_stat_activity).',
+  fields: (t) => ({
+    pid: t.exposeInt('pid'),
+    state: t.exposeString('state'),
+    applicationName: t.exposeString('applicationName', { nullable: true }),
+    backendStart: t.expose('backendStart', { type: 'DateTime' }),
+    queryStart: t.expose('queryStart', { type: 'DateTime', nullable: true }),
+    durationSeconds: t.exposeFloat('durationSeconds', { description: 'Since the current or last query started (or the session, before any).' }),
+    query: t.exposeString('query', { nullable: true, description: 'At most 100 characters, literals masked.' }),
+  }),
+});
+
+const UsagePointRef = builder.objectRef<{ minute: Date; peakConnections: number; maxConnections: number }>('UsagePoint').implement({
+  fields: (t) => ({
+    minute: t.expose('minute', { type: 'DateTime' }),
+    peakConnections: t.exposeInt('peakConnections', { description: 'The most sessions seen in that minute.' }),
+    maxConnections: t.exposeInt('maxConnections', { description: 'The quota then.' }),
+  }),
+});
+
+const UsageRangeEnum = builder.enumType('UsageRange', {
+  values: { HOUR: { value: 3600 }, DAY: { value: 86_400 }, WEEK: { value: 7 * 86_400 } },
+});
+
+builder.objectFields(TenantRef, (t) => ({
+  usage: t.loadable({
     type: ConnectionUsageRef,
     nullable: true,
-    description: 'Sessions against the quota, read from pg_stat_activity (one query per cluster for a whole page); null unless ACTIVE.',
-    load: async (ids: string[], ctx) => {
-      const [tenants, quotas] = await Promise.all([tenantsByIds(ctx.deps.db, ids), quotasByTenantIds(ctx.deps.db, ids)]);
-      const result = new Map<string, ConnectionUsage>();
-      const byCluster = new Map<string, { tenantId: string; roleName: string; maxConnections: number }[]>();
-      tenants.forEach((tenant, i) => {
-        if (!tenant || tenant.status !== 'ACTIVE' || !quotas[i]) return;
-        const list = byCluster.get(tenant.clusterId) ?? [];
-        list.push({ tenantId: tenant.id, roleName: tenant.roleName, maxConnections: quotas[i]!.maxConnections });
-        byCluster.set(tenant.clusterId, list);
-      });
-      for (const [clusterId, list] of byCluster) {
-        for (const [id, usage] of await readLiveUsage(await ctx.deps.clusters.get(clusterId), list)) result.set(id, usage);
-      }
-      return ids.map((id) => result.get(id) ?? null);
-    },
+    description: 'Sessions against the quota: the latest sample, or read now (one query per cluster for a whole page); null unless ACTIVE.',
+    load: (ids: string[], ctx) => ctx.deps.usage.usageOf(ids),
     resolve: (tenant) => tenant.id,
   }),
-);
+  connections: t.field({
+    type: [ConnectionRef],
+    description: 'The tenant\'s sessions now, oldest first (read live).',
+    resolve: async (tenant, _, ctx) => {
+      if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') return [];
+      const cluster = await ctx.deps.clusters.get(tenant.clusterId);
+      const { rows } = await cluster.query<SessionRow>(sessionsOfRole, [tenant.roleName]);
+      return rows.map((r) => ({
+        pid: r.pid,
+        state: r.state,
+        applicationName: r.application_name,
+        backendStart: r.backend_start,
+        queryStart: r.query_start,
+        durationSeconds: Math.round(r.duration_seconds * 10) / 10,
+        query: maskQuery(r.query),
+      }));
+    },
+  }),
+  usageHistory: t.field({
+    type: [UsagePointRef],
+    description: 'Per-minute maxima for charts, oldest first (kept USAGE_RETENTION_DAYS).',
+    args: { range: t.arg({ type: UsageRangeEnum, defaultValue: 86_400 }) },
+    resolve: (tenant, { range }, ctx) =>
+      ctx.deps.db.usageMinute.findMany({
+        where: { tenantId: tenant.id, minute: { gte: new Date(Date.now() - (range ?? 86_400) * 1000) } },
+        orderBy: { minute: 'asc' },
+      }),
+  }),
+}));

@@ -10,6 +10,7 @@ import {
   schemaVersionsByTenantIds,
   tenantCursorValue,
   tenantsByIds,
+  type ListedTenant,
 } from '../../domain/tenants/tenant-queries.js';
 import { builder } from '../builder.js';
 import { decodeCursor, encodeCursor } from '../connection-cursor.js';
@@ -75,7 +76,14 @@ builder.node(TenantRef, {
   }),
 });
 
-const TenantOrderFieldEnum = builder.enumType('TenantOrderField', { values: ['SLUG', 'DISPLAY_NAME', 'CREATED_AT'] as const });
+const TenantOrderFieldEnum = builder.enumType('TenantOrderField', {
+  values: {
+    SLUG: {},
+    DISPLAY_NAME: {},
+    CREATED_AT: {},
+    USAGE_PERCENT: { description: 'By the latest usage sample (DESC: closest to their limit first); lists sampled (ACTIVE) tenants.' },
+  },
+});
 export const OrderDirectionEnum = builder.enumType('OrderDirection', { values: ['ASC', 'DESC'] as const });
 
 const TenantOrder = builder.inputType('TenantOrder', {
@@ -105,7 +113,7 @@ builder.queryFields((t) => ({
       const field = args.orderBy?.field ?? 'SLUG';
       const direction = args.orderBy?.direction ?? 'ASC';
       return resolveCursorConnection(
-        { args, toCursor: (tenant: Tenant) => encodeCursor([tenantCursorValue(tenant, field), tenant.id]) },
+        { args, toCursor: (tenant: ListedTenant) => encodeCursor([tenantCursorValue(tenant, field), tenant.id]) },
         ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
           listTenants(ctx.deps.db, ctx.viewer!, {
             filter: args.filter ? { ...args.filter, clusterId: args.filter.clusterId?.toString() } : null,

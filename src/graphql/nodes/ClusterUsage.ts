@@ -1,0 +1,23 @@
+import type { ClusterUsageSample } from '../../domain/usage/usage-sample.js';
+import { clustersByIds } from '../../domain/tenants/tenant-queries.js';
+import { builder } from '../builder.js';
+import { ClusterRef } from './Cluster.js';
+
+export const ClusterUsageRef = builder.objectRef<ClusterUsageSample>('ClusterUsage').implement({
+  description: 'A cluster\'s sessions as of one sample.',
+  fields: (t) => ({
+    cluster: t.loadable({
+      type: ClusterRef,
+      load: (ids: string[], ctx) => clustersByIds(ctx.deps.db, ids).then((rows) => rows.map((r) => r ?? new Error('cluster not found'))),
+      resolve: (u) => u.clusterId,
+    }),
+    current: t.exposeInt('current', { description: 'Client sessions on the whole server.' }),
+    tenantConnections: t.exposeInt('tenantConnections', { description: 'Sessions of tenant roles.' }),
+    maxConnections: t.exposeInt('maxConnections'),
+    usagePercent: t.exposeFloat('usagePercent'),
+    allocatedConnections: t.exposeInt('allocatedConnections'),
+    tenantCount: t.exposeInt('tenantCount'),
+    tenantsAtLimit: t.exposeInt('tenantsAtLimit'),
+    sampledAt: t.field({ type: 'DateTime', resolve: (u) => new Date(u.sampledAt) }),
+  }),
+});

@@ -1,0 +1,65 @@
+import type { Server } from 'node:http';
+import { GraphQLError, type ExecutionArgs } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import type { YogaServerInstance } from 'graphql-yoga';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Deps } from '../domain/deps.js';
+import { createContext, identify, type GraphQLContext } from '../graphql/context.js';
+
+type Yoga = YogaServerInstance<Record<string, unknown>, GraphQLContext>;
+
+/** The key a graphql-ws client sends in connection_init: `{ "authorization": "Bearer tnry_…" }` (any case). */
+function authorizationOf(params: Readonly<Record<string, unknown>> | undefined): string | null {
+  const value = params && Object.entries(params).find(([k]) => k.toLowerCase() === 'authorization')?.[1];
+  return typeof value === 'string' ? value : null;
+}
+
+/**
+ * graphql-ws on the same port and path as HTTP. The key is checked at connection_init
+ * (a bad one closes the socket with 4403), again for each operation (a key revoked
+ * since is refused), and a socket holds at most MAX_SUBSCRIPTIONS_PER_SOCKET operations.
+ */
+export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps): { close(): Promise<void> } {
+  const wss = new WebSocketServer({ server, path: '/graphql' });
+  const open = new WeakMap<WebSocket, Set<string>>();
+  const limit = deps.config.MAX_SUBSCRIPTIONS_PER_SOCKET;
+
+  const disposable = useServer<Record<string, unknown>>(
+    {
+      execute: (args) => (args.rootValue as { execute: (a: ExecutionArgs) => never }).execute(args),
+      subscribe: (args) => (args.rootValue as { subscribe: (a: ExecutionArgs) => never }).subscribe(args),
+      onConnect: async (ctx) => {
+        const { viewer } = await identify(deps, authorizationOf(ctx.connectionParams));
+        return viewer !== null;
+      },
+      onSubscribe: async (ctx, id, payload) => {
+        const ids = open.get(ctx.extra.socket) ?? new Set<string>();
+        open.set(ctx.extra.socket, ids);
+        if (ids.size >= limit) {
+          return [new GraphQLError(`at most ${limit} operations per connection (MAX_SUBSCRIPTIONS_PER_SOCKET)`, { extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } })];
+        }
+        const { schema, execute, subscribe, parse, validate } = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params: payload });
+        const document = parse(payload.query);
+        const errors = validate(schema, document);
+        if (errors.length) return errors;
+        ids.add(id);
+        const contextValue = await createContext(deps, { authorization: authorizationOf(ctx.connectionParams), correlationId: null });
+        return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue, rootValue: { execute, subscribe } };
+      },
+      onComplete: (ctx, id) => {
+        open.get(ctx.extra.socket)?.delete(id);
+      },
+      onError: (ctx, id) => {
+        open.get(ctx.extra.socket)?.delete(id);
+      },
+    },
+    wss,
+  );
+  return {
+    close: async () => {
+      for (const client of wss.clients) client.terminate();
+      await disposable.dispose();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,32 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { TenantUsageSample } from './domain/usage/usage-sample.js';
+
+/** Tenantry's Prometheus metrics, on a registry of its own (one per service instance). */
+export class TenantryMetrics {
+  readonly registry = new Registry();
+  readonly tenantConnections = new Gauge({ name: 'tenantry_tenant_connections', help: 'Sessions of the tenant\'s role at the last sample', labelNames: ['tenant'], registers: [this.registry] });
+  readonly tenantLimit = new Gauge({ name: 'tenantry_tenant_connection_limit', help: 'The tenant\'s quota (its role\'s CONNECTION LIMIT)', labelNames: ['tenant'], registers: [this.registry] });
+  readonly tenantUsageRatio = new Gauge({ name: 'tenantry_tenant_connection_usage_ratio', help: 'Sessions / quota at the last sample (1 = at the limit)', labelNames: ['tenant'], registers: [this.registry] });
+  readonly tenantAtLimit = new Counter({ name: 'tenantry_tenant_at_limit_samples_total', help: 'Samples in which the tenant held its whole quota', labelNames: ['tenant'], registers: [this.registry] });
+  readonly quotaUpdates = new Counter({ name: 'tenantry_quota_updates_total', help: 'Quota changes applied', registers: [this.registry] });
+  readonly samples = new Counter({ name: 'tenantry_usage_samples_total', help: 'pg_stat_activity samples taken by this instance', labelNames: ['cluster'], registers: [this.registry] });
+  readonly sampleDuration = new Histogram({
+    name: 'tenantry_usage_sample_duration_seconds',
+    help: 'Time to read pg_stat_activity and publish one sample',
+    labelNames: ['cluster'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly subscribers = new Gauge({ name: 'tenantry_usage_subscribers', help: 'Usage subscriptions open on this instance', registers: [this.registry] });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'tenantry_process_' });
+  }
+
+  /** Per-tenant gauges, from a sample taken here or received from another replica. */
+  recordTenantSample(s: TenantUsageSample): void {
+    this.tenantConnections.set({ tenant: s.tenantSlug }, s.current);
+    this.tenantLimit.set({ tenant: s.tenantSlug }, s.max);
+    this.tenantUsageRatio.set({ tenant: s.tenantSlug }, s.max > 0 ? s.current / s.max : 0);
+  }
+}
