@@ -40,6 +40,8 @@ const schema = z
     /** How far the quotas on a cluster may add up beyond what it can serve (1.0: not at all). */
     OVERCOMMIT_FACTOR: z.coerce.number().positive().default(1.0),
     REDIS_URL: z.string().optional(),
+    /** Prefix of the Redis channels; default tenantry:<CONTROL_DATABASE>, so control planes sharing a Redis stay apart. */
+    REDIS_CHANNEL_PREFIX: z.string().optional(),
     /** Host written into tenants' connection strings; defaults to the cluster's own host. */
     TENANT_HOST: z.string().optional(),
     /** Where the embedded PostgreSQL keeps its data between runs. */

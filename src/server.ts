@@ -19,7 +19,7 @@ import { schema } from './graphql/schema.js';
 import { checkReadiness } from './http/health.js';
 import { serveWebSockets } from './http/websocket.js';
 import { TenantryMetrics } from './metrics.js';
-import { createUsageBus } from './domain/usage/usage-bus.js';
+import { UsageBus } from './domain/usage/usage-bus.js';
 import { UsageService } from './domain/usage/usage-service.js';
 import type { Logger } from './logger.js';
 
@@ -79,7 +79,7 @@ export async function startTenantry(options: { config: Config; serverUrl: string
       db,
       controlUrl: control.url,
       clusters,
-      bus: createUsageBus(config.REDIS_URL),
+      bus: UsageBus.create({ redisUrl: config.REDIS_URL, prefix: config.REDIS_CHANNEL_PREFIX ?? `tenantry:${config.CONTROL_DATABASE}` }),
       metrics,
       logger,
       timing: {

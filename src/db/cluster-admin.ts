@@ -18,6 +18,8 @@ export interface ServerFacts {
  */
 export class ClusterAdmin {
   readonly pool: pg.Pool;
+  /** Statements sent that read pg_stat_activity (how tests prove the sampler shares one read). */
+  readonly stats = { activityReads: 0 };
   readonly host: string;
   readonly port: number;
 
@@ -37,6 +39,7 @@ export class ClusterAdmin {
   }
 
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>> {
+    if (sql.includes('pg_stat_activity')) this.stats.activityReads++;
     return this.pool.query<R>(sql, params);
   }
 

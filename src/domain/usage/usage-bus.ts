@@ -3,36 +3,70 @@ import { createPubSub, type PubSub } from 'graphql-yoga';
 import { Redis } from 'ioredis';
 import type { ClusterUsageSample, TenantUsageSample } from './usage-sample.js';
 
-export type UsageEvents = {
-  /** One tenant's sample, by tenant id. */
-  'usage:tenant': [tenantId: string, sample: TenantUsageSample];
-  /** Every tenant's sample (for "all tenants" subscribers and each replica's metrics). */
-  'usage:all': [sample: TenantUsageSample];
-  'usage:cluster': [clusterId: string, sample: ClusterUsageSample];
-  /** "Someone is watching": sent by any replica with subscribers, heard by the sampling leader. */
-  'usage:demand': [demand: { replica: string; at: number }];
-};
+type Topics = Record<string, [unknown]>;
 
-export interface UsageBus {
-  pubsub: PubSub<UsageEvents>;
-  /** `redis` when samples travel between replicas, `in-process` otherwise. */
-  transport: 'redis' | 'in-process';
-  close(): Promise<void>;
-}
+/**
+ * Where samples travel: in process by default; through Redis when REDIS_URL is set, so
+ * replica B's subscribers see what replica A sampled. Channel names carry a prefix (the
+ * control database's name by default), so control planes sharing a Redis stay apart.
+ */
+export class UsageBus {
+  private constructor(
+    private readonly pubsub: PubSub<Topics>,
+    private readonly prefix: string,
+    /** `redis` when samples travel between replicas, `in-process` otherwise. */
+    readonly transport: 'redis' | 'in-process',
+    private readonly onClose: () => Promise<void>,
+  ) {}
 
-/** In process by default; through Redis when REDIS_URL is set, so replica B's subscribers see replica A's samples. */
-export function createUsageBus(redisUrl: string | undefined): UsageBus {
-  if (!redisUrl) return { pubsub: createPubSub<UsageEvents>(), transport: 'in-process', close: async () => {} };
-  const options = { maxRetriesPerRequest: null, lazyConnect: false } as const;
-  const publishClient = new Redis(redisUrl, options);
-  const subscribeClient = new Redis(redisUrl, options);
-  const eventTarget = createRedisEventTarget({ publishClient, subscribeClient });
-  return {
-    pubsub: createPubSub<UsageEvents>({ eventTarget }),
-    transport: 'redis',
-    close: async () => {
+  static create(options: { redisUrl?: string; prefix: string }): UsageBus {
+    if (!options.redisUrl) return new UsageBus(createPubSub<Topics>(), options.prefix, 'in-process', async () => {});
+    const redis = { maxRetriesPerRequest: null } as const;
+    const publishClient = new Redis(options.redisUrl, redis);
+    const subscribeClient = new Redis(options.redisUrl, redis);
+    const eventTarget = createRedisEventTarget({ publishClient, subscribeClient });
+    return new UsageBus(createPubSub<Topics>({ eventTarget }), options.prefix, 'redis', async () => {
       subscribeClient.disconnect();
       publishClient.disconnect();
-    },
-  };
+    });
+  }
+
+  private topic(name: string): string {
+    return `${this.prefix}:${name}`;
+  }
+
+  /** One tenant's sample, on its own channel and on the every-tenant channel. */
+  publishTenant(sample: TenantUsageSample): void {
+    this.pubsub.publish(this.topic(`usage:tenant:${sample.tenantId}`), sample);
+    this.pubsub.publish(this.topic('usage:all'), sample);
+  }
+
+  publishCluster(sample: ClusterUsageSample): void {
+    this.pubsub.publish(this.topic(`usage:cluster:${sample.clusterId}`), sample);
+  }
+
+  /** "Someone is watching": sent by any replica with subscribers, heard by the sampling leader. */
+  publishDemand(replica: string): void {
+    this.pubsub.publish(this.topic('usage:demand'), { replica, at: Date.now() });
+  }
+
+  tenant(tenantId: string): AsyncIterable<TenantUsageSample> {
+    return this.pubsub.subscribe(this.topic(`usage:tenant:${tenantId}`)) as AsyncIterable<TenantUsageSample>;
+  }
+
+  allTenants(): AsyncIterable<TenantUsageSample> {
+    return this.pubsub.subscribe(this.topic('usage:all')) as AsyncIterable<TenantUsageSample>;
+  }
+
+  cluster(clusterId: string): AsyncIterable<ClusterUsageSample> {
+    return this.pubsub.subscribe(this.topic(`usage:cluster:${clusterId}`)) as AsyncIterable<ClusterUsageSample>;
+  }
+
+  demand(): AsyncIterable<unknown> {
+    return this.pubsub.subscribe(this.topic('usage:demand'));
+  }
+
+  close(): Promise<void> {
+    return this.onClose();
+  }
 }

@@ -51,7 +51,7 @@ export class UsageSampler {
   ) {}
 
   start(): void {
-    const demand = this.p.bus.pubsub.subscribe('usage:demand')[Symbol.asyncIterator]();
+    const demand = this.p.bus.demand()[Symbol.asyncIterator]();
     this.demand = demand;
     void (async () => {
       for (let next = await demand.next(); !next.done; next = await demand.next()) this.onDemand();
@@ -133,6 +133,8 @@ export class UsageSampler {
     this.stats.activityQueries++;
     const sampledAt = new Date();
     const samples = buildTenantSamples(tenants, sessions.filter((s) => s.role !== null), sampledAt, this.peaks);
+    // Peaks seen now count at once; the once-a-minute reload lets old ones age out of the 24 hours.
+    for (const s of samples) this.peaks.set(s.tenantId, s.peak24h);
     const facts = await cluster.facts();
     const tenantConnections = samples.reduce((n, s) => n + s.current, 0);
     const clusterSample: ClusterUsageSample = {
@@ -149,13 +151,10 @@ export class UsageSampler {
     };
 
     for (const s of samples) {
-      if (this.isNews(`tenant:${s.tenantId}`, s)) {
-        bus.pubsub.publish('usage:tenant', s.tenantId, s);
-        bus.pubsub.publish('usage:all', s);
-      }
+      if (this.isNews(`tenant:${s.tenantId}`, s)) bus.publishTenant(s);
       if (s.current >= s.max) metrics.tenantAtLimit.inc({ tenant: s.tenantSlug });
     }
-    if (this.isNews(`cluster:${cluster.id}`, clusterSample)) bus.pubsub.publish('usage:cluster', cluster.id, clusterSample);
+    if (this.isNews(`cluster:${cluster.id}`, clusterSample)) bus.publishCluster(clusterSample);
     await this.record(samples, sampledAt);
     await this.pruneHourly();
 

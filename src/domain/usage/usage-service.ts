@@ -47,12 +47,12 @@ export class UsageService {
   }
 
   async start(clusterIds: string[]): Promise<void> {
-    this.listen('usage:all', (s: TenantUsageSample) => {
+    this.listen(this.p.bus.allTenants(), (s) => {
       this.latest.set(s.tenantId, s);
       this.p.metrics.recordTenantSample(s);
     });
     for (const id of clusterIds) {
-      this.listen('usage:cluster', (s: ClusterUsageSample) => this.latestCluster.set(s.clusterId, s), id);
+      this.listen(this.p.bus.cluster(id), (s) => this.latestCluster.set(s.clusterId, s));
       const sampler = new UsageSampler({ ...this.p, cluster: await this.p.clusters.get(id) });
       this.samplers.set(id, sampler);
       sampler.start();
@@ -109,7 +109,7 @@ export class UsageService {
   /** One tenant's samples: the current value at once, then each published one. */
   watchTenant(tenantId: string): AsyncIterable<TenantUsageSample> {
     return this.watch(
-      () => this.p.bus.pubsub.subscribe('usage:tenant', tenantId),
+      () => this.p.bus.tenant(tenantId),
       async () => (await this.usageOf([tenantId]))[0] ?? null,
     );
   }
@@ -117,7 +117,7 @@ export class UsageService {
   /** Every tenant's samples (admins), or those `visible` lets through. */
   watchAll(visible: (s: TenantUsageSample) => boolean): AsyncIterable<TenantUsageSample> {
     return this.watch(
-      () => filter(visible)(this.p.bus.pubsub.subscribe('usage:all')),
+      () => filter(visible)(this.p.bus.allTenants()),
       async () => null,
       () => [...this.latest.values()].filter(visible),
     );
@@ -125,7 +125,7 @@ export class UsageService {
 
   watchCluster(clusterId: string): AsyncIterable<ClusterUsageSample> {
     return this.watch(
-      () => this.p.bus.pubsub.subscribe('usage:cluster', clusterId),
+      () => this.p.bus.cluster(clusterId),
       async () => this.latestCluster.get(clusterId) ?? null,
     );
   }
@@ -153,7 +153,7 @@ export class UsageService {
   private watching(delta: number): void {
     this.watchers += delta;
     this.p.metrics.subscribers.set(this.watchers);
-    const ping = () => this.p.bus.pubsub.publish('usage:demand', { replica: this.replica, at: Date.now() });
+    const ping = () => this.p.bus.publishDemand(this.replica);
     if (this.watchers > 0 && !this.demandTimer) {
       ping();
       this.demandTimer = setInterval(ping, this.p.timing.intervalMs);
@@ -164,8 +164,8 @@ export class UsageService {
     }
   }
 
-  private listen<K extends 'usage:all' | 'usage:cluster'>(topic: K, onValue: (v: any) => void, id?: string): void {
-    const iterator = (id ? this.p.bus.pubsub.subscribe(topic as 'usage:cluster', id) : this.p.bus.pubsub.subscribe(topic as 'usage:all'))[Symbol.asyncIterator]();
+  private listen<T>(source: AsyncIterable<T>, onValue: (v: T) => void): void {
+    const iterator = source[Symbol.asyncIterator]();
     this.listeners.push(iterator);
     void (async () => {
       for (let next = await iterator.next(); !next.done; next = await iterator.next()) onValue(next.value);

@@ -1,0 +1,315 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type pg from 'pg';
+import { pruneUsageHistory } from '../src/domain/usage/usage-sampler.js';
+import { subscribeSse, subscribeWs, until, wsClient } from './support/subscriptions.js';
+import { connectAs, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
+
+const USAGE = `subscription($slug: String) { connectionUsage(tenantSlug: $slug) { tenantSlug current max usagePercent peak24h byState { state count } busiest { pid query } sampledAt } }`;
+type Usage = { tenantSlug: string; current: number; max: number; usagePercent: number; peak24h: number; busiest: { pid: number; query: string }[] };
+const pickUsage = (d: any): Usage => d.connectionUsage;
+const last = <T>(xs: T[]) => xs[xs.length - 1];
+
+let t: TestTenantry;
+const sessions = new Set<pg.Client>();
+const credentials = new Map<string, string>();
+
+async function provision(tt: TestTenantry, slug: string, maxConnections = 10) {
+  const r = await tt.gql(PROVISION, { input: { slug, displayName: slug, maxConnections } });
+  assert.deepEqual(r.data.provisionTenant.userErrors, []);
+  credentials.set(slug, r.data.provisionTenant.connectionString);
+  return r.data.provisionTenant.tenant as { id: string; roleName: string };
+}
+async function open(slug: string): Promise<pg.Client> {
+  const c = await connectAs(credentials.get(slug)!);
+  sessions.add(c);
+  return c;
+}
+async function close(c: pg.Client): Promise<void> {
+  sessions.delete(c);
+  await c.end();
+}
+async function keyFor(slug: string, role = 'TENANT_READER'): Promise<string> {
+  const r = await t.gql(`mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { key } }`, { input: { name: `${slug} key`, role, tenantSlug: slug } });
+  return r.data.createApiKey.key;
+}
+
+before(async () => {
+  t = await startTestTenantry({ env: { USAGE_SAMPLE_MS: '200', USAGE_IDLE_SAMPLE_MS: '2000', MAX_SUBSCRIPTIONS_PER_SOCKET: '20' } });
+  await provision(t, 'watched', 10);
+  await provision(t, 'other', 10);
+  await provision(t, 'busy', 4);
+});
+after(async () => {
+  await Promise.all([...sessions].map((c) => c.end().catch(() => undefined)));
+  await t.cleanup();
+});
+
+const sampler = (tt: TestTenantry) => tt.app.deps.usage.sampler(tt.app.deps.clusters.defaultCluster.id)!;
+
+describe('subscriptions', () => {
+  test('a graphql-ws and an SSE subscriber see current follow real connections', async () => {
+    const client = wsClient(t.url, t.adminKey);
+    const ws = subscribeWs(client, USAGE, { slug: 'watched' }, pickUsage);
+    const sse = subscribeSse(t.url, t.adminKey, USAGE, { slug: 'watched' }, pickUsage);
+    try {
+      for (const sub of [ws, sse]) await until(() => last(sub.values)?.current, (c) => c === 0, 'a first value of 0');
+      const a = await open('watched');
+      const b = await open('watched');
+      for (const sub of [ws, sse]) await until(() => last(sub.values)?.current, (c) => c === 2, 'current = 2');
+      assert.equal(last(ws.values)!.max, 10);
+      assert.equal(last(ws.values)!.usagePercent, 20);
+      await close(a);
+      for (const sub of [ws, sse]) await until(() => last(sub.values)?.current, (c) => c === 1, 'current = 1');
+      await close(b);
+      for (const sub of [ws, sse]) await until(() => last(sub.values)?.current, (c) => c === 0, 'current = 0');
+      assert.ok(last(ws.values)!.peak24h >= 2);
+      assert.deepEqual([ws.errors, sse.errors], [[], []]);
+    } finally {
+      ws.stop();
+      sse.stop();
+      await client.dispose();
+    }
+  });
+
+  test('200 subscribers on one tenant: still one pg_stat_activity query per interval', async () => {
+    const clients = Array.from({ length: 10 }, () => wsClient(t.url, t.adminKey));
+    const subs = clients.flatMap((c) => Array.from({ length: 20 }, () => subscribeWs(c, USAGE, { slug: 'watched' }, pickUsage)));
+    try {
+      await until(() => subs.filter((s) => s.values.length > 0).length, (n) => n === 200, 'a first value for all 200');
+      const metrics = await (await fetch(`${t.url}/metrics`)).text();
+      assert.match(metrics, /^tenantry_usage_subscribers 200$/m);
+
+      // Counted on the cluster's admin connection: every statement that reads pg_stat_activity,
+      // from the sampler or anyone else, against the samples taken meanwhile.
+      const s = sampler(t);
+      const cluster = t.app.deps.clusters.defaultCluster;
+      const before = { samples: s.stats.samples, reads: cluster.stats.activityReads };
+      const c = await open('watched');
+      await until(() => subs.filter((x) => last(x.values)?.current === 1).length, (n) => n === 200, 'all 200 to see current = 1');
+      await until(() => s.stats.samples, (n) => n >= before.samples + 10, '10 more samples');
+      const samples = s.stats.samples - before.samples;
+      const reads = cluster.stats.activityReads - before.reads;
+      // ±1: a sample may be between its read and its count at either end of the window.
+      assert.ok(Math.abs(reads - samples) <= 1, `${reads} pg_stat_activity reads for ${samples} samples with 200 subscribers`);
+      await close(c);
+    } finally {
+      for (const sub of subs) sub.stop();
+      await Promise.all(clients.map((c) => c.dispose()));
+    }
+  });
+
+  test('a socket holds at most MAX_SUBSCRIPTIONS_PER_SOCKET operations', async () => {
+    const client = wsClient(t.url, t.adminKey);
+    const subs = Array.from({ length: 21 }, () => subscribeWs(client, USAGE, { slug: 'watched' }, pickUsage));
+    try {
+      await until(() => subs.filter((s) => s.values.length > 0 || s.errors.length > 0).length, (n) => n === 21, 'all 21 to answer');
+      const refused = subs.filter((s) => s.errors.length > 0);
+      assert.equal(refused.length, 1);
+      assert.match(JSON.stringify(refused[0]!.errors), /at most 20 operations per connection/);
+    } finally {
+      for (const sub of subs) sub.stop();
+      await client.dispose();
+    }
+  });
+
+  test('a tenant key may subscribe to its own tenant only; no key is refused at connection_init', async () => {
+    const key = await keyFor('watched');
+    const mine = wsClient(t.url, key);
+    const own = subscribeWs(mine, USAGE, { slug: 'watched' }, pickUsage);
+    const implicit = subscribeWs(mine, USAGE, {}, pickUsage);
+    const theirs = subscribeWs(mine, USAGE, { slug: 'other' }, pickUsage);
+    const sseTheirs = subscribeSse(t.url, key, USAGE, { slug: 'other' }, pickUsage);
+    let closedWith = 0;
+    const anonymous = wsClient(t.url, null, (code) => (closedWith = code));
+    const none = subscribeWs(anonymous, USAGE, { slug: 'watched' }, pickUsage);
+    try {
+      await until(() => own.values.length && implicit.values.length, Boolean, 'own values');
+      assert.equal(own.values[0]!.tenantSlug, 'watched');
+      assert.equal(implicit.values[0]!.tenantSlug, 'watched');
+      await until(() => theirs.errors.length, Boolean, 'an error for another tenant');
+      assert.match(JSON.stringify(theirs.errors), /no tenant other/);
+      assert.deepEqual(theirs.values, []);
+      await until(() => sseTheirs.errors.length, Boolean, 'an SSE error for another tenant');
+      assert.deepEqual(sseTheirs.values, []);
+      await until(() => closedWith, (c) => c !== 0, 'the anonymous socket to close');
+      assert.equal(closedWith, 4403);
+      assert.deepEqual(none.values, []);
+
+      // clusterUsage is for admins.
+      const cluster = subscribeWs(mine, `subscription($id: ID!) { clusterUsage(clusterId: $id) { current } }`, { id: t.app.deps.clusters.defaultCluster.id }, (d) => d);
+      await until(() => cluster.errors.length, Boolean, 'clusterUsage refused');
+      assert.match(JSON.stringify(cluster.errors), /FORBIDDEN|not allowed/);
+
+    } finally {
+      for (const s of [own, implicit, theirs, sseTheirs, none]) s.stop();
+      await mine.dispose();
+      await anonymous.dispose();
+    }
+  });
+
+  test('an admin subscribes to every tenant, and to the cluster', async () => {
+    const client = wsClient(t.url, t.adminKey);
+    const all = subscribeWs(client, USAGE, {}, pickUsage);
+    const cluster = subscribeWs(client, `subscription($id: ID!) { clusterUsage(clusterId: $id) { current tenantConnections tenantCount maxConnections sampledAt } }`, { id: t.app.deps.clusters.defaultCluster.id }, (d) => d.clusterUsage);
+    try {
+      await until(() => new Set(all.values.map((v) => v.tenantSlug)).size, (n) => n >= 3, 'values for every tenant');
+      const c = await open('other');
+      await until(() => last(cluster.values)?.tenantConnections, (n) => n >= 1, 'the cluster to count the session');
+      assert.equal(last(cluster.values).tenantCount, 3);
+      await close(c);
+    } finally {
+      all.stop();
+      cluster.stop();
+      await client.dispose();
+    }
+  });
+});
+
+describe('what the API shows', () => {
+  test('query text is cut to 100 characters with literals masked, in connections and in the busiest backends', async () => {
+    const c = await open('busy');
+    const pid = (await c.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+    const running = c.query(`SELECT pg_sleep(30), 'card 4111-1111-1111-1111' AS secret, 31337 AS n, '${'x'.repeat(200)}' AS padding`).catch(() => undefined);
+    try {
+      const connections = await until(
+        async () => (await t.gql(`{ tenant(slug: "busy") { connections { pid state applicationName durationSeconds query } } }`)).data.tenant.connections,
+        (rows: any[]) => rows.some((r) => r.state === 'active'),
+        'the active query',
+      );
+      const row = connections.find((r: any) => r.pid === pid);
+      assert.equal(row.query, 'SELECT pg_sleep(?), ? AS secret, ? AS n, ? AS padding');
+      assert.ok(row.query.length <= 100);
+      const usage = await until(
+        async () => (await t.gql(`{ tenant(slug: "busy") { usage { busiest { pid query } } } }`)).data.tenant.usage,
+        (u: any) => u.busiest.length > 0,
+        'a busiest backend',
+      );
+      assert.deepEqual(usage.busiest[0], { pid, query: 'SELECT pg_sleep(?), ? AS secret, ? AS n, ? AS padding' });
+      const all = JSON.stringify(connections) + JSON.stringify(usage);
+      assert.ok(!all.includes('4111') && !all.includes('31337') && !all.includes('xxxx'));
+    } finally {
+      await t.gql(`mutation($pid: Int!) { terminateConnection(input: { slug: "busy", pid: $pid }) { userErrors { code } } }`, { pid });
+      await running;
+      sessions.delete(c);
+    }
+  });
+
+  test('tenants ordered by USAGE_PERCENT: closest to the limit first, paginated, one query per page', async () => {
+    const held = [await open('busy'), await open('busy'), await open('busy'), await open('watched')];
+    try {
+      await until(
+        async () => (await t.app.deps.db.tenantUsage.findMany({ where: { current: { gt: 0 } }, include: { tenant: true } })).map((u) => `${u.tenant.slug}=${u.current}`).sort().join(','),
+        (v) => v === 'busy=3,watched=1',
+        'samples recorded',
+      );
+      const q = `query($after: String) { tenants(first: 2, after: $after, orderBy: { field: USAGE_PERCENT, direction: DESC }) {
+        edges { node { slug usage { usagePercent } } } pageInfo { hasNextPage endCursor } } }`;
+      const count = t.app.deps.controlQueries.queries;
+      const first = await t.gql(q, {});
+      const spent = t.app.deps.controlQueries.queries - count;
+      assert.deepEqual(first.data.tenants.edges.map((e: any) => e.node.slug), ['busy', 'watched']);
+      assert.equal(first.data.tenants.edges[0].node.usage.usagePercent, 75);
+      const second = await t.gql(q, { after: first.data.tenants.pageInfo.endCursor });
+      assert.deepEqual(second.data.tenants.edges.map((e: any) => e.node.slug), ['other']);
+      assert.ok(spent <= 4, `${spent} control-database queries for a page`);
+    } finally {
+      for (const c of held) await close(c);
+    }
+  });
+
+  test('usage history records per-minute maxima and prunes what is older than the retention', async () => {
+    const tenant = await t.app.deps.db.tenant.findUniqueOrThrow({ where: { slug: 'busy' } });
+    const held = [await open('busy'), await open('busy'), await open('busy')];
+    try {
+      await until(
+        async () => (await t.gql(`{ tenant(slug: "busy") { usageHistory(range: HOUR) { minute peakConnections maxConnections } } }`)).data.tenant.usageHistory,
+        (history: any[]) => history.some((p) => p.peakConnections === 3 && p.maxConnections === 4),
+        'a minute with a peak of 3',
+      );
+    } finally {
+      for (const c of held) await close(c);
+    }
+
+    const old = new Date(Date.now() - 9 * 86_400_000);
+    old.setSeconds(0, 0);
+    await t.app.deps.db.usageMinute.create({ data: { tenantId: tenant.id, minute: old, peakConnections: 4, maxConnections: 4 } });
+    const week = (await t.gql(`{ tenant(slug: "busy") { usageHistory(range: WEEK) { minute } } }`)).data.tenant.usageHistory;
+    assert.ok(!week.some((p: any) => Date.parse(p.minute) === old.getTime()), 'WEEK covers 7 days');
+    const removed = await pruneUsageHistory(t.app.deps.db, 8);
+    assert.ok(removed >= 1);
+    assert.equal(await t.app.deps.db.usageMinute.count({ where: { tenantId: tenant.id, minute: old } }), 0);
+    assert.ok((await t.app.deps.db.usageMinute.count({ where: { tenantId: tenant.id } })) >= 1, 'recent minutes stay');
+  });
+
+  test('/metrics has per-tenant usage, quota updates, samples and their duration', async () => {
+    await t.gql(`mutation { updateTenantQuota(input: { slug: "other", maxConnections: 11 }) { userErrors { code } } }`);
+    const full = [await open('busy'), await open('busy'), await open('busy'), await open('busy')];
+    const metrics = () => fetch(`${t.url}/metrics`).then((r) => r.text());
+    let text: string;
+    try {
+      text = await until(metrics, (m) => /^tenantry_tenant_connection_limit\{tenant="other"\} 11$/m.test(m) && /tenantry_tenant_at_limit_samples_total\{tenant="busy"\} [1-9]/.test(m), 'the next sample in /metrics');
+    } finally {
+      for (const c of full) await close(c);
+    }
+    assert.match(text, /^tenantry_tenant_connections\{tenant="watched"\} \d+$/m);
+    assert.match(text, /^tenantry_tenant_connection_usage_ratio\{tenant="busy"\} [\d.]+$/m);
+    assert.match(text, /^tenantry_quota_updates_total 1$/m);
+    assert.match(text, /^tenantry_usage_samples_total\{cluster="default"\} [1-9]\d*$/m);
+    assert.match(text, /^tenantry_usage_sample_duration_seconds_count\{cluster="default"\} [1-9]\d*$/m);
+    assert.match(text, /^tenantry_tenant_at_limit_samples_total\{tenant="busy"\} [1-9]\d*$/m);
+  });
+});
+
+describe('replicas', () => {
+  test('two servers sharing Redis: one samples, a subscriber on the other sees its samples, and the other takes over when it dies', async () => {
+    const env = { REDIS_URL: 'redis://127.0.0.1:6379', USAGE_SAMPLE_MS: '200', USAGE_IDLE_SAMPLE_MS: '1000' };
+    const a = await startTestTenantry({ env });
+    const b = await startTestTenantry({ env, shareWith: a });
+    let client: ReturnType<typeof wsClient> | undefined;
+    try {
+      const r = await a.gql(PROVISION, { input: { slug: 'shared', displayName: 'shared', maxConnections: 5 } });
+      const cs = r.data.provisionTenant.connectionString as string;
+      await until(() => sampler(a).stats.leader || sampler(b).stats.leader, Boolean, 'a leader');
+      const [leader, follower] = sampler(a).stats.leader ? [a, b] : [b, a];
+      assert.equal(sampler(follower).stats.activityQueries, 0, `only the leader reads pg_stat_activity (${JSON.stringify([sampler(leader).stats, sampler(follower).stats])})`);
+
+      client = wsClient(follower.url, follower.adminKey);
+      const sub = subscribeWs(client, USAGE, { slug: 'shared' }, pickUsage);
+      const s1 = await connectAs(cs);
+      sessions.add(s1);
+      await until(() => last(sub.values)?.current, (c) => c === 1, 'the follower\'s subscriber to see the leader\'s sample');
+      assert.equal(sampler(follower).stats.activityQueries, 0);
+      // At most one read for the first value, if the leader's samples had not reached it yet.
+      assert.ok(follower.app.deps.usage.stats.liveReads <= 1);
+
+      await leader.stop();
+      await until(() => sampler(follower).stats.leader, Boolean, 'the follower to take over');
+      const s2 = await connectAs(cs);
+      sessions.add(s2);
+      await until(() => last(sub.values)?.current, (c) => c === 2, 'samples from the new leader');
+      sub.stop();
+    } finally {
+      await client?.dispose();
+      await b.stop();
+      await a.cleanup();
+      await b.cleanup().catch(() => undefined);
+    }
+  });
+
+  test('the first subscriber gets a value at once, not after an interval', async () => {
+    // Ten-minute intervals: a value that waited for the next sample would time this test out.
+    const slow = await startTestTenantry({ env: { USAGE_SAMPLE_MS: '600000', USAGE_IDLE_SAMPLE_MS: '600000' } });
+    const client = wsClient(slow.url, slow.adminKey);
+    try {
+      await slow.gql(PROVISION, { input: { slug: 'patient', displayName: 'p', maxConnections: 5 } });
+      const sub = subscribeWs(client, USAGE, { slug: 'patient' }, pickUsage);
+      const first = await until(() => sub.values[0], Boolean, 'the first value');
+      assert.equal(first!.current, 0);
+      sub.stop();
+    } finally {
+      await client.dispose();
+      await slow.cleanup();
+    }
+  });
+});
