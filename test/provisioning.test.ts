@@ -68,7 +68,9 @@ describe('provisionTenant', () => {
       const gin = await inside.query(`SELECT indexdef FROM pg_indexes WHERE tablename = 'documents' AND indexdef LIKE '%USING gin (content)%'`);
       assert.equal(gin.rowCount, 1);
       const version = await inside.query(`SELECT "Component", "Version", "AppliedBy", "Description" FROM "__SchemaVersion"`);
-      assert.deepEqual(version.rows, [{ Component: 'Tenant', Version: '1.0.0', AppliedBy: `ADMIN_API_KEY (${t.adminKey.slice(0, 11)})`, Description: 'provisioned from template default 1.0.0' }]);
+      assert.deepEqual(version.rows, [{ Component: 'Tenant', Version: '1.1.0', AppliedBy: `ADMIN_API_KEY (${t.adminKey.slice(0, 11)})`, Description: 'provisioned from template default 1.1.0' }]);
+      const deleted = await inside.query(`SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_documents_deleted_at'`);
+      assert.equal(deleted.rowCount, 1, 'the newest version (1.1.0) is the default');
     } finally {
       await inside.end();
     }
@@ -76,7 +78,7 @@ describe('provisionTenant', () => {
     const audit = await t.gql(`{ auditEvents(first: 10, filter: { tenantSlug: "acme-dev" }) { edges { node { action actor subject correlationId metadata } } } }`);
     const actions = audit.data.auditEvents.edges.map((e: any) => e.node.action);
     assert.deepEqual(actions, ['tenant.provisioned', 'tenant.provision.started']);
-    assert.deepEqual(audit.data.auditEvents.edges[0].node.metadata, { databaseName: name, roleName: name, maxConnections: 12, template: 'default', templateVersion: '1.0.0' });
+    assert.deepEqual(audit.data.auditEvents.edges[0].node.metadata, { databaseName: name, roleName: name, maxConnections: 12, template: 'default', templateVersion: '1.1.0' });
 
     // The returned connection string works, as the tenant, who owns its tables.
     const tenant = await connectAs(p.connectionString);

@@ -41,7 +41,7 @@ test('each template version is prepared once, sealed, and tenants are copied fro
   const templates = await templateDatabases();
   assert.equal(templates.length, 1);
   assert.deepEqual({ ...templates[0], datname: undefined }, { datname: undefined, datistemplate: true, datallowconn: false });
-  assert.match(templates[0].datname, /_tpl_default_1_0_0_[0-9a-f]{10}$/);
+  assert.match(templates[0].datname, /_tpl_default_1_1_0_[0-9a-f]{10}$/);
 });
 
 test('a required extension the server lacks, or lacks at the minimum version: EXTENSION_UNAVAILABLE, nothing left', async () => {

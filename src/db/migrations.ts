@@ -20,6 +20,16 @@ export interface MigrationLedger {
 
 export class MigrationChecksumError extends Error {}
 
+/** One migration failed; it was rolled back, those before it stay applied. */
+export class MigrationFailedError extends Error {
+  constructor(
+    readonly migration: string,
+    cause: unknown,
+  ) {
+    super(`migration ${migration} failed: ${(cause as Error).message}`, { cause });
+  }
+}
+
 export function checksumOf(sql: string): string {
   return createHash('sha256').update(sql).digest('hex');
 }
@@ -33,7 +43,7 @@ export async function applyMigrations(
   client: pg.ClientBase,
   migrations: readonly Migration[],
   ledger: MigrationLedger,
-  options: { lockKey: bigint; onApplied?: (m: Migration) => void },
+  options: { lockKey: bigint; onApplied?: (m: Migration) => void | Promise<void> },
 ): Promise<Migration[]> {
   await client.query('SELECT pg_advisory_lock($1)', [options.lockKey.toString()]);
   try {
@@ -59,9 +69,9 @@ export async function applyMigrations(
         await client.query('COMMIT');
       } catch (err) {
         await client.query('ROLLBACK');
-        throw new Error(`migration ${m.name} failed: ${(err as Error).message}`, { cause: err });
+        throw new MigrationFailedError(m.name, err);
       }
-      options.onApplied?.(m);
+      await options.onApplied?.(m);
     }
     return pending;
   } finally {

@@ -13,6 +13,7 @@ export const USER_ERROR_CODES = [
   'EXTENSION_UNAVAILABLE',
   'TENANT_BUSY',
   'PROVISIONING_FAILED',
+  'UPGRADE_FAILED',
 ] as const;
 
 export type UserErrorCode = (typeof USER_ERROR_CODES)[number];

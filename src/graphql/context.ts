@@ -2,6 +2,14 @@ import { randomUUID } from 'node:crypto';
 import DataLoader from 'dataloader';
 import type { ServerFacts } from '../db/cluster-admin.js';
 import type { PoolStats } from '../domain/pools/pooler-driver.js';
+import { availableExtensions } from '../sql/extensions.sql.js';
+
+export interface OfferedExtension {
+  name: string;
+  default_version: string | null;
+  comment: string | null;
+  versions: string[];
+}
 import type { OperationContext } from '../domain/audit/audit-log.js';
 import type { Deps } from '../domain/deps.js';
 import { authenticate, type AuthenticationResult } from '../domain/keys/api-keys.js';
@@ -19,6 +27,10 @@ export interface GraphQLContext {
   readonly op: OperationContext;
   /** Live facts about each cluster, read at most once per request. */
   readonly clusterFacts: DataLoader<string, ServerFacts>;
+  /** What each cluster's server offers (pg_available_extension_versions), read at most once per request. */
+  readonly clusterExtensions: DataLoader<string, OfferedExtension[]>;
+  /** Extensions Tenantry recorded per tenant, batched for a page. */
+  readonly tenantExtensions: DataLoader<string, { name: string; version: string }[]>;
   /** The pooler's SHOW POOLS, read at most once per request (null without a reachable pooler). */
   readonly poolStats: () => Promise<Map<string, PoolStats> | null>;
 }
@@ -43,6 +55,13 @@ export async function createContext(deps: Deps, given: { authorization: string |
     clusterFacts: new DataLoader(async (ids) =>
       Promise.all(ids.map(async (id) => (await deps.clusters.get(id)).facts().catch((e: Error) => e))),
     ),
+    clusterExtensions: new DataLoader(async (ids) =>
+      Promise.all(ids.map(async (id) => (await deps.clusters.get(id)).query<OfferedExtension>(availableExtensions).then((r) => r.rows, (e: Error) => e))),
+    ),
+    tenantExtensions: new DataLoader(async (ids) => {
+      const rows = await deps.db.tenantExtension.findMany({ where: { tenantId: { in: [...ids] } } });
+      return ids.map((id) => rows.filter((r) => r.tenantId === id));
+    }),
     poolStats: once(() => deps.pools.driver?.stats().catch(() => null) ?? Promise.resolve(null)),
   };
 }

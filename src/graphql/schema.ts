@@ -11,6 +11,7 @@ import './nodes/SchemaTemplate.js';
 import './nodes/Pool.js';
 import './nodes/ConnectionUsage.js';
 import './nodes/ClusterUsage.js';
+import './nodes/Extension.js';
 import './mutations/provisionTenant.js';
 import './mutations/deprovisionTenant.js';
 import './mutations/createApiKey.js';
@@ -18,6 +19,8 @@ import './mutations/revokeApiKey.js';
 import './mutations/updateTenantQuota.js';
 import './mutations/terminateConnection.js';
 import './mutations/reconcilePools.js';
+import './mutations/upgradeTenantSchema.js';
+import './mutations/updateTenantExtensions.js';
 import './subscriptions/connectionUsage.js';
 import './subscriptions/clusterUsage.js';
 

@@ -3,6 +3,9 @@ import type { MigrationLedger } from '../../db/migrations.js';
 
 export const TENANT_COMPONENT = 'Tenant';
 
+/** Advisory lock taken while a tenant or template database's schema moves (per database). */
+export const SCHEMA_MIGRATION_LOCK = 0x7e4a4e7an;
+
 /**
  * `__SchemaVersion` in a tenant (or template) database: one row per component holding
  * the version it is at. Every template version up to that one counts as applied.

@@ -5,9 +5,16 @@ import semver from 'semver';
 import { z } from 'zod';
 import { checksumOf, type Migration } from '../../db/migrations.js';
 
-const extensionRequirement = z.object({ name: z.string().regex(/^[a-z0-9_-]+$/), minVersion: z.string().optional() });
+const extensionRequirement = z.object({
+  name: z.string().regex(/^[a-z0-9_-]+$/),
+  minVersion: z.string().optional(),
+  /** Keep it at the newest version the server offers: below that it is OUTDATED. */
+  track: z.boolean().default(false),
+});
 const manifestSchema = z.object({
   description: z.string(),
+  /** Tables every tenant database of this version must have (readiness checks them). */
+  tables: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)).default([]),
   extensions: z.object({
     required: z.array(extensionRequirement).default([]),
     optional: z.array(extensionRequirement).default([]),
@@ -20,6 +27,7 @@ export interface TemplateVersion {
   template: string;
   version: string;
   description: string;
+  tables: string[];
   extensions: { required: ExtensionRequirement[]; optional: ExtensionRequirement[] };
   /** The SQL that brings the previous version to this one (the first version: from empty). */
   migration: Migration;
@@ -53,6 +61,7 @@ export class TemplateCatalog {
           template: name,
           version,
           description: manifest.description,
+          tables: manifest.tables,
           extensions: manifest.extensions,
           migration: { name: version, sql, checksum: checksumOf(sql), description: manifest.description },
         });
@@ -77,6 +86,11 @@ export class TemplateCatalog {
     if (!template) return undefined;
     if (!version) return template.versions.at(-1);
     return template.versions.find((v) => v.version === version);
+  }
+
+  /** The steps after `from` up to and including `to`, oldest first. */
+  stepsBetween(from: string, to: TemplateVersion): TemplateVersion[] {
+    return this.stepsTo(to).filter((v) => semver.gt(v.version, from));
   }
 
   /** Every step from empty up to and including `target`. */

@@ -3,7 +3,7 @@ import { applyMigrations } from '../../db/migrations.js';
 import type { Logger } from '../../logger.js';
 import { createEmptyDatabase, databaseExists, dropDatabase, revokeConnectFromPublic, sealTemplateDatabase, unsealTemplateDatabase } from '../../sql/databases.sql.js';
 import { installExtensions } from '../extensions/install-extensions.js';
-import { schemaVersionLedger, TENANT_COMPONENT } from './schema-version-ledger.js';
+import { SCHEMA_MIGRATION_LOCK, schemaVersionLedger, TENANT_COMPONENT } from './schema-version-ledger.js';
 import type { TemplateCatalog, TemplateVersion } from './template-catalog.js';
 
 /**
@@ -72,7 +72,7 @@ export class TemplateDatabases {
             client,
             steps.map((s) => s.migration),
             schemaVersionLedger({ component: TENANT_COMPONENT, appliedBy: 'tenantry' }),
-            { lockKey: 0x7e4a4e7an },
+            { lockKey: SCHEMA_MIGRATION_LOCK },
           );
         });
         await cluster.query(revokeConnectFromPublic(name));

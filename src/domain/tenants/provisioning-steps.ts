@@ -13,6 +13,9 @@ import { createTenantRole, roleExists, setRoleConnectionLimit, setRolePassword }
 import type { Deps } from '../deps.js';
 import type { TemplateVersion } from '../templates/template-catalog.js';
 import { TENANT_COMPONENT } from '../templates/schema-version-ledger.js';
+import { mirrorSchemaVersion, readSchemaVersion } from '../templates/schema-version-record.js';
+import { recordExtensions } from '../extensions/tenant-extensions.js';
+import { installedExtensions } from '../../sql/extensions.sql.js';
 import { generatePassword, scramSha256Verifier } from './credentials.js';
 
 /** The provisioning state machine, in order. A tenant row records the last step that completed. */
@@ -66,20 +69,17 @@ export const runStep: Record<ProvisionStep, (ctx: StepContext) => Promise<void>>
 
   async SCHEMA_VERSION({ deps, cluster, tenant, template, actor }) {
     const row = await cluster.withDatabase(tenant.databaseName, async (client) => {
-      const { rows } = await client.query<{ Version: string; AppliedAt: Date; AppliedBy: string | null; Description: string | null }>(
-        `UPDATE public."__SchemaVersion" SET "AppliedAt" = now(), "AppliedBy" = $2, "Description" = $3
-         WHERE "Component" = $1 RETURNING "Version", "AppliedAt", "AppliedBy", "Description"`,
+      await client.query(
+        `UPDATE public."__SchemaVersion" SET "AppliedAt" = now(), "AppliedBy" = $2, "Description" = $3 WHERE "Component" = $1`,
         [TENANT_COMPONENT, actor, `provisioned from template ${template.template} ${template.version}`],
       );
-      if (!rows[0]) throw new Error(`${tenant.databaseName} has no ${TENANT_COMPONENT} row in __SchemaVersion`);
-      return rows[0];
+      const stamped = await readSchemaVersion(client);
+      if (!stamped) throw new Error(`${tenant.databaseName} has no ${TENANT_COMPONENT} row in __SchemaVersion`);
+      const { rows: extensions } = await client.query<{ name: string; version: string }>(installedExtensions);
+      return { stamped, extensions: new Map(extensions.map((e) => [e.name, e.version])) };
     });
-    const data = { version: row.Version, appliedAt: row.AppliedAt, appliedBy: row.AppliedBy, description: row.Description };
-    await deps.db.tenantSchemaVersion.upsert({
-      where: { tenantId_component: { tenantId: tenant.id, component: TENANT_COMPONENT } },
-      create: { tenantId: tenant.id, component: TENANT_COMPONENT, ...data },
-      update: data,
-    });
+    await mirrorSchemaVersion(deps.db, tenant.id, row.stamped);
+    await recordExtensions(deps.db, tenant.id, row.extensions);
   },
 
   async CREDENTIALS(ctx) {

@@ -1,0 +1,84 @@
+import type pg from 'pg';
+import { withAdvisoryLock } from '../../db/advisory-lock.js';
+import type { ControlClient } from '../../db/control-client.js';
+import type { Tenant } from '../../generated/prisma/client.js';
+import { availableExtensionVersions, createExtension, installedExtensions, updateExtension } from '../../sql/extensions.sql.js';
+import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
+import type { Deps } from '../deps.js';
+import { UserError } from '../errors.js';
+import type { TemplateVersion } from '../templates/template-catalog.js';
+import { tenantLockName } from '../tenants/provision-tenant.js';
+import { extensionReport, offeredVersions, type ExtensionReport } from './extension-status.js';
+import { compareExtensionVersions, meetsMinimum } from './extension-versions.js';
+
+/** The policy a tenant database answers to: its template version's. */
+export function policyOf(deps: Deps, tenant: Pick<Tenant, 'templateName' | 'templateVersion'>): TemplateVersion['extensions'] {
+  return deps.catalog.resolve(tenant.templateName, tenant.templateVersion)?.extensions ?? { required: [], optional: [] };
+}
+
+function policyNames(policy: TemplateVersion['extensions']): string[] {
+  return [...policy.required, ...policy.optional].map((e) => e.name);
+}
+
+/** Reads installed and offered versions inside a tenant database and judges them. */
+export async function readExtensionReport(client: pg.ClientBase, policy: TemplateVersion['extensions']): Promise<{ report: ExtensionReport[]; installed: Map<string, string> }> {
+  const [installed, offered] = await Promise.all([
+    client.query<{ name: string; version: string }>(installedExtensions),
+    client.query<{ name: string; version: string }>(availableExtensionVersions, [policyNames(policy)]),
+  ]);
+  const map = new Map(installed.rows.map((r) => [r.name, r.version]));
+  return { report: extensionReport(policy, map, offeredVersions(offered.rows)), installed: map };
+}
+
+/** Records what is installed (plpgsql aside), so lists show extension state without opening the database. */
+export async function recordExtensions(db: ControlClient, tenantId: string, installed: ReadonlyMap<string, string>): Promise<void> {
+  const rows = [...installed].filter(([name]) => name !== 'plpgsql');
+  await db.$transaction([
+    db.tenantExtension.deleteMany({ where: { tenantId, name: { notIn: rows.map(([name]) => name) } } }),
+    ...rows.map(([name, version]) =>
+      db.tenantExtension.upsert({ where: { tenantId_name: { tenantId, name } }, create: { tenantId, name, version }, update: { version, recordedAt: new Date() } }),
+    ),
+  ]);
+}
+
+export interface ExtensionUpdate {
+  tenant: Tenant;
+  before: ExtensionReport[];
+  after: ExtensionReport[];
+  /** What was done: "installed pg_trgm 1.6", "updated pg_trgm 1.3 → 1.6". */
+  changes: string[];
+}
+
+/** Installs missing extensions and updates outdated ones to the newest version the server offers. */
+export async function updateTenantExtensions(deps: Deps, op: OperationContext, input: { slug: string }, visible: (t: Tenant) => boolean = () => true): Promise<ExtensionUpdate> {
+  const found = await deps.db.tenant.findUnique({ where: { slug: input.slug } });
+  if (!found || !visible(found) || found.status === 'DEPROVISIONED') throw new UserError('NOT_FOUND', `no tenant ${input.slug}`, 'slug');
+  const cluster = await deps.clusters.get(found.clusterId);
+  return withAdvisoryLock(deps.controlPool, tenantLockName(cluster.id, found.databaseName), async () => {
+    const tenant = await deps.db.tenant.findUniqueOrThrow({ where: { id: found.id } });
+    if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') throw new UserError('TENANT_BUSY', `tenant ${tenant.slug} is ${tenant.status}`, 'slug');
+    const policy = policyOf(deps, tenant);
+    return cluster.withDatabase(tenant.databaseName, async (client) => {
+      const { report: before } = await readExtensionReport(client, policy);
+      const changes: string[] = [];
+      const offered = offeredVersions((await client.query<{ name: string; version: string }>(availableExtensionVersions, [policyNames(policy)])).rows);
+      for (const e of before) {
+        if (e.status !== 'MISSING' && e.status !== 'OUTDATED') continue;
+        const min = [...policy.required, ...policy.optional].find((p) => p.name === e.name)?.minVersion;
+        const target = (offered.get(e.name) ?? []).filter((v) => meetsMinimum(v, min)).sort(compareExtensionVersions).at(-1);
+        if (!target) continue;
+        if (e.status === 'MISSING') {
+          await client.query(createExtension(e.name, target));
+          changes.push(`installed ${e.name} ${target}`);
+        } else {
+          await client.query(updateExtension(e.name, target));
+          changes.push(`updated ${e.name} ${e.installedVersion} → ${target}`);
+        }
+        await recordAuditEvent(deps.db, op, { category: 'extension', action: 'tenant.extension.updated', tenant, subject: e.name, metadata: { from: e.installedVersion, to: target } });
+      }
+      const { report: after, installed } = await readExtensionReport(client, policy);
+      await recordExtensions(deps.db, tenant.id, installed);
+      return { tenant, before, after, changes };
+    });
+  });
+}

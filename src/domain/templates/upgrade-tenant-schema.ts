@@ -1,0 +1,92 @@
+import semver from 'semver';
+import { withAdvisoryLock } from '../../db/advisory-lock.js';
+import { applyMigrations, MigrationFailedError } from '../../db/migrations.js';
+import type { Tenant } from '../../generated/prisma/client.js';
+import { handTablesToTenant } from '../../sql/databases.sql.js';
+import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
+import type { Deps } from '../deps.js';
+import { UserError } from '../errors.js';
+import { installExtensions } from '../extensions/install-extensions.js';
+import { recordExtensions } from '../extensions/tenant-extensions.js';
+import { installedExtensions } from '../../sql/extensions.sql.js';
+import { tenantLockName } from '../tenants/provision-tenant.js';
+import { SCHEMA_MIGRATION_LOCK, schemaVersionLedger, TENANT_COMPONENT } from './schema-version-ledger.js';
+import { mirrorSchemaVersion, readSchemaVersion } from './schema-version-record.js';
+import type { TemplateVersion } from './template-catalog.js';
+
+export interface UpgradeResult {
+  tenant: Tenant;
+  fromVersion: string;
+  /** Where the tenant is now: the target, or the last step that succeeded. */
+  toVersion: string;
+  applied: string[];
+  failed: { version: string; message: string } | null;
+}
+
+/** The newest version with the tenant's major (crossing a major is a deliberate choice: name it). */
+export function defaultTarget(versions: readonly TemplateVersion[], current: string): TemplateVersion | undefined {
+  const major = semver.major(current);
+  return versions.filter((v) => semver.major(v.version) === major).at(-1);
+}
+
+/**
+ * Applies the template steps a tenant database is missing, in order, each in its own
+ * transaction together with its __SchemaVersion update, with an audit event per step.
+ * A failing step is rolled back alone: the tenant stays at the last good version, and
+ * the result (not an exception) says which step failed and why.
+ */
+export async function upgradeTenantSchema(
+  deps: Deps,
+  op: OperationContext,
+  input: { slug: string; targetVersion?: string | null },
+  visible: (t: Tenant) => boolean = () => true,
+): Promise<UpgradeResult> {
+  const found = await deps.db.tenant.findUnique({ where: { slug: input.slug } });
+  if (!found || !visible(found) || found.status === 'DEPROVISIONED') throw new UserError('NOT_FOUND', `no tenant ${input.slug}`, 'slug');
+  const template = deps.catalog.get(found.templateName);
+  if (!template) throw new UserError('TEMPLATE_NOT_FOUND', `tenant ${found.slug} uses template ${found.templateName}, which no longer exists`, 'slug');
+  const cluster = await deps.clusters.get(found.clusterId);
+
+  return withAdvisoryLock(deps.controlPool, tenantLockName(cluster.id, found.databaseName), async () => {
+    const tenant = await deps.db.tenant.findUniqueOrThrow({ where: { id: found.id } });
+    if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') {
+      throw new UserError('TENANT_BUSY', `tenant ${tenant.slug} is ${tenant.status}`, 'slug');
+    }
+    return cluster.withDatabase(tenant.databaseName, async (client) => {
+      const current = (await readSchemaVersion(client))?.version;
+      if (!current) throw new UserError('INVALID_INPUT', `${tenant.databaseName} has no ${TENANT_COMPONENT} version to upgrade from`, 'slug');
+      const target = input.targetVersion ? template.versions.find((v) => v.version === input.targetVersion) : defaultTarget(template.versions, current);
+      if (!target) throw new UserError('TEMPLATE_NOT_FOUND', `template ${template.name} has no version ${input.targetVersion}`, 'targetVersion');
+      if (semver.lt(target.version, current)) {
+        throw new UserError('INVALID_INPUT', `${tenant.slug} is at ${current}; schemas are not downgraded to ${target.version}`, 'targetVersion');
+      }
+
+      const applied: string[] = [];
+      let failed: UpgradeResult['failed'] = null;
+      const steps = deps.catalog.stepsBetween(current, target);
+      if (steps.length > 0) {
+        await installExtensions(client, target.extensions);
+        try {
+          await applyMigrations(client, steps.map((s) => s.migration), schemaVersionLedger({ component: TENANT_COMPONENT, appliedBy: op.actor }), {
+            lockKey: SCHEMA_MIGRATION_LOCK,
+            onApplied: async (m) => {
+              applied.push(m.name);
+              await recordAuditEvent(deps.db, op, { category: 'schema', action: 'tenant.schema.upgraded', tenant, subject: m.name, metadata: { version: m.name, description: m.description ?? null } });
+            },
+          });
+        } catch (err) {
+          if (!(err instanceof MigrationFailedError)) throw err;
+          failed = { version: err.migration, message: (err.cause as Error).message };
+          await recordAuditEvent(deps.db, op, { category: 'schema', action: 'tenant.schema.upgrade.failed', tenant, subject: err.migration, metadata: failed });
+        }
+        // Tables a step created belong to the tenant, like the template's.
+        await client.query(handTablesToTenant(tenant.roleName));
+      }
+      const now = (await readSchemaVersion(client))!;
+      await mirrorSchemaVersion(deps.db, tenant.id, now);
+      const { rows: extensions } = await client.query<{ name: string; version: string }>(installedExtensions);
+      await recordExtensions(deps.db, tenant.id, new Map(extensions.map((e) => [e.name, e.version])));
+      return { tenant: await deps.db.tenant.findUniqueOrThrow({ where: { id: tenant.id } }), fromVersion: current, toVersion: now.version, applied, failed };
+    });
+  });
+}

@@ -1,0 +1,67 @@
+import { extensionReport, type ExtensionReport } from '../../domain/extensions/extension-status.js';
+import { policyOf, readExtensionReport } from '../../domain/extensions/tenant-extensions.js';
+import { builder } from '../builder.js';
+import type { OfferedExtension } from '../context.js';
+import { ClusterRef } from './Cluster.js';
+import { TenantRef } from './Tenant.js';
+
+export const ExtensionStatusEnum = builder.enumType('ExtensionStatus', {
+  values: {
+    OK: { description: 'Installed, meeting the policy.' },
+    OUTDATED: { description: 'Below the minimum, or below the newest offered version when the policy tracks it; updateTenantExtensions fixes it.' },
+    MISSING: { description: 'Required, offered by the server, not installed; updateTenantExtensions installs it.' },
+    UNAVAILABLE: { description: 'Required, and the server does not offer it (at the minimum version).' },
+  },
+});
+
+export const InstalledExtensionRef = builder.objectRef<ExtensionReport>('InstalledExtension').implement({
+  description: 'One extension of a tenant\'s template policy, against the tenant database and the server.',
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    required: t.exposeBoolean('required'),
+    installedVersion: t.exposeString('installedVersion', { nullable: true }),
+    availableVersion: t.exposeString('availableVersion', { nullable: true, description: 'The newest version the server offers.' }),
+    requiredVersion: t.exposeString('requiredVersion', { nullable: true, description: 'The policy\'s minimum.' }),
+    status: t.field({ type: ExtensionStatusEnum, resolve: (e) => e.status }),
+  }),
+});
+
+const AvailableExtensionRef = builder.objectRef<OfferedExtension>('AvailableExtension').implement({
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    defaultVersion: t.exposeString('default_version', { nullable: true }),
+    versions: t.exposeStringList('versions'),
+    comment: t.exposeString('comment', { nullable: true }),
+  }),
+});
+
+builder.objectField(ClusterRef, 'extensions', (t) =>
+  t.field({
+    type: [AvailableExtensionRef],
+    description: 'What the server offers (pg_available_extensions).',
+    resolve: async (c, _, ctx) => {
+      const offered = await ctx.clusterExtensions.load(c.id);
+      return offered;
+    },
+  }),
+);
+
+builder.objectField(TenantRef, 'extensions', (t) =>
+  t.field({
+    type: [InstalledExtensionRef],
+    description:
+      'The template policy\'s extensions against this tenant. By default from what Tenantry last recorded (no connection to the tenant ' +
+      'database, so lists stay cheap); live: true reads the tenant database now.',
+    args: { live: t.arg.boolean({ defaultValue: false }) },
+    resolve: async (tenant, { live }, ctx) => {
+      if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') return [];
+      const policy = policyOf(ctx.deps, tenant);
+      if (live) {
+        const cluster = await ctx.deps.clusters.get(tenant.clusterId);
+        return cluster.withDatabase(tenant.databaseName, async (client) => (await readExtensionReport(client, policy)).report);
+      }
+      const [recorded, offered] = await Promise.all([ctx.tenantExtensions.load(tenant.id), ctx.clusterExtensions.load(tenant.clusterId)]);
+      return extensionReport(policy, new Map(recorded.map((e) => [e.name, e.version])), new Map(offered.map((o) => [o.name, o.versions])));
+    },
+  }),
+);
