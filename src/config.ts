@@ -27,6 +27,8 @@ const schema = z
     /** Per-minute usage history is kept this long. */
     USAGE_RETENTION_DAYS: positiveInt.default(8),
     MAX_SUBSCRIPTIONS_PER_SOCKET: positiveInt.default(20),
+    /** How often a server looks for fleet operations nobody is running (a stopped server's) to resume. */
+    OPERATION_RESUME_INTERVAL_MS: positiveInt.default(10_000),
     /** Unset: pgbouncer when the binary is found, else none. */
     POOLER: z.enum(['pgbouncer', 'pgcat', 'none']).optional(),
     /** Address and port of the pooler tenants connect to (and, for pgbouncer, where Tenantry starts it). */

@@ -19,8 +19,9 @@ import { schema } from './graphql/schema.js';
 import { checkReadiness } from './http/health.js';
 import { serveWebSockets } from './http/websocket.js';
 import { TenantryMetrics } from './metrics.js';
-import { UsageBus } from './domain/usage/usage-bus.js';
+import { EventBus } from './domain/events/event-bus.js';
 import { UsageService } from './domain/usage/usage-service.js';
+import { FleetOperations } from './domain/operations/fleet-operations.js';
 import type { Logger } from './logger.js';
 
 export interface Tenantry {
@@ -75,11 +76,13 @@ export async function startTenantry(options: { config: Config; serverUrl: string
     stack.push(() => pools.close());
 
     const metrics = new TenantryMetrics();
+    const events = EventBus.create({ redisUrl: config.REDIS_URL, prefix: config.REDIS_CHANNEL_PREFIX ?? `tenantry:${config.CONTROL_DATABASE}` });
+    stack.push(() => events.close());
     const usage = new UsageService({
       db,
       controlUrl: control.url,
       clusters,
-      bus: UsageBus.create({ redisUrl: config.REDIS_URL, prefix: config.REDIS_CHANNEL_PREFIX ?? `tenantry:${config.CONTROL_DATABASE}` }),
+      bus: events,
       metrics,
       logger,
       timing: {
@@ -92,7 +95,7 @@ export async function startTenantry(options: { config: Config; serverUrl: string
     });
     stack.push(() => usage.stop());
 
-    const deps: Deps = {
+    const deps = {
       config,
       logger,
       db,
@@ -104,9 +107,13 @@ export async function startTenantry(options: { config: Config; serverUrl: string
       pools,
       pooler: { kind: pooler.kind, description: pooler.description, address: pooler.driver?.address ?? null },
       usage,
+      events,
       metrics,
       hooks: options.hooks ?? {},
-    };
+    } as Omit<Deps, 'operations'> as Deps;
+    // Operations run the same domain code as single-tenant calls, so they need the rest first.
+    deps.operations = new FleetOperations(deps, control.url);
+    stack.push(() => deps.operations.stop());
     await usage.start([defaultCluster.id]);
 
     // A freshly started pooler knows no pools: the first reconciliation gives it every tenant's.
@@ -116,6 +123,7 @@ export async function startTenantry(options: { config: Config; serverUrl: string
       if (report.actions.length || report.outcome !== 'IN_SYNC') logger.info({ report }, 'pools reconciled');
     });
 
+    deps.operations.resumeUnfinished(config.OPERATION_RESUME_INTERVAL_MS);
     const { server, websockets } = await serve(deps, config);
     stack.push(async () => {
       await websockets.close();

@@ -5,6 +5,8 @@ import type { Logger } from '../logger.js';
 import type { ClusterRegistry } from './clusters/cluster-registry.js';
 import type { PoolSync } from './pools/pool-sync.js';
 import type { UsageService } from './usage/usage-service.js';
+import type { EventBus } from './events/event-bus.js';
+import type { FleetOperations } from './operations/fleet-operations.js';
 import type { TenantryMetrics } from '../metrics.js';
 import type { TemplateCatalog } from './templates/template-catalog.js';
 import type { TemplateDatabases } from './templates/template-databases.js';
@@ -13,6 +15,7 @@ import type { ProvisionStep } from './tenants/provisioning-steps.js';
 /** Test seams: let a test fail a step on purpose. Never set in production. */
 export interface Hooks {
   beforeProvisionStep?: (step: ProvisionStep, tenantSlug: string) => void | Promise<void>;
+  beforeOperationItem?: (kind: string, tenantSlug: string) => void | Promise<void>;
 }
 
 /** What the domain needs from the running service. */
@@ -32,6 +35,10 @@ export interface Deps {
   pooler: { kind: 'pgbouncer' | 'pgcat' | 'none'; description: string; address: { host: string; port: number } | null };
   /** Live connection usage: samplers, the latest samples, subscriptions. */
   usage: UsageService;
+  /** Pubsub for usage samples and operation progress (in process, or Redis). */
+  events: EventBus;
   metrics: TenantryMetrics;
+  /** Fleet-wide upgrades and extension updates (persisted, resumable). */
+  operations: FleetOperations;
   hooks: Hooks;
 }

@@ -12,6 +12,7 @@ import './nodes/Pool.js';
 import './nodes/ConnectionUsage.js';
 import './nodes/ClusterUsage.js';
 import './nodes/Extension.js';
+import './nodes/Operation.js';
 import './mutations/provisionTenant.js';
 import './mutations/deprovisionTenant.js';
 import './mutations/createApiKey.js';
@@ -21,7 +22,9 @@ import './mutations/terminateConnection.js';
 import './mutations/reconcilePools.js';
 import './mutations/upgradeTenantSchema.js';
 import './mutations/updateTenantExtensions.js';
+import './mutations/fleetOperations.js';
 import './subscriptions/connectionUsage.js';
 import './subscriptions/clusterUsage.js';
+import './subscriptions/operation.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -5,7 +5,7 @@ import type { ControlClient } from '../../db/control-client.js';
 import type { Logger } from '../../logger.js';
 import type { TenantryMetrics } from '../../metrics.js';
 import { tenantSessions } from '../../sql/activity.sql.js';
-import type { UsageBus } from './usage-bus.js';
+import type { EventBus } from '../events/event-bus.js';
 import { buildTenantSamples, percent, sampleSignature, type ClusterUsageSample, type SampledTenant, type SessionRow, type TenantUsageSample } from './usage-sample.js';
 
 export interface SamplerTiming {
@@ -43,7 +43,7 @@ export class UsageSampler {
       db: ControlClient;
       controlUrl: string;
       cluster: ClusterAdmin;
-      bus: UsageBus;
+      bus: EventBus;
       metrics: TenantryMetrics;
       logger: Logger;
       timing: SamplerTiming;

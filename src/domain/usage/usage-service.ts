@@ -5,7 +5,7 @@ import type { ControlClient } from '../../db/control-client.js';
 import type { Logger } from '../../logger.js';
 import type { TenantryMetrics } from '../../metrics.js';
 import { tenantSessions } from '../../sql/activity.sql.js';
-import type { UsageBus } from './usage-bus.js';
+import type { EventBus } from '../events/event-bus.js';
 import { UsageSampler, type SamplerTiming } from './usage-sampler.js';
 import { buildTenantSamples, type ClusterUsageSample, type SessionRow, type TenantUsageSample } from './usage-sample.js';
 
@@ -30,7 +30,7 @@ export class UsageService {
       db: ControlClient;
       controlUrl: string;
       clusters: ClusterRegistry;
-      bus: UsageBus;
+      bus: EventBus;
       metrics: TenantryMetrics;
       logger: Logger;
       timing: SamplerTiming;
@@ -38,7 +38,7 @@ export class UsageService {
     },
   ) {}
 
-  get bus(): UsageBus {
+  get bus(): EventBus {
     return this.p.bus;
   }
 
@@ -67,7 +67,6 @@ export class UsageService {
     clearInterval(this.demandTimer);
     await Promise.all([...this.samplers.values()].map((s) => s.stop()));
     await Promise.all(this.listeners.map((l) => l.return?.()));
-    await this.p.bus.close();
   }
 
   /** The latest sample of each tenant, when one was heard recently enough to be current. */

@@ -1,16 +1,16 @@
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
 import { createPubSub, type PubSub } from 'graphql-yoga';
 import { Redis } from 'ioredis';
-import type { ClusterUsageSample, TenantUsageSample } from './usage-sample.js';
+import type { ClusterUsageSample, TenantUsageSample } from '../usage/usage-sample.js';
 
 type Topics = Record<string, [unknown]>;
 
 /**
- * Where samples travel: in process by default; through Redis when REDIS_URL is set, so
+ * Where usage samples and operation progress travel: in process by default; through Redis when REDIS_URL is set, so
  * replica B's subscribers see what replica A sampled. Channel names carry a prefix (the
  * control database's name by default), so control planes sharing a Redis stay apart.
  */
-export class UsageBus {
+export class EventBus {
   private constructor(
     private readonly pubsub: PubSub<Topics>,
     private readonly prefix: string,
@@ -19,13 +19,13 @@ export class UsageBus {
     private readonly onClose: () => Promise<void>,
   ) {}
 
-  static create(options: { redisUrl?: string; prefix: string }): UsageBus {
-    if (!options.redisUrl) return new UsageBus(createPubSub<Topics>(), options.prefix, 'in-process', async () => {});
+  static create(options: { redisUrl?: string; prefix: string }): EventBus {
+    if (!options.redisUrl) return new EventBus(createPubSub<Topics>(), options.prefix, 'in-process', async () => {});
     const redis = { maxRetriesPerRequest: null } as const;
     const publishClient = new Redis(options.redisUrl, redis);
     const subscribeClient = new Redis(options.redisUrl, redis);
     const eventTarget = createRedisEventTarget({ publishClient, subscribeClient });
-    return new UsageBus(createPubSub<Topics>({ eventTarget }), options.prefix, 'redis', async () => {
+    return new EventBus(createPubSub<Topics>({ eventTarget }), options.prefix, 'redis', async () => {
       subscribeClient.disconnect();
       publishClient.disconnect();
     });
@@ -64,6 +64,15 @@ export class UsageBus {
 
   demand(): AsyncIterable<unknown> {
     return this.pubsub.subscribe(this.topic('usage:demand'));
+  }
+
+  /** A fleet operation moved (its row in the control database is the value). */
+  publishOperation(operationId: string): void {
+    this.pubsub.publish(this.topic(`operation:${operationId}`), { operationId });
+  }
+
+  operation(operationId: string): AsyncIterable<unknown> {
+    return this.pubsub.subscribe(this.topic(`operation:${operationId}`));
   }
 
   close(): Promise<void> {

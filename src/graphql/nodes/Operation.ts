@@ -1,0 +1,86 @@
+import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
+import type { Operation, OperationItem } from '../../generated/prisma/client.js';
+import { OperationItemStatus, OperationKind, OperationStatus } from '../../generated/prisma/enums.js';
+import { tenantsByIds } from '../../domain/tenants/tenant-queries.js';
+import { builder } from '../builder.js';
+import { isUuid } from '../ids.js';
+import { TenantRef } from './Tenant.js';
+
+export const OperationKindEnum = builder.enumType('OperationKind', { values: Object.values(OperationKind) });
+const OperationStatusEnum = builder.enumType('OperationStatus', {
+  values: {
+    PENDING: {},
+    RUNNING: {},
+    SUCCEEDED: { description: 'Every tenant done without error.' },
+    COMPLETED_WITH_ERRORS: { description: 'Every tenant tried; some failed (see results).' },
+    FAILED: { description: 'The canary failed: the rest was not run.' },
+  },
+});
+const OperationItemStatusEnum = builder.enumType('OperationResultStatus', { values: Object.values(OperationItemStatus) });
+
+const OperationResultRef = builder.objectRef<OperationItem>('OperationResult').implement({
+  description: 'What an operation did to one tenant.',
+  fields: (t) => ({
+    tenantSlug: t.exposeString('tenantSlug'),
+    tenant: t.loadable({ type: TenantRef, nullable: true, load: (ids: string[], ctx) => tenantsByIds(ctx.deps.db, ids), resolve: (i) => i.tenantId }),
+    position: t.exposeInt('position'),
+    status: t.field({ type: OperationItemStatusEnum, resolve: (i) => i.status }),
+    message: t.exposeString('message', { nullable: true }),
+    fromVersion: t.exposeString('fromVersion', { nullable: true }),
+    toVersion: t.exposeString('toVersion', { nullable: true }),
+    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
+    finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
+  }),
+});
+
+export const OperationRef = builder.objectRef<Operation>('Operation');
+
+builder.node(OperationRef, {
+  description: 'A fleet-wide operation (admins only): persisted, run with bounded concurrency after a canary, resumed after a restart.',
+  id: { resolve: (o) => o.id },
+  loadMany: async (ids, ctx) => {
+    if (ctx.viewer?.role !== 'ADMIN') return ids.map(() => null);
+    const rows = await ctx.deps.db.operation.findMany({ where: { id: { in: ids.filter(isUuid) } } });
+    return ids.map((id) => rows.find((r) => r.id === id) ?? null);
+  },
+  fields: (t) => ({
+    kind: t.field({ type: OperationKindEnum, resolve: (o) => o.kind }),
+    status: t.field({ type: OperationStatusEnum, resolve: (o) => o.status }),
+    template: t.string({ resolve: (o) => (o.params as { template: string }).template }),
+    targetVersion: t.string({ nullable: true, resolve: (o) => (o.params as { targetVersion: string | null }).targetVersion }),
+    total: t.exposeInt('total'),
+    done: t.exposeInt('done', { description: 'Tenants finished, successfully or not.' }),
+    failed: t.exposeInt('failed'),
+    succeeded: t.int({ resolve: (o) => o.done - o.failed }),
+    canarySize: t.exposeInt('canarySize'),
+    concurrency: t.exposeInt('concurrency'),
+    createdBy: t.exposeString('createdBy'),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
+    finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
+    error: t.exposeString('error', { nullable: true }),
+    results: t.field({
+      type: [OperationResultRef],
+      description: 'Per tenant, in the order they are run.',
+      args: { status: t.arg({ type: [OperationItemStatusEnum], required: false }) },
+      resolve: (o, args, ctx) =>
+        ctx.deps.db.operationItem.findMany({ where: { operationId: o.id, ...(args.status?.length ? { status: { in: args.status } } : {}) }, orderBy: { position: 'asc' } }),
+    }),
+  }),
+});
+
+builder.queryField('operations', (t) =>
+  t.connection({
+    type: OperationRef,
+    description: 'Fleet operations, newest first (admins only).',
+    authScopes: { admin: true },
+    resolve: (_, args, ctx) =>
+      resolveCursorConnection({ args, toCursor: (o: Operation) => o.id }, ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
+        ctx.deps.db.operation.findMany({
+          where: { AND: [after && isUuid(after) ? { id: { lt: after } } : {}, before && isUuid(before) ? { id: { gt: before } } : {}] },
+          orderBy: { id: inverted ? 'asc' : 'desc' },
+          take: limit,
+        }),
+      ),
+  }),
+);

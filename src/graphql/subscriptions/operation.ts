@@ -1,0 +1,56 @@
+import { decodeGlobalID } from '@pothos/plugin-relay';
+import { GraphQLError } from 'graphql';
+import { Repeater } from 'graphql-yoga';
+import type { Operation } from '../../generated/prisma/client.js';
+import { builder } from '../builder.js';
+import { isUuid } from '../ids.js';
+import { OperationRef } from '../nodes/Operation.js';
+
+function operationIdOf(id: string): string | null {
+  if (isUuid(id)) return id;
+  try {
+    const decoded = decodeGlobalID(id);
+    return decoded.typename === 'Operation' && isUuid(decoded.id) ? decoded.id : null;
+  } catch {
+    return null;
+  }
+}
+
+builder.subscriptionField('operation', (t) =>
+  t.field({
+    type: OperationRef,
+    description: 'An operation\'s progress: its state at once, then after every tenant; ends when it finishes.',
+    authScopes: { admin: true },
+    args: { id: t.arg.id({ required: true }) },
+    subscribe: async (_, args, ctx) => {
+      const id = operationIdOf(String(args.id));
+      const load = () => (id ? ctx.deps.db.operation.findUnique({ where: { id } }) : Promise.resolve(null));
+      if (!(await load())) throw new GraphQLError(`no operation ${args.id}`, { extensions: { code: 'NOT_FOUND' } });
+      return new Repeater<Operation>(async (push, stop) => {
+        const events = ctx.deps.events.operation(id!)[Symbol.asyncIterator]();
+        let stopped = false;
+        void stop.then(() => {
+          stopped = true;
+          void events.return?.();
+        });
+        const finished = (o: Operation) => !['PENDING', 'RUNNING'].includes(o.status);
+        let current = (await load())!;
+        await push(current);
+        let pending = events.next();
+        while (!stopped && !finished(current)) {
+          // Progress events wake it at once; the re-read every second covers any event missed
+          // while the subscription was starting.
+          const event = await Promise.race([pending, new Promise<null>((r) => setTimeout(() => r(null), 1000).unref())]);
+          if (stopped) break;
+          // An event: wait for the next one. The bus closed: keep re-reading every second.
+          if (event) pending = event.done ? new Promise<never>(() => {}) : events.next();
+          const next = (await load())!;
+          if (next.done !== current.done || next.status !== current.status) await push(next);
+          current = next;
+        }
+        stop();
+      });
+    },
+    resolve: (operation: Operation) => operation,
+  }),
+);
