@@ -29,6 +29,8 @@ const schema = z
     MAX_SUBSCRIPTIONS_PER_SOCKET: positiveInt.default(20),
     /** How often a server looks for fleet operations nobody is running (a stopped server's) to resume. */
     OPERATION_RESUME_INTERVAL_MS: positiveInt.default(10_000),
+    /** How often every tenant database is inventoried for drift (0: at start only). */
+    INVENTORY_INTERVAL_MS: z.coerce.number().int().min(0).default(300_000),
     /** Unset: pgbouncer when the binary is found, else none. */
     POOLER: z.enum(['pgbouncer', 'pgcat', 'none']).optional(),
     /** Address and port of the pooler tenants connect to (and, for pgbouncer, where Tenantry starts it). */

@@ -16,7 +16,8 @@ import { startPooler, type Pooler } from './domain/pools/pooler-setup.js';
 import { createRequestContext, type GraphQLContext } from './graphql/context.js';
 import { useErrorCorrelation } from './graphql/error-correlation.js';
 import { schema } from './graphql/schema.js';
-import { checkReadiness } from './http/health.js';
+import { checkReadiness } from './domain/health/readiness.js';
+import { TenantInventory } from './domain/inventory/tenant-inventory.js';
 import { serveWebSockets } from './http/websocket.js';
 import { TenantryMetrics } from './metrics.js';
 import { EventBus } from './domain/events/event-bus.js';
@@ -110,7 +111,7 @@ export async function startTenantry(options: { config: Config; serverUrl: string
       events,
       metrics,
       hooks: options.hooks ?? {},
-    } as Omit<Deps, 'operations'> as Deps;
+    } as Omit<Deps, 'operations' | 'inventory'> as Deps;
     // Operations run the same domain code as single-tenant calls, so they need the rest first.
     deps.operations = new FleetOperations(deps, control.url);
     stack.push(() => deps.operations.stop());
@@ -123,6 +124,14 @@ export async function startTenantry(options: { config: Config; serverUrl: string
       if (report.actions.length || report.outcome !== 'IN_SYNC') logger.info({ report }, 'pools reconciled');
     });
 
+    deps.inventory = new TenantInventory(deps);
+    stack.push(() => deps.inventory.stop());
+    // Readiness reads what the inventory found: take stock once before serving, then on a timer.
+    await deps.inventory.run();
+    deps.inventory.startTimer(config.INVENTORY_INTERVAL_MS);
+    const readiness = await checkReadiness(deps);
+    if (!readiness.ready) logger.error({ reasons: readiness.reasons }, 'not ready');
+    if (readiness.warnings.length) logger.warn({ warnings: readiness.warnings }, 'readiness warnings');
     deps.operations.resumeUnfinished(config.OPERATION_RESUME_INTERVAL_MS);
     const { server, websockets } = await serve(deps, config);
     stack.push(async () => {

@@ -7,6 +7,7 @@ import type { PoolSync } from './pools/pool-sync.js';
 import type { UsageService } from './usage/usage-service.js';
 import type { EventBus } from './events/event-bus.js';
 import type { FleetOperations } from './operations/fleet-operations.js';
+import type { TenantInventory } from './inventory/tenant-inventory.js';
 import type { TenantryMetrics } from '../metrics.js';
 import type { TemplateCatalog } from './templates/template-catalog.js';
 import type { TemplateDatabases } from './templates/template-databases.js';
@@ -40,5 +41,7 @@ export interface Deps {
   metrics: TenantryMetrics;
   /** Fleet-wide upgrades and extension updates (persisted, resumable). */
   operations: FleetOperations;
+  /** Takes stock of every tenant database; lists and readiness read what it recorded. */
+  inventory: TenantInventory;
   hooks: Hooks;
 }

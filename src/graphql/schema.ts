@@ -13,6 +13,7 @@ import './nodes/ConnectionUsage.js';
 import './nodes/ClusterUsage.js';
 import './nodes/Extension.js';
 import './nodes/Operation.js';
+import './nodes/Health.js';
 import './mutations/provisionTenant.js';
 import './mutations/deprovisionTenant.js';
 import './mutations/createApiKey.js';

@@ -78,6 +78,7 @@ export async function updateTenantExtensions(deps: Deps, op: OperationContext, i
       }
       const { report: after, installed } = await readExtensionReport(client, policy);
       await recordExtensions(deps.db, tenant.id, installed);
+      await deps.inventory.check(tenant);
       return { tenant, before, after, changes };
     });
   });

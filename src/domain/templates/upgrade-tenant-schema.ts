@@ -86,7 +86,9 @@ export async function upgradeTenantSchema(
       await mirrorSchemaVersion(deps.db, tenant.id, now);
       const { rows: extensions } = await client.query<{ name: string; version: string }>(installedExtensions);
       await recordExtensions(deps.db, tenant.id, new Map(extensions.map((e) => [e.name, e.version])));
-      return { tenant: await deps.db.tenant.findUniqueOrThrow({ where: { id: tenant.id } }), fromVersion: current, toVersion: now.version, applied, failed };
+      const upgraded = await deps.db.tenant.findUniqueOrThrow({ where: { id: tenant.id } });
+      await deps.inventory.check(upgraded);
+      return { tenant: upgraded, fromVersion: current, toVersion: now.version, applied, failed };
     });
   });
 }

@@ -126,6 +126,7 @@ async function runSteps(deps: Deps, op: OperationContext, tenant: Tenant, ctx: S
   });
   // The pool comes last: a pooler that is down leaves it PENDING, never the tenant unusable.
   await deps.pools.sync();
+  await deps.inventory.check(active);
   const credentials = { user: active.roleName, password: ctx.password!, database: active.databaseName };
   const pooler = deps.pooler.address;
   return {
