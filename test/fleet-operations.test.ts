@@ -1,9 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { withDatabase } from '../src/db/connection-url.js';
@@ -11,19 +8,18 @@ import { generateApiKey } from '../src/domain/keys/api-keys.js';
 import { freePort } from './support/free-port.js';
 import { subscribeWs, until, wsClient } from './support/subscriptions.js';
 import { dropEverythingOf, PROVISION, startTestTenantry, testServerUrl, type TestTenantry } from './support/test-tenantry.js';
+import { inDatabase, TestTemplates } from './support/templates.js';
 
 let t: TestTenantry;
+let templates: TestTemplates;
 let dir: string;
+const addTemplate = (name: string, version: string, sql: string) =>
+  templates.add(name, version, { description: `${name} ${version}`, tables: ['notes'], extensions: { required: [] } }, sql);
 
-async function addTemplate(name: string, version: string, sql: string) {
-  await mkdir(path.join(dir, name, version), { recursive: true });
-  await writeFile(path.join(dir, name, version, 'manifest.json'), JSON.stringify({ description: `${name} ${version}`, tables: ['notes'], extensions: { required: [] } }));
-  await writeFile(path.join(dir, name, version, 'migration.sql'), sql);
-}
 
 before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'tenantry-fleet-'));
-  await cp('templates/default', path.join(dir, 'default'), { recursive: true });
+  templates = await TestTemplates.create();
+  dir = templates.dir;
   await addTemplate('fragile', '1.0.0', 'CREATE TABLE notes (id int PRIMARY KEY);');
   await addTemplate('fragile', '1.1.0', 'SELECT 1 / 0;');
   // Each upgrade takes a moment, so a server can be killed in the middle of an operation.
@@ -33,18 +29,9 @@ before(async () => {
 });
 after(async () => {
   await t.cleanup();
-  await rm(dir, { recursive: true, force: true });
+  await templates.remove();
 });
 
-async function inDatabase<T>(serverUrl: string, database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: withDatabase(serverUrl, database) });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
 
 const OPERATION = `id kind status total done failed succeeded canarySize startedAt finishedAt error
   results { tenantSlug position status message fromVersion toVersion }`;
@@ -58,7 +45,7 @@ describe('upgradeAllTenantSchemas', () => {
     }
     // Two tenants already hold an index by the name 1.1.0 creates: that step fails there.
     for (const slug of ['fleet-17', 'fleet-19']) {
-      await inDatabase(testServerUrl(), `${t.prefix}${slug.replace('-', '_')}`, (c) => c.query(`CREATE INDEX idx_documents_deleted_at ON documents (updated_at)`));
+      await inDatabase(`${t.prefix}${slug.replace('-', '_')}`, (c) => c.query(`CREATE INDEX idx_documents_deleted_at ON documents (updated_at)`));
     }
 
     const started = await t.gql(`mutation { upgradeAllTenantSchemas(input: { concurrency: 4, canarySize: 3 }) { operation { id status total canarySize } userErrors { code message } } }`);
@@ -112,7 +99,7 @@ describe('upgradeAllTenantSchemas', () => {
   });
 
   test('updateAllTenantExtensions runs updateTenantExtensions on every tenant', async () => {
-    await inDatabase(testServerUrl(), `${t.prefix}fleet_03`, (c) => c.query(`DROP EXTENSION pg_trgm; CREATE EXTENSION pg_trgm VERSION '1.3'`));
+    await inDatabase(`${t.prefix}fleet_03`, (c) => c.query(`DROP EXTENSION pg_trgm; CREATE EXTENSION pg_trgm VERSION '1.3'`));
     const started = await t.gql(`mutation { updateAllTenantExtensions(input: { concurrency: 8 }) { operation { id kind } } }`);
     const id = started.data.updateAllTenantExtensions.operation.id;
     const op = await until(
@@ -200,7 +187,7 @@ describe('a server killed during an operation', () => {
       assert.equal(Date.parse(finished.startedAt), left.started_at.getTime(), 'the same operation, resumed, not restarted');
       assert.ok(finished.results.every((r: any) => r.status === 'SUCCEEDED' && r.toVersion === '1.1.0'));
       for (const slug of slugs) {
-        await inDatabase(serverUrl, `${prefix}${slug.replace('-', '_')}`, async (c) => {
+        await inDatabase(`${prefix}${slug.replace('-', '_')}`, async (c) => {
           const version = await c.query(`SELECT "Version" FROM "__SchemaVersion"`);
           assert.equal(version.rows[0].Version, '1.1.0');
           const columns = await c.query(`SELECT column_name FROM information_schema.columns WHERE table_name = 'notes' ORDER BY ordinal_position`);

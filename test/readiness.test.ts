@@ -1,37 +1,22 @@
 import assert from 'node:assert/strict';
-import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
-import { withDatabase } from '../src/db/connection-url.js';
-import { PROVISION, startTestTenantry, testServerUrl, type TestTenantry } from './support/test-tenantry.js';
+import { PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
+import { inDatabase, TestTemplates } from './support/templates.js';
 
 let t: TestTenantry;
+let templates: TestTemplates;
 let dir: string;
+const inTenant = inDatabase;
 
-async function addTemplate(name: string, version: string, manifest: object, sql: string) {
-  await mkdir(path.join(dir, name, version), { recursive: true });
-  await writeFile(path.join(dir, name, version, 'manifest.json'), JSON.stringify(manifest));
-  await writeFile(path.join(dir, name, version, 'migration.sql'), sql);
-}
-async function inTenant<T>(database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: withDatabase(testServerUrl(), database) });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
 const ready = async (url: string) => {
   const res = await fetch(`${url}/health/ready`);
   return { status: res.status, body: (await res.json()) as any };
 };
 
 before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'tenantry-ready-'));
-  await cp('templates/default', path.join(dir, 'default'), { recursive: true });
+  templates = await TestTemplates.create();
+  dir = templates.dir;
+  const addTemplate = templates.add.bind(templates);
   const simple = { description: 'x', tables: ['notes'], extensions: { required: [{ name: 'pg_trgm' }] } };
   await addTemplate('major', '1.0.0', simple, 'CREATE TABLE notes (id int);');
   await addTemplate('major', '2.0.0', { ...simple, description: 'breaking' }, 'ALTER TABLE notes RENAME COLUMN id TO note_id;');
@@ -40,7 +25,7 @@ before(async () => {
 });
 after(async () => {
   await t.cleanup();
-  await rm(dir, { recursive: true, force: true });
+  await templates.remove();
 });
 
 describe('inventory', () => {
@@ -125,10 +110,7 @@ describe('readiness', () => {
   test('a required extension the server lacks shows UNAVAILABLE, and readiness reports it', async () => {
     await t.gql(PROVISION, { input: { slug: 'demanding', displayName: 'd', template: 'picky' } });
     // The template now requires an extension this server does not have (its manifest changed; a new server loads it).
-    await writeFile(
-      path.join(dir, 'picky', '1.0.0', 'manifest.json'),
-      JSON.stringify({ description: 'x', tables: ['notes'], extensions: { required: [{ name: 'pg_trgm' }, { name: 'no_such_extension', minVersion: '1.0' }] } }),
-    );
+    await templates.setManifest('picky', '1.0.0', { description: 'x', tables: ['notes'], extensions: { required: [{ name: 'pg_trgm' }, { name: 'no_such_extension', minVersion: '1.0' }] } });
     const next = await startTestTenantry({ shareWith: t, env: { TEMPLATES_DIR: dir } });
     try {
       const r = await next.gql(`{ tenant(slug: "demanding") { extensions { name status installedVersion availableVersion requiredVersion } } }`);

@@ -1,44 +1,27 @@
 import assert from 'node:assert/strict';
-import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
-import { withDatabase } from '../src/db/connection-url.js';
 import { PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
+import { inDatabase, TestTemplates } from './support/templates.js';
 
 let t: TestTenantry;
-let dir: string;
+let templates: TestTemplates;
+const inTenant = inDatabase;
 
-async function addTemplate(name: string, version: string, manifest: object, sql: string) {
-  await mkdir(path.join(dir, name, version), { recursive: true });
-  await writeFile(path.join(dir, name, version, 'manifest.json'), JSON.stringify(manifest));
-  await writeFile(path.join(dir, name, version, 'migration.sql'), sql);
-}
 const plain = { description: 'step', extensions: { required: [] } };
 
 before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'tenantry-versions-'));
-  await cp('templates/default', path.join(dir, 'default'), { recursive: true });
+  templates = await TestTemplates.create();
+  const addTemplate = templates.add.bind(templates);
   await addTemplate('fragile', '1.0.0', plain, 'CREATE TABLE notes (id int PRIMARY KEY, body text);');
   await addTemplate('fragile', '1.1.0', plain, 'ALTER TABLE notes ADD COLUMN title text;');
   await addTemplate('fragile', '1.2.0', plain, 'ALTER TABLE notes ADD COLUMN extra int;\nSELECT 1 / 0;');
-  t = await startTestTenantry({ env: { TEMPLATES_DIR: dir } });
+  t = await startTestTenantry({ env: { TEMPLATES_DIR: templates.dir } });
 });
 after(async () => {
   await t.cleanup();
-  await rm(dir, { recursive: true, force: true });
+  await templates.remove();
 });
 
-async function inTenant<T>(databaseName: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: withDatabase(process.env.TEST_DATABASE_URL!, databaseName) });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
 const provision = async (input: Record<string, unknown>) => {
   const r = await t.gql(PROVISION, { input });
   assert.deepEqual(r.data.provisionTenant.userErrors, []);

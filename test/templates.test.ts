@@ -1,23 +1,20 @@
 import assert from 'node:assert/strict';
-import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { TemplateCatalog } from '../src/domain/templates/template-catalog.js';
 import { PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
+import { TestTemplates } from './support/templates.js';
 
 let t: TestTenantry;
+let templates: TestTemplates;
 let dir: string;
 
-async function addTemplate(name: string, version: string, manifest: object, sql: string) {
-  await mkdir(path.join(dir, name, version), { recursive: true });
-  await writeFile(path.join(dir, name, version, 'manifest.json'), JSON.stringify(manifest));
-  await writeFile(path.join(dir, name, version, 'migration.sql'), sql);
-}
 
 before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'tenantry-templates-'));
-  await cp('templates/default', path.join(dir, 'default'), { recursive: true });
+  templates = await TestTemplates.create();
+  dir = templates.dir;
+  const addTemplate = templates.add.bind(templates);
   await addTemplate('needs-missing', '1.0.0', { description: 'x', extensions: { required: [{ name: 'no_such_extension_here' }] } }, 'CREATE TABLE t (id int);');
   await addTemplate('too-new', '1.0.0', { description: 'x', extensions: { required: [{ name: 'pg_trgm', minVersion: '99.0' }] } }, 'CREATE TABLE t (id int);');
   await addTemplate('broken', '1.0.0', { description: 'x', extensions: { required: [] } }, 'CREATE TABLE fine (id int);\nCREATE TABLE broken (id no_such_type);');
@@ -27,7 +24,7 @@ before(async () => {
 });
 after(async () => {
   await t.cleanup();
-  await rm(dir, { recursive: true, force: true });
+  await templates.remove();
 });
 
 const templateDatabases = async () =>

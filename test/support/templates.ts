@@ -1,0 +1,42 @@
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { withDatabase } from '../../src/db/connection-url.js';
+import { testServerUrl } from './test-tenantry.js';
+
+/** A TEMPLATES_DIR of a test's own: the repository's `default` template plus whatever the test adds. */
+export class TestTemplates {
+  private constructor(readonly dir: string) {}
+
+  static async create(): Promise<TestTemplates> {
+    const dir = await mkdtemp(path.join(tmpdir(), 'tenantry-templates-'));
+    await cp('templates/default', path.join(dir, 'default'), { recursive: true });
+    return new TestTemplates(dir);
+  }
+
+  async add(name: string, version: string, manifest: object, sql: string): Promise<void> {
+    await mkdir(path.join(this.dir, name, version), { recursive: true });
+    await this.setManifest(name, version, manifest);
+    await writeFile(path.join(this.dir, name, version, 'migration.sql'), sql);
+  }
+
+  setManifest(name: string, version: string, manifest: object): Promise<void> {
+    return writeFile(path.join(this.dir, name, version, 'manifest.json'), JSON.stringify(manifest));
+  }
+
+  remove(): Promise<void> {
+    return rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs `fn` as the superuser inside one database of the test server. */
+export async function inDatabase<T>(database: string, fn: (c: pg.Client) => Promise<T>, serverUrl = testServerUrl()): Promise<T> {
+  const c = new pg.Client({ connectionString: withDatabase(serverUrl, database) });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
