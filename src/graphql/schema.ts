@@ -24,6 +24,7 @@ import './mutations/reconcilePools.js';
 import './mutations/upgradeTenantSchema.js';
 import './mutations/updateTenantExtensions.js';
 import './mutations/fleetOperations.js';
+import './mutations/tenantLifecycle.js';
 import './subscriptions/connectionUsage.js';
 import './subscriptions/clusterUsage.js';
 import './subscriptions/operation.js';

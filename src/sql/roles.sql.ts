@@ -8,10 +8,12 @@ export const createTenantRole = (role: string, connectionLimit: number) =>
 
 /** The password arrives as a SCRAM verifier: the plaintext never reaches the server or its logs. */
 export const setRolePassword = (role: string, scramVerifier: string) =>
-  format('ALTER ROLE %I WITH LOGIN PASSWORD %L', role, scramVerifier);
+  format('ALTER ROLE %I WITH PASSWORD %L', role, scramVerifier);
 
 export const disableLogin = (role: string) => format('ALTER ROLE %I WITH NOLOGIN', role);
 
 export const dropRole = (role: string) => format('DROP ROLE IF EXISTS %I', role);
 
 export const setRoleConnectionLimit = (role: string, limit: number) => format('ALTER ROLE %I WITH CONNECTION LIMIT %s', role, limit);
+
+export const enableLogin = (role: string) => format('ALTER ROLE %I WITH LOGIN', role);

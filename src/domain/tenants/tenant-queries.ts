@@ -96,6 +96,12 @@ export async function schemaVersionsByTenantIds(db: ControlClient, ids: readonly
   return inOrder(ids, rows, (r) => r.tenantId);
 }
 
+/** Every component's recorded version, per tenant. */
+export async function schemaVersionRowsByTenantIds(db: ControlClient, ids: readonly string[]): Promise<SchemaVersionRow[][]> {
+  const rows = await db.tenantSchemaVersion.findMany({ where: { tenantId: { in: [...ids] } }, include: { tenant: { select: { templateName: true } } }, orderBy: { component: 'asc' } });
+  return ids.map((id) => rows.filter((r) => r.tenantId === id));
+}
+
 export async function clustersByIds(db: ControlClient, ids: readonly string[]): Promise<(Cluster | null)[]> {
   const rows = await db.cluster.findMany({ where: { id: { in: [...ids] } } });
   return inOrder(ids, rows, (r) => r.id);

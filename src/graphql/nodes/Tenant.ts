@@ -8,6 +8,7 @@ import {
   listTenants,
   quotasByTenantIds,
   schemaVersionsByTenantIds,
+  schemaVersionRowsByTenantIds,
   tenantCursorValue,
   tenantsByIds,
   type ListedTenant,
@@ -64,6 +65,12 @@ builder.node(TenantRef, {
       type: QuotaRef,
       nullable: true,
       load: (ids: string[], ctx) => quotasByTenantIds(ctx.deps.db, ids),
+      resolve: (tenant) => tenant.id,
+    }),
+    schemaVersions: t.loadableList({
+      type: SchemaVersionRef,
+      description: 'Every component\'s version in the tenant\'s __SchemaVersion, as last recorded.',
+      load: (ids: string[], ctx) => schemaVersionRowsByTenantIds(ctx.deps.db, ids),
       resolve: (tenant) => tenant.id,
     }),
     schemaVersion: t.loadable({
