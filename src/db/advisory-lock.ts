@@ -17,3 +17,19 @@ export async function withAdvisoryLock<T>(pool: pg.Pool, name: string, fn: () =>
     client.release();
   }
 }
+
+/** Like withAdvisoryLock, but gives up at once when someone else holds the lock (returns `busy`). */
+export async function tryWithAdvisoryLock<T>(pool: pg.Pool, name: string, fn: () => Promise<T>): Promise<T | { busy: true }> {
+  const client = await pool.connect();
+  try {
+    const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [name]);
+    if (!rows[0]?.ok) return { busy: true };
+    try {
+      return await fn();
+    } finally {
+      await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [name]);
+    }
+  } finally {
+    client.release();
+  }
+}

@@ -7,7 +7,7 @@ import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
 import type { TemplateVersion } from '../templates/template-catalog.js';
-import { tenantLockName } from '../tenants/provision-tenant.js';
+import { tenantLockName } from '../tenants/tenant-lock.js';
 import { extensionReport, offeredVersions, type ExtensionReport } from './extension-status.js';
 import { compareExtensionVersions, meetsMinimum } from './extension-versions.js';
 

@@ -1,4 +1,6 @@
+import { tryWithAdvisoryLock } from '../../db/advisory-lock.js';
 import type { Tenant } from '../../generated/prisma/client.js';
+import { tenantLockName } from '../tenants/tenant-lock.js';
 import { installedExtensions } from '../../sql/extensions.sql.js';
 import { recordAuditEvent } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
@@ -53,13 +55,19 @@ export class TenantInventory {
     const findings: InventoryFinding[] = [];
     const queue = [...tenants];
     const worker = async () => {
-      for (let tenant = queue.shift(); tenant; tenant = queue.shift()) findings.push(await this.check(tenant));
+      for (let tenant = queue.shift(); tenant; tenant = queue.shift()) {
+        // A tenant being changed right now (upgrade, provisioning…) is looked at next time:
+        // half-way through a change is not drift.
+        const cluster = await this.deps.clusters.get(tenant.clusterId);
+        const result = await tryWithAdvisoryLock(this.deps.controlPool, tenantLockName(cluster.id, tenant.databaseName), () => this.check(tenant));
+        if (!('busy' in result)) findings.push(result);
+      }
     };
     await Promise.all(Array.from({ length: Math.min(4, queue.length) }, worker));
     return findings.sort((a, b) => a.slug.localeCompare(b.slug));
   }
 
-  /** Looks at one tenant database and records what it found. */
+  /** Looks at one tenant database and records what it found (the caller holds the tenant's lock). */
   async check(tenant: Tenant): Promise<InventoryFinding> {
     const { deps } = this;
     const finding: InventoryFinding = { tenantId: tenant.id, slug: tenant.slug, databasePresent: true, missingTables: [], drift: [], error: null };

@@ -7,7 +7,7 @@ import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
 import type { SyncOutcome } from '../pools/pool-sync.js';
-import { tenantLockName } from '../tenants/provision-tenant.js';
+import { tenantLockName } from '../tenants/tenant-lock.js';
 import { assertWithinCapacity, capacityLockName } from './cluster-capacity.js';
 
 export interface UpdateTenantQuotaInput {

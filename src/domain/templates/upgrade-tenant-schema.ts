@@ -9,7 +9,7 @@ import { UserError } from '../errors.js';
 import { installExtensions } from '../extensions/install-extensions.js';
 import { recordExtensions } from '../extensions/tenant-extensions.js';
 import { installedExtensions } from '../../sql/extensions.sql.js';
-import { tenantLockName } from '../tenants/provision-tenant.js';
+import { tenantLockName } from '../tenants/tenant-lock.js';
 import { SCHEMA_MIGRATION_LOCK, schemaVersionLedger, TENANT_COMPONENT } from './schema-version-ledger.js';
 import { mirrorSchemaVersion, readSchemaVersion } from './schema-version-record.js';
 import type { TemplateVersion } from './template-catalog.js';

@@ -6,7 +6,7 @@ import { disableLogin, dropRole, roleExists } from '../../sql/roles.sql.js';
 import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
-import { tenantLockName } from './provision-tenant.js';
+import { tenantLockName } from './tenant-lock.js';
 
 /**
  * Ends a tenant's sessions, drops its database and role, and keeps its row

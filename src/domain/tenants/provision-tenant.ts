@@ -10,6 +10,7 @@ import { UserError } from '../errors.js';
 import { DEFAULT_TEMPLATE, type TemplateVersion } from '../templates/template-catalog.js';
 import { assertWithinCapacity, capacityLockName } from '../quotas/cluster-capacity.js';
 import { tenantObjectName, validateSlug } from './names.js';
+import { tenantLockName } from './tenant-lock.js';
 import { PROVISION_STEPS, runStep, type ProvisionStep, type StepContext } from './provisioning-steps.js';
 
 export interface ProvisionTenantInput {
@@ -26,11 +27,6 @@ export interface ProvisionTenantResult {
   connectionString: string | null;
   /** The same credentials through the pooler; null without one. */
   pooledConnectionString: string | null;
-}
-
-/** The lock that serialises everything done to one database/role name on one cluster. */
-export function tenantLockName(clusterId: string, databaseName: string): string {
-  return `tenantry:tenant:${clusterId}:${databaseName}`;
 }
 
 /**

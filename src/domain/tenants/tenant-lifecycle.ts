@@ -7,7 +7,7 @@ import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
 import { generatePassword, scramSha256Verifier } from './credentials.js';
-import { tenantLockName } from './provision-tenant.js';
+import { tenantLockName } from './tenant-lock.js';
 
 type Visible = (t: Tenant) => boolean;
 
