@@ -1,9 +1,8 @@
-import { decodeGlobalID } from '@pothos/plugin-relay';
 import { revokeApiKey } from '../../domain/keys/api-keys.js';
 import { UserError } from '../../domain/errors.js';
 import type { ApiKey } from '../../generated/prisma/client.js';
 import { builder } from '../builder.js';
-import { isUuid } from '../ids.js';
+import { localIdOf } from '../ids.js';
 import { ApiKeyRef } from '../nodes/ApiKey.js';
 import { UserErrorRef, withUserErrors, type Payload } from '../user-errors.js';
 
@@ -19,13 +18,9 @@ const RevokeApiKeyPayload = builder.objectRef<Payload<{ apiKey: ApiKey }>>('Revo
 });
 
 function apiKeyId(globalId: string): string {
-  try {
-    const { typename, id } = decodeGlobalID(globalId);
-    if (typename === 'ApiKey' && isUuid(id)) return id;
-  } catch {
-    // not a global id
-  }
-  throw new UserError('NOT_FOUND', 'no such API key', 'id');
+  const id = localIdOf(globalId, 'ApiKey');
+  if (!id) throw new UserError('NOT_FOUND', 'no such API key', 'id');
+  return id;
 }
 
 builder.mutationField('revokeApiKey', (t) =>

@@ -1,20 +1,9 @@
-import { decodeGlobalID } from '@pothos/plugin-relay';
 import { GraphQLError } from 'graphql';
 import { Repeater } from 'graphql-yoga';
 import type { Operation } from '../../generated/prisma/client.js';
 import { builder } from '../builder.js';
-import { isUuid } from '../ids.js';
+import { localIdOf } from '../ids.js';
 import { OperationRef } from '../nodes/Operation.js';
-
-function operationIdOf(id: string): string | null {
-  if (isUuid(id)) return id;
-  try {
-    const decoded = decodeGlobalID(id);
-    return decoded.typename === 'Operation' && isUuid(decoded.id) ? decoded.id : null;
-  } catch {
-    return null;
-  }
-}
 
 builder.subscriptionField('operation', (t) =>
   t.field({
@@ -23,7 +12,7 @@ builder.subscriptionField('operation', (t) =>
     authScopes: { admin: true },
     args: { id: t.arg.id({ required: true }) },
     subscribe: async (_, args, ctx) => {
-      const id = operationIdOf(String(args.id));
+      const id = localIdOf(String(args.id), 'Operation');
       const load = () => (id ? ctx.deps.db.operation.findUnique({ where: { id } }) : Promise.resolve(null));
       if (!(await load())) throw new GraphQLError(`no operation ${args.id}`, { extensions: { code: 'NOT_FOUND' } });
       return new Repeater<Operation>(async (push, stop) => {
