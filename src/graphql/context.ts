@@ -13,7 +13,7 @@ export interface OfferedExtension {
 import type { OperationContext } from '../domain/audit/audit-log.js';
 import type { Deps } from '../domain/deps.js';
 import { authenticate, type AuthenticationResult } from '../domain/keys/api-keys.js';
-import { actorOf, type Viewer } from '../domain/keys/viewer.js';
+import { actorOf, canSeeTenant, type Viewer } from '../domain/keys/viewer.js';
 
 export type AuthFailure = 'MISSING' | 'MALFORMED' | Extract<AuthenticationResult, { failure: unknown }>['failure'];
 
@@ -23,6 +23,8 @@ export interface GraphQLContext {
   readonly viewer: Viewer | null;
   readonly authFailure: AuthFailure | null;
   readonly correlationId: string;
+  /** Whether the caller may see a tenant (false without a key). */
+  readonly canSee: (tenant: { id: string }) => boolean;
   /** Actor and correlation id, as the domain records them. */
   readonly op: OperationContext;
   /** Live facts about each cluster, read at most once per request. */
@@ -52,6 +54,7 @@ export async function createContext(deps: Deps, given: { authorization: string |
     authFailure,
     correlationId,
     op: { actor: actorOf(viewer), correlationId },
+    canSee: (tenant) => viewer !== null && canSeeTenant(viewer, tenant.id),
     clusterFacts: new DataLoader(async (ids) =>
       Promise.all(ids.map(async (id) => (await deps.clusters.get(id)).facts().catch((e: Error) => e))),
     ),

@@ -1,13 +1,11 @@
 import type pg from 'pg';
-import { withAdvisoryLock } from '../../db/advisory-lock.js';
 import type { ControlClient } from '../../db/control-client.js';
 import type { Tenant } from '../../generated/prisma/client.js';
 import { availableExtensionVersions, createExtension, installedExtensions, updateExtension } from '../../sql/extensions.sql.js';
 import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
-import { UserError } from '../errors.js';
 import type { TemplateVersion } from '../templates/template-catalog.js';
-import { tenantLockName } from '../tenants/tenant-lock.js';
+import { assertSettled, withTenant, type Visible } from '../tenants/tenant-access.js';
 import { extensionReport, offeredVersions, type ExtensionReport } from './extension-status.js';
 import { compareExtensionVersions, meetsMinimum } from './extension-versions.js';
 
@@ -20,19 +18,24 @@ function policyNames(policy: TemplateVersion['extensions']): string[] {
   return [...policy.required, ...policy.optional].map((e) => e.name);
 }
 
+/** What is installed in a database, by name (plpgsql, part of every database, left out). */
+export async function readInstalledExtensions(client: pg.ClientBase): Promise<Map<string, string>> {
+  const { rows } = await client.query<{ name: string; version: string }>(installedExtensions);
+  return new Map(rows.filter((r) => r.name !== 'plpgsql').map((r) => [r.name, r.version]));
+}
+
 /** Reads installed and offered versions inside a tenant database and judges them. */
 export async function readExtensionReport(client: pg.ClientBase, policy: TemplateVersion['extensions']): Promise<{ report: ExtensionReport[]; installed: Map<string, string> }> {
   const [installed, offered] = await Promise.all([
-    client.query<{ name: string; version: string }>(installedExtensions),
+    readInstalledExtensions(client),
     client.query<{ name: string; version: string }>(availableExtensionVersions, [policyNames(policy)]),
   ]);
-  const map = new Map(installed.rows.map((r) => [r.name, r.version]));
-  return { report: extensionReport(policy, map, offeredVersions(offered.rows)), installed: map };
+  return { report: extensionReport(policy, installed, offeredVersions(offered.rows)), installed };
 }
 
-/** Records what is installed (plpgsql aside), so lists show extension state without opening the database. */
+/** Records what is installed, so lists show extension state without opening the database. */
 export async function recordExtensions(db: ControlClient, tenantId: string, installed: ReadonlyMap<string, string>): Promise<void> {
-  const rows = [...installed].filter(([name]) => name !== 'plpgsql');
+  const rows = [...installed];
   await db.$transaction([
     db.tenantExtension.deleteMany({ where: { tenantId, name: { notIn: rows.map(([name]) => name) } } }),
     ...rows.map(([name, version]) =>
@@ -50,13 +53,9 @@ export interface ExtensionUpdate {
 }
 
 /** Installs missing extensions and updates outdated ones to the newest version the server offers. */
-export async function updateTenantExtensions(deps: Deps, op: OperationContext, input: { slug: string }, visible: (t: Tenant) => boolean = () => true): Promise<ExtensionUpdate> {
-  const found = await deps.db.tenant.findUnique({ where: { slug: input.slug } });
-  if (!found || !visible(found) || found.status === 'DEPROVISIONED') throw new UserError('NOT_FOUND', `no tenant ${input.slug}`, 'slug');
-  const cluster = await deps.clusters.get(found.clusterId);
-  return withAdvisoryLock(deps.controlPool, tenantLockName(cluster.id, found.databaseName), async () => {
-    const tenant = await deps.db.tenant.findUniqueOrThrow({ where: { id: found.id } });
-    if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') throw new UserError('TENANT_BUSY', `tenant ${tenant.slug} is ${tenant.status}`, 'slug');
+export async function updateTenantExtensions(deps: Deps, op: OperationContext, input: { slug: string }, visible: Visible = () => true): Promise<ExtensionUpdate> {
+  return withTenant(deps, input.slug, visible, async (tenant, cluster) => {
+    assertSettled(tenant, 'an extension update');
     const policy = policyOf(deps, tenant);
     return cluster.withDatabase(tenant.databaseName, async (client) => {
       const { report: before } = await readExtensionReport(client, policy);

@@ -31,6 +31,10 @@ export interface ReadinessReport {
   checkedAt: Date;
 }
 
+/** The migrations this build ships: read from disk once, then known for the life of the process. */
+let shippedMigrations: Promise<string[]> | undefined;
+const migrationNames = () => (shippedMigrations ??= loadControlMigrations().then((ms) => ms.map((m) => m.name)));
+
 /**
  * The truth about readiness: the control database (reachable, every migration applied),
  * each cluster (reachable, its version), the pooler, and per tenant what the inventory
@@ -47,7 +51,7 @@ export async function checkReadiness(deps: Deps): Promise<ReadinessReport> {
   let controlOk = false;
   try {
     const applied = await deps.db.$queryRaw<{ migration_name: string }[]>`SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`;
-    const missing = (await loadControlMigrations()).map((m) => m.name).filter((n) => !applied.some((a) => a.migration_name === n));
+    const missing = (await migrationNames()).filter((n) => !applied.some((a) => a.migration_name === n));
     controlOk = missing.length === 0;
     checks.push({ name: 'control-database', ok: controlOk, detail: controlOk ? `reachable, ${applied.length} migrations applied` : `migrations not applied: ${missing.join(', ')}` });
   } catch (err) {

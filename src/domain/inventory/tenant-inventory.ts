@@ -1,10 +1,9 @@
 import { tryWithAdvisoryLock } from '../../db/advisory-lock.js';
 import type { Tenant } from '../../generated/prisma/client.js';
 import { tenantLockName } from '../tenants/tenant-lock.js';
-import { installedExtensions } from '../../sql/extensions.sql.js';
 import { recordAuditEvent } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
-import { recordExtensions } from '../extensions/tenant-extensions.js';
+import { readInstalledExtensions, recordExtensions } from '../extensions/tenant-extensions.js';
 import { TENANT_COMPONENT } from '../templates/schema-version-ledger.js';
 import { mirrorSchemaVersion, readSchemaVersion } from '../templates/schema-version-record.js';
 
@@ -95,8 +94,7 @@ export class TenantInventory {
             finding.drift.push('no schema version in __SchemaVersion');
           }
 
-          const { rows } = await client.query<{ name: string; version: string }>(installedExtensions);
-          const installed = new Map(rows.filter((r) => r.name !== 'plpgsql').map((r) => [r.name, r.version]));
+          const installed = await readInstalledExtensions(client);
           const known = new Map((await deps.db.tenantExtension.findMany({ where: { tenantId: tenant.id } })).map((e) => [e.name, e.version]));
           for (const [name, version] of installed) {
             if (!known.has(name)) finding.drift.push(`extension ${name} ${version} is installed, not recorded`);

@@ -1,4 +1,4 @@
-import type { ClusterAdmin } from '../../db/cluster-admin.js';
+import type { ClusterAdmin, ServerFacts } from '../../db/cluster-admin.js';
 import { controlPlaneConnections } from '../../db/connection-budget.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
@@ -14,8 +14,8 @@ export interface ClusterCapacity {
 }
 
 /** (max_connections − superuser-reserved − reserved − the control plane's own) × the over-commit factor. */
-export async function clusterCapacity(deps: Deps, cluster: ClusterAdmin): Promise<ClusterCapacity> {
-  const facts = await cluster.facts();
+export async function clusterCapacity(deps: Deps, cluster: ClusterAdmin, known?: ServerFacts): Promise<ClusterCapacity> {
+  const facts = known ?? (await cluster.facts());
   const controlPlane = controlPlaneConnections(cluster.holdsControlDatabase);
   const usable = facts.maxConnections - facts.superuserReservedConnections - facts.reservedConnections - controlPlane;
   return {

@@ -7,7 +7,7 @@ import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
 import type { SyncOutcome } from '../pools/pool-sync.js';
-import { tenantLockName } from '../tenants/tenant-lock.js';
+import { assertSettled, withTenant, type Visible } from '../tenants/tenant-access.js';
 import { assertWithinCapacity, capacityLockName } from './cluster-capacity.js';
 
 export interface UpdateTenantQuotaInput {
@@ -35,25 +35,19 @@ export interface UpdateTenantQuotaResult {
  * audit event) — undoing the first if the second fails — then the pool, which may stay
  * PENDING when the pooler is down (the reconciler finishes it).
  */
-export async function updateTenantQuota(deps: Deps, op: OperationContext, input: UpdateTenantQuotaInput, visible: (t: Tenant) => boolean): Promise<UpdateTenantQuotaResult> {
+export async function updateTenantQuota(deps: Deps, op: OperationContext, input: UpdateTenantQuotaInput, visible: Visible): Promise<UpdateTenantQuotaResult> {
   const { config } = deps;
-  const found = await deps.db.tenant.findUnique({ where: { slug: input.slug } });
-  if (!found || !visible(found) || found.status === 'DEPROVISIONED') throw new UserError('NOT_FOUND', `no tenant ${input.slug}`, 'slug');
   const newMax = input.maxConnections;
-  if (!Number.isInteger(newMax) || newMax < config.QUOTA_MIN || newMax > config.QUOTA_MAX) {
-    throw new UserError('QUOTA_OUT_OF_RANGE', `maxConnections must be between ${config.QUOTA_MIN} and ${config.QUOTA_MAX}`, 'maxConnections');
-  }
   const reason = input.reason?.trim().slice(0, 500) || null;
-  const cluster = await deps.clusters.get(found.clusterId);
 
-  const result = await withAdvisoryLock(deps.controlPool, tenantLockName(cluster.id, found.databaseName), () =>
+  const { cluster, ...result } = await withTenant(deps, input.slug, visible, (tenant, cluster) =>
     withAdvisoryLock(deps.controlPool, capacityLockName(cluster.id), async () => {
-      const tenant = await deps.db.tenant.findUniqueOrThrow({ where: { id: found.id } });
-      if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') {
-        throw new UserError('TENANT_BUSY', `tenant ${tenant.slug} is ${tenant.status}; its quota can change once it is ACTIVE`, 'slug');
+      if (!Number.isInteger(newMax) || newMax < config.QUOTA_MIN || newMax > config.QUOTA_MAX) {
+        throw new UserError('QUOTA_OUT_OF_RANGE', `maxConnections must be between ${config.QUOTA_MIN} and ${config.QUOTA_MAX}`, 'maxConnections');
       }
+      assertSettled(tenant, 'a quota change');
       const old = await deps.db.quota.findUniqueOrThrow({ where: { tenantId: tenant.id } });
-      if (old.maxConnections === newMax) return { tenant, quota: old, change: null };
+      if (old.maxConnections === newMax) return { cluster, tenant, quota: old, change: null };
       if (newMax > old.maxConnections) await assertWithinCapacity(deps, cluster, { tenantId: tenant.id, slug: tenant.slug, quota: newMax });
 
       const applyLimits = async (limit: number) => {
@@ -77,7 +71,7 @@ export async function updateTenantQuota(deps: Deps, op: OperationContext, input:
           return { quota, change };
         });
         deps.metrics.quotaUpdates.inc();
-        return { tenant, ...recorded };
+        return { cluster, tenant, ...recorded };
       } catch (err) {
         // The control database did not take it: PostgreSQL goes back to what it records.
         await applyLimits(old.maxConnections).catch((undo) => deps.logger.error({ err: undo, tenant: tenant.slug }, 'restoring the old connection limit failed'));

@@ -1,5 +1,4 @@
 import semver from 'semver';
-import { withAdvisoryLock } from '../../db/advisory-lock.js';
 import { applyMigrations, MigrationFailedError } from '../../db/migrations.js';
 import type { Tenant } from '../../generated/prisma/client.js';
 import { handTablesToTenant } from '../../sql/databases.sql.js';
@@ -7,9 +6,8 @@ import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
 import { installExtensions } from '../extensions/install-extensions.js';
-import { recordExtensions } from '../extensions/tenant-extensions.js';
-import { installedExtensions } from '../../sql/extensions.sql.js';
-import { tenantLockName } from '../tenants/tenant-lock.js';
+import { readInstalledExtensions, recordExtensions } from '../extensions/tenant-extensions.js';
+import { assertSettled, withTenant, type Visible } from '../tenants/tenant-access.js';
 import { SCHEMA_MIGRATION_LOCK, schemaVersionLedger, TENANT_COMPONENT } from './schema-version-ledger.js';
 import { mirrorSchemaVersion, readSchemaVersion } from './schema-version-record.js';
 import type { TemplateVersion } from './template-catalog.js';
@@ -39,19 +37,12 @@ export async function upgradeTenantSchema(
   deps: Deps,
   op: OperationContext,
   input: { slug: string; targetVersion?: string | null },
-  visible: (t: Tenant) => boolean = () => true,
+  visible: Visible = () => true,
 ): Promise<UpgradeResult> {
-  const found = await deps.db.tenant.findUnique({ where: { slug: input.slug } });
-  if (!found || !visible(found) || found.status === 'DEPROVISIONED') throw new UserError('NOT_FOUND', `no tenant ${input.slug}`, 'slug');
-  const template = deps.catalog.get(found.templateName);
-  if (!template) throw new UserError('TEMPLATE_NOT_FOUND', `tenant ${found.slug} uses template ${found.templateName}, which no longer exists`, 'slug');
-  const cluster = await deps.clusters.get(found.clusterId);
-
-  return withAdvisoryLock(deps.controlPool, tenantLockName(cluster.id, found.databaseName), async () => {
-    const tenant = await deps.db.tenant.findUniqueOrThrow({ where: { id: found.id } });
-    if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') {
-      throw new UserError('TENANT_BUSY', `tenant ${tenant.slug} is ${tenant.status}`, 'slug');
-    }
+  return withTenant(deps, input.slug, visible, async (tenant, cluster) => {
+    assertSettled(tenant, 'an upgrade');
+    const template = deps.catalog.get(tenant.templateName);
+    if (!template) throw new UserError('TEMPLATE_NOT_FOUND', `tenant ${tenant.slug} uses template ${tenant.templateName}, which no longer exists`, 'slug');
     return cluster.withDatabase(tenant.databaseName, async (client) => {
       const current = (await readSchemaVersion(client))?.version;
       if (!current) throw new UserError('INVALID_INPUT', `${tenant.databaseName} has no ${TENANT_COMPONENT} version to upgrade from`, 'slug');
@@ -84,8 +75,7 @@ export async function upgradeTenantSchema(
       }
       const now = (await readSchemaVersion(client))!;
       await mirrorSchemaVersion(deps.db, tenant.id, now);
-      const { rows: extensions } = await client.query<{ name: string; version: string }>(installedExtensions);
-      await recordExtensions(deps.db, tenant.id, new Map(extensions.map((e) => [e.name, e.version])));
+      await recordExtensions(deps.db, tenant.id, await readInstalledExtensions(client));
       const upgraded = await deps.db.tenant.findUniqueOrThrow({ where: { id: tenant.id } });
       await deps.inventory.check(upgraded);
       return { tenant: upgraded, fromVersion: current, toVersion: now.version, applied, failed };

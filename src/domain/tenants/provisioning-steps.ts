@@ -14,8 +14,7 @@ import type { Deps } from '../deps.js';
 import type { TemplateVersion } from '../templates/template-catalog.js';
 import { TENANT_COMPONENT } from '../templates/schema-version-ledger.js';
 import { mirrorSchemaVersion, readSchemaVersion } from '../templates/schema-version-record.js';
-import { recordExtensions } from '../extensions/tenant-extensions.js';
-import { installedExtensions } from '../../sql/extensions.sql.js';
+import { readInstalledExtensions, recordExtensions } from '../extensions/tenant-extensions.js';
 import { generatePassword, scramSha256Verifier } from './credentials.js';
 
 /** The provisioning state machine, in order. A tenant row records the last step that completed. */
@@ -75,8 +74,7 @@ export const runStep: Record<ProvisionStep, (ctx: StepContext) => Promise<void>>
       );
       const stamped = await readSchemaVersion(client);
       if (!stamped) throw new Error(`${tenant.databaseName} has no ${TENANT_COMPONENT} row in __SchemaVersion`);
-      const { rows: extensions } = await client.query<{ name: string; version: string }>(installedExtensions);
-      return { stamped, extensions: new Map(extensions.map((e) => [e.name, e.version])) };
+      return { stamped, extensions: await readInstalledExtensions(client) };
     });
     await mirrorSchemaVersion(deps.db, tenant.id, row.stamped);
     await recordExtensions(deps.db, tenant.id, row.extensions);

@@ -1,4 +1,3 @@
-import { withAdvisoryLock } from '../../db/advisory-lock.js';
 import { buildConnectionString } from '../../db/connection-url.js';
 import type { Tenant } from '../../generated/prisma/client.js';
 import { terminateBackendsOf } from '../../sql/backends.sql.js';
@@ -7,19 +6,7 @@ import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
 import { generatePassword, scramSha256Verifier } from './credentials.js';
-import { tenantLockName } from './tenant-lock.js';
-
-type Visible = (t: Tenant) => boolean;
-
-/** Finds a tenant the caller may see and runs `fn` under its lock, on its cluster. */
-async function withTenant<T>(deps: Deps, slug: string, visible: Visible, fn: (tenant: Tenant, cluster: Awaited<ReturnType<Deps['clusters']['get']>>) => Promise<T>): Promise<T> {
-  const found = await deps.db.tenant.findUnique({ where: { slug } });
-  if (!found || !visible(found) || found.status === 'DEPROVISIONED') throw new UserError('NOT_FOUND', `no tenant ${slug}`, 'slug');
-  const cluster = await deps.clusters.get(found.clusterId);
-  return withAdvisoryLock(deps.controlPool, tenantLockName(cluster.id, found.databaseName), async () =>
-    fn(await deps.db.tenant.findUniqueOrThrow({ where: { id: found.id } }), cluster),
-  );
-}
+import { assertSettled, withTenant, type Visible } from './tenant-access.js';
 
 /**
  * Suspends a tenant: its role may no longer log in, its sessions end (unless asked not
@@ -61,7 +48,7 @@ export async function rotateTenantCredentials(
   visible: Visible,
 ): Promise<{ tenant: Tenant; connectionString: string; pooledConnectionString: string | null }> {
   return withTenant(deps, input.slug, visible, async (tenant, cluster) => {
-    if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') throw new UserError('TENANT_BUSY', `tenant ${tenant.slug} is ${tenant.status}`, 'slug');
+    assertSettled(tenant, 'a rotation');
     const password = generatePassword();
     await cluster.query(setRolePassword(tenant.roleName, scramSha256Verifier(password)));
     await deps.pools.sync();

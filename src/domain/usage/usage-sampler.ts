@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import type { ClusterAdmin } from '../../db/cluster-admin.js';
+import type { ClusterAdmin, ServerFacts } from '../../db/cluster-admin.js';
 import type { ControlClient } from '../../db/control-client.js';
 import type { Logger } from '../../logger.js';
 import type { TenantryMetrics } from '../../metrics.js';
@@ -36,6 +36,7 @@ export class UsageSampler {
   private peaks = new Map<string, number>();
   private peaksLoadedAt = 0;
   private lastPruneAt = 0;
+  private facts: { at: number; value: ServerFacts } | undefined;
   private demand: AsyncIterator<unknown> | undefined;
 
   constructor(
@@ -135,7 +136,7 @@ export class UsageSampler {
     const samples = buildTenantSamples(tenants, sessions.filter((s) => s.role !== null), sampledAt, this.peaks);
     // Peaks seen now count at once; the once-a-minute reload lets old ones age out of the 24 hours.
     for (const s of samples) this.peaks.set(s.tenantId, s.peak24h);
-    const facts = await cluster.facts();
+    const facts = await this.serverFacts();
     const tenantConnections = samples.reduce((n, s) => n + s.current, 0);
     const clusterSample: ClusterUsageSample = {
       clusterId: cluster.id,
@@ -193,6 +194,12 @@ export class UsageSampler {
       FROM unnest(${ids}::uuid[], ${current}::int[], ${max}::int[]) AS u(id, current, max)
       ON CONFLICT (tenant_id, minute) DO UPDATE SET peak_connections = GREATEST(usage_minutes.peak_connections, EXCLUDED.peak_connections),
         max_connections = EXCLUDED.max_connections`;
+  }
+
+  /** max_connections changes only with a server restart: read once a minute, not every sample. */
+  private async serverFacts(): Promise<ServerFacts> {
+    if (!this.facts || Date.now() - this.facts.at > 60_000) this.facts = { at: Date.now(), value: await this.p.cluster.facts() };
+    return this.facts.value;
   }
 
   /** The 24-hour peaks, from the per-minute history, re-read once a minute. */

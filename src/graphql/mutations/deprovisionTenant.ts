@@ -1,4 +1,3 @@
-import { canSeeTenant } from '../../domain/keys/viewer.js';
 import { deprovisionTenant } from '../../domain/tenants/deprovision-tenant.js';
 import type { Tenant } from '../../generated/prisma/client.js';
 import { builder } from '../builder.js';
@@ -27,7 +26,7 @@ builder.mutationField('deprovisionTenant', (t) =>
     args: { input: t.arg({ type: DeprovisionTenantInput, required: true }) },
     resolve: (_, { input }, ctx) =>
       withUserErrors(async () => ({
-        tenant: await deprovisionTenant(ctx.deps, ctx.op, input, (tenant) => canSeeTenant(ctx.viewer!, tenant.id)),
+        tenant: await deprovisionTenant(ctx.deps, ctx.op, input, ctx.canSee),
       })),
   }),
 );

@@ -1,5 +1,4 @@
 import type { Tenant } from '../../generated/prisma/client.js';
-import { canSeeTenant } from '../../domain/keys/viewer.js';
 import { terminateConnection } from '../../domain/tenants/terminate-connection.js';
 import { builder } from '../builder.js';
 import { TenantRef } from '../nodes/Tenant.js';
@@ -26,6 +25,6 @@ builder.mutationField('terminateConnection', (t) =>
     description: 'Ends one session of the tenant\'s role. Any other pid (another tenant\'s, the control plane\'s) is NOT_FOUND.',
     authScopes: { admin: true, tenantAdmin: true },
     args: { input: t.arg({ type: TerminateConnectionInput, required: true }) },
-    resolve: (_, { input }, ctx) => withUserErrors(() => terminateConnection(ctx.deps, ctx.op, input, (tenant) => canSeeTenant(ctx.viewer!, tenant.id))),
+    resolve: (_, { input }, ctx) => withUserErrors(() => terminateConnection(ctx.deps, ctx.op, input, ctx.canSee)),
   }),
 );

@@ -1,5 +1,4 @@
 import type { Tenant } from '../../generated/prisma/client.js';
-import { canSeeTenant } from '../../domain/keys/viewer.js';
 import { updateTenantExtensions, type ExtensionUpdate } from '../../domain/extensions/tenant-extensions.js';
 import { builder } from '../builder.js';
 import { InstalledExtensionRef } from '../nodes/Extension.js';
@@ -25,6 +24,6 @@ builder.mutationField('updateTenantExtensions', (t) =>
     description: 'Installs MISSING extensions and runs ALTER EXTENSION … UPDATE for OUTDATED ones, to the newest version the server offers.',
     authScopes: { admin: true },
     args: { input: t.arg({ type: UpdateTenantExtensionsInput, required: true }) },
-    resolve: (_, { input }, ctx) => withUserErrors(() => updateTenantExtensions(ctx.deps, ctx.op, input, (tenant) => canSeeTenant(ctx.viewer!, tenant.id))),
+    resolve: (_, { input }, ctx) => withUserErrors(() => updateTenantExtensions(ctx.deps, ctx.op, input, ctx.canSee)),
   }),
 );

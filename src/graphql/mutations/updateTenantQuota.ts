@@ -1,5 +1,4 @@
 import type { Pool, Quota, QuotaChange, Tenant } from '../../generated/prisma/client.js';
-import { canSeeTenant } from '../../domain/keys/viewer.js';
 import { updateTenantQuota, type UpdateTenantQuotaResult } from '../../domain/quotas/update-tenant-quota.js';
 import { builder } from '../builder.js';
 import { PoolRef } from '../nodes/Pool.js';
@@ -51,6 +50,6 @@ builder.mutationField('updateTenantQuota', (t) =>
     description: 'Sets a tenant\'s connection quota in PostgreSQL (role and database CONNECTION LIMIT), the control database and the pooler.',
     authScopes: { admin: true },
     args: { input: t.arg({ type: UpdateTenantQuotaInput, required: true }) },
-    resolve: (_, { input }, ctx) => withUserErrors(() => updateTenantQuota(ctx.deps, ctx.op, input, (tenant) => canSeeTenant(ctx.viewer!, tenant.id))),
+    resolve: (_, { input }, ctx) => withUserErrors(() => updateTenantQuota(ctx.deps, ctx.op, input, ctx.canSee)),
   }),
 );

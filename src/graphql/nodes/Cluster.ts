@@ -45,8 +45,8 @@ builder.node(ClusterRef, {
       nullable: true,
       description: 'Connections its tenants may be promised in all: (max_connections − reserved − Tenantry\'s own) × OVERCOMMIT_FACTOR.',
       resolve: async (c, _, ctx) => {
-        const cluster = await ctx.deps.clusters.get(c.id);
-        return (await clusterCapacity(ctx.deps, cluster).catch(() => null))?.capacity ?? null;
+        const [cluster, facts] = await Promise.all([ctx.deps.clusters.get(c.id), ctx.clusterFacts.load(c.id).catch(() => null)]);
+        return facts ? clusterCapacity(ctx.deps, cluster, facts).then((cap) => cap.capacity) : null;
       },
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),

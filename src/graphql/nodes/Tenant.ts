@@ -1,7 +1,6 @@
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
 import type { Tenant } from '../../generated/prisma/client.js';
 import { TenantStatus } from '../../generated/prisma/enums.js';
-import { canSeeTenant } from '../../domain/keys/viewer.js';
 import { TENANT_COMPONENT } from '../../domain/templates/schema-version-ledger.js';
 import {
   clustersByIds,
@@ -43,7 +42,7 @@ builder.node(TenantRef, {
     const rows = await tenantsByIds(ctx.deps.db, ids.filter(isUuid));
     return ids.map((id) => {
       const row = rows.find((r) => r?.id === id);
-      return row && ctx.viewer && canSeeTenant(ctx.viewer, row.id) ? row : null;
+      return row && ctx.canSee(row) ? row : null;
     });
   },
   fields: (t) => ({
@@ -141,7 +140,7 @@ builder.queryFields((t) => ({
     args: { slug: t.arg.string({ required: true }) },
     resolve: async (_, { slug }, ctx) => {
       const tenant = await ctx.deps.db.tenant.findUnique({ where: { slug } });
-      return tenant && canSeeTenant(ctx.viewer!, tenant.id) ? tenant : null;
+      return tenant && ctx.canSee(tenant) ? tenant : null;
     },
   }),
 }));

@@ -1,5 +1,4 @@
 import { GraphQLError } from 'graphql';
-import { canSeeTenant } from '../../domain/keys/viewer.js';
 import type { TenantUsageSample } from '../../domain/usage/usage-sample.js';
 import { builder } from '../builder.js';
 import { ConnectionUsageRef } from '../nodes/ConnectionUsage.js';
@@ -19,7 +18,7 @@ builder.subscriptionField('connectionUsage', (t) =>
       }
       const tenant = await ctx.deps.db.tenant.findUnique({ where: { slug: tenantSlug } });
       // Another tenant's slug gets the same answer as one that does not exist.
-      if (!tenant || !canSeeTenant(viewer, tenant.id)) {
+      if (!tenant || !ctx.canSee(tenant)) {
         throw new GraphQLError(`no tenant ${tenantSlug}`, { extensions: { code: 'NOT_FOUND' } });
       }
       return ctx.deps.usage.watchTenant(tenant.id);

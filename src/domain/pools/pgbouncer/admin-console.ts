@@ -2,6 +2,7 @@
 // It speaks only the simple query protocol, so every call is a parameterless query string.
 import pg from 'pg';
 import { PoolerUnavailableError, type ObservedPool, type PoolStats } from '../pooler-driver.js';
+import { num, text } from '../pooler-plumbing.js';
 import { ADMIN_DATABASE } from './pgbouncer-config.js';
 
 export interface AdminConsoleTarget {
@@ -13,16 +14,6 @@ export interface AdminConsoleTarget {
 }
 
 type Row = Record<string, unknown>;
-
-function num(v: unknown): number | null {
-  if (v === null || v === undefined || v === '') return null;
-  const n = Number(v);
-  return Number.isFinite(n) ? n : null;
-}
-
-function text(v: unknown): string | null {
-  return typeof v === 'string' && v !== '' ? v : null;
-}
 
 /** SHOW DATABASES rows → tenant pools (the console's own `pgbouncer` entry left out). */
 export function toObservedPools(rows: readonly Row[]): ObservedPool[] {

@@ -3,6 +3,7 @@
 // `key=value` smuggled into a name would become configuration.
 import path from 'node:path';
 import { PoolerConfigError, type PoolMode, type PoolSpec } from '../pooler-driver.js';
+import { localAddress as reachableAt } from '../pooler-plumbing.js';
 
 /** Where a Tenantry-owned PgBouncer keeps its files, all in one folder. */
 export interface PgBouncerFiles {
@@ -43,8 +44,7 @@ export interface PgBouncerSettings {
 
 /** Where this machine reaches the listener (a wildcard listen address means loopback too). */
 export function localAddress(settings: PgBouncerSettings): { host: string; port: number } {
-  const wildcard = ['0.0.0.0', '::', '*'].includes(settings.listenHost);
-  return { host: wildcard ? '127.0.0.1' : settings.listenHost, port: settings.listenPort };
+  return reachableAt(settings.listenHost, settings.listenPort);
 }
 
 /** The admin console's pseudo-database: no tenant pool may take its name. */

@@ -9,6 +9,7 @@ import {
   type PoolStats,
 } from '../pooler-driver.js';
 import { comparePools, describeDrift } from '../pool-drift.js';
+import { OneAtATime } from '../pooler-plumbing.js';
 import { AdminConsole } from './admin-console.js';
 import { readScramVerifiers, renderAuthFile, type AdminCredentials, type Queryable } from './auth-file.js';
 import { restoreLastGood, saveLastGood, writeConfig, type FileOwner } from './config-files.js';
@@ -35,7 +36,7 @@ export class PgBouncerDriver implements PoolerDriver {
   readonly address: { host: string; port: number };
   private readonly console: AdminConsole;
   /** Applies run one at a time: each one rewrites the same files. */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly applies = new OneAtATime();
 
   constructor(private readonly options: PgBouncerDriverOptions) {
     const local = localAddress(options.settings);
@@ -44,9 +45,7 @@ export class PgBouncerDriver implements PoolerDriver {
   }
 
   apply(pools: PoolSpec[]): Promise<void> {
-    const run = this.queue.then(() => this.applyNow(pools));
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.applies.run(() => this.applyNow(pools));
   }
 
   observe(): Promise<ObservedPool[]> {
@@ -59,7 +58,7 @@ export class PgBouncerDriver implements PoolerDriver {
 
   /** Nothing is held open between calls; waits for an apply in flight. */
   async close(): Promise<void> {
-    await this.queue;
+    await this.applies.idle();
   }
 
   /** The ini text for these pools (already validated). A seam for tests that need a bad file. */

@@ -14,6 +14,7 @@
 import pg from 'pg';
 import { PoolerUnavailableError, type ObservedPool, type PoolStats } from '../pooler-driver.js';
 import { toPoolStats } from '../pgbouncer/admin-console.js';
+import { num, text } from '../pooler-plumbing.js';
 import { PGCAT_ADMIN_DATABASES } from './pgcat-config.js';
 
 export interface PgCatAdminTarget {
@@ -27,16 +28,6 @@ export interface PgCatAdminTarget {
 }
 
 type Row = Record<string, unknown>;
-
-function num(v: unknown): number | null {
-  if (v === null || v === undefined || v === '') return null;
-  const n = Number(v);
-  return Number.isFinite(n) ? n : null;
-}
-
-function text(v: unknown): string | null {
-  return typeof v === 'string' && v !== '' ? v : null;
-}
 
 /** PgCat's Address::name() suffix; what is left is the pool name. */
 const ADDRESS_SUFFIX = /_shard_\d+_(?:primary|replica_\d+|mirror_\d+)$/;

@@ -10,7 +10,8 @@ import {
   type PoolStats,
 } from '../pooler-driver.js';
 import type { FileOwner } from '../pgbouncer/config-files.js';
-import { poolDifferences } from '../pgbouncer/pgbouncer-driver.js';
+import { localAddress, OneAtATime } from '../pooler-plumbing.js';
+import { comparePools, describeDrift } from '../pool-drift.js';
 import { PgCatAdmin } from './pgcat-admin.js';
 import { effectivePoolSize, renderPgCatToml, validatePgCatConfig, type PgCatFiles, type PgCatSettings } from './pgcat-config.js';
 import { restorePgCatLastGood, savePgCatLastGood, writePgCatConfig } from './pgcat-files.js';
@@ -40,12 +41,7 @@ export interface PgCatDriverOptions {
  */
 export function pgCatDifferences(expected: readonly PoolSpec[], observed: readonly ObservedPool[]): string[] {
   const rendered = expected.map((p) => ({ ...p, poolSize: effectivePoolSize(p), maxDbConnections: effectivePoolSize(p) }));
-  return poolDifferences(rendered, observed);
-}
-
-function localAddress(s: PgCatSettings): { host: string; port: number } {
-  const wildcard = ['0.0.0.0', '::'].includes(s.listenHost);
-  return { host: wildcard ? '127.0.0.1' : s.listenHost, port: s.listenPort };
+  return describeDrift(comparePools(rendered, observed));
 }
 
 export class PgCatDriver implements PoolerDriver {
@@ -53,10 +49,10 @@ export class PgCatDriver implements PoolerDriver {
   readonly address: { host: string; port: number };
   private readonly admin: PgCatAdmin;
   /** Applies run one at a time: each one rewrites the same file. */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly applies = new OneAtATime();
 
   constructor(private readonly options: PgCatDriverOptions) {
-    const local = localAddress(options.settings);
+    const local = localAddress(options.settings.listenHost, options.settings.listenPort);
     this.address = { host: options.publicHost ?? local.host, port: local.port };
     this.admin = new PgCatAdmin({
       ...local,
@@ -67,9 +63,7 @@ export class PgCatDriver implements PoolerDriver {
   }
 
   apply(pools: PoolSpec[]): Promise<void> {
-    const run = this.queue.then(() => this.applyNow(pools));
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.applies.run(() => this.applyNow(pools));
   }
 
   observe(): Promise<ObservedPool[]> {
@@ -82,7 +76,7 @@ export class PgCatDriver implements PoolerDriver {
 
   /** Nothing is held open between calls; waits for an apply in flight. */
   async close(): Promise<void> {
-    await this.queue;
+    await this.applies.idle();
   }
 
   private async applyNow(pools: PoolSpec[]): Promise<void> {
