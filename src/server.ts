@@ -1,7 +1,5 @@
-import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
-import { createYoga } from 'graphql-yoga';
 import type { Config } from './config.js';
 import { createControlClient } from './db/control-client.js';
 import { CONTROL_LOCK_POOL } from './db/connection-budget.js';
@@ -13,12 +11,9 @@ import { TemplateCatalog } from './domain/templates/template-catalog.js';
 import { TemplateDatabases } from './domain/templates/template-databases.js';
 import { PoolSync } from './domain/pools/pool-sync.js';
 import { startPooler, type Pooler } from './domain/pools/pooler-setup.js';
-import { createRequestContext, type GraphQLContext } from './graphql/context.js';
-import { useErrorCorrelation } from './graphql/error-correlation.js';
-import { schema } from './graphql/schema.js';
 import { checkReadiness } from './domain/health/readiness.js';
 import { TenantInventory } from './domain/inventory/tenant-inventory.js';
-import { serveWebSockets } from './http/websocket.js';
+import { serve } from './http/http-server.js';
 import { TenantryMetrics } from './metrics.js';
 import { EventBus } from './domain/events/event-bus.js';
 import { UsageService } from './domain/usage/usage-service.js';
@@ -34,15 +29,6 @@ export interface Tenantry {
   pooler: Pooler;
   close(): Promise<void>;
 }
-
-const GRAPHIQL_QUERY = `# Send your API key: Headers tab → {"Authorization": "Bearer tnry_…"}
-query Fleet {
-  viewer { keyName role }
-  tenants(first: 20) {
-    edges { node { slug status databaseName quota { maxConnections } schemaVersion { version compatibility } } }
-  }
-}
-`;
 
 /**
  * Brings up the service on `serverUrl` (the PostgreSQL server holding the control
@@ -153,45 +139,4 @@ export async function startTenantry(options: { config: Config; serverUrl: string
     await unwind();
     throw err;
   }
-}
-
-/** One port: GraphQL over HTTP, SSE and WebSocket on /graphql, health on /health/*, Prometheus on /metrics. */
-async function serve(deps: Deps, config: Config): Promise<{ server: Server; websockets: { close(): Promise<void> } }> {
-  const { logger } = deps;
-  const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
-    schema,
-    graphqlEndpoint: '/graphql',
-    context: ({ request }) => createRequestContext(deps, request),
-    plugins: [useErrorCorrelation(logger)],
-    logging: {
-      debug: (...args) => logger.debug(args.map(String).join(' ')),
-      info: (...args) => logger.info(args.map(String).join(' ')),
-      warn: (...args) => logger.warn(args.map(String).join(' ')),
-      error: (...args) => logger.error(args.map(String).join(' ')),
-    },
-    graphiql: { title: 'Tenantry', defaultQuery: GRAPHIQL_QUERY, headers: JSON.stringify({ Authorization: 'Bearer <your key>' }) },
-    landingPage: false,
-  });
-
-  const server: Server = createServer(async (req, res) => {
-    if (req.url === '/health/live') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok' }));
-      return;
-    }
-    if (req.url === '/metrics') {
-      res.writeHead(200, { 'content-type': deps.metrics.registry.contentType }).end(await deps.metrics.registry.metrics());
-      return;
-    }
-    if (req.url === '/health/ready') {
-      const report = await checkReadiness(deps);
-      res.writeHead(report.ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(report));
-      return;
-    }
-    return yoga(req, res);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.PORT, config.HOST, () => resolve());
-  });
-  return { server, websockets: serveWebSockets(server, yoga, deps) };
 }

@@ -1,12 +1,12 @@
 import type { Server } from 'node:http';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
-import type { YogaServerInstance } from 'graphql-yoga';
+import type { TenantryYoga } from '../graphql/yoga.js';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Deps } from '../domain/deps.js';
 import { createContext, identify, type GraphQLContext } from '../graphql/context.js';
 
-type Yoga = YogaServerInstance<Record<string, unknown>, GraphQLContext>;
+type Yoga = TenantryYoga;
 
 /** The key a graphql-ws client sends in connection_init: `{ "authorization": "Bearer tnry_…" }` (any case). */
 function authorizationOf(params: Readonly<Record<string, unknown>> | undefined): string | null {
