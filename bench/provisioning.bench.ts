@@ -28,7 +28,7 @@ if (!url) {
   stopEmbedded = server.stop;
 }
 
-const cluster = new ClusterAdmin('bench', 'bench', url);
+const cluster = new ClusterAdmin('bench', 'bench', url, true, { statementTimeoutMs: 600_000, lockTimeoutMs: 60_000, connectTimeoutMs: 10_000 });
 const catalog = await TemplateCatalog.load('templates');
 const version = catalog.resolve('default')!;
 const templates = new TemplateDatabases(catalog, 'tenantry_bench', logger);
@@ -50,7 +50,7 @@ const replay = await time('replay', async (name) => {
   await cluster.query(format('CREATE DATABASE %I TEMPLATE template0', name));
   await cluster.withDatabase(name, async (client) => {
     await installExtensions(client, version.extensions);
-    await applyMigrations(client, catalog.stepsTo(version).map((s) => s.migration), schemaVersionLedger({ component: TENANT_COMPONENT, appliedBy: 'bench' }), { lockKey: 1n });
+    await applyMigrations(client, catalog.stepsTo(version).map((s) => s.migration), schemaVersionLedger({ component: TENANT_COMPONENT, appliedBy: 'bench', database: 'template' }), { lockKey: 1n });
   });
 });
 

@@ -41,6 +41,18 @@ const schema = z
     POOL_MODE: z.enum(['session', 'transaction']).default('transaction'),
     /** How often the reconciler compares tenants with the pooler (0: only at start and on demand). */
     RECONCILE_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
+    /** Longest any statement of the control plane may run, on any server (a hung statement fails instead of hanging). */
+    STATEMENT_TIMEOUT_MS: positiveInt.default(120_000),
+    /** Longest the control plane waits for a lock: a tenant another request is changing answers TENANT_BUSY after this. */
+    LOCK_TIMEOUT_MS: positiveInt.default(5_000),
+    /** Longest a request waits for a free connection of one of the control plane's pools (then TIMEOUT). */
+    POOL_ACQUIRE_TIMEOUT_MS: positiveInt.default(10_000),
+    /** How long new credentials stay retrievable with the idempotency key that created them. */
+    CREDENTIAL_HANDOFF_TTL_MS: positiveInt.default(15 * 60_000),
+    /** How often interrupted work (provisioning, deprovisioning, rotations) is resumed and PostgreSQL's limits are compared with the records. */
+    RECOVERY_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
+    /** CREATE DATABASE strategy for tenant databases (PostgreSQL 15+): unset for the server's default (wal_log). */
+    DATABASE_COPY_STRATEGY: z.enum(['wal_log', 'file_copy']).optional(),
     /** How far the quotas on a cluster may add up beyond what it can serve (1.0: not at all). */
     OVERCOMMIT_FACTOR: z.coerce.number().positive().default(1.0),
     REDIS_URL: z.string().optional(),

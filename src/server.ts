@@ -1,61 +1,87 @@
-import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import type { Config } from './config.js';
-import { createControlClient } from './db/control-client.js';
+import { AdvisoryLocks } from './db/advisory-locks.js';
+import type { SessionLimits } from './db/cluster-admin.js';
 import { CONTROL_LOCK_POOL } from './db/connection-budget.js';
+import { createControlClient } from './db/control-client.js';
 import { prepareControlDatabase } from './db/control-database.js';
+import { describeMissingPrivileges, readControlPlanePrivileges } from './db/control-plane-privileges.js';
+import { startupOptions } from './db/session-settings.js';
 import { ClusterRegistry } from './domain/clusters/cluster-registry.js';
 import type { Deps, Hooks } from './domain/deps.js';
+import { EventBus } from './domain/events/event-bus.js';
+import { ReadinessMonitor } from './domain/health/readiness.js';
+import { TenantInventory } from './domain/inventory/tenant-inventory.js';
 import { bootstrapAdminKey } from './domain/keys/api-keys.js';
-import { TemplateCatalog } from './domain/templates/template-catalog.js';
-import { TemplateDatabases } from './domain/templates/template-databases.js';
+import { FleetOperations } from './domain/operations/fleet-operations.js';
 import { PoolSync } from './domain/pools/pool-sync.js';
 import { startPooler, type Pooler } from './domain/pools/pooler-setup.js';
-import { checkReadiness } from './domain/health/readiness.js';
-import { TenantInventory } from './domain/inventory/tenant-inventory.js';
-import { serve } from './http/http-server.js';
-import { TenantryMetrics } from './metrics.js';
-import { EventBus } from './domain/events/event-bus.js';
+import { TemplateCatalog } from './domain/templates/template-catalog.js';
+import { TemplateDatabases } from './domain/templates/template-databases.js';
+import { TenantRecovery } from './domain/tenants/tenant-recovery.js';
 import { UsageService } from './domain/usage/usage-service.js';
-import { FleetOperations } from './domain/operations/fleet-operations.js';
+import { HttpFront } from './http/http-server.js';
 import type { Logger } from './logger.js';
+import { TenantryMetrics } from './metrics.js';
 
 export interface Tenantry {
   /** Base URL, e.g. http://127.0.0.1:4000 */
   url: string;
   deps: Deps;
-  /** Set only on the very first start without ADMIN_API_KEY: to be shown once. */
+  /** Set only while no ADMIN key exists and ADMIN_API_KEY is unset: to be shown, then committed. */
   generatedAdminKey: string | null;
+  /** Stores the generated key (by hash): call it once the key has been shown. */
+  commitAdminKey(): Promise<void>;
   pooler: Pooler;
   close(): Promise<void>;
 }
 
+const READINESS_INTERVAL_MS = 10_000;
+
 /**
  * Brings up the service on `serverUrl` (the PostgreSQL server holding the control
- * database, which is also the default managed cluster) and serves it over HTTP.
+ * database, which is also the default managed cluster). The HTTP port is bound before
+ * anything else (or given, already bound, as `front`): a busy port stops the start before
+ * it touches PostgreSQL, the pooler or the admin key. /health/live answers from the first
+ * moment; the inventory, recovery and readiness run in the background once serving.
  */
-export async function startTenantry(options: { config: Config; serverUrl: string; logger: Logger; hooks?: Hooks }): Promise<Tenantry> {
+export async function startTenantry(options: { config: Config; serverUrl: string; logger: Logger; hooks?: Hooks; front?: HttpFront }): Promise<Tenantry> {
   const { config, logger } = options;
+  const front = options.front ?? (await HttpFront.listen(config, logger));
   // What has been started so far, stopped in reverse if a later step fails (and by close()).
-  const stack: (() => Promise<void>)[] = [];
+  const stack: (() => Promise<void>)[] = [() => front.close()];
   const unwind = async () => {
     for (const stop of stack.splice(0).reverse()) await stop().catch((err) => logger.error({ err }, 'stopping failed'));
   };
   try {
+    const limits: SessionLimits = { statementTimeoutMs: config.STATEMENT_TIMEOUT_MS, lockTimeoutMs: config.LOCK_TIMEOUT_MS, connectTimeoutMs: config.POOL_ACQUIRE_TIMEOUT_MS };
+    front.phase = 'checking privileges';
+    const privileges = await readControlPlanePrivileges(options.serverUrl, limits.connectTimeoutMs);
+    if (privileges.missing.length) throw new Error(describeMissingPrivileges(privileges));
+    logger.info({ role: privileges.role, superuser: privileges.superuser }, privileges.superuser ? 'control plane runs as a superuser' : 'control plane runs as a least-privilege role');
+
+    front.phase = 'preparing the control database';
     const control = await prepareControlDatabase(options.serverUrl, config.CONTROL_DATABASE);
     for (const m of control.applied) logger.info({ migration: m.name }, 'control database migrated');
 
-    const { db, counter: controlQueries } = createControlClient(control.url);
+    const { db, counter: controlQueries } = createControlClient(control.url, limits);
     stack.push(() => db.$disconnect());
-    const controlPool = new pg.Pool({ connectionString: control.url, max: CONTROL_LOCK_POOL, application_name: 'tenantry-locks' });
-    controlPool.on('error', (err) => logger.warn({ err }, 'control database connection lost'));
-    stack.push(() => controlPool.end());
-    const clusters = new ClusterRegistry(db, options.serverUrl);
+    const lockPool = new pg.Pool({
+      connectionString: control.url,
+      max: CONTROL_LOCK_POOL,
+      application_name: 'tenantry-locks',
+      options: startupOptions({ lockTimeoutMs: config.LOCK_TIMEOUT_MS, statementTimeoutMs: config.STATEMENT_TIMEOUT_MS }),
+      connectionTimeoutMillis: config.POOL_ACQUIRE_TIMEOUT_MS,
+    });
+    lockPool.on('error', (err) => logger.warn({ err }, 'control database connection lost'));
+    stack.push(() => lockPool.end());
+    const clusters = new ClusterRegistry(db, options.serverUrl, limits);
     stack.push(() => clusters.close());
     const defaultCluster = await clusters.ensureDefault();
-    const { generatedKey } = await bootstrapAdminKey(db, config.ADMIN_API_KEY);
+    const adminKey = await bootstrapAdminKey(db, config.ADMIN_API_KEY);
     const catalog = await TemplateCatalog.load(config.TEMPLATES_DIR);
 
+    front.phase = 'starting the pooler';
     const pooler = await startPooler(config, defaultCluster, logger);
     stack.push(() => pooler.stop());
     logger.info({ pooler: pooler.kind }, pooler.description);
@@ -87,7 +113,7 @@ export async function startTenantry(options: { config: Config; serverUrl: string
       logger,
       db,
       controlQueries,
-      controlPool,
+      locks: new AdvisoryLocks(lockPool),
       clusters,
       catalog,
       templateDatabases: new TemplateDatabases(catalog, config.CONTROL_DATABASE, logger),
@@ -97,41 +123,44 @@ export async function startTenantry(options: { config: Config; serverUrl: string
       events,
       metrics,
       hooks: options.hooks ?? {},
-    } as Omit<Deps, 'operations' | 'inventory'> as Deps;
-    // Operations run the same domain code as single-tenant calls, so they need the rest first.
+    } as Omit<Deps, 'operations' | 'inventory' | 'recovery' | 'readiness'> as Deps;
+    // These run the same domain code as single-tenant calls, so they need the rest first.
     deps.operations = new FleetOperations(deps, control.url);
     stack.push(() => deps.operations.stop());
+    deps.inventory = new TenantInventory(deps);
+    stack.push(() => deps.inventory.stop());
+    deps.recovery = new TenantRecovery(deps);
+    stack.push(() => deps.recovery.stop());
+    deps.readiness = new ReadinessMonitor(deps);
+    stack.push(async () => deps.readiness.stop());
+    deps.inventory.onPass = () => void deps.readiness.refreshTenants().catch((err) => logger.warn({ err }, 'readiness refresh failed'));
+    deps.inventory.onCheck = (tenantId) => void deps.readiness.refreshTenant(tenantId).catch(() => undefined);
     await usage.start([defaultCluster.id]);
 
-    // A freshly started pooler knows no pools: the first reconciliation gives it every tenant's.
-    const startReport = await pools.reconcile();
-    if (startReport.actions.length) logger.info({ report: startReport }, 'pools reconciled at start');
+    front.phase = 'checking readiness';
+    await deps.readiness.start(READINESS_INTERVAL_MS);
+    front.attach(deps);
+
+    // In the background from here: the pooler catching up, the fleet's inventory (progress in
+    // /health/ready), interrupted work, fleet operations a stopped server left.
+    void pools.reconcile().then(
+      (report) => report.actions.length && logger.info({ report }, 'pools reconciled at start'),
+      (err) => logger.error({ err }, 'pool reconciliation at start failed'),
+    );
     pools.startTimer(config.RECONCILE_INTERVAL_MS, (report) => {
       if (report.actions.length || report.outcome !== 'IN_SYNC') logger.info({ report }, 'pools reconciled');
     });
-
-    deps.inventory = new TenantInventory(deps);
-    stack.push(() => deps.inventory.stop());
-    // Readiness reads what the inventory found: take stock once before serving, then on a timer.
-    await deps.inventory.run();
-    deps.inventory.startTimer(config.INVENTORY_INTERVAL_MS);
-    const readiness = await checkReadiness(deps);
-    if (!readiness.ready) logger.error({ reasons: readiness.reasons }, 'not ready');
-    if (readiness.warnings.length) logger.warn({ warnings: readiness.warnings }, 'readiness warnings');
+    deps.inventory.start(config.INVENTORY_INTERVAL_MS);
+    deps.recovery.start(config.RECOVERY_INTERVAL_MS);
     deps.operations.resumeUnfinished(config.OPERATION_RESUME_INTERVAL_MS);
-    const { server, websockets } = await serve(deps, config);
-    stack.push(async () => {
-      await websockets.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    });
-    const { port } = server.address() as AddressInfo;
-    const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? 'localhost' : config.HOST;
+    void deps.operations.secureLegacyTenants().catch((err) => logger.error({ err }, 'starting the operation that secures legacy tenants failed'));
+
     let closing: Promise<void> | undefined;
     return {
-      url: `http://${host}:${port}`,
+      url: front.url,
       deps,
-      generatedAdminKey: generatedKey,
+      generatedAdminKey: adminKey.generatedKey,
+      commitAdminKey: adminKey.commit,
       pooler,
       close: () => (closing ??= unwind()),
     };

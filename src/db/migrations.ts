@@ -43,9 +43,15 @@ export async function applyMigrations(
   client: pg.ClientBase,
   migrations: readonly Migration[],
   ledger: MigrationLedger,
-  options: { lockKey: bigint; onApplied?: (m: Migration) => void | Promise<void> },
+  options: {
+    lockKey: bigint;
+    onApplied?: (m: Migration) => void | Promise<void>;
+    /** How a migration's SQL runs (inside its transaction); default: as the session's user. */
+    execute?: (client: pg.ClientBase, m: Migration) => Promise<void>;
+  },
 ): Promise<Migration[]> {
-  await client.query('SELECT pg_advisory_lock($1)', [options.lockKey.toString()]);
+  const execute = options.execute ?? ((c: pg.ClientBase, m: Migration) => c.query(m.sql).then(() => undefined));
+  await client.query('SELECT pg_catalog.pg_advisory_lock($1::pg_catalog.int8)', [options.lockKey.toString()]);
   try {
     await ledger.ensure(client);
     const applied = await ledger.applied(client, migrations);
@@ -64,7 +70,7 @@ export async function applyMigrations(
       const startedAt = new Date();
       await client.query('BEGIN');
       try {
-        await client.query(m.sql);
+        await execute(client, m);
         await ledger.record(client, m, startedAt);
         await client.query('COMMIT');
       } catch (err) {
@@ -75,6 +81,6 @@ export async function applyMigrations(
     }
     return pending;
   } finally {
-    await client.query('SELECT pg_advisory_unlock($1)', [options.lockKey.toString()]);
+    await client.query('SELECT pg_catalog.pg_advisory_unlock($1::pg_catalog.int8)', [options.lockKey.toString()]);
   }
 }

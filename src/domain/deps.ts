@@ -1,4 +1,4 @@
-import type pg from 'pg';
+import type { AdvisoryLocks } from '../db/advisory-locks.js';
 import type { Config } from '../config.js';
 import type { ControlClient, ControlQueryCounter } from '../db/control-client.js';
 import type { Logger } from '../logger.js';
@@ -8,6 +8,8 @@ import type { UsageService } from './usage/usage-service.js';
 import type { EventBus } from './events/event-bus.js';
 import type { FleetOperations } from './operations/fleet-operations.js';
 import type { TenantInventory } from './inventory/tenant-inventory.js';
+import type { ReadinessMonitor } from './health/readiness.js';
+import type { TenantRecovery } from './tenants/tenant-recovery.js';
 import type { TenantryMetrics } from '../metrics.js';
 import type { TemplateCatalog } from './templates/template-catalog.js';
 import type { TemplateDatabases } from './templates/template-databases.js';
@@ -16,6 +18,9 @@ import type { ProvisionStep } from './tenants/provisioning-steps.js';
 /** Test seams: let a test fail a step on purpose. Never set in production. */
 export interface Hooks {
   beforeProvisionStep?: (step: ProvisionStep, tenantSlug: string) => void | Promise<void>;
+  afterProvisionStep?: (step: ProvisionStep, tenantSlug: string) => void | Promise<void>;
+  /** Named points inside other mutations ("quota.applied", "rotation.stored", ...): where a test may stop the process. */
+  checkpoint?: (name: string, tenantSlug: string) => void | Promise<void>;
   beforeOperationItem?: (kind: string, tenantSlug: string) => void | Promise<void>;
 }
 
@@ -25,8 +30,8 @@ export interface Deps {
   logger: Logger;
   db: ControlClient;
   controlQueries: ControlQueryCounter;
-  /** Plain pg access to the control database, for advisory locks. */
-  controlPool: pg.Pool;
+  /** Advisory locks in the control database, one session per request (see src/db/advisory-locks.ts for the order). */
+  locks: AdvisoryLocks;
   clusters: ClusterRegistry;
   catalog: TemplateCatalog;
   templateDatabases: TemplateDatabases;
@@ -43,5 +48,9 @@ export interface Deps {
   operations: FleetOperations;
   /** Takes stock of every tenant database; lists and readiness read what it recorded. */
   inventory: TenantInventory;
+  /** Finishes work a stopped server left half-done; repairs PostgreSQL limits that drifted from the records. */
+  recovery: TenantRecovery;
+  /** Readiness, computed in the background (what /health/ready and the health query serve). */
+  readiness: ReadinessMonitor;
   hooks: Hooks;
 }

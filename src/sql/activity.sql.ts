@@ -3,9 +3,9 @@
  * sampler reads once per interval for all tenants of a cluster (and the cluster total).
  */
 export const tenantSessions = `SELECT usename AS role, pid, coalesce(state, 'unknown') AS state, application_name,
-    backend_start, query_start, state_change, left(query, 4000) AS query,
-    extract(epoch FROM (now() - coalesce(query_start, backend_start)))::float8 AS duration_seconds
-  FROM pg_stat_activity
+    backend_start, query_start, state_change, pg_catalog.left(query, 4000) AS query,
+    extract(epoch FROM (pg_catalog.now() - coalesce(query_start, backend_start)))::pg_catalog.float8 AS duration_seconds
+  FROM pg_catalog.pg_stat_activity
   WHERE backend_type = 'client backend'`;
 
 /** The sessions of one role, for a tenant's connection list. */

@@ -1,15 +1,33 @@
 import format from 'pg-format';
 
-export const availableExtensionVersions = `SELECT name, version FROM pg_available_extension_versions WHERE name = ANY($1::text[])`;
+/**
+ * The schema extensions live in, in every tenant database: owned by the control plane, with
+ * USAGE for everyone and CREATE for nobody else. Extension scripts run with their schema as
+ * search_path (as the bootstrap superuser, for trusted extensions): a schema a tenant could
+ * create objects in would let it plant what those scripts resolve.
+ */
+export const EXTENSION_SCHEMA = 'extensions';
+
+export const availableExtensionVersions = `SELECT name, version FROM pg_catalog.pg_available_extension_versions WHERE name = ANY($1::pg_catalog.text[])`;
 
 /** What the server offers: each extension with its default and every installable version. */
-export const availableExtensions = `SELECT e.name, e.default_version, e.comment, array_agg(v.version::text ORDER BY v.version) AS versions
-  FROM pg_available_extensions e JOIN pg_available_extension_versions v ON v.name = e.name
+export const availableExtensions = `SELECT e.name, e.default_version, e.comment, pg_catalog.array_agg(v.version::pg_catalog.text ORDER BY v.version) AS versions
+  FROM pg_catalog.pg_available_extensions e JOIN pg_catalog.pg_available_extension_versions v ON v.name = e.name
   GROUP BY e.name, e.default_version, e.comment ORDER BY e.name`;
 
-export const installedExtensions = `SELECT extname AS name, extversion AS version FROM pg_extension`;
+export const installedExtensions = `SELECT e.extname AS name, e.extversion AS version, n.nspname AS schema, e.extrelocatable AS relocatable
+  FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace`;
+
+export const createExtensionSchema = format(
+  'CREATE SCHEMA IF NOT EXISTS %I; REVOKE ALL ON SCHEMA %I FROM PUBLIC; GRANT USAGE ON SCHEMA %I TO PUBLIC',
+  EXTENSION_SCHEMA,
+  EXTENSION_SCHEMA,
+  EXTENSION_SCHEMA,
+);
 
 export const createExtension = (name: string, version: string) =>
-  format('CREATE EXTENSION IF NOT EXISTS %I WITH VERSION %L', name, version);
+  format('CREATE EXTENSION IF NOT EXISTS %I WITH SCHEMA %I VERSION %L', name, EXTENSION_SCHEMA, version);
 
 export const updateExtension = (name: string, version: string) => format('ALTER EXTENSION %I UPDATE TO %L', name, version);
+
+export const moveExtension = (name: string) => format('ALTER EXTENSION %I SET SCHEMA %I', name, EXTENSION_SCHEMA);

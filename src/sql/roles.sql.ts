@@ -1,10 +1,21 @@
 import format from 'pg-format';
 
-export const roleExists = `SELECT rolname, rolsuper, rolconnlimit FROM pg_roles WHERE rolname = $1`;
+export const roleExists = `SELECT rolname, rolsuper, rolconnlimit, rolcanlogin FROM pg_catalog.pg_roles WHERE rolname = $1`;
 
 /** A login role that is never a superuser: PostgreSQL does not apply connection limits to superusers. */
 export const createTenantRole = (role: string, connectionLimit: number) =>
   format('CREATE ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT %s', role, connectionLimit);
+
+/**
+ * A control plane that is not superuser must be able to SET ROLE to the tenant's role (to
+ * hand it tables, and to run template steps as it). PostgreSQL 16+ lets the member choose
+ * not to inherit the tenant's privileges; 15 has no per-grant option.
+ */
+export const grantRoleToControlPlane = (role: string, serverVersionNum: number) =>
+  serverVersionNum >= 160000 ? format('GRANT %I TO CURRENT_USER WITH INHERIT FALSE, SET TRUE', role) : format('GRANT %I TO CURRENT_USER', role);
+
+/** Whether the current user can SET ROLE to the role (a superuser always can). */
+export const canSetRole = `SELECT pg_catalog.pg_has_role(CURRENT_USER, $1, 'USAGE') OR pg_catalog.pg_has_role(CURRENT_USER, $1, 'SET') AS ok`;
 
 /** The password arrives as a SCRAM verifier: the plaintext never reaches the server or its logs. */
 export const setRolePassword = (role: string, scramVerifier: string) =>
@@ -17,3 +28,8 @@ export const dropRole = (role: string) => format('DROP ROLE IF EXISTS %I', role)
 export const setRoleConnectionLimit = (role: string, limit: number) => format('ALTER ROLE %I WITH CONNECTION LIMIT %s', role, limit);
 
 export const enableLogin = (role: string) => format('ALTER ROLE %I WITH LOGIN', role);
+
+/** What PostgreSQL enforces for every role and database named like a tenant: compared with the records by the reconciler. */
+export const tenantLimits = `SELECT r.rolname AS name, r.rolconnlimit AS role_limit, r.rolcanlogin AS can_login, d.datconnlimit AS database_limit
+  FROM pg_catalog.pg_roles r LEFT JOIN pg_catalog.pg_database d ON d.datname = r.rolname
+  WHERE r.rolname = ANY($1::pg_catalog.text[])`;

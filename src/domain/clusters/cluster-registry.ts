@@ -1,5 +1,5 @@
 import type { ControlClient } from '../../db/control-client.js';
-import { ClusterAdmin } from '../../db/cluster-admin.js';
+import { ClusterAdmin, type SessionLimits } from '../../db/cluster-admin.js';
 
 export const DEFAULT_CLUSTER_NAME = 'default';
 
@@ -12,6 +12,7 @@ export class ClusterRegistry {
     private readonly db: ControlClient,
     /** The server that holds the control database, used where a cluster stores no URL. */
     private readonly controlServerUrl: string,
+    private readonly limits: SessionLimits,
   ) {}
 
   /** Makes sure the default cluster (the control database's own server) is registered. */
@@ -34,7 +35,7 @@ export class ClusterRegistry {
     const existing = this.admins.get(id);
     if (existing) return existing;
     const row = await this.db.cluster.findUniqueOrThrow({ where: { id } });
-    const admin = this.admins.get(id) ?? new ClusterAdmin(row.id, row.name, row.connectionUrl ?? this.controlServerUrl, row.connectionUrl === null);
+    const admin = this.admins.get(id) ?? new ClusterAdmin(row.id, row.name, row.connectionUrl ?? this.controlServerUrl, row.connectionUrl === null, this.limits);
     this.admins.set(id, admin);
     return admin;
   }

@@ -66,6 +66,15 @@ export class EventBus {
     return this.pubsub.subscribe(this.topic('usage:demand'));
   }
 
+  /** API keys were revoked: every replica drops them from its caches and ends their subscriptions. */
+  publishKeysRevoked(keyIds: string[]): void {
+    this.pubsub.publish(this.topic('keys:revoked'), { keyIds });
+  }
+
+  keysRevoked(): AsyncIterable<{ keyIds: string[] }> {
+    return this.pubsub.subscribe(this.topic('keys:revoked')) as AsyncIterable<{ keyIds: string[] }>;
+  }
+
   /** A fleet operation moved (its row in the control database is the value). */
   publishOperation(operationId: string): void {
     this.pubsub.publish(this.topic(`operation:${operationId}`), { operationId });

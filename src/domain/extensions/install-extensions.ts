@@ -36,14 +36,37 @@ export async function installExtensions(
         'template',
       );
     }
-    await client.query(createExtension(req.name, version));
+    await installExtension(client, req.name, version);
     installed.push({ name: req.name, version });
   }
   for (const req of policy.optional) {
     const version = newest(req);
     if (!version) continue;
-    await client.query(createExtension(req.name, version));
-    installed.push({ name: req.name, version });
+    // An optional one the control plane may not install is left out.
+    const done = await installExtension(client, req.name, version).then(
+      () => true,
+      (err: unknown) => {
+        if (err instanceof UserError) return false;
+        throw err;
+      },
+    );
+    if (done) installed.push({ name: req.name, version });
   }
   return installed;
+}
+
+/**
+ * CREATE EXTENSION into the extensions schema. A control plane that is not superuser can
+ * install trusted extensions only (pg_trgm, pgvector, ...): an untrusted one is
+ * EXTENSION_UNAVAILABLE with the reason, not a masked error.
+ */
+export async function installExtension(client: pg.ClientBase, name: string, version: string): Promise<void> {
+  try {
+    await client.query(createExtension(name, version));
+  } catch (err) {
+    if ((err as { code?: string }).code === '42501') {
+      throw new UserError('EXTENSION_UNAVAILABLE', `extension ${name} needs a superuser to install (it is not a trusted extension), and the control plane is not one: ${(err as Error).message}`, 'template');
+    }
+    throw err;
+  }
 }

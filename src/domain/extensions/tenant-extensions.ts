@@ -1,7 +1,10 @@
 import type pg from 'pg';
 import type { ControlClient } from '../../db/control-client.js';
-import type { Tenant } from '../../generated/prisma/client.js';
-import { availableExtensionVersions, createExtension, installedExtensions, updateExtension } from '../../sql/extensions.sql.js';
+import type { Prisma, Tenant } from '../../generated/prisma/client.js';
+import { availableExtensionVersions, installedExtensions, updateExtension } from '../../sql/extensions.sql.js';
+import { installExtension } from './install-extensions.js';
+import { afterCommit } from '../tenants/after-commit.js';
+import { ensureSecured } from '../tenants/secure-tenant.js';
 import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import type { TemplateVersion } from '../templates/template-catalog.js';
@@ -33,15 +36,17 @@ export async function readExtensionReport(client: pg.ClientBase, policy: Templat
   return { report: extensionReport(policy, installed, offeredVersions(offered.rows)), installed };
 }
 
-/** Records what is installed, so lists show extension state without opening the database. */
-export async function recordExtensions(db: ControlClient, tenantId: string, installed: ReadonlyMap<string, string>): Promise<void> {
+/** Records what is installed, so lists show extension state without opening the database (in the caller's transaction, if any). */
+export async function recordExtensions(db: ControlClient | Prisma.TransactionClient, tenantId: string, installed: ReadonlyMap<string, string>): Promise<void> {
   const rows = [...installed];
-  await db.$transaction([
-    db.tenantExtension.deleteMany({ where: { tenantId, name: { notIn: rows.map(([name]) => name) } } }),
-    ...rows.map(([name, version]) =>
-      db.tenantExtension.upsert({ where: { tenantId_name: { tenantId, name } }, create: { tenantId, name, version }, update: { version, recordedAt: new Date() } }),
-    ),
-  ]);
+  const write = async (tx: Prisma.TransactionClient) => {
+    await tx.tenantExtension.deleteMany({ where: { tenantId, name: { notIn: rows.map(([name]) => name) } } });
+    for (const [name, version] of rows) {
+      await tx.tenantExtension.upsert({ where: { tenantId_name: { tenantId, name } }, create: { tenantId, name, version }, update: { version, recordedAt: new Date() } });
+    }
+  };
+  if ('$transaction' in db) await db.$transaction(write);
+  else await write(db);
 }
 
 export interface ExtensionUpdate {
@@ -52,14 +57,20 @@ export interface ExtensionUpdate {
   changes: string[];
 }
 
-/** Installs missing extensions and updates outdated ones to the newest version the server offers. */
+/**
+ * Installs missing extensions and updates outdated ones to the newest version the server
+ * offers, as the control plane, in the tenant database's extensions schema (a legacy tenant
+ * is secured first). What changed is recorded with one audit event per change, in one
+ * control-database transaction.
+ */
 export async function updateTenantExtensions(deps: Deps, op: OperationContext, input: { slug: string }, visible: Visible = () => true): Promise<ExtensionUpdate> {
   return withTenant(deps, input.slug, visible, async (tenant, cluster) => {
     assertSettled(tenant, 'an extension update');
+    await ensureSecured(deps, op, cluster, tenant);
     const policy = policyOf(deps, tenant);
-    return cluster.withDatabase(tenant.databaseName, async (client) => {
+    const done = await cluster.withDatabase(tenant.databaseName, async (client) => {
       const { report: before } = await readExtensionReport(client, policy);
-      const changes: string[] = [];
+      const changes: { text: string; name: string; from: string | null; to: string }[] = [];
       const offered = offeredVersions((await client.query<{ name: string; version: string }>(availableExtensionVersions, [policyNames(policy)])).rows);
       for (const e of before) {
         if (e.status !== 'MISSING' && e.status !== 'OUTDATED') continue;
@@ -67,18 +78,23 @@ export async function updateTenantExtensions(deps: Deps, op: OperationContext, i
         const target = (offered.get(e.name) ?? []).filter((v) => meetsMinimum(v, min)).sort(compareExtensionVersions).at(-1);
         if (!target) continue;
         if (e.status === 'MISSING') {
-          await client.query(createExtension(e.name, target));
-          changes.push(`installed ${e.name} ${target}`);
+          await installExtension(client, e.name, target);
+          changes.push({ text: `installed ${e.name} ${target}`, name: e.name, from: null, to: target });
         } else {
           await client.query(updateExtension(e.name, target));
-          changes.push(`updated ${e.name} ${e.installedVersion} → ${target}`);
+          changes.push({ text: `updated ${e.name} ${e.installedVersion} → ${target}`, name: e.name, from: e.installedVersion, to: target });
         }
-        await recordAuditEvent(deps.db, op, { category: 'extension', action: 'tenant.extension.updated', tenant, subject: e.name, metadata: { from: e.installedVersion, to: target } });
       }
       const { report: after, installed } = await readExtensionReport(client, policy);
-      await recordExtensions(deps.db, tenant.id, installed);
-      await deps.inventory.check(tenant);
-      return { tenant, before, after, changes };
+      return { before, after, installed, changes };
     });
+    await deps.db.$transaction(async (tx) => {
+      await recordExtensions(tx, tenant.id, done.installed);
+      for (const c of done.changes) {
+        await recordAuditEvent(tx, op, { category: 'extension', action: 'tenant.extension.updated', tenant, subject: c.name, metadata: { from: c.from, to: c.to } });
+      }
+    });
+    afterCommit(deps, { tenantId: tenant.id, inventory: true });
+    return { tenant, before: done.before, after: done.after, changes: done.changes.map((c) => c.text) };
   });
 }

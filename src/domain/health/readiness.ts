@@ -3,6 +3,7 @@ import { availableExtensions } from '../../sql/extensions.sql.js';
 import type { Deps } from '../deps.js';
 import { extensionReport } from '../extensions/extension-status.js';
 import { policyOf } from '../extensions/tenant-extensions.js';
+import type { InventoryProgress } from '../inventory/tenant-inventory.js';
 import { compatibilityOf } from '../templates/compatibility.js';
 
 export interface ReadinessCheck {
@@ -14,7 +15,7 @@ export interface ReadinessCheck {
 export interface TenantHealth {
   slug: string;
   problems: string[];
-  /** An INCOMPATIBLE schema: it makes a production server not ready. */
+  /** An INCOMPATIBLE schema recorded by Tenantry itself: it makes a production server not ready. */
   blocking: boolean;
 }
 
@@ -23,7 +24,10 @@ export interface ReadinessReport {
   mode: 'production' | 'development';
   checks: ReadinessCheck[];
   tenantsChecked: number;
+  /** Tenants with problems (at most TENANT_LIST_LIMIT of them; `tenantsWithProblems` counts all). */
   tenants: TenantHealth[];
+  tenantsWithProblems: number;
+  inventory: InventoryProgress | null;
   /** Why the server is not ready (empty when ready). */
   reasons: string[];
   /** Problems that do not make it not ready (in development: all of them). */
@@ -31,97 +35,196 @@ export interface ReadinessReport {
   checkedAt: Date;
 }
 
+const TENANT_LIST_LIMIT = 50;
+
 /** The migrations this build ships: read from disk once, then known for the life of the process. */
 let shippedMigrations: Promise<string[]> | undefined;
 const migrationNames = () => (shippedMigrations ??= loadControlMigrations().then((ms) => ms.map((m) => m.name)));
 
 /**
- * The truth about readiness: the control database (reachable, every migration applied),
- * each cluster (reachable, its version), the pooler, and per tenant what the inventory
- * last found (database, required tables, extensions against policy, schema compatibility).
- * In production an unreachable or unmigrated control database or an INCOMPATIBLE tenant
- * makes the server not ready; in development they are warnings.
+ * Readiness, computed in the background and served from memory: a probe never reaches a
+ * database. The cheap checks (control database, clusters, pooler) run every
+ * READINESS_INTERVAL; each tenant's health (from what the inventory recorded: database,
+ * required tables, extensions against policy, schema compatibility) is rebuilt after every
+ * inventory pass and refreshed one tenant at a time after single checks.
+ *
+ * In production an unreachable or unmigrated control database, a pooler that is down, or a
+ * tenant Tenantry itself recorded as INCOMPATIBLE makes the server not ready. Nothing a
+ * tenant does to its own database can: a tenant's own objects only ever produce warnings.
  */
-export async function checkReadiness(deps: Deps): Promise<ReadinessReport> {
-  const production = deps.config.NODE_ENV === 'production';
-  const checks: ReadinessCheck[] = [];
-  const hard: string[] = [];
-  const soft: string[] = [];
+export class ReadinessMonitor {
+  private checks: ReadinessCheck[] = [];
+  private offered = new Map<string, Map<string, string[]>>();
+  private readonly tenants = new Map<string, TenantHealth>();
+  private tenantsChecked = 0;
+  private report: ReadinessReport;
+  private timer: NodeJS.Timeout | undefined;
+  private refreshing: Promise<void> | undefined;
 
-  let controlOk = false;
-  try {
-    const applied = await deps.db.$queryRaw<{ migration_name: string }[]>`SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`;
-    const missing = (await migrationNames()).filter((n) => !applied.some((a) => a.migration_name === n));
-    controlOk = missing.length === 0;
-    checks.push({ name: 'control-database', ok: controlOk, detail: controlOk ? `reachable, ${applied.length} migrations applied` : `migrations not applied: ${missing.join(', ')}` });
-  } catch (err) {
-    checks.push({ name: 'control-database', ok: false, detail: `unreachable: ${(err as Error).message}` });
+  constructor(private readonly deps: Deps) {
+    this.report = this.assemble();
   }
-  if (!controlOk) hard.push(`control database: ${checks[0]!.detail}`);
 
-  const tenants: TenantHealth[] = [];
-  let tenantsChecked = 0;
-  if (controlOk) {
-    const offeredByCluster = new Map<string, Map<string, string[]>>();
-    for (const row of await deps.db.cluster.findMany({ orderBy: { name: 'asc' } })) {
-      try {
-        const cluster = await deps.clusters.get(row.id);
-        const facts = await cluster.facts();
-        const offered = await cluster.query<{ name: string; versions: string[] }>(availableExtensions);
-        offeredByCluster.set(row.id, new Map(offered.rows.map((o) => [o.name, o.versions])));
-        checks.push({ name: `cluster:${row.name}`, ok: true, detail: `PostgreSQL ${facts.serverVersion}` });
-      } catch (err) {
-        checks.push({ name: `cluster:${row.name}`, ok: false, detail: `unreachable: ${(err as Error).message}` });
-        soft.push(`cluster ${row.name} is unreachable`);
+  current(): ReadinessReport {
+    return this.report;
+  }
+
+  /** Computes everything once now, then the cheap checks every `intervalMs`. */
+  async start(intervalMs: number): Promise<void> {
+    await this.refreshChecks();
+    await this.refreshTenants();
+    this.timer = setInterval(() => void this.refreshChecks().catch((err) => this.deps.logger.warn({ err }, 'readiness check failed')), intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** The control database, every cluster, the pooler: a handful of tiny statements. */
+  refreshChecks(): Promise<void> {
+    this.refreshing ??= this.computeChecks().finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  private async computeChecks(): Promise<void> {
+    const { deps } = this;
+    const checks: ReadinessCheck[] = [];
+    try {
+      const applied = await deps.db.$queryRaw<{ migration_name: string }[]>`SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`;
+      const missing = (await migrationNames()).filter((n) => !applied.some((a) => a.migration_name === n));
+      checks.push({ name: 'control-database', ok: missing.length === 0, detail: missing.length === 0 ? `reachable, ${applied.length} migrations applied` : `migrations not applied: ${missing.join(', ')}` });
+    } catch (err) {
+      checks.push({ name: 'control-database', ok: false, detail: `unreachable: ${(err as Error).message}` });
+    }
+    if (checks[0]!.ok) {
+      for (const row of await deps.db.cluster.findMany({ orderBy: { name: 'asc' } })) {
+        try {
+          const cluster = await deps.clusters.get(row.id);
+          const facts = await cluster.facts();
+          if (!this.offered.has(row.id)) {
+            const offered = await cluster.query<{ name: string; versions: string[] }>(availableExtensions);
+            this.offered.set(row.id, new Map(offered.rows.map((o) => [o.name, o.versions])));
+          }
+          checks.push({ name: `cluster:${row.name}`, ok: true, detail: `PostgreSQL ${facts.serverVersion}` });
+        } catch (err) {
+          checks.push({ name: `cluster:${row.name}`, ok: false, detail: `unreachable: ${(err as Error).message}` });
+        }
       }
     }
     checks.push(await poolerCheck(deps));
-    if (!checks.at(-1)!.ok) soft.push(`pooler: ${checks.at(-1)!.detail}`);
+    this.checks = checks;
+    this.report = this.assemble();
+  }
 
-    const rows = await deps.db.tenant.findMany({
+  /** Every tenant's health from its records (after an inventory pass). */
+  async refreshTenants(): Promise<void> {
+    const rows = await this.deps.db.tenant.findMany({
       where: { status: { in: ['ACTIVE', 'SUSPENDED'] } },
       include: { inventory: true, extensions: true, schemaVersions: true },
       orderBy: { slug: 'asc' },
     });
-    tenantsChecked = rows.length;
+    this.tenants.clear();
     for (const t of rows) {
-      const problems: string[] = [];
-      let blocking = false;
-      const inv = t.inventory;
-      if (!inv) problems.push('not inventoried yet');
-      else {
-        if (!inv.databasePresent) problems.push(`database ${t.databaseName} is missing`);
-        for (const table of inv.missingTables as string[]) problems.push(`table ${table} is missing`);
-        if (inv.error) problems.push(`inventory could not read it: ${inv.error}`);
-      }
-      const version = t.schemaVersions[0]?.version;
-      const expected = deps.catalog.resolve(t.templateName)?.version;
-      if (version && expected && compatibilityOf(version, expected) === 'INCOMPATIBLE') {
-        problems.push(`schema ${version} is INCOMPATIBLE with ${t.templateName} ${expected}`);
-        blocking = true;
-      }
-      const offered = offeredByCluster.get(t.clusterId);
-      if (offered) {
-        for (const e of extensionReport(policyOf(deps, t), new Map(t.extensions.map((x) => [x.name, x.version])), offered)) {
-          if (e.status !== 'OK') problems.push(`extension ${e.name} is ${e.status}${e.installedVersion ? ` (${e.installedVersion})` : ''}`);
-        }
-      }
-      if (problems.length) tenants.push({ slug: t.slug, problems, blocking });
+      const health = this.healthOf(t);
+      if (health.problems.length) this.tenants.set(t.id, health);
     }
-    for (const t of tenants) (t.blocking ? hard : soft).push(`tenant ${t.slug}: ${t.problems.join('; ')}`);
+    this.tenantsChecked = rows.length;
+    this.report = this.assemble();
   }
 
-  const reasons = production ? hard : [];
-  const warnings = production ? soft : [...hard, ...soft];
-  return { ready: reasons.length === 0, mode: production ? 'production' : 'development', checks, tenantsChecked, tenants, reasons, warnings, checkedAt: new Date() };
+  /** One tenant's health again (after a change or a single check). */
+  async refreshTenant(tenantId: string): Promise<void> {
+    const t = await this.deps.db.tenant.findUnique({ where: { id: tenantId }, include: { inventory: true, extensions: true, schemaVersions: true } });
+    this.tenants.delete(tenantId);
+    if (t && (t.status === 'ACTIVE' || t.status === 'SUSPENDED')) {
+      const health = this.healthOf(t);
+      if (health.problems.length) this.tenants.set(t.id, health);
+    }
+    this.report = this.assemble();
+  }
+
+  private healthOf(t: {
+    slug: string;
+    clusterId: string;
+    databaseName: string;
+    templateName: string;
+    templateVersion: string;
+    securedAt: Date | null;
+    inventory: { databasePresent: boolean; missingTables: unknown; error: string | null } | null;
+    extensions: { name: string; version: string }[];
+    schemaVersions: { version: string }[];
+  }): TenantHealth {
+    const problems: string[] = [];
+    let blocking = false;
+    const inv = t.inventory;
+    if (!inv) problems.push('not inventoried yet');
+    else {
+      if (!inv.databasePresent) problems.push(`database ${t.databaseName} is missing`);
+      for (const table of inv.missingTables as string[]) problems.push(`table ${table} is missing`);
+      if (inv.error) problems.push(`inventory could not read it: ${inv.error}`);
+    }
+    if (!t.securedAt) problems.push('provisioned before Tenantry owned tenant databases: the SECURE_TENANTS operation brings it under the ownership model');
+    const version = t.schemaVersions[0]?.version;
+    const expected = this.deps.catalog.resolve(t.templateName)?.version;
+    if (version && expected && compatibilityOf(version, expected) === 'INCOMPATIBLE') {
+      problems.push(`schema ${version} is INCOMPATIBLE with ${t.templateName} ${expected}`);
+      // Only a version the tenant cannot have forged (its database is Tenantry's) blocks readiness.
+      blocking = t.securedAt !== null;
+    }
+    const offered = this.offered.get(t.clusterId);
+    if (offered) {
+      for (const e of extensionReport(policyOf(this.deps, t), new Map(t.extensions.map((x) => [x.name, x.version])), offered)) {
+        if (e.status !== 'OK') problems.push(`extension ${e.name} is ${e.status}${e.installedVersion ? ` (${e.installedVersion})` : ''}`);
+      }
+    }
+    return { slug: t.slug, problems, blocking };
+  }
+
+  private assemble(): ReadinessReport {
+    const production = this.deps.config.NODE_ENV === 'production';
+    const hard: string[] = [];
+    const soft: string[] = [];
+    const inventory = this.deps.inventory?.progress() ?? null;
+    if (this.checks.length === 0) hard.push('readiness has not been checked yet');
+    for (const c of this.checks) {
+      if (c.ok) continue;
+      if (c.name === 'control-database' || c.name === 'pooler') hard.push(`${c.name}: ${c.detail}`);
+      else soft.push(`${c.name}: ${c.detail}`);
+    }
+    if (inventory?.running) soft.push(`inventory in progress: ${inventory.checked} of ${inventory.total} tenants checked`);
+    const withProblems = [...this.tenants.values()].sort((a, b) => a.slug.localeCompare(b.slug));
+    for (const t of withProblems.slice(0, TENANT_LIST_LIMIT)) (t.blocking ? hard : soft).push(`tenant ${t.slug}: ${t.problems.join('; ')}`);
+    for (const t of withProblems.slice(TENANT_LIST_LIMIT)) if (t.blocking) hard.push(`tenant ${t.slug}: ${t.problems.join('; ')}`);
+    if (withProblems.length > TENANT_LIST_LIMIT) soft.push(`${withProblems.length - TENANT_LIST_LIMIT} more tenants have problems (the health query lists them all)`);
+    const reasons = production ? hard : [];
+    const warnings = production ? soft : [...hard, ...soft];
+    return {
+      ready: reasons.length === 0,
+      mode: production ? 'production' : 'development',
+      checks: this.checks,
+      tenantsChecked: this.tenantsChecked,
+      tenants: withProblems.slice(0, TENANT_LIST_LIMIT),
+      tenantsWithProblems: withProblems.length,
+      inventory,
+      reasons,
+      warnings,
+      checkedAt: new Date(),
+    };
+  }
+
+  /** Every tenant with a problem (for the admins' health query). */
+  allTenantProblems(): TenantHealth[] {
+    return [...this.tenants.values()].sort((a, b) => a.slug.localeCompare(b.slug));
+  }
 }
 
 async function poolerCheck(deps: Deps): Promise<ReadinessCheck> {
   const driver = deps.pools.driver;
   if (!driver) return { name: 'pooler', ok: true, detail: deps.pooler.description };
   try {
-    const pools = await driver.observe();
-    return { name: 'pooler', ok: true, detail: `${driver.kind} reachable, ${pools.length} pools` };
+    await driver.ping();
+    return { name: 'pooler', ok: true, detail: `${driver.kind} reachable` };
   } catch (err) {
     return { name: 'pooler', ok: false, detail: `${driver.kind} unreachable: ${(err as Error).message}` };
   }

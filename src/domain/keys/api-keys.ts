@@ -107,23 +107,24 @@ export async function revokeApiKey(db: ControlClient, op: OperationContext, view
 
 /**
  * At start: make sure an admin can get in. ADMIN_API_KEY is registered (by hash) when
- * given; otherwise, on the very first start, a key is generated and returned to be shown once.
+ * given. Otherwise, when no ADMIN key exists yet, a key is generated but NOT stored: the
+ * caller shows it, then commits it. A start that fails before showing it (a busy port, a
+ * pooler that does not start) leaves no key behind, and the next start generates one again.
  */
-export async function bootstrapAdminKey(db: ControlClient, configuredKey: string | undefined): Promise<{ generatedKey: string | null }> {
+export async function bootstrapAdminKey(db: ControlClient, configuredKey: string | undefined): Promise<{ generatedKey: string | null; commit: () => Promise<void> }> {
   const op: OperationContext = { actor: 'system', correlationId: 'startup' };
+  const store = (key: string, name: string, source: string) =>
+    db.$transaction(async (tx) => {
+      await tx.apiKey.create({ data: { name, role: 'ADMIN', keyHash: hashApiKey(key), keyPrefix: displayPrefix(key), createdBy: 'system' } });
+      await recordAuditEvent(tx, op, { category: 'security', action: 'apikey.bootstrapped', metadata: { source } });
+    });
   if (configuredKey) {
-    const keyHash = hashApiKey(configuredKey);
-    const existing = await db.apiKey.findUnique({ where: { keyHash } });
-    if (!existing) {
-      await db.apiKey.create({ data: { name: 'ADMIN_API_KEY', role: 'ADMIN', keyHash, keyPrefix: displayPrefix(configuredKey), createdBy: 'system' } });
-      await recordAuditEvent(db, op, { category: 'security', action: 'apikey.bootstrapped', metadata: { source: 'ADMIN_API_KEY' } });
-    }
-    return { generatedKey: null };
+    const existing = await db.apiKey.findUnique({ where: { keyHash: hashApiKey(configuredKey) } });
+    if (!existing) await store(configuredKey, 'ADMIN_API_KEY', 'ADMIN_API_KEY');
+    return { generatedKey: null, commit: async () => {} };
   }
   const anyAdmin = await db.apiKey.findFirst({ where: { role: 'ADMIN' } });
-  if (anyAdmin) return { generatedKey: null };
+  if (anyAdmin) return { generatedKey: null, commit: async () => {} };
   const key = generateApiKey();
-  await db.apiKey.create({ data: { name: 'first-start admin', role: 'ADMIN', keyHash: hashApiKey(key), keyPrefix: displayPrefix(key), createdBy: 'system' } });
-  await recordAuditEvent(db, op, { category: 'security', action: 'apikey.bootstrapped', metadata: { source: 'generated' } });
-  return { generatedKey: key };
+  return { generatedKey: key, commit: () => store(key, 'first-start admin', 'generated') };
 }

@@ -2,12 +2,19 @@ import { v7 as uuidv7 } from 'uuid';
 import pg from 'pg';
 import type { Operation, OperationItem } from '../../generated/prisma/client.js';
 import type { OperationKind } from '../../generated/prisma/enums.js';
+import { TENANT_COMPONENT } from '../templates/schema-version-record.js';
 import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
 import { updateTenantExtensions } from '../extensions/tenant-extensions.js';
 import { DEFAULT_TEMPLATE } from '../templates/template-catalog.js';
-import { upgradeTenantSchema } from '../templates/upgrade-tenant-schema.js';
+import { defaultTarget, upgradeTenantSchema } from '../templates/upgrade-tenant-schema.js';
+import { extensionReport } from '../extensions/extension-status.js';
+import { policyOf } from '../extensions/tenant-extensions.js';
+import { availableExtensions } from '../../sql/extensions.sql.js';
+import { secureTenant } from '../tenants/secure-tenant.js';
+import { withTenant } from '../tenants/tenant-access.js';
+import semver from 'semver';
 
 export interface StartFleetOperationInput {
   kind: OperationKind;
@@ -53,7 +60,12 @@ export class FleetOperations {
     const canarySize = input.canarySize ?? 3;
     if (!Number.isInteger(canarySize) || canarySize < 0) throw new UserError('INVALID_INPUT', 'canarySize must be 0 or more', 'canarySize');
 
-    const tenants = await deps.db.tenant.findMany({ where: { status: 'ACTIVE', templateName: template }, orderBy: { slug: 'asc' }, select: { id: true, slug: true, templateVersion: true } });
+    const tenants =
+      input.kind === 'SECURE_TENANTS'
+        ? await deps.db.tenant.findMany({ where: { status: { in: ['ACTIVE', 'SUSPENDED'] }, securedAt: null }, orderBy: { slug: 'asc' }, select: { id: true, slug: true, templateVersion: true } })
+        : await deps.db.tenant.findMany({ where: { status: 'ACTIVE', templateName: template }, orderBy: { slug: 'asc' }, select: { id: true, slug: true, templateVersion: true } });
+    // Tenants the records show at the target already are done before anything is opened.
+    const settled = await alreadyDone(deps, input.kind, template, input.targetVersion ?? null, tenants.map((t) => t.id));
     const id = uuidv7();
     const operation = await deps.db.$transaction(async (tx) => {
       const created = await tx.operation.create({
@@ -67,14 +79,35 @@ export class FleetOperations {
           createdBy: op.actor,
         },
       });
+      const now = new Date();
       await tx.operationItem.createMany({
-        data: tenants.map((t, position) => ({ operationId: id, tenantId: t.id, tenantSlug: t.slug, position, fromVersion: t.templateVersion })),
+        data: tenants.map((t, position) => {
+          const done = settled.get(t.id);
+          return done
+            ? { operationId: id, tenantId: t.id, tenantSlug: t.slug, position, fromVersion: t.templateVersion, toVersion: t.templateVersion, status: 'SUCCEEDED' as const, message: done, startedAt: now, finishedAt: now }
+            : { operationId: id, tenantId: t.id, tenantSlug: t.slug, position, fromVersion: t.templateVersion };
+        }),
       });
+      if (settled.size > 0) await tx.operation.update({ where: { id }, data: { done: settled.size } });
       await recordAuditEvent(tx, op, { category: 'operation', action: 'operation.started', subject: id, metadata: { kind: input.kind, template, targetVersion: input.targetVersion ?? null, total: tenants.length, concurrency, canarySize } });
       return created;
     });
     this.launch(id);
     return operation;
+  }
+
+  /**
+   * Tenants provisioned before Tenantry owned tenant databases are brought under the
+   * ownership model by the fleet machinery, not by hand: at start, when there are any and no
+   * securing operation is under way, one is started (audited like any other).
+   */
+  async secureLegacyTenants(): Promise<Operation | null> {
+    const legacy = await this.deps.db.tenant.count({ where: { status: { in: ['ACTIVE', 'SUSPENDED'] }, securedAt: null } });
+    if (legacy === 0) return null;
+    const open = await this.deps.db.operation.findFirst({ where: { kind: 'SECURE_TENANTS', status: { in: ['PENDING', 'RUNNING'] } } });
+    if (open) return null;
+    this.deps.logger.info({ tenants: legacy }, 'securing tenants provisioned before Tenantry owned tenant databases');
+    return this.start({ actor: 'system', correlationId: 'startup' }, { kind: 'SECURE_TENANTS', concurrency: 4, canarySize: 0 });
   }
 
   /** Picks up operations nobody is running (left by a stopped server), now and every `intervalMs`. */
@@ -161,6 +194,9 @@ export class FleetOperations {
         outcome = r.failed
           ? { status: 'FAILED', message: `step ${r.failed.version} failed: ${r.failed.message}`, fromVersion: r.fromVersion, toVersion: r.toVersion }
           : { status: 'SUCCEEDED', message: r.applied.length ? `applied ${r.applied.join(', ')}` : 'already at the target', fromVersion: r.fromVersion, toVersion: r.toVersion };
+      } else if (operation.kind === 'SECURE_TENANTS') {
+        const changes = await secureTenantNamed(deps, op, item.tenantSlug);
+        outcome = { status: 'SUCCEEDED', message: changes.length ? changes.join('; ') : 'already secured' };
       } else {
         const r = await updateTenantExtensions(deps, op, { slug: item.tenantSlug });
         const unavailable = r.after.filter((e) => e.status === 'UNAVAILABLE').map((e) => e.name);
@@ -192,4 +228,45 @@ export class FleetOperations {
     });
     this.deps.events.publishOperation(id);
   }
+}
+
+/** Secures one tenant by slug, under its lock (the securing operation's step). */
+async function secureTenantNamed(deps: Deps, op: OperationContext, slug: string): Promise<string[]> {
+  return withTenant(deps, slug, () => true, async (tenant, cluster) => (tenant.securedAt ? [] : secureTenant(deps, op, cluster, tenant)));
+}
+
+/**
+ * The tenants whose recorded state (schema version, installed extensions) shows the
+ * operation has nothing to do for them, with the message their item gets: a fleet
+ * already at the target costs a few control-database queries, not a connection per tenant.
+ * A tenant not yet secured is never skipped (its step secures it first).
+ */
+async function alreadyDone(deps: Deps, kind: OperationKind, template: string, targetVersion: string | null, tenantIds: string[]): Promise<Map<string, string>> {
+  const done = new Map<string, string>();
+  if (kind === 'SECURE_TENANTS' || tenantIds.length === 0) return done;
+  const tenants = await deps.db.tenant.findMany({
+    where: { id: { in: tenantIds }, securedAt: { not: null } },
+    select: { id: true, clusterId: true, templateName: true, templateVersion: true, schemaVersions: { select: { component: true, version: true } }, extensions: { select: { name: true, version: true } } },
+  });
+  const versions = deps.catalog.get(template)?.versions ?? [];
+  if (kind === 'UPGRADE_SCHEMAS') {
+    for (const t of tenants) {
+      const recorded = t.schemaVersions.find((v) => v.component === TENANT_COMPONENT)?.version;
+      if (!recorded || !semver.valid(recorded)) continue;
+      const target = targetVersion ?? defaultTarget(versions, recorded)?.version;
+      if (target && semver.gte(recorded, target)) done.set(t.id, 'already at the target');
+    }
+    return done;
+  }
+  const offeredByCluster = new Map<string, Map<string, string[]>>();
+  for (const clusterId of new Set(tenants.map((t) => t.clusterId))) {
+    const cluster = await deps.clusters.get(clusterId);
+    const { rows } = await cluster.query<{ name: string; versions: string[] }>(availableExtensions);
+    offeredByCluster.set(clusterId, new Map(rows.map((r) => [r.name, r.versions])));
+  }
+  for (const t of tenants) {
+    const report = extensionReport(policyOf(deps, t), new Map(t.extensions.map((e) => [e.name, e.version])), offeredByCluster.get(t.clusterId)!);
+    if (report.every((e) => e.status === 'OK')) done.set(t.id, 'nothing to do');
+  }
+  return done;
 }

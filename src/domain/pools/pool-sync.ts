@@ -87,6 +87,11 @@ export class PoolSync {
     });
   }
 
+  /** Applies the wanted pools (the pooler rework makes this a coalescing queue); never throws for the pooler's sake. */
+  async request(): Promise<{ outcome: SyncOutcome; error: string | null }> {
+    return this.sync();
+  }
+
   /** Compares the active tenants with what the pooler runs, repairs any drift, and says what it found and did. */
   async reconcile(): Promise<ReconcileReport> {
     const pooler = this.driver?.kind ?? 'none';

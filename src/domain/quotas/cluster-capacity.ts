@@ -1,3 +1,4 @@
+import type { LockName } from '../../db/advisory-locks.js';
 import type { ClusterAdmin, ServerFacts } from '../../db/cluster-admin.js';
 import { controlPlaneConnections } from '../../db/connection-budget.js';
 import type { Deps } from '../deps.js';
@@ -38,8 +39,8 @@ export async function allocatedExcept(deps: Deps, clusterId: string, tenantId: s
 }
 
 /** Callers hold this while they check and change quotas on a cluster, so two changes cannot both fit. */
-export function capacityLockName(clusterId: string): string {
-  return `tenantry:capacity:${clusterId}`;
+export function capacityLock(clusterId: string): LockName {
+  return { kind: 'capacity', key: `tenantry:capacity:${clusterId}`, label: `the capacity of cluster ${clusterId}` };
 }
 
 /** CLUSTER_CAPACITY_EXCEEDED, with the numbers, when `quota` does not fit beside the others. */

@@ -1,14 +1,14 @@
-import { withAdvisoryLock } from '../../db/advisory-lock.js';
 import type { Pool, Quota, QuotaChange, Tenant } from '../../generated/prisma/client.js';
 import { countBackendsOf, terminateNewestBackendsOf } from '../../sql/backends.sql.js';
-import { setDatabaseConnectionLimit } from '../../sql/databases.sql.js';
-import { setRoleConnectionLimit } from '../../sql/roles.sql.js';
 import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
-import type { SyncOutcome } from '../pools/pool-sync.js';
+import { underCapacityLock } from '../locking.js';
+import { afterCommit } from '../tenants/after-commit.js';
+import { validateText } from '../tenants/names.js';
 import { assertSettled, withTenant, type Visible } from '../tenants/tenant-access.js';
-import { assertWithinCapacity, capacityLockName } from './cluster-capacity.js';
+import { applyConnectionLimits } from './connection-limits.js';
+import { assertWithinCapacity } from './cluster-capacity.js';
 
 export interface UpdateTenantQuotaInput {
   slug: string;
@@ -26,76 +26,74 @@ export interface UpdateTenantQuotaResult {
   connectionsOverLimit: number;
   terminatedPids: number[];
   pool: Pool | null;
-  poolOutcome: SyncOutcome | null;
+  /** What is not done yet, and will be (e.g. PostgreSQL was unreachable: the reconciler applies the limit). */
+  warnings: string[];
 }
 
 /**
- * Changes a tenant's quota where it is enforced, in this order of truth: PostgreSQL
- * (role and database CONNECTION LIMIT), then the control database (quota, QuotaChange,
- * audit event) — undoing the first if the second fails — then the pool, which may stay
- * PENDING when the pooler is down (the reconciler finishes it).
+ * Changes a tenant's quota. The control database is the truth and goes first: the quota,
+ * its QuotaChange and the audit event commit together (under the tenant's and the cluster's
+ * capacity locks). Then PostgreSQL gets the limits (role and database CONNECTION LIMIT) -
+ * always, even when the value did not change, so calling again repairs a limit that drifted.
+ * A crash or an unreachable server between the two leaves a difference the reconciler finds
+ * and repairs (src/domain/tenants/cluster-state.ts); the pool follows in the background.
  */
 export async function updateTenantQuota(deps: Deps, op: OperationContext, input: UpdateTenantQuotaInput, visible: Visible): Promise<UpdateTenantQuotaResult> {
   const { config } = deps;
   const newMax = input.maxConnections;
-  const reason = input.reason?.trim().slice(0, 500) || null;
-
-  const { cluster, ...result } = await withTenant(deps, input.slug, visible, (tenant, cluster) =>
-    withAdvisoryLock(deps.controlPool, capacityLockName(cluster.id), async () => {
-      if (!Number.isInteger(newMax) || newMax < config.QUOTA_MIN || newMax > config.QUOTA_MAX) {
-        throw new UserError('QUOTA_OUT_OF_RANGE', `maxConnections must be between ${config.QUOTA_MIN} and ${config.QUOTA_MAX}`, 'maxConnections');
-      }
-      assertSettled(tenant, 'a quota change');
-      const old = await deps.db.quota.findUniqueOrThrow({ where: { tenantId: tenant.id } });
-      if (old.maxConnections === newMax) return { cluster, tenant, quota: old, change: null };
-      if (newMax > old.maxConnections) await assertWithinCapacity(deps, cluster, { tenantId: tenant.id, slug: tenant.slug, quota: newMax });
-
-      const applyLimits = async (limit: number) => {
-        await cluster.query(setRoleConnectionLimit(tenant.roleName, limit));
-        await cluster.query(setDatabaseConnectionLimit(tenant.databaseName, limit + config.CONNECTION_RESERVE));
-      };
-      await applyLimits(newMax);
-      try {
-        const recorded = await deps.db.$transaction(async (tx) => {
-          const quota = await tx.quota.update({ where: { tenantId: tenant.id }, data: { maxConnections: newMax, updatedBy: op.actor, updatedAt: new Date() } });
-          const change = await tx.quotaChange.create({
-            data: { tenantId: tenant.id, actor: op.actor, oldMaxConnections: old.maxConnections, newMaxConnections: newMax, reason },
-          });
-          await recordAuditEvent(tx, op, {
-            category: 'quota',
-            action: 'quota.updated',
-            tenant,
-            subject: tenant.roleName,
-            metadata: { oldMaxConnections: old.maxConnections, newMaxConnections: newMax, reason },
-          });
-          return { quota, change };
-        });
-        deps.metrics.quotaUpdates.inc();
-        return { cluster, tenant, ...recorded };
-      } catch (err) {
-        // The control database did not take it: PostgreSQL goes back to what it records.
-        await applyLimits(old.maxConnections).catch((undo) => deps.logger.error({ err: undo, tenant: tenant.slug }, 'restoring the old connection limit failed'));
-        throw err;
-      }
-    }),
-  );
-
-  const { rows } = await cluster.query<{ n: number }>(countBackendsOf, [result.tenant.roleName]);
-  const connectionsOverLimit = Math.max(0, (rows[0]?.n ?? 0) - result.quota.maxConnections);
-  let terminatedPids: number[] = [];
-  if (input.terminateExcess && connectionsOverLimit > 0) {
-    const ended = await cluster.query<{ pid: number; terminated: boolean }>(terminateNewestBackendsOf, [result.tenant.roleName, connectionsOverLimit]);
-    terminatedPids = ended.rows.filter((r) => r.terminated).map((r) => r.pid);
-    await recordAuditEvent(deps.db, op, {
-      category: 'quota',
-      action: 'quota.excess.terminated',
-      tenant: result.tenant,
-      subject: result.tenant.roleName,
-      metadata: { pids: terminatedPids, maxConnections: result.quota.maxConnections },
-    });
+  const reason = input.reason == null || input.reason.trim() === '' ? null : validateText(input.reason, 'reason', 500);
+  if (!Number.isInteger(newMax) || newMax < config.QUOTA_MIN || newMax > config.QUOTA_MAX) {
+    throw new UserError('QUOTA_OUT_OF_RANGE', `maxConnections must be between ${config.QUOTA_MIN} and ${config.QUOTA_MAX}`, 'maxConnections');
   }
 
-  const poolOutcome = result.change && deps.pools.enabled ? (await deps.pools.sync()).outcome : null;
-  const pool = await deps.db.pool.findUnique({ where: { tenantId: result.tenant.id } });
-  return { ...result, connectionsOverLimit, terminatedPids, pool, poolOutcome };
+  return withTenant(deps, input.slug, visible, async (tenant, cluster) => {
+    assertSettled(tenant, 'a quota change');
+    const recorded = await underCapacityLock(deps, cluster, async () => {
+      const old = await deps.db.quota.findUniqueOrThrow({ where: { tenantId: tenant.id } });
+      if (old.maxConnections === newMax) return { quota: old, change: null };
+      if (newMax > old.maxConnections) await assertWithinCapacity(deps, cluster, { tenantId: tenant.id, slug: tenant.slug, quota: newMax });
+      return deps.db.$transaction(async (tx) => {
+        const quota = await tx.quota.update({ where: { tenantId: tenant.id }, data: { maxConnections: newMax, updatedBy: op.actor, updatedAt: new Date() } });
+        const change = await tx.quotaChange.create({
+          data: { tenantId: tenant.id, actor: op.actor, oldMaxConnections: old.maxConnections, newMaxConnections: newMax, reason },
+        });
+        // Touching the tenant row tells the samplers' rosters that its limit moved.
+        await tx.tenant.update({ where: { id: tenant.id }, data: { updatedAt: new Date() } });
+        await recordAuditEvent(tx, op, {
+          category: 'quota',
+          action: 'quota.updated',
+          tenant,
+          subject: tenant.roleName,
+          metadata: { oldMaxConnections: old.maxConnections, newMaxConnections: newMax, reason },
+        });
+        return { quota, change };
+      });
+    });
+    if (recorded.change) deps.metrics.quotaUpdates.inc();
+    await deps.hooks.checkpoint?.('quota.recorded', tenant.slug);
+
+    const warnings: string[] = [];
+    let connectionsOverLimit = 0;
+    let terminatedPids: number[] = [];
+    try {
+      await applyConnectionLimits(deps, cluster, tenant, newMax);
+      const { rows } = await cluster.query<{ n: number }>(countBackendsOf, [tenant.roleName]);
+      connectionsOverLimit = Math.max(0, (rows[0]?.n ?? 0) - newMax);
+      if (input.terminateExcess && connectionsOverLimit > 0) {
+        // Recorded before it happens: no session is ended without its audit event.
+        await recordAuditEvent(deps.db, op, { category: 'quota', action: 'quota.excess.terminating', tenant, subject: tenant.roleName, metadata: { count: connectionsOverLimit, maxConnections: newMax } });
+        const ended = await cluster.query<{ pid: number; terminated: boolean }>(terminateNewestBackendsOf, [tenant.roleName, connectionsOverLimit]);
+        terminatedPids = ended.rows.filter((r) => r.terminated).map((r) => r.pid);
+        await recordAuditEvent(deps.db, op, { category: 'quota', action: 'quota.excess.terminated', tenant, subject: tenant.roleName, metadata: { pids: terminatedPids, maxConnections: newMax } });
+      }
+    } catch (err) {
+      if (err instanceof UserError) throw err;
+      deps.logger.warn({ err, tenant: tenant.slug }, 'applying a recorded quota to PostgreSQL failed; the reconciler will');
+      warnings.push(`the quota is recorded, but PostgreSQL did not take the new limit yet (${(err as Error).message}); the reconciler applies it within RECOVERY_INTERVAL_MS`);
+    }
+
+    if (recorded.change) afterCommit(deps, { tenantId: tenant.id, pool: true });
+    const pool = await deps.db.pool.findUnique({ where: { tenantId: tenant.id } });
+    return { tenant, ...recorded, connectionsOverLimit, terminatedPids, pool, warnings };
+  });
 }

@@ -1,10 +1,19 @@
+import { createHash } from 'node:crypto';
 import type { ClusterAdmin } from '../../db/cluster-admin.js';
+import { withCheckedOutClient } from '../../db/checked-out-client.js';
 import { applyMigrations } from '../../db/migrations.js';
 import type { Logger } from '../../logger.js';
 import { createEmptyDatabase, databaseExists, dropDatabase, revokeConnectFromPublic, sealTemplateDatabase, unsealTemplateDatabase } from '../../sql/databases.sql.js';
+import { createExtensionSchema, EXTENSION_SCHEMA } from '../../sql/extensions.sql.js';
 import { installExtensions } from '../extensions/install-extensions.js';
 import { SCHEMA_MIGRATION_LOCK, schemaVersionLedger, TENANT_COMPONENT } from './schema-version-ledger.js';
 import type { TemplateCatalog, TemplateVersion } from './template-catalog.js';
+
+/**
+ * How a template database is laid out beyond its template's SQL (the extensions schema, the
+ * pooler's lookup function, grants): part of its name, so a change prepares new ones.
+ */
+const TEMPLATE_LAYOUT = 2;
 
 /**
  * Each template version is prepared once per cluster as a sealed template database
@@ -23,9 +32,17 @@ export class TemplateDatabases {
   ) {}
 
   nameFor(version: TemplateVersion): string {
-    const fingerprint = this.catalog.fingerprint(version).slice(0, 10);
+    const fingerprint = createHash('sha256').update(`layout ${TEMPLATE_LAYOUT}`).update(this.catalog.fingerprint(version)).digest('hex').slice(0, 10);
     const base = `${this.scope}_tpl_${version.template}_${version.version}`.replace(/[^a-z0-9_]/g, '_');
     return `${base.slice(0, 63 - fingerprint.length - 1)}_${fingerprint}`;
+  }
+
+  /**
+   * Forgets a template database this process prepared (someone dropped it): the next
+   * ensure() looks at the cluster again and prepares it anew.
+   */
+  forget(cluster: ClusterAdmin, version: TemplateVersion): void {
+    this.prepared.delete(`${cluster.id}/${this.nameFor(version)}`);
   }
 
   /** The template database for `version` on `cluster`, preparing it if needed. */
@@ -43,7 +60,7 @@ export class TemplateDatabases {
 
   /** Drops every template database of this control plane on `cluster` (used by tests and teardown). */
   async dropAll(cluster: ClusterAdmin): Promise<void> {
-    const { rows } = await cluster.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${this.scope}\\_tpl\\_%`]);
+    const { rows } = await cluster.query<{ datname: string }>(`SELECT datname FROM pg_catalog.pg_database WHERE datname LIKE $1`, [`${this.scope}\\_tpl\\_%`]);
     for (const { datname } of rows) {
       await cluster.query(unsealTemplateDatabase(datname));
       await cluster.query(dropDatabase(datname));
@@ -51,41 +68,51 @@ export class TemplateDatabases {
     this.prepared.clear();
   }
 
-  private async prepare(cluster: ClusterAdmin, version: TemplateVersion, name: string): Promise<string> {
-    const lock = await cluster.pool.connect();
-    try {
-      // Held on the managed server itself: any control plane preparing this name waits.
-      await lock.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [`tenantry:template:${name}`]);
-      const { rows } = await cluster.query<{ datistemplate: boolean }>(databaseExists, [name]);
-      if (rows[0]?.datistemplate) return name;
-      if (rows[0]) {
-        // Left half-prepared by a server that stopped mid-way: start again.
-        await cluster.query(dropDatabase(name));
-      }
-      const started = Date.now();
-      await cluster.query(createEmptyDatabase(name));
+  private prepare(cluster: ClusterAdmin, version: TemplateVersion, name: string): Promise<string> {
+    return withCheckedOutClient(cluster.pool, async (lock) => {
+      // Held on the managed server itself: any control plane preparing this name waits (longer
+      // than an ordinary lock wait: preparing takes a moment).
+      await lock.query(`SET lock_timeout = '120s'`);
+      await lock.query('SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtextextended($1, 0))', [`tenantry:template:${name}`]);
       try {
-        await cluster.withDatabase(name, async (client) => {
-          const steps = this.catalog.stepsTo(version);
-          await installExtensions(client, version.extensions);
-          await applyMigrations(
-            client,
-            steps.map((s) => s.migration),
-            schemaVersionLedger({ component: TENANT_COMPONENT, appliedBy: 'tenantry' }),
-            { lockKey: SCHEMA_MIGRATION_LOCK },
-          );
-        });
-        await cluster.query(revokeConnectFromPublic(name));
-        await cluster.query(sealTemplateDatabase(name));
-      } catch (err) {
-        await cluster.query(dropDatabase(name)).catch(() => undefined);
-        throw err;
+        return await this.prepareLocked(cluster, version, name);
+      } finally {
+        await lock.query('SELECT pg_catalog.pg_advisory_unlock_all()').catch(() => undefined);
+        await lock.query('RESET lock_timeout').catch(() => undefined);
       }
-      this.logger.info({ template: version.template, version: version.version, database: name, ms: Date.now() - started }, 'template database prepared');
-      return name;
-    } finally {
-      await lock.query('SELECT pg_advisory_unlock_all()').catch(() => undefined);
-      lock.release();
+    });
+  }
+
+  private async prepareLocked(cluster: ClusterAdmin, version: TemplateVersion, name: string): Promise<string> {
+    const { rows } = await cluster.query<{ datistemplate: boolean }>(databaseExists, [name]);
+    if (rows[0]?.datistemplate) return name;
+    if (rows[0]) {
+      // Left half-prepared by a server that stopped mid-way: start again.
+      await cluster.query(dropDatabase(name));
     }
+    const started = Date.now();
+    await cluster.query(createEmptyDatabase(name));
+    try {
+      await cluster.withDatabase(name, async (client) => {
+        const steps = this.catalog.stepsTo(version);
+        await client.query(createExtensionSchema);
+        await installExtensions(client, version.extensions);
+        // The template's SQL creates its tables in public and may use what the extensions define.
+        await client.query(`SELECT pg_catalog.set_config('search_path', $1, false)`, [`public, ${EXTENSION_SCHEMA}`]);
+        await applyMigrations(
+          client,
+          steps.map((s) => s.migration),
+          schemaVersionLedger({ component: TENANT_COMPONENT, appliedBy: 'tenantry', database: 'template' }),
+          { lockKey: SCHEMA_MIGRATION_LOCK },
+        );
+      });
+      await cluster.query(revokeConnectFromPublic(name));
+      await cluster.query(sealTemplateDatabase(name));
+    } catch (err) {
+      await cluster.query(dropDatabase(name)).catch(() => undefined);
+      throw err;
+    }
+    this.logger.info({ template: version.template, version: version.version, database: name, ms: Date.now() - started }, 'template database prepared');
+    return name;
   }
 }

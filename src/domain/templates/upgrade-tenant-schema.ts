@@ -1,13 +1,15 @@
 import semver from 'semver';
 import { applyMigrations, MigrationFailedError } from '../../db/migrations.js';
 import type { Tenant } from '../../generated/prisma/client.js';
-import { handTablesToTenant } from '../../sql/databases.sql.js';
 import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
 import { installExtensions } from '../extensions/install-extensions.js';
 import { readInstalledExtensions, recordExtensions } from '../extensions/tenant-extensions.js';
+import { afterCommit } from '../tenants/after-commit.js';
+import { ensureSecured } from '../tenants/secure-tenant.js';
 import { assertSettled, withTenant, type Visible } from '../tenants/tenant-access.js';
+import { createTenantExecutor, runAsTenant } from './tenant-executor.js';
 import { SCHEMA_MIGRATION_LOCK, schemaVersionLedger, TENANT_COMPONENT } from './schema-version-ledger.js';
 import { mirrorSchemaVersion, readSchemaVersion } from './schema-version-record.js';
 import type { TemplateVersion } from './template-catalog.js';
@@ -43,7 +45,8 @@ export async function upgradeTenantSchema(
     assertSettled(tenant, 'an upgrade');
     const template = deps.catalog.get(tenant.templateName);
     if (!template) throw new UserError('TEMPLATE_NOT_FOUND', `tenant ${tenant.slug} uses template ${tenant.templateName}, which no longer exists`, 'slug');
-    return cluster.withDatabase(tenant.databaseName, async (client) => {
+    await ensureSecured(deps, op, cluster, tenant);
+    const result = await cluster.withDatabase(tenant.databaseName, async (client) => {
       const current = (await readSchemaVersion(client))?.version;
       if (!current) throw new UserError('INVALID_INPUT', `${tenant.databaseName} has no ${TENANT_COMPONENT} version to upgrade from`, 'slug');
       const target = input.targetVersion ? template.versions.find((v) => v.version === input.targetVersion) : defaultTarget(template.versions, current);
@@ -56,10 +59,14 @@ export async function upgradeTenantSchema(
       let failed: UpgradeResult['failed'] = null;
       const steps = deps.catalog.stepsBetween(current, target);
       if (steps.length > 0) {
+        // Extensions first, as the control plane, into the schema only it can create in.
         await installExtensions(client, target.extensions);
+        // Then the steps, as the tenant (see tenant-executor.ts): tables they create are the tenant's.
+        await createTenantExecutor(client, tenant.roleName);
         try {
-          await applyMigrations(client, steps.map((s) => s.migration), schemaVersionLedger({ component: TENANT_COMPONENT, appliedBy: op.actor }), {
+          await applyMigrations(client, steps.map((s) => s.migration), schemaVersionLedger({ component: TENANT_COMPONENT, appliedBy: op.actor, database: 'tenant' }), {
             lockKey: SCHEMA_MIGRATION_LOCK,
+            execute: (c, m) => runAsTenant(c, m.sql),
             onApplied: async (m) => {
               applied.push(m.name);
               await recordAuditEvent(deps.db, op, { category: 'schema', action: 'tenant.schema.upgraded', tenant, subject: m.name, metadata: { version: m.name, description: m.description ?? null } });
@@ -70,15 +77,14 @@ export async function upgradeTenantSchema(
           failed = { version: err.migration, message: (err.cause as Error).message };
           await recordAuditEvent(deps.db, op, { category: 'schema', action: 'tenant.schema.upgrade.failed', tenant, subject: err.migration, metadata: failed });
         }
-        // Tables a step created belong to the tenant, like the template's.
-        await client.query(handTablesToTenant(tenant.roleName));
       }
       const now = (await readSchemaVersion(client))!;
-      await mirrorSchemaVersion(deps.db, tenant.id, now);
-      await recordExtensions(deps.db, tenant.id, await readInstalledExtensions(client));
-      const upgraded = await deps.db.tenant.findUniqueOrThrow({ where: { id: tenant.id } });
-      await deps.inventory.check(upgraded);
-      return { tenant: upgraded, fromVersion: current, toVersion: now.version, applied, failed };
+      return { current, now, applied, failed, installed: await readInstalledExtensions(client) };
     });
+    await mirrorSchemaVersion(deps.db, tenant.id, result.now);
+    await recordExtensions(deps.db, tenant.id, result.installed);
+    const upgraded = await deps.db.tenant.findUniqueOrThrow({ where: { id: tenant.id } });
+    afterCommit(deps, { tenantId: tenant.id, inventory: true });
+    return { tenant: upgraded, fromVersion: result.current, toVersion: result.now.version, applied: result.applied, failed: result.failed };
   });
 }

@@ -1,16 +1,17 @@
-import { withAdvisoryLock } from '../../db/advisory-lock.js';
+import type { ClusterAdmin } from '../../db/cluster-admin.js';
 import type { Tenant } from '../../generated/prisma/client.js';
-import { terminateBackendsOf } from '../../sql/backends.sql.js';
-import { dropDatabase } from '../../sql/databases.sql.js';
-import { disableLogin, dropRole, roleExists } from '../../sql/roles.sql.js';
 import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
-import { tenantLockName } from './tenant-lock.js';
+import { underTenantLock } from '../locking.js';
+import { afterCommit } from './after-commit.js';
+import { dropTenantObjects } from './drop-tenant-objects.js';
 
 /**
  * Ends a tenant's sessions, drops its database and role, and keeps its row
- * (DEPROVISIONED), quota history and audit trail. Its API keys are revoked.
+ * (DEPROVISIONED), quota history and audit trail. Its API keys are revoked. The row turns
+ * DEPROVISIONING (with its audit event) before anything is dropped, so a server that stops
+ * half-way leaves a state recovery finishes.
  */
 export async function deprovisionTenant(deps: Deps, op: OperationContext, input: { slug: string; confirm: string }, visible: (t: Tenant) => boolean): Promise<Tenant> {
   const found = await deps.db.tenant.findUnique({ where: { slug: input.slug } });
@@ -21,31 +22,40 @@ export async function deprovisionTenant(deps: Deps, op: OperationContext, input:
   if (found.status === 'DEPROVISIONED') return found;
   const cluster = await deps.clusters.get(found.clusterId);
 
-  return withAdvisoryLock(deps.controlPool, tenantLockName(cluster.id, found.databaseName), async () => {
-    let tenant = await deps.db.tenant.update({ where: { id: found.id }, data: { status: 'DEPROVISIONING' } });
-    await recordAuditEvent(deps.db, op, { category: 'tenant', action: 'tenant.deprovision.started', tenant, subject: tenant.databaseName });
-
-    // The pool goes first (the tenant is no longer ACTIVE), so the pooler holds no server
-    // connections into a database being dropped.
-    await deps.pools.sync();
-    const role = await cluster.query(roleExists, [tenant.roleName]);
-    if (role.rowCount) await cluster.query(disableLogin(tenant.roleName));
-    const { rows } = await cluster.query<{ terminated: number }>(terminateBackendsOf, [tenant.roleName, tenant.databaseName]);
-    await cluster.query(dropDatabase(tenant.databaseName));
-    await cluster.query(dropRole(tenant.roleName));
-
-    tenant = await deps.db.$transaction(async (tx) => {
-      const t = await tx.tenant.update({ where: { id: found.id }, data: { status: 'DEPROVISIONED', deprovisionedAt: new Date(), provisionStep: null } });
-      const revoked = await tx.apiKey.updateMany({ where: { tenantId: t.id, revokedAt: null }, data: { revokedAt: new Date() } });
-      await recordAuditEvent(tx, op, {
-        category: 'tenant',
-        action: 'tenant.deprovisioned',
-        tenant: t,
-        subject: t.databaseName,
-        metadata: { terminatedBackends: rows[0]?.terminated ?? 0, revokedApiKeys: revoked.count },
-      });
-      return t;
-    });
-    return tenant;
+  return underTenantLock(deps, cluster, found, async () => {
+    const current = await deps.db.tenant.findUniqueOrThrow({ where: { id: found.id } });
+    if (current.status === 'DEPROVISIONED') return current;
+    const tenant =
+      current.status === 'DEPROVISIONING'
+        ? current
+        : await deps.db.$transaction(async (tx) => {
+            await recordAuditEvent(tx, op, { category: 'tenant', action: 'tenant.deprovision.started', tenant: current, subject: current.databaseName });
+            return tx.tenant.update({ where: { id: current.id }, data: { status: 'DEPROVISIONING' } });
+          });
+    // The pool leaves first (the tenant is no longer ACTIVE), so the pooler stops handing out its database.
+    afterCommit(deps, { tenantId: tenant.id, pool: true });
+    return finishDeprovisioning(deps, op, cluster, tenant);
   });
+}
+
+/** The cluster part and the final record (the caller holds the tenant's lock); also run by recovery. */
+export async function finishDeprovisioning(deps: Deps, op: OperationContext, cluster: ClusterAdmin, tenant: Tenant): Promise<Tenant> {
+  await deps.hooks.checkpoint?.('deprovision.recorded', tenant.slug);
+  const { terminatedBackends } = await dropTenantObjects(cluster, tenant);
+  const { done, revokedKeyIds } = await deps.db.$transaction(async (tx) => {
+    const t = await tx.tenant.update({ where: { id: tenant.id }, data: { status: 'DEPROVISIONED', deprovisionedAt: new Date(), provisionStep: null } });
+    const keys = await tx.apiKey.findMany({ where: { tenantId: t.id, revokedAt: null }, select: { id: true } });
+    await tx.apiKey.updateMany({ where: { id: { in: keys.map((k) => k.id) } }, data: { revokedAt: new Date() } });
+    await tx.credentialHandoff.deleteMany({ where: { tenantId: t.id } });
+    await recordAuditEvent(tx, op, {
+      category: 'tenant',
+      action: 'tenant.deprovisioned',
+      tenant: t,
+      subject: t.databaseName,
+      metadata: { terminatedBackends, revokedApiKeys: keys.length },
+    });
+    return { done: t, revokedKeyIds: keys.map((k) => k.id) };
+  });
+  if (revokedKeyIds.length) deps.events.publishKeysRevoked(revokedKeyIds);
+  return done;
 }

@@ -1,17 +1,19 @@
-import { withAdvisoryLock } from '../../db/advisory-lock.js';
 import type { ClusterAdmin } from '../../db/cluster-admin.js';
-import { buildConnectionString } from '../../db/connection-url.js';
 import type { Tenant } from '../../generated/prisma/client.js';
-import { databaseExists, dropDatabase } from '../../sql/databases.sql.js';
-import { dropRole, roleExists } from '../../sql/roles.sql.js';
+import { databaseExists } from '../../sql/databases.sql.js';
+import { roleExists } from '../../sql/roles.sql.js';
 import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
+import { underCapacityLock, underTenantLock } from '../locking.js';
 import { DEFAULT_TEMPLATE, type TemplateVersion } from '../templates/template-catalog.js';
-import { assertWithinCapacity, capacityLockName } from '../quotas/cluster-capacity.js';
-import { tenantObjectName, validateSlug } from './names.js';
-import { tenantLockName } from './tenant-lock.js';
+import { assertWithinCapacity } from '../quotas/cluster-capacity.js';
+import { afterCommit } from './after-commit.js';
+import { tenantConnectionStrings } from './connection-strings.js';
+import { findHandoff, validateIdempotencyKey } from './credential-handoff.js';
+import { tenantObjectName, validateDisplayName, validateSlug } from './names.js';
 import { PROVISION_STEPS, runStep, type ProvisionStep, type StepContext } from './provisioning-steps.js';
+import { rollBackProvisioning } from './roll-back-provisioning.js';
 
 export interface ProvisionTenantInput {
   slug: string;
@@ -19,11 +21,13 @@ export interface ProvisionTenantInput {
   maxConnections?: number | null;
   template?: string | null;
   templateVersion?: string | null;
+  /** With one, the credentials can be obtained again by repeating the call (see credential-handoff.ts). */
+  idempotencyKey?: string | null;
 }
 
 export interface ProvisionTenantResult {
   tenant: Tenant;
-  /** Only when this call set the credentials; null when the tenant already existed. */
+  /** Only when this call set the credentials (or the idempotency key finds them); null otherwise. */
   connectionString: string | null;
   /** The same credentials through the pooler; null without one. */
   pooledConnectionString: string | null;
@@ -31,18 +35,18 @@ export interface ProvisionTenantResult {
 
 /**
  * Creates a tenant's role and database from its template, idempotently: the same
- * request twice returns the existing tenant; two servers provisioning one name take
- * turns on an advisory lock; a failed attempt is rolled back on the cluster and
- * leaves the row FAILED with the step it reached, and calling again completes it.
+ * request twice returns the existing tenant (with the same credentials when it carries
+ * the same idempotency key); two servers provisioning one name take turns on an advisory
+ * lock; a failed attempt is rolled back on the cluster and leaves the row FAILED with the
+ * step it reached, and calling again completes it. Every state change of the row commits
+ * together with its audit event.
  */
 export async function provisionTenant(deps: Deps, op: OperationContext, input: ProvisionTenantInput): Promise<ProvisionTenantResult> {
   const { config } = deps;
   const slug = input.slug;
   validateSlug(slug);
-  const displayName = input.displayName.trim();
-  if (displayName.length === 0 || displayName.length > 200) {
-    throw new UserError('INVALID_INPUT', 'displayName must be 1 to 200 characters', 'displayName');
-  }
+  const displayName = validateDisplayName(input.displayName);
+  const idempotencyKey = validateIdempotencyKey(input.idempotencyKey);
   const maxConnections = input.maxConnections ?? config.DEFAULT_MAX_CONNECTIONS;
   if (!Number.isInteger(maxConnections) || maxConnections < config.QUOTA_MIN || maxConnections > config.QUOTA_MAX) {
     throw new UserError('QUOTA_OUT_OF_RANGE', `maxConnections must be between ${config.QUOTA_MIN} and ${config.QUOTA_MAX}`, 'maxConnections');
@@ -61,11 +65,14 @@ export async function provisionTenant(deps: Deps, op: OperationContext, input: P
   const cluster = await deps.clusters.ensureDefault();
   const objectName = tenantObjectName(config.TENANT_DB_PREFIX, slug);
 
-  return withAdvisoryLock(deps.controlPool, tenantLockName(cluster.id, objectName), async () => {
+  return underTenantLock(deps, cluster, { slug, databaseName: objectName }, async () => {
     let tenant = await deps.db.tenant.findUnique({ where: { slug } });
     if (tenant && (tenant.status === 'ACTIVE' || tenant.status === 'SUSPENDED')) {
       await assertSameRequest(deps, tenant, { displayName, maxConnections: input.maxConnections, template: input.template, templateVersion: input.templateVersion });
-      return { tenant, connectionString: null, pooledConnectionString: null };
+      // A caller whose first response was lost gets the same credentials back with the same key.
+      const kept = idempotencyKey ? await findHandoff(deps, tenant.id, idempotencyKey) : null;
+      const strings = kept?.purpose === 'PROVISION' ? tenantConnectionStrings(deps, cluster, tenant, kept.password) : null;
+      return { tenant, connectionString: strings?.direct ?? null, pooledConnectionString: strings?.pooled ?? null };
     }
     if (tenant?.status === 'DEPROVISIONING') {
       throw new UserError('TENANT_BUSY', `tenant ${slug} is being deprovisioned; try again when it is DEPROVISIONED`, 'slug');
@@ -73,32 +80,44 @@ export async function provisionTenant(deps: Deps, op: OperationContext, input: P
     if (!tenant || tenant.status === 'DEPROVISIONED') {
       await assertNameFree(deps, cluster, objectName, tenant?.id);
       const existing = tenant;
-      tenant = await withAdvisoryLock(deps.controlPool, capacityLockName(cluster.id), async () => {
+      tenant = await underCapacityLock(deps, cluster, async () => {
         await assertWithinCapacity(deps, cluster, { tenantId: existing?.id ?? null, slug, quota: maxConnections });
         return startRecord(deps, op, { tenant: existing, slug, displayName, objectName, clusterId: cluster.id, template, maxConnections });
       });
     } else {
       // PROVISIONING (its server stopped mid-way) or FAILED: resume where it stopped.
-      await recordAuditEvent(deps.db, op, { category: 'tenant', action: 'tenant.provision.resumed', tenant, metadata: { fromStep: tenant.provisionStep, failedStep: tenant.failedStep } });
-      tenant = await deps.db.tenant.update({ where: { id: tenant.id }, data: { status: 'PROVISIONING', failedStep: null, lastError: null } });
+      const resumed = tenant;
+      tenant = await deps.db.$transaction(async (tx) => {
+        await recordAuditEvent(tx, op, { category: 'tenant', action: 'tenant.provision.resumed', tenant: resumed, metadata: { fromStep: resumed.provisionStep, failedStep: resumed.failedStep } });
+        return tx.tenant.update({ where: { id: resumed.id }, data: { status: 'PROVISIONING', failedStep: null, lastError: null } });
+      });
     }
     const resumedTemplate = deps.catalog.resolve(tenant.templateName, tenant.templateVersion) ?? template;
     const quota = await deps.db.quota.findUniqueOrThrow({ where: { tenantId: tenant.id } });
-    const ctx: StepContext = { deps, cluster, tenant, maxConnections: quota.maxConnections, template: resumedTemplate, actor: op.actor };
-    return runSteps(deps, op, tenant, ctx);
+    const ctx: StepContext = { deps, cluster, tenant, maxConnections: quota.maxConnections, template: resumedTemplate, actor: op.actor, idempotencyKey };
+    const active = await runProvisioningSteps(deps, op, tenant, ctx);
+    const strings = tenantConnectionStrings(deps, cluster, active, ctx.password!);
+    return { tenant: active, connectionString: strings.direct, pooledConnectionString: strings.pooled };
   });
 }
 
-async function runSteps(deps: Deps, op: OperationContext, tenant: Tenant, ctx: StepContext): Promise<ProvisionTenantResult> {
+/**
+ * Runs the steps after the last completed one (the caller holds the tenant's lock). On
+ * failure everything created on the cluster is dropped and the row turns FAILED with its
+ * step (UserError). Used by provisionTenant and by crash recovery.
+ */
+export async function runProvisioningSteps(deps: Deps, op: OperationContext, tenant: Tenant, ctx: StepContext): Promise<Tenant> {
   const done = tenant.provisionStep ? PROVISION_STEPS.indexOf(tenant.provisionStep as ProvisionStep) : -1;
   let step: ProvisionStep | undefined;
   try {
     for (step of PROVISION_STEPS.slice(done + 1)) {
       await deps.hooks.beforeProvisionStep?.(step, tenant.slug);
+      ctx.record = undefined;
       await runStep[step](ctx);
       if (step !== 'CREDENTIALS') {
-        await deps.db.tenant.update({ where: { id: tenant.id }, data: { provisionStep: step } });
+        await deps.db.tenant.update({ where: { id: tenant.id }, data: { provisionStep: step, ...(ctx.record ?? {}) } });
       }
+      await deps.hooks.afterProvisionStep?.(step, tenant.slug);
     }
   } catch (err) {
     await failProvisioning(deps, op, ctx, step!, err as Error);
@@ -108,58 +127,48 @@ async function runSteps(deps: Deps, op: OperationContext, tenant: Tenant, ctx: S
       err instanceof UserError ? err.field : undefined,
     );
   }
-  // The password exists only in memory: the row turns ACTIVE together with the last step.
-  const active = await deps.db.tenant.update({
-    where: { id: tenant.id },
-    data: { status: 'ACTIVE', provisionStep: 'CREDENTIALS', failedStep: null, lastError: null },
+  // The row turns ACTIVE with its audit event, and the kept credentials count as applied.
+  const active = await deps.db.$transaction(async (tx) => {
+    const t = await tx.tenant.update({ where: { id: tenant.id }, data: { status: 'ACTIVE', provisionStep: 'CREDENTIALS', failedStep: null, lastError: null } });
+    await tx.credentialHandoff.updateMany({ where: { tenantId: t.id, purpose: 'PROVISION', appliedAt: null }, data: { appliedAt: new Date(), verifier: null } });
+    await recordAuditEvent(tx, op, {
+      category: 'tenant',
+      action: 'tenant.provisioned',
+      tenant: t,
+      subject: t.databaseName,
+      metadata: { databaseName: t.databaseName, roleName: t.roleName, maxConnections: ctx.maxConnections, template: t.templateName, templateVersion: t.templateVersion },
+    });
+    return t;
   });
-  await recordAuditEvent(deps.db, op, {
-    category: 'tenant',
-    action: 'tenant.provisioned',
-    tenant: active,
-    subject: active.databaseName,
-    metadata: { databaseName: active.databaseName, roleName: active.roleName, maxConnections: ctx.maxConnections, template: active.templateName, templateVersion: active.templateVersion },
-  });
-  // The pool comes last: a pooler that is down leaves it PENDING, never the tenant unusable.
-  await deps.pools.sync();
-  await deps.inventory.check(active);
-  const credentials = { user: active.roleName, password: ctx.password!, database: active.databaseName };
-  const pooler = deps.pooler.address;
-  return {
-    tenant: active,
-    connectionString: buildConnectionString({ host: deps.config.TENANT_HOST ?? ctx.cluster.host, port: ctx.cluster.port, ...credentials }),
-    pooledConnectionString: pooler ? buildConnectionString({ host: deps.config.TENANT_HOST ?? pooler.host, port: pooler.port, ...credentials }) : null,
-  };
+  // Past the point of no return: the pool and the inventory follow in the background.
+  afterCommit(deps, { tenantId: active.id, pool: true, inventory: true });
+  return active;
 }
 
-/** Undo on the cluster what the attempt created, then record where it failed. */
+/** Undo on the cluster what the attempt created, then record where it failed (with its audit event). */
 async function failProvisioning(deps: Deps, op: OperationContext, ctx: StepContext, step: ProvisionStep, err: Error): Promise<void> {
   const { tenant, cluster } = ctx;
   deps.logger.error({ err, correlationId: op.correlationId, tenant: tenant.slug, step }, 'provisioning failed');
-  let rolledBack = true;
-  try {
-    await cluster.query(dropDatabase(tenant.databaseName));
-    await cluster.query(dropRole(tenant.roleName));
-  } catch (cleanupError) {
-    rolledBack = false;
-    deps.logger.error({ err: cleanupError, correlationId: op.correlationId, tenant: tenant.slug }, 'rolling back a failed provisioning failed');
-  }
-  await deps.db.tenant.update({
-    where: { id: tenant.id },
-    data: {
-      status: 'FAILED',
-      failedStep: step,
-      lastError: err.message.slice(0, 500),
-      // Rolled back: a retry starts from the first step. Otherwise it resumes after the last good one.
-      ...(rolledBack ? { provisionStep: null } : {}),
-    },
-  });
-  await recordAuditEvent(deps.db, op, {
-    category: 'tenant',
-    action: 'tenant.provision.failed',
-    tenant,
-    subject: tenant.databaseName,
-    metadata: { step, error: err.message.slice(0, 500), rolledBack },
+  const rolledBack = await rollBackProvisioning(deps, cluster, tenant, op);
+  await deps.db.$transaction(async (tx) => {
+    await tx.tenant.update({
+      where: { id: tenant.id },
+      data: {
+        status: 'FAILED',
+        failedStep: step,
+        lastError: err.message.slice(0, 500),
+        // Rolled back: a retry starts from the first step. Otherwise it resumes after the last good one.
+        ...(rolledBack ? { provisionStep: null } : {}),
+      },
+    });
+    if (rolledBack) await tx.credentialHandoff.deleteMany({ where: { tenantId: tenant.id, purpose: 'PROVISION' } });
+    await recordAuditEvent(tx, op, {
+      category: 'tenant',
+      action: 'tenant.provision.failed',
+      tenant,
+      subject: tenant.databaseName,
+      metadata: { step, error: err.message.slice(0, 500), rolledBack },
+    });
   });
 }
 
@@ -194,6 +203,7 @@ async function startRecord(
     failedStep: null,
     lastError: null,
     deprovisionedAt: null,
+    securedAt: null,
   };
   return deps.db.$transaction(async (tx) => {
     const tenant = p.tenant

@@ -1,9 +1,8 @@
-import { withAdvisoryLock } from '../../db/advisory-lock.js';
 import type { ClusterAdmin } from '../../db/cluster-admin.js';
 import type { Tenant } from '../../generated/prisma/client.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
-import { tenantLockName } from './tenant-lock.js';
+import { underTenantLock } from '../locking.js';
 
 /** Whether the caller may see a tenant (a tenant key: only its own). */
 export type Visible = (tenant: Tenant) => boolean;
@@ -17,9 +16,7 @@ export async function withTenant<T>(deps: Deps, slug: string, visible: Visible, 
   const found = await deps.db.tenant.findUnique({ where: { slug } });
   if (!found || !visible(found) || found.status === 'DEPROVISIONED') throw new UserError('NOT_FOUND', `no tenant ${slug}`, 'slug');
   const cluster = await deps.clusters.get(found.clusterId);
-  return withAdvisoryLock(deps.controlPool, tenantLockName(cluster.id, found.databaseName), async () =>
-    fn(await deps.db.tenant.findUniqueOrThrow({ where: { id: found.id } }), cluster),
-  );
+  return underTenantLock(deps, cluster, found, async () => fn(await deps.db.tenant.findUniqueOrThrow({ where: { id: found.id } }), cluster));
 }
 
 /** Work on a tenant's database needs it ACTIVE or SUSPENDED; anything else is TENANT_BUSY. */

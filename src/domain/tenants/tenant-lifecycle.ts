@@ -1,64 +1,95 @@
-import { buildConnectionString } from '../../db/connection-url.js';
 import type { Tenant } from '../../generated/prisma/client.js';
 import { terminateBackendsOf } from '../../sql/backends.sql.js';
 import { disableLogin, enableLogin, setRolePassword } from '../../sql/roles.sql.js';
 import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
+import { afterCommit } from './after-commit.js';
+import { tenantConnectionStrings } from './connection-strings.js';
+import { findHandoff, storeHandoff, validateIdempotencyKey } from './credential-handoff.js';
 import { generatePassword, scramSha256Verifier } from './credentials.js';
+import { validateText } from './names.js';
 import { assertSettled, withTenant, type Visible } from './tenant-access.js';
 
 /**
  * Suspends a tenant: its role may no longer log in, its sessions end (unless asked not
  * to), its pool leaves the pooler. Data, quota and credentials stay; resumeTenant undoes it.
+ * The status and its audit event commit first; a crash before PostgreSQL follows leaves a
+ * login the reconciler finds and disables.
  */
 export async function suspendTenant(deps: Deps, op: OperationContext, input: { slug: string; reason?: string | null; terminateConnections?: boolean | null }, visible: Visible): Promise<Tenant> {
+  const reason = input.reason == null || input.reason.trim() === '' ? null : validateText(input.reason, 'reason', 500);
   return withTenant(deps, input.slug, visible, async (tenant, cluster) => {
-    if (tenant.status === 'SUSPENDED') return tenant;
-    if (tenant.status !== 'ACTIVE') throw new UserError('TENANT_BUSY', `tenant ${tenant.slug} is ${tenant.status}`, 'slug');
+    if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') throw new UserError('TENANT_BUSY', `tenant ${tenant.slug} is ${tenant.status}`, 'slug');
+    const terminate = input.terminateConnections !== false;
+    const suspended =
+      tenant.status === 'SUSPENDED'
+        ? tenant
+        : await deps.db.$transaction(async (tx) => {
+            await recordAuditEvent(tx, op, { category: 'tenant', action: 'tenant.suspended', tenant, subject: tenant.roleName, metadata: { reason, terminateConnections: terminate } });
+            return tx.tenant.update({ where: { id: tenant.id }, data: { status: 'SUSPENDED' } });
+          });
+    // Applied again when already suspended: repairs a login left enabled.
     await cluster.query(disableLogin(tenant.roleName));
-    const ended = input.terminateConnections === false ? 0 : (await cluster.query<{ terminated: number }>(terminateBackendsOf, [tenant.roleName, tenant.databaseName])).rows[0]?.terminated ?? 0;
-    const suspended = await deps.db.tenant.update({ where: { id: tenant.id }, data: { status: 'SUSPENDED' } });
-    await deps.pools.sync();
-    await recordAuditEvent(deps.db, op, { category: 'tenant', action: 'tenant.suspended', tenant, subject: tenant.roleName, metadata: { reason: input.reason ?? null, terminatedConnections: ended } });
+    if (terminate && tenant.status === 'ACTIVE') await cluster.query(terminateBackendsOf, [tenant.roleName, tenant.databaseName]);
+    if (tenant.status === 'ACTIVE') afterCommit(deps, { tenantId: tenant.id, pool: true });
     return suspended;
   });
 }
 
 export async function resumeTenant(deps: Deps, op: OperationContext, input: { slug: string }, visible: Visible): Promise<Tenant> {
   return withTenant(deps, input.slug, visible, async (tenant, cluster) => {
-    if (tenant.status === 'ACTIVE') return tenant;
-    if (tenant.status !== 'SUSPENDED') throw new UserError('TENANT_BUSY', `tenant ${tenant.slug} is ${tenant.status}`, 'slug');
+    if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') throw new UserError('TENANT_BUSY', `tenant ${tenant.slug} is ${tenant.status}`, 'slug');
+    const resumed =
+      tenant.status === 'ACTIVE'
+        ? tenant
+        : await deps.db.$transaction(async (tx) => {
+            await recordAuditEvent(tx, op, { category: 'tenant', action: 'tenant.resumed', tenant, subject: tenant.roleName });
+            return tx.tenant.update({ where: { id: tenant.id }, data: { status: 'ACTIVE' } });
+          });
     await cluster.query(enableLogin(tenant.roleName));
-    const resumed = await deps.db.tenant.update({ where: { id: tenant.id }, data: { status: 'ACTIVE' } });
-    await deps.pools.sync();
-    await recordAuditEvent(deps.db, op, { category: 'tenant', action: 'tenant.resumed', tenant, subject: tenant.roleName });
+    if (tenant.status === 'SUSPENDED') afterCommit(deps, { tenantId: tenant.id, pool: true });
     return resumed;
   });
 }
 
 /**
  * A new password for the tenant's role (as a SCRAM verifier), returned once in connection
- * strings; sessions already open keep working. The pooler's auth file follows.
+ * strings; sessions already open keep working. With an idempotency key the new password is
+ * kept for a short window (encrypted under the key): repeating the call with the same key
+ * returns the same credentials instead of rotating again, and a rotation interrupted after
+ * it was recorded is completed by recovery, so the kept password is the one that works.
  */
 export async function rotateTenantCredentials(
   deps: Deps,
   op: OperationContext,
-  input: { slug: string },
+  input: { slug: string; idempotencyKey?: string | null },
   visible: Visible,
 ): Promise<{ tenant: Tenant; connectionString: string; pooledConnectionString: string | null }> {
+  const key = validateIdempotencyKey(input.idempotencyKey);
   return withTenant(deps, input.slug, visible, async (tenant, cluster) => {
     assertSettled(tenant, 'a rotation');
-    const password = generatePassword();
-    await cluster.query(setRolePassword(tenant.roleName, scramSha256Verifier(password)));
-    await deps.pools.sync();
-    await recordAuditEvent(deps.db, op, { category: 'security', action: 'tenant.credentials.rotated', tenant, subject: tenant.roleName });
-    const credentials = { user: tenant.roleName, password, database: tenant.databaseName };
-    const pooler = deps.pooler.address;
-    return {
-      tenant,
-      connectionString: buildConnectionString({ host: deps.config.TENANT_HOST ?? cluster.host, port: cluster.port, ...credentials }),
-      pooledConnectionString: pooler ? buildConnectionString({ host: deps.config.TENANT_HOST ?? pooler.host, port: pooler.port, ...credentials }) : null,
-    };
+    const kept = key ? await findHandoff(deps, tenant.id, key) : null;
+    let password: string;
+    if (kept?.purpose === 'ROTATE') {
+      // The same call again (its first answer was lost): finish it if needed, answer the same.
+      if (kept.verifier) {
+        await cluster.query(setRolePassword(tenant.roleName, kept.verifier));
+        await deps.db.credentialHandoff.update({ where: { id: kept.id }, data: { appliedAt: new Date(), verifier: null } });
+      }
+      password = kept.password;
+    } else {
+      password = generatePassword();
+      const verifier = scramSha256Verifier(password);
+      await deps.db.$transaction(async (tx) => {
+        await recordAuditEvent(tx, op, { category: 'security', action: 'tenant.credentials.rotated', tenant, subject: tenant.roleName, metadata: { idempotencyKey: key !== null } });
+        if (key) await storeHandoff(tx, deps, { tenantId: tenant.id, purpose: 'ROTATE', key, password, verifier });
+      });
+      await deps.hooks.checkpoint?.('rotation.recorded', tenant.slug);
+      await cluster.query(setRolePassword(tenant.roleName, verifier));
+      if (key) await deps.db.credentialHandoff.updateMany({ where: { tenantId: tenant.id, purpose: 'ROTATE', verifier }, data: { appliedAt: new Date(), verifier: null } });
+    }
+    const strings = tenantConnectionStrings(deps, cluster, tenant, password);
+    return { tenant, connectionString: strings.direct, pooledConnectionString: strings.pooled };
   });
 }

@@ -46,3 +46,16 @@ builder.mutationField('updateAllTenantExtensions', (t) =>
     resolve: (_, { input }, ctx) => withUserErrors(async () => ({ operation: await ctx.deps.operations.start(ctx.op, { kind: 'UPDATE_EXTENSIONS', ...input }) })),
   }),
 );
+
+builder.mutationField('secureAllTenants', (t) =>
+  t.field({
+    type: FleetOperationPayload,
+    description:
+      'Starts an operation that brings every tenant provisioned before Tenantry owned tenant databases under the ownership model ' +
+      '(README, "Security"). A server starts one by itself when it finds such tenants.',
+    authScopes: { admin: true },
+    args: { input: t.arg({ type: builder.inputType('SecureAllTenantsInput', { fields: (f) => ({ concurrency: f.int({ required: false }) }) }), required: false }) },
+    resolve: (_, { input }, ctx) =>
+      withUserErrors(async () => ({ operation: await ctx.deps.operations.start(ctx.op, { kind: 'SECURE_TENANTS', concurrency: input?.concurrency, canarySize: 0 }) })),
+  }),
+);

@@ -11,6 +11,12 @@ const ProvisionTenantInput = builder.inputType('ProvisionTenantInput', {
     maxConnections: t.int({ required: false, description: 'Connection quota; default DEFAULT_MAX_CONNECTIONS, within QUOTA_MIN..QUOTA_MAX.' }),
     template: t.string({ required: false, description: 'Schema template; default "default".' }),
     templateVersion: t.string({ required: false, description: 'Template version; default the newest.' }),
+    idempotencyKey: t.string({
+      required: false,
+      description:
+        'Any random token you keep (16 to 200 characters, e.g. a UUID). The same call with the same key returns the same credentials ' +
+        'for CREDENTIAL_HANDOFF_TTL_MS (15 minutes): a response that was lost can be fetched again. They are kept encrypted under the key.',
+    }),
   }),
 });
 
@@ -21,7 +27,7 @@ const ProvisionTenantPayload = builder.objectRef<Payload<ProvisionResult>>('Prov
     tenant: t.field({ type: TenantRef, nullable: true, resolve: (p) => p.tenant ?? null }),
     connectionString: t.string({
       nullable: true,
-      description: 'Direct to PostgreSQL, with the new password. Shown once: null when the tenant already existed.',
+      description: 'Direct to PostgreSQL, with the new password. Null when the tenant already existed, unless the same idempotencyKey finds the credentials it was given.',
       resolve: (p) => p.connectionString ?? null,
     }),
     pooledConnectionString: t.string({

@@ -54,7 +54,20 @@ builder.mutationField('rotateTenantCredentials', (t) =>
     type: RotateTenantCredentialsPayload,
     description: 'A new password for the tenant\'s role; the old one stops working, open sessions continue.',
     authScopes: { admin: true, tenantAdmin: true },
-    args: { input: t.arg({ type: builder.inputType('RotateTenantCredentialsInput', { fields: (f) => ({ slug: f.string({ required: true }) }) }), required: true }) },
+    args: {
+      input: t.arg({
+        type: builder.inputType('RotateTenantCredentialsInput', {
+          fields: (f) => ({
+            slug: f.string({ required: true }),
+            idempotencyKey: f.string({
+              required: false,
+              description: 'With one, repeating the call (same key, within CREDENTIAL_HANDOFF_TTL_MS) returns the same credentials instead of rotating again.',
+            }),
+          }),
+        }),
+        required: true,
+      }),
+    },
     resolve: (_, { input }, ctx) => withUserErrors(() => rotateTenantCredentials(ctx.deps, ctx.op, input, ctx.canSee)),
   }),
 );

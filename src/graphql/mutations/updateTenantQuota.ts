@@ -37,8 +37,12 @@ const UpdateTenantQuotaPayload = builder.objectRef<Payload<UpdateTenantQuotaResu
     pool: t.field({
       type: PoolRef,
       nullable: true,
-      description: 'The resized pool: IN_SYNC, or PENDING when the pooler is down (the reconciler finishes it).',
+      description: 'The pool as recorded when the call returned: the pooler is updated in the background (PENDING until it is; the reconciler finishes it if the pooler is down).',
       resolve: (p) => (p.pool as Pool | null | undefined) ?? null,
+    }),
+    warnings: t.stringList({
+      description: 'What is recorded but not done yet, and will be: e.g. PostgreSQL was unreachable and the reconciler applies the limit.',
+      resolve: (p) => p.warnings ?? [],
     }),
     userErrors: t.field({ type: [UserErrorRef], resolve: (p) => p.userErrors }),
   }),

@@ -1,4 +1,4 @@
-import { checkReadiness, type ReadinessCheck, type ReadinessReport, type TenantHealth } from '../../domain/health/readiness.js';
+import type { ReadinessCheck, ReadinessReport, TenantHealth } from '../../domain/health/readiness.js';
 import type { TenantInventory } from '../../generated/prisma/client.js';
 import { builder } from '../builder.js';
 import { TenantRef } from './Tenant.js';
@@ -22,7 +22,8 @@ const HealthRef = builder.objectRef<ReadinessReport>('Health').implement({
     mode: t.exposeString('mode', { description: 'production (NODE_ENV=production) or development.' }),
     checks: t.field({ type: [HealthCheckRef], resolve: (r) => r.checks }),
     tenantsChecked: t.exposeInt('tenantsChecked'),
-    tenants: t.field({ type: [TenantHealthRef], description: 'Tenants with problems.', resolve: (r) => r.tenants }),
+    tenants: t.field({ type: [TenantHealthRef], description: 'Every tenant with problems (GET /health/ready lists the first 50).', resolve: (r, _, ctx) => ctx.deps.readiness.allTenantProblems() }),
+    tenantsWithProblems: t.exposeInt('tenantsWithProblems'),
     reasons: t.exposeStringList('reasons', { description: 'Why the server is not ready.' }),
     warnings: t.exposeStringList('warnings'),
     checkedAt: t.expose('checkedAt', { type: 'DateTime' }),
@@ -30,7 +31,12 @@ const HealthRef = builder.objectRef<ReadinessReport>('Health').implement({
 });
 
 builder.queryField('health', (t) =>
-  t.field({ type: HealthRef, description: 'Readiness, with every check and every tenant problem (admins only).', authScopes: { admin: true }, resolve: (_, __, ctx) => checkReadiness(ctx.deps) }),
+  t.field({
+    type: HealthRef,
+    description: 'Readiness, with every check and every tenant problem (admins only); computed in the background, see checkedAt.',
+    authScopes: { admin: true },
+    resolve: (_, __, ctx) => ctx.deps.readiness.current(),
+  }),
 );
 
 const InventoryRef = builder.objectRef<TenantInventory>('TenantInventory').implement({

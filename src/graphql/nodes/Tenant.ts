@@ -54,6 +54,11 @@ builder.node(TenantRef, {
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
     deprovisionedAt: t.expose('deprovisionedAt', { type: 'DateTime', nullable: true }),
+    securedAt: t.expose('securedAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When its database came under the control plane\'s ownership (README, "Security"); null for a tenant provisioned before, until the SECURE_TENANTS operation reaches it.',
+    }),
     provisioning: t.field({ type: ProvisioningStateRef, resolve: (tenant) => tenant }),
     cluster: t.loadable({
       type: ClusterRef,

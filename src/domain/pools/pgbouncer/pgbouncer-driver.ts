@@ -48,6 +48,10 @@ export class PgBouncerDriver implements PoolerDriver {
     return this.applies.run(() => this.applyNow(pools));
   }
 
+  ping(): Promise<void> {
+    return this.console.ping();
+  }
+
   observe(): Promise<ObservedPool[]> {
     return this.console.showDatabases();
   }

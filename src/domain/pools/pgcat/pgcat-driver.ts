@@ -66,6 +66,11 @@ export class PgCatDriver implements PoolerDriver {
     return this.applies.run(() => this.applyNow(pools));
   }
 
+  /** PgCat's admin console has no SHOW VERSION; SHOW POOLS is small enough. */
+  async ping(): Promise<void> {
+    await this.admin.showPools();
+  }
+
   observe(): Promise<ObservedPool[]> {
     return this.admin.showDatabases();
   }

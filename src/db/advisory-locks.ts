@@ -1,0 +1,122 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type pg from 'pg';
+
+/**
+ * The locks a request can take, in the one order they may be taken: a request holding a lock
+ * of some rank may only take locks of a higher rank (or one it already holds). Two requests
+ * therefore never wait for each other in a cycle.
+ *
+ *   1. tenant    everything done to one tenant database and role name on one cluster
+ *   2. capacity  checking and changing the quotas promised on one cluster
+ */
+const RANKS = { tenant: 1, capacity: 2 } as const;
+
+export interface LockName {
+  kind: keyof typeof RANKS;
+  /** Hashed into the advisory lock key. */
+  key: string;
+  /** For messages: "tenant acme_dev". */
+  label: string;
+}
+
+/** Another session holds the lock and did not let go within lock_timeout. */
+export class LockTimeoutError extends Error {
+  constructor(readonly lock: LockName) {
+    super(`timed out waiting for the lock on ${lock.label}`);
+    this.name = 'LockTimeoutError';
+  }
+}
+
+/** No connection of the lock pool came free in time. */
+export class LockPoolTimeoutError extends Error {
+  constructor(cause: unknown) {
+    super('timed out waiting for a connection to take a lock', { cause });
+    this.name = 'LockPoolTimeoutError';
+  }
+}
+
+interface Session {
+  client: pg.PoolClient;
+  held: LockName[];
+  broken: Error | null;
+}
+
+const LOCK_NOT_AVAILABLE = '55P03';
+
+/**
+ * PostgreSQL advisory locks in the control database. Every lock a request takes is held on
+ * ONE session (nested calls share it through AsyncLocalStorage), so a request never needs a
+ * second connection while it holds the first: the pool cannot run dry of connections that
+ * lock holders are waiting for. Waits end after the pool's lock_timeout; a crashed holder
+ * releases its locks with its session.
+ */
+export class AdvisoryLocks {
+  private readonly context = new AsyncLocalStorage<Session>();
+
+  /** `pool` must be opened with a lock_timeout (see startupOptions) and a connection timeout. */
+  constructor(private readonly pool: pg.Pool) {}
+
+  /** Runs `fn` holding `lock`; throws LockTimeoutError when another session keeps it too long. */
+  with<T>(lock: LockName, fn: () => Promise<T>): Promise<T> {
+    return this.holding(lock, 'wait', fn) as Promise<T>;
+  }
+
+  /** Like `with`, but gives up at once when someone else holds the lock (returns `{ busy: true }`). */
+  try<T>(lock: LockName, fn: () => Promise<T>): Promise<T | { busy: true }> {
+    return this.holding(lock, 'try', fn);
+  }
+
+  /** The locks the current request holds (for tests and assertions). */
+  held(): readonly LockName[] {
+    return this.context.getStore()?.held ?? [];
+  }
+
+  private async holding<T>(lock: LockName, mode: 'wait' | 'try', fn: () => Promise<T>): Promise<T | { busy: true }> {
+    const session = this.context.getStore();
+    if (session) {
+      if (session.held.some((h) => h.key === lock.key)) return fn();
+      const highest = Math.max(...session.held.map((h) => RANKS[h.kind]));
+      if (RANKS[lock.kind] <= highest) {
+        throw new Error(`lock order violated: ${lock.label} (${lock.kind}) taken while holding ${session.held.map((h) => h.label).join(', ')}`);
+      }
+      return this.acquireOn(session, lock, mode, fn);
+    }
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw /timeout/i.test((err as Error).message) ? new LockPoolTimeoutError(err) : err;
+    }
+    const fresh: Session = { client, held: [], broken: null };
+    const onError = (err: Error) => {
+      fresh.broken ??= err;
+    };
+    client.on('error', onError);
+    try {
+      return await this.context.run(fresh, () => this.acquireOn(fresh, lock, mode, fn));
+    } finally {
+      client.removeListener('error', onError);
+      client.release(fresh.broken ?? undefined);
+    }
+  }
+
+  private async acquireOn<T>(session: Session, lock: LockName, mode: 'wait' | 'try', fn: () => Promise<T>): Promise<T | { busy: true }> {
+    const { client } = session;
+    if (mode === 'try') {
+      const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [lock.key]);
+      if (!rows[0]?.ok) return { busy: true };
+    } else {
+      await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [lock.key]).catch((err: { code?: string }) => {
+        throw err.code === LOCK_NOT_AVAILABLE ? new LockTimeoutError(lock) : err;
+      });
+    }
+    session.held.push(lock);
+    try {
+      return await fn();
+    } finally {
+      session.held.splice(session.held.indexOf(lock), 1);
+      // A session lost to a server restart has lost its locks too: nothing to release.
+      if (!session.broken) await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [lock.key]).catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,39 @@
+import { LockPoolTimeoutError, LockTimeoutError } from '../db/advisory-locks.js';
+import type { ClusterAdmin } from '../db/cluster-admin.js';
+import type { Deps } from './deps.js';
+import { UserError } from './errors.js';
+import { capacityLock } from './quotas/cluster-capacity.js';
+import { tenantLock } from './tenants/tenant-lock.js';
+
+/**
+ * The domain's view of the control plane's locks (src/db/advisory-locks.ts has the order):
+ * waiting too long is an answer the caller can act on, not a hang and not a masked error.
+ */
+async function asUserErrors<T>(what: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof LockTimeoutError) {
+      throw new UserError('TENANT_BUSY', `${what} is being changed by another request; try again in a moment`, 'slug');
+    }
+    if (err instanceof LockPoolTimeoutError) {
+      throw new UserError('TIMEOUT', 'the control plane is busy (no connection came free in time); try again in a moment');
+    }
+    throw err;
+  }
+}
+
+/** Holds the tenant's lock (by database name, so two slugs with one name serialise) for `fn`. */
+export function underTenantLock<T>(deps: Deps, cluster: ClusterAdmin, tenant: { slug: string; databaseName: string }, fn: () => Promise<T>): Promise<T> {
+  return asUserErrors(`tenant ${tenant.slug}`, () => deps.locks.with(tenantLock(cluster.id, tenant.databaseName), fn));
+}
+
+/** Holds the cluster's capacity lock for `fn` (taken after, never before, a tenant lock). */
+export function underCapacityLock<T>(deps: Deps, cluster: ClusterAdmin, fn: () => Promise<T>): Promise<T> {
+  return asUserErrors(`the capacity of cluster ${cluster.name}`, () => deps.locks.with(capacityLock(cluster.id), fn));
+}
+
+/** The tenant's lock if nobody holds it, else `{ busy: true }` at once (background passes skip busy tenants). */
+export function tryTenantLock<T>(deps: Deps, cluster: ClusterAdmin, tenant: { databaseName: string }, fn: () => Promise<T>): Promise<T | { busy: true }> {
+  return deps.locks.try(tenantLock(cluster.id, tenant.databaseName), fn);
+}
