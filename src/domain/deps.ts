@@ -12,11 +12,18 @@ import type { TenantryMetrics } from '../metrics.js';
 import type { TemplateCatalog } from './templates/template-catalog.js';
 import type { TemplateDatabases } from './templates/template-databases.js';
 import type { ProvisionStep } from './tenants/provisioning-steps.js';
+import type { ApiKeyAuthenticator } from './keys/key-authenticator.js';
+import type { LiveReadBudget } from './live-reads/live-read-budget.js';
+import type { OfferedExtensions } from './extensions/offered-extensions.js';
 
 /** Test seams: let a test fail a step on purpose. Never set in production. */
 export interface Hooks {
   beforeProvisionStep?: (step: ProvisionStep, tenantSlug: string) => void | Promise<void>;
   beforeOperationItem?: (kind: string, tenantSlug: string) => void | Promise<void>;
+  /** Runs before every authentication (a test makes it throw to see what a caller gets). */
+  beforeAuthenticate?: () => void | Promise<void>;
+  /** Runs inside a live read, while it holds its slot (and, for extensions, its connection). */
+  duringLiveRead?: (what: 'extensions' | 'connections', clusterId: string) => void | Promise<void>;
 }
 
 /** What the domain needs from the running service. */
@@ -43,5 +50,11 @@ export interface Deps {
   operations: FleetOperations;
   /** Takes stock of every tenant database; lists and readiness read what it recorded. */
   inventory: TenantInventory;
+  /** API keys → viewers: cached per process, revocations heard from every replica, failures rate-limited. */
+  auth: ApiKeyAuthenticator;
+  /** The bounded budget for reads a request makes live in a tenant database or pg_stat_activity. */
+  liveReads: LiveReadBudget;
+  /** What each cluster offers (pg_available_extensions), cached for CATALOG_CACHE_MS. */
+  offeredExtensions: OfferedExtensions;
   hooks: Hooks;
 }

@@ -75,6 +75,15 @@ export class EventBus {
     return this.pubsub.subscribe(this.topic(`operation:${operationId}`));
   }
 
+  /** API keys were revoked (committed): every replica drops them from its key cache and ends their subscriptions. */
+  publishKeysRevoked(keyIds: string[]): void {
+    if (keyIds.length) this.pubsub.publish(this.topic('keys:revoked'), { keyIds });
+  }
+
+  keysRevoked(): AsyncIterable<{ keyIds: string[] }> {
+    return this.pubsub.subscribe(this.topic('keys:revoked')) as AsyncIterable<{ keyIds: string[] }>;
+  }
+
   close(): Promise<void> {
     return this.onClose();
   }

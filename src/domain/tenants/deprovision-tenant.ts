@@ -6,6 +6,7 @@ import { disableLogin, dropRole, roleExists } from '../../sql/roles.sql.js';
 import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
+import { announceRevoked, revokeTenantKeys } from '../keys/api-keys.js';
 import { tenantLockName } from './tenant-lock.js';
 
 /**
@@ -34,18 +35,20 @@ export async function deprovisionTenant(deps: Deps, op: OperationContext, input:
     await cluster.query(dropDatabase(tenant.databaseName));
     await cluster.query(dropRole(tenant.roleName));
 
+    let revokedKeys: string[] = [];
     tenant = await deps.db.$transaction(async (tx) => {
       const t = await tx.tenant.update({ where: { id: found.id }, data: { status: 'DEPROVISIONED', deprovisionedAt: new Date(), provisionStep: null } });
-      const revoked = await tx.apiKey.updateMany({ where: { tenantId: t.id, revokedAt: null }, data: { revokedAt: new Date() } });
+      revokedKeys = await revokeTenantKeys(tx, t.id);
       await recordAuditEvent(tx, op, {
         category: 'tenant',
         action: 'tenant.deprovisioned',
         tenant: t,
         subject: t.databaseName,
-        metadata: { terminatedBackends: rows[0]?.terminated ?? 0, revokedApiKeys: revoked.count },
+        metadata: { terminatedBackends: rows[0]?.terminated ?? 0, revokedApiKeys: revokedKeys.length },
       });
       return t;
     });
+    announceRevoked(deps, revokedKeys);
     return tenant;
   });
 }
