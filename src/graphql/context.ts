@@ -66,7 +66,11 @@ export async function createContext(
     identity = await deps.auth.authenticate({ ...given, correlationId });
   } catch (err) {
     if (err instanceof RateLimitedError) throw rateLimitedGraphQLError(err);
-    throw err;
+    // Before any resolver runs, so error-correlation.ts cannot see it: logged and masked here.
+    deps.logger.error({ err, correlationId }, 'unexpected error while authenticating');
+    throw new GraphQLError(`Unexpected error; correlation id ${correlationId}`, {
+      extensions: { code: 'INTERNAL_SERVER_ERROR', correlationId, http: { status: 500 } },
+    });
   }
   const { viewer, authFailure } = identity;
   const loaders = new Map<string, DataLoader<unknown, unknown>>();
