@@ -72,6 +72,8 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps): { close
         }
         const errors = validate(schema, document);
         if (errors.length) return errors;
+        // Counted before anything is awaited, so operations started together cannot all slip under the limit.
+        ids.add(id);
         let contextValue;
         try {
           contextValue = await createContext(deps, {
@@ -80,10 +82,10 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps): { close
             transport: 'graphql-ws',
           });
         } catch (err) {
+          ids.delete(id);
           if (err instanceof GraphQLError) return [err];
           throw err;
         }
-        ids.add(id);
         return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue, rootValue: { execute, subscribe } };
       },
       onComplete: (ctx, id) => {
