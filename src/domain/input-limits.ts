@@ -16,6 +16,9 @@ export const INPUT_LIMITS: Readonly<Record<string, number>> = {
   id: 200,
   action: 100,
   category: 100,
+  // Cursors carry a sort value (a display name of up to 200 characters) and an id, base64url-encoded.
+  after: 4000,
+  before: 4000,
 };
 
 export const DEFAULT_MAX_LENGTH = 1000;
