@@ -108,6 +108,10 @@ const schema = z
     message: 'DEFAULT_MAX_CONNECTIONS must lie within QUOTA_MIN..QUOTA_MAX',
     path: ['DEFAULT_MAX_CONNECTIONS'],
   })
+  .refine((c) => !c.INTERNAL_PORT || c.INTERNAL_PORT !== c.PORT, {
+    message: 'INTERNAL_PORT must differ from PORT (leave it unset to serve /metrics and /health/ready on PORT)',
+    path: ['INTERNAL_PORT'],
+  })
   .transform((c) => {
     const production = c.NODE_ENV === 'production';
     return {
