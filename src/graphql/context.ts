@@ -7,12 +7,10 @@ import type { ServerFacts } from '../db/cluster-admin.js';
 import type { OperationContext } from '../domain/audit/audit-log.js';
 import type { Deps } from '../domain/deps.js';
 import type { OfferedExtension } from '../domain/extensions/offered-extensions.js';
-import { RateLimitedError, type AuthFailure, type Credentials, type Transport } from '../domain/keys/key-authenticator.js';
+import { RateLimitedError, type AuthFailure, type Credentials } from '../domain/keys/key-authenticator.js';
 import { actorOf, canSeeTenant, type Viewer } from '../domain/keys/viewer.js';
 import type { PoolStats } from '../domain/pools/pooler-driver.js';
 
-export type { OfferedExtension };
-export type { AuthFailure };
 
 /** Per request, read-only: who is calling, under which correlation id, with what. */
 export interface GraphQLContext {
@@ -127,5 +125,3 @@ export function sourceAddressOf(config: Pick<Config, 'TRUST_PROXY'>, remoteAddre
   const address = forwarded || remoteAddress || 'unknown';
   return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
-
-export type { Transport };

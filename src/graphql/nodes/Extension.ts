@@ -1,7 +1,7 @@
 import { extensionReport, type ExtensionReport } from '../../domain/extensions/extension-status.js';
 import { policyOf, readExtensionReport } from '../../domain/extensions/tenant-extensions.js';
 import { builder } from '../builder.js';
-import type { OfferedExtension } from '../context.js';
+import type { OfferedExtension } from '../../domain/extensions/offered-extensions.js';
 import { liveFieldCost, liveRead } from '../live-read.js';
 import { ADMIN_FIGURE, ClusterRef } from './Cluster.js';
 import { TenantRef } from './Tenant.js';
