@@ -11,7 +11,6 @@ import { RateLimitedError, type AuthFailure, type Credentials } from '../domain/
 import { actorOf, canSeeTenant, type Viewer } from '../domain/keys/viewer.js';
 import type { PoolStats } from '../domain/pools/pooler-driver.js';
 
-
 /** Per request, read-only: who is calling, under which correlation id, with what. */
 export interface GraphQLContext {
   readonly deps: Deps;
