@@ -2,6 +2,8 @@ import { z } from 'zod';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
+/** "true"/"false" (also 1/0, yes/no, on/off); unset means the mode's default. */
+const flag = z.stringbool().optional();
 /** Names that become part of PostgreSQL identifiers: kept to a safe, unquoted-looking set. */
 const identifierPart = z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lowercase letters, digits and _, not starting with a digit');
 
@@ -67,14 +69,73 @@ const schema = z
     TEMPLATES_DIR: z.string().default('templates'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     NODE_ENV: z.string().default('development'),
+
+    // What one request may ask for (refused before it runs; see README, "Limits").
+    /** Deepest selection nesting a query may have. */
+    GRAPHQL_MAX_DEPTH: positiveInt.default(8),
+    /** Field selections in one query, counted over the whole document. */
+    GRAPHQL_MAX_BREADTH: positiveInt.default(300),
+    /** Estimated cost of one query: 1 per recorded field, GRAPHQL_LIVE_FIELD_COST per live read, times page sizes. */
+    GRAPHQL_MAX_COST: positiveInt.default(10_000),
+    /** What one live field (extensions(live: true), connections) costs. */
+    GRAPHQL_LIVE_FIELD_COST: positiveInt.default(100),
+    GRAPHQL_MAX_ALIASES: positiveInt.default(30),
+    GRAPHQL_MAX_DIRECTIVES: positiveInt.default(50),
+    /** Lexical tokens in one document (checked while parsing). */
+    GRAPHQL_MAX_TOKENS: positiveInt.default(5_000),
+    /** Largest first/last of any connection or list; more is refused, not cut. */
+    GRAPHQL_MAX_PAGE_SIZE: positiveInt.default(100),
+    /** Live per-tenant reads (extensions(live: true), connections) running at once, per cluster. */
+    LIVE_READ_CONCURRENCY: positiveInt.default(2),
+    /** Live reads waiting for a slot, per cluster; past it a request gets SERVER_BUSY. */
+    LIVE_READ_QUEUE: z.coerce.number().int().min(0).default(20),
+
+    /** How long what a cluster offers (pg_available_extension_versions) is kept before it is read again. */
+    CATALOG_CACHE_MS: z.coerce.number().int().min(0).default(60_000),
+
+    /** How long an authenticated key is remembered by this process (0: every request reads the control database). */
+    API_KEY_CACHE_MS: z.coerce.number().int().min(0).default(10_000),
+    /** Failed authentications one source address may make per AUTH_FAILURE_WINDOW_MS before it is refused (RATE_LIMITED). */
+    AUTH_FAILURE_LIMIT: positiveInt.default(10),
+    AUTH_FAILURE_WINDOW_MS: positiveInt.default(60_000),
+    /** Take the source address from the first X-Forwarded-For entry (only behind a proxy that sets it). */
+    TRUST_PROXY: z.stringbool().default(false),
+
+    /** Serve /metrics and /health/ready on this port instead of PORT (unset: on PORT). */
+    INTERNAL_PORT: port.optional(),
+    INTERNAL_HOST: z.string().default('127.0.0.1'),
+    /** `admin`: /metrics and /health/ready need an ADMIN key (Authorization: Bearer …); `none`: open. */
+    INTERNAL_ENDPOINTS_AUTH: z.enum(['none', 'admin']).default('none'),
+
+    /** Defaults follow NODE_ENV: on in development, off in production. */
+    GRAPHIQL: flag,
+    GRAPHQL_INTROSPECTION: flag,
+    /** "Did you mean …" in validation errors. */
+    GRAPHQL_FIELD_SUGGESTIONS: flag,
+    /** Default follows NODE_ENV: off in development, on in production. */
+    CSRF_PREVENTION: flag,
   })
   .refine((c) => c.QUOTA_MIN <= c.QUOTA_MAX, { message: 'QUOTA_MIN must not exceed QUOTA_MAX', path: ['QUOTA_MIN'] })
   .refine((c) => c.DEFAULT_MAX_CONNECTIONS >= c.QUOTA_MIN && c.DEFAULT_MAX_CONNECTIONS <= c.QUOTA_MAX, {
     message: 'DEFAULT_MAX_CONNECTIONS must lie within QUOTA_MIN..QUOTA_MAX',
     path: ['DEFAULT_MAX_CONNECTIONS'],
+  })
+  .refine((c) => !c.INTERNAL_PORT || c.INTERNAL_PORT !== c.PORT, {
+    message: 'INTERNAL_PORT must differ from PORT (leave it unset to serve /metrics and /health/ready on PORT)',
+    path: ['INTERNAL_PORT'],
+  })
+  .transform((c) => {
+    const production = c.NODE_ENV === 'production';
+    return {
+      ...c,
+      GRAPHIQL: c.GRAPHIQL ?? !production,
+      GRAPHQL_INTROSPECTION: c.GRAPHQL_INTROSPECTION ?? !production,
+      GRAPHQL_FIELD_SUGGESTIONS: c.GRAPHQL_FIELD_SUGGESTIONS ?? !production,
+      CSRF_PREVENTION: c.CSRF_PREVENTION ?? production,
+    };
   });
 
-export type Config = z.infer<typeof schema>;
+export type Config = z.output<typeof schema>;
 
 export class ConfigError extends Error {}
 

@@ -23,6 +23,9 @@ import { UsageService } from './domain/usage/usage-service.js';
 import { HttpFront } from './http/http-server.js';
 import type { Logger } from './logger.js';
 import { TenantryMetrics } from './metrics.js';
+import { ApiKeyAuthenticator } from './domain/keys/key-authenticator.js';
+import { LiveReadBudget } from './domain/live-reads/live-read-budget.js';
+import { OfferedExtensions } from './domain/extensions/offered-extensions.js';
 
 export interface Tenantry {
   /** Base URL, e.g. http://127.0.0.1:4000 */
@@ -107,6 +110,17 @@ export async function startTenantry(options: { config: Config; serverUrl: string
       maxSubscriptionsPerSocket: config.MAX_SUBSCRIPTIONS_PER_SOCKET,
     });
     stack.push(() => usage.stop());
+    const auth = new ApiKeyAuthenticator({
+      db,
+      events,
+      logger,
+      cacheMs: config.API_KEY_CACHE_MS,
+      failureLimit: config.AUTH_FAILURE_LIMIT,
+      failureWindowMs: config.AUTH_FAILURE_WINDOW_MS,
+      beforeAuthenticate: options.hooks?.beforeAuthenticate,
+    });
+    auth.start();
+    stack.push(() => auth.close());
 
     const deps = {
       config,
@@ -123,8 +137,11 @@ export async function startTenantry(options: { config: Config; serverUrl: string
       events,
       metrics,
       hooks: options.hooks ?? {},
+      auth,
+      liveReads: new LiveReadBudget({ concurrency: config.LIVE_READ_CONCURRENCY, queue: config.LIVE_READ_QUEUE }),
+      offeredExtensions: new OfferedExtensions(clusters, config.CATALOG_CACHE_MS),
     } as Omit<Deps, 'operations' | 'inventory' | 'recovery' | 'readiness'> as Deps;
-    // These run the same domain code as single-tenant calls, so they need the rest first.
+    // Operations run the same domain code as single-tenant calls, so they need the rest first.
     deps.operations = new FleetOperations(deps, control.url);
     stack.push(() => deps.operations.stop());
     deps.inventory = new TenantInventory(deps);

@@ -68,7 +68,9 @@ describe('provisionTenant', () => {
       const gin = await inside.query(`SELECT indexdef FROM pg_indexes WHERE tablename = 'documents' AND indexdef LIKE '%USING gin (content)%'`);
       assert.equal(gin.rowCount, 1);
       const version = await inside.query(`SELECT "Component", "Version", "AppliedBy", "Description" FROM "__SchemaVersion"`);
-      assert.deepEqual(version.rows, [{ Component: 'Tenant', Version: '1.1.0', AppliedBy: `ADMIN_API_KEY (${t.adminKey.slice(0, 11)})`, Description: 'provisioned from template default 1.1.0' }]);
+      // Who applied it: the key's name and id (never key text).
+      const adminKey = await t.app.deps.db.apiKey.findFirstOrThrow({ where: { name: 'ADMIN_API_KEY' } });
+      assert.deepEqual(version.rows, [{ Component: 'Tenant', Version: '1.1.0', AppliedBy: `ADMIN_API_KEY (apikey:${adminKey.id})`, Description: 'provisioned from template default 1.1.0' }]);
       const deleted = await inside.query(`SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_documents_deleted_at'`);
       assert.equal(deleted.rowCount, 1, 'the newest version (1.1.0) is the default');
     } finally {

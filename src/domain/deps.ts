@@ -14,6 +14,9 @@ import type { TenantryMetrics } from '../metrics.js';
 import type { TemplateCatalog } from './templates/template-catalog.js';
 import type { TemplateDatabases } from './templates/template-databases.js';
 import type { ProvisionStep } from './tenants/provisioning-steps.js';
+import type { ApiKeyAuthenticator } from './keys/key-authenticator.js';
+import type { LiveReadBudget } from './live-reads/live-read-budget.js';
+import type { OfferedExtensions } from './extensions/offered-extensions.js';
 
 /** Test seams: let a test fail a step on purpose. Never set in production. */
 export interface Hooks {
@@ -22,6 +25,10 @@ export interface Hooks {
   /** Named points inside other mutations ("quota.applied", "rotation.stored", ...): where a test may stop the process. */
   checkpoint?: (name: string, tenantSlug: string) => void | Promise<void>;
   beforeOperationItem?: (kind: string, tenantSlug: string) => void | Promise<void>;
+  /** Runs before every authentication (a test makes it throw to see what a caller gets). */
+  beforeAuthenticate?: () => void | Promise<void>;
+  /** Runs inside a live read, while it holds its slot (and, for extensions, its connection). */
+  duringLiveRead?: (what: 'extensions' | 'connections', clusterId: string) => void | Promise<void>;
 }
 
 /** What the domain needs from the running service. */
@@ -52,5 +59,11 @@ export interface Deps {
   recovery: TenantRecovery;
   /** Readiness, computed in the background (what /health/ready and the health query serve). */
   readiness: ReadinessMonitor;
+  /** API keys → viewers: cached per process, revocations heard from every replica, failures rate-limited. */
+  auth: ApiKeyAuthenticator;
+  /** The bounded budget for reads a request makes live in a tenant database or pg_stat_activity. */
+  liveReads: LiveReadBudget;
+  /** What each cluster offers (pg_available_extensions), cached for CATALOG_CACHE_MS. */
+  offeredExtensions: OfferedExtensions;
   hooks: Hooks;
 }

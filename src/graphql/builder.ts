@@ -1,10 +1,12 @@
 import SchemaBuilder from '@pothos/core';
+import ComplexityPlugin from '@pothos/plugin-complexity';
 import DataloaderPlugin from '@pothos/plugin-dataloader';
 import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import { GraphQLError } from 'graphql';
 import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
 import type { GraphQLContext } from './context.js';
+import { pageSizeOf } from './pagination.js';
 
 const AUTH_MESSAGES = {
   MISSING: 'Authentication required: send an API key as "Authorization: Bearer <key>"',
@@ -32,7 +34,9 @@ export const builder = new SchemaBuilder<{
   };
 }>({
   defaultFieldNullability: false,
-  plugins: [ScopeAuthPlugin, RelayPlugin, DataloaderPlugin],
+  plugins: [ScopeAuthPlugin, RelayPlugin, DataloaderPlugin, ComplexityPlugin],
+  // Costs only: the limits are applied per request, before execution, by query-limits.ts.
+  complexity: { defaultComplexity: 1, defaultListMultiplier: 10 },
   scopeAuth: {
     authorizeOnSubscribe: true,
     authScopes: (ctx) => ({
@@ -49,6 +53,9 @@ export const builder = new SchemaBuilder<{
     clientMutationId: 'omit',
     cursorType: 'String',
     nodesQueryOptions: false,
+    // A connection costs its page size times what each edge selects (edges themselves add nothing).
+    defaultConnectionFieldOptions: { complexity: (args, ctx) => ({ field: 1, multiplier: pageSizeOf(args, ctx.deps.config) }) },
+    edgesFieldOptions: { complexity: { field: 0, multiplier: 1 } },
   },
 });
 

@@ -1,21 +1,15 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import DataLoader from 'dataloader';
+import { GraphQLError } from 'graphql';
+import type { Config } from '../config.js';
 import type { ServerFacts } from '../db/cluster-admin.js';
-import type { PoolStats } from '../domain/pools/pooler-driver.js';
-import { availableExtensions } from '../sql/extensions.sql.js';
-
-export interface OfferedExtension {
-  name: string;
-  default_version: string | null;
-  comment: string | null;
-  versions: string[];
-}
 import type { OperationContext } from '../domain/audit/audit-log.js';
 import type { Deps } from '../domain/deps.js';
-import { authenticate, type AuthenticationResult } from '../domain/keys/api-keys.js';
+import type { OfferedExtension } from '../domain/extensions/offered-extensions.js';
+import { RateLimitedError, type AuthFailure, type Credentials } from '../domain/keys/key-authenticator.js';
 import { actorOf, canSeeTenant, type Viewer } from '../domain/keys/viewer.js';
-
-export type AuthFailure = 'MISSING' | 'MALFORMED' | Extract<AuthenticationResult, { failure: unknown }>['failure'];
+import type { PoolStats } from '../domain/pools/pooler-driver.js';
 
 /** Per request, read-only: who is calling, under which correlation id, with what. */
 export interface GraphQLContext {
@@ -29,25 +23,54 @@ export interface GraphQLContext {
   readonly op: OperationContext;
   /** Live facts about each cluster, read at most once per request. */
   readonly clusterFacts: DataLoader<string, ServerFacts>;
-  /** What each cluster's server offers (pg_available_extension_versions), read at most once per request. */
+  /** What each cluster's server offers (pg_available_extension_versions), cached for CATALOG_CACHE_MS. */
   readonly clusterExtensions: DataLoader<string, OfferedExtension[]>;
   /** Extensions Tenantry recorded per tenant, batched for a page. */
   readonly tenantExtensions: DataLoader<string, { name: string; version: string }[]>;
   /** The pooler's SHOW POOLS, read at most once per request (null without a reachable pooler). */
   readonly poolStats: () => Promise<Map<string, PoolStats> | null>;
+  /**
+   * One DataLoader per name and parameters for this request: a list field that takes
+   * arguments (the same for every item of a page, as they come from one selection) is
+   * batched over the page by asking this for its loader with its arguments as `params`.
+   */
+  loader<K, V>(name: string, params: unknown, load: (keys: readonly K[]) => Promise<readonly (V | Error)[]>): DataLoader<K, V>;
 }
 
 const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,100}$/;
 
-/** For HTTP and SSE requests: the key and correlation id come in headers. */
-export function createRequestContext(deps: Deps, request: Request): Promise<GraphQLContext> {
-  return createContext(deps, { authorization: request.headers.get('authorization'), correlationId: request.headers.get('x-correlation-id') });
+/** For HTTP and SSE requests: the key and correlation id come in headers, the address from the socket. */
+export async function createRequestContext(deps: Deps, request: Request, req?: IncomingMessage): Promise<GraphQLContext> {
+  return createContext(deps, {
+    authorization: request.headers.get('authorization'),
+    correlationId: request.headers.get('x-correlation-id'),
+    sourceAddress: sourceAddressOf(deps.config, req?.socket.remoteAddress, request.headers.get('x-forwarded-for')),
+    transport: request.headers.get('accept')?.includes('text/event-stream') ? 'sse' : 'http',
+  });
 }
 
-/** For any transport: `authorization` is "Bearer <key>" (a header, or graphql-ws connection params). */
-export async function createContext(deps: Deps, given: { authorization: string | null; correlationId?: string | null }): Promise<GraphQLContext> {
+/**
+ * For any transport: `authorization` is "Bearer <key>" (a header, or graphql-ws connection
+ * params). An address over its failed-authentication limit gets a RATE_LIMITED error (HTTP 429).
+ */
+export async function createContext(
+  deps: Deps,
+  given: Omit<Credentials, 'correlationId'> & { correlationId?: string | null },
+): Promise<GraphQLContext> {
   const correlationId = given.correlationId && CORRELATION_ID.test(given.correlationId) ? given.correlationId : randomUUID();
-  const { viewer, authFailure } = await identify(deps, given.authorization);
+  let identity;
+  try {
+    identity = await deps.auth.authenticate({ ...given, correlationId });
+  } catch (err) {
+    if (err instanceof RateLimitedError) throw rateLimitedGraphQLError(err);
+    // Before any resolver runs, so error-correlation.ts cannot see it: logged and masked here.
+    deps.logger.error({ err, correlationId }, 'unexpected error while authenticating');
+    throw new GraphQLError(`Unexpected error; correlation id ${correlationId}`, {
+      extensions: { code: 'INTERNAL_SERVER_ERROR', correlationId, http: { status: 500 } },
+    });
+  }
+  const { viewer, authFailure } = identity;
+  const loaders = new Map<string, DataLoader<unknown, unknown>>();
   return {
     deps,
     viewer,
@@ -58,14 +81,21 @@ export async function createContext(deps: Deps, given: { authorization: string |
     clusterFacts: new DataLoader(async (ids) =>
       Promise.all(ids.map(async (id) => (await deps.clusters.get(id)).facts().catch((e: Error) => e))),
     ),
-    clusterExtensions: new DataLoader(async (ids) =>
-      Promise.all(ids.map(async (id) => (await deps.clusters.get(id)).query<OfferedExtension>(availableExtensions).then((r) => r.rows, (e: Error) => e))),
-    ),
+    clusterExtensions: new DataLoader(async (ids) => Promise.all(ids.map((id) => deps.offeredExtensions.of(id).catch((e: Error) => e)))),
     tenantExtensions: new DataLoader(async (ids) => {
       const rows = await deps.db.tenantExtension.findMany({ where: { tenantId: { in: [...ids] } } });
       return ids.map((id) => rows.filter((r) => r.tenantId === id));
     }),
     poolStats: once(() => deps.pools.driver?.stats().catch(() => null) ?? Promise.resolve(null)),
+    loader<K, V>(name: string, params: unknown, load: (keys: readonly K[]) => Promise<readonly (V | Error)[]>): DataLoader<K, V> {
+      const key = `${name}:${JSON.stringify(params ?? null)}`;
+      let loader = loaders.get(key) as DataLoader<K, V> | undefined;
+      if (!loader) {
+        loader = new DataLoader<K, V>(load);
+        loaders.set(key, loader as DataLoader<unknown, unknown>);
+      }
+      return loader;
+    },
   };
 }
 
@@ -74,10 +104,23 @@ function once<T>(fn: () => Promise<T>): () => Promise<T> {
   return () => (result ??= fn());
 }
 
-export async function identify(deps: Deps, header: string | null): Promise<{ viewer: Viewer | null; authFailure: AuthFailure | null }> {
-  if (!header) return { viewer: null, authFailure: 'MISSING' };
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!match) return { viewer: null, authFailure: 'MALFORMED' };
-  const result = await authenticate(deps.db, match[1]!);
-  return 'viewer' in result ? { viewer: result.viewer, authFailure: null } : { viewer: null, authFailure: result.failure };
+/** RATE_LIMITED, answered with HTTP 429 and Retry-After. */
+export function rateLimitedGraphQLError(err: RateLimitedError): GraphQLError {
+  return new GraphQLError(err.message, {
+    extensions: {
+      code: 'RATE_LIMITED',
+      retryAfterSeconds: err.retryAfterSeconds,
+      http: { status: 429, headers: { 'retry-after': String(err.retryAfterSeconds) } },
+    },
+  });
+}
+
+/**
+ * Where a request comes from: the socket's address, or with TRUST_PROXY the first
+ * X-Forwarded-For entry (what the client sent to the proxy). IPv4-mapped IPv6 is shortened.
+ */
+export function sourceAddressOf(config: Pick<Config, 'TRUST_PROXY'>, remoteAddress: string | undefined, forwardedFor: string | null | undefined): string {
+  const forwarded = config.TRUST_PROXY ? forwardedFor?.split(',')[0]?.trim() : undefined;
+  const address = forwarded || remoteAddress || 'unknown';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }

@@ -1,4 +1,5 @@
 import { UserError, USER_ERROR_CODES, type UserErrorCode } from '../domain/errors.js';
+import { findInputProblem } from '../domain/input-limits.js';
 import { builder } from './builder.js';
 
 export interface UserErrorShape {
@@ -20,8 +21,18 @@ export const UserErrorRef = builder.objectRef<UserErrorShape>('UserError').imple
 
 export type Payload<T> = Partial<T> & { userErrors: UserErrorShape[] };
 
-/** Runs a mutation; a UserError becomes `userErrors`, anything else stays an (unexpected, masked) error. */
-export async function withUserErrors<T extends object>(fn: () => Promise<T>, onUserError?: (e: UserError) => Promise<Partial<T>>): Promise<Payload<T>> {
+/**
+ * Runs a mutation; a UserError becomes `userErrors`, anything else stays an (unexpected,
+ * masked) error. The input is checked first (no NUL character, no string over its field's
+ * length: INVALID_INPUT naming the field), so a bad value never reaches a half-done change.
+ */
+export async function withUserErrors<T extends object>(
+  input: unknown,
+  fn: () => Promise<T>,
+  onUserError?: (e: UserError) => Promise<Partial<T>>,
+): Promise<Payload<T>> {
+  const problem = findInputProblem(input);
+  if (problem) return { userErrors: [{ code: 'INVALID_INPUT', field: problem.field, message: problem.message }] } as Payload<T>;
   try {
     return { ...(await fn()), userErrors: [] };
   } catch (err) {
@@ -31,3 +42,4 @@ export async function withUserErrors<T extends object>(fn: () => Promise<T>, onU
     return { ...partial, userErrors } as Payload<T>;
   }
 }
+

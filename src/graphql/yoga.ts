@@ -1,10 +1,13 @@
-import { createYoga, type YogaServerInstance } from 'graphql-yoga';
+import type { IncomingMessage } from 'node:http';
+import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
+import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Deps } from '../domain/deps.js';
 import { createRequestContext, type GraphQLContext } from './context.js';
 import { useErrorCorrelation } from './error-correlation.js';
+import { useQueryLimits } from './query-limits.js';
 import { schema } from './schema.js';
 
-export type TenantryYoga = YogaServerInstance<Record<string, unknown>, GraphQLContext>;
+export type TenantryYoga = YogaServerInstance<{ req?: IncomingMessage }, GraphQLContext>;
 
 const GRAPHIQL_QUERY = `# Send your API key: Headers tab → {"Authorization": "Bearer tnry_…"}
 query Fleet {
@@ -15,21 +18,34 @@ query Fleet {
 }
 `;
 
-/** GraphQL over HTTP and SSE on /graphql, with GraphiQL for browsers: the schema, its context and its plugins. */
+/**
+ * GraphQL over HTTP and SSE on /graphql, with GraphiQL for browsers: the schema, its
+ * context and its plugins. What production changes (GraphiQL, introspection, field
+ * suggestions, CSRF prevention) comes from the configuration; see README, "Production settings".
+ */
 export function createTenantryYoga(deps: Deps): TenantryYoga {
-  const { logger } = deps;
-  return createYoga<Record<string, unknown>, GraphQLContext>({
+  const { logger, config } = deps;
+  const plugins: Plugin[] = [...useQueryLimits(config), useErrorCorrelation(logger) as Plugin];
+  // Browsers may send "simple" requests (GET, form posts) cross-site without a preflight:
+  // those must carry a header no form can set.
+  if (config.CSRF_PREVENTION) plugins.push(useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'graphql-require-preflight'] }) as Plugin);
+  return createYoga<{ req?: IncomingMessage }, GraphQLContext>({
     schema,
     graphqlEndpoint: '/graphql',
-    context: ({ request }) => createRequestContext(deps, request),
-    plugins: [useErrorCorrelation(logger)],
+    context: ({ request, req }) => createRequestContext(deps, request, req),
+    plugins,
+    // Never a stack trace or an original error in a response, whatever NODE_ENV says: unexpected
+    // errors are logged with the request's correlation id (error-correlation.ts) and masked.
+    maskedErrors: { isDev: false },
     logging: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
       info: (...args) => logger.info(args.map(String).join(' ')),
       warn: (...args) => logger.warn(args.map(String).join(' ')),
       error: (...args) => logger.error(args.map(String).join(' ')),
     },
-    graphiql: { title: 'Tenantry', defaultQuery: GRAPHIQL_QUERY, headers: JSON.stringify({ Authorization: 'Bearer <your key>' }) },
+    graphiql: config.GRAPHIQL
+      ? { title: 'Tenantry', defaultQuery: GRAPHIQL_QUERY, headers: JSON.stringify({ Authorization: 'Bearer <your key>' }) }
+      : false,
     landingPage: false,
   });
 }

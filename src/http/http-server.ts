@@ -1,87 +1,154 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config.js';
 import type { Deps } from '../domain/deps.js';
+import { RateLimitedError } from '../domain/keys/key-authenticator.js';
 import type { Logger } from '../logger.js';
+import { sourceAddressOf } from '../graphql/context.js';
 import { createTenantryYoga } from '../graphql/yoga.js';
 import { serveWebSockets } from './websocket.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
-function json(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
 }
 
-/** The routes of a started service: GraphQL (HTTP, SSE) on /graphql, health on /health/*, Prometheus on /metrics. */
-function serviceRoutes(deps: Deps, yoga: ReturnType<typeof createTenantryYoga>): Handler {
-  return async (req, res) => {
-    if (req.url === '/health/live') return json(res, 200, { status: 'ok' });
-    if (req.url === '/metrics') {
-      res.writeHead(200, { 'content-type': deps.metrics.registry.contentType }).end(await deps.metrics.registry.metrics());
-      return;
-    }
-    if (req.url === '/health/ready') {
-      // Computed in the background (readiness-monitor.ts): a probe costs nothing.
-      const report = deps.readiness.current();
-      return json(res, report.ready ? 200 : 503, report);
-    }
-    return yoga(req, res);
-  };
+function pathOf(req: IncomingMessage): string {
+  return new URL(req.url ?? '/', 'http://tenantry').pathname;
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new Error(`port ${port} on ${host} is in use: another Tenantry (or another program) is listening there; choose a free port`, { cause: err }) : err);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
 }
 
 /**
- * The HTTP port, bound first thing at start: a busy port fails the start before anything
- * else (PostgreSQL, the pooler, the admin key) is touched. Until the service is attached,
- * /health/live answers 200 and everything else 503 with the start-up phase.
+ * The HTTP ports, bound first thing at start: a busy port fails the start before anything
+ * else (PostgreSQL, the pooler, the admin key) is touched. GraphQL over HTTP, SSE and
+ * WebSocket on /graphql and /health/live on PORT; /metrics and /health/ready there too, or
+ * only on INTERNAL_HOST:INTERNAL_PORT when that is set, and behind an ADMIN key with
+ * INTERNAL_ENDPOINTS_AUTH=admin. Until the service is attached, /health/live answers 200
+ * and everything else 503 with the start-up phase.
  */
 export class HttpFront {
   private handler: Handler;
+  private internalHandler: Handler;
   private websockets: { close(): Promise<void> } | null = null;
   phase = 'starting';
 
   private constructor(
     readonly server: Server,
     readonly url: string,
+    private readonly internal: Server | null,
+    private readonly logger: Logger,
   ) {
-    this.handler = (req, res) => {
-      if (req.url === '/health/live') return json(res, 200, { status: 'ok', phase: this.phase });
-      if (req.url === '/health/ready') return json(res, 503, { ready: false, starting: true, phase: this.phase });
+    const starting: Handler = (req, res) => {
+      const path = pathOf(req);
+      if (path === '/health/live') return json(res, 200, { status: 'ok', phase: this.phase });
+      if (path === '/health/ready') return json(res, 503, { ready: false, starting: true, phase: this.phase });
       json(res, 503, { errors: [{ message: `Tenantry is starting (${this.phase}); try again in a moment`, extensions: { code: 'STARTING' } }] });
     };
+    this.handler = starting;
+    this.internalHandler = starting;
   }
 
-  static async listen(config: Pick<Config, 'PORT' | 'HOST'>, logger: Logger): Promise<HttpFront> {
+  static async listen(config: Pick<Config, 'PORT' | 'HOST' | 'INTERNAL_PORT' | 'INTERNAL_HOST'>, logger: Logger): Promise<HttpFront> {
     let front: HttpFront | undefined;
-    const server = createServer((req, res) => {
-      Promise.resolve(front!.handler(req, res)).catch((err) => {
-        logger.error({ err, url: req.url }, 'request failed');
-        if (!res.headersSent) json(res, 500, { errors: [{ message: 'Unexpected error' }] });
+    const dispatch = (pick: (f: HttpFront) => Handler) => (req: IncomingMessage, res: ServerResponse) => {
+      Promise.resolve(pick(front!)(req, res)).catch((err) => {
+        const correlationId = randomUUID();
+        logger.error({ err, url: req.url, correlationId }, 'request failed');
+        if (!res.headersSent) json(res, 500, { error: `unexpected error; correlation id ${correlationId}` });
         else res.end();
       });
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(err.code === 'EADDRINUSE' ? new Error(`port ${config.PORT} on ${config.HOST} is in use: another Tenantry (or another program) is listening there; set PORT to a free port`, { cause: err }) : err),
-      );
-      server.listen(config.PORT, config.HOST, () => resolve());
-    });
+    };
+    const server = createServer(dispatch((f) => f.handler));
+    await listen(server, config.PORT, config.HOST);
+    let internal: Server | null = null;
+    if (config.INTERNAL_PORT !== undefined) {
+      internal = createServer(dispatch((f) => f.internalHandler));
+      await listen(internal, config.INTERNAL_PORT, config.INTERNAL_HOST).catch(async (err) => {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        throw err;
+      });
+    }
     const { port } = server.address() as AddressInfo;
     const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? 'localhost' : config.HOST;
-    front = new HttpFront(server, `http://${host}:${port}`);
+    front = new HttpFront(server, `http://${host}:${port}`, internal, logger);
     return front;
   }
 
   /** From now on the service answers: GraphQL over HTTP, SSE and WebSocket, health and metrics. */
   attach(deps: Deps): void {
     const yoga = createTenantryYoga(deps);
-    this.handler = serviceRoutes(deps, yoga);
+    const separate = this.internal !== null;
+    this.handler = async (req, res) => {
+      if (pathOf(req) === '/health/live') return json(res, 200, { status: 'ok' });
+      if (!separate && (await serveInternal(deps, req, res))) return;
+      return yoga(req, res);
+    };
+    this.internalHandler = async (req, res) => {
+      if (pathOf(req) === '/health/live') return json(res, 200, { status: 'ok' });
+      if (await serveInternal(deps, req, res)) return;
+      json(res, 404, { error: 'not found: this address serves /metrics, /health/ready and /health/live' });
+    };
     this.websockets = serveWebSockets(this.server, yoga, deps);
     this.phase = 'serving';
   }
 
   async close(): Promise<void> {
     await this.websockets?.close();
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of [this.server, this.internal]) {
+      if (!s) continue;
+      s.closeAllConnections();
+      await new Promise<void>((resolve) => s.close(() => resolve()));
+    }
   }
+}
+
+/** /metrics and /health/ready: true when the request was one of them (and was answered). */
+async function serveInternal(deps: Deps, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  const path = pathOf(req);
+  if (path !== '/metrics' && path !== '/health/ready') return false;
+  if (deps.config.INTERNAL_ENDPOINTS_AUTH === 'admin' && !(await adminOnly(deps, req, res))) return true;
+  if (path === '/metrics') {
+    res.writeHead(200, { 'content-type': deps.metrics.registry.contentType }).end(await deps.metrics.registry.metrics());
+  } else {
+    // Computed in the background (src/domain/health/readiness.ts): a probe costs nothing.
+    const report = deps.readiness.current();
+    json(res, report.ready ? 200 : 503, report);
+  }
+  return true;
+}
+
+/** Lets the request through with an ADMIN key; otherwise answers 401, 403 or 429 and returns false. */
+async function adminOnly(deps: Deps, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  const header = (name: string) => {
+    const v = req.headers[name];
+    return Array.isArray(v) ? (v[0] ?? null) : (v ?? null);
+  };
+  try {
+    const { viewer, authFailure } = await deps.auth.authenticate({
+      authorization: header('authorization'),
+      sourceAddress: sourceAddressOf(deps.config, req.socket.remoteAddress, header('x-forwarded-for')),
+      transport: 'internal-http',
+      correlationId: randomUUID(),
+    });
+    if (viewer?.role === 'ADMIN') return true;
+    if (viewer) json(res, 403, { error: 'an ADMIN key is required (INTERNAL_ENDPOINTS_AUTH=admin)', code: 'FORBIDDEN' });
+    else json(res, 401, { error: `an ADMIN key is required (INTERNAL_ENDPOINTS_AUTH=admin): ${authFailure}`, code: 'UNAUTHENTICATED' }, { 'www-authenticate': 'Bearer' });
+  } catch (err) {
+    if (!(err instanceof RateLimitedError)) throw err;
+    json(res, 429, { error: err.message, code: 'RATE_LIMITED' }, { 'retry-after': String(err.retryAfterSeconds) });
+  }
+  return false;
 }

@@ -10,3 +10,6 @@ export const tenantSessions = `SELECT usename AS role, pid, coalesce(state, 'unk
 
 /** The sessions of one role, for a tenant's connection list. */
 export const sessionsOfRole = `${tenantSessions} AND usename = $1 ORDER BY backend_start`;
+
+/** The sessions of several roles (a page of tenants), oldest first: one read for all of them. */
+export const sessionsOfRoles = `${tenantSessions} AND usename = ANY($1::text[]) ORDER BY backend_start`;

@@ -62,6 +62,8 @@ export async function startTestTenantry(
     OVERCOMMIT_FACTOR: '50',
     POOLER: 'none',
     RECONCILE_INTERVAL_MS: '0',
+    // Every file's requests come from 127.0.0.1 and some fail on purpose: rate limiting is tested on its own.
+    AUTH_FAILURE_LIMIT: '100000',
     ...options.env,
   });
   const logs: string[] = [];

@@ -66,15 +66,6 @@ export class EventBus {
     return this.pubsub.subscribe(this.topic('usage:demand'));
   }
 
-  /** API keys were revoked: every replica drops them from its caches and ends their subscriptions. */
-  publishKeysRevoked(keyIds: string[]): void {
-    this.pubsub.publish(this.topic('keys:revoked'), { keyIds });
-  }
-
-  keysRevoked(): AsyncIterable<{ keyIds: string[] }> {
-    return this.pubsub.subscribe(this.topic('keys:revoked')) as AsyncIterable<{ keyIds: string[] }>;
-  }
-
   /** A fleet operation moved (its row in the control database is the value). */
   publishOperation(operationId: string): void {
     this.pubsub.publish(this.topic(`operation:${operationId}`), { operationId });
@@ -82,6 +73,15 @@ export class EventBus {
 
   operation(operationId: string): AsyncIterable<unknown> {
     return this.pubsub.subscribe(this.topic(`operation:${operationId}`));
+  }
+
+  /** API keys were revoked (committed): every replica drops them from its key cache and ends their subscriptions. */
+  publishKeysRevoked(keyIds: string[]): void {
+    if (keyIds.length) this.pubsub.publish(this.topic('keys:revoked'), { keyIds });
+  }
+
+  keysRevoked(): AsyncIterable<{ keyIds: string[] }> {
+    return this.pubsub.subscribe(this.topic('keys:revoked')) as AsyncIterable<{ keyIds: string[] }>;
   }
 
   close(): Promise<void> {

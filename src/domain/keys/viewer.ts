@@ -11,9 +11,12 @@ export interface Viewer {
   expiresAt: Date | null;
 }
 
-/** How the caller is named in audit events and quota history. */
+/**
+ * How the caller is named in audit events and quota history: the key's name and id, never
+ * any character of the key itself (not even its prefix).
+ */
 export function actorOf(viewer: Viewer | null): string {
-  return viewer ? `${viewer.name} (${viewer.keyPrefix})` : 'system';
+  return viewer ? `${viewer.name} (apikey:${viewer.keyId})` : 'system';
 }
 
 export const SYSTEM_ACTOR = 'system';

@@ -6,6 +6,7 @@ import { UserError } from '../errors.js';
 import { underTenantLock } from '../locking.js';
 import { afterCommit } from './after-commit.js';
 import { dropTenantObjects } from './drop-tenant-objects.js';
+import { announceRevoked, revokeTenantKeys } from '../keys/api-keys.js';
 
 /**
  * Ends a tenant's sessions, drops its database and role, and keeps its row
@@ -44,18 +45,17 @@ export async function finishDeprovisioning(deps: Deps, op: OperationContext, clu
   const { terminatedBackends } = await dropTenantObjects(cluster, tenant);
   const { done, revokedKeyIds } = await deps.db.$transaction(async (tx) => {
     const t = await tx.tenant.update({ where: { id: tenant.id }, data: { status: 'DEPROVISIONED', deprovisionedAt: new Date(), provisionStep: null } });
-    const keys = await tx.apiKey.findMany({ where: { tenantId: t.id, revokedAt: null }, select: { id: true } });
-    await tx.apiKey.updateMany({ where: { id: { in: keys.map((k) => k.id) } }, data: { revokedAt: new Date() } });
+    const revokedKeyIds = await revokeTenantKeys(tx, t.id);
     await tx.credentialHandoff.deleteMany({ where: { tenantId: t.id } });
     await recordAuditEvent(tx, op, {
       category: 'tenant',
       action: 'tenant.deprovisioned',
       tenant: t,
       subject: t.databaseName,
-      metadata: { terminatedBackends, revokedApiKeys: keys.length },
+      metadata: { terminatedBackends, revokedApiKeys: revokedKeyIds.length },
     });
-    return { done: t, revokedKeyIds: keys.map((k) => k.id) };
+    return { done: t, revokedKeyIds };
   });
-  if (revokedKeyIds.length) deps.events.publishKeysRevoked(revokedKeyIds);
+  announceRevoked(deps, revokedKeyIds);
   return done;
 }

@@ -31,6 +31,6 @@ builder.mutationField('createApiKey', (t) =>
     description: 'Admins create any key; a TENANT_ADMIN creates keys for its own tenant.',
     authScopes: { admin: true, tenantAdmin: true },
     args: { input: t.arg({ type: CreateApiKeyInput, required: true }) },
-    resolve: (_, { input }, ctx) => withUserErrors(() => createApiKey(ctx.deps.db, ctx.op, ctx.viewer!, input)),
+    resolve: (_, { input }, ctx) => withUserErrors(input, () => createApiKey(ctx.deps.db, ctx.op, ctx.viewer!, input)),
   }),
 );

@@ -25,7 +25,7 @@ builder.mutationField('deprovisionTenant', (t) =>
     authScopes: { admin: true },
     args: { input: t.arg({ type: DeprovisionTenantInput, required: true }) },
     resolve: (_, { input }, ctx) =>
-      withUserErrors(async () => ({
+      withUserErrors(input, async () => ({
         tenant: await deprovisionTenant(ctx.deps, ctx.op, input, ctx.canSee),
       })),
   }),

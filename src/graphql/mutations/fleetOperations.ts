@@ -33,7 +33,7 @@ builder.mutationField('upgradeAllTenantSchemas', (t) =>
     description: 'Starts an operation that upgrades every active tenant of a template, canary first.',
     authScopes: { admin: true },
     args: { input: t.arg({ type: UpgradeAllTenantSchemasInput, required: false }) },
-    resolve: (_, { input }, ctx) => withUserErrors(async () => ({ operation: await ctx.deps.operations.start(ctx.op, { kind: 'UPGRADE_SCHEMAS', ...input }) })),
+    resolve: (_, { input }, ctx) => withUserErrors(input, async () => ({ operation: await ctx.deps.operations.start(ctx.op, { kind: 'UPGRADE_SCHEMAS', ...input }) })),
   }),
 );
 
@@ -43,7 +43,7 @@ builder.mutationField('updateAllTenantExtensions', (t) =>
     description: 'Starts an operation that runs updateTenantExtensions on every active tenant of a template, canary first.',
     authScopes: { admin: true },
     args: { input: t.arg({ type: UpdateAllTenantExtensionsInput, required: false }) },
-    resolve: (_, { input }, ctx) => withUserErrors(async () => ({ operation: await ctx.deps.operations.start(ctx.op, { kind: 'UPDATE_EXTENSIONS', ...input }) })),
+    resolve: (_, { input }, ctx) => withUserErrors(input, async () => ({ operation: await ctx.deps.operations.start(ctx.op, { kind: 'UPDATE_EXTENSIONS', ...input }) })),
   }),
 );
 
@@ -56,6 +56,6 @@ builder.mutationField('secureAllTenants', (t) =>
     authScopes: { admin: true },
     args: { input: t.arg({ type: builder.inputType('SecureAllTenantsInput', { fields: (f) => ({ concurrency: f.int({ required: false }) }) }), required: false }) },
     resolve: (_, { input }, ctx) =>
-      withUserErrors(async () => ({ operation: await ctx.deps.operations.start(ctx.op, { kind: 'SECURE_TENANTS', concurrency: input?.concurrency, canarySize: 0 }) })),
+      withUserErrors(input ?? {}, async () => ({ operation: await ctx.deps.operations.start(ctx.op, { kind: 'SECURE_TENANTS', concurrency: input?.concurrency, canarySize: 0 }) })),
   }),
 );

@@ -47,6 +47,7 @@ builder.mutationField('provisionTenant', (t) =>
     args: { input: t.arg({ type: ProvisionTenantInput, required: true }) },
     resolve: (_, { input }, ctx) =>
       withUserErrors<ProvisionResult>(
+        input,
         () => provisionTenant(ctx.deps, ctx.op, input),
         // A failed attempt still has a row (FAILED, with its step): return it.
         async () => ({ tenant: await ctx.deps.db.tenant.findUnique({ where: { slug: input.slug } }) }),

@@ -37,7 +37,7 @@ builder.mutationField('reconcilePools', (t) =>
     authScopes: { admin: true },
     args: { input: t.arg({ type: ReconcilePoolsInput, required: false }) },
     resolve: (_, { input }, ctx) =>
-      withUserErrors(async () => {
+      withUserErrors(input, async () => {
         const report = await ctx.deps.pools.reconcile();
         await recordAuditEvent(ctx.deps.db, ctx.op, {
           category: 'pool',

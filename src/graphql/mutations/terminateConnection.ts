@@ -25,6 +25,6 @@ builder.mutationField('terminateConnection', (t) =>
     description: 'Ends one session of the tenant\'s role. Any other pid (another tenant\'s, the control plane\'s) is NOT_FOUND.',
     authScopes: { admin: true, tenantAdmin: true },
     args: { input: t.arg({ type: TerminateConnectionInput, required: true }) },
-    resolve: (_, { input }, ctx) => withUserErrors(() => terminateConnection(ctx.deps, ctx.op, input, ctx.canSee)),
+    resolve: (_, { input }, ctx) => withUserErrors(input, () => terminateConnection(ctx.deps, ctx.op, input, ctx.canSee)),
   }),
 );

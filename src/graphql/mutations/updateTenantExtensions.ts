@@ -24,6 +24,6 @@ builder.mutationField('updateTenantExtensions', (t) =>
     description: 'Installs MISSING extensions and runs ALTER EXTENSION … UPDATE for OUTDATED ones, to the newest version the server offers.',
     authScopes: { admin: true },
     args: { input: t.arg({ type: UpdateTenantExtensionsInput, required: true }) },
-    resolve: (_, { input }, ctx) => withUserErrors(() => updateTenantExtensions(ctx.deps, ctx.op, input, ctx.canSee)),
+    resolve: (_, { input }, ctx) => withUserErrors(input, () => updateTenantExtensions(ctx.deps, ctx.op, input, ctx.canSee)),
   }),
 );

@@ -54,6 +54,6 @@ builder.mutationField('updateTenantQuota', (t) =>
     description: 'Sets a tenant\'s connection quota in PostgreSQL (role and database CONNECTION LIMIT), the control database and the pooler.',
     authScopes: { admin: true },
     args: { input: t.arg({ type: UpdateTenantQuotaInput, required: true }) },
-    resolve: (_, { input }, ctx) => withUserErrors(() => updateTenantQuota(ctx.deps, ctx.op, input, ctx.canSee)),
+    resolve: (_, { input }, ctx) => withUserErrors(input, () => updateTenantQuota(ctx.deps, ctx.op, input, ctx.canSee)),
   }),
 );

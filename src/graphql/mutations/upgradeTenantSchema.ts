@@ -34,7 +34,7 @@ builder.mutationField('upgradeTenantSchema', (t) =>
     authScopes: { admin: true },
     args: { input: t.arg({ type: UpgradeTenantSchemaInput, required: true }) },
     resolve: async (_, { input }, ctx) => {
-      const payload = await withUserErrors(() => upgradeTenantSchema(ctx.deps, ctx.op, input, ctx.canSee));
+      const payload = await withUserErrors(input, () => upgradeTenantSchema(ctx.deps, ctx.op, input, ctx.canSee));
       // A failed step is reported beside the result: the tenant stays at its last good version.
       if (payload.failed) {
         const e = new UserError('UPGRADE_FAILED', `step ${payload.failed.version} failed and was rolled back: ${payload.failed.message}`, 'targetVersion');

@@ -1,11 +1,12 @@
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
 import type { AuditEvent } from '../../generated/prisma/client.js';
-import { listAuditEvents, type AuditFilter } from '../../domain/audit/audit-queries.js';
+import { auditEventsByTenantIds, listAuditEvents, type AuditFilter } from '../../domain/audit/audit-queries.js';
 import { canSeeTenant } from '../../domain/keys/viewer.js';
 import { tenantsByIds } from '../../domain/tenants/tenant-queries.js';
 import { builder } from '../builder.js';
 import type { GraphQLContext } from '../context.js';
 import { isUuid } from '../ids.js';
+import { pageOptions } from '../pagination.js';
 import { TenantRef } from './Tenant.js';
 
 export const AuditEventRef = builder.objectRef<AuditEvent>('AuditEvent');
@@ -55,15 +56,17 @@ const AuditEventFilter = builder.inputType('AuditEventFilter', {
   }),
 });
 
-function auditConnection(ctx: GraphQLContext, args: ConnectionArgs, scope: { filter?: AuditFilter | null; tenantId?: string }) {
-  return resolveCursorConnection({ args, toCursor: (e: AuditEvent) => e.id }, ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
-    listAuditEvents(ctx.deps.db, ctx.viewer!, {
-      ...scope,
-      after: after && isUuid(after) ? after : undefined,
-      before: before && isUuid(before) ? before : undefined,
-      limit,
-      inverted,
-    }),
+function auditConnection(ctx: GraphQLContext, args: ConnectionArgs, filter: AuditFilter | null | undefined) {
+  return resolveCursorConnection(
+    { args, toCursor: (e: AuditEvent) => e.id, ...pageOptions(args, ctx.deps.config) },
+    ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
+      listAuditEvents(ctx.deps.db, ctx.viewer!, {
+        filter,
+        after: after && isUuid(after) ? after : undefined,
+        before: before && isUuid(before) ? before : undefined,
+        limit,
+        inverted,
+      }),
   );
 }
 
@@ -72,14 +75,22 @@ builder.queryField('auditEvents', (t) =>
     type: AuditEventRef,
     description: 'The audit trail, newest first. A tenant key sees its own tenant\'s events.',
     args: { filter: t.arg({ type: AuditEventFilter }) },
-    resolve: (_, args, ctx) => auditConnection(ctx, args, { filter: args.filter }),
+    resolve: (_, args, ctx) => auditConnection(ctx, args, args.filter),
   }),
 );
 
 builder.objectField(TenantRef, 'auditEvents', (t) =>
   t.connection({
     type: AuditEventRef,
-    description: 'This tenant\'s audit trail, newest first.',
-    resolve: (tenant, args, ctx) => auditConnection(ctx, args, { tenantId: tenant.id }),
+    description: 'This tenant\'s audit trail, newest first (for a page of tenants, one query for all of them).',
+    resolve: (tenant, args, ctx) =>
+      resolveCursorConnection(
+        { args, toCursor: (e: AuditEvent) => e.id, ...pageOptions(args, ctx.deps.config) },
+        ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) => {
+          // The tenant is visible (it was resolved for this caller), so is its whole trail.
+          const page = { after: after && isUuid(after) ? after : undefined, before: before && isUuid(before) ? before : undefined, limit, inverted };
+          return ctx.loader<string, AuditEvent[]>('tenant-audit-events', page, (ids) => auditEventsByTenantIds(ctx.deps.db, ids, page)).load(tenant.id);
+        },
+      ),
   }),
 );

@@ -6,6 +6,12 @@ import { isUuid } from '../ids.js';
 
 export const ClusterRef = builder.objectRef<Cluster>('Cluster');
 
+/**
+ * Server-wide figures are an admin's: a tenant key sees its cluster's name and version, and
+ * null for these (they would tell it about other tenants and the server's headroom).
+ */
+export const ADMIN_FIGURE = { authScopes: { admin: true }, unauthorizedResolver: () => null } as const;
+
 builder.node(ClusterRef, {
   description: 'A PostgreSQL server whose databases Tenantry manages.',
   id: { resolve: (c) => c.id },
@@ -26,24 +32,31 @@ builder.node(ClusterRef, {
       },
     }),
     maxConnections: t.int({
+      ...ADMIN_FIGURE,
       nullable: true,
-      description: 'The server\'s max_connections; null when it cannot be reached.',
+      description: 'The server\'s max_connections; null when it cannot be reached, and for tenant keys.',
       resolve: async (c, _, ctx) => (await ctx.clusterFacts.load(c.id).catch(() => null))?.maxConnections ?? null,
     }),
     allocatedConnections: t.loadable({
+      ...ADMIN_FIGURE,
       type: 'Int',
-      description: 'Sum of the quotas of the tenants on this cluster.',
+      nullable: true,
+      description: 'Sum of the quotas of the tenants on this cluster (null for tenant keys).',
       load: (ids: string[], ctx) => allocationsByClusterIds(ctx.deps.db, ids).then((rows) => rows.map((r) => r.allocatedConnections)),
       resolve: (c) => c.id,
     }),
     tenantCount: t.loadable({
+      ...ADMIN_FIGURE,
       type: 'Int',
+      nullable: true,
+      description: 'Tenants on this cluster, deprovisioned ones excepted (null for tenant keys).',
       load: (ids: string[], ctx) => allocationsByClusterIds(ctx.deps.db, ids).then((rows) => rows.map((r) => r.tenantCount)),
       resolve: (c) => c.id,
     }),
     capacity: t.int({
+      ...ADMIN_FIGURE,
       nullable: true,
-      description: 'Connections its tenants may be promised in all: (max_connections − reserved − Tenantry\'s own) × OVERCOMMIT_FACTOR.',
+      description: 'Connections its tenants may be promised in all: (max_connections − reserved − Tenantry\'s own) × OVERCOMMIT_FACTOR (null for tenant keys).',
       resolve: async (c, _, ctx) => {
         const [cluster, facts] = await Promise.all([ctx.deps.clusters.get(c.id), ctx.clusterFacts.load(c.id).catch(() => null)]);
         return facts ? clusterCapacity(ctx.deps, cluster, facts).then((cap) => cap.capacity) : null;

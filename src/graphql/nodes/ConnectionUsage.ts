@@ -1,9 +1,12 @@
 import { maskQuery } from '../../domain/usage/query-text.js';
 import type { BackendSummary, TenantUsageSample } from '../../domain/usage/usage-sample.js';
 import { tenantsByIds } from '../../domain/tenants/tenant-queries.js';
-import { sessionsOfRole } from '../../sql/activity.sql.js';
+import { sessionsOfRoles } from '../../sql/activity.sql.js';
 import type { SessionRow } from '../../domain/usage/usage-sample.js';
+import type { UsageMinute } from '../../generated/prisma/client.js';
 import { builder } from '../builder.js';
+import type { GraphQLContext } from '../context.js';
+import { liveFieldCost, liveRead } from '../live-read.js';
 import { TenantRef } from './Tenant.js';
 
 const StateCountRef = builder.objectRef<{ state: string; count: number }>('ConnectionStateCount').implement({
@@ -75,40 +78,74 @@ const UsageRangeEnum = builder.enumType('UsageRange', {
   values: { HOUR: { value: 3600 }, DAY: { value: 86_400 }, WEEK: { value: 7 * 86_400 } },
 });
 
+/** The sessions of a page's tenants: one pg_stat_activity read per cluster, inside the live-read budget. */
+function sessionsLoader(ctx: GraphQLContext) {
+  return ctx.loader<string, ConnectionRow[]>('tenant-connections', null, async (keys) => {
+    const byRole = new Map<string, ConnectionRow[]>();
+    const wanted = keys.map((k) => k.split('/') as [string, string]);
+    for (const clusterId of new Set(wanted.map(([c]) => c))) {
+      const roles = wanted.filter(([c]) => c === clusterId).map(([, role]) => role);
+      const cluster = await ctx.deps.clusters.get(clusterId);
+      const { rows } = await liveRead(ctx, clusterId, async () => {
+        await ctx.deps.hooks.duringLiveRead?.('connections', clusterId);
+        return cluster.query<SessionRow>(sessionsOfRoles, [roles]);
+      });
+      for (const r of rows) {
+        const list = byRole.get(`${clusterId}/${r.role}`) ?? [];
+        list.push({
+          pid: r.pid,
+          state: r.state,
+          applicationName: r.application_name,
+          backendStart: r.backend_start,
+          queryStart: r.query_start,
+          durationSeconds: Math.round(r.duration_seconds * 10) / 10,
+          query: maskQuery(r.query),
+        });
+        byRole.set(`${clusterId}/${r.role}`, list);
+      }
+    }
+    return keys.map((k) => byRole.get(k) ?? []);
+  });
+}
+
+/** Per-minute points of a page's tenants over one range: one query. */
+function historyLoader(ctx: GraphQLContext, rangeSeconds: number) {
+  return ctx.loader<string, UsageMinute[]>('tenant-usage-history', rangeSeconds, async (tenantIds) => {
+    const rows = await ctx.deps.db.usageMinute.findMany({
+      where: { tenantId: { in: [...tenantIds] }, minute: { gte: new Date(Date.now() - rangeSeconds * 1000) } },
+      orderBy: [{ tenantId: 'asc' }, { minute: 'asc' }],
+    });
+    return tenantIds.map((id) => rows.filter((r) => r.tenantId === id));
+  });
+}
+
 builder.objectFields(TenantRef, (t) => ({
   usage: t.loadable({
     type: ConnectionUsageRef,
     nullable: true,
     description: 'Sessions against the quota: the latest sample, or read now (one query per cluster for a whole page); null unless ACTIVE.',
+    // Usually the latest sample; when none is current it is read now, once per cluster for the page.
+    complexity: (_args, ctx) => ({ field: Math.ceil(liveFieldCost(ctx) / 10), multiplier: 1 }),
     load: (ids: string[], ctx) => ctx.deps.usage.usageOf(ids),
     resolve: (tenant) => tenant.id,
   }),
   connections: t.field({
     type: [ConnectionRef],
-    description: 'The tenant\'s sessions now, oldest first (read live).',
+    description:
+      'The tenant\'s sessions now, oldest first (read live: one pg_stat_activity read per cluster for a page, within the ' +
+      'live-read budget; costs GRAPHQL_LIVE_FIELD_COST).',
+    complexity: (_args, ctx) => ({ field: liveFieldCost(ctx), multiplier: 10 }),
     resolve: async (tenant, _, ctx) => {
       if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') return [];
-      const cluster = await ctx.deps.clusters.get(tenant.clusterId);
-      const { rows } = await cluster.query<SessionRow>(sessionsOfRole, [tenant.roleName]);
-      return rows.map((r) => ({
-        pid: r.pid,
-        state: r.state,
-        applicationName: r.application_name,
-        backendStart: r.backend_start,
-        queryStart: r.query_start,
-        durationSeconds: Math.round(r.duration_seconds * 10) / 10,
-        query: maskQuery(r.query),
-      }));
+      return sessionsLoader(ctx).load(`${tenant.clusterId}/${tenant.roleName}`);
     },
   }),
   usageHistory: t.field({
     type: [UsagePointRef],
     description: 'Per-minute maxima for charts, oldest first (kept USAGE_RETENTION_DAYS).',
     args: { range: t.arg({ type: UsageRangeEnum, defaultValue: 86_400 }) },
-    resolve: (tenant, { range }, ctx) =>
-      ctx.deps.db.usageMinute.findMany({
-        where: { tenantId: tenant.id, minute: { gte: new Date(Date.now() - (range ?? 86_400) * 1000) } },
-        orderBy: { minute: 'asc' },
-      }),
+    // One point per minute: a week is 10,080 of them.
+    complexity: (args) => ({ field: 2, multiplier: Math.ceil((args.range ?? 86_400) / 6000) }),
+    resolve: (tenant, { range }, ctx) => historyLoader(ctx, range ?? 86_400).load(tenant.id),
   }),
 }));

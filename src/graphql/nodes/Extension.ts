@@ -1,8 +1,9 @@
 import { extensionReport, type ExtensionReport } from '../../domain/extensions/extension-status.js';
 import { policyOf, readExtensionReport } from '../../domain/extensions/tenant-extensions.js';
 import { builder } from '../builder.js';
-import type { OfferedExtension } from '../context.js';
-import { ClusterRef } from './Cluster.js';
+import type { OfferedExtension } from '../../domain/extensions/offered-extensions.js';
+import { liveFieldCost, liveRead } from '../live-read.js';
+import { ADMIN_FIGURE, ClusterRef } from './Cluster.js';
 import { TenantRef } from './Tenant.js';
 
 export const ExtensionStatusEnum = builder.enumType('ExtensionStatus', {
@@ -37,12 +38,11 @@ const AvailableExtensionRef = builder.objectRef<OfferedExtension>('AvailableExte
 
 builder.objectField(ClusterRef, 'extensions', (t) =>
   t.field({
+    ...ADMIN_FIGURE,
     type: [AvailableExtensionRef],
-    description: 'What the server offers (pg_available_extensions).',
-    resolve: async (c, _, ctx) => {
-      const offered = await ctx.clusterExtensions.load(c.id);
-      return offered;
-    },
+    nullable: true,
+    description: 'What the server offers (pg_available_extensions, read at most once per CATALOG_CACHE_MS); null for tenant keys.',
+    resolve: (c, _, ctx) => ctx.clusterExtensions.load(c.id),
   }),
 );
 
@@ -51,14 +51,21 @@ builder.objectField(TenantRef, 'extensions', (t) =>
     type: [InstalledExtensionRef],
     description:
       'The template policy\'s extensions against this tenant. By default from what Tenantry last recorded (no connection to the tenant ' +
-      'database, so lists stay cheap); live: true reads the tenant database now.',
+      'database, so lists stay cheap); live: true reads the tenant database now, within the shared live-read budget ' +
+      '(LIVE_READ_CONCURRENCY per cluster; SERVER_BUSY past LIVE_READ_QUEUE), and costs GRAPHQL_LIVE_FIELD_COST.',
     args: { live: t.arg.boolean({ defaultValue: false }) },
+    complexity: (args, ctx) => ({ field: args.live ? liveFieldCost(ctx) : 1, multiplier: 10 }),
     resolve: async (tenant, { live }, ctx) => {
       if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') return [];
       const policy = policyOf(ctx.deps, tenant);
       if (live) {
         const cluster = await ctx.deps.clusters.get(tenant.clusterId);
-        return cluster.withDatabase(tenant.databaseName, async (client) => (await readExtensionReport(client, policy)).report);
+        return liveRead(ctx, tenant.clusterId, () =>
+          cluster.withDatabase(tenant.databaseName, async (client) => {
+            await ctx.deps.hooks.duringLiveRead?.('extensions', tenant.clusterId);
+            return (await readExtensionReport(client, policy)).report;
+          }),
+        );
       }
       const [recorded, offered] = await Promise.all([ctx.tenantExtensions.load(tenant.id), ctx.clusterExtensions.load(tenant.clusterId)]);
       return extensionReport(policy, new Map(recorded.map((e) => [e.name, e.version])), new Map(offered.map((o) => [o.name, o.versions])));

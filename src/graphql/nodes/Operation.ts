@@ -4,6 +4,7 @@ import { OperationItemStatus, OperationKind, OperationStatus } from '../../gener
 import { tenantsByIds } from '../../domain/tenants/tenant-queries.js';
 import { builder } from '../builder.js';
 import { isUuid } from '../ids.js';
+import { pageOptions } from '../pagination.js';
 import { TenantRef } from './Tenant.js';
 
 export const OperationKindEnum = builder.enumType('OperationKind', { values: Object.values(OperationKind) });
@@ -63,8 +64,17 @@ builder.node(OperationRef, {
       type: [OperationResultRef],
       description: 'Per tenant, in the order they are run.',
       args: { status: t.arg({ type: [OperationItemStatusEnum], required: false }) },
+      // Every operation of a page asks with the same statuses: one query for all of them.
       resolve: (o, args, ctx) =>
-        ctx.deps.db.operationItem.findMany({ where: { operationId: o.id, ...(args.status?.length ? { status: { in: args.status } } : {}) }, orderBy: { position: 'asc' } }),
+        ctx
+          .loader<string, OperationItem[]>('operation-results', args.status ?? null, async (ids) => {
+            const rows = await ctx.deps.db.operationItem.findMany({
+              where: { operationId: { in: [...ids] }, ...(args.status?.length ? { status: { in: args.status } } : {}) },
+              orderBy: [{ operationId: 'asc' }, { position: 'asc' }],
+            });
+            return ids.map((id) => rows.filter((r) => r.operationId === id));
+          })
+          .load(o.id),
     }),
   }),
 });
@@ -75,7 +85,7 @@ builder.queryField('operations', (t) =>
     description: 'Fleet operations, newest first (admins only).',
     authScopes: { admin: true },
     resolve: (_, args, ctx) =>
-      resolveCursorConnection({ args, toCursor: (o: Operation) => o.id }, ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
+      resolveCursorConnection({ args, toCursor: (o: Operation) => o.id, ...pageOptions(args, ctx.deps.config) }, ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
         ctx.deps.db.operation.findMany({
           where: { AND: [after && isUuid(after) ? { id: { lt: after } } : {}, before && isUuid(before) ? { id: { gt: before } } : {}] },
           orderBy: { id: inverted ? 'asc' : 'desc' },

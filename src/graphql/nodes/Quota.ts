@@ -1,5 +1,7 @@
 import type { Quota, QuotaChange } from '../../generated/prisma/client.js';
+import { quotaHistoryByTenantIds } from '../../domain/quotas/quota-history.js';
 import { builder } from '../builder.js';
+import { assertPageSize, pageSizeOf } from '../pagination.js';
 
 export const QuotaChangeRef = builder.objectRef<QuotaChange>('QuotaChange').implement({
   description: 'One change of a tenant\'s connection quota.',
@@ -20,14 +22,15 @@ export const QuotaRef = builder.objectRef<Quota>('Quota').implement({
     updatedBy: t.exposeString('updatedBy'),
     history: t.field({
       type: [QuotaChangeRef],
-      description: 'Changes, newest first.',
+      description: 'Changes, newest first: at most GRAPHQL_MAX_PAGE_SIZE (more is refused).',
       args: { first: t.arg.int({ defaultValue: 20 }) },
-      resolve: (q, args, ctx) =>
-        ctx.deps.db.quotaChange.findMany({
-          where: { tenantId: q.tenantId },
-          orderBy: [{ at: 'desc' }, { id: 'desc' }],
-          take: Math.min(Math.max(args.first ?? 20, 1), 100),
-        }),
+      complexity: (args, ctx) => ({ field: 1, multiplier: pageSizeOf({ first: args.first }, ctx.deps.config) }),
+      resolve: (q, args, ctx) => {
+        const first = args.first ?? 20;
+        assertPageSize('first', first, ctx.deps.config);
+        // Every quota of a page asks with the same `first`: one query for all of them.
+        return ctx.loader<string, QuotaChange[]>('quota-history', first, (ids) => quotaHistoryByTenantIds(ctx.deps.db, ids, first)).load(q.tenantId);
+      },
     }),
   }),
 });

@@ -15,6 +15,7 @@ import {
 import { builder } from '../builder.js';
 import { decodeCursor, encodeCursor } from '../connection-cursor.js';
 import { isUuid } from '../ids.js';
+import { pageOptions } from '../pagination.js';
 import { ClusterRef } from './Cluster.js';
 import { QuotaRef } from './Quota.js';
 import { SchemaVersionRef } from './SchemaVersion.js';
@@ -124,7 +125,7 @@ builder.queryFields((t) => ({
       const field = args.orderBy?.field ?? 'SLUG';
       const direction = args.orderBy?.direction ?? 'ASC';
       return resolveCursorConnection(
-        { args, toCursor: (tenant: ListedTenant) => encodeCursor([tenantCursorValue(tenant, field), tenant.id]) },
+        { args, toCursor: (tenant: ListedTenant) => encodeCursor([tenantCursorValue(tenant, field), tenant.id]), ...pageOptions(args, ctx.deps.config) },
         ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
           listTenants(ctx.deps.db, ctx.viewer!, {
             filter: args.filter ? { ...args.filter, clusterId: args.filter.clusterId?.toString() } : null,

@@ -1,0 +1,23 @@
+import { GraphQLError } from 'graphql';
+import { LiveReadsBusyError } from '../domain/live-reads/live-read-budget.js';
+import type { GraphQLContext } from './context.js';
+
+/** What a field that reads a tenant database or pg_stat_activity now costs (GRAPHQL_LIVE_FIELD_COST), against 1 for a recorded one. */
+export function liveFieldCost(ctx: GraphQLContext): number {
+  return ctx.deps.config.GRAPHQL_LIVE_FIELD_COST;
+}
+
+/**
+ * Runs a live read inside the cluster's shared budget. Past the budget the field fails
+ * with SERVER_BUSY (retryable: the same request succeeds once the burst has passed).
+ */
+export async function liveRead<T>(ctx: GraphQLContext, clusterId: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await ctx.deps.liveReads.run(clusterId, read);
+  } catch (err) {
+    if (err instanceof LiveReadsBusyError) {
+      throw new GraphQLError(err.message, { extensions: { code: 'SERVER_BUSY', retryable: true, limit: 'LIVE_READ_QUEUE' } });
+    }
+    throw err;
+  }
+}
