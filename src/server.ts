@@ -63,11 +63,10 @@ export async function startTenantry(options: { config: Config; serverUrl: string
     stack.push(() => pools.close());
 
     const metrics = new TenantryMetrics();
-    const events = EventBus.create({ redisUrl: config.REDIS_URL, prefix: config.REDIS_CHANNEL_PREFIX ?? `tenantry:${config.CONTROL_DATABASE}` });
+    const events = EventBus.create({ redisUrl: config.REDIS_URL, prefix: config.REDIS_CHANNEL_PREFIX ?? `tenantry:${config.CONTROL_DATABASE}`, logger });
     stack.push(() => events.close());
     const usage = new UsageService({
       db,
-      controlUrl: control.url,
       clusters,
       bus: events,
       metrics,
@@ -77,8 +76,11 @@ export async function startTenantry(options: { config: Config; serverUrl: string
         idleIntervalMs: Math.max(config.USAGE_IDLE_SAMPLE_MS, config.USAGE_SAMPLE_MS),
         heartbeatMs: config.USAGE_HEARTBEAT_MS,
         retentionDays: config.USAGE_RETENTION_DAYS,
+        leaseMs: config.USAGE_LEASE_MS,
       },
+      subscriberQueue: config.USAGE_SUBSCRIBER_QUEUE,
       maxSubscriptionsPerSocket: config.MAX_SUBSCRIPTIONS_PER_SOCKET,
+      pooler: { clusterId: defaultCluster.id, driver: () => pools.driver },
     });
     stack.push(() => usage.stop());
 
@@ -119,12 +121,9 @@ export async function startTenantry(options: { config: Config; serverUrl: string
     if (!readiness.ready) logger.error({ reasons: readiness.reasons }, 'not ready');
     if (readiness.warnings.length) logger.warn({ warnings: readiness.warnings }, 'readiness warnings');
     deps.operations.resumeUnfinished(config.OPERATION_RESUME_INTERVAL_MS);
-    const { server, websockets } = await serve(deps, config);
-    stack.push(async () => {
-      await websockets.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    });
+    const http = await serve(deps, config);
+    stack.push(() => http.close());
+    const { server } = http;
     const { port } = server.address() as AddressInfo;
     const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? 'localhost' : config.HOST;
     let closing: Promise<void> | undefined;

@@ -41,6 +41,7 @@ function expectedSqlType(field: { type: string; kind: string; nativeType?: reado
     case 'DateTime': return 'timestamp(3) without time zone';
     case 'Boolean': return 'boolean';
     case 'Float': return 'double precision';
+    case 'BigInt': return 'bigint';
     default: throw new Error(`no mapping for ${field.type}`);
   }
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createConnection } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type pg from 'pg';
-import { pruneUsageHistory } from '../src/domain/usage/usage-sampler.js';
+import { pruneUsageHistory } from '../src/domain/usage/usage-history.js';
 import { subscribeSse, subscribeWs, until, wsClient } from './support/subscriptions.js';
 import { connectAs, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 
@@ -232,15 +232,20 @@ describe('what the API shows', () => {
       for (const c of held) await close(c);
     }
 
+    // Two rows older than the retention: the newer one holds the value at the window's start and stays.
+    const older = new Date(Date.now() - 10 * 86_400_000);
+    older.setSeconds(0, 0);
     const old = new Date(Date.now() - 9 * 86_400_000);
     old.setSeconds(0, 0);
-    await t.app.deps.db.usageMinute.create({ data: { tenantId: tenant.id, minute: old, peakConnections: 4, maxConnections: 4 } });
+    await t.app.deps.db.usageMinute.createMany({ data: [older, old].map((minute) => ({ tenantId: tenant.id, minute, peakConnections: 4, maxConnections: 4 })) });
     const week = (await t.gql(`{ tenant(slug: "busy") { usageHistory(range: WEEK) { minute } } }`)).data.tenant.usageHistory;
     assert.ok(!week.some((p: any) => Date.parse(p.minute) === old.getTime()), 'WEEK covers 7 days');
+    assert.ok(week.length <= 7 * 1440 + 1, `${week.length} points: at most one per minute`);
     const removed = await pruneUsageHistory(t.app.deps.db, 8);
     assert.ok(removed >= 1);
-    assert.equal(await t.app.deps.db.usageMinute.count({ where: { tenantId: tenant.id, minute: old } }), 0);
-    assert.ok((await t.app.deps.db.usageMinute.count({ where: { tenantId: tenant.id } })) >= 1, 'recent minutes stay');
+    assert.equal(await t.app.deps.db.usageMinute.count({ where: { tenantId: tenant.id, minute: older } }), 0);
+    assert.equal(await t.app.deps.db.usageMinute.count({ where: { tenantId: tenant.id, minute: old } }), 1, 'the row in effect at the cut stays');
+    assert.ok((await t.app.deps.db.usageMinute.count({ where: { tenantId: tenant.id, minute: { gt: old } } })) >= 1, 'recent minutes stay');
   });
 
   test('/metrics has per-tenant usage, quota updates, samples and their duration', async () => {
@@ -311,6 +316,7 @@ describe('replicas', () => {
   test('the first subscriber gets a value at once, not after an interval', async () => {
     // Ten-minute intervals: a value that waited for the next sample would time this test out.
     const slow = await startTestTenantry({ env: { USAGE_SAMPLE_MS: '600000', USAGE_IDLE_SAMPLE_MS: '600000' } });
+    // Its leader samples once at start, then every ten minutes: the provisioned tenant is new to it.
     const client = wsClient(slow.url, slow.adminKey);
     try {
       await slow.gql(PROVISION, { input: { slug: 'patient', displayName: 'p', maxConnections: 5 } });

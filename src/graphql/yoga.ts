@@ -1,4 +1,4 @@
-import { createYoga, type YogaServerInstance } from 'graphql-yoga';
+import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Deps } from '../domain/deps.js';
 import { createRequestContext, type GraphQLContext } from './context.js';
 import { useErrorCorrelation } from './error-correlation.js';
@@ -16,13 +16,13 @@ query Fleet {
 `;
 
 /** GraphQL over HTTP and SSE on /graphql, with GraphiQL for browsers: the schema, its context and its plugins. */
-export function createTenantryYoga(deps: Deps): TenantryYoga {
+export function createTenantryYoga(deps: Deps, plugins: Plugin[] = []): TenantryYoga {
   const { logger } = deps;
   return createYoga<Record<string, unknown>, GraphQLContext>({
     schema,
     graphqlEndpoint: '/graphql',
     context: ({ request }) => createRequestContext(deps, request),
-    plugins: [useErrorCorrelation(logger)],
+    plugins: [useErrorCorrelation(logger), ...plugins],
     logging: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
       info: (...args) => logger.info(args.map(String).join(' ')),

@@ -5,8 +5,12 @@ import type { TenantryYoga } from '../graphql/yoga.js';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Deps } from '../domain/deps.js';
 import { createContext, identify, type GraphQLContext } from '../graphql/context.js';
+import { CLOSE_FORBIDDEN, CLOSE_TOO_SLOW, type LiveSessions } from '../graphql/live-sessions.js';
 
 type Yoga = TenantryYoga;
+
+/** How long closing the service waits for sockets to answer the close handshake before cutting them. */
+const CLOSE_WAIT_MS = 2000;
 
 /** The key a graphql-ws client sends in connection_init: `{ "authorization": "Bearer tnry_…" }` (any case). */
 function authorizationOf(params: Readonly<Record<string, unknown>> | undefined): string | null {
@@ -14,15 +18,30 @@ function authorizationOf(params: Readonly<Record<string, unknown>> | undefined):
   return typeof value === 'string' ? value : null;
 }
 
+/** Closes with a code the client sees; cut if it does not answer within the wait. */
+function closeSocket(socket: WebSocket, code: number, reason: string): void {
+  if (socket.readyState === socket.CLOSED) return;
+  socket.close(code, reason);
+  setTimeout(() => socket.terminate(), CLOSE_WAIT_MS).unref();
+}
+
 /**
  * graphql-ws on the same port and path as HTTP. The key is checked at connection_init
- * (a bad one closes the socket with 4403), again for each operation (a key revoked
- * since is refused), and a socket holds at most MAX_SUBSCRIPTIONS_PER_SOCKET operations.
+ * (a bad one closes the socket with 4403), again for each operation, and a socket holds at
+ * most MAX_SUBSCRIPTIONS_PER_SOCKET operations. The socket is bound to its key: revoked or
+ * expired, the socket is closed with 4403. A socket holding more than WS_MAX_BUFFERED_BYTES
+ * unsent, or one of whose subscriptions fell too far behind, is closed with 1013.
  */
-export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps): { close(): Promise<void> } {
+export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: LiveSessions): { close(): Promise<void> } {
   const wss = new WebSocketServer({ server, path: '/graphql' });
   const open = new WeakMap<WebSocket, Set<string>>();
+  const unbind = new WeakMap<WebSocket, () => void>();
   const limit = deps.config.MAX_SUBSCRIPTIONS_PER_SOCKET;
+  const maxBuffered = deps.config.WS_MAX_BUFFERED_BYTES;
+  const tooSlow = (socket: WebSocket, why: string) => {
+    deps.logger.info({ why }, 'closing a slow graphql-ws socket (1013)');
+    closeSocket(socket, CLOSE_TOO_SLOW, `subscriber too slow: ${why}`);
+  };
 
   const disposable = useServer<Record<string, unknown>>(
     {
@@ -30,7 +49,17 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps): { close
       subscribe: (args) => (args.rootValue as { subscribe: (a: ExecutionArgs) => never }).subscribe(args),
       onConnect: async (ctx) => {
         const { viewer } = await identify(deps, authorizationOf(ctx.connectionParams));
-        return viewer !== null;
+        if (!viewer) return false;
+        const socket = ctx.extra.socket;
+        unbind.set(
+          socket,
+          live.open(viewer, (reason) => {
+            if (reason === 'shutdown') return; // closing the service closes every socket with 1001
+            closeSocket(socket, CLOSE_FORBIDDEN, reason.message);
+          }),
+        );
+        socket.once('close', () => unbind.get(socket)?.());
+        return true;
       },
       onSubscribe: async (ctx, id, payload) => {
         const ids = open.get(ctx.extra.socket) ?? new Set<string>();
@@ -43,8 +72,20 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps): { close
         const errors = validate(schema, document);
         if (errors.length) return errors;
         ids.add(id);
-        const contextValue = await createContext(deps, { authorization: authorizationOf(ctx.connectionParams), correlationId: null });
+        const contextValue: GraphQLContext = await createContext(deps, { authorization: authorizationOf(ctx.connectionParams), correlationId: null });
+        const socket = ctx.extra.socket;
+        live.setTransport(contextValue, {
+          ended: (reason) => {
+            // Revocation and expiry close the socket through its own binding (4403).
+            if (reason.code === 'SUBSCRIBER_TOO_SLOW') tooSlow(socket, 'a subscription fell too far behind');
+          },
+        });
         return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue, rootValue: { execute, subscribe } };
+      },
+      onNext: (ctx) => {
+        // graphql-ws waits for each send of one operation, but a socket carries many.
+        const socket = ctx.extra.socket;
+        if (socket.bufferedAmount > maxBuffered) tooSlow(socket, `${socket.bufferedAmount} bytes unsent`);
       },
       onComplete: (ctx, id) => {
         open.get(ctx.extra.socket)?.delete(id);
@@ -56,10 +97,14 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps): { close
     wss,
   );
   return {
+    /** Every socket gets 1001 (going away) after its subscriptions completed; those that do not answer are cut. */
     close: async () => {
-      for (const client of wss.clients) client.terminate();
+      const clients = [...wss.clients];
+      const cut = setTimeout(() => {
+        for (const client of clients) client.terminate();
+      }, CLOSE_WAIT_MS);
       await disposable.dispose();
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      clearTimeout(cut);
     },
   };
 }

@@ -3,6 +3,7 @@ import type { ApiKey } from '../../generated/prisma/client.js';
 import type { ApiKeyRole } from '../../generated/prisma/enums.js';
 import type { ControlClient } from '../../db/control-client.js';
 import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
+import type { EventBus } from '../events/event-bus.js';
 import { UserError } from '../errors.js';
 import type { Viewer } from './viewer.js';
 
@@ -87,12 +88,13 @@ export async function createApiKey(db: ControlClient, op: OperationContext, view
   return { apiKey, key };
 }
 
-export async function revokeApiKey(db: ControlClient, op: OperationContext, viewer: Viewer, id: string): Promise<ApiKey> {
+/** Revokes a key; its open subscriptions and sockets end on every replica (through `events`). */
+export async function revokeApiKey(db: ControlClient, op: OperationContext, viewer: Viewer, id: string, events: Pick<EventBus, 'publishKeysRevoked'>): Promise<ApiKey> {
   const row = await db.apiKey.findUnique({ where: { id }, include: { tenant: true } });
   const visible = row && (viewer.role === 'ADMIN' || (row.tenantId !== null && row.tenantId === viewer.tenantId));
   if (!row || !visible) throw new UserError('NOT_FOUND', 'no such API key', 'id');
   if (row.revokedAt) return row;
-  return db.$transaction(async (tx) => {
+  const revoked = await db.$transaction(async (tx) => {
     const revoked = await tx.apiKey.update({ where: { id }, data: { revokedAt: new Date() } });
     await recordAuditEvent(tx, op, {
       category: 'security',
@@ -103,6 +105,8 @@ export async function revokeApiKey(db: ControlClient, op: OperationContext, view
     });
     return revoked;
   });
+  events.publishKeysRevoked([id]);
+  return revoked;
 }
 
 /**

@@ -34,18 +34,21 @@ export async function deprovisionTenant(deps: Deps, op: OperationContext, input:
     await cluster.query(dropDatabase(tenant.databaseName));
     await cluster.query(dropRole(tenant.roleName));
 
+    let revokedKeys: string[] = [];
     tenant = await deps.db.$transaction(async (tx) => {
       const t = await tx.tenant.update({ where: { id: found.id }, data: { status: 'DEPROVISIONED', deprovisionedAt: new Date(), provisionStep: null } });
-      const revoked = await tx.apiKey.updateMany({ where: { tenantId: t.id, revokedAt: null }, data: { revokedAt: new Date() } });
+      const revoked = await tx.apiKey.updateManyAndReturn({ where: { tenantId: t.id, revokedAt: null }, data: { revokedAt: new Date() }, select: { id: true } });
       await recordAuditEvent(tx, op, {
         category: 'tenant',
         action: 'tenant.deprovisioned',
         tenant: t,
         subject: t.databaseName,
-        metadata: { terminatedBackends: rows[0]?.terminated ?? 0, revokedApiKeys: revoked.count },
+        metadata: { terminatedBackends: rows[0]?.terminated ?? 0, revokedApiKeys: revoked.length },
       });
+      revokedKeys = revoked.map((k) => k.id);
       return t;
     });
+    deps.events.publishKeysRevoked(revokedKeys);
     return tenant;
   });
 }

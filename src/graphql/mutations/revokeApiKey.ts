@@ -30,6 +30,6 @@ builder.mutationField('revokeApiKey', (t) =>
     authScopes: { admin: true, tenantAdmin: true },
     args: { input: t.arg({ type: RevokeApiKeyInput, required: true }) },
     resolve: (_, { input }, ctx) =>
-      withUserErrors(async () => ({ apiKey: await revokeApiKey(ctx.deps.db, ctx.op, ctx.viewer!, apiKeyId(input.id.toString())) })),
+      withUserErrors(async () => ({ apiKey: await revokeApiKey(ctx.deps.db, ctx.op, ctx.viewer!, apiKeyId(input.id.toString()), ctx.deps.events) })),
   }),
 );

@@ -1,5 +1,7 @@
 import { maskQuery } from '../../domain/usage/query-text.js';
-import type { BackendSummary, TenantUsageSample } from '../../domain/usage/usage-sample.js';
+import type { BackendSummary, RemovedTenant, TenantUsageSample } from '../../domain/usage/usage-sample.js';
+import type { UsageBatchView } from '../../domain/usage/usage-service.js';
+import { readUsageHistory } from '../../domain/usage/usage-history.js';
 import { tenantsByIds } from '../../domain/tenants/tenant-queries.js';
 import { sessionsOfRole } from '../../sql/activity.sql.js';
 import type { SessionRow } from '../../domain/usage/usage-sample.js';
@@ -33,10 +35,34 @@ export const ConnectionUsageRef = builder.objectRef<TenantUsageSample>('Connecti
     current: t.exposeInt('current', { description: 'Sessions of the tenant\'s role.' }),
     max: t.exposeInt('max', { description: 'Its quota (the role\'s CONNECTION LIMIT).' }),
     usagePercent: t.exposeFloat('usagePercent'),
-    peak24h: t.exposeInt('peak24h', { description: 'The most sessions seen in the last 24 hours (per-minute maxima).' }),
+    peak24h: t.exposeInt('peak24h', { description: 'The most sessions seen in the last 24 hours (per-minute maxima; as sampled, the window reaches back to the start of the hour 24 hours ago).' }),
     byState: t.field({ type: [StateCountRef], resolve: (u) => u.byState }),
+    pooled: t.exposeInt('pooled', {
+      nullable: true,
+      description: 'Of `current`, the sessions that are PgBouncer\'s server connections (from SHOW SERVERS); null without a pooler or when it did not answer.',
+    }),
+    poolerIdle: t.exposeInt('poolerIdle', {
+      nullable: true,
+      description:
+        'Of `pooled`, those idle in the pool with no client attached: no client is using them, yet they count against the quota ' +
+        'until PgBouncer closes them (server_idle_timeout). Null as `pooled`.',
+    }),
+    direct: t.exposeInt('direct', { nullable: true, description: 'Of `current`, the sessions opened directly, not through the pooler. Null as `pooled`.' }),
     busiest: t.field({ type: [BusyBackendRef], resolve: (u) => u.busiest }),
-    sampledAt: t.field({ type: 'DateTime', resolve: (u) => new Date(u.sampledAt) }),
+    sampledAt: t.field({ type: 'DateTime', description: 'The sample this value is current as of.', resolve: (u) => new Date(u.sampledAt) }),
+  }),
+});
+
+export const ConnectionUsageBatchRef = builder.objectRef<UsageBatchView>('ConnectionUsageBatch').implement({
+  description: 'One sample\'s news: the tenants whose usage changed or whose heartbeat fell in it, and those that left.',
+  fields: (t) => ({
+    sampledAt: t.field({ type: 'DateTime', resolve: (b) => new Date(b.sampledAt) }),
+    usage: t.field({ type: [ConnectionUsageRef], resolve: (b) => b.tenants }),
+    removedTenantSlugs: t.field({
+      type: ['String'],
+      description: 'Tenants no longer ACTIVE (suspended, deprovisioned): no more values will come for them.',
+      resolve: (b) => b.removed.map((r: RemovedTenant) => r.tenantSlug),
+    }),
   }),
 });
 
@@ -103,12 +129,10 @@ builder.objectFields(TenantRef, (t) => ({
   }),
   usageHistory: t.field({
     type: [UsagePointRef],
-    description: 'Per-minute maxima for charts, oldest first (kept USAGE_RETENTION_DAYS).',
+    description:
+      'Per-minute maxima for charts, oldest first, one point per minute from the start of the range (or the first sample) to now ' +
+      '(kept USAGE_RETENTION_DAYS). Only minutes whose value changed are stored; the others carry the value before them.',
     args: { range: t.arg({ type: UsageRangeEnum, defaultValue: 86_400 }) },
-    resolve: (tenant, { range }, ctx) =>
-      ctx.deps.db.usageMinute.findMany({
-        where: { tenantId: tenant.id, minute: { gte: new Date(Date.now() - (range ?? 86_400) * 1000) } },
-        orderBy: { minute: 'asc' },
-      }),
+    resolve: (tenant, { range }, ctx) => readUsageHistory(ctx.deps.db, tenant.id, range ?? 86_400),
   }),
 }));
