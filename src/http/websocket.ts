@@ -5,7 +5,7 @@ import type { TenantryYoga } from '../graphql/yoga.js';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Deps } from '../domain/deps.js';
 import { createContext, identify, type GraphQLContext } from '../graphql/context.js';
-import { CLOSE_FORBIDDEN, CLOSE_TOO_SLOW, type LiveSessions } from '../graphql/live-sessions.js';
+import { CLOSE_FORBIDDEN, CLOSE_TOO_SLOW, GRACE_MS, type LiveSessions } from '../graphql/live-sessions.js';
 
 type Yoga = TenantryYoga;
 
@@ -18,11 +18,11 @@ function authorizationOf(params: Readonly<Record<string, unknown>> | undefined):
   return typeof value === 'string' ? value : null;
 }
 
-/** Closes with a code the client sees; cut if it does not answer within the wait. */
-function closeSocket(socket: WebSocket, code: number, reason: string): void {
-  if (socket.readyState === socket.CLOSED) return;
+/** Closes with a code the client sees; cut if it does not answer within the wait (a slow one gets longer to drain). */
+function closeSocket(socket: WebSocket, code: number, reason: string, waitMs = CLOSE_WAIT_MS): void {
+  if (socket.readyState === socket.CLOSED || socket.readyState === socket.CLOSING) return;
   socket.close(code, reason);
-  setTimeout(() => socket.terminate(), CLOSE_WAIT_MS).unref();
+  setTimeout(() => socket.terminate(), waitMs).unref();
 }
 
 /**
@@ -40,7 +40,7 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
   const maxBuffered = deps.config.WS_MAX_BUFFERED_BYTES;
   const tooSlow = (socket: WebSocket, why: string) => {
     deps.logger.info({ why }, 'closing a slow graphql-ws socket (1013)');
-    closeSocket(socket, CLOSE_TOO_SLOW, `subscriber too slow: ${why}`);
+    closeSocket(socket, CLOSE_TOO_SLOW, `subscriber too slow: ${why}`, GRACE_MS);
   };
 
   const disposable = useServer<Record<string, unknown>>(
@@ -55,7 +55,8 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
           socket,
           live.open(viewer, (reason) => {
             if (reason === 'shutdown') return; // closing the service closes every socket with 1001
-            closeSocket(socket, CLOSE_FORBIDDEN, reason.message);
+            // After the operations' own KEY_REVOKED / KEY_EXPIRED results, already on their way.
+            setImmediate(() => closeSocket(socket, CLOSE_FORBIDDEN, reason.message));
           }),
         );
         socket.once('close', () => unbind.get(socket)?.());
@@ -96,9 +97,15 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
     },
     wss,
   );
+  // A socket whose every operation waits on a send never reaches onNext: look at all of them every second too.
+  const sweep = setInterval(() => {
+    for (const socket of wss.clients) if (socket.bufferedAmount > maxBuffered) tooSlow(socket, `${socket.bufferedAmount} bytes unsent`);
+  }, 1000);
+  sweep.unref();
   return {
     /** Every socket gets 1001 (going away) after its subscriptions completed; those that do not answer are cut. */
     close: async () => {
+      clearInterval(sweep);
       const clients = [...wss.clients];
       const cut = setTimeout(() => {
         for (const client of clients) client.terminate();

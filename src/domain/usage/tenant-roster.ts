@@ -82,14 +82,14 @@ export class TenantRoster {
         });
       } else if (known) {
         this.entries.delete(r.id);
-        removed.push({ tenantId: known.id, tenantSlug: known.slug });
+        removed.push({ tenantId: known.id, tenantSlug: known.slug, status: r.cluster_id === this.p.clusterId ? r.status : null });
       }
     }
     if (full) {
       for (const [id, entry] of this.entries) {
         if (seen.has(id)) continue;
         this.entries.delete(id);
-        removed.push({ tenantId: id, tenantSlug: entry.slug });
+        removed.push({ tenantId: id, tenantSlug: entry.slug, status: null });
       }
       this.fullReadAt = Date.now();
       this.stats.fullReads++;

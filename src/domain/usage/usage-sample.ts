@@ -75,6 +75,8 @@ export interface SampledTenant {
 export interface RemovedTenant {
   tenantId: string;
   tenantSlug: string;
+  /** Its status now (SUSPENDED, DEPROVISIONING, …); null when its row is gone or moved to another cluster. */
+  status: string | null;
 }
 
 /**

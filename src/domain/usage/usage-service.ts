@@ -136,7 +136,8 @@ export class UsageService {
     for (const r of batch.removed) {
       this.latest.delete(r.tenantId);
       this.p.metrics.removeTenant(r.tenantSlug);
-      for (const sub of this.tenantSubscribers.get(r.tenantId) ?? []) sub.queue.end();
+      // A suspended tenant may come back: its subscribers wait. One on its way out is done.
+      if (r.status !== 'SUSPENDED') for (const sub of this.tenantSubscribers.get(r.tenantId) ?? []) sub.queue.end();
     }
     if (batch.tenants.length || batch.removed.length) for (const sub of this.everyTenantSubscribers) sub.queue.push(batch);
     if (batch.cluster) {
