@@ -6,8 +6,8 @@ import { pruneUsageHistory } from '../src/domain/usage/usage-history.js';
 import { subscribeSse, subscribeWs, until, wsClient } from './support/subscriptions.js';
 import { connectAs, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 
-const USAGE = `subscription($slug: String) { connectionUsage(tenantSlug: $slug) { tenantSlug current max usagePercent peak24h byState { state count } busiest { pid query } sampledAt } }`;
-type Usage = { tenantSlug: string; current: number; max: number; usagePercent: number; peak24h: number; busiest: { pid: number; query: string }[] };
+const USAGE = `subscription($slug: String) { connectionUsage(tenantSlug: $slug) { tenantSlug current max usagePercent peak24h byState { state count } busiest { pid query } pooled poolerIdle direct sampledAt } }`;
+type Usage = { tenantSlug: string; current: number; max: number; usagePercent: number; peak24h: number; busiest: { pid: number; query: string }[]; pooled: number | null };
 const pickUsage = (d: any): Usage => d.connectionUsage;
 const last = <T>(xs: T[]) => xs[xs.length - 1];
 
@@ -65,6 +65,7 @@ describe('subscriptions', () => {
       await close(b);
       for (const sub of [ws, sse]) await until(() => last(sub.values)?.current, (c) => c === 0, 'current = 0');
       assert.ok(last(ws.values)!.peak24h >= 2);
+      assert.equal(last(ws.values)!.pooled, null, 'POOLER=none: no pooled counts');
       assert.deepEqual([ws.errors, sse.errors], [[], []]);
     } finally {
       ws.stop();
@@ -73,13 +74,18 @@ describe('subscriptions', () => {
     }
   });
 
-  test('200 subscribers on one tenant: still one pg_stat_activity query per interval', async () => {
+  test('200 subscribers on one tenant (and 20 over SSE): still one pg_stat_activity query per interval, and no MaxListenersExceededWarning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
     const clients = Array.from({ length: 10 }, () => wsClient(t.url, t.adminKey));
     const subs = clients.flatMap((c) => Array.from({ length: 20 }, () => subscribeWs(c, USAGE, { slug: 'watched' }, pickUsage)));
+    const sses = Array.from({ length: 20 }, () => subscribeSse(t.url, t.adminKey, USAGE, { slug: 'watched' }, pickUsage));
     try {
       await until(() => subs.filter((s) => s.values.length > 0).length, (n) => n === 200, 'a first value for all 200');
+      await until(() => sses.filter((s) => s.values.length > 0).length, (n) => n === 20, 'a first value for the 20 over SSE');
       const metrics = await (await fetch(`${t.url}/metrics`)).text();
-      assert.match(metrics, /^tenantry_usage_subscribers 200$/m);
+      assert.match(metrics, /^tenantry_usage_subscribers 220$/m);
 
       // Counted on the cluster's admin connection: every statement that reads pg_stat_activity,
       // from the sampler or anyone else, against the samples taken meanwhile.
@@ -94,8 +100,11 @@ describe('subscriptions', () => {
       // ±1: a sample may be between its read and its count at either end of the window.
       assert.ok(Math.abs(reads - samples) <= 1, `${reads} pg_stat_activity reads for ${samples} samples with 200 subscribers`);
       await close(c);
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(warnings.filter((w) => /MaxListeners/.test(w)), []);
     } finally {
-      for (const sub of subs) sub.stop();
+      process.off('warning', onWarning);
+      for (const sub of [...subs, ...sses]) sub.stop();
       await Promise.all(clients.map((c) => c.dispose()));
     }
   });
@@ -164,6 +173,57 @@ describe('subscriptions', () => {
       cluster.stop();
       await client.dispose();
     }
+  });
+});
+
+describe('one message per sample', () => {
+  test('connectionUsageBatch lists a sample\'s changed tenants; a deprovisioned tenant is listed as removed and its series leave /metrics', async () => {
+    await provision(t, 'leaving', 3);
+    const client = wsClient(t.url, t.adminKey);
+    const batches = subscribeWs(client, `subscription { connectionUsageBatch { sampledAt usage { tenantSlug current } removedTenantSlugs } }`, {}, (d) => d.connectionUsageBatch);
+    const heard: string[] = [];
+    const stop = t.app.deps.events.onUsage((b) => heard.push(b.sampledAt));
+    try {
+      const c = await open('leaving');
+      await until(() => batches.values.some((b: any) => b.usage.some((u: any) => u.tenantSlug === 'leaving' && u.current === 1)), Boolean, 'a batch with the session');
+      await until(() => fetch(`${t.url}/metrics`).then((r) => r.text()), (m) => /^tenantry_tenant_connections\{tenant="leaving"\} 1$/m.test(m), 'the tenant in /metrics');
+      await close(c);
+      // Every batch is one sample: no two messages carry the same sampledAt.
+      assert.equal(new Set(heard).size, heard.length);
+      const d = await t.gql(`mutation { deprovisionTenant(input: { slug: "leaving", confirm: "leaving" }) { userErrors { code } } }`);
+      assert.deepEqual(d.data.deprovisionTenant.userErrors, []);
+      await until(() => batches.values.some((b: any) => b.removedTenantSlugs.includes('leaving')), Boolean, 'a batch listing the tenant as removed');
+      const metrics = await (await fetch(`${t.url}/metrics`)).text();
+      assert.doesNotMatch(metrics, /tenant="leaving"/);
+      assert.deepEqual(batches.errors, []);
+    } finally {
+      stop();
+      batches.stop();
+      await client.dispose();
+    }
+  });
+
+  test('an every-tenant subscriber hears the samples published while it was starting (it is subscribed before its opening values)', async () => {
+    const usage = t.app.deps.usage;
+    const s = sampler(t);
+    await until(() => s.lease.epoch, (e) => e !== null, 'the lease');
+    const all = usage.watchAll(() => true);
+    try {
+      // Published before the subscriber reads anything.
+      const probe = { tenantId: '00000000-0000-4000-8000-000000000001', tenantSlug: 'race-probe', clusterId: t.app.deps.clusters.defaultCluster.id, current: 1, max: 2, usagePercent: 50, peak24h: 1, byState: [], pooled: null, poolerIdle: null, direct: null, busiest: [], sampledAt: new Date().toISOString() };
+      t.app.deps.events.publishUsage({ clusterId: probe.clusterId, epoch: s.lease.epoch!, leader: 'test', sampledAt: probe.sampledAt, tenants: [probe], removed: [], cluster: null });
+      await new Promise((r) => setTimeout(r, 50));
+      const seen: string[] = [];
+      for (;;) {
+        const next = await all.next();
+        seen.push(next.value!.tenantSlug);
+        if (next.value!.tenantSlug === 'race-probe') break;
+        assert.ok(seen.length < 100, `no probe among ${seen.join(', ')}`);
+      }
+    } finally {
+      await all.return!();
+    }
+    t.app.deps.metrics.removeTenant('race-probe');
   });
 });
 
@@ -305,6 +365,47 @@ describe('replicas', () => {
       sessions.add(s2);
       await until(() => last(sub.values)?.current, (c) => c === 2, 'samples from the new leader');
       sub.stop();
+    } finally {
+      await client?.dispose();
+      await b.stop();
+      await a.cleanup();
+      await b.cleanup().catch(() => undefined);
+    }
+  });
+
+  test('two servers sharing Redis: a key revoked on one ends its subscriptions on the other; a deprovisioned tenant leaves both /metrics', { skip: noRedis }, async () => {
+    const env = { REDIS_URL: 'redis://127.0.0.1:6379', USAGE_SAMPLE_MS: '200', USAGE_IDLE_SAMPLE_MS: '1000' };
+    const a = await startTestTenantry({ env });
+    const b = await startTestTenantry({ env, shareWith: a });
+    let client: ReturnType<typeof wsClient> | undefined;
+    try {
+      for (const slug of ['kept', 'gone']) {
+        const r = await a.gql(PROVISION, { input: { slug, displayName: slug, maxConnections: 5 } });
+        assert.deepEqual(r.data.provisionTenant.userErrors, []);
+        credentials.set(slug, r.data.provisionTenant.connectionString);
+      }
+      const k = await a.gql(`mutation { createApiKey(input: { name: "on b", role: TENANT_READER, tenantSlug: "kept" }) { key apiKey { id } } }`);
+      const { key, apiKey } = k.data.createApiKey;
+      let closedWith = 0;
+      client = wsClient(b.url, key, (code) => (closedWith = code));
+      const ws = subscribeWs(client, USAGE, { slug: 'kept' }, pickUsage);
+      const sse = subscribeSse(b.url, key, USAGE, { slug: 'kept' }, pickUsage);
+      for (const sub of [ws, sse]) await until(() => sub.values.length, (n) => n > 0, 'a first value on b');
+      const held = await open('gone');
+      const metricsOf = (x: TestTenantry) => fetch(`${x.url}/metrics`).then((r) => r.text());
+      for (const x of [a, b]) await until(() => metricsOf(x), (m) => /^tenantry_tenant_connections\{tenant="gone"\} 1$/m.test(m), 'the session in both /metrics');
+      await close(held);
+
+      const revoked = await a.gql(`mutation($id: ID!) { revokeApiKey(input: { id: $id }) { userErrors { code } } }`, { id: apiKey.id });
+      assert.deepEqual(revoked.data.revokeApiKey.userErrors, []);
+      await until(() => closedWith, (c) => c !== 0, 'b\'s socket to close');
+      assert.equal(closedWith, 4403);
+      await until(() => sse.done, Boolean, 'b\'s SSE stream to end');
+      assert.match(JSON.stringify(sse.errors), /KEY_REVOKED/);
+
+      const d = await a.gql(`mutation { deprovisionTenant(input: { slug: "gone", confirm: "gone" }) { userErrors { code } } }`);
+      assert.deepEqual(d.data.deprovisionTenant.userErrors, []);
+      for (const x of [a, b]) await until(() => metricsOf(x), (m) => !/tenant="gone"/.test(m), 'the tenant\'s series to leave both /metrics');
     } finally {
       await client?.dispose();
       await b.stop();
