@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createConnection } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type pg from 'pg';
-import { pruneUsageHistory } from '../src/domain/usage/usage-history.js';
+import { pruneUsageHistory, readPeaks24h, readUsageHistory, UsageHistory } from '../src/domain/usage/usage-history.js';
 import { subscribeSse, subscribeWs, until, wsClient } from './support/subscriptions.js';
 import { connectAs, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 
@@ -306,6 +306,42 @@ describe('what the API shows', () => {
     assert.equal(await t.app.deps.db.usageMinute.count({ where: { tenantId: tenant.id, minute: older } }), 0);
     assert.equal(await t.app.deps.db.usageMinute.count({ where: { tenantId: tenant.id, minute: old } }), 1, 'the row in effect at the cut stays');
     assert.ok((await t.app.deps.db.usageMinute.count({ where: { tenantId: tenant.id, minute: { gt: old } } })) >= 1, 'recent minutes stay');
+  });
+
+  test('history is a step function (a row when the minute\'s maximum changes): usageHistory and peak24h fill the minutes between rows', async () => {
+    // A tenant no sampler looks at (not ACTIVE), with hand-made rows.
+    const cluster = t.app.deps.clusters.defaultCluster.id;
+    const tenant = await t.app.deps.db.tenant.create({
+      data: { slug: 'stepped', displayName: 'stepped', status: 'SUSPENDED', databaseName: `${t.prefix}stepped`, roleName: `${t.prefix}stepped`, clusterId: cluster, templateName: 'default', templateVersion: '1.1.0' },
+    });
+    const now = Math.floor(Date.now() / 60_000) * 60_000;
+    const at = (minutesAgo: number) => new Date(now - minutesAgo * 60_000);
+    await t.app.deps.db.usageMinute.createMany({
+      data: [
+        { minute: at(26 * 60), peak: 7 }, // in effect as the last 24 hours began
+        { minute: at(23 * 60), peak: 1 },
+        { minute: at(10), peak: 2 },
+        { minute: at(5), peak: 4 },
+        { minute: at(2), peak: 0 },
+      ].map((r) => ({ tenantId: tenant.id, minute: r.minute, peakConnections: r.peak, maxConnections: 9 })),
+    });
+    const hour = await readUsageHistory(t.app.deps.db, tenant.id, 3600, now + 30_000);
+    assert.equal(hour.length, 60, 'one point per minute of the last hour');
+    const valueAt = (minutesAgo: number) => hour.find((p) => p.minute.getTime() === at(minutesAgo).getTime())?.peakConnections;
+    assert.deepEqual([59, 11, 10, 9, 6, 5, 3, 2, 1, 0].map(valueAt), [1, 1, 2, 2, 2, 4, 4, 0, 0, 0]);
+    assert.ok(hour.every((p) => p.maxConnections === 9));
+    assert.equal((await readPeaks24h(t.app.deps.db, [tenant.id])).get(tenant.id), 7, 'the value in effect as the window began counts');
+    // A new sampling leader starts from the same rows (its 24 hours are whole hours: 24 to 25 hours back).
+    const history = new UsageHistory(t.app.deps.db);
+    await history.load([tenant.id], now + 30_000);
+    assert.equal(history.peak24h(tenant.id, now + 30_000), 7);
+    const sample = { tenantId: tenant.id, tenantSlug: 'stepped', clusterId: cluster, current: 0, max: 9, usagePercent: 0, peak24h: 7, byState: [], pooled: null, poolerIdle: null, direct: null, busiest: [], sampledAt: new Date(now + 30_000).toISOString() };
+    assert.equal(history.observe(sample, now + 30_000).minute, null, 'an unchanged value writes no row');
+    assert.deepEqual(history.observe({ ...sample, current: 3 }, now + 40_000).minute, { tenantId: tenant.id, minute: now, peak: 3, max: 9 });
+    assert.equal(history.observe({ ...sample, current: 1 }, now + 50_000).minute, null, 'a lower value in the same minute keeps its maximum');
+    assert.deepEqual(history.observe({ ...sample, current: 1 }, now + 70_000).minute, { tenantId: tenant.id, minute: now + 60_000, peak: 1, max: 9 });
+    await t.app.deps.db.usageMinute.deleteMany({ where: { tenantId: tenant.id, minute: at(26 * 60) } });
+    assert.equal((await readPeaks24h(t.app.deps.db, [tenant.id])).get(tenant.id), 4);
   });
 
   test('/metrics has per-tenant usage, quota updates, samples and their duration', async () => {
