@@ -180,10 +180,13 @@ export function heartbeatDue(phase: number, periodMs: number, fromMs: number, to
 
 /** What decides whether a sample is news to subscribers (the time alone is not). */
 export function sampleSignature(s: TenantUsageSample | ClusterUsageSample): string {
-  const { sampledAt: _ignored, ...rest } = s as TenantUsageSample;
-  if ('busiest' in rest) {
-    // Durations grow every sample; which sessions are busiest is what matters.
-    return JSON.stringify({ ...rest, busiest: rest.busiest.map((b) => [b.pid, b.state, b.query]) });
+  if ('busiest' in s) {
+    // Built by hand: it runs for every tenant on every sample. Durations grow every
+    // sample; which sessions are busiest is what matters.
+    const states = s.byState.map((b) => `${b.state}=${b.count}`).join(',');
+    const busiest = s.busiest.map((b) => `${b.pid}:${b.state}:${b.query}`).join('\u0000');
+    return `${s.tenantSlug}|${s.current}|${s.max}|${s.peak24h}|${s.pooled}|${s.poolerIdle}|${s.direct}|${states}|${busiest}`;
   }
+  const { sampledAt: _ignored, ...rest } = s;
   return JSON.stringify(rest);
 }
