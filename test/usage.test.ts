@@ -345,6 +345,8 @@ describe('what the API shows', () => {
   });
 
   test('/metrics has per-tenant usage, quota updates, samples and their duration', async () => {
+    const roster = sampler(t).roster.stats;
+    const fullReads = roster.fullReads;
     await t.gql(`mutation { updateTenantQuota(input: { slug: "other", maxConnections: 11 }) { userErrors { code } } }`);
     const full = [await open('busy'), await open('busy'), await open('busy'), await open('busy')];
     const metrics = () => fetch(`${t.url}/metrics`).then((r) => r.text());
@@ -360,6 +362,9 @@ describe('what the API shows', () => {
     assert.match(text, /^tenantry_usage_samples_total\{cluster="default"\} [1-9]\d*$/m);
     assert.match(text, /^tenantry_usage_sample_duration_seconds_count\{cluster="default"\} [1-9]\d*$/m);
     assert.match(text, /^tenantry_tenant_at_limit_samples_total\{tenant="busy"\} [1-9]\d*$/m);
+    // The new quota reached the sampler through the roster's change stamps, not a full read.
+    assert.equal(roster.fullReads, fullReads);
+    assert.ok(roster.changeReads > 0);
   });
 });
 

@@ -325,5 +325,3 @@ export class UsageSampler {
     await pruneUsageHistory(this.p.db, this.p.timing.retentionDays);
   }
 }
-
-export { pruneUsageHistory };
