@@ -366,6 +366,28 @@ describe('what the API shows', () => {
     assert.equal(roster.fullReads, fullReads);
     assert.ok(roster.changeReads > 0);
   });
+
+  test('the sampler reads only changed tenant rows, and a transaction held open in another database does not make it re-read them', async () => {
+    const s = sampler(t);
+    // A write transaction left open elsewhere on the server (as a tenant could leave one).
+    const elsewhere = await t.admin.connect();
+    try {
+      await elsewhere.query('BEGIN');
+      await elsewhere.query('SELECT pg_current_xact_id()');
+      const max = async () => (await t.app.deps.usage.usageOf([(await t.app.deps.db.tenant.findUniqueOrThrow({ where: { slug: 'watched' } })).id]))[0]?.max;
+      await t.gql(`mutation { updateTenantQuota(input: { slug: "watched", maxConnections: 12 }) { userErrors { code } } }`);
+      await until(() => s.roster.get([...s.roster.tenants].find((e) => e.slug === 'watched')!.id)?.maxConnections, (m) => m === 12, 'the sampler to read the new quota');
+      const read = s.roster.stats.rowsRead;
+      const samples = s.stats.samples;
+      await until(() => s.stats.samples, (n) => n >= samples + 5, '5 more samples');
+      assert.equal(s.roster.stats.rowsRead, read, 'rows re-read while nothing changed');
+      await until(max, (m) => m === 12, 'the new quota in Tenant.usage');
+    } finally {
+      await elsewhere.query('ROLLBACK');
+      elsewhere.release();
+      await t.gql(`mutation { updateTenantQuota(input: { slug: "watched", maxConnections: 10 }) { userErrors { code } } }`);
+    }
+  });
 });
 
 // Redis runs on CI (.ci/run starts it); elsewhere the replica test is skipped without it.

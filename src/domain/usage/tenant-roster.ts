@@ -1,10 +1,27 @@
 import type { ControlClient } from '../../db/control-client.js';
+import { Prisma } from '../../generated/prisma/client.js';
 import { heartbeatPhase, type RemovedTenant, type SampledTenant } from './usage-sample.js';
 
 export interface RosterEntry extends SampledTenant {
   /** Where in each heartbeat period this tenant's heartbeat falls. */
   phase: number;
 }
+
+/**
+ * The next read's horizon, from this statement's snapshot: the lowest id among the
+ * transactions still running when it was taken (or, with none, the next id to be given),
+ * leaving out those pg_stat_activity shows running in other databases: they cannot write
+ * to the control database, and a tenant holding a transaction open for a day must not make
+ * every sample re-read a day of changes. A transaction that ended between the snapshot and
+ * the look at pg_stat_activity is not left out, so the horizon errs low, never high.
+ */
+const HORIZON = Prisma.sql`
+  SELECT coalesce(
+    (SELECT min(x::text::bigint) FROM pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()) AS x
+     WHERE (x::text::bigint & 4294967295) NOT IN (
+       SELECT a.backend_xid::text::bigint FROM pg_catalog.pg_stat_activity a
+       WHERE a.backend_xid IS NOT NULL AND a.datname IS DISTINCT FROM pg_catalog.current_database())),
+    pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text::bigint)::text AS horizon`;
 
 interface RosterRow {
   horizon: string;
@@ -20,10 +37,11 @@ interface RosterRow {
  * The ACTIVE tenants of one cluster, as the sampler needs them, kept without reading every
  * tenant row on every sample: the first read takes them all, later reads only the rows a
  * trigger stamped (tenants.roster_xid, quotas.roster_xid) with a transaction id at least
- * the xmin of the previous read's snapshot. Every transaction that had not committed when
- * that snapshot was taken has such an id, so a change committed late is still read; a
- * long-running transaction anywhere on the server holds the horizon back, which costs
- * re-reading the rows changed since, never missing one. A full read every
+ * the previous read's horizon (see HORIZON): every transaction that had not committed when
+ * that read's snapshot was taken has such an id, so a change committed late is still read,
+ * and no clock is involved. A transaction left open in the control database holds the
+ * horizon back, which costs re-reading the rows changed since, never missing one; one left
+ * open in a tenant's database does not. A full read every
  * `fullRefreshMs` catches what no trigger sees (a row deleted by hand).
  */
 export class TenantRoster {
@@ -106,7 +124,7 @@ export class TenantRoster {
   private readAll(): Promise<RosterRow[]> {
     return this.p.db.$queryRaw<RosterRow[]>`
       SELECT h.horizon, r.id::text, r.slug, r.status::text, r.role_name, r.cluster_id::text, r.max_connections
-      FROM (SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS horizon) h
+      FROM (${HORIZON}) h
       LEFT JOIN LATERAL (
         SELECT t.id, t.slug, t.status, t.role_name, t.cluster_id, q.max_connections
         FROM tenants t LEFT JOIN quotas q ON q.tenant_id = t.id
@@ -117,7 +135,7 @@ export class TenantRoster {
   private readChanged(horizon: string): Promise<RosterRow[]> {
     return this.p.db.$queryRaw<RosterRow[]>`
       SELECT h.horizon, r.id::text, r.slug, r.status::text, r.role_name, r.cluster_id::text, r.max_connections
-      FROM (SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS horizon) h
+      FROM (${HORIZON}) h
       LEFT JOIN LATERAL (
         SELECT t.id, t.slug, t.status, t.role_name, t.cluster_id, q.max_connections
         FROM tenants t LEFT JOIN quotas q ON q.tenant_id = t.id
