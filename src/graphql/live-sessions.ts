@@ -9,8 +9,7 @@ import { SubscriptionEndedError, type SubscriptionEndCode } from '../domain/usag
 /** How a live session ends: a code the subscriber hears, or the server going away (a clean completion). */
 export type EndReason = { code: SubscriptionEndCode; message: string } | 'shutdown';
 
-/** WebSocket close codes (documented in the README, "Live usage"). */
-export const CLOSE_GOING_AWAY = 1001;
+/** WebSocket close codes (documented in the README, "Live usage"; shutting down: graphql-ws's 1001). */
 export const CLOSE_TOO_SLOW = 1013;
 export const CLOSE_FORBIDDEN = 4403;
 
@@ -48,6 +47,8 @@ export function dropWhenTooSlow(ctx: { deps: Pick<Deps, 'config'> }): WatchOptio
 
 interface Session {
   keyId: string | null;
+  /** A subscription, or a graphql-ws socket (counted apart: only subscriptions are metered). */
+  kind: 'subscription' | 'socket';
   end(reason: EndReason): void;
 }
 
@@ -82,10 +83,11 @@ export class LiveSessions {
   }
 
   /** Binds something live to the key that opened it; returns how to unbind it once it is over. */
-  open(viewer: Viewer | null, end: (reason: EndReason) => void): () => void {
+  open(viewer: Viewer | null, kind: Session['kind'], end: (reason: EndReason) => void): () => void {
     let timer: NodeJS.Timeout | undefined;
     const session: Session = {
       keyId: viewer?.keyId ?? null,
+      kind,
       end: (reason) => {
         close();
         end(reason);
@@ -115,7 +117,7 @@ export class LiveSessions {
           timer.unref();
           return;
         }
-        this.deps.metrics.subscribersDropped.inc({ reason: 'KEY_EXPIRED' });
+        if (kind === 'subscription') this.deps.metrics.subscribersDropped.inc({ reason: 'KEY_EXPIRED' });
         session.end({ code: 'KEY_EXPIRED', message: 'the API key expired' });
       };
       arm();
@@ -127,7 +129,7 @@ export class LiveSessions {
   endKeys(keyIds: readonly string[], code: 'KEY_REVOKED' | 'KEY_EXPIRED'): void {
     for (const keyId of keyIds) {
       for (const session of [...(this.byKey.get(keyId) ?? [])]) {
-        this.deps.metrics.subscribersDropped.inc({ reason: code });
+        if (session.kind === 'subscription') this.deps.metrics.subscribersDropped.inc({ reason: code });
         session.end({ code, message: code === 'KEY_REVOKED' ? 'the API key was revoked' : 'the API key expired' });
       }
     }
@@ -158,7 +160,7 @@ export class LiveSessions {
         return {
           onSubscribeResult: ({ result, setResult }) => {
             if (!isAsyncIterable(result)) return;
-            handle.attach(result as AsyncIterable<ExecutionResult>, this.open(context.viewer ?? null, (reason) => handle.end(reason)));
+            handle.attach(result as AsyncIterable<ExecutionResult>, this.open(context.viewer ?? null, 'subscription', (reason) => handle.end(reason)));
             setResult(handle);
           },
         };

@@ -53,7 +53,7 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
         const socket = ctx.extra.socket;
         unbind.set(
           socket,
-          live.open(viewer, (reason) => {
+          live.open(viewer, 'socket', (reason) => {
             if (reason === 'shutdown') return; // closing the service closes every socket with 1001
             // After the operations' own KEY_REVOKED / KEY_EXPIRED results, already on their way.
             setImmediate(() => closeSocket(socket, CLOSE_FORBIDDEN, reason.message));
