@@ -257,6 +257,8 @@ describe('shutdown', () => {
       await tt.stop();
       await until(() => closedWith, (c) => c !== 0, 'the socket to close');
       assert.equal(closedWith, 1001);
+      assert.equal(ws.done, true, 'the operation completed');
+      assert.deepEqual(ws.errors, [], 'completed, not failed by the close');
       await until(() => sse.done && operation.done, Boolean, 'the SSE streams to end');
       assert.equal(sse.completed, true, 'the SSE stream completed rather than being cut');
       assert.equal(operation.completed, true);

@@ -117,8 +117,8 @@ export class LiveSessions {
           timer.unref();
           return;
         }
-        if (kind === 'subscription') this.deps.metrics.subscribersDropped.inc({ reason: 'KEY_EXPIRED' });
-        session.end({ code: 'KEY_EXPIRED', message: 'the API key expired' });
+        // Everything of the key ends together, as on revocation (subscriptions, then their socket).
+        this.endKeys([session.keyId!], 'KEY_EXPIRED');
       };
       arm();
     }

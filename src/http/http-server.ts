@@ -45,6 +45,8 @@ export async function serve(deps: Deps, config: Config): Promise<{ server: Serve
      */
     async close() {
       live.endAll();
+      // The completions go out before the close frames.
+      await new Promise((resolve) => setImmediate(resolve));
       await websockets.close();
       await live.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
