@@ -26,6 +26,12 @@ const schema = z
     USAGE_IDLE_SAMPLE_MS: positiveInt.default(15_000),
     /** Subscribers hear from an unchanged tenant at least this often. */
     USAGE_HEARTBEAT_MS: positiveInt.default(15_000),
+    /** A sampling leader silent this long loses its lease; another replica takes over. Default: 5 s, or 3 sample intervals if longer. */
+    USAGE_LEASE_MS: positiveInt.optional(),
+    /** Samples a subscriber may fall behind before it is dropped (SUBSCRIBER_TOO_SLOW). */
+    USAGE_SUBSCRIBER_QUEUE: positiveInt.default(16),
+    /** Bytes a graphql-ws socket may hold unsent before it is closed (1013). */
+    WS_MAX_BUFFERED_BYTES: positiveInt.default(4 * 1024 * 1024),
     /** Per-minute usage history is kept this long. */
     USAGE_RETENTION_DAYS: positiveInt.default(8),
     MAX_SUBSCRIPTIONS_PER_SOCKET: positiveInt.default(20),
@@ -116,6 +122,10 @@ const schema = z
     CSRF_PREVENTION: flag,
   })
   .refine((c) => c.QUOTA_MIN <= c.QUOTA_MAX, { message: 'QUOTA_MIN must not exceed QUOTA_MAX', path: ['QUOTA_MIN'] })
+  .refine((c) => c.USAGE_LEASE_MS === undefined || c.USAGE_LEASE_MS >= 2 * c.USAGE_SAMPLE_MS, {
+    message: 'USAGE_LEASE_MS must be at least twice USAGE_SAMPLE_MS (the leader renews its lease every sample interval)',
+    path: ['USAGE_LEASE_MS'],
+  })
   .refine((c) => c.DEFAULT_MAX_CONNECTIONS >= c.QUOTA_MIN && c.DEFAULT_MAX_CONNECTIONS <= c.QUOTA_MAX, {
     message: 'DEFAULT_MAX_CONNECTIONS must lie within QUOTA_MIN..QUOTA_MAX',
     path: ['DEFAULT_MAX_CONNECTIONS'],
@@ -128,6 +138,7 @@ const schema = z
     const production = c.NODE_ENV === 'production';
     return {
       ...c,
+      USAGE_LEASE_MS: c.USAGE_LEASE_MS ?? Math.max(5000, 3 * c.USAGE_SAMPLE_MS),
       GRAPHIQL: c.GRAPHIQL ?? !production,
       GRAPHQL_INTROSPECTION: c.GRAPHQL_INTROSPECTION ?? !production,
       GRAPHQL_FIELD_SUGGESTIONS: c.GRAPHQL_FIELD_SUGGESTIONS ?? !production,

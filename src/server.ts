@@ -92,11 +92,10 @@ export async function startTenantry(options: { config: Config; serverUrl: string
     stack.push(() => pools.close());
 
     const metrics = new TenantryMetrics();
-    const events = EventBus.create({ redisUrl: config.REDIS_URL, prefix: config.REDIS_CHANNEL_PREFIX ?? `tenantry:${config.CONTROL_DATABASE}` });
+    const events = EventBus.create({ redisUrl: config.REDIS_URL, prefix: config.REDIS_CHANNEL_PREFIX ?? `tenantry:${config.CONTROL_DATABASE}`, logger });
     stack.push(() => events.close());
     const usage = new UsageService({
       db,
-      controlUrl: control.url,
       clusters,
       bus: events,
       metrics,
@@ -106,8 +105,11 @@ export async function startTenantry(options: { config: Config; serverUrl: string
         idleIntervalMs: Math.max(config.USAGE_IDLE_SAMPLE_MS, config.USAGE_SAMPLE_MS),
         heartbeatMs: config.USAGE_HEARTBEAT_MS,
         retentionDays: config.USAGE_RETENTION_DAYS,
+        leaseMs: config.USAGE_LEASE_MS,
       },
+      subscriberQueue: config.USAGE_SUBSCRIBER_QUEUE,
       maxSubscriptionsPerSocket: config.MAX_SUBSCRIPTIONS_PER_SOCKET,
+      pooler: { clusterId: defaultCluster.id, driver: () => pools.driver },
     });
     stack.push(() => usage.stop());
     const auth = new ApiKeyAuthenticator({

@@ -42,6 +42,7 @@ function expectedSqlType(field: { type: string; kind: string; nativeType?: reado
     case 'Boolean': return 'boolean';
     case 'Float': return 'double precision';
     case 'Bytes': return 'bytea';
+    case 'BigInt': return 'bigint';
     default: throw new Error(`no mapping for ${field.type}`);
   }
 }

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { createConnection } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type pg from 'pg';
-import { pruneUsageHistory } from '../src/domain/usage/usage-sampler.js';
+import { pruneUsageHistory, readPeaks24h, readUsageHistory, UsageHistory } from '../src/domain/usage/usage-history.js';
 import { subscribeSse, subscribeWs, until, wsClient } from './support/subscriptions.js';
 import { connectAs, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 
-const USAGE = `subscription($slug: String) { connectionUsage(tenantSlug: $slug) { tenantSlug current max usagePercent peak24h byState { state count } busiest { pid query } sampledAt } }`;
-type Usage = { tenantSlug: string; current: number; max: number; usagePercent: number; peak24h: number; busiest: { pid: number; query: string }[] };
+const USAGE = `subscription($slug: String) { connectionUsage(tenantSlug: $slug) { tenantSlug current max usagePercent peak24h byState { state count } busiest { pid query } pooled poolerIdle direct sampledAt } }`;
+type Usage = { tenantSlug: string; current: number; max: number; usagePercent: number; peak24h: number; busiest: { pid: number; query: string }[]; pooled: number | null };
 const pickUsage = (d: any): Usage => d.connectionUsage;
 const last = <T>(xs: T[]) => xs[xs.length - 1];
 
@@ -65,6 +65,7 @@ describe('subscriptions', () => {
       await close(b);
       for (const sub of [ws, sse]) await until(() => last(sub.values)?.current, (c) => c === 0, 'current = 0');
       assert.ok(last(ws.values)!.peak24h >= 2);
+      assert.equal(last(ws.values)!.pooled, null, 'POOLER=none: no pooled counts');
       assert.deepEqual([ws.errors, sse.errors], [[], []]);
     } finally {
       ws.stop();
@@ -73,13 +74,18 @@ describe('subscriptions', () => {
     }
   });
 
-  test('200 subscribers on one tenant: still one pg_stat_activity query per interval', async () => {
+  test('200 subscribers on one tenant (and 20 over SSE): still one pg_stat_activity query per interval, and no MaxListenersExceededWarning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
     const clients = Array.from({ length: 10 }, () => wsClient(t.url, t.adminKey));
     const subs = clients.flatMap((c) => Array.from({ length: 20 }, () => subscribeWs(c, USAGE, { slug: 'watched' }, pickUsage)));
+    const sses = Array.from({ length: 20 }, () => subscribeSse(t.url, t.adminKey, USAGE, { slug: 'watched' }, pickUsage));
     try {
       await until(() => subs.filter((s) => s.values.length > 0).length, (n) => n === 200, 'a first value for all 200');
+      await until(() => sses.filter((s) => s.values.length > 0).length, (n) => n === 20, 'a first value for the 20 over SSE');
       const metrics = await (await fetch(`${t.url}/metrics`)).text();
-      assert.match(metrics, /^tenantry_usage_subscribers 200$/m);
+      assert.match(metrics, /^tenantry_usage_subscribers 220$/m);
 
       // Counted on the cluster's admin connection: every statement that reads pg_stat_activity,
       // from the sampler or anyone else, against the samples taken meanwhile.
@@ -94,8 +100,11 @@ describe('subscriptions', () => {
       // ±1: a sample may be between its read and its count at either end of the window.
       assert.ok(Math.abs(reads - samples) <= 1, `${reads} pg_stat_activity reads for ${samples} samples with 200 subscribers`);
       await close(c);
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(warnings.filter((w) => /MaxListeners/.test(w)), []);
     } finally {
-      for (const sub of subs) sub.stop();
+      process.off('warning', onWarning);
+      for (const sub of [...subs, ...sses]) sub.stop();
       await Promise.all(clients.map((c) => c.dispose()));
     }
   });
@@ -167,6 +176,57 @@ describe('subscriptions', () => {
   });
 });
 
+describe('one message per sample', () => {
+  test('connectionUsageBatch lists a sample\'s changed tenants; a deprovisioned tenant is listed as removed and its series leave /metrics', async () => {
+    await provision(t, 'leaving', 3);
+    const client = wsClient(t.url, t.adminKey);
+    const batches = subscribeWs(client, `subscription { connectionUsageBatch { sampledAt usage { tenantSlug current } removedTenantSlugs } }`, {}, (d) => d.connectionUsageBatch);
+    const heard: string[] = [];
+    const stop = t.app.deps.events.onUsage((b) => heard.push(b.sampledAt));
+    try {
+      const c = await open('leaving');
+      await until(() => batches.values.some((b: any) => b.usage.some((u: any) => u.tenantSlug === 'leaving' && u.current === 1)), Boolean, 'a batch with the session');
+      await until(() => fetch(`${t.url}/metrics`).then((r) => r.text()), (m) => /^tenantry_tenant_connections\{tenant="leaving"\} 1$/m.test(m), 'the tenant in /metrics');
+      await close(c);
+      // Every batch is one sample: no two messages carry the same sampledAt.
+      assert.equal(new Set(heard).size, heard.length);
+      const d = await t.gql(`mutation { deprovisionTenant(input: { slug: "leaving", confirm: "leaving" }) { userErrors { code } } }`);
+      assert.deepEqual(d.data.deprovisionTenant.userErrors, []);
+      await until(() => batches.values.some((b: any) => b.removedTenantSlugs.includes('leaving')), Boolean, 'a batch listing the tenant as removed');
+      const metrics = await (await fetch(`${t.url}/metrics`)).text();
+      assert.doesNotMatch(metrics, /tenant="leaving"/);
+      assert.deepEqual(batches.errors, []);
+    } finally {
+      stop();
+      batches.stop();
+      await client.dispose();
+    }
+  });
+
+  test('an every-tenant subscriber hears the samples published while it was starting (it is subscribed before its opening values)', async () => {
+    const usage = t.app.deps.usage;
+    const s = sampler(t);
+    await until(() => s.lease.epoch, (e) => e !== null, 'the lease');
+    const all = usage.watchAll(() => true);
+    try {
+      // Published before the subscriber reads anything.
+      const probe = { tenantId: '00000000-0000-4000-8000-000000000001', tenantSlug: 'race-probe', clusterId: t.app.deps.clusters.defaultCluster.id, current: 1, max: 2, usagePercent: 50, peak24h: 1, byState: [], pooled: null, poolerIdle: null, direct: null, busiest: [], sampledAt: new Date().toISOString() };
+      t.app.deps.events.publishUsage({ clusterId: probe.clusterId, epoch: s.lease.epoch!, leader: 'test', sampledAt: probe.sampledAt, tenants: [probe], removed: [], cluster: null });
+      await new Promise((r) => setTimeout(r, 50));
+      const seen: string[] = [];
+      for (;;) {
+        const next = await all.next();
+        seen.push(next.value!.tenantSlug);
+        if (next.value!.tenantSlug === 'race-probe') break;
+        assert.ok(seen.length < 100, `no probe among ${seen.join(', ')}`);
+      }
+    } finally {
+      await all.return!();
+    }
+    t.app.deps.metrics.removeTenant('race-probe');
+  });
+});
+
 describe('what the API shows', () => {
   test('query text is cut to 100 characters with literals masked, in connections and in the busiest backends', async () => {
     const c = await open('busy');
@@ -232,18 +292,61 @@ describe('what the API shows', () => {
       for (const c of held) await close(c);
     }
 
+    // Two rows older than the retention: the newer one holds the value at the window's start and stays.
+    const older = new Date(Date.now() - 10 * 86_400_000);
+    older.setSeconds(0, 0);
     const old = new Date(Date.now() - 9 * 86_400_000);
     old.setSeconds(0, 0);
-    await t.app.deps.db.usageMinute.create({ data: { tenantId: tenant.id, minute: old, peakConnections: 4, maxConnections: 4 } });
+    await t.app.deps.db.usageMinute.createMany({ data: [older, old].map((minute) => ({ tenantId: tenant.id, minute, peakConnections: 4, maxConnections: 4 })) });
     const week = (await t.gql(`{ tenant(slug: "busy") { usageHistory(range: WEEK) { minute } } }`)).data.tenant.usageHistory;
     assert.ok(!week.some((p: any) => Date.parse(p.minute) === old.getTime()), 'WEEK covers 7 days');
+    assert.ok(week.length <= 7 * 1440 + 1, `${week.length} points: at most one per minute`);
     const removed = await pruneUsageHistory(t.app.deps.db, 8);
     assert.ok(removed >= 1);
-    assert.equal(await t.app.deps.db.usageMinute.count({ where: { tenantId: tenant.id, minute: old } }), 0);
-    assert.ok((await t.app.deps.db.usageMinute.count({ where: { tenantId: tenant.id } })) >= 1, 'recent minutes stay');
+    assert.equal(await t.app.deps.db.usageMinute.count({ where: { tenantId: tenant.id, minute: older } }), 0);
+    assert.equal(await t.app.deps.db.usageMinute.count({ where: { tenantId: tenant.id, minute: old } }), 1, 'the row in effect at the cut stays');
+    assert.ok((await t.app.deps.db.usageMinute.count({ where: { tenantId: tenant.id, minute: { gt: old } } })) >= 1, 'recent minutes stay');
+  });
+
+  test('history is a step function (a row when the minute\'s maximum changes): usageHistory and peak24h fill the minutes between rows', async () => {
+    // A tenant no sampler looks at (not ACTIVE), with hand-made rows.
+    const cluster = t.app.deps.clusters.defaultCluster.id;
+    const tenant = await t.app.deps.db.tenant.create({
+      data: { slug: 'stepped', displayName: 'stepped', status: 'SUSPENDED', databaseName: `${t.prefix}stepped`, roleName: `${t.prefix}stepped`, clusterId: cluster, templateName: 'default', templateVersion: '1.1.0' },
+    });
+    const now = Math.floor(Date.now() / 60_000) * 60_000;
+    const at = (minutesAgo: number) => new Date(now - minutesAgo * 60_000);
+    await t.app.deps.db.usageMinute.createMany({
+      data: [
+        { minute: at(26 * 60), peak: 7 }, // in effect as the last 24 hours began
+        { minute: at(23 * 60), peak: 1 },
+        { minute: at(10), peak: 2 },
+        { minute: at(5), peak: 4 },
+        { minute: at(2), peak: 0 },
+      ].map((r) => ({ tenantId: tenant.id, minute: r.minute, peakConnections: r.peak, maxConnections: 9 })),
+    });
+    const hour = await readUsageHistory(t.app.deps.db, tenant.id, 3600, now + 30_000);
+    assert.equal(hour.length, 60, 'one point per minute of the last hour');
+    const valueAt = (minutesAgo: number) => hour.find((p) => p.minute.getTime() === at(minutesAgo).getTime())?.peakConnections;
+    assert.deepEqual([59, 11, 10, 9, 6, 5, 3, 2, 1, 0].map(valueAt), [1, 1, 2, 2, 2, 4, 4, 0, 0, 0]);
+    assert.ok(hour.every((p) => p.maxConnections === 9));
+    assert.equal((await readPeaks24h(t.app.deps.db, [tenant.id])).get(tenant.id), 7, 'the value in effect as the window began counts');
+    // A new sampling leader starts from the same rows (its 24 hours are whole hours: 24 to 25 hours back).
+    const history = new UsageHistory(t.app.deps.db);
+    await history.load([tenant.id], now + 30_000);
+    assert.equal(history.peak24h(tenant.id, now + 30_000), 7);
+    const sample = { tenantId: tenant.id, tenantSlug: 'stepped', clusterId: cluster, current: 0, max: 9, usagePercent: 0, peak24h: 7, byState: [], pooled: null, poolerIdle: null, direct: null, busiest: [], sampledAt: new Date(now + 30_000).toISOString() };
+    assert.equal(history.observe(sample, now + 30_000).minute, null, 'an unchanged value writes no row');
+    assert.deepEqual(history.observe({ ...sample, current: 3 }, now + 40_000).minute, { tenantId: tenant.id, minute: now, peak: 3, max: 9 });
+    assert.equal(history.observe({ ...sample, current: 1 }, now + 50_000).minute, null, 'a lower value in the same minute keeps its maximum');
+    assert.deepEqual(history.observe({ ...sample, current: 1 }, now + 70_000).minute, { tenantId: tenant.id, minute: now + 60_000, peak: 1, max: 9 });
+    await t.app.deps.db.usageMinute.deleteMany({ where: { tenantId: tenant.id, minute: at(26 * 60) } });
+    assert.equal((await readPeaks24h(t.app.deps.db, [tenant.id])).get(tenant.id), 4);
   });
 
   test('/metrics has per-tenant usage, quota updates, samples and their duration', async () => {
+    const roster = sampler(t).roster.stats;
+    const fullReads = roster.fullReads;
     await t.gql(`mutation { updateTenantQuota(input: { slug: "other", maxConnections: 11 }) { userErrors { code } } }`);
     const full = [await open('busy'), await open('busy'), await open('busy'), await open('busy')];
     const metrics = () => fetch(`${t.url}/metrics`).then((r) => r.text());
@@ -259,6 +362,31 @@ describe('what the API shows', () => {
     assert.match(text, /^tenantry_usage_samples_total\{cluster="default"\} [1-9]\d*$/m);
     assert.match(text, /^tenantry_usage_sample_duration_seconds_count\{cluster="default"\} [1-9]\d*$/m);
     assert.match(text, /^tenantry_tenant_at_limit_samples_total\{tenant="busy"\} [1-9]\d*$/m);
+    // The new quota reached the sampler through the roster's change stamps, not a full read.
+    assert.equal(roster.fullReads, fullReads);
+    assert.ok(roster.changeReads > 0);
+  });
+
+  test('the sampler reads only changed tenant rows, and a transaction held open in another database does not make it re-read them', async () => {
+    const s = sampler(t);
+    // A write transaction left open elsewhere on the server (as a tenant could leave one).
+    const elsewhere = await t.admin.connect();
+    try {
+      await elsewhere.query('BEGIN');
+      await elsewhere.query('SELECT pg_current_xact_id()');
+      const max = async () => (await t.app.deps.usage.usageOf([(await t.app.deps.db.tenant.findUniqueOrThrow({ where: { slug: 'watched' } })).id]))[0]?.max;
+      await t.gql(`mutation { updateTenantQuota(input: { slug: "watched", maxConnections: 12 }) { userErrors { code } } }`);
+      await until(() => s.roster.get([...s.roster.tenants].find((e) => e.slug === 'watched')!.id)?.maxConnections, (m) => m === 12, 'the sampler to read the new quota');
+      const read = s.roster.stats.rowsRead;
+      const samples = s.stats.samples;
+      await until(() => s.stats.samples, (n) => n >= samples + 5, '5 more samples');
+      assert.equal(s.roster.stats.rowsRead, read, 'rows re-read while nothing changed');
+      await until(max, (m) => m === 12, 'the new quota in Tenant.usage');
+    } finally {
+      await elsewhere.query('ROLLBACK');
+      elsewhere.release();
+      await t.gql(`mutation { updateTenantQuota(input: { slug: "watched", maxConnections: 10 }) { userErrors { code } } }`);
+    }
   });
 });
 
@@ -308,9 +436,51 @@ describe('replicas', () => {
     }
   });
 
+  test('two servers sharing Redis: a key revoked on one ends its subscriptions on the other; a deprovisioned tenant leaves both /metrics', { skip: noRedis }, async () => {
+    const env = { REDIS_URL: 'redis://127.0.0.1:6379', USAGE_SAMPLE_MS: '200', USAGE_IDLE_SAMPLE_MS: '1000' };
+    const a = await startTestTenantry({ env });
+    const b = await startTestTenantry({ env, shareWith: a });
+    let client: ReturnType<typeof wsClient> | undefined;
+    try {
+      for (const slug of ['kept', 'gone']) {
+        const r = await a.gql(PROVISION, { input: { slug, displayName: slug, maxConnections: 5 } });
+        assert.deepEqual(r.data.provisionTenant.userErrors, []);
+        credentials.set(slug, r.data.provisionTenant.connectionString);
+      }
+      const k = await a.gql(`mutation { createApiKey(input: { name: "on b", role: TENANT_READER, tenantSlug: "kept" }) { key apiKey { id } } }`);
+      const { key, apiKey } = k.data.createApiKey;
+      let closedWith = 0;
+      client = wsClient(b.url, key, (code) => (closedWith = code));
+      const ws = subscribeWs(client, USAGE, { slug: 'kept' }, pickUsage);
+      const sse = subscribeSse(b.url, key, USAGE, { slug: 'kept' }, pickUsage);
+      for (const sub of [ws, sse]) await until(() => sub.values.length, (n) => n > 0, 'a first value on b');
+      const held = await open('gone');
+      const metricsOf = (x: TestTenantry) => fetch(`${x.url}/metrics`).then((r) => r.text());
+      for (const x of [a, b]) await until(() => metricsOf(x), (m) => /^tenantry_tenant_connections\{tenant="gone"\} 1$/m.test(m), 'the session in both /metrics');
+      await close(held);
+
+      const revoked = await a.gql(`mutation($id: ID!) { revokeApiKey(input: { id: $id }) { userErrors { code } } }`, { id: apiKey.id });
+      assert.deepEqual(revoked.data.revokeApiKey.userErrors, []);
+      await until(() => closedWith, (c) => c !== 0, 'b\'s socket to close');
+      assert.equal(closedWith, 4403);
+      await until(() => sse.done, Boolean, 'b\'s SSE stream to end');
+      assert.match(JSON.stringify(sse.errors), /KEY_REVOKED/);
+
+      const d = await a.gql(`mutation { deprovisionTenant(input: { slug: "gone", confirm: "gone" }) { userErrors { code } } }`);
+      assert.deepEqual(d.data.deprovisionTenant.userErrors, []);
+      for (const x of [a, b]) await until(() => metricsOf(x), (m) => !/tenant="gone"/.test(m), 'the tenant\'s series to leave both /metrics');
+    } finally {
+      await client?.dispose();
+      await b.stop();
+      await a.cleanup();
+      await b.cleanup().catch(() => undefined);
+    }
+  });
+
   test('the first subscriber gets a value at once, not after an interval', async () => {
     // Ten-minute intervals: a value that waited for the next sample would time this test out.
     const slow = await startTestTenantry({ env: { USAGE_SAMPLE_MS: '600000', USAGE_IDLE_SAMPLE_MS: '600000' } });
+    // Its leader samples once at start, then every ten minutes: the provisioned tenant is new to it.
     const client = wsClient(slow.url, slow.adminKey);
     try {
       await slow.gql(PROVISION, { input: { slug: 'patient', displayName: 'p', maxConnections: 5 } });

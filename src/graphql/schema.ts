@@ -26,6 +26,7 @@ import './mutations/updateTenantExtensions.js';
 import './mutations/fleetOperations.js';
 import './mutations/tenantLifecycle.js';
 import './subscriptions/connectionUsage.js';
+import './subscriptions/connectionUsageBatch.js';
 import './subscriptions/clusterUsage.js';
 import './subscriptions/operation.js';
 

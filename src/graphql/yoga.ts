@@ -23,9 +23,9 @@ query Fleet {
  * context and its plugins. What production changes (GraphiQL, introspection, field
  * suggestions, CSRF prevention) comes from the configuration; see README, "Production settings".
  */
-export function createTenantryYoga(deps: Deps): TenantryYoga {
+export function createTenantryYoga(deps: Deps, extraPlugins: Plugin[] = []): TenantryYoga {
   const { logger, config } = deps;
-  const plugins: Plugin[] = [...useQueryLimits(config), useErrorCorrelation(logger) as Plugin];
+  const plugins: Plugin[] = [...useQueryLimits(config), useErrorCorrelation(logger) as Plugin, ...extraPlugins];
   // Browsers may send "simple" requests (GET, form posts) cross-site without a preflight:
   // those must carry a header no form can set.
   if (config.CSRF_PREVENTION) plugins.push(useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'graphql-require-preflight'] }) as Plugin);

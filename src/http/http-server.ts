@@ -7,7 +7,11 @@ import { RateLimitedError } from '../domain/keys/key-authenticator.js';
 import type { Logger } from '../logger.js';
 import { sourceAddressOf } from '../graphql/context.js';
 import { createTenantryYoga } from '../graphql/yoga.js';
+import { LiveSessions } from '../graphql/live-sessions.js';
 import { serveWebSockets } from './websocket.js';
+
+/** How long closing waits for open responses (SSE streams completing) before cutting connections. */
+const DRAIN_MS = 2000;
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
@@ -43,6 +47,7 @@ export class HttpFront {
   private handler: Handler;
   private internalHandler: Handler;
   private websockets: { close(): Promise<void> } | null = null;
+  private live: LiveSessions | null = null;
   phase = 'starting';
 
   private constructor(
@@ -89,7 +94,8 @@ export class HttpFront {
 
   /** From now on the service answers: GraphQL over HTTP, SSE and WebSocket, health and metrics. */
   attach(deps: Deps): void {
-    const yoga = createTenantryYoga(deps);
+    const live = new LiveSessions(deps);
+    const yoga = createTenantryYoga(deps, [live.plugin()]);
     const separate = this.internal !== null;
     this.handler = async (req, res) => {
       if (pathOf(req) === '/health/live') return json(res, 200, { status: 'ok' });
@@ -101,16 +107,32 @@ export class HttpFront {
       if (await serveInternal(deps, req, res)) return;
       json(res, 404, { error: 'not found: this address serves /metrics, /health/ready and /health/live' });
     };
-    this.websockets = serveWebSockets(this.server, yoga, deps);
+    live.start();
+    this.live = live;
+    this.websockets = serveWebSockets(this.server, yoga, deps, live);
     this.phase = 'serving';
   }
 
+  /**
+   * Clients first: every subscription completes (SSE streams end with their `complete`
+   * event, graphql-ws operations with `complete`), sockets close with 1001 (going away),
+   * then the ports close once open responses have ended (cut after DRAIN_MS).
+   */
   async close(): Promise<void> {
+    this.live?.endAll();
+    // The completions go out before the close frames.
+    await new Promise((resolve) => setImmediate(resolve));
     await this.websockets?.close();
+    await this.live?.stop();
     for (const s of [this.server, this.internal]) {
       if (!s) continue;
-      s.closeAllConnections();
-      await new Promise<void>((resolve) => s.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => s.close(() => resolve()));
+      // Connections turn idle as their responses end: close them as they do.
+      const idle = setInterval(() => s.closeIdleConnections(), 50);
+      const cut = setTimeout(() => s.closeAllConnections(), DRAIN_MS);
+      await closed;
+      clearInterval(idle);
+      clearTimeout(cut);
     }
   }
 }

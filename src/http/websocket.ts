@@ -6,9 +6,16 @@ import type { TenantryYoga } from '../graphql/yoga.js';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Deps } from '../domain/deps.js';
 import { RateLimitedError } from '../domain/keys/key-authenticator.js';
-import { createContext, sourceAddressOf } from '../graphql/context.js';
+import { createContext, sourceAddressOf, type GraphQLContext } from '../graphql/context.js';
+import { CLOSE_FORBIDDEN, CLOSE_TOO_SLOW, GRACE_MS, type LiveSessions } from '../graphql/live-sessions.js';
 
 type Yoga = TenantryYoga;
+
+/** How long closing the service waits for sockets to answer the close handshake before cutting them. */
+const CLOSE_WAIT_MS = 2000;
+
+/** Close code for a socket whose address is over its failed-authentication limit. */
+export const CLOSE_RATE_LIMITED = 4429;
 
 /** The key a graphql-ws client sends in connection_init: `{ "authorization": "Bearer tnry_…" }` (any case). */
 function authorizationOf(params: Readonly<Record<string, unknown>> | undefined): string | null {
@@ -16,44 +23,68 @@ function authorizationOf(params: Readonly<Record<string, unknown>> | undefined):
   return typeof value === 'string' ? value : null;
 }
 
-/** Close code for a socket whose address is over its failed-authentication limit. */
-export const CLOSE_RATE_LIMITED = 4429;
-
 function headerOf(request: IncomingMessage, name: string): string | null {
   const value = request.headers[name];
   return Array.isArray(value) ? (value[0] ?? null) : (value ?? null);
 }
 
+/** Closes with a code the client sees; cut if it does not answer within the wait (a slow one gets longer to drain). */
+function closeSocket(socket: WebSocket, code: number, reason: string, waitMs = CLOSE_WAIT_MS): void {
+  if (socket.readyState === socket.CLOSED || socket.readyState === socket.CLOSING) return;
+  socket.close(code, reason);
+  setTimeout(() => socket.terminate(), waitMs).unref();
+}
+
 /**
- * graphql-ws on the same port and path as HTTP. The key is checked at connection_init
- * (a bad one closes the socket with 4403; an address over its failed-authentication limit
- * gets 4429 "RATE_LIMITED"), again for each operation (a key revoked since is refused), and a
- * socket holds at most MAX_SUBSCRIPTIONS_PER_SOCKET operations.
+ * graphql-ws on the same port and path as HTTP. The key is checked at connection_init (a bad
+ * one closes the socket with 4403; an address over its failed-authentication limit gets 4429
+ * "RATE_LIMITED"), again for each operation, and a socket holds at most
+ * MAX_SUBSCRIPTIONS_PER_SOCKET operations. The socket is bound to its key: revoked or
+ * expired, the socket is closed with 4403. A socket holding more than WS_MAX_BUFFERED_BYTES
+ * unsent, or one of whose subscriptions fell too far behind, is closed with 1013.
  */
-export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps): { close(): Promise<void> } {
+export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: LiveSessions): { close(): Promise<void> } {
   const wss = new WebSocketServer({ server, path: '/graphql' });
   const open = new WeakMap<WebSocket, Set<string>>();
+  const unbind = new WeakMap<WebSocket, () => void>();
   const limit = deps.config.MAX_SUBSCRIPTIONS_PER_SOCKET;
+  const maxBuffered = deps.config.WS_MAX_BUFFERED_BYTES;
   const sourceOf = (request: IncomingMessage) => sourceAddressOf(deps.config, request.socket.remoteAddress, headerOf(request, 'x-forwarded-for'));
+  const tooSlow = (socket: WebSocket, why: string) => {
+    deps.logger.info({ why }, 'closing a slow graphql-ws socket (1013)');
+    closeSocket(socket, CLOSE_TOO_SLOW, `subscriber too slow: ${why}`, GRACE_MS);
+  };
 
   const disposable = useServer<Record<string, unknown>>(
     {
       execute: (args) => (args.rootValue as { execute: (a: ExecutionArgs) => never }).execute(args),
       subscribe: (args) => (args.rootValue as { subscribe: (a: ExecutionArgs) => never }).subscribe(args),
       onConnect: async (ctx) => {
+        const socket = ctx.extra.socket;
+        let viewer;
         try {
-          const { viewer } = await deps.auth.authenticate({
+          ({ viewer } = await deps.auth.authenticate({
             authorization: authorizationOf(ctx.connectionParams),
             sourceAddress: sourceOf(ctx.extra.request),
             transport: 'graphql-ws',
             correlationId: randomUUID(),
-          });
-          return viewer !== null;
+          }));
         } catch (err) {
           if (!(err instanceof RateLimitedError)) throw err;
-          ctx.extra.socket.close(CLOSE_RATE_LIMITED, `RATE_LIMITED: retry in ${err.retryAfterSeconds} s`);
+          socket.close(CLOSE_RATE_LIMITED, `RATE_LIMITED: retry in ${err.retryAfterSeconds} s`);
           return false;
         }
+        if (!viewer) return false;
+        unbind.set(
+          socket,
+          live.open(viewer, 'socket', (reason) => {
+            if (reason === 'shutdown') return; // closing the service closes every socket with 1001
+            // After the operations' own KEY_REVOKED / KEY_EXPIRED results, already on their way.
+            setImmediate(() => closeSocket(socket, CLOSE_FORBIDDEN, reason.message));
+          }),
+        );
+        socket.once('close', () => unbind.get(socket)?.());
+        return true;
       },
       onSubscribe: async (ctx, id, payload) => {
         const ids = open.get(ctx.extra.socket) ?? new Set<string>();
@@ -74,7 +105,7 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps): { close
         if (errors.length) return errors;
         // Counted before anything is awaited, so operations started together cannot all slip under the limit.
         ids.add(id);
-        let contextValue;
+        let contextValue: GraphQLContext;
         try {
           contextValue = await createContext(deps, {
             authorization: authorizationOf(ctx.connectionParams),
@@ -86,7 +117,19 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps): { close
           if (err instanceof GraphQLError) return [err];
           throw err;
         }
+        const socket = ctx.extra.socket;
+        live.setTransport(contextValue, {
+          ended: (reason) => {
+            // Revocation and expiry close the socket through its own binding (4403).
+            if (reason.code === 'SUBSCRIBER_TOO_SLOW') tooSlow(socket, 'a subscription fell too far behind');
+          },
+        });
         return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue, rootValue: { execute, subscribe } };
+      },
+      onNext: (ctx) => {
+        // graphql-ws waits for each send of one operation, but a socket carries many.
+        const socket = ctx.extra.socket;
+        if (socket.bufferedAmount > maxBuffered) tooSlow(socket, `${socket.bufferedAmount} bytes unsent`);
       },
       onComplete: (ctx, id) => {
         open.get(ctx.extra.socket)?.delete(id);
@@ -97,11 +140,21 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps): { close
     },
     wss,
   );
+  // A socket whose every operation waits on a send never reaches onNext: look at all of them every second too.
+  const sweep = setInterval(() => {
+    for (const socket of wss.clients) if (socket.bufferedAmount > maxBuffered) tooSlow(socket, `${socket.bufferedAmount} bytes unsent`);
+  }, 1000);
+  sweep.unref();
   return {
+    /** Every socket gets 1001 (going away) after its subscriptions completed; those that do not answer are cut. */
     close: async () => {
-      for (const client of wss.clients) client.terminate();
+      clearInterval(sweep);
+      const clients = [...wss.clients];
+      const cut = setTimeout(() => {
+        for (const client of clients) client.terminate();
+      }, CLOSE_WAIT_MS);
       await disposable.dispose();
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      clearTimeout(cut);
     },
   };
 }

@@ -5,6 +5,8 @@ export interface Collected<T> {
   values: T[];
   errors: unknown[];
   done: boolean;
+  /** SSE: the server sent its `complete` event (the stream ended cleanly, not cut). */
+  completed?: boolean;
   stop(): void;
 }
 
@@ -61,6 +63,7 @@ export function subscribeSse<T>(httpUrl: string, key: string, query: string, var
         while ((end = buffer.indexOf('\n\n')) >= 0) {
           const event = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
+          if (/^event: complete$/m.test(event)) collected.completed = true;
           const data = event.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('');
           if (!data) continue;
           const message = JSON.parse(data) as { data?: unknown; errors?: unknown[] };

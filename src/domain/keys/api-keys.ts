@@ -3,6 +3,7 @@ import type { ApiKey, Prisma } from '../../generated/prisma/client.js';
 import type { ApiKeyRole } from '../../generated/prisma/enums.js';
 import type { ControlClient } from '../../db/control-client.js';
 import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
+import type { EventBus } from '../events/event-bus.js';
 import { UserError } from '../errors.js';
 import type { Viewer } from './viewer.js';
 

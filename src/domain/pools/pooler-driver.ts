@@ -50,6 +50,11 @@ export interface PoolerDriver {
   observe(): Promise<ObservedPool[]>;
   /** Client and server counts, summed per pool name. */
   stats(): Promise<Map<string, PoolStats>>;
+  /**
+   * The pooler's server connections by PostgreSQL backend pid, and whether a client is
+   * attached to each (one query; the usage sampler tells pooled from direct sessions).
+   */
+  serverBackends?(): Promise<Map<number, { clientAttached: boolean }>>;
   /** Public address clients use. */
   readonly address: { host: string; port: number };
   close(): Promise<void>;

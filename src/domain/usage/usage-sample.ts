@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { maskQuery } from './query-text.js';
 
 /** One row of pg_stat_activity for a tenant's role. */
@@ -23,8 +24,8 @@ export interface BackendSummary {
 }
 
 /**
- * A tenant's sessions against its quota at one moment: the payload published once per
- * tenant per sample (plain JSON, so it travels through Redis unchanged).
+ * A tenant's sessions against its quota at one moment: an entry of a sample's batch
+ * (plain JSON, so it travels through Redis unchanged).
  */
 export interface TenantUsageSample {
   tenantId: string;
@@ -35,6 +36,12 @@ export interface TenantUsageSample {
   usagePercent: number;
   peak24h: number;
   byState: { state: string; count: number }[];
+  /** Sessions that are the pooler's server connections (null: no pooler, or it did not answer). */
+  pooled: number | null;
+  /** Of those, the ones idle in the pool with no client attached (null as above). */
+  poolerIdle: number | null;
+  /** Sessions opened directly, not through the pooler: current - pooled (null as above). */
+  direct: number | null;
   /** The longest-running active sessions, longest first. */
   busiest: BackendSummary[];
   /** ISO 8601. */
@@ -64,20 +71,78 @@ export interface SampledTenant {
   maxConnections: number;
 }
 
+/** A tenant that left a cluster's roster (no longer ACTIVE, or gone). */
+export interface RemovedTenant {
+  tenantId: string;
+  tenantSlug: string;
+  /** Its status now (SUSPENDED, DEPROVISIONING, …); null when its row is gone or moved to another cluster. */
+  status: string | null;
+}
+
+/**
+ * What the sampling leader publishes once per cluster per sample: the tenants whose usage
+ * changed, plus those due a heartbeat; the tenants that left the roster; the cluster's
+ * totals when they changed or are due. One message, whatever the fleet's size.
+ */
+export interface UsageBatch {
+  clusterId: string;
+  /** The leader's lease epoch: a replica ignores a batch older than one it already heard. */
+  epoch: number;
+  /** The replica that sampled (for logs and tests). */
+  leader: string;
+  sampledAt: string;
+  tenants: TenantUsageSample[];
+  removed: RemovedTenant[];
+  cluster: ClusterUsageSample | null;
+}
+
+/** The pooler's server connections by backend pid: whether a client is attached. */
+export type PooledBackends = ReadonlyMap<number, { clientAttached: boolean }>;
+
 const BUSIEST = 3;
 
 export function percent(current: number, max: number): number {
   return max > 0 ? Math.round((current / max) * 1000) / 10 : 0;
 }
 
-/** Turns one read of pg_stat_activity into a payload per tenant. */
-export function buildTenantSamples(tenants: readonly SampledTenant[], rows: readonly SessionRow[], sampledAt: Date, peaks: ReadonlyMap<string, number>): TenantUsageSample[] {
+/** Sessions grouped by role: built once per read of pg_stat_activity. */
+export function sessionsByRole(rows: readonly SessionRow[]): Map<string, SessionRow[]> {
   const byRole = new Map<string, SessionRow[]>();
-  for (const row of rows) byRole.set(row.role, [...(byRole.get(row.role) ?? []), row]);
+  for (const row of rows) {
+    const list = byRole.get(row.role);
+    if (list) list.push(row);
+    else byRole.set(row.role, [row]);
+  }
+  return byRole;
+}
+
+const NO_SESSIONS: readonly SessionRow[] = [];
+
+/**
+ * Turns one read of pg_stat_activity into a payload per tenant. `pooled` is the pooler's
+ * server connections when a pooler runs and answered (null otherwise).
+ */
+export function buildTenantSamples(
+  tenants: readonly SampledTenant[],
+  byRole: ReadonlyMap<string, readonly SessionRow[]>,
+  sampledAt: Date,
+  peaks: (tenantId: string) => number,
+  pooled: PooledBackends | null = null,
+): TenantUsageSample[] {
+  const at = sampledAt.toISOString();
   return tenants.map((t) => {
-    const mine = byRole.get(t.roleName) ?? [];
+    const mine = byRole.get(t.roleName) ?? NO_SESSIONS;
     const states = new Map<string, number>();
-    for (const r of mine) states.set(r.state, (states.get(r.state) ?? 0) + 1);
+    let viaPooler = 0;
+    let poolerIdle = 0;
+    for (const r of mine) {
+      states.set(r.state, (states.get(r.state) ?? 0) + 1);
+      const server = pooled?.get(r.pid);
+      if (server) {
+        viaPooler++;
+        if (!server.clientAttached) poolerIdle++;
+      }
+    }
     return {
       tenantId: t.id,
       tenantSlug: t.slug,
@@ -85,24 +150,43 @@ export function buildTenantSamples(tenants: readonly SampledTenant[], rows: read
       current: mine.length,
       max: t.maxConnections,
       usagePercent: percent(mine.length, t.maxConnections),
-      peak24h: Math.max(peaks.get(t.id) ?? 0, mine.length),
+      peak24h: Math.max(peaks(t.id), mine.length),
       byState: [...states].map(([state, count]) => ({ state, count })).sort((a, b) => a.state.localeCompare(b.state)),
+      pooled: pooled ? viaPooler : null,
+      poolerIdle: pooled ? poolerIdle : null,
+      direct: pooled ? mine.length - viaPooler : null,
       busiest: mine
         .filter((r) => r.state !== 'idle')
         .sort((a, b) => b.duration_seconds - a.duration_seconds)
         .slice(0, BUSIEST)
         .map((r) => ({ pid: r.pid, state: r.state, applicationName: r.application_name, durationSeconds: Math.round(r.duration_seconds * 10) / 10, query: maskQuery(r.query) })),
-      sampledAt: sampledAt.toISOString(),
+      sampledAt: at,
     };
   });
 }
 
+/**
+ * Where in every heartbeat period a tenant's heartbeat falls (ms), from a hash of its id:
+ * the fleet's heartbeats spread evenly over the period instead of arriving together.
+ */
+export function heartbeatPhase(tenantId: string, periodMs: number): number {
+  return createHash('sha1').update(tenantId).digest().readUInt32BE(0) % periodMs;
+}
+
+/** Whether the window (from, to] holds the tenant's heartbeat instant of some period. */
+export function heartbeatDue(phase: number, periodMs: number, fromMs: number, toMs: number): boolean {
+  return Math.floor((toMs - phase) / periodMs) > Math.floor((fromMs - phase) / periodMs);
+}
+
 /** What decides whether a sample is news to subscribers (the time alone is not). */
 export function sampleSignature(s: TenantUsageSample | ClusterUsageSample): string {
-  const { sampledAt: _ignored, ...rest } = s as TenantUsageSample;
-  if ('busiest' in rest) {
-    // Durations grow every sample; which sessions are busiest is what matters.
-    return JSON.stringify({ ...rest, busiest: rest.busiest.map((b) => [b.pid, b.state, b.query]) });
+  if ('busiest' in s) {
+    // Built by hand: it runs for every tenant on every sample. Durations grow every
+    // sample; which sessions are busiest is what matters.
+    const states = s.byState.map((b) => `${b.state}=${b.count}`).join(',');
+    const busiest = s.busiest.map((b) => `${b.pid}:${b.state}:${b.query}`).join('\u0000');
+    return `${s.tenantSlug}|${s.current}|${s.max}|${s.peak24h}|${s.pooled}|${s.poolerIdle}|${s.direct}|${states}|${busiest}`;
   }
+  const { sampledAt: _ignored, ...rest } = s;
   return JSON.stringify(rest);
 }

@@ -1,199 +1,316 @@
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
 import type { ClusterAdmin, ServerFacts } from '../../db/cluster-admin.js';
 import type { ControlClient } from '../../db/control-client.js';
 import type { Logger } from '../../logger.js';
 import type { TenantryMetrics } from '../../metrics.js';
 import { tenantSessions } from '../../sql/activity.sql.js';
 import type { EventBus } from '../events/event-bus.js';
-import { buildTenantSamples, percent, sampleSignature, type ClusterUsageSample, type SampledTenant, type SessionRow, type TenantUsageSample } from './usage-sample.js';
+import type { PoolerDriver } from '../pools/pooler-driver.js';
+import { SamplingLease } from './sampling-lease.js';
+import { TenantRoster } from './tenant-roster.js';
+import { pruneUsageHistory, UsageHistory, type MinuteRow } from './usage-history.js';
+import {
+  buildTenantSamples,
+  heartbeatDue,
+  percent,
+  sampleSignature,
+  sessionsByRole,
+  type ClusterUsageSample,
+  type PooledBackends,
+  type SessionRow,
+  type TenantUsageSample,
+} from './usage-sample.js';
 
 export interface SamplerTiming {
   /** USAGE_SAMPLE_MS: while someone watches. */
   intervalMs: number;
   /** While nobody watches: slower, still often enough for per-minute history. */
   idleIntervalMs: number;
-  /** A payload is re-sent at least this often even when nothing changed. */
+  /** While anyone watches, a tenant is re-sent at least this often even when nothing changed. */
   heartbeatMs: number;
   retentionDays: number;
+  /** USAGE_LEASE_MS: how long a silent leader keeps its lease. */
+  leaseMs: number;
 }
 
+/** A full read of the roster this often catches what the change stamps cannot (a row deleted by hand). */
+const ROSTER_FULL_REFRESH_MS = 10 * 60_000;
+
 /**
- * Reads pg_stat_activity for one cluster once per interval and publishes one payload per
- * tenant (and one for the cluster), whatever the number of subscribers. Among replicas,
- * the one holding an advisory lock in the control database samples; the others retry the
- * lock every interval, so a dead leader (its session, and so its lock, gone) is replaced
- * within one interval.
+ * Samples one cluster while this replica holds the cluster's sampling lease: one read of
+ * pg_stat_activity per sample (and one SHOW SERVERS when a pooler runs), whatever the
+ * number of tenants or subscribers, and one bus message per sample carrying only the
+ * tenants whose usage changed or whose heartbeat is due. What it reads from and writes to
+ * the control database is proportional to what changed too: the tenant roster is read
+ * incrementally, history is written only for tenants whose values moved.
+ *
+ * Every interval, leader or not, it tries the lease (see SamplingLease): a follower takes
+ * over within USAGE_LEASE_MS of a leader going silent, and a leader renews the lease right
+ * before it publishes, so a leader that was frozen past its lease publishes nothing.
  */
 export class UsageSampler {
   /** The sampler's own counters: `activityQueries` is every pg_stat_activity read it made. */
-  readonly stats = { activityQueries: 0, samples: 0, leader: false };
-  private lockClient: pg.Client | null = null;
+  readonly stats = { activityQueries: 0, poolerReads: 0, samples: 0, leader: false, batches: 0, tenantsPublished: 0, historyRows: 0, leadershipsLost: 0 };
+  readonly lease: SamplingLease;
+  readonly roster: TenantRoster;
+  private readonly history: UsageHistory;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private inflight: Promise<void> | null = null;
+  private kickPending = false;
   private lastDemandAt = 0;
-  private readonly lastPublished = new Map<string, { signature: string; at: number }>();
-  private peaks = new Map<string, number>();
-  private peaksLoadedAt = 0;
+  private lastSampleAt = 0;
+  /** Per tenant: the signature of what was last published. */
+  private readonly published = new Map<string, string>();
+  /** Per tenant: the connections and quota last put in this replica's gauges. */
+  private readonly gauged = new Map<string, string>();
+  private clusterPublished: { signature: string; at: number } | undefined;
   private lastPruneAt = 0;
   private facts: { at: number; value: ServerFacts } | undefined;
-  private demand: AsyncIterator<unknown> | undefined;
+  private poolerFailing = false;
+  private stopDemand: (() => void) | undefined;
 
   constructor(
     private readonly p: {
       db: ControlClient;
-      controlUrl: string;
       cluster: ClusterAdmin;
+      /** The pooler in front of this cluster, if any. */
+      pooler: () => PoolerDriver | null;
       bus: EventBus;
       metrics: TenantryMetrics;
       logger: Logger;
       timing: SamplerTiming;
+      /** This replica's id: the lease holder. */
+      replica: string;
     },
-  ) {}
+  ) {
+    this.lease = new SamplingLease({ db: p.db, clusterId: p.cluster.id, holder: p.replica, ttlMs: p.timing.leaseMs });
+    this.roster = new TenantRoster({ db: p.db, clusterId: p.cluster.id, heartbeatMs: p.timing.heartbeatMs, fullRefreshMs: ROSTER_FULL_REFRESH_MS });
+    this.history = new UsageHistory(p.db);
+  }
 
   start(): void {
-    const demand = this.p.bus.demand()[Symbol.asyncIterator]();
-    this.demand = demand;
-    void (async () => {
-      for (let next = await demand.next(); !next.done; next = await demand.next()) this.onDemand();
-    })();
+    this.stopDemand = this.p.bus.onDemand(() => this.onDemand());
     this.schedule(0);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    await this.demand?.return?.();
-    await this.releaseLead();
+    this.stopDemand?.();
+    await this.inflight;
+    if (this.stats.leader) await this.lease.release().catch((err) => this.p.logger.warn({ err }, 'could not release the sampling lease'));
+    this.setLeader(false);
   }
 
   /** Someone watches: sample at full rate, and at once if we were idling. */
   private onDemand(): void {
     const wasIdle = !this.watched();
     this.lastDemandAt = Date.now();
-    if (wasIdle && this.stats.leader && !this.stopped) this.schedule(0);
+    if (wasIdle && this.stats.leader && !this.stopped) this.kick();
   }
 
   private watched(): boolean {
     return Date.now() - this.lastDemandAt < 3 * this.p.timing.intervalMs;
   }
 
+  private kick(): void {
+    if (this.inflight) this.kickPending = true;
+    else this.schedule(0);
+  }
+
   private schedule(delayMs: number): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.tick(), delayMs);
+    this.timer = setTimeout(() => {
+      this.inflight = this.tick().finally(() => {
+        this.inflight = null;
+        if (this.stopped) return;
+        const kicked = this.kickPending;
+        this.kickPending = false;
+        this.schedule(kicked ? 0 : this.p.timing.intervalMs);
+      });
+    }, delayMs);
     this.timer.unref();
   }
 
   private async tick(): Promise<void> {
     if (this.stopped) return;
     try {
-      if (!this.stats.leader) await this.tryLead();
-      if (this.stats.leader) await this.sample();
+      if (!this.stats.leader) {
+        if (!(await this.lease.acquireOrRenew())) return;
+        this.becomeLeader();
+      }
+      const due = this.lastSampleAt === 0 || this.watched() || Date.now() - this.lastSampleAt >= this.p.timing.idleIntervalMs;
+      if (due) await this.sample();
+      else if (!(await this.lease.acquireOrRenew())) this.stepDown('its lease was taken');
     } catch (err) {
       this.p.logger.warn({ err, cluster: this.p.cluster.name }, 'usage sample failed');
-    } finally {
-      if (!this.stopped) this.schedule(this.stats.leader && !this.watched() ? this.p.timing.idleIntervalMs : this.p.timing.intervalMs);
+      // What this replica believes was written may not have been: start again from the database.
+      if (this.stats.leader) this.forget();
     }
   }
 
-  private async tryLead(): Promise<void> {
-    if (!this.lockClient) {
-      const client = new pg.Client({ connectionString: this.p.controlUrl, application_name: 'tenantry-sampler' });
-      client.on('error', () => void this.releaseLead());
-      await client.connect();
-      this.lockClient = client;
-    }
-    const { rows } = await this.lockClient.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [`tenantry:sampler:${this.p.cluster.id}`]);
-    if (rows[0]?.ok) {
-      this.stats.leader = true;
-      this.lastPublished.clear();
-      this.peaksLoadedAt = 0;
-      this.p.logger.info({ cluster: this.p.cluster.name }, 'sampling usage for this cluster (leader)');
-    }
+  private becomeLeader(): void {
+    this.forget();
+    this.setLeader(true);
+    this.p.logger.info({ cluster: this.p.cluster.name, epoch: this.lease.epoch }, 'sampling usage for this cluster (leader)');
   }
 
-  private async releaseLead(): Promise<void> {
-    const client = this.lockClient;
-    this.lockClient = null;
-    this.stats.leader = false;
-    await client?.end().catch(() => undefined); // ending the session releases the lock
+  private stepDown(why: string): void {
+    this.lease.drop();
+    this.forget();
+    this.setLeader(false);
+    this.stats.leadershipsLost++;
+    this.p.logger.warn({ cluster: this.p.cluster.name, why }, 'no longer sampling usage for this cluster');
   }
 
-  /** One sample: one read of pg_stat_activity, one payload per tenant, history upserted. */
+  private setLeader(leader: boolean): void {
+    this.stats.leader = leader;
+    this.p.metrics.samplerLeader.set({ cluster: this.p.cluster.name }, leader ? 1 : 0);
+  }
+
+  /** Back to knowing nothing: the next sample reads the roster and the history state again. */
+  private forget(): void {
+    this.roster.reset();
+    this.history.clear();
+    this.published.clear();
+    this.clusterPublished = undefined;
+    this.lastSampleAt = 0;
+  }
+
+  /** One sample. Statements: one roster read, one lease renewal, one history write if anything changed. */
   async sample(): Promise<void> {
     const started = performance.now();
-    const { db, cluster, bus, metrics } = this.p;
-    const rows = await db.tenant.findMany({
-      where: { clusterId: cluster.id, status: 'ACTIVE' },
-      select: { id: true, slug: true, clusterId: true, roleName: true, quota: { select: { maxConnections: true } } },
-    });
-    const tenants: SampledTenant[] = rows.filter((r) => r.quota).map((r) => ({ id: r.id, slug: r.slug, clusterId: r.clusterId, roleName: r.roleName, maxConnections: r.quota!.maxConnections }));
-    await this.refreshPeaks();
+    const { cluster, bus, metrics, timing } = this.p;
+    const firstSample = this.lastSampleAt === 0;
+    const removed = await this.roster.refresh();
+    const unknown = [...this.roster.tenants].filter((t) => !this.history.has(t.id)).map((t) => t.id);
+    if (unknown.length) await this.history.load(unknown, Date.now());
+    if (firstSample) await this.p.db.$executeRaw`
+      DELETE FROM tenant_usage u USING tenants t WHERE t.id = u.tenant_id AND t.cluster_id = ${cluster.id}::uuid AND t.status <> 'ACTIVE'`;
 
-    const { rows: sessions } = await cluster.query<SessionRow & { role: string | null }>(tenantSessions);
+    const { rows } = await cluster.query<SessionRow & { role: string | null }>(tenantSessions);
     this.stats.activityQueries++;
+    const pooled = await this.readPooler();
     const sampledAt = new Date();
-    const samples = buildTenantSamples(tenants, sessions.filter((s) => s.role !== null), sampledAt, this.peaks);
-    // Peaks seen now count at once; the once-a-minute reload lets old ones age out of the 24 hours.
-    for (const s of samples) this.peaks.set(s.tenantId, s.peak24h);
-    const facts = await this.serverFacts();
-    const tenantConnections = samples.reduce((n, s) => n + s.current, 0);
-    const clusterSample: ClusterUsageSample = {
-      clusterId: cluster.id,
-      clusterName: cluster.name,
-      current: sessions.length,
-      tenantConnections,
-      maxConnections: facts.maxConnections,
-      usagePercent: percent(sessions.length, facts.maxConnections),
-      allocatedConnections: tenants.reduce((n, t) => n + t.maxConnections, 0),
-      tenantCount: tenants.length,
-      tenantsAtLimit: samples.filter((s) => s.current >= s.max).length,
-      sampledAt: sampledAt.toISOString(),
-    };
+    const now = sampledAt.getTime();
+    const tenants = [...this.roster.tenants];
+    const samples = buildTenantSamples(tenants, sessionsByRole(rows.filter((s) => s.role !== null) as SessionRow[]), sampledAt, (id) => this.history.peak24h(id, now), pooled);
 
+    // Heartbeats go out only while someone watches, each in its tenant's slot of the period.
+    // The window is at most two intervals, so a sampler that was idle (or stalled) does not
+    // send the whole fleet's heartbeats at once.
+    const heartbeats = this.watched();
+    const windowStart = Math.max(this.lastSampleAt || 0, now - 2 * timing.intervalMs);
+    const publish: TenantUsageSample[] = [];
+    const usageWrites: TenantUsageSample[] = [];
+    const minuteRows: MinuteRow[] = [];
     for (const s of samples) {
-      if (this.isNews(`tenant:${s.tenantId}`, s)) bus.publishTenant(s);
-      if (s.current >= s.max) metrics.tenantAtLimit.inc({ tenant: s.tenantSlug });
+      const signature = sampleSignature(s);
+      const previous = this.published.get(s.tenantId);
+      const seen = this.history.observe(s, now);
+      if (seen.usage) usageWrites.push(s);
+      if (seen.minute) minuteRows.push(seen.minute);
+      // A tenant this leader has not published yet is news when it has sessions, or when it
+      // moved since the last value recorded (the previous leader may have left it behind).
+      const news = previous === undefined ? s.current > 0 || seen.before === 'different' : previous !== signature;
+      if (news || (heartbeats && heartbeatDue(this.roster.get(s.tenantId)!.phase, timing.heartbeatMs, windowStart, now))) publish.push(s);
+      this.published.set(s.tenantId, signature);
     }
-    if (this.isNews(`cluster:${cluster.id}`, clusterSample)) bus.publishCluster(clusterSample);
-    await this.record(samples, sampledAt);
+    for (const r of removed) {
+      this.published.delete(r.tenantId);
+      this.gauged.delete(r.tenantId);
+      const zero = this.history.removed(r.tenantId, now);
+      if (zero) minuteRows.push(zero);
+    }
+    const clusterSample = await this.clusterSample(samples, rows.length, tenants.reduce((n, t) => n + t.maxConnections, 0), sampledAt);
+    const clusterNews = this.isClusterNews(clusterSample, now);
+
+    // Nothing leaves this replica unless the lease is still ours, renewed just now.
+    if (this.stopped) return;
+    if (!(await this.lease.acquireOrRenew())) return this.stepDown('its lease was taken');
+    if (!this.lease.stillValid()) return this.stepDown('it stalled past its lease');
+    const fence = this.lease.fence!;
+    bus.publishUsage({
+      clusterId: cluster.id,
+      epoch: fence.epoch,
+      leader: this.p.replica,
+      sampledAt: sampledAt.toISOString(),
+      tenants: publish,
+      removed,
+      cluster: clusterNews ? clusterSample : null,
+    });
+    this.stats.batches++;
+    this.stats.tenantsPublished += publish.length;
+    metrics.batchTenants.observe({ cluster: cluster.name }, publish.length);
+    this.gauge(samples);
+
+    if (usageWrites.length || minuteRows.length || removed.length) {
+      const written = await this.history.write(fence, usageWrites, minuteRows, removed.map((r) => r.tenantId), sampledAt);
+      this.stats.historyRows += written.rows;
+      metrics.historyRows.inc({ cluster: cluster.name }, written.rows);
+      if (!written.held) return this.stepDown('its lease was taken while it wrote history');
+    }
     await this.pruneHourly();
 
+    this.lastSampleAt = now;
     this.stats.samples++;
     metrics.samples.inc({ cluster: cluster.name });
     metrics.sampleDuration.observe({ cluster: cluster.name }, (performance.now() - started) / 1000);
   }
 
-  /** Publish when the value changed, or when subscribers have heard nothing for a heartbeat. */
-  private isNews(key: string, sample: TenantUsageSample | ClusterUsageSample): boolean {
-    const signature = sampleSignature(sample);
-    const last = this.lastPublished.get(key);
-    const now = Date.now();
-    if (last && last.signature === signature && now - last.at < this.p.timing.heartbeatMs) return false;
-    this.lastPublished.set(key, { signature, at: now });
-    return true;
+  /** The pooler's server connections (one SHOW SERVERS), or null without a pooler or when it does not answer. */
+  private async readPooler(): Promise<PooledBackends | null> {
+    const driver = this.p.pooler();
+    if (!driver?.serverBackends) return null;
+    try {
+      const backends = await driver.serverBackends();
+      this.stats.poolerReads++;
+      this.poolerFailing = false;
+      return backends;
+    } catch (err) {
+      if (!this.poolerFailing) this.p.logger.warn({ err, cluster: this.p.cluster.name }, 'the pooler did not answer SHOW SERVERS: usage shows no pooled counts until it does');
+      this.poolerFailing = true;
+      return null;
+    }
   }
 
-  /** The latest sample per tenant (for lists ordered by usage) and the per-minute maxima (for charts). */
-  private async record(samples: TenantUsageSample[], sampledAt: Date): Promise<void> {
-    if (samples.length === 0) return;
-    const ids = samples.map((s) => s.tenantId);
-    const current = samples.map((s) => s.current);
-    const max = samples.map((s) => s.max);
-    const pct = samples.map((s) => s.usagePercent);
-    const states = samples.map((s) => JSON.stringify(s.byState));
-    await this.p.db.$executeRaw`
-      INSERT INTO tenant_usage (tenant_id, current, max_connections, usage_percent, by_state, sampled_at)
-      SELECT u.id, u.current, u.max, u.pct, u.states, ${sampledAt}::timestamptz
-      FROM unnest(${ids}::uuid[], ${current}::int[], ${max}::int[], ${pct}::float8[], ${states}::jsonb[]) AS u(id, current, max, pct, states)
-      ON CONFLICT (tenant_id) DO UPDATE SET current = EXCLUDED.current, max_connections = EXCLUDED.max_connections,
-        usage_percent = EXCLUDED.usage_percent, by_state = EXCLUDED.by_state, sampled_at = EXCLUDED.sampled_at`;
-    await this.p.db.$executeRaw`
-      INSERT INTO usage_minutes (tenant_id, minute, peak_connections, max_connections)
-      SELECT u.id, date_trunc('minute', ${sampledAt}::timestamptz), u.current, u.max
-      FROM unnest(${ids}::uuid[], ${current}::int[], ${max}::int[]) AS u(id, current, max)
-      ON CONFLICT (tenant_id, minute) DO UPDATE SET peak_connections = GREATEST(usage_minutes.peak_connections, EXCLUDED.peak_connections),
-        max_connections = EXCLUDED.max_connections`;
+  /**
+   * This replica's gauges, for every tenant whose connections or quota moved (all of them
+   * at a leader's first sample): a replica that is not leading sets them from the batches.
+   */
+  private gauge(samples: readonly TenantUsageSample[]): void {
+    for (const s of samples) {
+      const key = `${s.current}/${s.max}`;
+      if (this.gauged.get(s.tenantId) === key) continue;
+      this.gauged.set(s.tenantId, key);
+      this.p.metrics.recordTenantSample(s);
+    }
+    for (const s of samples) if (s.current >= s.max) this.p.metrics.tenantAtLimit.inc({ tenant: s.tenantSlug });
+  }
+
+  private async clusterSample(samples: readonly TenantUsageSample[], sessions: number, allocated: number, sampledAt: Date): Promise<ClusterUsageSample> {
+    const facts = await this.serverFacts();
+    return {
+      clusterId: this.p.cluster.id,
+      clusterName: this.p.cluster.name,
+      current: sessions,
+      tenantConnections: samples.reduce((n, s) => n + s.current, 0),
+      maxConnections: facts.maxConnections,
+      usagePercent: percent(sessions, facts.maxConnections),
+      allocatedConnections: allocated,
+      tenantCount: samples.length,
+      tenantsAtLimit: samples.filter((s) => s.current >= s.max).length,
+      sampledAt: sampledAt.toISOString(),
+    };
+  }
+
+  private isClusterNews(sample: ClusterUsageSample, now: number): boolean {
+    const signature = sampleSignature(sample);
+    const last = this.clusterPublished;
+    if (last && last.signature === signature && now - last.at < this.p.timing.heartbeatMs) return false;
+    this.clusterPublished = { signature, at: now };
+    return true;
   }
 
   /** max_connections changes only with a server restart: read once a minute, not every sample. */
@@ -202,27 +319,9 @@ export class UsageSampler {
     return this.facts.value;
   }
 
-  /** The 24-hour peaks, from the per-minute history, re-read once a minute. */
-  private async refreshPeaks(): Promise<void> {
-    if (Date.now() - this.peaksLoadedAt < 60_000) return;
-    const rows = await this.p.db.usageMinute.groupBy({
-      by: ['tenantId'],
-      where: { minute: { gt: new Date(Date.now() - 24 * 3600_000) }, tenant: { clusterId: this.p.cluster.id } },
-      _max: { peakConnections: true },
-    });
-    this.peaks = new Map(rows.map((r) => [r.tenantId, r._max.peakConnections ?? 0]));
-    this.peaksLoadedAt = Date.now();
-  }
-
   private async pruneHourly(): Promise<void> {
     if (Date.now() - this.lastPruneAt < 3600_000) return;
     this.lastPruneAt = Date.now();
     await pruneUsageHistory(this.p.db, this.p.timing.retentionDays);
   }
-}
-
-/** Drops per-minute history older than the retention (the leader runs it hourly). */
-export async function pruneUsageHistory(db: ControlClient, retentionDays: number): Promise<number> {
-  const { count } = await db.usageMinute.deleteMany({ where: { minute: { lt: new Date(Date.now() - retentionDays * 86_400_000) } } });
-  return count;
 }

@@ -1,40 +1,73 @@
 import { randomUUID } from 'node:crypto';
-import { filter, Repeater } from 'graphql-yoga';
 import type { ClusterRegistry } from '../clusters/cluster-registry.js';
 import type { ControlClient } from '../../db/control-client.js';
 import type { Logger } from '../../logger.js';
 import type { TenantryMetrics } from '../../metrics.js';
 import { tenantSessions } from '../../sql/activity.sql.js';
 import type { EventBus } from '../events/event-bus.js';
+import type { PoolerDriver } from '../pools/pooler-driver.js';
+import { SubscriberQueue } from './subscriber-queue.js';
+import { readPeaks24h } from './usage-history.js';
 import { UsageSampler, type SamplerTiming } from './usage-sampler.js';
-import { buildTenantSamples, type ClusterUsageSample, type SessionRow, type TenantUsageSample } from './usage-sample.js';
+import { buildTenantSamples, sessionsByRole, type ClusterUsageSample, type RemovedTenant, type SessionRow, type TenantUsageSample, type UsageBatch } from './usage-sample.js';
+
+/** What one subscriber of the batch stream receives per sample: the tenants it may see. */
+export interface UsageBatchView {
+  sampledAt: string;
+  tenants: TenantUsageSample[];
+  removed: RemovedTenant[];
+}
+
+export interface WatchOptions {
+  /** Runs at once when the subscriber falls too far behind and is dropped (to close its transport). */
+  onOverflow?: () => void;
+}
+
+type Visible = (tenantId: string) => boolean;
+
+interface BatchSubscriber {
+  queue: SubscriberQueue<UsageBatch | UsageBatchView>;
+  visible: Visible;
+}
 
 /**
- * Live usage for the API: a sampler per cluster (only the leader replica samples), the
- * latest sample of every tenant as heard on the bus, and subscriptions that start with a
- * value at once and then only deliver what the sampler published.
+ * Live usage for the API. Each replica listens to the bus once and fans out in process:
+ * a sample's batch goes to the subscribers of the tenants in it (a map tenant → queues)
+ * and, once, to each every-tenant subscriber (filtered as it reads), so delivering a
+ * sample costs what changed, not subscribers × tenants. Every subscriber has a bounded
+ * queue (USAGE_SUBSCRIBER_QUEUE samples); one that falls further behind is dropped.
+ * It also keeps the latest value of every tenant heard, for Tenant.usage, and starts one
+ * sampler per cluster (only the lease holder among replicas samples).
  */
 export class UsageService {
   readonly replica = randomUUID();
   private readonly samplers = new Map<string, UsageSampler>();
   private readonly latest = new Map<string, TenantUsageSample>();
   private readonly latestCluster = new Map<string, ClusterUsageSample>();
+  /** Per cluster: the newest batch heard (its epoch, when it arrived, when it was sampled). */
+  private readonly heard = new Map<string, { epoch: number; at: number; sampledAt: string }>();
+  private readonly tenantSubscribers = new Map<string, Set<{ queue: SubscriberQueue<TenantUsageSample>; live: boolean }>>();
+  private readonly everyTenantSubscribers = new Set<BatchSubscriber>();
+  private readonly clusterSubscribers = new Map<string, Set<SubscriberQueue<ClusterUsageSample>>>();
   private watchers = 0;
   private demandTimer: NodeJS.Timeout | undefined;
-  private readonly listeners: AsyncIterator<unknown>[] = [];
-  /** One-off reads of pg_stat_activity made outside the samplers (a first value nobody had yet). */
-  readonly stats = { liveReads: 0 };
+  private stopListening: (() => void) | undefined;
+  /** Reads of pg_stat_activity made outside the samplers (a first value nobody had yet), and batches heard. */
+  readonly stats = { liveReads: 0, batchesHeard: 0, staleBatches: 0, dropped: 0 };
 
   constructor(
     private readonly p: {
       db: ControlClient;
-      controlUrl: string;
       clusters: ClusterRegistry;
       bus: EventBus;
       metrics: TenantryMetrics;
       logger: Logger;
       timing: SamplerTiming;
+      /** Samples a subscriber may fall behind before it is dropped. */
+      subscriberQueue: number;
       maxSubscriptionsPerSocket: number;
+      /** The pooler and the cluster it fronts (the default cluster), when one runs. */
+      pooler?: { clusterId: string; driver: () => PoolerDriver | null };
     },
   ) {}
 
@@ -47,13 +80,14 @@ export class UsageService {
   }
 
   async start(clusterIds: string[]): Promise<void> {
-    this.listen(this.p.bus.allTenants(), (s) => {
-      this.latest.set(s.tenantId, s);
-      this.p.metrics.recordTenantSample(s);
-    });
+    this.stopListening = this.p.bus.onUsage((batch) => this.onBatch(batch));
     for (const id of clusterIds) {
-      this.listen(this.p.bus.cluster(id), (s) => this.latestCluster.set(s.clusterId, s));
-      const sampler = new UsageSampler({ ...this.p, cluster: await this.p.clusters.get(id) });
+      const sampler = new UsageSampler({
+        ...this.p,
+        cluster: await this.p.clusters.get(id),
+        pooler: () => (this.p.pooler?.clusterId === id ? this.p.pooler.driver() : null),
+        replica: this.replica,
+      });
       this.samplers.set(id, sampler);
       sampler.start();
     }
@@ -63,16 +97,66 @@ export class UsageService {
     return this.samplers.get(clusterId);
   }
 
+  /** Stops sampling (handing the lease over) and completes every subscription. */
   async stop(): Promise<void> {
     clearInterval(this.demandTimer);
+    this.stopListening?.();
     await Promise.all([...this.samplers.values()].map((s) => s.stop()));
-    await Promise.all(this.listeners.map((l) => l.return?.()));
+    this.endSubscriptions();
   }
 
-  /** The latest sample of each tenant, when one was heard recently enough to be current. */
+  /** Completes every usage subscription of this replica (their streams end cleanly). */
+  endSubscriptions(): void {
+    for (const set of this.tenantSubscribers.values()) for (const s of set) s.queue.end();
+    for (const s of this.everyTenantSubscribers) s.queue.end();
+    for (const set of this.clusterSubscribers.values()) for (const q of set) q.end();
+  }
+
+  /** A sample's batch, as every replica hears it (the leader's own included). */
+  private onBatch(batch: UsageBatch): void {
+    const heard = this.heard.get(batch.clusterId);
+    // A deposed leader's late batch: a newer leader has spoken already.
+    if (heard && batch.epoch < heard.epoch) {
+      this.stats.staleBatches++;
+      return;
+    }
+    this.heard.set(batch.clusterId, { epoch: batch.epoch, at: Date.now(), sampledAt: batch.sampledAt });
+    this.stats.batchesHeard++;
+    for (const s of batch.tenants) {
+      this.latest.set(s.tenantId, s);
+      this.p.metrics.recordTenantSample(s);
+      const subscribers = this.tenantSubscribers.get(s.tenantId);
+      if (subscribers) {
+        for (const sub of subscribers) {
+          sub.live = true;
+          sub.queue.push(s);
+        }
+      }
+    }
+    for (const r of batch.removed) {
+      this.latest.delete(r.tenantId);
+      this.p.metrics.removeTenant(r.tenantSlug);
+      // A suspended tenant may come back: its subscribers wait. One on its way out is done.
+      if (r.status !== 'SUSPENDED') for (const sub of this.tenantSubscribers.get(r.tenantId) ?? []) sub.queue.end();
+    }
+    if (batch.tenants.length || batch.removed.length) for (const sub of this.everyTenantSubscribers) sub.queue.push(batch);
+    if (batch.cluster) {
+      this.latestCluster.set(batch.clusterId, batch.cluster);
+      for (const q of this.clusterSubscribers.get(batch.clusterId) ?? []) q.push(batch.cluster);
+    }
+  }
+
+  /**
+   * The latest value of a tenant, when its cluster's leader was heard recently: a tenant
+   * absent from recent batches has not changed since the value held here.
+   */
   fresh(tenantId: string): TenantUsageSample | undefined {
     const s = this.latest.get(tenantId);
-    return s && Date.now() - Date.parse(s.sampledAt) < 2 * Math.max(this.p.timing.heartbeatMs, this.p.timing.idleIntervalMs) ? s : undefined;
+    if (!s) return undefined;
+    const heard = this.heard.get(s.clusterId);
+    const window = 2 * Math.max(this.p.timing.heartbeatMs, this.p.timing.idleIntervalMs);
+    if (!heard || Date.now() - heard.at > window) return undefined;
+    return heard.sampledAt > s.sampledAt ? { ...s, sampledAt: heard.sampledAt } : s;
   }
 
   /** Samples for tenants with none current, read now: one pg_stat_activity query per cluster. */
@@ -81,71 +165,104 @@ export class UsageService {
       where: { id: { in: [...tenantIds] }, status: 'ACTIVE' },
       select: { id: true, slug: true, clusterId: true, roleName: true, quota: { select: { maxConnections: true } } },
     });
-    const peaks = await this.p.db.usageMinute.groupBy({
-      by: ['tenantId'],
-      where: { tenantId: { in: [...tenantIds] }, minute: { gt: new Date(Date.now() - 24 * 3600_000) } },
-      _max: { peakConnections: true },
-    });
-    const peakOf = new Map(peaks.map((r) => [r.tenantId, r._max.peakConnections ?? 0]));
+    const peaks = await readPeaks24h(this.p.db, tenants.map((t) => t.id));
     const result = new Map<string, TenantUsageSample>();
     for (const clusterId of new Set(tenants.map((t) => t.clusterId))) {
       const cluster = await this.p.clusters.get(clusterId);
       const { rows } = await cluster.query<SessionRow>(tenantSessions);
       this.stats.liveReads++;
+      const driver = this.p.pooler?.clusterId === clusterId ? this.p.pooler.driver() : null;
+      const pooled = driver?.serverBackends ? await driver.serverBackends().catch(() => null) : null;
       const list = tenants.filter((t) => t.clusterId === clusterId && t.quota).map((t) => ({ ...t, maxConnections: t.quota!.maxConnections }));
-      for (const s of buildTenantSamples(list, rows, new Date(), peakOf)) result.set(s.tenantId, s);
+      for (const s of buildTenantSamples(list, sessionsByRole(rows), new Date(), (id) => peaks.get(id) ?? 0, pooled)) result.set(s.tenantId, s);
     }
     return result;
   }
 
-  /** Usage of many tenants: the sampled value where current, else read now (batched). */
+  /** Usage of many tenants: the value heard where current, else read now (batched). */
   async usageOf(tenantIds: readonly string[]): Promise<(TenantUsageSample | null)[]> {
     const missing = tenantIds.filter((id) => !this.fresh(id));
     const read = missing.length ? await this.readNow(missing) : new Map<string, TenantUsageSample>();
     return tenantIds.map((id) => this.fresh(id) ?? read.get(id) ?? null);
   }
 
-  /** One tenant's samples: the current value at once, then each published one. */
-  watchTenant(tenantId: string): AsyncIterable<TenantUsageSample> {
-    return this.watch(
-      () => this.p.bus.tenant(tenantId),
-      async () => (await this.usageOf([tenantId]))[0] ?? null,
-    );
-  }
-
-  /** Every tenant's samples (admins), or those `visible` lets through. */
-  watchAll(visible: (s: TenantUsageSample) => boolean): AsyncIterable<TenantUsageSample> {
-    return this.watch(
-      () => filter(visible)(this.p.bus.allTenants()),
-      async () => null,
-      () => [...this.latest.values()].filter(visible),
-    );
-  }
-
-  watchCluster(clusterId: string): AsyncIterable<ClusterUsageSample> {
-    return this.watch(
-      () => this.p.bus.cluster(clusterId),
-      async () => this.latestCluster.get(clusterId) ?? null,
-    );
-  }
-
-  private watch<T>(source: () => AsyncIterable<T>, first: () => Promise<T | null>, firsts?: () => T[]): AsyncIterable<T> {
-    return new Repeater<T>(async (push, stop) => {
-      const iterator = source()[Symbol.asyncIterator]();
-      this.watching(+1);
-      void stop.then(() => {
-        this.watching(-1);
-        void iterator.return?.();
-      });
-      try {
-        for (const value of firsts ? firsts() : []) await push(value);
-        const initial = await first();
-        if (initial) await push(initial);
-        for (let next = await iterator.next(); !next.done; next = await iterator.next()) await push(next.value);
-      } catch (err) {
-        stop(err);
-      }
+  /** One tenant's usage: the current value at once, then each one the leader publishes. */
+  watchTenant(tenantId: string, options: WatchOptions = {}): AsyncIterableIterator<TenantUsageSample> {
+    const subscriber = { queue: this.queue<TenantUsageSample>(options), live: false };
+    const set = this.tenantSubscribers.get(tenantId) ?? new Set();
+    this.tenantSubscribers.set(tenantId, set);
+    set.add(subscriber);
+    subscriber.queue.onEnd(() => {
+      set.delete(subscriber);
+      if (set.size === 0 && this.tenantSubscribers.get(tenantId) === set) this.tenantSubscribers.delete(tenantId);
     });
+    // Subscribed first, then the opening value: a sample published meanwhile is not lost,
+    // and the opening value is skipped if a newer one already arrived.
+    void this.usageOf([tenantId]).then(
+      ([first]) => {
+        if (first && !subscriber.live) subscriber.queue.unshift(first);
+      },
+      (err) => this.p.logger.warn({ err, tenantId }, 'could not read the opening usage value'),
+    );
+    return subscriber.queue;
+  }
+
+  /**
+   * Every tenant `visible` lets through, one value at a time. It opens with the tenants
+   * that hold sessions now (not the whole fleet); the others arrive when they change or
+   * with their heartbeats, spread over USAGE_HEARTBEAT_MS.
+   */
+  watchAll(visible: Visible, options: WatchOptions = {}): AsyncIterableIterator<TenantUsageSample> {
+    const queue = this.watchBatchesRaw(visible, options);
+    return flatten(queue, (b) => (b.tenants as TenantUsageSample[]).filter((s) => visible(s.tenantId)));
+  }
+
+  /** Per sample, the visible tenants that changed or are due a heartbeat, as one list (opening as watchAll does). */
+  watchBatches(visible: Visible, options: WatchOptions = {}): AsyncIterableIterator<UsageBatchView> {
+    const queue = this.watchBatchesRaw(visible, options);
+    return filterMap(queue, (b) => {
+      const tenants = b.tenants.filter((s) => visible(s.tenantId));
+      const removed = b.removed.filter((r) => visible(r.tenantId));
+      return tenants.length || removed.length ? { sampledAt: b.sampledAt, tenants, removed } : null;
+    });
+  }
+
+  private watchBatchesRaw(visible: Visible, options: WatchOptions): SubscriberQueue<UsageBatch | UsageBatchView> {
+    const subscriber: BatchSubscriber = { queue: this.queue(options), visible };
+    // Registered and given its opening value in one step: no batch can fall in between.
+    const active = [...this.latest.values()].filter((s) => s.current > 0 && visible(s.tenantId));
+    const newest = [...this.heard.values()].map((h) => h.sampledAt).sort().at(-1) ?? new Date().toISOString();
+    if (active.length) subscriber.queue.push({ sampledAt: newest, tenants: active, removed: [] });
+    this.everyTenantSubscribers.add(subscriber);
+    subscriber.queue.onEnd(() => this.everyTenantSubscribers.delete(subscriber));
+    return subscriber.queue;
+  }
+
+  watchCluster(clusterId: string, options: WatchOptions = {}): AsyncIterableIterator<ClusterUsageSample> {
+    const queue = this.queue<ClusterUsageSample>(options);
+    const set = this.clusterSubscribers.get(clusterId) ?? new Set();
+    this.clusterSubscribers.set(clusterId, set);
+    set.add(queue);
+    queue.onEnd(() => set.delete(queue));
+    const first = this.latestCluster.get(clusterId);
+    if (first) queue.push(first);
+    return queue;
+  }
+
+  /** A subscriber's bounded queue, counted while it lives. */
+  private queue<T>(options: WatchOptions): SubscriberQueue<T> {
+    const queue = new SubscriberQueue<T>({
+      capacity: this.p.subscriberQueue,
+      overflow: 'fail',
+      onOverflow: () => {
+        this.stats.dropped++;
+        this.p.metrics.subscribersDropped.inc({ reason: 'SUBSCRIBER_TOO_SLOW' });
+        options.onOverflow?.();
+      },
+    });
+    this.watching(+1);
+    queue.onEnd(() => this.watching(-1));
+    return queue;
   }
 
   /** While anyone watches on this replica, tell the sampling leader (wherever it runs) every interval. */
@@ -162,12 +279,40 @@ export class UsageService {
       this.demandTimer = undefined;
     }
   }
+}
 
-  private listen<T>(source: AsyncIterable<T>, onValue: (v: T) => void): void {
-    const iterator = source[Symbol.asyncIterator]();
-    this.listeners.push(iterator);
-    void (async () => {
-      for (let next = await iterator.next(); !next.done; next = await iterator.next()) onValue(next.value);
-    })();
-  }
+/** Each item of `source` expanded into zero or more values, read one at a time. */
+function flatten<T, U>(source: AsyncIterableIterator<T>, expand: (item: T) => U[]): AsyncIterableIterator<U> {
+  let buffer: U[] = [];
+  let at = 0;
+  const iterator: AsyncIterableIterator<U> = {
+    async next() {
+      for (;;) {
+        if (at < buffer.length) return { value: buffer[at++]!, done: false };
+        const r = await source.next();
+        if (r.done) return { value: undefined, done: true };
+        buffer = expand(r.value);
+        at = 0;
+      }
+    },
+    return() {
+      buffer = [];
+      return source.return!().then(() => ({ value: undefined, done: true as const }));
+    },
+    throw(error?: unknown) {
+      return source.throw!(error) as Promise<IteratorResult<U>>;
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
+}
+
+/** Each item of `source` mapped, skipping those mapped to null. */
+function filterMap<T, U>(source: AsyncIterableIterator<T>, map: (item: T) => U | null): AsyncIterableIterator<U> {
+  return flatten(source, (item) => {
+    const value = map(item);
+    return value === null ? [] : [value];
+  });
 }

@@ -1,9 +1,10 @@
 import { maskQuery } from '../../domain/usage/query-text.js';
-import type { BackendSummary, TenantUsageSample } from '../../domain/usage/usage-sample.js';
+import type { BackendSummary, RemovedTenant, TenantUsageSample } from '../../domain/usage/usage-sample.js';
+import type { UsageBatchView } from '../../domain/usage/usage-service.js';
+import { readUsageHistories, type UsagePoint } from '../../domain/usage/usage-history.js';
 import { tenantsByIds } from '../../domain/tenants/tenant-queries.js';
 import { sessionsOfRoles } from '../../sql/activity.sql.js';
 import type { SessionRow } from '../../domain/usage/usage-sample.js';
-import type { UsageMinute } from '../../generated/prisma/client.js';
 import { builder } from '../builder.js';
 import type { GraphQLContext } from '../context.js';
 import { liveFieldCost, liveRead } from '../live-read.js';
@@ -36,10 +37,34 @@ export const ConnectionUsageRef = builder.objectRef<TenantUsageSample>('Connecti
     current: t.exposeInt('current', { description: 'Sessions of the tenant\'s role.' }),
     max: t.exposeInt('max', { description: 'Its quota (the role\'s CONNECTION LIMIT).' }),
     usagePercent: t.exposeFloat('usagePercent'),
-    peak24h: t.exposeInt('peak24h', { description: 'The most sessions seen in the last 24 hours (per-minute maxima).' }),
+    peak24h: t.exposeInt('peak24h', { description: 'The most sessions seen in the last 24 hours (per-minute maxima; as sampled, the window reaches back to the start of the hour 24 hours ago).' }),
     byState: t.field({ type: [StateCountRef], resolve: (u) => u.byState }),
+    pooled: t.exposeInt('pooled', {
+      nullable: true,
+      description: 'Of `current`, the sessions that are PgBouncer\'s server connections (from SHOW SERVERS); null without a pooler or when it did not answer.',
+    }),
+    poolerIdle: t.exposeInt('poolerIdle', {
+      nullable: true,
+      description:
+        'Of `pooled`, those idle in the pool with no client attached: no client is using them, yet they count against the quota ' +
+        'until PgBouncer closes them (server_idle_timeout). Null as `pooled`.',
+    }),
+    direct: t.exposeInt('direct', { nullable: true, description: 'Of `current`, the sessions opened directly, not through the pooler. Null as `pooled`.' }),
     busiest: t.field({ type: [BusyBackendRef], resolve: (u) => u.busiest }),
-    sampledAt: t.field({ type: 'DateTime', resolve: (u) => new Date(u.sampledAt) }),
+    sampledAt: t.field({ type: 'DateTime', description: 'The sample this value is current as of.', resolve: (u) => new Date(u.sampledAt) }),
+  }),
+});
+
+export const ConnectionUsageBatchRef = builder.objectRef<UsageBatchView>('ConnectionUsageBatch').implement({
+  description: 'One sample\'s news: the tenants whose usage changed or whose heartbeat fell in it, and those that left.',
+  fields: (t) => ({
+    sampledAt: t.field({ type: 'DateTime', resolve: (b) => new Date(b.sampledAt) }),
+    usage: t.field({ type: [ConnectionUsageRef], resolve: (b) => b.tenants }),
+    removedTenantSlugs: t.field({
+      type: ['String'],
+      description: 'Tenants no longer ACTIVE (suspended, deprovisioned): no more values will come for them.',
+      resolve: (b) => b.removed.map((r: RemovedTenant) => r.tenantSlug),
+    }),
   }),
 });
 
@@ -110,13 +135,7 @@ function sessionsLoader(ctx: GraphQLContext) {
 
 /** Per-minute points of a page's tenants over one range: one query. */
 function historyLoader(ctx: GraphQLContext, rangeSeconds: number) {
-  return ctx.loader<string, UsageMinute[]>('tenant-usage-history', rangeSeconds, async (tenantIds) => {
-    const rows = await ctx.deps.db.usageMinute.findMany({
-      where: { tenantId: { in: [...tenantIds] }, minute: { gte: new Date(Date.now() - rangeSeconds * 1000) } },
-      orderBy: [{ tenantId: 'asc' }, { minute: 'asc' }],
-    });
-    return tenantIds.map((id) => rows.filter((r) => r.tenantId === id));
-  });
+  return ctx.loader<string, UsagePoint[]>('tenant-usage-history', rangeSeconds, (tenantIds) => readUsageHistories(ctx.deps.db, tenantIds, rangeSeconds));
 }
 
 builder.objectFields(TenantRef, (t) => ({
@@ -142,7 +161,9 @@ builder.objectFields(TenantRef, (t) => ({
   }),
   usageHistory: t.field({
     type: [UsagePointRef],
-    description: 'Per-minute maxima for charts, oldest first (kept USAGE_RETENTION_DAYS).',
+    description:
+      'Per-minute maxima for charts, oldest first, one point per minute from the start of the range (or the first sample) to now ' +
+      '(kept USAGE_RETENTION_DAYS). Only minutes whose value changed are stored; the others carry the value before them.',
     args: { range: t.arg({ type: UsageRangeEnum, defaultValue: 86_400 }) },
     // One point per minute: a week is 10,080 of them.
     complexity: (args) => ({ field: 2, multiplier: Math.ceil((args.range ?? 86_400) / 6000) }),

@@ -47,6 +47,20 @@ export function toPoolStats(rows: readonly Row[]): Map<string, PoolStats> {
   return stats;
 }
 
+/**
+ * SHOW SERVERS rows → backend pid (`remote_pid`) → whether a client is linked to it
+ * (`link` names the client; empty while the connection waits idle in the pool).
+ */
+export function toServerBackends(rows: readonly Row[]): Map<number, { clientAttached: boolean }> {
+  const backends = new Map<number, { clientAttached: boolean }>();
+  for (const r of rows) {
+    const pid = num(r.remote_pid);
+    if (r.database === ADMIN_DATABASE || !pid) continue;
+    backends.set(pid, { clientAttached: Boolean(text(r.link)) });
+  }
+  return backends;
+}
+
 /** An error the server sent (it has a SQLSTATE), as opposed to a broken connection. */
 function isServerError(err: unknown): boolean {
   return err instanceof Error && typeof (err as { code?: unknown }).code === 'string' && 'severity' in err;
@@ -105,6 +119,10 @@ export class AdminConsole {
 
   async showPools(): Promise<Map<string, PoolStats>> {
     return toPoolStats(await this.rows('SHOW POOLS'));
+  }
+
+  async showServers(): Promise<Map<number, { clientAttached: boolean }>> {
+    return toServerBackends(await this.rows('SHOW SERVERS'));
   }
 
   /** Resolves once the console answers a query. */

@@ -60,6 +60,10 @@ export class PgBouncerDriver implements PoolerDriver {
     return this.console.showPools();
   }
 
+  serverBackends(): Promise<Map<number, { clientAttached: boolean }>> {
+    return this.console.showServers();
+  }
+
   /** Nothing is held open between calls; waits for an apply in flight. */
   async close(): Promise<void> {
     await this.applies.idle();
