@@ -39,6 +39,16 @@ const schema = z
     /** Folder of the PgBouncer Tenantry runs (its ini, auth file, log); default <TENANTRY_HOME>/pgbouncer. */
     POOLER_DIR: z.string().optional(),
     POOL_MODE: z.enum(['session', 'transaction']).default('transaction'),
+    /** NOLOGIN role that owns the pooler's lookup function and reads pg_authid through pg_read_all_data (one per server). */
+    POOLER_LOOKUP_ROLE: identifierPart.max(63).default('tenantry_pooler_lookup'),
+    /** Login role PgBouncer runs its auth_query as; default <CONTROL_DATABASE>_pooler. */
+    POOLER_AUTH_USER: identifierPart.max(63).optional(),
+    /** Seconds a pooled server connection may sit idle before PgBouncer closes it (and gives the slot back to the tenant's quota). */
+    POOLER_SERVER_IDLE_TIMEOUT: z.coerce.number().int().min(1).max(86_400).default(10),
+    /** Client slots PgBouncer reserves per connection of quota: max_client_conn = max(100, sum of quotas x this). */
+    POOLER_CLIENTS_PER_CONNECTION: positiveInt.max(1000).default(5),
+    /** A fixed max_client_conn instead of the formula (still capped by the file-descriptor limit). */
+    POOLER_MAX_CLIENT_CONN: positiveInt.optional(),
     /** How often the reconciler compares tenants with the pooler (0: only at start and on demand). */
     RECONCILE_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
     /** How far the quotas on a cluster may add up beyond what it can serve (1.0: not at all). */

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
+import format from 'pg-format';
 import { withDatabase } from '../src/db/connection-url.js';
 import { AdminConsole } from '../src/domain/pools/pgbouncer/admin-console.js';
 import { findPgBouncer } from '../src/domain/pools/pgbouncer/pgbouncer-process.js';
@@ -67,7 +68,12 @@ async function suite() {
   const provision = async (slug: string, maxConnections: number) => {
     const r = await t.gql(PROVISION, { input: { slug, displayName: slug, maxConnections } });
     assert.deepEqual(r.data.provisionTenant.userErrors, []);
-    return r.data.provisionTenant as { tenant: { id: string; databaseName: string; roleName: string }; connectionString: string; pooledConnectionString: string };
+    const p = r.data.provisionTenant as { tenant: { id: string; databaseName: string; roleName: string }; connectionString: string; pooledConnectionString: string };
+    // PgBouncer's lookup refuses a database's owner. Until the ownership model of issue 8
+    // (the control plane owns tenant databases) lands, hand the database over here.
+    await t.admin.query(format('ALTER DATABASE %I OWNER TO CURRENT_USER', p.tenant.databaseName));
+    await t.admin.query(format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I', p.tenant.databaseName, p.tenant.roleName));
+    return p;
   };
   const update = async (input: Record<string, unknown>) => {
     const r = await t.gql(UPDATE, { input });

@@ -17,6 +17,8 @@ import type { ProvisionStep } from './tenants/provisioning-steps.js';
 export interface Hooks {
   beforeProvisionStep?: (step: ProvisionStep, tenantSlug: string) => void | Promise<void>;
   beforeOperationItem?: (kind: string, tenantSlug: string) => void | Promise<void>;
+  /** Awaited before Tenantry restarts a PgBouncer that exited (lets a test look at the outage). */
+  beforePoolerRestart?: () => void | Promise<void>;
 }
 
 /** What the domain needs from the running service. */

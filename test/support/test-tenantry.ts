@@ -120,7 +120,8 @@ export async function dropEverythingOf(admin: pg.Pool, p: { controlDatabase: str
     await admin.query(format('ALTER DATABASE %I WITH IS_TEMPLATE false', datname));
     await admin.query(format('DROP DATABASE IF EXISTS %I WITH (FORCE)', datname));
   }
-  const roles = await admin.query<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)`, [p.prefix]);
+  // Tenant roles, and the pooler's auth user (<control database>_pooler) when PgBouncer ran.
+  const roles = await admin.query<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1) OR rolname = $2`, [p.prefix, `${p.controlDatabase}_pooler`]);
   for (const { rolname } of roles.rows) await admin.query(format('DROP ROLE IF EXISTS %I', rolname));
 }
 

@@ -44,6 +44,8 @@ export interface PoolerDriver {
    * retrying the same pools will not help).
    */
   apply(pools: PoolSpec[]): Promise<void>;
+  /** Writes the configuration for these pools without reloading: for a pooler about to start. */
+  writeFiles?(pools: readonly PoolSpec[]): Promise<void>;
   /** What the pooler is running now, tenant pools only. */
   observe(): Promise<ObservedPool[]>;
   /** Client and server counts, summed per pool name. */

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import type { ClusterAdmin } from '../../db/cluster-admin.js';
 import { applyMigrations } from '../../db/migrations.js';
 import type { Logger } from '../../logger.js';
@@ -20,6 +21,8 @@ export class TemplateDatabases {
     /** Names are scoped by the control database, so separate control planes never share one. */
     private readonly scope: string,
     private readonly logger: Logger,
+    /** Installs PgBouncer's auth_query lookup function (a no-op without PgBouncer). */
+    private readonly pooler?: { installLookup(cluster: ClusterAdmin, client: pg.Client): Promise<void> },
   ) {}
 
   nameFor(version: TemplateVersion): string {
@@ -68,6 +71,7 @@ export class TemplateDatabases {
         await cluster.withDatabase(name, async (client) => {
           const steps = this.catalog.stepsTo(version);
           await installExtensions(client, version.extensions);
+          await this.pooler?.installLookup(cluster, client);
           await applyMigrations(
             client,
             steps.map((s) => s.migration),

@@ -57,9 +57,10 @@ export const runStep: Record<ProvisionStep, (ctx: StepContext) => Promise<void>>
     await cluster.query(createDatabaseFromTemplate(tenant.databaseName, tenant.roleName, templateDatabase, limit));
   },
 
-  async ACCESS({ cluster, tenant }) {
+  async ACCESS({ deps, cluster, tenant }) {
     await cluster.query(revokeConnectFromPublic(tenant.databaseName));
     await cluster.query(grantConnect(tenant.databaseName, tenant.roleName));
+    await deps.pools.allowPoolerLogin(cluster, tenant.databaseName);
     await cluster.withDatabase(tenant.databaseName, async (client) => {
       await client.query(handTablesToTenant(tenant.roleName));
       await client.query(grantSchemaVersionRead(tenant.roleName));
