@@ -5,7 +5,6 @@
 import format from 'pg-format';
 
 export const LOOKUP_SCHEMA = 'tenantry';
-export const LOOKUP_FUNCTION = `${LOOKUP_SCHEMA}.pgbouncer_lookup(text)`;
 
 /** What PgBouncer runs, as its auth_user, inside the tenant database. */
 export const AUTH_QUERY = `SELECT username, password FROM ${LOOKUP_SCHEMA}.pgbouncer_lookup($1)`;
@@ -49,18 +48,28 @@ export const databasesWithoutPoolerAccess = `SELECT d.datname FROM pg_catalog.pg
 /** Bumped when the function's body changes, so installed copies are replaced. */
 export const LOOKUP_VERSION = 'tenantry pgbouncer lookup v1';
 
-/** Inside one database: who owns the schema and the function, its version, and whether the auth user ($1) may run it. */
+/**
+ * Inside one database: who owns the schema and the function, its version, and whether the
+ * auth user ($1) may run it. By catalog joins, not by name: resolving a name would need
+ * USAGE on the schema, which a control plane that may only SET ROLE to the owner lacks.
+ */
 export const lookupState = `SELECT pg_catalog.pg_get_userbyid(n.nspowner) AS schema_owner,
        pg_catalog.pg_get_userbyid(p.proowner) AS function_owner,
        pg_catalog.obj_description(p.oid, 'pg_proc') AS version,
-       CASE WHEN p.oid IS NULL THEN false ELSE pg_catalog.has_function_privilege($1, p.oid, 'EXECUTE') END AS executable
-  FROM (SELECT pg_catalog.to_regnamespace('${LOOKUP_SCHEMA}') AS nsp,
-               pg_catalog.to_regprocedure('${LOOKUP_FUNCTION}') AS fn) x
-  LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) x.nsp
-  LEFT JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) x.fn`;
+       COALESCE(pg_catalog.has_schema_privilege($1, n.oid, 'USAGE')
+                AND pg_catalog.has_function_privilege($1, p.oid, 'EXECUTE'), false) AS executable
+  FROM (SELECT 1) x
+  LEFT JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) '${LOOKUP_SCHEMA}'
+  LEFT JOIN pg_catalog.pg_proc p ON p.pronamespace OPERATOR(pg_catalog.=) n.oid
+        AND p.proname OPERATOR(pg_catalog.=) 'pgbouncer_lookup'
+        AND p.proargtypes OPERATOR(pg_catalog.=) '25'::pg_catalog.oidvector`;
 
 /**
- * The statements that install the lookup function into the current database, in order.
+ * The statements that install the lookup function into the current database, in order,
+ * inside one transaction. Everything after the schema is done as the lookup role itself
+ * (SET LOCAL ROLE), so the function is born owned by it: a control plane that may only
+ * SET ROLE to it (PostgreSQL 16+: INHERIT FALSE) can still install it.
+ *
  * The function returns a role's verifier only when the role may log in, is not a
  * superuser, holds no role-management or replication attribute, does not own this
  * database, and holds CONNECT on it: the pooler can never hand out a privileged login,
@@ -70,6 +79,7 @@ export const lookupState = `SELECT pg_catalog.pg_get_userbyid(n.nspowner) AS sch
 export function installLookupStatements(lookupRole: string, authUser: string): string[] {
   return [
     format('CREATE SCHEMA IF NOT EXISTS %I AUTHORIZATION %I', LOOKUP_SCHEMA, lookupRole),
+    format('SET LOCAL ROLE %I', lookupRole),
     format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', LOOKUP_SCHEMA),
     format(
       `CREATE OR REPLACE FUNCTION %I.pgbouncer_lookup(p_username text)
@@ -92,10 +102,10 @@ export function installLookupStatements(lookupRole: string, authUser: string): s
        $fn$`,
       LOOKUP_SCHEMA,
     ),
-    format('ALTER FUNCTION %I.pgbouncer_lookup(text) OWNER TO %I', LOOKUP_SCHEMA, lookupRole),
     format('COMMENT ON FUNCTION %I.pgbouncer_lookup(text) IS %L', LOOKUP_SCHEMA, LOOKUP_VERSION),
     format('REVOKE ALL ON FUNCTION %I.pgbouncer_lookup(text) FROM PUBLIC', LOOKUP_SCHEMA),
     format('GRANT USAGE ON SCHEMA %I TO %I', LOOKUP_SCHEMA, authUser),
     format('GRANT EXECUTE ON FUNCTION %I.pgbouncer_lookup(text) TO %I', LOOKUP_SCHEMA, authUser),
+    'RESET ROLE',
   ];
 }
