@@ -17,6 +17,7 @@ import { startPooler, type Pooler } from '../src/domain/pools/pooler-setup.js';
 import type { ObservedPool } from '../src/domain/pools/pooler-driver.js';
 import { createLogger } from '../src/logger.js';
 import { freePort } from './support/free-port.js';
+import { until } from './support/subscriptions.js';
 import { startTestTenantry, testServerUrl, type TestTenantry } from './support/test-tenantry.js';
 
 if (!findPgBouncer() && process.env.CI !== 'true') {
@@ -174,6 +175,23 @@ async function suite() {
       const report = await pooler.pools.reconcile();
       assert.deepEqual({ missing: report.found.missing, orphaned: report.found.orphaned, mismatched: report.found.mismatched, actions: report.actions }, { missing: [], orphaned: [], mismatched: [], actions: [] });
       assert.equal((await own()).size, 300);
+    });
+
+    test('killed, every one of 300 pools turns ERROR and back IN_SYNC, each in one statement', async () => {
+      const events: string[] = [];
+      pooler.process!.on('down', () => events.push('down'));
+      pooler.process!.on('up', () => events.push('up'));
+      const watch = t.app.deps.db; // another client, so polling does not count as PoolSync's statements
+      const before = counter.queries;
+      process.kill(pooler.process!.pid!, 'SIGKILL');
+      await until(() => watch.pool.count({ where: { status: 'ERROR' } }), (n) => n === 300, 'every pool ERROR');
+      const row = await watch.pool.findUniqueOrThrow({ where: { tenantId: tenantIds[5]! } });
+      assert.match(row.lastError!, /PgBouncer is down \(killed by SIGKILL\)/);
+      await until(() => watch.pool.count({ where: { status: 'IN_SYNC' } }), (n) => n === 300, 'every pool IN_SYNC again', 30_000);
+      assert.deepEqual(events, ['down', 'up']);
+      assert.equal(pooler.status().restarts, 1);
+      // Two applies (down, back), each: desired state, recorded rows, one bulk update.
+      assert.equal(counter.queries - before, 6);
     });
 
     test('request() never rejects: with PgBouncer stopped it resolves PENDING, and the change waits on disk', async () => {

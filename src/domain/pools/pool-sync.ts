@@ -51,7 +51,7 @@ interface Failure extends SyncResult {
 }
 
 /** Above this many ids, a bulk status change is written with a condition instead of an id list. */
-const ID_LIST_MAX = 1000;
+const ID_LIST_MAX = 200;
 
 /**
  * Keeps the pooler's pools equal to the active tenants: one pool per tenant, sized to its
