@@ -70,6 +70,15 @@ const schema = z
   .refine((c) => c.DEFAULT_MAX_CONNECTIONS >= c.QUOTA_MIN && c.DEFAULT_MAX_CONNECTIONS <= c.QUOTA_MAX, {
     message: 'DEFAULT_MAX_CONNECTIONS must lie within QUOTA_MIN..QUOTA_MAX',
     path: ['DEFAULT_MAX_CONNECTIONS'],
+  })
+  // A tenant's role is <TENANT_DB_PREFIX><slug>: the pooler's roles must never be one a tenant could be given.
+  .refine((c) => !(c.POOLER_AUTH_USER ?? `${c.CONTROL_DATABASE}_pooler`).startsWith(c.TENANT_DB_PREFIX), {
+    message: 'POOLER_AUTH_USER (default <CONTROL_DATABASE>_pooler) must not start with TENANT_DB_PREFIX',
+    path: ['POOLER_AUTH_USER'],
+  })
+  .refine((c) => !c.POOLER_LOOKUP_ROLE.startsWith(c.TENANT_DB_PREFIX), {
+    message: 'POOLER_LOOKUP_ROLE must not start with TENANT_DB_PREFIX',
+    path: ['POOLER_LOOKUP_ROLE'],
   });
 
 export type Config = z.infer<typeof schema>;
