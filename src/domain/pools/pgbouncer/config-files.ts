@@ -73,3 +73,9 @@ export async function restoreLastGood(files: PgBouncerFiles, owner?: FileOwner):
   await writeIni(files, ini, owner);
   return true;
 }
+
+/** Removes the last good ini, and the auth-file copy versions before auth_query kept beside it. */
+export async function forgetLastGood(files: PgBouncerFiles): Promise<void> {
+  await rm(files.lastGoodIni, { force: true });
+  await rm(path.join(files.dir, 'userlist.txt.last-good'), { force: true });
+}

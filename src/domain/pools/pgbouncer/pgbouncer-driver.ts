@@ -15,7 +15,7 @@ import { comparePools, describeDrift } from '../pool-drift.js';
 import { AdminConsole } from './admin-console.js';
 import { renderAuthFile, type AdminCredentials, type Credentials } from './auth-file.js';
 import { clientSlots, type ClientSlots, type ClientSlotSizing } from './client-slots.js';
-import { restoreLastGood, saveLastGood, writeAuthFile, writeIni, type FileOwner } from './config-files.js';
+import { forgetLastGood, restoreLastGood, saveLastGood, writeAuthFile, writeIni, type FileOwner } from './config-files.js';
 import { AUTH_QUERY_SLOTS, localAddress, renderPgBouncerIni, type PgBouncerSettings } from './pgbouncer-config.js';
 
 export interface PgBouncerDriverOptions {
@@ -62,6 +62,10 @@ export class PgBouncerDriver implements PoolerDriver {
   async writeFiles(pools: readonly PoolSpec[]): Promise<void> {
     const { settings, admin, authUser, fileOwner } = this.options;
     const ini = this.render(pools);
+    // A last good ini from an earlier run may predate this one's settings (or, from a
+    // version before auth_query, come with an auth file of verifiers): the first verified
+    // apply saves a new one.
+    await forgetLastGood(settings.files);
     await writeAuthFile(settings.files, renderAuthFile(admin, authUser), fileOwner);
     await writeIni(settings.files, ini, fileOwner);
   }
