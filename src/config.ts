@@ -47,6 +47,16 @@ const schema = z
     /** Folder of the PgBouncer Tenantry runs (its ini, auth file, log); default <TENANTRY_HOME>/pgbouncer. */
     POOLER_DIR: z.string().optional(),
     POOL_MODE: z.enum(['session', 'transaction']).default('transaction'),
+    /** NOLOGIN role that owns the pooler's lookup function and reads pg_authid through pg_read_all_data (one per server). */
+    POOLER_LOOKUP_ROLE: identifierPart.max(63).default('tenantry_pooler_lookup'),
+    /** Login role PgBouncer runs its auth_query as; default <CONTROL_DATABASE>_pooler. */
+    POOLER_AUTH_USER: identifierPart.max(63).optional(),
+    /** Seconds a pooled server connection may sit idle before PgBouncer closes it (and gives the slot back to the tenant's quota). */
+    POOLER_SERVER_IDLE_TIMEOUT: z.coerce.number().int().min(1).max(86_400).default(10),
+    /** Client slots PgBouncer reserves per connection of quota: max_client_conn = max(100, sum of quotas x this). */
+    POOLER_CLIENTS_PER_CONNECTION: positiveInt.max(1000).default(5),
+    /** A fixed max_client_conn instead of the formula (still capped by the file-descriptor limit). */
+    POOLER_MAX_CLIENT_CONN: positiveInt.optional(),
     /** How often the reconciler compares tenants with the pooler (0: only at start and on demand). */
     RECONCILE_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
     /** Longest any statement of the control plane may run, on any server (a hung statement fails instead of hanging). */
@@ -129,6 +139,15 @@ const schema = z
   .refine((c) => c.DEFAULT_MAX_CONNECTIONS >= c.QUOTA_MIN && c.DEFAULT_MAX_CONNECTIONS <= c.QUOTA_MAX, {
     message: 'DEFAULT_MAX_CONNECTIONS must lie within QUOTA_MIN..QUOTA_MAX',
     path: ['DEFAULT_MAX_CONNECTIONS'],
+  })
+  // A tenant's role is <TENANT_DB_PREFIX><slug>: the pooler's roles must never be one a tenant could be given.
+  .refine((c) => !(c.POOLER_AUTH_USER ?? `${c.CONTROL_DATABASE}_pooler`).startsWith(c.TENANT_DB_PREFIX), {
+    message: 'POOLER_AUTH_USER (default <CONTROL_DATABASE>_pooler) must not start with TENANT_DB_PREFIX',
+    path: ['POOLER_AUTH_USER'],
+  })
+  .refine((c) => !c.POOLER_LOOKUP_ROLE.startsWith(c.TENANT_DB_PREFIX), {
+    message: 'POOLER_LOOKUP_ROLE must not start with TENANT_DB_PREFIX',
+    path: ['POOLER_LOOKUP_ROLE'],
   })
   .refine((c) => !c.INTERNAL_PORT || c.INTERNAL_PORT !== c.PORT, {
     message: 'INTERNAL_PORT must differ from PORT (leave it unset to serve /metrics and /health/ready on PORT)',

@@ -14,7 +14,6 @@ import { ReadinessMonitor } from './domain/health/readiness.js';
 import { TenantInventory } from './domain/inventory/tenant-inventory.js';
 import { bootstrapAdminKey } from './domain/keys/api-keys.js';
 import { FleetOperations } from './domain/operations/fleet-operations.js';
-import { PoolSync } from './domain/pools/pool-sync.js';
 import { startPooler, type Pooler } from './domain/pools/pooler-setup.js';
 import { TemplateCatalog } from './domain/templates/template-catalog.js';
 import { TemplateDatabases } from './domain/templates/template-databases.js';
@@ -85,13 +84,12 @@ export async function startTenantry(options: { config: Config; serverUrl: string
     const catalog = await TemplateCatalog.load(config.TEMPLATES_DIR);
 
     front.phase = 'starting the pooler';
-    const pooler = await startPooler(config, defaultCluster, logger);
+    const metrics = new TenantryMetrics();
+    const pooler = await startPooler({ config, cluster: defaultCluster, db, logger, registry: metrics.registry, beforeRestart: options.hooks?.beforePoolerRestart });
     stack.push(() => pooler.stop());
     logger.info({ pooler: pooler.kind }, pooler.description);
-    const pools = new PoolSync(db, pooler.driver, config.POOL_MODE, logger);
-    stack.push(() => pools.close());
+    const pools = pooler.pools;
 
-    const metrics = new TenantryMetrics();
     const events = EventBus.create({ redisUrl: config.REDIS_URL, prefix: config.REDIS_CHANNEL_PREFIX ?? `tenantry:${config.CONTROL_DATABASE}`, logger });
     stack.push(() => events.close());
     const usage = new UsageService({
@@ -132,7 +130,7 @@ export async function startTenantry(options: { config: Config; serverUrl: string
       locks: new AdvisoryLocks(lockPool),
       clusters,
       catalog,
-      templateDatabases: new TemplateDatabases(catalog, config.CONTROL_DATABASE, logger),
+      templateDatabases: new TemplateDatabases(catalog, config.CONTROL_DATABASE, logger, pools),
       pools,
       pooler: { kind: pooler.kind, description: pooler.description, address: pooler.driver?.address ?? null },
       usage,

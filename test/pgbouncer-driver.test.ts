@@ -1,6 +1,6 @@
 // PgBouncerDriver against a real PostgreSQL (TEST_DATABASE_URL, a superuser) and a real
-// PgBouncer started for this file. Everything it creates carries a random prefix and is
-// removed at the end.
+// PgBouncer started for this file, with tenants authenticated through auth_query.
+// Everything it creates carries a random prefix and is removed at the end.
 import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -9,13 +9,19 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import format from 'pg-format';
-import { describeServer } from '../src/db/connection-url.js';
+import { ClusterAdmin } from '../src/db/cluster-admin.js';
+import { describeServer, withDatabase } from '../src/db/connection-url.js';
+import { createLogger } from '../src/logger.js';
 import { generatePassword, scramSha256Verifier } from '../src/domain/tenants/credentials.js';
 import { PoolerConfigError, PoolerUnavailableError, type ObservedPool, type PoolSpec } from '../src/domain/pools/pooler-driver.js';
 import { poolSpecProblems } from '../src/domain/pools/pgbouncer/pgbouncer-config.js';
+import { clientSlots } from '../src/domain/pools/pgbouncer/client-slots.js';
 import { PgBouncerDriver } from '../src/domain/pools/pgbouncer/pgbouncer-driver.js';
 import { findPgBouncer, PgBouncerProcess } from '../src/domain/pools/pgbouncer/pgbouncer-process.js';
+import { PoolerAuth } from '../src/domain/pools/pgbouncer/pooler-auth.js';
+import { AUTH_QUERY } from '../src/sql/pooler-auth.sql.js';
 import { freePort } from './support/free-port.js';
+import { TEST_LIMITS } from './support/test-tenantry.js';
 
 const superuserUrl = process.env.TEST_DATABASE_URL;
 const binary = findPgBouncer();
@@ -25,11 +31,17 @@ const skip = binary || process.env.CI === 'true' ? false : 'pgbouncer is not ins
 const prefix = `pgbt_${randomBytes(4).toString('hex')}_`;
 const tenants = ['a', 'b', 'c'].map((k) => ({ name: prefix + k, password: generatePassword() }));
 const [ta, tb, tc] = tenants as [(typeof tenants)[0], (typeof tenants)[0], (typeof tenants)[0]];
+const roles = { lookupRole: `${prefix}lookup`, authUser: `${prefix}auth` };
+/** Owns a database of its own, like the control plane owns tenant databases. */
+const owner = { name: `${prefix}owner`, password: generatePassword() };
+const authPassword = generatePassword();
 
 let superuser: pg.Pool;
+let cluster: ClusterAdmin;
 let tmp: string;
 let proc: PgBouncerProcess;
 let driver: PgBouncerDriver;
+let serverDemandsPasswords = false;
 const openClients = new Set<pg.Client>();
 
 function spec(t: { name: string }, poolSize: number, maxDbConnections: number, mode: PoolSpec['mode'] = 'transaction'): PoolSpec {
@@ -43,11 +55,16 @@ async function observedOwn(): Promise<ObservedPool[]> {
   return (await driver.observe()).filter((p) => p.name.startsWith(prefix)).sort((x, y) => x.name.localeCompare(y.name));
 }
 
-async function throughPooler(t: { name: string }, password: string): Promise<pg.Client> {
-  const client = new pg.Client({ ...driver.address, user: t.name, password, database: t.name });
+async function throughPooler(t: { name: string }, password: string, database = t.name): Promise<pg.Client> {
+  const client = new pg.Client({ ...driver.address, user: t.name, password, database });
   client.on('error', () => undefined);
   openClients.add(client);
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (err) {
+    openClients.delete(client);
+    throw err;
+  }
   return client;
 }
 
@@ -55,7 +72,6 @@ async function release(client: pg.Client): Promise<void> {
   openClients.delete(client);
   await client.end().catch(() => undefined);
 }
-
 
 async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, tries = 200): Promise<T> {
   let last = await probe();
@@ -67,7 +83,20 @@ async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, tries = 
 }
 
 const readDir = async (dir: string) =>
-  Promise.all((await readdir(dir)).map(async (f) => ({ file: f, text: await readFile(path.join(dir, f), 'utf8') })));
+  Promise.all((await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map(async (e) => ({ file: e.name, text: await readFile(path.join(dir, e.name), 'utf8') })));
+
+/** What the lookup function answers for `who`, asked by the auth user inside `database`. */
+async function lookup(database: string, who: string): Promise<string[]> {
+  const c = new pg.Client({ connectionString: withDatabase(superuserUrl!, database) });
+  await c.connect();
+  try {
+    await c.query(format('SET ROLE %I', roles.authUser));
+    const { rows } = await c.query<{ username: string }>('SELECT username FROM tenantry.pgbouncer_lookup($1)', [who]);
+    return rows.map((r) => r.username);
+  } finally {
+    await c.end();
+  }
+}
 
 before(async () => {
   if (skip) return;
@@ -75,16 +104,45 @@ before(async () => {
   if (!binary) throw new Error('CI=true and pgbouncer is not installed: install PgBouncer 1.14+');
   superuser = new pg.Pool({ connectionString: superuserUrl, max: 2 });
   superuser.on('error', () => undefined);
+  cluster = new ClusterAdmin('pgbt', 'pgbt', superuserUrl, true, TEST_LIMITS);
+  const auth = await PoolerAuth.prepare(cluster, roles, authPassword, createLogger('silent'));
+  await superuser.query(format('CREATE ROLE %I LOGIN PASSWORD %L', owner.name, scramSha256Verifier(owner.password)));
   for (const t of tenants) {
     await superuser.query(format('CREATE ROLE %I LOGIN CONNECTION LIMIT 10 PASSWORD %L', t.name, scramSha256Verifier(t.password)));
-    await superuser.query(format('CREATE DATABASE %I OWNER %I TEMPLATE template0', t.name, t.name));
+    // As the control plane sets tenant databases up: owned by someone else, CONNECT for the tenant only.
+    await superuser.query(format('CREATE DATABASE %I OWNER %I TEMPLATE template0', t.name, owner.name));
+    await superuser.query(format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', t.name));
+    await superuser.query(format('GRANT CONNECT ON DATABASE %I TO %I', t.name, t.name));
+    await auth.allowLogin(cluster, t.name);
   }
+  const probe = new pg.Client({ ...describeServer(superuserUrl), user: ta.name, password: 'not-the-password', database: ta.name });
+  serverDemandsPasswords = await probe.connect().then(() => false, () => true);
+  await probe.end().catch(() => undefined);
+
   tmp = await mkdtemp(path.join(tmpdir(), 'pgbt-'));
   await chmod(tmp, 0o711); // PgBouncer runs as postgres when we are root: it must reach its folder
   const server = describeServer(superuserUrl);
-  proc = new PgBouncerProcess({ dir: path.join(tmp, 'pgbouncer'), listenPort: await freePort(), serverHost: server.host, serverPort: server.port, binary });
+  proc = new PgBouncerProcess({
+    dir: path.join(tmp, 'pgbouncer'),
+    listenPort: await freePort(),
+    serverHost: server.host,
+    serverPort: server.port,
+    binary,
+    authUser: roles.authUser,
+    authQuery: AUTH_QUERY,
+    serverIdleTimeout: 30,
+    supervise: false,
+  });
+  driver = new PgBouncerDriver({
+    settings: proc.settings,
+    admin: proc.admin,
+    authUser: { user: roles.authUser, password: authPassword },
+    clientSlots: { perConnection: 5, fileLimit: 20_000 },
+    fileOwner: proc.fileOwner,
+  });
+  await proc.claim();
+  await driver.writeFiles([]);
   await proc.start();
-  driver = new PgBouncerDriver({ settings: proc.settings, admin: proc.admin, fileOwner: proc.fileOwner, superuser });
 });
 
 after(async () => {
@@ -93,10 +151,11 @@ after(async () => {
   await driver?.close().catch(() => undefined);
   await proc?.stop();
   if (tmp) await rm(tmp, { recursive: true, force: true });
+  await cluster?.close();
   if (superuser) {
-    for (const t of tenants) {
-      await superuser.query(format('DROP DATABASE IF EXISTS %I WITH (FORCE)', t.name)).catch(() => undefined);
-      await superuser.query(format('DROP ROLE IF EXISTS %I', t.name)).catch(() => undefined);
+    for (const t of tenants) await superuser.query(format('DROP DATABASE IF EXISTS %I WITH (FORCE)', t.name)).catch(() => undefined);
+    for (const r of [...tenants.map((t) => t.name), owner.name, roles.authUser, roles.lookupRole]) {
+      await superuser.query(format('DROP ROLE IF EXISTS %I', r)).catch(() => undefined);
     }
     await superuser.end();
   }
@@ -120,27 +179,89 @@ test('pool specs with unsafe names or sizes are refused before rendering', () =>
   assert.equal(poolSpecProblems([ok, { ...ok }]).length, 1, 'duplicate names');
 });
 
-test('apply two pools: SHOW DATABASES lists them with their sizes', { skip }, async () => {
+test('max_client_conn follows the fleet, within the file-descriptor limit', () => {
+  const pools = [{ maxDbConnections: 50 }, { maxDbConnections: 30 }];
+  assert.deepEqual(clientSlots(pools, { perConnection: 5, fileLimit: 20_000 }), { maxClientConn: 400, wanted: 400, capped: false });
+  assert.deepEqual(clientSlots([], { perConnection: 5, fileLimit: 20_000 }), { maxClientConn: 100, wanted: 100, capped: false }, 'a floor of 100');
+  assert.deepEqual(clientSlots(pools, { perConnection: 5, fixed: 3000, fileLimit: 20_000 }), { maxClientConn: 3000, wanted: 3000, capped: false });
+  // 1024 descriptors: 80 go to servers, 64 to PgBouncer itself.
+  assert.deepEqual(clientSlots(pools, { perConnection: 50, fileLimit: 1024 }), { maxClientConn: 1024 - 80 - 64, wanted: 4000, capped: true });
+});
+
+test('apply two pools: SHOW DATABASES lists them with their sizes; max_client_conn is sized from them', { skip }, async () => {
   await driver.apply([spec(ta, 3, 4), spec(tb, 2, 6, 'session')]);
   assert.deepEqual(await observedOwn(), [
     { name: ta.name, database: ta.name, poolSize: 3, maxDbConnections: 4, mode: 'transaction' },
     { name: tb.name, database: tb.name, poolSize: 2, maxDbConnections: 6, mode: 'session' },
   ]);
+  const ini = await readFile(proc.settings.files.ini, 'utf8');
+  assert.match(ini, /^max_client_conn = 100$/m, '(5 + 7) x 5 is under the floor of 100');
+  assert.match(ini, new RegExp(`^${ta.name} = .* pool_size=3 max_db_connections=5 `, 'm'), 'one server slot beyond the pool, for auth_query');
+  assert.match(ini, /^server_idle_timeout = 30$/m);
+  assert.match(ini, new RegExp(`^auth_user = ${roles.authUser}$`, 'm'));
 });
 
-test('a tenant connects through PgBouncer with its own password', { skip }, async (t: TestContext) => {
+test('a tenant logs in through PgBouncer with its own password, looked up by auth_query; a wrong one fails', { skip }, async (t: TestContext) => {
   const client = await throughPooler(ta, ta.password);
   const { rows } = await client.query<{ who: string; db: string }>('SELECT current_user AS who, current_database() AS db');
   assert.deepEqual(rows[0], { who: ta.name, db: ta.name });
   await release(client);
+  await assert.rejects(throughPooler(ta, 'not-the-password'), /SASL authentication failed|password authentication failed/);
+  t.diagnostic(serverDemandsPasswords ? 'server demands a password: SCRAM pass-through exercised' : 'server trusts this login: SCRAM pass-through NOT exercised');
+});
 
-  await assert.rejects(throughPooler(ta, 'not-the-password'), /password authentication failed|SASL/);
+test('another tenant\'s role, a superuser and an unknown role cannot log in to a tenant pool', { skip }, async () => {
+  await assert.rejects(throughPooler(tb, tb.password, ta.name), /no such user|SASL authentication failed|password authentication failed/);
+  await assert.rejects(throughPooler({ name: describeServer(superuserUrl!).user }, 'whatever', ta.name), /no such user|SASL authentication failed/);
+  await assert.rejects(throughPooler({ name: `${prefix}nobody` }, 'whatever', ta.name), /no such user|SASL authentication failed/);
+});
 
-  // Pass-through is only exercised when the server itself asks for a password.
-  const direct = new pg.Client({ ...describeServer(superuserUrl!), user: ta.name, password: 'not-the-password', database: ta.name });
-  const serverTrusts = await direct.connect().then(() => true, () => false);
-  await direct.end().catch(() => undefined);
-  t.diagnostic(serverTrusts ? 'server trusts this login: SCRAM pass-through NOT exercised' : 'server demands a password: SCRAM pass-through exercised');
+test('a rotated password works through the pooler at once and the old one fails, with no file rewritten', { skip }, async (t: TestContext) => {
+  const { files } = proc.settings;
+  const before = { ini: await readFile(files.ini, 'utf8'), auth: await readFile(files.authFile, 'utf8'), mtime: (await stat(files.authFile)).mtimeMs };
+  const held = await throughPooler(ta, ta.password); // an open session survives a rotation, as it would directly
+  const rotated = generatePassword();
+  await superuser.query(format('ALTER ROLE %I PASSWORD %L', ta.name, scramSha256Verifier(rotated)));
+
+  // A new server connection is needed for the pass-through to be exercised: force one.
+  await held.query('BEGIN');
+  const fresh = await throughPooler(ta, rotated);
+  assert.equal((await fresh.query('SELECT current_user AS u')).rows[0].u, ta.name);
+  await release(fresh);
+  await held.query('COMMIT');
+  await release(held);
+  await assert.rejects(throughPooler(ta, ta.password), /SASL authentication failed|password authentication failed/);
+  ta.password = rotated;
+
+  assert.equal(await readFile(files.ini, 'utf8'), before.ini);
+  assert.equal(await readFile(files.authFile, 'utf8'), before.auth);
+  assert.equal((await stat(files.authFile)).mtimeMs, before.mtime);
+  t.diagnostic(serverDemandsPasswords ? 'server logins used the rotated verifier (pass-through)' : 'server trusts logins: only PgBouncer\'s own check is exercised');
+});
+
+test('the lookup function answers only for a tenant of this database, never a superuser or the owner', { skip }, async () => {
+  assert.deepEqual(await lookup(ta.name, ta.name), [ta.name]);
+  assert.deepEqual(await lookup(ta.name, tb.name), [], 'no CONNECT on this database');
+  assert.deepEqual(await lookup(ta.name, describeServer(superuserUrl!).user), [], 'a superuser');
+  assert.deepEqual(await lookup(ta.name, owner.name), [], 'the database owner');
+  await superuser.query(format('GRANT CONNECT ON DATABASE %I TO %I', ta.name, tb.name));
+  await superuser.query(format('ALTER ROLE %I CREATEDB', tb.name));
+  assert.deepEqual(await lookup(ta.name, tb.name), [], 'a role that can create databases');
+  await superuser.query(format('ALTER ROLE %I NOCREATEDB', tb.name));
+  await superuser.query(format('REVOKE CONNECT ON DATABASE %I FROM %I', ta.name, tb.name));
+
+  // Nobody but the auth user may run it.
+  const c = new pg.Client({ connectionString: withDatabase(superuserUrl!, ta.name) });
+  await c.connect();
+  try {
+    await c.query(format('SET ROLE %I', ta.name));
+    await assert.rejects(c.query('SELECT * FROM tenantry.pgbouncer_lookup($1)', [ta.name]), /permission denied/);
+    await c.query('RESET ROLE');
+    const fn = await c.query(`SELECT pg_get_userbyid(proowner) AS owner, prosecdef, proconfig FROM pg_proc WHERE oid = 'tenantry.pgbouncer_lookup(text)'::regprocedure`);
+    assert.deepEqual(fn.rows[0], { owner: roles.lookupRole, prosecdef: true, proconfig: ['search_path=pg_catalog, pg_temp'] });
+  } finally {
+    await c.end();
+  }
 });
 
 test('a resized pool is visible after apply', { skip }, async () => {
@@ -150,8 +271,8 @@ test('a resized pool is visible after apply', { skip }, async () => {
   assert.equal(a?.maxDbConnections, 7);
 });
 
-test('at max_db_connections a third session client waits, and stats() shows it', { skip }, async () => {
-  await driver.apply([spec(ta, 5, 7), spec(tb, 2, 6, 'session'), spec(tc, 5, 2, 'session')]);
+test('at its quota (pool_size = max_db_connections = 2) a third session client waits, and stats() shows it', { skip }, async () => {
+  await driver.apply([spec(ta, 5, 7), spec(tb, 2, 6, 'session'), spec(tc, 2, 2, 'session')]);
   const first = await throughPooler(tc, tc.password);
   const second = await throughPooler(tc, tc.password);
   await first.query('BEGIN; SELECT 1');
@@ -181,11 +302,10 @@ test('at max_db_connections a third session client waits, and stats() shows it',
 });
 
 test('a removed pool is gone', { skip }, async () => {
-  await driver.apply([spec(ta, 5, 7), spec(tc, 5, 2, 'session')]);
+  await driver.apply([spec(ta, 5, 7), spec(tc, 2, 2, 'session')]);
   assert.deepEqual((await observedOwn()).map((p) => p.name), [ta.name, tc.name]);
-  // Its role left the auth file with it, so PgBouncer refuses the login itself.
-  assert.doesNotMatch(await readFile(proc.settings.files.authFile, 'utf8'), new RegExp(`"${tb.name}"`));
-  await assert.rejects(throughPooler(tb, tb.password), /SASL authentication failed|password authentication failed|no such database/);
+  // PgBouncer does not say which: an unknown database fails like a wrong password.
+  await assert.rejects(throughPooler(tb, tb.password), /no such database|SASL authentication failed/);
 });
 
 test('an invalid spec is refused and nothing is written', { skip }, async () => {
@@ -194,8 +314,8 @@ test('an invalid spec is refused and nothing is written', { skip }, async () => 
   for (const name of [`${ta.name}\nevil = host=1.2.3.4`, `${ta.name};x`]) {
     await assert.rejects(driver.apply([{ ...spec(ta, 1, 1), name }]), PoolerConfigError);
   }
-  await assert.rejects(driver.apply([spec({ name: `${prefix}nobody` }, 1, 1)]), PoolerConfigError); // unknown role
-  assert.deepEqual(await readDir(files.dir).then((d) => d.filter((f) => f.file !== 'pgbouncer.log')), before.filter((f) => f.file !== 'pgbouncer.log'));
+  const same = (d: { file: string }[]) => d.filter((f) => f.file !== 'pgbouncer.log' && f.file !== 'tenantry.owner');
+  assert.deepEqual(same(await readDir(files.dir)), same(before));
   assert.deepEqual((await observedOwn()).map((p) => p.name), [ta.name, tc.name]);
 });
 
@@ -203,11 +323,17 @@ test('a file PgBouncer only partly accepts is detected and rolled back', { skip 
   // Breaks the last [databases] line: PgBouncer 1.18 applies the lines before it, drops the
   // rest, and still answers RELOAD with success.
   class BreaksLastLine extends PgBouncerDriver {
-    protected override renderIni(pools: readonly PoolSpec[]): string {
-      return super.renderIni(pools).replace(/(pool_size=\d+)(?![\s\S]*pool_size=)/, '$1 not_a_parameter=1');
+    protected override renderIni(pools: readonly PoolSpec[], maxClientConn: number): string {
+      return super.renderIni(pools, maxClientConn).replace(/(pool_size=\d+)(?![\s\S]*pool_size=)/, '$1 not_a_parameter=1');
     }
   }
-  const broken = new BreaksLastLine({ settings: proc.settings, admin: proc.admin, fileOwner: proc.fileOwner, superuser });
+  const broken = new BreaksLastLine({
+    settings: proc.settings,
+    admin: proc.admin,
+    authUser: { user: roles.authUser, password: authPassword },
+    clientSlots: { perConnection: 5, fileLimit: 20_000 },
+    fileOwner: proc.fileOwner,
+  });
   const { files } = proc.settings;
   const goodIni = await readFile(files.ini, 'utf8');
   const goodPools = await observedOwn();
@@ -227,7 +353,7 @@ test('with the pooler down, apply writes the file and throws PoolerUnavailableEr
   const wanted = [spec(ta, 4, 8), spec(tb, 3, 3)];
   await assert.rejects(driver.apply(wanted), PoolerUnavailableError);
   const ini = await readFile(proc.settings.files.ini, 'utf8');
-  assert.match(ini, new RegExp(`^${tb.name} = .* pool_size=3 max_db_connections=3 `, 'm'));
+  assert.match(ini, new RegExp(`^${tb.name} = .* pool_size=3 max_db_connections=4 `, 'm'));
   await assert.rejects(driver.observe(), PoolerUnavailableError);
 
   await proc.start();
@@ -238,14 +364,15 @@ test('with the pooler down, apply writes the file and throws PoolerUnavailableEr
   await release(client);
 });
 
-test('no plaintext password is on disk; the auth file holds SCRAM verifiers, mode 0600', { skip }, async () => {
+test('the auth file holds only the admin console\'s user and the auth user, mode 0600; no tenant password is on disk', { skip }, async () => {
   const { files } = proc.settings;
   const secrets = [...tenants.map((t) => t.password), proc.admin.password];
   for (const { file, text } of await readDir(files.dir)) {
     for (const s of secrets) assert.ok(!text.includes(s), `${file} contains a password`);
   }
   const auth = await readFile(files.authFile, 'utf8');
-  assert.match(auth, new RegExp(`^"${ta.name}" "SCRAM-SHA-256\\$4096:[^"]+"$`, 'm'));
+  assert.deepEqual(auth.trim().split('\n').map((l) => l.split(' ')[0]), [`"${proc.admin.user}"`, `"${roles.authUser}"`]);
   assert.match(auth, new RegExp(`^"${proc.admin.user}" "SCRAM-SHA-256\\$`, 'm'));
+  for (const t of tenants) assert.ok(!auth.includes(`"${t.name}"`), `${t.name} is in the auth file`);
   assert.equal((await stat(files.authFile)).mode & 0o777, 0o600);
 });

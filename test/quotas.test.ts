@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
+import format from 'pg-format';
 import { withDatabase } from '../src/db/connection-url.js';
 import { AdminConsole } from '../src/domain/pools/pgbouncer/admin-console.js';
 import { findPgBouncer } from '../src/domain/pools/pgbouncer/pgbouncer-process.js';
@@ -28,6 +29,9 @@ async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, what: st
   throw new Error(`gave up waiting for ${what}`);
 }
 
+/** PgBouncer's server_idle_timeout in this file (the default is 10 s). */
+const IDLE_TIMEOUT_S = 2;
+
 const UPDATE = `mutation($input: UpdateTenantQuotaInput!) { updateTenantQuota(input: $input) {
   tenant { slug } quota { maxConnections updatedBy history(first: 5) { oldMaxConnections newMaxConnections reason actor } }
   change { oldMaxConnections newMaxConnections reason }
@@ -44,7 +48,7 @@ async function suite() {
   before(async () => {
     poolerDir = await mkdtemp(path.join(tmpdir(), 'tenantry-pooler-'));
     t = await startTestTenantry({
-      env: { POOLER: 'pgbouncer', POOLER_PORT: String(await freePort()), POOLER_DIR: poolerDir, QUOTA_MAX: '100000' },
+      env: { POOLER: 'pgbouncer', POOLER_PORT: String(await freePort()), POOLER_DIR: poolerDir, QUOTA_MAX: '100000', POOLER_SERVER_IDLE_TIMEOUT: String(IDLE_TIMEOUT_S) },
     });
   });
   after(async () => {
@@ -67,7 +71,12 @@ async function suite() {
   const provision = async (slug: string, maxConnections: number) => {
     const r = await t.gql(PROVISION, { input: { slug, displayName: slug, maxConnections } });
     assert.deepEqual(r.data.provisionTenant.userErrors, []);
-    return r.data.provisionTenant as { tenant: { id: string; databaseName: string; roleName: string }; connectionString: string; pooledConnectionString: string };
+    const p = r.data.provisionTenant as { tenant: { id: string; databaseName: string; roleName: string }; connectionString: string; pooledConnectionString: string };
+    // PgBouncer's lookup refuses a database's owner. Until the ownership model of issue 8
+    // (the control plane owns tenant databases) lands, hand the database over here.
+    await t.admin.query(format('ALTER DATABASE %I OWNER TO CURRENT_USER', p.tenant.databaseName));
+    await t.admin.query(format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I', p.tenant.databaseName, p.tenant.roleName));
+    return p;
   };
   const update = async (input: Record<string, unknown>) => {
     const r = await t.gql(UPDATE, { input });
@@ -143,6 +152,36 @@ async function suite() {
       assert.equal(result.rows[0].u, p.tenant.roleName);
       for (const c of busy) await c.query('COMMIT');
       await close(...busy, third);
+    });
+
+    test('after a burst of pooled traffic, direct connections get the whole quota back within server_idle_timeout', async (tc) => {
+      const p = await provision('bursty', 3);
+      // Three clients in a transaction at once: PgBouncer opens all three server connections the quota allows.
+      const burst = [await open(p.pooledConnectionString), await open(p.pooledConnectionString), await open(p.pooledConnectionString)];
+      for (const c of burst) await c.query('BEGIN; SELECT 1');
+      for (const c of burst) await c.query('COMMIT');
+      await close(...burst);
+      const held = await t.admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1`, [p.tenant.roleName]);
+      tc.diagnostic(`right after the burst PgBouncer holds ${held.rows[0].n} idle server connections of the tenant's role`);
+
+      // Within the idle timeout (plus PgBouncer's once-a-second janitor and a noisy machine's
+      // slack) the tenant can use its whole quota directly.
+      const deadline = Date.now() + (IDLE_TIMEOUT_S + 20) * 1000;
+      let direct: pg.Client[] = [];
+      for (;;) {
+        try {
+          for (let i = direct.length; i < 3; i++) direct.push(await open(p.connectionString));
+          break;
+        } catch (err) {
+          assert.equal((err as { code?: string }).code, '53300', String(err));
+          if (Date.now() > deadline) throw new Error(`direct connections were still refused ${IDLE_TIMEOUT_S + 20}s after the burst: ${String(err)}`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+      const now = await t.admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1`, [p.tenant.roleName]);
+      assert.equal(now.rows[0].n, 3, 'the quota is held by direct sessions only');
+      await close(...direct);
+      direct = [];
     });
 
     test('lowering below the sessions held reports the excess, and terminateExcess ends the newest', async () => {

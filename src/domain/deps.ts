@@ -29,6 +29,8 @@ export interface Hooks {
   beforeAuthenticate?: () => void | Promise<void>;
   /** Runs inside a live read, while it holds its slot (and, for extensions, its connection). */
   duringLiveRead?: (what: 'extensions' | 'connections', clusterId: string) => void | Promise<void>;
+  /** Awaited before Tenantry restarts a PgBouncer that exited (lets a test look at the outage). */
+  beforePoolerRestart?: () => void | Promise<void>;
 }
 
 /** What the domain needs from the running service. */

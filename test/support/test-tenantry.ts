@@ -122,7 +122,8 @@ export async function dropEverythingOf(admin: pg.Pool, p: { controlDatabase: str
     await admin.query(format('ALTER DATABASE %I WITH IS_TEMPLATE false', datname));
     await admin.query(format('DROP DATABASE IF EXISTS %I WITH (FORCE)', datname));
   }
-  const roles = await admin.query<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)`, [p.prefix]);
+  // Tenant roles, and the pooler's auth user (<control database>_pooler) when PgBouncer ran.
+  const roles = await admin.query<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1) OR rolname = $2`, [p.prefix, `${p.controlDatabase}_pooler`]);
   for (const { rolname } of roles.rows) await admin.query(format('DROP ROLE IF EXISTS %I', rolname));
 }
 
@@ -146,3 +147,6 @@ export const PROVISION = `mutation Provision($input: ProvisionTenantInput!) {
 export const DEPROVISION = `mutation Deprovision($input: DeprovisionTenantInput!) {
   deprovisionTenant(input: $input) { tenant { slug status } userErrors { code field message } }
 }`;
+
+/** Session limits for test code that opens control-plane connections itself. */
+export const TEST_LIMITS = { statementTimeoutMs: 120_000, lockTimeoutMs: 10_000, connectTimeoutMs: 10_000 };

@@ -1,11 +1,22 @@
+import type { ClusterAdmin } from '../../db/cluster-admin.js';
 import type { ControlClient } from '../../db/control-client.js';
+import type { Prisma } from '../../generated/prisma/client.js';
 import type { Logger } from '../../logger.js';
+import type { PoolerStatus } from './pgbouncer/pgbouncer-process.js';
+import type { PoolerAuth, Queryable } from './pgbouncer/pooler-auth.js';
 import { comparePools, type PoolDrift } from './pool-drift.js';
 import { PoolerConfigError, PoolerUnavailableError, type ObservedPool, type PoolerDriver, type PoolMode, type PoolSpec } from './pooler-driver.js';
+import { OneAtATime } from './pooler-plumbing.js';
 
 export type { PoolDrift };
 
 export type SyncOutcome = 'IN_SYNC' | 'PENDING' | 'ERROR';
+
+/** How an apply ended: IN_SYNC, PENDING (pooler unreachable, retried later) or ERROR (refused, or the pooler is down). */
+export interface SyncResult {
+  outcome: SyncOutcome;
+  error: string | null;
+}
 
 export interface ReconcileReport {
   pooler: string;
@@ -17,19 +28,52 @@ export interface ReconcileReport {
   error: string | null;
 }
 
+/** The pooler Tenantry runs, as readiness sees it; `none` without one, `external` when Tenantry does not run it. */
+export type PoolerHealth = Omit<PoolerStatus, 'state'> & { state: PoolerStatus['state'] | 'none' | 'external' };
+
+export interface PoolSyncOptions {
+  /** The pooler's process, when Tenantry runs it: a pooler known to be down makes every pool ERROR. */
+  status?: () => PoolerStatus;
+  /** auth_query set-up, and the cluster the pooler fronts (PgBouncer). */
+  auth?: { auth: PoolerAuth; cluster: ClusterAdmin };
+}
+
+interface Desired {
+  tenantId: string;
+  spec: PoolSpec;
+}
+
+interface Failure extends SyncResult {
+  outcome: 'PENDING' | 'ERROR';
+  error: string;
+  /** The whole pooler is down: every pool takes the failure, not only the changed ones. */
+  everyPool: boolean;
+}
+
+/** Above this many ids, a bulk status change is written with a condition instead of an id list. */
+const ID_LIST_MAX = 200;
+
 /**
  * Keeps the pooler's pools equal to the active tenants: one pool per tenant, sized to its
- * quota. The control database holds the wanted state (table `pools`); the pooler is told
- * the whole set every time, so a missed change is repaired by the next sync.
+ * quota. Tenants and quotas in the control database are the truth; table `pools` records
+ * what was applied and how it went. Every change goes through one queue: requests that
+ * arrive while an apply runs are coalesced into the next one, which reads the desired
+ * state when it starts, so a newer state is never overwritten by an older one. Each apply
+ * renders the pooler's whole configuration once and writes only the rows that changed.
  */
 export class PoolSync {
   private timer: NodeJS.Timeout | undefined;
+  private readonly lane = new OneAtATime();
+  /** Callers waiting for the next apply (one not yet started). */
+  private waiting: ((r: SyncResult) => void)[] = [];
+  private remainingRepairs = 0;
 
   constructor(
     private readonly db: ControlClient,
     readonly driver: PoolerDriver | null,
     private readonly mode: PoolMode,
     private readonly logger: Logger,
+    private readonly options: PoolSyncOptions = {},
   ) {}
 
   get enabled(): boolean {
@@ -41,55 +85,81 @@ export class PoolSync {
     return { name: tenant.databaseName, database: tenant.databaseName, user: tenant.roleName, poolSize: quota, maxDbConnections: quota, mode: this.mode };
   }
 
-  /** The pool of every active tenant, sized to its quota: tenants and quotas are the truth. */
-  async desired(): Promise<{ tenantId: string; spec: PoolSpec }[]> {
-    const tenants = await this.db.tenant.findMany({ where: { status: 'ACTIVE' }, include: { quota: true }, orderBy: { databaseName: 'asc' } });
-    return tenants.filter((t) => t.quota).map((t) => ({ tenantId: t.id, spec: this.specFor(t, t.quota!.maxConnections) }));
+  /** The pool of every active tenant, sized to its quota (one statement, whatever the fleet). */
+  async desired(): Promise<Desired[]> {
+    const rows = await this.db.$queryRaw<{ tenant_id: string; database_name: string; role_name: string; max_connections: number }[]>`
+      SELECT t.id::text AS tenant_id, t.database_name, t.role_name, q.max_connections
+        FROM tenants t JOIN quotas q ON q.tenant_id = t.id
+       WHERE t.status = 'ACTIVE'
+       ORDER BY t.database_name`;
+    return rows.map((r) => ({ tenantId: r.tenant_id, spec: this.specFor({ databaseName: r.database_name, roleName: r.role_name }, Number(r.max_connections)) }));
   }
 
   /**
-   * Applies the whole wanted set and records each pool's state in `pools`. Never throws
-   * for the pooler's sake: an unreachable pooler leaves changed pools PENDING (the
-   * reconciler retries), a refused configuration marks them ERROR; the outcome says which.
+   * Asks for the pooler to follow the control database. Resolves once an apply that
+   * started after this call has finished (so it includes every change committed before
+   * it), with how it went. Never rejects: safe to fire and forget after a commit.
    */
-  async sync(): Promise<{ outcome: SyncOutcome; error: string | null }> {
-    if (!this.driver) return { outcome: 'IN_SYNC', error: null };
-    const desired = await this.desired();
-    let failure: { outcome: SyncOutcome; error: string } | null = null;
-    try {
-      await this.driver.apply(desired.map((d) => d.spec));
-    } catch (err) {
-      const unavailable = err instanceof PoolerUnavailableError;
-      if (!unavailable && !(err instanceof PoolerConfigError)) throw err;
-      this.logger.warn({ err, pooler: this.driver.kind }, unavailable ? 'pooler unreachable; pools stay PENDING' : 'pooler refused the configuration');
-      failure = { outcome: unavailable ? 'PENDING' : 'ERROR', error: (err as Error).message.slice(0, 500) };
-    }
-    await this.record(desired, failure);
-    return failure ?? { outcome: 'IN_SYNC', error: null };
+  request(): Promise<SyncResult> {
+    if (!this.driver) return Promise.resolve({ outcome: 'IN_SYNC', error: null });
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      if (this.waiting.length > 1) return; // the apply already queued takes this request too
+      void this.lane.run(async () => {
+        const batch = this.waiting.splice(0);
+        const result = await this.applyNow();
+        for (const done of batch) done(result);
+      });
+    });
   }
 
-  /** After a sync: applied pools are IN_SYNC; on failure, pools that changed (or never synced) take the failure's status. */
-  private async record(desired: { tenantId: string; spec: PoolSpec }[], failure: { outcome: SyncOutcome; error: string } | null): Promise<void> {
-    const rows = new Map((await this.db.pool.findMany()).map((r) => [r.tenantId, r]));
-    const now = new Date();
-    await this.db.$transaction(async (tx) => {
-      await tx.pool.deleteMany({ where: { tenantId: { notIn: desired.map((d) => d.tenantId) } } });
-      for (const { tenantId, spec } of desired) {
-        const row = rows.get(tenantId);
-        const changed = !row || row.poolSize !== spec.poolSize || row.maxConnections !== spec.maxDbConnections || row.mode !== spec.mode || row.status !== 'IN_SYNC';
-        if (failure && !changed) continue;
-        const state = failure
-          ? { status: failure.outcome as 'PENDING' | 'ERROR', lastError: failure.error }
-          : { status: 'IN_SYNC' as const, lastError: null, lastSyncedAt: now };
-        const data = { name: spec.name, mode: spec.mode, poolSize: spec.poolSize, maxConnections: spec.maxDbConnections, updatedAt: now, ...state };
-        await tx.pool.upsert({ where: { tenantId }, create: { tenantId, ...data }, update: data });
+  /** The former name of request(), kept for callers that await the outcome. */
+  sync(): Promise<SyncResult> {
+    return this.request();
+  }
+
+  /**
+   * Before the pooler starts: writes its configuration with every pool, so it starts with
+   * them (a start is not drift). A pool set that cannot be rendered falls back to none;
+   * the first apply reports it.
+   */
+  async writeInitial(): Promise<void> {
+    const driver = this.driver;
+    if (!driver?.writeFiles) return;
+    await this.lane.run(async () => {
+      const desired = await this.desired();
+      try {
+        await driver.writeFiles!(desired.map((d) => d.spec));
+      } catch (err) {
+        if (!(err instanceof PoolerConfigError)) throw err;
+        this.logger.error({ err }, 'the pools cannot be rendered; the pooler starts with none');
+        await driver.writeFiles!([]);
       }
     });
   }
 
-  /** Applies the wanted pools (the pooler rework makes this a coalescing queue); never throws for the pooler's sake. */
-  async request(): Promise<{ outcome: SyncOutcome; error: string | null }> {
-    return this.sync();
+  /** The pooler's state for readiness. */
+  status(): PoolerHealth {
+    if (this.options.status) return this.options.status();
+    return { state: this.driver ? 'external' : 'none', since: new Date(0), restarts: 0, lastExit: null, pid: null };
+  }
+
+  /**
+   * The one call a new tenant database needs (provisioning's ACCESS step): the lookup
+   * function in it (normally copied from its template) and CONNECT for the pooler's auth
+   * user. A no-op without PgBouncer, or on a cluster the pooler does not front.
+   */
+  async allowPoolerLogin(cluster: ClusterAdmin, database: string): Promise<void> {
+    const a = this.options.auth;
+    if (!a || a.cluster.id !== cluster.id) return;
+    await a.auth.allowLogin(cluster, database);
+  }
+
+  /** For template databases (TemplateDatabases.prepare): installs the lookup function through `client`, connected to the new template. */
+  async installLookup(cluster: ClusterAdmin, client: Queryable): Promise<void> {
+    const a = this.options.auth;
+    if (!a || a.cluster.id !== cluster.id) return;
+    await a.auth.install(client);
   }
 
   /** Compares the active tenants with what the pooler runs, repairs any drift, and says what it found and did. */
@@ -97,30 +167,7 @@ export class PoolSync {
     const pooler = this.driver?.kind ?? 'none';
     const found: PoolDrift = { missing: [], orphaned: [], mismatched: [] };
     if (!this.driver) return { pooler, reachable: false, found, outcome: 'IN_SYNC', actions: [], error: null };
-    const desired = await this.desired();
-    let observed: ObservedPool[];
-    try {
-      observed = await this.driver.observe();
-    } catch (err) {
-      if (!(err instanceof PoolerUnavailableError)) throw err;
-      await this.record(desired, { outcome: 'PENDING', error: err.message.slice(0, 500) });
-      return { pooler, reachable: false, found, outcome: 'PENDING', actions: [], error: err.message };
-    }
-    Object.assign(found, comparePools(desired.map((d) => d.spec), observed));
-    const drifted = new Set([...found.missing, ...found.mismatched.map((m) => m.name)]);
-    if (drifted.size > 0) {
-      await this.db.pool.updateMany({ where: { name: { in: [...drifted] } }, data: { status: 'DRIFTED' } });
-    }
-    const synced = await this.db.pool.findMany({ where: { status: 'IN_SYNC' }, select: { tenantId: true } });
-    const anyPending = desired.some((d) => !synced.some((r) => r.tenantId === d.tenantId));
-    const actions = [
-      ...found.missing.map((n) => `added pool ${n}`),
-      ...found.mismatched.map((m) => `resized pool ${m.name}`),
-      ...found.orphaned.map((n) => `removed orphan pool ${n}`),
-    ];
-    if (actions.length === 0 && !anyPending) return { pooler, reachable: true, found, outcome: 'IN_SYNC', actions, error: null };
-    const { outcome, error } = await this.sync();
-    return { pooler, reachable: outcome !== 'PENDING', found, outcome, actions: outcome === 'IN_SYNC' ? (actions.length ? actions : ['re-applied pending pools']) : [], error };
+    return this.lane.run(() => this.reconcileNow(this.driver!, pooler, found));
   }
 
   /** Reconciles every `intervalMs` in the background (the timer never keeps the process alive). */
@@ -137,8 +184,132 @@ export class PoolSync {
     this.timer.unref();
   }
 
+  /** Stops the timer and waits for the apply in flight. */
   async close(): Promise<void> {
     clearInterval(this.timer);
+    await this.lane.idle();
     await this.driver?.close();
+  }
+
+  private async reconcileNow(driver: PoolerDriver, pooler: string, found: PoolDrift): Promise<ReconcileReport> {
+    const desired = await this.desired();
+    await this.repairAccess(desired);
+    let observed: ObservedPool[];
+    try {
+      observed = await driver.observe();
+    } catch (err) {
+      if (!(err instanceof PoolerUnavailableError)) throw err;
+      const failure = this.failureFrom(err);
+      await this.record(desired, failure);
+      return { pooler, reachable: false, found, outcome: failure.outcome, actions: [], error: failure.error };
+    }
+    Object.assign(found, comparePools(desired.map((d) => d.spec), observed));
+    const drifted = new Set([...found.missing, ...found.mismatched.map((m) => m.name)]);
+    if (drifted.size > 0) {
+      await this.db.pool.updateMany({ where: { name: { in: [...drifted] } }, data: { status: 'DRIFTED' } });
+    }
+    const unsettled = await this.db.pool.count({ where: { status: { not: 'IN_SYNC' } } });
+    const recorded = unsettled > 0 ? -1 : await this.db.pool.count();
+    const anyPending = unsettled > 0 || recorded !== desired.length;
+    const actions = [
+      ...found.missing.map((n) => `added pool ${n}`),
+      ...found.mismatched.map((m) => `resized pool ${m.name}`),
+      ...found.orphaned.map((n) => `removed orphan pool ${n}`),
+    ];
+    if (actions.length === 0 && !anyPending) return { pooler, reachable: true, found, outcome: 'IN_SYNC', actions, error: null };
+    const { outcome, error } = await this.applyNow();
+    return { pooler, reachable: outcome !== 'PENDING', found, outcome, actions: outcome === 'IN_SYNC' ? (actions.length ? actions : ['re-applied pending pools']) : [], error };
+  }
+
+  /** Reads the desired state, applies it, records what changed. Never throws. */
+  private async applyNow(): Promise<SyncResult> {
+    const driver = this.driver!;
+    try {
+      const desired = await this.desired();
+      let failure: Failure | null = null;
+      try {
+        await driver.apply(desired.map((d) => d.spec));
+      } catch (err) {
+        if (!(err instanceof PoolerUnavailableError) && !(err instanceof PoolerConfigError)) throw err;
+        failure = this.failureFrom(err);
+        this.logger.warn({ err, pooler: driver.kind, outcome: failure.outcome }, failure.everyPool ? 'pooler is down; pools are ERROR until it is back' : err instanceof PoolerUnavailableError ? 'pooler unreachable; changed pools stay PENDING' : 'pooler refused the configuration');
+      }
+      await this.record(desired, failure);
+      return failure ? { outcome: failure.outcome, error: failure.error } : { outcome: 'IN_SYNC', error: null };
+    } catch (err) {
+      this.logger.error({ err }, 'pool sync failed');
+      return { outcome: 'ERROR', error: (err as Error).message.slice(0, 500) };
+    }
+  }
+
+  private failureFrom(err: Error): Failure {
+    const status = this.options.status?.();
+    if (err instanceof PoolerUnavailableError && status && status.state !== 'up') {
+      const why = status.state === 'stopped' ? null : `PgBouncer is down (${status.lastExit ?? 'not running'}); Tenantry is restarting it`;
+      if (why) return { outcome: 'ERROR', error: why, everyPool: true };
+    }
+    const outcome = err instanceof PoolerUnavailableError ? 'PENDING' : 'ERROR';
+    return { outcome, error: err.message.slice(0, 500), everyPool: false };
+  }
+
+  /**
+   * Writes only what differs from the recorded rows: new pools, resized pools, pools
+   * whose status changes, and deletes for tenants no longer active. Unchanged pools cost
+   * nothing, so a quota change writes one row whatever the fleet.
+   */
+  private async record(desired: Desired[], failure: Failure | null): Promise<void> {
+    const rows = new Map(
+      (await this.db.pool.findMany({ select: { tenantId: true, name: true, mode: true, poolSize: true, maxConnections: true, status: true, lastError: true } })).map((r) => [r.tenantId, r]),
+    );
+    const now = new Date();
+    const state: { status: 'IN_SYNC' | 'PENDING' | 'ERROR'; lastError: string | null; lastSyncedAt?: Date } = failure
+      ? { status: failure.outcome, lastError: failure.error }
+      : { status: 'IN_SYNC', lastError: null, lastSyncedAt: now };
+    const writes: Prisma.PrismaPromise<unknown>[] = [];
+    const creates: Prisma.PoolCreateManyInput[] = [];
+    const statusOnly: string[] = [];
+    for (const { tenantId, spec } of desired) {
+      const row = rows.get(tenantId);
+      rows.delete(tenantId);
+      const data = { name: spec.name, mode: spec.mode, poolSize: spec.poolSize, maxConnections: spec.maxDbConnections };
+      if (!row) {
+        creates.push({ tenantId, ...data, ...state, updatedAt: now });
+        continue;
+      }
+      if (row.name !== data.name || row.mode !== data.mode || row.poolSize !== data.poolSize || row.maxConnections !== data.maxConnections) {
+        writes.push(this.db.pool.update({ where: { tenantId }, data: { ...data, ...state, updatedAt: now } }));
+        continue;
+      }
+      const already = row.status === state.status && row.lastError === state.lastError;
+      // A failed apply leaves pools that were in sync alone (they still are), unless the pooler is down.
+      const affected = !failure || failure.everyPool || row.status !== 'IN_SYNC';
+      if (affected && !already) statusOnly.push(tenantId);
+    }
+    const gone = [...rows.keys()];
+    if (gone.length > 0) writes.unshift(this.db.pool.deleteMany({ where: { tenantId: { in: gone } } }));
+    if (creates.length > 0) writes.push(this.db.pool.createMany({ data: creates, skipDuplicates: true }));
+    if (statusOnly.length > 0) {
+      // Many at once (the pooler went down, or came back): one statement by condition.
+      const where: Prisma.PoolWhereInput =
+        statusOnly.length <= ID_LIST_MAX
+          ? { tenantId: { in: statusOnly } }
+          : { NOT: { status: state.status, lastError: state.lastError }, ...(failure && !failure.everyPool ? { status: { not: 'IN_SYNC' } } : {}) };
+      writes.push(this.db.pool.updateMany({ where, data: { ...state, updatedAt: now } }));
+    }
+    if (writes.length === 1) await writes[0];
+    else if (writes.length > 1) await this.db.$transaction(writes);
+  }
+
+  /** Tenant databases made before auth_query (or while POOLER=none) get pooler access, a bounded number per pass. */
+  private async repairAccess(desired: Desired[]): Promise<void> {
+    const a = this.options.auth;
+    if (!a) return;
+    try {
+      const left = await a.auth.repair(a.cluster, desired.map((d) => d.spec.database), this.logger);
+      if (left > 0 || this.remainingRepairs > 0) this.logger.info({ left }, 'tenant databases still waiting for pooler access (the next reconciliation continues)');
+      this.remainingRepairs = left;
+    } catch (err) {
+      this.logger.warn({ err }, 'could not check pooler access of tenant databases');
+    }
   }
 }

@@ -46,6 +46,8 @@ export interface PoolerDriver {
   apply(pools: PoolSpec[]): Promise<void>;
   /** Resolves once the pooler answers (cheap: for readiness). */
   ping(): Promise<void>;
+  /** Writes the configuration for these pools without reloading: for a pooler about to start. */
+  writeFiles?(pools: readonly PoolSpec[]): Promise<void>;
   /** What the pooler is running now, tenant pools only. */
   observe(): Promise<ObservedPool[]>;
   /** Client and server counts, summed per pool name. */

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type pg from 'pg';
 import type { ClusterAdmin } from '../../db/cluster-admin.js';
 import { withCheckedOutClient } from '../../db/checked-out-client.js';
 import { applyMigrations } from '../../db/migrations.js';
@@ -29,6 +30,8 @@ export class TemplateDatabases {
     /** Names are scoped by the control database, so separate control planes never share one. */
     private readonly scope: string,
     private readonly logger: Logger,
+    /** Installs PgBouncer's auth_query lookup function (a no-op without PgBouncer). */
+    private readonly pooler?: { installLookup(cluster: ClusterAdmin, client: pg.Client): Promise<void> },
   ) {}
 
   nameFor(version: TemplateVersion): string {
@@ -97,6 +100,7 @@ export class TemplateDatabases {
         const steps = this.catalog.stepsTo(version);
         await client.query(createExtensionSchema);
         await installExtensions(client, version.extensions);
+        await this.pooler?.installLookup(cluster, client);
         // The template's SQL creates its tables in public and may use what the extensions define.
         await client.query(`SELECT pg_catalog.set_config('search_path', $1, false)`, [`public, ${EXTENSION_SCHEMA}`]);
         await applyMigrations(

@@ -81,9 +81,10 @@ export const runStep: Record<ProvisionStep, (ctx: StepContext) => Promise<void>>
   },
 
   async ACCESS(ctx) {
-    const { cluster, tenant } = ctx;
+    const { deps, cluster, tenant } = ctx;
     await cluster.query(revokeConnectFromPublic(tenant.databaseName));
     await cluster.query(grantTenantDatabaseAccess(tenant.databaseName, tenant.roleName));
+    await deps.pools.allowPoolerLogin(cluster, tenant.databaseName);
     await cluster.withDatabase(tenant.databaseName, async (client) => {
       await client.query(handTablesToTenant(tenant.roleName));
     });

@@ -1,63 +1,39 @@
-// PgBouncer's auth_file (userlist.txt) without plaintext passwords. Each tenant role gets
-// the SCRAM-SHA-256 verifier the server itself stores: PgBouncer checks the client's SCRAM
-// proof against it and, because the secret is identical (same salt and iterations), reuses
-// the client's proof to log in to the server as that role ("SCRAM pass-through").
+// PgBouncer's auth_file (userlist.txt): two logins only, never a tenant's. The admin
+// console's user (a SCRAM verifier of a password kept in memory) and the auth user
+// (plaintext: PgBouncer logs in to PostgreSQL as it to run auth_query, and needs the
+// password itself for that). Tenants are looked up through auth_query (pooler-auth.ts).
 import { generatePassword, scramSha256Verifier } from '../../tenants/credentials.js';
 import { PoolerConfigError } from '../pooler-driver.js';
 import { isSafeName } from './pgbouncer-config.js';
 
-/** The admin-console login. The plaintext lives only in this object, never on disk. */
-export interface AdminCredentials {
+/** A login whose plaintext lives only in memory (and, for the auth user, in the 0600 auth file). */
+export interface Credentials {
   readonly user: string;
   readonly password: string;
+}
+
+/** The admin-console login. The plaintext lives only in this object, never on disk. */
+export interface AdminCredentials extends Credentials {
   /** What goes into the auth file. */
   readonly verifier: string;
 }
 
-export function generateAdminCredentials(user = 'tenantry_pooler'): AdminCredentials {
+export function generateAdminCredentials(user = 'tenantry_pgbouncer_admin'): AdminCredentials {
   const password = generatePassword();
   return { user, password, verifier: scramSha256Verifier(password) };
 }
 
-/** Anything with node-postgres' query shape: a pg.Pool, pg.Client or ClusterAdmin. */
-export interface Queryable {
-  query(sql: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
-}
-
 /** RFC 5803 form, as in pg_authid.rolpassword. Strict, so nothing else can ride into the file. */
 const SCRAM_VERIFIER = /^SCRAM-SHA-256\$[1-9][0-9]{0,9}:[A-Za-z0-9+/]+={0,2}\$[A-Za-z0-9+/]+={0,2}:[A-Za-z0-9+/]+={0,2}$/;
+/** What generatePassword() makes (base64url): no quote, blank or newline can reach the file. */
+const PLAIN_PASSWORD = /^[A-Za-z0-9_-]{16,128}$/;
 
-/**
- * The stored SCRAM verifier of each role, read by a superuser (pg_authid is superuser-only).
- * A role that is missing, or has no SCRAM password (none, or md5), cannot log in through
- * PgBouncer: PoolerConfigError names them all.
- */
-export async function readScramVerifiers(superuser: Queryable, roles: readonly string[]): Promise<Map<string, string>> {
-  const wanted = [...new Set(roles)];
-  const { rows } = await superuser.query('SELECT rolname, rolpassword FROM pg_authid WHERE rolname = ANY($1)', [wanted]);
-  const found = new Map<string, string | null>();
-  for (const row of rows as { rolname: string; rolpassword: string | null }[]) found.set(row.rolname, row.rolpassword);
-
-  const verifiers = new Map<string, string>();
-  const problems: string[] = [];
-  for (const role of wanted) {
-    const secret = found.get(role);
-    if (secret === undefined) problems.push(`role "${role}" does not exist`);
-    else if (secret === null || !SCRAM_VERIFIER.test(secret)) problems.push(`role "${role}" has no SCRAM-SHA-256 password`);
-    else verifiers.set(role, secret);
-  }
-  if (problems.length > 0) throw new PoolerConfigError(`cannot authenticate through PgBouncer: ${problems.join('; ')}`);
-  return verifiers;
-}
-
-/** `"user" "secret"` lines: the admin user first, then the roles in name order. */
-export function renderAuthFile(admin: AdminCredentials, verifiers: ReadonlyMap<string, string>): string {
-  if (verifiers.has(admin.user)) throw new PoolerConfigError(`role "${admin.user}" is the pooler's admin user`);
-  const entries: [string, string][] = [[admin.user, admin.verifier], ...[...verifiers].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))];
-  for (const [user, secret] of entries) {
-    // Both are checked, so no quote or newline can reach the file and no escaping is needed.
-    if (!isSafeName(user)) throw new PoolerConfigError(`auth file: unsafe user name ${JSON.stringify(user)}`);
-    if (!SCRAM_VERIFIER.test(secret)) throw new PoolerConfigError(`auth file: "${user}" has no SCRAM-SHA-256 verifier`);
-  }
-  return entries.map(([user, secret]) => `"${user}" "${secret}"\n`).join('');
+/** `"user" "secret"` lines: the admin console's user, then the auth user. */
+export function renderAuthFile(admin: AdminCredentials, authUser: Credentials): string {
+  if (authUser.user === admin.user) throw new PoolerConfigError(`role "${admin.user}" is the pooler's admin user`);
+  if (!isSafeName(admin.user)) throw new PoolerConfigError(`auth file: unsafe user name ${JSON.stringify(admin.user)}`);
+  if (!SCRAM_VERIFIER.test(admin.verifier)) throw new PoolerConfigError(`auth file: "${admin.user}" has no SCRAM-SHA-256 verifier`);
+  if (!isSafeName(authUser.user)) throw new PoolerConfigError(`auth file: unsafe user name ${JSON.stringify(authUser.user)}`);
+  if (!PLAIN_PASSWORD.test(authUser.password)) throw new PoolerConfigError(`auth file: the password of "${authUser.user}" has characters the file cannot hold`);
+  return `"${admin.user}" "${admin.verifier}"\n"${authUser.user}" "${authUser.password}"\n`;
 }

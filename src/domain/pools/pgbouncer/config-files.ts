@@ -1,5 +1,5 @@
 // Writing PgBouncer's two files so that it never reads a half-written one, and keeping the
-// last pair it accepted so a rejected configuration can be rolled back.
+// last ini it accepted so a rejected configuration can be rolled back.
 import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,12 +11,7 @@ export interface FileOwner {
   gid: number;
 }
 
-export interface ConfigPair {
-  ini: string;
-  authFile: string;
-}
-
-/** The ini holds no secrets; the auth file holds verifiers and stays private to PgBouncer. */
+/** The ini holds no secrets; the auth file holds the auth user's password and stays private to PgBouncer. */
 const INI_MODE = 0o644;
 const AUTH_MODE = 0o600;
 
@@ -57,22 +52,30 @@ async function readIfExists(file: string): Promise<string | null> {
   });
 }
 
-/** Auth file first: a new ini may name users that only the new auth file knows. */
-export async function writeConfig(files: PgBouncerFiles, pair: ConfigPair, owner?: FileOwner): Promise<void> {
-  await writeFileAtomic(files.authFile, pair.authFile, AUTH_MODE, owner);
-  await writeFileAtomic(files.ini, pair.ini, INI_MODE, owner);
+/** The auth file changes only when PgBouncer (re)starts: its two logins are fixed for a process's life. */
+export async function writeAuthFile(files: PgBouncerFiles, text: string, owner?: FileOwner): Promise<void> {
+  await writeFileAtomic(files.authFile, text, AUTH_MODE, owner);
 }
 
-/** Records the pair PgBouncer just accepted. */
-export async function saveLastGood(files: PgBouncerFiles, pair: ConfigPair, owner?: FileOwner): Promise<void> {
-  await writeFileAtomic(files.lastGoodAuthFile, pair.authFile, AUTH_MODE, owner);
-  await writeFileAtomic(files.lastGoodIni, pair.ini, INI_MODE, owner);
+export async function writeIni(files: PgBouncerFiles, ini: string, owner?: FileOwner): Promise<void> {
+  await writeFileAtomic(files.ini, ini, INI_MODE, owner);
 }
 
-/** Puts the last accepted pair back in place; false when there is none. */
+/** Records the ini PgBouncer just accepted. */
+export async function saveLastGood(files: PgBouncerFiles, ini: string, owner?: FileOwner): Promise<void> {
+  await writeFileAtomic(files.lastGoodIni, ini, INI_MODE, owner);
+}
+
+/** Puts the last accepted ini back in place; false when there is none. */
 export async function restoreLastGood(files: PgBouncerFiles, owner?: FileOwner): Promise<boolean> {
-  const [ini, authFile] = await Promise.all([readIfExists(files.lastGoodIni), readIfExists(files.lastGoodAuthFile)]);
-  if (ini === null || authFile === null) return false;
-  await writeConfig(files, { ini, authFile }, owner);
+  const ini = await readIfExists(files.lastGoodIni);
+  if (ini === null) return false;
+  await writeIni(files, ini, owner);
   return true;
+}
+
+/** Removes the last good ini, and the auth-file copy versions before auth_query kept beside it. */
+export async function forgetLastGood(files: PgBouncerFiles): Promise<void> {
+  await rm(files.lastGoodIni, { force: true });
+  await rm(path.join(files.dir, 'userlist.txt.last-good'), { force: true });
 }

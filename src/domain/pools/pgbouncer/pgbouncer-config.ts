@@ -11,7 +11,6 @@ export interface PgBouncerFiles {
   ini: string;
   authFile: string;
   lastGoodIni: string;
-  lastGoodAuthFile: string;
   logFile: string;
   pidFile: string;
 }
@@ -23,7 +22,6 @@ export function pgBouncerFiles(dir: string): PgBouncerFiles {
     ini: path.join(d, 'pgbouncer.ini'),
     authFile: path.join(d, 'userlist.txt'),
     lastGoodIni: path.join(d, 'pgbouncer.ini.last-good'),
-    lastGoodAuthFile: path.join(d, 'userlist.txt.last-good'),
     logFile: path.join(d, 'pgbouncer.log'),
     pidFile: path.join(d, 'pgbouncer.pid'),
   };
@@ -37,7 +35,12 @@ export interface PgBouncerSettings {
   serverPort: number;
   /** The only user allowed on the admin console (database `pgbouncer`). */
   adminUser: string;
-  maxClientConn: number;
+  /** The login auth_query runs as (in every tenant database). */
+  authUser: string;
+  /** What PgBouncer runs, as authUser, to get a client's SCRAM verifier. */
+  authQuery: string;
+  /** Seconds before an idle server connection is closed, giving the slot back to the tenant's quota. */
+  serverIdleTimeout: number;
   defaultPoolMode: PoolMode;
   files: PgBouncerFiles;
 }
@@ -57,6 +60,9 @@ const HOST = /^[A-Za-z0-9._:*-]{1,253}$/;
 const PATH = /^[^\s;#"'\x00-\x1f\x7f](?:[^;#"'\x00-\x1f\x7f]*[^\s;#"'\x00-\x1f\x7f])?$/;
 const MODES: readonly PoolMode[] = ['session', 'transaction'];
 const MAX_SIZE = 100_000;
+export const MAX_CLIENT_CONN = 1_000_000;
+/** One line of SQL: no newline, comment marker or ini quoting. */
+const AUTH_QUERY = /^[A-Za-z0-9_ .,()$]{1,400}$/;
 
 function isCount(n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 1 && n <= MAX_SIZE;
@@ -93,7 +99,10 @@ function settingsProblems(s: PgBouncerSettings): string[] {
   if (!port(s.listenPort)) problems.push(`listenPort ${s.listenPort} is not a port`);
   if (!port(s.serverPort)) problems.push(`serverPort ${s.serverPort} is not a port`);
   if (!isSafeName(s.adminUser)) problems.push(`adminUser ${JSON.stringify(s.adminUser)} must match ${NAME}`);
-  if (!isCount(s.maxClientConn)) problems.push(`maxClientConn must be an integer from 1 to ${MAX_SIZE}`);
+  if (!isSafeName(s.authUser)) problems.push(`authUser ${JSON.stringify(s.authUser)} must match ${NAME}`);
+  if (s.authUser === s.adminUser) problems.push('authUser and adminUser must differ');
+  if (!AUTH_QUERY.test(s.authQuery)) problems.push(`authQuery ${JSON.stringify(s.authQuery)} has characters the ini format cannot hold`);
+  if (!isCount(s.serverIdleTimeout)) problems.push(`serverIdleTimeout must be an integer from 1 to ${MAX_SIZE}`);
   if (!MODES.includes(s.defaultPoolMode)) problems.push(`defaultPoolMode must be one of ${MODES.join(', ')}`);
   for (const key of ['authFile', 'logFile', 'pidFile'] as const) {
     if (!PATH.test(s.files[key])) problems.push(`${key} ${JSON.stringify(s.files[key])} has characters the ini format cannot hold`);
@@ -102,18 +111,31 @@ function settingsProblems(s: PgBouncerSettings): string[] {
 }
 
 /** Throws PoolerConfigError listing every problem; renders nothing partial. */
-export function validatePgBouncerConfig(settings: PgBouncerSettings, pools: readonly PoolSpec[]): void {
+export function validatePgBouncerConfig(settings: PgBouncerSettings, pools: readonly PoolSpec[], maxClientConn: number): void {
   const problems = [...settingsProblems(settings), ...poolSpecProblems(pools)];
+  if (!Number.isSafeInteger(maxClientConn) || maxClientConn < 1 || maxClientConn > MAX_CLIENT_CONN) problems.push(`maxClientConn must be an integer from 1 to ${MAX_CLIENT_CONN}`);
   if (problems.length > 0) throw new PoolerConfigError(`invalid PgBouncer configuration: ${problems.join('; ')}`);
 }
 
+/**
+ * Server connections a database allows beyond the tenant's pool: auth_query runs on a
+ * connection of auth_user's own in the same database, and it counts against
+ * max_db_connections. Without this slot, a tenant whose pool is full could not even log
+ * in a new client until a server connection freed up. The tenant's own pool stays capped
+ * at pool_size (its quota); PostgreSQL still caps its role at the quota, and the lookup
+ * connection takes one of the database's CONNECTION_RESERVE slots.
+ */
+export const AUTH_QUERY_SLOTS = 1;
+
 /** One `[databases]` line; no `user=`, so each client logs in to the server as itself. */
 function databaseLine(settings: PgBouncerSettings, p: PoolSpec): string {
-  return `${p.name} = host=${settings.serverHost} port=${settings.serverPort} dbname=${p.database} pool_size=${p.poolSize} max_db_connections=${p.maxDbConnections} pool_mode=${p.mode}`;
+  const maxDb = p.maxDbConnections + AUTH_QUERY_SLOTS;
+  return `${p.name} = host=${settings.serverHost} port=${settings.serverPort} dbname=${p.database} pool_size=${p.poolSize} max_db_connections=${maxDb} pool_mode=${p.mode}`;
 }
 
-export function renderPgBouncerIni(settings: PgBouncerSettings, pools: readonly PoolSpec[]): string {
-  validatePgBouncerConfig(settings, pools);
+/** The whole pgbouncer.ini; validated first (throws PoolerConfigError), rendered once per apply. */
+export function renderPgBouncerIni(settings: PgBouncerSettings, pools: readonly PoolSpec[], maxClientConn: number): string {
+  validatePgBouncerConfig(settings, pools, maxClientConn);
   const sorted = [...pools].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return [
     ';; Written by Tenantry; edits are overwritten on the next apply.',
@@ -124,12 +146,21 @@ export function renderPgBouncerIni(settings: PgBouncerSettings, pools: readonly 
     `listen_port = ${settings.listenPort}`,
     // No Unix socket: nothing shared with other PgBouncers or the server's socket folder.
     'unix_socket_dir =',
-    // SCRAM from clients is what lets PgBouncer log in to the server with the stored verifier.
+    // SCRAM from clients is what lets PgBouncer log in to the server with the verifier
+    // auth_query returned (pass-through). The auth file holds only the admin console's
+    // user and auth_user; every tenant is looked up in its own database (1.18 has no
+    // auth_dbname), so a rotated password works at the next login.
     'auth_type = scram-sha-256',
     `auth_file = ${settings.files.authFile}`,
+    `auth_user = ${settings.authUser}`,
+    `auth_query = ${settings.authQuery}`,
     `admin_users = ${settings.adminUser}`,
     `pool_mode = ${settings.defaultPoolMode}`,
-    `max_client_conn = ${settings.maxClientConn}`,
+    // Sized from the fleet (client-slots.ts): 1.18 cannot cap clients per tenant.
+    `max_client_conn = ${maxClientConn}`,
+    // Idle server connections count against the tenant's role CONNECTION LIMIT: give them
+    // back soon, so direct connections can use the quota the pool no longer needs.
+    `server_idle_timeout = ${settings.serverIdleTimeout}`,
     // Drivers (JDBC, older node-postgres) send these; PgBouncer refuses unknown ones.
     'ignore_startup_parameters = extra_float_digits,options',
     // Every admin-console call is a login; logged, they would fill the (unrotated) log.

@@ -1,5 +1,8 @@
-// The PgBouncer PoolerDriver: desired pools → files on disk → RELOAD → checked against
-// SHOW DATABASES, rolled back to the last accepted files when PgBouncer disagrees.
+// The PgBouncer PoolerDriver: desired pools → pgbouncer.ini (rendered once per apply) →
+// RELOAD → checked against SHOW DATABASES, rolled back to the last accepted ini when
+// PgBouncer disagrees. Tenants authenticate through auth_query, so no apply reads or
+// writes a password.
+import type { Logger } from '../../../logger.js';
 import {
   PoolerConfigError,
   PoolerUnavailableError,
@@ -9,21 +12,24 @@ import {
   type PoolStats,
 } from '../pooler-driver.js';
 import { comparePools, describeDrift } from '../pool-drift.js';
-import { OneAtATime } from '../pooler-plumbing.js';
 import { AdminConsole } from './admin-console.js';
-import { readScramVerifiers, renderAuthFile, type AdminCredentials, type Queryable } from './auth-file.js';
-import { restoreLastGood, saveLastGood, writeConfig, type FileOwner } from './config-files.js';
-import { localAddress, renderPgBouncerIni, validatePgBouncerConfig, type PgBouncerSettings } from './pgbouncer-config.js';
+import { renderAuthFile, type AdminCredentials, type Credentials } from './auth-file.js';
+import { clientSlots, type ClientSlots, type ClientSlotSizing } from './client-slots.js';
+import { forgetLastGood, restoreLastGood, saveLastGood, writeAuthFile, writeIni, type FileOwner } from './config-files.js';
+import { AUTH_QUERY_SLOTS, localAddress, renderPgBouncerIni, type PgBouncerSettings } from './pgbouncer-config.js';
 
 export interface PgBouncerDriverOptions {
   settings: PgBouncerSettings;
   admin: AdminCredentials;
-  /** Superuser access to the server the pools point at: role verifiers live in pg_authid. */
-  superuser: Queryable;
+  /** The login auth_query runs as, with its plaintext password (it goes to the 0600 auth file only). */
+  authUser: Credentials;
+  /** How max_client_conn follows the fleet (client-slots.ts). */
+  clientSlots: ClientSlotSizing;
   /** Owner for the files when PgBouncer runs as another OS user. */
   fileOwner?: FileOwner;
   /** Host clients should use, when it differs from the listen address (e.g. 0.0.0.0). */
   publicHost?: string;
+  logger?: Logger;
 }
 
 /** What differs between the pools we asked for and what PgBouncer runs; empty when they match. */
@@ -31,12 +37,16 @@ export function poolDifferences(expected: readonly PoolSpec[], observed: readonl
   return describeDrift(comparePools(expected, observed));
 }
 
+/**
+ * Not safe for concurrent calls: PoolSync's single apply queue is its only caller (tests
+ * call it one step at a time).
+ */
 export class PgBouncerDriver implements PoolerDriver {
   readonly kind = 'pgbouncer' as const;
   readonly address: { host: string; port: number };
   private readonly console: AdminConsole;
-  /** Applies run one at a time: each one rewrites the same files. */
-  private readonly applies = new OneAtATime();
+  /** max_client_conn as last rendered, and whether the file-descriptor limit lowered it. */
+  lastClientSlots: ClientSlots | null = null;
 
   constructor(private readonly options: PgBouncerDriverOptions) {
     const local = localAddress(options.settings);
@@ -44,56 +54,78 @@ export class PgBouncerDriver implements PoolerDriver {
     this.console = new AdminConsole({ ...local, user: options.admin.user, password: options.admin.password });
   }
 
-  apply(pools: PoolSpec[]): Promise<void> {
-    return this.applies.run(() => this.applyNow(pools));
+  /**
+   * Writes both files for exactly these pools without telling PgBouncer: before it starts,
+   * so it starts with every pool (a start is not drift). Throws PoolerConfigError, having
+   * written nothing, when the pools cannot be rendered.
+   */
+  async writeFiles(pools: readonly PoolSpec[]): Promise<void> {
+    const { settings, admin, authUser, fileOwner } = this.options;
+    const ini = this.render(pools);
+    // A last good ini from an earlier run may predate this one's settings (or, from a
+    // version before auth_query, come with an auth file of verifiers): the first verified
+    // apply saves a new one.
+    await forgetLastGood(settings.files);
+    await writeAuthFile(settings.files, renderAuthFile(admin, authUser), fileOwner);
+    await writeIni(settings.files, ini, fileOwner);
   }
 
-  ping(): Promise<void> {
-    return this.console.ping();
+  async apply(pools: PoolSpec[]): Promise<void> {
+    const { settings, fileOwner } = this.options;
+    // Rendering validates: everything that can be refused is checked before a byte is written.
+    const ini = this.render(pools);
+    await writeIni(settings.files, ini, fileOwner);
+    await this.console.reload(); // PoolerUnavailableError: the file waits for the next start
+
+    // RELOAD succeeds even when PgBouncer rejected part of the file: compare what it runs.
+    const diffs = poolDifferences(pools, await this.observe());
+    if (diffs.length === 0) {
+      await saveLastGood(settings.files, ini, fileOwner);
+      return;
+    }
+    throw new PoolerConfigError(`PgBouncer did not apply the configuration (${diffs.join('; ')}); ${await this.rollBack()}; see ${settings.files.logFile}`);
   }
 
-  observe(): Promise<ObservedPool[]> {
-    return this.console.showDatabases();
+  /** What PgBouncer runs, in the terms of PoolSpec (max_db_connections less the auth_query slot). */
+  async observe(): Promise<ObservedPool[]> {
+    const pools = await this.console.showDatabases();
+    return pools.map((p) => ({ ...p, maxDbConnections: p.maxDbConnections ? p.maxDbConnections - AUTH_QUERY_SLOTS : p.maxDbConnections }));
   }
 
   stats(): Promise<Map<string, PoolStats>> {
     return this.console.showPools();
   }
 
+  ping(): Promise<void> {
+    return this.console.ping();
+  }
+
   serverBackends(): Promise<Map<number, { clientAttached: boolean }>> {
     return this.console.showServers();
   }
 
-  /** Nothing is held open between calls; waits for an apply in flight. */
-  async close(): Promise<void> {
-    await this.applies.idle();
-  }
+  /** Nothing is held open between calls. */
+  async close(): Promise<void> {}
 
-  /** The ini text for these pools (already validated). A seam for tests that need a bad file. */
-  protected renderIni(pools: readonly PoolSpec[]): string {
-    return renderPgBouncerIni(this.options.settings, pools);
-  }
-
-  private async applyNow(pools: PoolSpec[]): Promise<void> {
-    const { settings, admin, superuser, fileOwner } = this.options;
-    // Everything that can be refused is checked before the first byte is written.
-    validatePgBouncerConfig(settings, pools);
-    const verifiers = await readScramVerifiers(superuser, pools.map((p) => p.user));
-    const pair = { ini: this.renderIni(pools), authFile: renderAuthFile(admin, verifiers) };
-
-    await writeConfig(settings.files, pair, fileOwner);
-    await this.console.reload(); // PoolerUnavailableError: the files wait for the next start
-
-    // RELOAD succeeds even when PgBouncer rejected part of the file: compare what it runs.
-    const diffs = poolDifferences(pools, await this.console.showDatabases());
-    if (diffs.length === 0) {
-      await saveLastGood(settings.files, pair, fileOwner);
-      return;
+  /** The ini text for these pools, validated, with max_client_conn sized from them. */
+  private render(pools: readonly PoolSpec[]): string {
+    const slots = clientSlots(pools.map((p) => ({ maxDbConnections: p.maxDbConnections + AUTH_QUERY_SLOTS })), this.options.clientSlots);
+    if (slots.capped && (this.lastClientSlots?.maxClientConn !== slots.maxClientConn || !this.lastClientSlots.capped)) {
+      this.options.logger?.warn(
+        { wanted: slots.wanted, maxClientConn: slots.maxClientConn, fileLimit: this.options.clientSlots.fileLimit },
+        'max_client_conn is capped by the open-file limit (RLIMIT_NOFILE); raise it (ulimit -n, LimitNOFILE) for more pooled clients',
+      );
     }
-    throw new PoolerConfigError(`PgBouncer did not apply the configuration (${diffs.join('; ')}); ${await this.rollBack()}; see ${settings.files.logFile}`);
+    this.lastClientSlots = slots;
+    return this.renderIni(pools, slots.maxClientConn);
   }
 
-  /** Back to the last pair PgBouncer accepted; says what happened, for the error message. */
+  /** A seam for tests that need a file PgBouncer only partly accepts. */
+  protected renderIni(pools: readonly PoolSpec[], maxClientConn: number): string {
+    return renderPgBouncerIni(this.options.settings, pools, maxClientConn);
+  }
+
+  /** Back to the last ini PgBouncer accepted; says what happened, for the error message. */
   private async rollBack(): Promise<string> {
     const { settings, fileOwner } = this.options;
     if (!(await restoreLastGood(settings.files, fileOwner))) return 'no last good configuration to restore';

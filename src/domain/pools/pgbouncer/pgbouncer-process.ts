@@ -1,15 +1,18 @@
-// A PgBouncer that Tenantry owns: its folder, its files, its process. Started in the
-// foreground (not daemonized) so it is our child; its pid is tracked so a copy left behind
-// by a crashed Tenantry is stopped before a new one starts in the same folder.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+// A PgBouncer that Tenantry owns: its folder (locked, so one live Tenantry owns it), its
+// process (in the foreground, our child), and its supervision: when it exits without
+// being asked to, it is started again with backoff, and listeners hear 'down' and 'up'.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import { accessSync, constants } from 'node:fs';
-import { chown, mkdir, readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Logger } from '../../../logger.js';
 import type { PoolMode } from '../pooler-driver.js';
 import { AdminConsole } from './admin-console.js';
-import { generateAdminCredentials, renderAuthFile, type AdminCredentials } from './auth-file.js';
-import { saveLastGood, writeConfig, type FileOwner } from './config-files.js';
-import { localAddress, pgBouncerFiles, renderPgBouncerIni, type PgBouncerSettings } from './pgbouncer-config.js';
+import { generateAdminCredentials, type AdminCredentials } from './auth-file.js';
+import type { FileOwner } from './config-files.js';
+import { localAddress, pgBouncerFiles, type PgBouncerSettings } from './pgbouncer-config.js';
+import { lockPoolerFolder, lookupOsUser, preparePoolerFolder, type OsUser } from './pooler-folder.js';
 
 /** The pgbouncer executable on PATH, else in the usual package locations; null when absent. */
 export function findPgBouncer(): string | null {
@@ -27,24 +30,52 @@ export function findPgBouncer(): string | null {
 }
 
 export interface PgBouncerProcessOptions {
-  /** Folder for the ini, auth file, log and pid file; created if missing. Its parents must be traversable by `runAs`. */
+  /** Folder for the ini, auth file, log and pid file; created if missing (see preparePoolerFolder). */
   dir: string;
   listenHost?: string;
   listenPort: number;
   serverHost: string;
   serverPort: number;
+  /** The login auth_query runs as, and the query (see pooler-auth.ts). */
+  authUser: string;
+  authQuery: string;
   binary?: string;
   /** OS user PgBouncer runs as; defaults to `postgres` when we are root (PgBouncer refuses root). */
   runAs?: string;
+  /** Folders of Tenantry's own above `dir` that may be opened to `runAs` (TENANTRY_HOME). */
+  ownFolders?: string[];
   adminUser?: string;
-  maxClientConn?: number;
+  serverIdleTimeout?: number;
   defaultPoolMode?: PoolMode;
   startTimeoutMs?: number;
+  /** Restart PgBouncer when it exits on its own (default true). */
+  supervise?: boolean;
+  /** Test seam: awaited before each restart. */
+  beforeRestart?: () => void | Promise<void>;
+  logger?: Logger;
 }
 
-function lookupUser(name: string): FileOwner {
-  const id = (flag: string) => Number(execFileSync('id', [flag, name], { encoding: 'utf8' }).trim());
-  return { uid: id('-u'), gid: id('-g') };
+export type PoolerState = 'stopped' | 'starting' | 'up' | 'down';
+
+/** What readiness and pool statuses read: is the pooler Tenantry runs serving? */
+export interface PoolerStatus {
+  state: PoolerState;
+  /** When it entered this state. */
+  since: Date;
+  /** Restarts after an exit Tenantry did not ask for, since this process started. */
+  restarts: number;
+  /** How it last ended on its own, e.g. "killed by SIGKILL". */
+  lastExit: string | null;
+  pid: number | null;
+}
+
+async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 50): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
 }
 
 const isAlive = (pid: number) => {
@@ -56,35 +87,44 @@ const isAlive = (pid: number) => {
   }
 };
 
-async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 50): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
+/** 250 ms after the first exit, doubling per exit that follows a short run, at most 30 s. */
+export function restartDelayMs(consecutiveFailures: number): number {
+  return Math.min(30_000, 250 * 2 ** Math.min(consecutiveFailures, 7));
 }
+/** A run at least this long resets the backoff. */
+const STABLE_MS = 60_000;
 
-export class PgBouncerProcess {
+export class PgBouncerProcess extends EventEmitter<{ up: [PoolerStatus]; down: [PoolerStatus] }> {
   readonly settings: PgBouncerSettings;
   readonly admin: AdminCredentials;
-  /** Set when PgBouncer runs as another OS user: the driver writes files with this owner. */
+  /** Set when PgBouncer runs as another OS user: files are written with this owner. */
   readonly fileOwner: FileOwner | undefined;
+  private readonly runAs: OsUser | undefined;
   private readonly binary: string;
-  private readonly runAs: string | undefined;
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
-  private initialised = false;
+  private releaseFolder: (() => Promise<void>) | undefined;
+  private state: PoolerState = 'stopped';
+  private since = new Date();
+  private startedAt = 0;
+  private restarts = 0;
+  private failures = 0;
+  private lastExit: string | null = null;
+  private stopping = false;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private restarting: Promise<void> | undefined;
   /** The end of PgBouncer's own output, for error messages. */
   private output: string[] = [];
   private readonly killOnExit = () => this.child?.kill('SIGTERM');
 
   constructor(private readonly options: PgBouncerProcessOptions) {
+    super();
     const binary = options.binary ?? findPgBouncer();
     if (!binary) throw new Error('pgbouncer was not found on PATH or in /usr/sbin; install PgBouncer or pass its path');
     this.binary = binary;
-    this.runAs = options.runAs ?? (process.getuid?.() === 0 ? 'postgres' : undefined);
-    this.fileOwner = this.runAs ? lookupUser(this.runAs) : undefined;
+    const runAs = options.runAs ?? (process.getuid?.() === 0 ? 'postgres' : undefined);
+    this.runAs = runAs ? lookupOsUser(runAs) : undefined;
+    this.fileOwner = this.runAs ? { uid: this.runAs.uid, gid: this.runAs.gid } : undefined;
     this.admin = generateAdminCredentials(options.adminUser);
     this.settings = {
       listenHost: options.listenHost ?? '127.0.0.1',
@@ -92,7 +132,9 @@ export class PgBouncerProcess {
       serverHost: options.serverHost,
       serverPort: options.serverPort,
       adminUser: this.admin.user,
-      maxClientConn: options.maxClientConn ?? 1000,
+      authUser: options.authUser,
+      authQuery: options.authQuery,
+      serverIdleTimeout: options.serverIdleTimeout ?? 10,
       defaultPoolMode: options.defaultPoolMode ?? 'transaction',
       files: pgBouncerFiles(options.dir),
     };
@@ -102,67 +144,144 @@ export class PgBouncerProcess {
     return this.child?.exitCode === null && this.child.signalCode === null ? this.child.pid : undefined;
   }
 
+  status(): PoolerStatus {
+    return { state: this.state, since: this.since, restarts: this.restarts, lastExit: this.lastExit, pid: this.pid ?? null };
+  }
+
   /**
-   * The first start writes a configuration with no pools (the driver adds them); later
-   * starts reuse whatever the driver wrote meanwhile, even while PgBouncer was down.
+   * Makes the folder usable by PgBouncer's user, locks it for this Tenantry, and stops a
+   * PgBouncer left running there by a Tenantry that died. Fails with
+   * PoolerFolderBusyError, touching nothing, when another live Tenantry holds it.
+   * start() calls it; call it first to write the configuration before PgBouncer starts.
    */
+  async claim(): Promise<void> {
+    if (this.releaseFolder) return;
+    const { files } = this.settings;
+    await preparePoolerFolder(files.dir, files, this.runAs, this.options.ownFolders);
+    this.releaseFolder = await lockPoolerFolder(files.dir, (err) =>
+      this.options.logger?.error({ err, dir: files.dir }, 'lost the pooler folder lock (the event loop stalled, or someone removed it)'),
+    );
+    await this.stopLeftover();
+  }
+
+  /** Starts PgBouncer on the files already in the folder (the driver writes them), and supervises it. */
   async start(): Promise<void> {
     if (this.pid !== undefined) return;
-    const { files } = this.settings;
-    const initial = this.initialised
-      ? undefined
-      : { ini: renderPgBouncerIni(this.settings, []), authFile: renderAuthFile(this.admin, new Map()) };
-    if (initial) {
-      await mkdir(files.dir, { recursive: true, mode: 0o700 });
-      // PgBouncer writes its log and pid file here after dropping to `runAs`.
-      if (this.fileOwner) await chown(files.dir, this.fileOwner.uid, this.fileOwner.gid);
-      await this.stopLeftover();
-      await writeConfig(files, initial, this.fileOwner);
+    this.stopping = false;
+    await this.claim();
+    try {
+      await access(this.settings.files.ini).catch(() => {
+        throw new Error(`${this.settings.files.ini} does not exist: write the configuration before starting PgBouncer`);
+      });
+      await this.spawnAndWait(false);
+    } catch (err) {
+      await this.stop(); // releases the folder: nothing of ours is left running
+      throw err;
     }
+  }
 
+  /** SIGTERM is PgBouncer 1.18's immediate shutdown (SIGINT would wait for sessions to end). Ends supervision. */
+  async stop(timeoutMs = 10_000): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+    await this.restarting;
+    process.removeListener('exit', this.killOnExit);
+    const child = this.child;
+    if (child && this.pid !== undefined) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    this.setState('stopped');
+    const release = this.releaseFolder;
+    this.releaseFolder = undefined;
+    await release?.();
+  }
+
+  private setState(state: PoolerState): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.since = new Date();
+  }
+
+  private async spawnAndWait(restart: boolean): Promise<void> {
+    this.setState('starting');
     this.output = [];
-    const args = [...(this.runAs ? ['-u', this.runAs] : []), files.ini];
+    const { files } = this.settings;
+    const args = [...(this.runAs ? ['-u', this.runAs.name] : []), files.ini];
     const child = spawn(this.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     const keep = (chunk: Buffer) => (this.output = [...this.output, ...chunk.toString('utf8').split('\n').filter(Boolean)].slice(-20));
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        resolve();
+        this.onExit(child, code, signal);
+      }),
+    );
     child.once('error', (err) => this.output.push(String(err)));
+    process.removeListener('exit', this.killOnExit);
     process.once('exit', this.killOnExit);
 
     const probe = new AdminConsole({ ...localAddress(this.settings), user: this.admin.user, password: this.admin.password, connectTimeoutMs: 1000 });
     const up = await waitFor(
-      () => this.pid === undefined || probe.ping().then(() => true, () => false),
+      () => this.child !== child || this.pid === undefined || probe.ping().then(() => true, () => false),
       this.options.startTimeoutMs ?? 10_000,
       100,
     );
-    if (!up || this.pid === undefined) {
-      await this.stop();
+    if (!up || this.child !== child || this.pid === undefined) {
+      if (this.child === child && this.pid !== undefined) {
+        child.kill('SIGKILL');
+        await this.exited;
+      }
+      this.setState('down');
       throw new Error(`PgBouncer did not start on ${this.settings.listenHost}:${this.settings.listenPort}: ${this.output.join(' | ') || 'no output'}`);
     }
-    // PgBouncer accepted the initial pair: it is the first configuration to roll back to.
-    if (initial) await saveLastGood(files, initial, this.fileOwner);
-    this.initialised = true;
+    this.startedAt = Date.now();
+    if (restart) this.restarts++;
+    this.setState('up');
+    this.emit('up', this.status());
   }
 
-  /** SIGTERM is PgBouncer 1.18's immediate shutdown (SIGINT would wait for sessions to end). */
-  async stop(timeoutMs = 10_000): Promise<void> {
-    const child = this.child;
-    process.removeListener('exit', this.killOnExit);
-    if (!child || this.pid === undefined) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    await this.exited;
-    clearTimeout(timer);
+  private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (child !== this.child || this.stopping || this.state !== 'up') return; // asked to stop, or still starting (start reports it)
+    this.lastExit = signal ? `killed by ${signal}` : `exited with code ${code}`;
+    if (Date.now() - this.startedAt >= STABLE_MS) this.failures = 0;
+    this.setState('down');
+    this.options.logger?.error({ pid: child.pid, exit: this.lastExit, output: this.output.slice(-5) }, 'PgBouncer stopped unexpectedly; restarting it');
+    this.emit('down', this.status());
+    if (this.options.supervise !== false) this.scheduleRestart();
   }
 
-  /** A PgBouncer still running on this folder's ini (our process was killed): stop it. */
+  private scheduleRestart(): void {
+    const delay = restartDelayMs(this.failures++);
+    this.restartTimer = setTimeout(() => {
+      this.restarting = (async () => {
+        if (this.stopping) return;
+        try {
+          await this.options.beforeRestart?.();
+          if (this.stopping) return;
+          await this.spawnAndWait(true);
+          this.options.logger?.warn({ pid: this.pid, restarts: this.restarts, after: this.lastExit }, 'PgBouncer restarted');
+        } catch (err) {
+          if (this.stopping) return;
+          this.options.logger?.error({ err, retryInMs: restartDelayMs(this.failures) }, 'PgBouncer did not restart; trying again');
+          this.scheduleRestart();
+        }
+      })().finally(() => (this.restarting = undefined));
+    }, delay);
+    this.restartTimer.unref();
+  }
+
+  /** A PgBouncer still running on this folder's ini (its Tenantry died): stop it. Only called with the folder locked. */
   private async stopLeftover(): Promise<void> {
     const pid = Number((await readFile(this.settings.files.pidFile, 'utf8').catch(() => '')).trim());
     if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return;
     const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
     if (!cmdline.includes('pgbouncer') || !cmdline.includes(this.settings.files.ini)) return;
+    this.options.logger?.warn({ pid }, 'stopping a PgBouncer left running in the pooler folder by a Tenantry that is gone');
     process.kill(pid, 'SIGTERM');
     if (!(await waitFor(() => !isAlive(pid), 10_000))) process.kill(pid, 'SIGKILL');
   }
