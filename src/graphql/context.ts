@@ -15,7 +15,7 @@ import type { Deps } from '../domain/deps.js';
 import { authenticate, type AuthenticationResult } from '../domain/keys/api-keys.js';
 import { actorOf, canSeeTenant, type Viewer } from '../domain/keys/viewer.js';
 
-export type AuthFailure = 'MISSING' | 'MALFORMED' | Extract<AuthenticationResult, { failure: unknown }>['failure'];
+export type AuthFailure = 'MISSING' | 'MALFORMED' | 'PLACEHOLDER' | Extract<AuthenticationResult, { failure: unknown }>['failure'];
 
 /** Per request, read-only: who is calling, under which correlation id, with what. */
 export interface GraphQLContext {
@@ -76,6 +76,8 @@ function once<T>(fn: () => Promise<T>): () => Promise<T> {
 
 export async function identify(deps: Deps, header: string | null): Promise<{ viewer: Viewer | null; authFailure: AuthFailure | null }> {
   if (!header) return { viewer: null, authFailure: 'MISSING' };
+  // GraphiQL's starter header, sent unchanged: "Bearer <paste your admin key>".
+  if (/^Bearer\s+<[^>]*>\s*$/i.test(header)) return { viewer: null, authFailure: 'PLACEHOLDER' };
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!match) return { viewer: null, authFailure: 'MALFORMED' };
   const result = await authenticate(deps.db, match[1]!);
