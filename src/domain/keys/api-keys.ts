@@ -106,6 +106,25 @@ export async function revokeApiKey(db: ControlClient, op: OperationContext, view
 }
 
 /**
+ * A new ADMIN key made outside the API (`npm run admin-key`, for a lost key): only its
+ * hash is stored, with an audit event in the same transaction; the text is returned once.
+ */
+export async function mintAdminKey(db: ControlClient, op: OperationContext, name: string): Promise<{ apiKey: ApiKey; key: string }> {
+  const key = generateApiKey();
+  const apiKey = await db.$transaction(async (tx) => {
+    const created = await tx.apiKey.create({ data: { name, role: 'ADMIN', keyHash: hashApiKey(key), keyPrefix: displayPrefix(key), createdBy: op.actor } });
+    await recordAuditEvent(tx, op, {
+      category: 'security',
+      action: 'apikey.created',
+      subject: created.id,
+      metadata: { name, role: 'ADMIN', keyPrefix: created.keyPrefix, expiresAt: null, source: 'npm run admin-key' },
+    });
+    return created;
+  });
+  return { apiKey, key };
+}
+
+/**
  * At start: make sure an admin can get in. ADMIN_API_KEY is registered (by hash) when
  * given; otherwise, on the very first start, a key is generated and returned to be shown once.
  */
