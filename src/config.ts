@@ -56,11 +56,39 @@ const schema = z
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     NODE_ENV: z.string().default('development'),
   })
-  .refine((c) => c.QUOTA_MIN <= c.QUOTA_MAX, { message: 'QUOTA_MIN must not exceed QUOTA_MAX', path: ['QUOTA_MIN'] })
+  // Cross-field rules run even when other variables are invalid (zod skips refinements
+  // after a failed field unless told `when`), so one start reports every problem.
+  .refine((c) => c.QUOTA_MIN <= c.QUOTA_MAX, {
+    error: (i) => `QUOTA_MIN (${cfg(i).QUOTA_MIN}) must not exceed QUOTA_MAX (${cfg(i).QUOTA_MAX})`,
+    path: ['QUOTA_MIN'],
+    when: fieldsValid('QUOTA_MIN', 'QUOTA_MAX'),
+  })
   .refine((c) => c.DEFAULT_MAX_CONNECTIONS >= c.QUOTA_MIN && c.DEFAULT_MAX_CONNECTIONS <= c.QUOTA_MAX, {
-    message: 'DEFAULT_MAX_CONNECTIONS must lie within QUOTA_MIN..QUOTA_MAX',
+    error: (i) => `DEFAULT_MAX_CONNECTIONS (${cfg(i).DEFAULT_MAX_CONNECTIONS}) must lie within QUOTA_MIN..QUOTA_MAX (${cfg(i).QUOTA_MIN}..${cfg(i).QUOTA_MAX})`,
     path: ['DEFAULT_MAX_CONNECTIONS'],
+    when: fieldsValid('DEFAULT_MAX_CONNECTIONS', 'QUOTA_MIN', 'QUOTA_MAX'),
+  })
+  .refine((c) => c.PORT === 0 || c.POOLER === 'none' || c.PORT !== c.POOLER_PORT, {
+    error: (i) => `PORT and POOLER_PORT are both ${cfg(i).PORT}: the service and PgBouncer need a port each`,
+    path: ['POOLER_PORT'],
+    when: fieldsValid('PORT', 'POOLER_PORT', 'POOLER'),
+  })
+  .refine((c) => c.DATABASE_URL !== undefined || (c.EMBEDDED_PG_PORT !== c.PORT && (c.POOLER === 'none' || c.EMBEDDED_PG_PORT !== c.POOLER_PORT)), {
+    error: (i) => `EMBEDDED_PG_PORT (${cfg(i).EMBEDDED_PG_PORT}) must differ from PORT and POOLER_PORT`,
+    path: ['EMBEDDED_PG_PORT'],
+    when: fieldsValid('DATABASE_URL', 'EMBEDDED_PG_PORT', 'PORT', 'POOLER_PORT', 'POOLER'),
   });
+
+/** The parsed variables a cross-field rule looked at (for its message). */
+function cfg(issue: { input?: unknown }): Record<string, unknown> {
+  return issue.input as Record<string, unknown>;
+}
+
+/** For a cross-field rule: run it when the variables it reads parsed (whatever else failed). */
+function fieldsValid(...names: string[]): (payload: { issues: readonly { code?: string; path?: readonly PropertyKey[] }[] }) => boolean {
+  // Another rule's finding (code "custom") does not stop this one: only a variable that did not parse.
+  return (payload) => !payload.issues.some((issue) => issue.code !== 'custom' && names.includes(String(issue.path?.[0])));
+}
 
 export type Config = z.infer<typeof schema>;
 
