@@ -15,6 +15,27 @@ interface EmbeddedState {
   password: string;
 }
 
+/** Where the embedded server's port and superuser password are kept (0600). */
+export function embeddedStateFile(home: string): string {
+  return path.join(path.resolve(home), 'embedded.json');
+}
+
+function embeddedUrl(state: EmbeddedState): string {
+  return `postgresql://postgres:${encodeURIComponent(state.password)}@127.0.0.1:${state.port}/postgres`;
+}
+
+/**
+ * The superuser URL of the embedded server kept under `home`, whether it runs or not;
+ * null when no server was ever set up there.
+ */
+export async function embeddedServerUrl(home: string): Promise<string | null> {
+  const text = await readFile(embeddedStateFile(home), 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  return text === null ? null : embeddedUrl(JSON.parse(text) as EmbeddedState);
+}
+
 /** Every folder above `dir` must let other users through, or the postgres user cannot reach its data. */
 async function assertReachableByOthers(dir: string): Promise<void> {
   for (let d = path.dirname(dir); ; d = path.dirname(d)) {
@@ -37,7 +58,7 @@ async function assertReachableByOthers(dir: string): Promise<void> {
 export async function startEmbeddedServer(options: { home: string; port: number; logger: Logger }): Promise<EmbeddedServer> {
   const home = path.resolve(options.home);
   const dataDir = path.join(home, 'pgdata');
-  const stateFile = path.join(home, 'embedded.json');
+  const stateFile = embeddedStateFile(home);
   await mkdir(home, { recursive: true, mode: 0o700 });
 
   let state: EmbeddedState;
@@ -85,7 +106,7 @@ export async function startEmbeddedServer(options: { home: string; port: number;
     );
   }
   return {
-    url: `postgresql://postgres:${encodeURIComponent(state.password)}@127.0.0.1:${state.port}/postgres`,
+    url: embeddedUrl(state),
     stop: () => pg.stop(),
   };
 }

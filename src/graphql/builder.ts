@@ -11,6 +11,9 @@ import { pageSizeOf } from './pagination.js';
 const AUTH_MESSAGES = {
   MISSING: 'Authentication required: send an API key as "Authorization: Bearer <key>"',
   MALFORMED: 'The Authorization header must be "Bearer <key>"',
+  PLACEHOLDER:
+    'Put your API key in the Headers tab: replace <paste your admin key> with the admin key printed once at first start ' +
+    '(lost it? `npm run admin-key` makes a new one)',
   UNKNOWN: 'The API key is not valid',
   REVOKED: 'The API key has been revoked',
   EXPIRED: 'The API key has expired',

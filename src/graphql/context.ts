@@ -26,7 +26,9 @@ export interface GraphQLContext {
   /** What each cluster's server offers (pg_available_extension_versions), cached for CATALOG_CACHE_MS. */
   readonly clusterExtensions: DataLoader<string, OfferedExtension[]>;
   /** Extensions Tenantry recorded per tenant, batched for a page. */
-  readonly tenantExtensions: DataLoader<string, { name: string; version: string }[]>;
+  readonly tenantExtensions: DataLoader<string, { name: string; version: string; recordedAt: Date }[]>;
+  /** When the inventory last looked at each tenant database (null: never), batched for a page. */
+  readonly tenantCheckedAt: DataLoader<string, Date | null>;
   /** The pooler's SHOW POOLS, read at most once per request (null without a reachable pooler). */
   readonly poolStats: () => Promise<Map<string, PoolStats> | null>;
   /**
@@ -85,6 +87,10 @@ export async function createContext(
     tenantExtensions: new DataLoader(async (ids) => {
       const rows = await deps.db.tenantExtension.findMany({ where: { tenantId: { in: [...ids] } } });
       return ids.map((id) => rows.filter((r) => r.tenantId === id));
+    }),
+    tenantCheckedAt: new DataLoader(async (ids) => {
+      const rows = await deps.db.tenantInventory.findMany({ where: { tenantId: { in: [...ids] } }, select: { tenantId: true, checkedAt: true } });
+      return ids.map((id) => rows.find((r) => r.tenantId === id)?.checkedAt ?? null);
     }),
     poolStats: once(() => deps.pools.driver?.stats().catch(() => null) ?? Promise.resolve(null)),
     loader<K, V>(name: string, params: unknown, load: (keys: readonly K[]) => Promise<readonly (V | Error)[]>): DataLoader<K, V> {

@@ -25,6 +25,7 @@ import './mutations/upgradeTenantSchema.js';
 import './mutations/updateTenantExtensions.js';
 import './mutations/fleetOperations.js';
 import './mutations/tenantLifecycle.js';
+import './mutations/refreshTenant.js';
 import './subscriptions/connectionUsage.js';
 import './subscriptions/connectionUsageBatch.js';
 import './subscriptions/clusterUsage.js';

@@ -3,20 +3,12 @@ import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Deps } from '../domain/deps.js';
 import { createRequestContext, type GraphQLContext } from './context.js';
+import { graphiqlOptions, renderOfflineGraphiQL } from './graphiql.js';
 import { useErrorCorrelation } from './error-correlation.js';
 import { useQueryLimits } from './query-limits.js';
 import { schema } from './schema.js';
 
 export type TenantryYoga = YogaServerInstance<{ req?: IncomingMessage }, GraphQLContext>;
-
-const GRAPHIQL_QUERY = `# Send your API key: Headers tab → {"Authorization": "Bearer tnry_…"}
-query Fleet {
-  viewer { keyName role }
-  tenants(first: 20) {
-    edges { node { slug status databaseName quota { maxConnections } schemaVersion { version compatibility } } }
-  }
-}
-`;
 
 /**
  * GraphQL over HTTP and SSE on /graphql, with GraphiQL for browsers: the schema, its
@@ -43,9 +35,8 @@ export function createTenantryYoga(deps: Deps, extraPlugins: Plugin[] = []): Ten
       warn: (...args) => logger.warn(args.map(String).join(' ')),
       error: (...args) => logger.error(args.map(String).join(' ')),
     },
-    graphiql: config.GRAPHIQL
-      ? { title: 'Tenantry', defaultQuery: GRAPHIQL_QUERY, headers: JSON.stringify({ Authorization: 'Bearer <your key>' }) }
-      : false,
+    graphiql: config.GRAPHIQL ? graphiqlOptions : false,
+    renderGraphiQL: renderOfflineGraphiQL,
     landingPage: false,
   });
 }

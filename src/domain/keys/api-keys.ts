@@ -185,6 +185,25 @@ export async function revokeTenantKeys(tx: KeyWriter, tenantId: string, at = new
 }
 
 /**
+ * A new ADMIN key made outside the API (`npm run admin-key`, for a lost key): only its
+ * hash is stored, with an audit event in the same transaction; the text is returned once.
+ */
+export async function mintAdminKey(db: ControlClient, op: OperationContext, name: string): Promise<{ apiKey: ApiKey; key: string }> {
+  const key = generateApiKey();
+  const apiKey = await db.$transaction(async (tx) => {
+    const created = await tx.apiKey.create({ data: { name, role: 'ADMIN', keyHash: hashApiKey(key), keyPrefix: displayPrefix(key), createdBy: op.actor } });
+    await recordAuditEvent(tx, op, {
+      category: 'security',
+      action: 'apikey.created',
+      subject: created.id,
+      metadata: { name, role: 'ADMIN', keyPrefix: created.keyPrefix, expiresAt: null, source: 'npm run admin-key' },
+    });
+    return created;
+  });
+  return { apiKey, key };
+}
+
+/**
  * At start: make sure an admin can get in. ADMIN_API_KEY is registered (by hash) when
  * given. Otherwise, when no ADMIN key exists yet, a key is generated but NOT stored: the
  * caller shows it, then commits it. A start that fails before showing it (a busy port, a

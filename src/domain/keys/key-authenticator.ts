@@ -10,7 +10,7 @@ import type { Viewer } from './viewer.js';
 /** How a request reached Tenantry (recorded with failed authentications). */
 export type Transport = 'http' | 'sse' | 'graphql-ws' | 'internal-http';
 
-export type AuthFailure = 'MISSING' | 'MALFORMED' | 'UNKNOWN' | 'REVOKED' | 'EXPIRED';
+export type AuthFailure = 'MISSING' | 'MALFORMED' | 'PLACEHOLDER' | 'UNKNOWN' | 'REVOKED' | 'EXPIRED';
 
 export interface Credentials {
   /** "Bearer <key>": a header, or graphql-ws connection params. */
@@ -38,6 +38,7 @@ export class RateLimitedError extends Error {
 const LAST_USED_EVERY_MS = 60_000;
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
+const PLACEHOLDER = /^Bearer\s+<[^>]*>\s*$/i;
 
 /**
  * Turns the key a request presents into a viewer. Keys that authenticated are remembered
@@ -103,6 +104,8 @@ export class ApiKeyAuthenticator {
   async authenticate(c: Credentials): Promise<Identity> {
     await this.p.beforeAuthenticate?.();
     if (!c.authorization) return { viewer: null, authFailure: 'MISSING' };
+    // GraphiQL's starter header sent unchanged ("Bearer <paste your admin key>"): guidance, not an attempt.
+    if (PLACEHOLDER.test(c.authorization)) return { viewer: null, authFailure: 'PLACEHOLDER' };
     const blocked = await this.failures.get(c.sourceAddress);
     if (blocked && blocked.consumedPoints >= this.p.failureLimit) {
       this.p.logger.debug({ sourceAddress: c.sourceAddress, transport: c.transport, correlationId: c.correlationId }, 'authentication refused: rate limited');

@@ -81,7 +81,7 @@ export async function provisionTenant(deps: Deps, op: OperationContext, input: P
       await assertNameFree(deps, cluster, objectName, tenant?.id);
       const existing = tenant;
       tenant = await underCapacityLock(deps, cluster, async () => {
-        await assertWithinCapacity(deps, cluster, { tenantId: existing?.id ?? null, slug, quota: maxConnections });
+        await assertWithinCapacity(deps, cluster, { tenantId: existing?.id ?? null, slug, quota: maxConnections, defaulted: input.maxConnections == null });
         return startRecord(deps, op, { tenant: existing, slug, displayName, objectName, clusterId: cluster.id, template, maxConnections });
       });
     } else {

@@ -1,7 +1,7 @@
 import type { Tenant } from '../../generated/prisma/client.js';
 import { updateTenantExtensions, type ExtensionUpdate } from '../../domain/extensions/tenant-extensions.js';
 import { builder } from '../builder.js';
-import { InstalledExtensionRef } from '../nodes/Extension.js';
+import { InstalledExtensionRef, readAt } from '../nodes/Extension.js';
 import { TenantRef } from '../nodes/Tenant.js';
 import { UserErrorRef, withUserErrors, type Payload } from '../user-errors.js';
 
@@ -12,7 +12,7 @@ const UpdateTenantExtensionsInput = builder.inputType('UpdateTenantExtensionsInp
 const UpdateTenantExtensionsPayload = builder.objectRef<Payload<ExtensionUpdate>>('UpdateTenantExtensionsPayload').implement({
   fields: (t) => ({
     tenant: t.field({ type: TenantRef, nullable: true, resolve: (p) => (p.tenant as Tenant | undefined) ?? null }),
-    extensions: t.field({ type: [InstalledExtensionRef], description: 'After the update.', resolve: (p) => p.after ?? [] }),
+    extensions: t.field({ type: [InstalledExtensionRef], description: 'After the update, read from the tenant database.', resolve: (p) => readAt(p.after ?? [], new Date()) }),
     changes: t.stringList({ description: 'What was done, e.g. "updated pg_trgm 1.3 → 1.6".', resolve: (p) => p.changes ?? [] }),
     userErrors: t.field({ type: [UserErrorRef], resolve: (p) => p.userErrors }),
   }),

@@ -15,9 +15,31 @@ export const ExtensionStatusEnum = builder.enumType('ExtensionStatus', {
   },
 });
 
-export const InstalledExtensionRef = builder.objectRef<ExtensionReport>('InstalledExtension').implement({
+/** A report line with how old it is. */
+export type ExtensionView = ExtensionReport & { recordedAt?: Date | null; checkedAt?: Date | null };
+
+/** Lines read from the tenant database at `at` (live reads, the result of a change). */
+export function readAt(report: ExtensionReport[], at: Date): ExtensionView[] {
+  return report.map((e) => ({ ...e, checkedAt: at }));
+}
+
+export const InstalledExtensionRef = builder.objectRef<ExtensionView>('InstalledExtension').implement({
   description: 'One extension of a tenant\'s template policy, against the tenant database and the server.',
   fields: (t) => ({
+    recordedAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'When Tenantry recorded the installed version (null when not installed, or read live).',
+      resolve: (e) => e.recordedAt ?? null,
+    }),
+    checkedAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description:
+        'When the tenant database was last read for this: the last inventory (refreshTenant runs one now), or the moment of a live read. ' +
+        'Null when no inventory has looked at it yet.',
+      resolve: (e) => e.checkedAt ?? null,
+    }),
     name: t.exposeString('name'),
     required: t.exposeBoolean('required'),
     installedVersion: t.exposeString('installedVersion', { nullable: true }),
@@ -51,7 +73,7 @@ builder.objectField(TenantRef, 'extensions', (t) =>
     type: [InstalledExtensionRef],
     description:
       'The template policy\'s extensions against this tenant. By default from what Tenantry last recorded (no connection to the tenant ' +
-      'database, so lists stay cheap); live: true reads the tenant database now, within the shared live-read budget ' +
+      'database, so lists stay cheap; checkedAt says how old it is, refreshTenant brings it up to date); live: true reads the tenant database now, within the shared live-read budget ' +
       '(LIVE_READ_CONCURRENCY per cluster; SERVER_BUSY past LIVE_READ_QUEUE), and costs GRAPHQL_LIVE_FIELD_COST.',
     args: { live: t.arg.boolean({ defaultValue: false }) },
     complexity: (args, ctx) => ({ field: args.live ? liveFieldCost(ctx) : 1, multiplier: 10 }),
@@ -63,12 +85,17 @@ builder.objectField(TenantRef, 'extensions', (t) =>
         return liveRead(ctx, tenant.clusterId, () =>
           cluster.withDatabase(tenant.databaseName, async (client) => {
             await ctx.deps.hooks.duringLiveRead?.('extensions', tenant.clusterId);
-            return (await readExtensionReport(client, policy)).report;
+            return readAt((await readExtensionReport(client, policy)).report, new Date());
           }),
         );
       }
-      const [recorded, offered] = await Promise.all([ctx.tenantExtensions.load(tenant.id), ctx.clusterExtensions.load(tenant.clusterId)]);
-      return extensionReport(policy, new Map(recorded.map((e) => [e.name, e.version])), new Map(offered.map((o) => [o.name, o.versions])));
+      const [recorded, offered, checkedAt] = await Promise.all([
+        ctx.tenantExtensions.load(tenant.id),
+        ctx.clusterExtensions.load(tenant.clusterId),
+        ctx.tenantCheckedAt.load(tenant.id),
+      ]);
+      const report = extensionReport(policy, new Map(recorded.map((e) => [e.name, e.version])), new Map(offered.map((o) => [o.name, o.versions])));
+      return report.map((e) => ({ ...e, recordedAt: recorded.find((r) => r.name === e.name)?.recordedAt ?? null, checkedAt }));
     },
   }),
 );
