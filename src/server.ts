@@ -38,8 +38,6 @@ export interface Tenantry {
   close(): Promise<void>;
 }
 
-const READINESS_INTERVAL_MS = 10_000;
-
 /**
  * Brings up the service on `serverUrl` (the PostgreSQL server holding the control
  * database, which is also the default managed cluster). The HTTP port is bound before
@@ -51,8 +49,10 @@ export async function startTenantry(options: { config: Config; serverUrl: string
   const { config, logger } = options;
   const front = options.front ?? (await HttpFront.listen(config, logger));
   // What has been started so far, stopped in reverse if a later step fails (and by close()).
-  const stack: (() => Promise<void>)[] = [() => front.close()];
+  // Clients go first: requests and subscriptions end before what they use closes under them.
+  const stack: (() => Promise<void>)[] = [];
   const unwind = async () => {
+    await front.close().catch((err) => logger.error({ err }, 'closing the HTTP server failed'));
     for (const stop of stack.splice(0).reverse()) await stop().catch((err) => logger.error({ err }, 'stopping failed'));
   };
   try {
@@ -150,12 +150,15 @@ export async function startTenantry(options: { config: Config; serverUrl: string
     stack.push(() => deps.recovery.stop());
     deps.readiness = new ReadinessMonitor(deps);
     stack.push(async () => deps.readiness.stop());
-    deps.inventory.onPass = () => void deps.readiness.refreshTenants().catch((err) => logger.warn({ err }, 'readiness refresh failed'));
-    deps.inventory.onCheck = (tenantId) => void deps.readiness.refreshTenant(tenantId).catch(() => undefined);
+    deps.inventory.onPass = () => deps.readiness.refreshTenants();
+    deps.inventory.onCheck = (tenantId) => deps.readiness.refreshTenant(tenantId);
     await usage.start([defaultCluster.id]);
 
     front.phase = 'checking readiness';
-    await deps.readiness.start(READINESS_INTERVAL_MS);
+    await deps.readiness.start(config.READINESS_INTERVAL_MS);
+    const readiness = deps.readiness.current();
+    if (!readiness.ready) logger.error({ reasons: readiness.reasons }, 'not ready');
+    if (readiness.warnings.length) logger.warn({ warnings: readiness.warnings.slice(0, 20) }, 'readiness warnings');
     front.attach(deps);
 
     // In the background from here: the pooler catching up, the fleet's inventory (progress in

@@ -3,7 +3,7 @@ import { createConnection } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { createClient } from 'graphql-ws';
-import { PROVISION, DEPROVISION, startTestTenantry, type GraphQLResponse, type TestTenantry } from './support/test-tenantry.js';
+import { PROVISION, DEPROVISION, settle, startTestTenantry, type GraphQLResponse, type TestTenantry } from './support/test-tenantry.js';
 import { until, wsClient } from './support/subscriptions.js';
 
 // Redis runs on CI (.ci/run starts it); elsewhere the replica test is skipped without it.
@@ -48,6 +48,7 @@ after(() => t.cleanup());
 describe('the key cache', () => {
   test('a known key costs no control-database read; last use is written at most once a minute', async () => {
     const { key, apiKey } = await createKey({ name: 'busy reader', role: 'TENANT_READER', tenantSlug: 'keyed' });
+    await settle(t);
     const before = t.app.deps.controlQueries.queries;
     assert.equal((await t.gql(VIEWER, {}, key)).data.viewer.role, 'TENANT_READER');
     const firstUse = t.app.deps.controlQueries.queries - before;

@@ -51,17 +51,19 @@ describe('provisionTenant', () => {
        FROM pg_database WHERE datname = $1`,
       [name],
     );
-    // The database allows the quota plus the control plane's reserve (3 by default).
-    assert.deepEqual(db.rows[0], { owner: name, datconnlimit: 15, public_connect: false, default_acl: false });
+    // The control plane owns the database (the tenant cannot ALTER DATABASE it); it allows the
+    // quota plus the control plane's reserve (3 by default).
+    const controlPlane = (await t.app.deps.clusters.defaultCluster.identity()).role;
+    assert.deepEqual(db.rows[0], { owner: controlPlane, datconnlimit: 15, public_connect: false, default_acl: false });
 
     const inside = await import('pg').then(({ default: pg }) => new pg.Client({ connectionString: withDatabase(process.env.TEST_DATABASE_URL!, name) }));
     await inside.connect();
     try {
-      const ext = await inside.query(`SELECT extname, extversion FROM pg_extension WHERE extname = 'pg_trgm'`);
-      assert.equal(ext.rowCount, 1);
+      const ext = await inside.query(`SELECT e.extname, n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE extname = 'pg_trgm'`);
+      assert.deepEqual(ext.rows, [{ extname: 'pg_trgm', nspname: 'extensions' }], 'extensions live in a schema only the control plane can create in');
       const tables = await inside.query(`SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`);
       assert.deepEqual(tables.rows, [
-        { tablename: '__SchemaVersion', tableowner: (await inside.query('SELECT current_user AS u')).rows[0].u },
+        { tablename: '__SchemaVersion', tableowner: controlPlane },
         { tablename: 'collections', tableowner: name },
         { tablename: 'documents', tableowner: name },
       ]);

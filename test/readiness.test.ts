@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
+import { PROVISION, settle, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 import { inDatabase, TestTemplates } from './support/templates.js';
 
 let t: TestTenantry;
@@ -31,6 +31,7 @@ after(async () => {
 describe('inventory', () => {
   test('changes made behind Tenantry\'s back are found, recorded, reported in the API and the audit trail', async () => {
     const p = (await t.gql(PROVISION, { input: { slug: 'tampered', displayName: 't' } })).data.provisionTenant.tenant;
+    await settle(t); // the inventory looks at a new tenant in the background
     const clean = await t.gql(`{ tenant(slug: "tampered") { inventory { databasePresent missingTables drift } } }`);
     assert.deepEqual(clean.data.tenant.inventory, { databasePresent: true, missingTables: [], drift: [] });
 

@@ -19,7 +19,7 @@ test('suspendTenant locks the role out and ends its sessions; resumeTenant lets 
   await ended;
   await assert.rejects(connectAs(p.connectionString), (err: { code?: string }) => err.code === '28000');
   const audit = await t.gql(`{ auditEvents(first: 1, filter: { tenantSlug: "sleepy" }) { edges { node { action metadata } } } }`);
-  assert.deepEqual(audit.data.auditEvents.edges[0].node, { action: 'tenant.suspended', metadata: { reason: 'unpaid invoice', terminatedConnections: 1 } });
+  assert.deepEqual(audit.data.auditEvents.edges[0].node, { action: 'tenant.suspended', metadata: { reason: 'unpaid invoice', terminateConnections: true } });
 
   const r = await t.gql(`mutation { resumeTenant(input: { slug: "sleepy" }) { tenant { status } userErrors { code } } }`);
   assert.deepEqual(r.data.resumeTenant, { tenant: { status: 'ACTIVE' }, userErrors: [] });

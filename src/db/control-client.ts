@@ -28,8 +28,11 @@ export function createControlClient(connectionString: string, limits: SessionLim
     transactionOptions: { maxWait: limits.connectTimeoutMs, timeout: Math.max(30_000, limits.lockTimeoutMs * 3) },
   });
   const counter: ControlQueryCounter = { queries: 0 };
-  db.$on('query', () => {
-    counter.queries++;
+  // Statements that do work: transaction control (BEGIN, COMMIT, which some Prisma versions
+  // report as events and others do not) is not counted.
+  db.$on('query', (e) => {
+    const sql = e.query.trim();
+    if (sql !== '' && !/^(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b/i.test(sql)) counter.queries++;
   });
   return { db, counter };
 }

@@ -62,6 +62,7 @@ export async function startTestTenantry(
     OVERCOMMIT_FACTOR: '50',
     POOLER: 'none',
     RECONCILE_INTERVAL_MS: '0',
+    READINESS_INTERVAL_MS: '600000',
     // Every file's requests come from 127.0.0.1 and some fail on purpose: rate limiting is tested on its own.
     AUTH_FAILURE_LIMIT: '100000',
     ...options.env,
@@ -150,3 +151,33 @@ export const DEPROVISION = `mutation Deprovision($input: DeprovisionTenantInput!
 
 /** Session limits for test code that opens control-plane connections itself. */
 export const TEST_LIMITS = { statementTimeoutMs: 120_000, lockTimeoutMs: 10_000, connectTimeoutMs: 10_000 };
+
+/**
+ * Waits until the service's background work has settled: the inventory (its start pass and
+ * the single checks that follow changes), recovery, the pooler's apply queue, and then no
+ * control-database statement for a moment. Tests that count statements measure after it.
+ */
+export async function settle(t: { app: Tenantry }, quietMs = 200, timeoutMs = 60_000): Promise<void> {
+  const { deps } = t.app;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await deps.inventory.idle();
+    await deps.recovery.idle();
+    await deps.pools.idle();
+    const before = deps.controlQueries.queries;
+    await new Promise((r) => setTimeout(r, quietMs));
+    if (deps.controlQueries.queries === before) return;
+    if (Date.now() > deadline) throw new Error('the service did not settle');
+  }
+}
+
+/** Waits until a tenant's pool has `status` (the pooler follows changes in the background). */
+export async function poolStatus(t: { app: Tenantry }, slug: string, status = 'IN_SYNC', timeoutMs = 20_000): Promise<{ status: string; poolSize: number; maxConnections: number }> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const tenant = await t.app.deps.db.tenant.findUnique({ where: { slug }, include: { pool: true } });
+    if (tenant?.pool?.status === status) return tenant.pool;
+    if (Date.now() > deadline) throw new Error(`pool of ${slug} is ${tenant?.pool?.status ?? 'missing'}, not ${status}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -94,7 +94,7 @@ export async function updateTenantExtensions(deps: Deps, op: OperationContext, i
         await recordAuditEvent(tx, op, { category: 'extension', action: 'tenant.extension.updated', tenant, subject: c.name, metadata: { from: c.from, to: c.to } });
       }
     });
-    afterCommit(deps, { tenantId: tenant.id, inventory: true });
+    await afterCommit(deps, { tenantId: tenant.id, inventory: true });
     return { tenant, before: done.before, after: done.after, changes: done.changes.map((c) => c.text) };
   });
 }

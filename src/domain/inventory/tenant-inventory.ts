@@ -53,9 +53,9 @@ export class TenantInventory {
   private stopped = false;
   private readonly state: InventoryProgress = { running: false, total: 0, checked: 0, skipped: 0, startedAt: null, finishedAt: null, passes: 0 };
   /** Called after each pass (readiness recomputes its cached report). */
-  onPass: (findings: InventoryFinding[]) => void = () => undefined;
+  onPass: (findings: InventoryFinding[]) => Promise<void> = async () => undefined;
   /** Called after each single tenant's check (readiness refreshes that tenant). */
-  onCheck: (tenantId: string) => void = () => undefined;
+  onCheck: (tenantId: string) => Promise<void> = async () => undefined;
 
   constructor(private readonly deps: Deps) {}
 
@@ -90,6 +90,14 @@ export class TenantInventory {
     this.soonTimer.unref?.();
   }
 
+  /** Resolves once no pass and no single check is running or queued (tests wait for it before measuring). */
+  async idle(): Promise<void> {
+    while (this.running || this.soon.size > 0 || this.draining) {
+      await this.running?.catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
@@ -97,7 +105,18 @@ export class TenantInventory {
     await this.running?.catch(() => undefined);
   }
 
+  private draining = false;
+
   private async drainSoon(): Promise<void> {
+    this.draining = true;
+    try {
+      await this.drainSoonNow();
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async drainSoonNow(): Promise<void> {
     const ids = [...this.soon];
     this.soon.clear();
     this.soonTimer = undefined;
@@ -142,7 +161,7 @@ export class TenantInventory {
       Object.assign(this.state, { running: false, finishedAt: new Date(), passes: this.state.passes + 1 });
     }
     const sorted = findings.sort((a, b) => a.slug.localeCompare(b.slug));
-    this.onPass(sorted);
+    await this.onPass(sorted).catch((err) => this.deps.logger.warn({ err }, 'readiness refresh after the inventory failed'));
     return sorted;
   }
 
@@ -202,7 +221,7 @@ export class TenantInventory {
         deps.logger.warn({ tenant: tenant.slug, drift: finding.drift, missingTables: finding.missingTables }, 'tenant drift detected');
       }
     });
-    if (!this.state.running) this.onCheck(tenant.id);
+    if (!this.state.running) await this.onCheck(tenant.id).catch(() => undefined);
     return finding;
   }
 }

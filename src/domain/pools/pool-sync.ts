@@ -113,6 +113,12 @@ export class PoolSync {
     });
   }
 
+  /** Resolves once no apply is queued or running (tests wait for it before measuring). */
+  async idle(): Promise<void> {
+    do await this.lane.idle();
+    while (this.waiting.length > 0);
+  }
+
   /** The former name of request(), kept for callers that await the outcome. */
   sync(): Promise<SyncResult> {
     return this.request();

@@ -92,7 +92,7 @@ export async function updateTenantQuota(deps: Deps, op: OperationContext, input:
       warnings.push(`the quota is recorded, but PostgreSQL did not take the new limit yet (${(err as Error).message}); the reconciler applies it within RECOVERY_INTERVAL_MS`);
     }
 
-    if (recorded.change) afterCommit(deps, { tenantId: tenant.id, pool: true });
+    if (recorded.change) await afterCommit(deps, { tenantId: tenant.id, pool: true });
     const pool = await deps.db.pool.findUnique({ where: { tenantId: tenant.id } });
     return { tenant, ...recorded, connectionsOverLimit, terminatedPids, pool, warnings };
   });

@@ -84,7 +84,7 @@ export async function upgradeTenantSchema(
     await mirrorSchemaVersion(deps.db, tenant.id, result.now);
     await recordExtensions(deps.db, tenant.id, result.installed);
     const upgraded = await deps.db.tenant.findUniqueOrThrow({ where: { id: tenant.id } });
-    afterCommit(deps, { tenantId: tenant.id, inventory: true });
+    await afterCommit(deps, { tenantId: tenant.id, inventory: true });
     return { tenant: upgraded, fromVersion: result.current, toVersion: result.now.version, applied: result.applied, failed: result.failed };
   });
 }

@@ -34,7 +34,7 @@ export async function deprovisionTenant(deps: Deps, op: OperationContext, input:
             return tx.tenant.update({ where: { id: current.id }, data: { status: 'DEPROVISIONING' } });
           });
     // The pool leaves first (the tenant is no longer ACTIVE), so the pooler stops handing out its database.
-    afterCommit(deps, { tenantId: tenant.id, pool: true });
+    await afterCommit(deps, { tenantId: tenant.id, pool: true });
     return finishDeprovisioning(deps, op, cluster, tenant);
   });
 }

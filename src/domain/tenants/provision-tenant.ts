@@ -141,7 +141,7 @@ export async function runProvisioningSteps(deps: Deps, op: OperationContext, ten
     return t;
   });
   // Past the point of no return: the pool and the inventory follow in the background.
-  afterCommit(deps, { tenantId: active.id, pool: true, inventory: true });
+  await afterCommit(deps, { tenantId: active.id, pool: true, inventory: true });
   return active;
 }
 

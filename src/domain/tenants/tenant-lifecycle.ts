@@ -32,7 +32,7 @@ export async function suspendTenant(deps: Deps, op: OperationContext, input: { s
     // Applied again when already suspended: repairs a login left enabled.
     await cluster.query(disableLogin(tenant.roleName));
     if (terminate && tenant.status === 'ACTIVE') await cluster.query(terminateBackendsOf, [tenant.roleName, tenant.databaseName]);
-    if (tenant.status === 'ACTIVE') afterCommit(deps, { tenantId: tenant.id, pool: true });
+    if (tenant.status === 'ACTIVE') await afterCommit(deps, { tenantId: tenant.id, pool: true });
     return suspended;
   });
 }
@@ -48,7 +48,7 @@ export async function resumeTenant(deps: Deps, op: OperationContext, input: { sl
             return tx.tenant.update({ where: { id: tenant.id }, data: { status: 'ACTIVE' } });
           });
     await cluster.query(enableLogin(tenant.roleName));
-    if (tenant.status === 'SUSPENDED') afterCommit(deps, { tenantId: tenant.id, pool: true });
+    if (tenant.status === 'SUSPENDED') await afterCommit(deps, { tenantId: tenant.id, pool: true });
     return resumed;
   });
 }

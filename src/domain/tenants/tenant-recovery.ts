@@ -55,6 +55,11 @@ export class TenantRecovery {
     await this.running?.catch(() => undefined);
   }
 
+  /** Resolves once no pass is running. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running.catch(() => undefined);
+  }
+
   run(): Promise<RecoveryReport> {
     this.running ??= this.pass().finally(() => (this.running = undefined));
     return this.running;
@@ -119,7 +124,7 @@ export class TenantRecovery {
         await recordAuditEvent(tx, OP, { category: 'tenant', action: 'tenant.provisioned', tenant: t, subject: t.databaseName, metadata: { recovered: true } });
         return t;
       });
-      afterCommit(deps, { tenantId: active.id, pool: true, inventory: true });
+      await afterCommit(deps, { tenantId: active.id, pool: true, inventory: true });
       return 'completed';
     }
     const rolledBack = await rollBackProvisioning(deps, cluster, tenant, OP);
