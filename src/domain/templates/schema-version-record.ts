@@ -25,15 +25,19 @@ const CHECK_TABLE = `SELECT c.relkind, c.relowner = (SELECT oid FROM pg_catalog.
   WHERE n.nspname = 'public' AND c.relname = '__SchemaVersion'`;
 
 /**
- * Checks `__SchemaVersion` while holding a lock on it (so it cannot be swapped between the
- * check and the read), inside the caller's transaction. Throws SchemaVersionTableError when
- * it is missing or is not the control plane's plain table.
+ * Checks `__SchemaVersion` from the catalog, then takes a lock on it (so it cannot be swapped
+ * between the check and the read) and checks again, inside the caller's transaction. Throws
+ * SchemaVersionTableError when it is missing or is not the control plane's plain table;
+ * nothing is locked or read through a relation that is not.
  */
 export async function lockSchemaVersionTable(client: pg.ClientBase): Promise<void> {
-  const { rows: present } = await client.query(`SELECT pg_catalog.to_regclass('public."__SchemaVersion"') IS NOT NULL AS ok`);
-  if (!present[0]?.ok) throw new SchemaVersionTableError('__SchemaVersion is missing');
+  await checkSchemaVersionTable(client);
   // LOCK resolves the name once; dropping or replacing the relation now needs a conflicting lock.
   await client.query('LOCK TABLE public."__SchemaVersion" IN ACCESS SHARE MODE');
+  await checkSchemaVersionTable(client);
+}
+
+async function checkSchemaVersionTable(client: pg.ClientBase): Promise<void> {
   const { rows } = await client.query<{ relkind: string; ours: boolean; relhasrules: boolean; relrowsecurity: boolean; owner: string }>(CHECK_TABLE);
   const t = rows[0];
   if (!t) throw new SchemaVersionTableError('__SchemaVersion is missing');
