@@ -1,11 +1,16 @@
 // `npm test`: the whole suite against a real PostgreSQL. With TEST_DATABASE_URL set
 // (a superuser URL) it uses that server; otherwise it starts the embedded PostgreSQL 18
-// in a temporary folder for the duration of the run.
+// in a temporary folder for the duration of the run. With TEST_LEAST_PRIVILEGE=1 the service
+// under test runs as a role that is not superuser (set up here with the same SQL the README
+// gives operators); tests still inspect the server as the superuser.
 import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { startEmbeddedServer, type EmbeddedServer } from '../src/db/embedded-server.js';
+import { leastPrivilegeSetupSql } from '../src/db/least-privilege-setup.js';
+import { generatePassword, scramSha256Verifier } from '../src/domain/tenants/credentials.js';
 import { createLogger } from '../src/logger.js';
 import { freePort } from '../test/support/free-port.js';
 
@@ -25,6 +30,23 @@ if (!process.env.TEST_DATABASE_URL) {
   console.log(`# embedded PostgreSQL 18 for this run (${home})`);
 } else {
   console.log(`# TEST_DATABASE_URL=${process.env.TEST_DATABASE_URL.replace(/:[^:@/]*@/, ':***@')}`);
+}
+
+if (process.env.TEST_LEAST_PRIVILEGE === '1') {
+  const role = 'tenantry_lp_test';
+  const password = generatePassword();
+  const admin = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL });
+  await admin.connect();
+  const version = Number((await admin.query('SHOW server_version_num')).rows[0].server_version_num);
+  for (const statement of leastPrivilegeSetupSql({ controlRole: role, passwordVerifier: scramSha256Verifier(password), lookupRole: 'tenantry_pooler_lookup', serverVersionNum: version })) {
+    await admin.query(statement);
+  }
+  await admin.end();
+  const url = new URL(process.env.TEST_DATABASE_URL);
+  url.username = role;
+  url.password = password;
+  process.env.TEST_CONTROL_PLANE_URL = url.toString();
+  console.log(`# least privilege: the service runs as ${role} (not superuser)`);
 }
 
 const code = await new Promise<number>((resolve) => {

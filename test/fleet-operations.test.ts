@@ -7,7 +7,7 @@ import { withDatabase } from '../src/db/connection-url.js';
 import { generateApiKey } from '../src/domain/keys/api-keys.js';
 import { freePort } from './support/free-port.js';
 import { subscribeWs, until, wsClient } from './support/subscriptions.js';
-import { dropEverythingOf, PROVISION, startTestTenantry, testServerUrl, type TestTenantry } from './support/test-tenantry.js';
+import { dropEverythingOf, PROVISION, startTestTenantry, testServerUrl, type TestTenantry, controlPlaneUrl } from './support/test-tenantry.js';
 import { inDatabase, TestTemplates } from './support/templates.js';
 
 let t: TestTenantry;
@@ -137,7 +137,7 @@ describe('a server killed during an operation', () => {
       const port = await freePort();
       const env = {
         ...process.env,
-        DATABASE_URL: serverUrl,
+        DATABASE_URL: controlPlaneUrl(),
         CONTROL_DATABASE: controlDatabase,
         TENANT_DB_PREFIX: prefix,
         ADMIN_API_KEY: adminKey,

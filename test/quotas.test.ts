@@ -72,10 +72,6 @@ async function suite() {
     const r = await t.gql(PROVISION, { input: { slug, displayName: slug, maxConnections } });
     assert.deepEqual(r.data.provisionTenant.userErrors, []);
     const p = r.data.provisionTenant as { tenant: { id: string; databaseName: string; roleName: string }; connectionString: string; pooledConnectionString: string };
-    // PgBouncer's lookup refuses a database's owner. Until the ownership model of issue 8
-    // (the control plane owns tenant databases) lands, hand the database over here.
-    await t.admin.query(format('ALTER DATABASE %I OWNER TO CURRENT_USER', p.tenant.databaseName));
-    await t.admin.query(format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I', p.tenant.databaseName, p.tenant.roleName));
     return p;
   };
   const update = async (input: Record<string, unknown>) => {

@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { withDatabase } from '../src/db/connection-url.js';
 import { subscribeWs, until, wsClient } from './support/subscriptions.js';
-import { connectAs, PROVISION, startTestTenantry, testServerUrl, type TestTenantry } from './support/test-tenantry.js';
+import { connectAs, PROVISION, startTestTenantry, testServerUrl, type TestTenantry, controlPlaneUrl } from './support/test-tenantry.js';
 
 // Issue 9, item 5: a sampling leader that hangs (SIGSTOP) is replaced once its lease
 // expires, and publishes nothing once it wakes up. Two real server processes.
@@ -26,7 +26,7 @@ let connectionString: string;
 
 async function startReplica(): Promise<Replica> {
   const env = {
-    DATABASE_URL: testServerUrl(),
+    DATABASE_URL: controlPlaneUrl(),
     CONTROL_DATABASE: setup.controlDatabase,
     TENANT_DB_PREFIX: setup.prefix,
     ADMIN_API_KEY: setup.adminKey,

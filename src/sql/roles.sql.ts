@@ -14,8 +14,9 @@ export const createTenantRole = (role: string, connectionLimit: number) =>
 export const grantRoleToControlPlane = (role: string, serverVersionNum: number) =>
   serverVersionNum >= 160000 ? format('GRANT %I TO CURRENT_USER WITH INHERIT FALSE, SET TRUE', role) : format('GRANT %I TO CURRENT_USER', role);
 
-/** Whether the current user can SET ROLE to the role (a superuser always can). */
-export const canSetRole = `SELECT pg_catalog.pg_has_role(CURRENT_USER, $1, 'USAGE') OR pg_catalog.pg_has_role(CURRENT_USER, $1, 'SET') AS ok`;
+/** Whether the current user can SET ROLE to the role ($1). The SET privilege exists from PostgreSQL 16; before, membership is what counts. */
+export const canSetRole = (serverVersionNum: number) =>
+  `SELECT pg_catalog.pg_has_role(CURRENT_USER, $1, '${serverVersionNum >= 160000 ? 'SET' : 'MEMBER'}') AS ok`;
 
 /** The password arrives as a SCRAM verifier: the plaintext never reaches the server or its logs. */
 export const setRolePassword = (role: string, scramVerifier: string) =>

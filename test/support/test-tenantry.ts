@@ -14,6 +14,15 @@ export function testServerUrl(): string {
   return url;
 }
 
+/**
+ * The URL the service under test logs in with: the superuser's, or with TEST_LEAST_PRIVILEGE=1
+ * a role that is not superuser (scripts/run-tests.ts sets it up). Tests inspect the server
+ * through testServerUrl() (the superuser) either way.
+ */
+export function controlPlaneUrl(): string {
+  return process.env.TEST_CONTROL_PLANE_URL ?? testServerUrl();
+}
+
 export interface GraphQLResponse<T = any> {
   status: number;
   headers: Headers;
@@ -51,7 +60,7 @@ export async function startTestTenantry(
   const prefix = options.shareWith?.prefix ?? `t${id}_`;
   const adminKey = options.shareWith?.adminKey ?? generateApiKey();
   const config = loadConfig({
-    DATABASE_URL: testServerUrl(),
+    DATABASE_URL: controlPlaneUrl(),
     CONTROL_DATABASE: controlDatabase,
     TENANT_DB_PREFIX: prefix,
     ADMIN_API_KEY: adminKey,
@@ -75,7 +84,7 @@ export async function startTestTenantry(
       done();
     },
   });
-  const app = await startTenantry({ config, serverUrl: testServerUrl(), logger: createLogger('debug', sink), hooks: options.hooks });
+  const app = await startTenantry({ config, serverUrl: controlPlaneUrl(), logger: createLogger('debug', sink), hooks: options.hooks });
   const admin = new pg.Pool({ connectionString: testServerUrl(), max: 3 });
   admin.on('error', () => undefined);
 

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { ControlClient } from '../../db/control-client.js';
 import type { Prisma, Tenant } from '../../generated/prisma/client.js';
-import { availableExtensionVersions, installedExtensions, updateExtension } from '../../sql/extensions.sql.js';
+import { availableExtensionVersions, EXTENSION_SCHEMA, installedExtensions, updateExtension } from '../../sql/extensions.sql.js';
 import { installExtension } from './install-extensions.js';
 import { afterCommit } from '../tenants/after-commit.js';
 import { ensureSecured } from '../tenants/secure-tenant.js';
@@ -71,6 +71,7 @@ export async function updateTenantExtensions(deps: Deps, op: OperationContext, i
     const done = await cluster.withDatabase(tenant.databaseName, async (client) => {
       const { report: before } = await readExtensionReport(client, policy);
       const changes: { text: string; name: string; from: string | null; to: string }[] = [];
+      const schemas = new Map((await client.query<{ name: string; schema: string }>(installedExtensions)).rows.map((r) => [r.name, r.schema]));
       const offered = offeredVersions((await client.query<{ name: string; version: string }>(availableExtensionVersions, [policyNames(policy)])).rows);
       for (const e of before) {
         if (e.status !== 'MISSING' && e.status !== 'OUTDATED') continue;
@@ -81,6 +82,12 @@ export async function updateTenantExtensions(deps: Deps, op: OperationContext, i
           await installExtension(client, e.name, target);
           changes.push({ text: `installed ${e.name} ${target}`, name: e.name, from: null, to: target });
         } else {
+          // An update script runs with the extension's schema as search_path: never in one the tenant can create objects in.
+          const schema = schemas.get(e.name);
+          if (schema !== EXTENSION_SCHEMA && schema !== 'pg_catalog') {
+            deps.logger.warn({ tenant: tenant.slug, extension: e.name, schema }, 'extension not updated: it lives in a schema the tenant can create objects in');
+            continue;
+          }
           await client.query(updateExtension(e.name, target));
           changes.push({ text: `updated ${e.name} ${e.installedVersion} → ${target}`, name: e.name, from: e.installedVersion, to: target });
         }

@@ -51,7 +51,7 @@ export const runStep: Record<ProvisionStep, (ctx: StepContext) => Promise<void>>
     // it: that takes being able to SET ROLE to it.
     const me = await cluster.identity();
     if (!me.superuser) {
-      const { rows: member } = await cluster.query<{ ok: boolean }>(canSetRole, [tenant.roleName]);
+      const { rows: member } = await cluster.query<{ ok: boolean }>(canSetRole(me.serverVersionNum), [tenant.roleName]);
       if (!member[0]?.ok) await cluster.query(grantRoleToControlPlane(tenant.roleName, me.serverVersionNum));
     }
   },

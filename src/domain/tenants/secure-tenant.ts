@@ -87,8 +87,16 @@ export async function secureTenant(deps: Deps, op: OperationContext, cluster: Cl
           changes.push(`extension ${e.name} stays in schema ${e.schema} (it cannot be moved)`);
           continue;
         }
-        await client.query(moveExtension(e.name));
-        changes.push(`extension ${e.name} moved from ${e.schema} to ${EXTENSION_SCHEMA}`);
+        await client.query('SAVEPOINT move_extension');
+        try {
+          await client.query(moveExtension(e.name));
+          changes.push(`extension ${e.name} moved from ${e.schema} to ${EXTENSION_SCHEMA}`);
+        } catch (err) {
+          if ((err as { code?: string }).code !== '42501') throw err;
+          // Its objects belong to the bootstrap superuser (a trusted extension): only a superuser can move them.
+          await client.query('ROLLBACK TO SAVEPOINT move_extension');
+          changes.push(`extension ${e.name} stays in schema ${e.schema}: moving it needs a superuser (until then it is not updated)`);
+        }
       }
       await client.query('COMMIT');
     } catch (err) {
