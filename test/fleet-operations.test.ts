@@ -8,7 +8,7 @@ import { generateApiKey } from '../src/domain/keys/api-keys.js';
 import { freePort } from './support/free-port.js';
 import { subscribeWs, until, wsClient } from './support/subscriptions.js';
 import { dropEverythingOf, PROVISION, startTestTenantry, testServerUrl, type TestTenantry, controlPlaneUrl } from './support/test-tenantry.js';
-import { inDatabase, TestTemplates } from './support/templates.js';
+import { inDatabase, TestTemplates, downgradeTrgm } from './support/templates.js';
 
 let t: TestTenantry;
 let templates: TestTemplates;
@@ -99,7 +99,7 @@ describe('upgradeAllTenantSchemas', () => {
   });
 
   test('updateAllTenantExtensions runs updateTenantExtensions on every tenant', async () => {
-    await inDatabase(`${t.prefix}fleet_03`, (c) => c.query(`DROP EXTENSION pg_trgm; CREATE EXTENSION pg_trgm VERSION '1.3'`));
+    await downgradeTrgm(`${t.prefix}fleet_03`);
     // Operations decide from the records (a fleet at the target costs no connection): the
     // inventory sees the change made by hand first.
     await t.gql(`mutation { refreshTenant(input: { slug: "fleet-03" }) { userErrors { code } } }`);

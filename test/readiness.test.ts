@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { PROVISION, settle, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
-import { inDatabase, TestTemplates } from './support/templates.js';
+import { inDatabase, TestTemplates, downgradeTrgm } from './support/templates.js';
 
 let t: TestTenantry;
 let templates: TestTemplates;
@@ -36,8 +36,9 @@ describe('inventory', () => {
     assert.deepEqual(clean.data.tenant.inventory, { databasePresent: true, missingTables: [], drift: [] });
 
     await inTenant(p.databaseName, (c) =>
-      c.query(`DROP EXTENSION pg_trgm; CREATE EXTENSION pg_trgm VERSION '1.3'; UPDATE "__SchemaVersion" SET "Version" = '1.0.0'; DROP TABLE documents`),
+      c.query(`UPDATE "__SchemaVersion" SET "Version" = '1.0.0'; DROP TABLE documents`),
     );
+    await downgradeTrgm(p.databaseName);
     // Lists read the records, so they do not see it yet.
     const before = await t.gql(`{ tenant(slug: "tampered") { schemaVersion { version } extensions { installedVersion } } }`);
     assert.deepEqual(before.data.tenant, { schemaVersion: { version: '1.1.0' }, extensions: [{ installedVersion: '1.6' }] });

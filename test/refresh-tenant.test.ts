@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
-import { inDatabase } from './support/templates.js';
+import { inDatabase, downgradeTrgm } from './support/templates.js';
 
 // A single tenant's view says how old its recorded extensions are, and refreshTenant brings
 // them up to date now instead of at the next inventory pass (INVENTORY_INTERVAL_MS).
@@ -39,7 +39,7 @@ test('a change made by hand: the recorded view says how old it is, refreshTenant
   assert.equal(trgm.checkedAt, before.inventory.checkedAt, 'and when the database was last read for it');
   const installed = trgm.installedVersion;
 
-  await inDatabase(databaseName, (c) => c.query(`DROP EXTENSION pg_trgm CASCADE; CREATE EXTENSION pg_trgm VERSION '1.3'`));
+  await downgradeTrgm(databaseName);
   const stale = (await t.gql(VIEW)).data.tenant.extensions[0];
   assert.deepEqual([stale.installedVersion, stale.checkedAt], [installed, trgm.checkedAt], 'the recorded view is stale, and says since when');
 

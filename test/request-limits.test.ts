@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { connectAs, PROVISION, startTestTenantry, type GraphQLResponse, type TestTenantry } from './support/test-tenantry.js';
+import { connectAs, PROVISION, startTestTenantry, type GraphQLResponse, type TestTenantry, settle } from './support/test-tenantry.js';
 import { until } from './support/subscriptions.js';
 
 let t: TestTenantry;
@@ -169,6 +169,7 @@ describe('list fields are batched: a page costs the same whatever its size', () 
 
   test('quota history, audit events, schema versions, usage history: one query each per page', async () => {
     await cost(1); // the key is cached from here on
+    await settle(t); // and the inventory has looked at the new tenants
     const two = await cost(2);
     const five = await cost(5);
     assert.equal(five.queries, two.queries, `a page of 5 took ${five.queries} statements, a page of 2 took ${two.queries}`);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
-import { inDatabase, TestTemplates } from './support/templates.js';
+import { inDatabase, TestTemplates, downgradeTrgm } from './support/templates.js';
 
 let t: TestTenantry;
 let templates: TestTemplates;
@@ -87,7 +87,7 @@ describe('upgradeTenantSchema', () => {
 describe('extensions', () => {
   test('pg_trgm installed at 1.3 is OUTDATED; updateTenantExtensions brings it to the newest and OK', async () => {
     const tenant = await provision({ slug: 'trigrams', displayName: 't' });
-    await inTenant(tenant.databaseName, (c) => c.query(`DROP EXTENSION pg_trgm; CREATE EXTENSION pg_trgm VERSION '1.3'`));
+    await downgradeTrgm(tenant.databaseName);
     const q = `{ tenant(slug: "trigrams") { extensions(live: true) { name required installedVersion availableVersion requiredVersion status } } }`;
     const live = (await t.gql(q)).data.tenant.extensions;
     assert.deepEqual(live, [{ name: 'pg_trgm', required: true, installedVersion: '1.3', availableVersion: '1.6', requiredVersion: '1.3', status: 'OUTDATED' }]);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { withDatabase } from '../../src/db/connection-url.js';
-import { testServerUrl } from './test-tenantry.js';
+import { controlPlaneUrl, testServerUrl } from './test-tenantry.js';
 
 /** A TEMPLATES_DIR of a test's own: the repository's `default` template plus whatever the test adds. */
 export class TestTemplates {
@@ -39,4 +39,17 @@ export async function inDatabase<T>(database: string, fn: (c: pg.Client) => Prom
   } finally {
     await c.end();
   }
+}
+
+/**
+ * Puts pg_trgm back at an old version inside a tenant database, the way a change made by hand
+ * by the control plane's role would (so its objects belong to that role, as Tenantry's own do,
+ * superuser or not).
+ */
+export async function downgradeTrgm(database: string, version = '1.3'): Promise<void> {
+  const role = decodeURIComponent(new URL(controlPlaneUrl()).username) || 'postgres';
+  await inDatabase(database, async (c) => {
+    await c.query(`SET ROLE "${role.replace(/"/g, '""')}"`);
+    await c.query(`DROP EXTENSION pg_trgm CASCADE; CREATE EXTENSION pg_trgm WITH SCHEMA extensions VERSION '${version}'`);
+  });
 }

@@ -114,10 +114,11 @@ export async function runProvisioningSteps(deps: Deps, op: OperationContext, ten
       await deps.hooks.beforeProvisionStep?.(step, tenant.slug);
       ctx.record = undefined;
       await runStep[step](ctx);
+      // Done on the cluster, not yet recorded: the worst moment to stop (a test seam).
+      await deps.hooks.afterProvisionStep?.(step, tenant.slug);
       if (step !== 'CREDENTIALS') {
         await deps.db.tenant.update({ where: { id: tenant.id }, data: { provisionStep: step, ...(ctx.record ?? {}) } });
       }
-      await deps.hooks.afterProvisionStep?.(step, tenant.slug);
     }
   } catch (err) {
     await failProvisioning(deps, op, ctx, step!, err as Error);
