@@ -46,7 +46,7 @@ export async function updateTenantQuota(deps: Deps, op: OperationContext, input:
     throw new UserError('QUOTA_OUT_OF_RANGE', `maxConnections must be between ${config.QUOTA_MIN} and ${config.QUOTA_MAX}`, 'maxConnections');
   }
 
-  return withTenant(deps, input.slug, visible, async (tenant, cluster) => {
+  const done = await withTenant(deps, input.slug, visible, async (tenant, cluster) => {
     assertSettled(tenant, 'a quota change');
     const recorded = await underCapacityLock(deps, cluster, async () => {
       const old = await deps.db.quota.findUniqueOrThrow({ where: { tenantId: tenant.id } });
@@ -92,8 +92,11 @@ export async function updateTenantQuota(deps: Deps, op: OperationContext, input:
       warnings.push(`the quota is recorded, but PostgreSQL did not take the new limit yet (${(err as Error).message}); the reconciler applies it within RECOVERY_INTERVAL_MS`);
     }
 
-    if (recorded.change) await afterCommit(deps, { tenantId: tenant.id, pool: true });
-    const pool = await deps.db.pool.findUnique({ where: { tenantId: tenant.id } });
-    return { tenant, ...recorded, connectionsOverLimit, terminatedPids, pool, warnings };
+    // The pooler follows once the tenant's lock is let go (others may change it meanwhile).
+    const settled = recorded.change ? afterCommit(deps, { tenantId: tenant.id, pool: true }) : Promise.resolve();
+    return { result: { tenant, ...recorded, connectionsOverLimit, terminatedPids, warnings }, settled };
   });
+  await done.settled;
+  const pool = await deps.db.pool.findUnique({ where: { tenantId: done.result.tenant.id } });
+  return { ...done.result, pool };
 }

@@ -65,7 +65,7 @@ export async function provisionTenant(deps: Deps, op: OperationContext, input: P
   const cluster = await deps.clusters.ensureDefault();
   const objectName = tenantObjectName(config.TENANT_DB_PREFIX, slug);
 
-  return underTenantLock(deps, cluster, { slug, databaseName: objectName }, async () => {
+  const done = await underTenantLock(deps, cluster, { slug, databaseName: objectName }, async (): Promise<ProvisionTenantResult & { settled?: Promise<void> }> => {
     let tenant = await deps.db.tenant.findUnique({ where: { slug } });
     if (tenant && (tenant.status === 'ACTIVE' || tenant.status === 'SUSPENDED')) {
       await assertSameRequest(deps, tenant, { displayName, maxConnections: input.maxConnections, template: input.template, templateVersion: input.templateVersion });
@@ -95,10 +95,15 @@ export async function provisionTenant(deps: Deps, op: OperationContext, input: P
     const resumedTemplate = deps.catalog.resolve(tenant.templateName, tenant.templateVersion) ?? template;
     const quota = await deps.db.quota.findUniqueOrThrow({ where: { tenantId: tenant.id } });
     const ctx: StepContext = { deps, cluster, tenant, maxConnections: quota.maxConnections, template: resumedTemplate, actor: op.actor, idempotencyKey };
-    const active = await runProvisioningSteps(deps, op, tenant, ctx);
+    const { tenant: active, settled } = await runProvisioningSteps(deps, op, tenant, ctx);
     const strings = tenantConnectionStrings(deps, cluster, active, ctx.password!);
-    return { tenant: active, connectionString: strings.direct, pooledConnectionString: strings.pooled };
+    return { tenant: active, connectionString: strings.direct, pooledConnectionString: strings.pooled, settled };
   });
+  // The pooler takes the new pool after the tenant's lock is let go; a usable pooled
+  // connection string is worth waiting for (a bounded time).
+  const { settled, ...result } = done;
+  await settled;
+  return result;
 }
 
 /**
@@ -106,7 +111,7 @@ export async function provisionTenant(deps: Deps, op: OperationContext, input: P
  * failure everything created on the cluster is dropped and the row turns FAILED with its
  * step (UserError). Used by provisionTenant and by crash recovery.
  */
-export async function runProvisioningSteps(deps: Deps, op: OperationContext, tenant: Tenant, ctx: StepContext): Promise<Tenant> {
+export async function runProvisioningSteps(deps: Deps, op: OperationContext, tenant: Tenant, ctx: StepContext): Promise<{ tenant: Tenant; settled: Promise<void> }> {
   const done = tenant.provisionStep ? PROVISION_STEPS.indexOf(tenant.provisionStep as ProvisionStep) : -1;
   let step: ProvisionStep | undefined;
   try {
@@ -142,8 +147,7 @@ export async function runProvisioningSteps(deps: Deps, op: OperationContext, ten
     return t;
   });
   // Past the point of no return: the pool and the inventory follow in the background.
-  await afterCommit(deps, { tenantId: active.id, pool: true, inventory: true });
-  return active;
+  return { tenant: active, settled: afterCommit(deps, { tenantId: active.id, pool: true, inventory: true }) };
 }
 
 /** Undo on the cluster what the attempt created, then record where it failed (with its audit event). */

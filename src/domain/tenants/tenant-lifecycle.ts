@@ -19,7 +19,7 @@ import { assertSettled, withTenant, type Visible } from './tenant-access.js';
  */
 export async function suspendTenant(deps: Deps, op: OperationContext, input: { slug: string; reason?: string | null; terminateConnections?: boolean | null }, visible: Visible): Promise<Tenant> {
   const reason = input.reason == null || input.reason.trim() === '' ? null : validateText(input.reason, 'reason', 500);
-  return withTenant(deps, input.slug, visible, async (tenant, cluster) => {
+  const done = await withTenant(deps, input.slug, visible, async (tenant, cluster) => {
     if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') throw new UserError('TENANT_BUSY', `tenant ${tenant.slug} is ${tenant.status}`, 'slug');
     const terminate = input.terminateConnections !== false;
     const suspended =
@@ -32,13 +32,14 @@ export async function suspendTenant(deps: Deps, op: OperationContext, input: { s
     // Applied again when already suspended: repairs a login left enabled.
     await cluster.query(disableLogin(tenant.roleName));
     if (terminate && tenant.status === 'ACTIVE') await cluster.query(terminateBackendsOf, [tenant.roleName, tenant.databaseName]);
-    if (tenant.status === 'ACTIVE') await afterCommit(deps, { tenantId: tenant.id, pool: true });
-    return suspended;
+    return { suspended, settled: tenant.status === 'ACTIVE' ? afterCommit(deps, { tenantId: tenant.id, pool: true }) : Promise.resolve() };
   });
+  await done.settled;
+  return done.suspended;
 }
 
 export async function resumeTenant(deps: Deps, op: OperationContext, input: { slug: string }, visible: Visible): Promise<Tenant> {
-  return withTenant(deps, input.slug, visible, async (tenant, cluster) => {
+  const done = await withTenant(deps, input.slug, visible, async (tenant, cluster) => {
     if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') throw new UserError('TENANT_BUSY', `tenant ${tenant.slug} is ${tenant.status}`, 'slug');
     const resumed =
       tenant.status === 'ACTIVE'
@@ -48,9 +49,10 @@ export async function resumeTenant(deps: Deps, op: OperationContext, input: { sl
             return tx.tenant.update({ where: { id: tenant.id }, data: { status: 'ACTIVE' } });
           });
     await cluster.query(enableLogin(tenant.roleName));
-    if (tenant.status === 'SUSPENDED') await afterCommit(deps, { tenantId: tenant.id, pool: true });
-    return resumed;
+    return { resumed, settled: tenant.status === 'SUSPENDED' ? afterCommit(deps, { tenantId: tenant.id, pool: true }) : Promise.resolve() };
   });
+  await done.settled;
+  return done.resumed;
 }
 
 /**
