@@ -53,14 +53,16 @@ export interface TestTenantry {
  * Pass `shareWith` to start a second instance on the same control database.
  */
 export async function startTestTenantry(
-  options: { env?: Record<string, string>; hooks?: Hooks; shareWith?: TestTenantry } = {},
+  options: { env?: Record<string, string>; hooks?: Hooks; shareWith?: TestTenantry; /** A server of the test's own (superuser URL) instead of the test server. */ serverUrl?: string } = {},
 ): Promise<TestTenantry> {
+  const serviceUrl = options.serverUrl ?? controlPlaneUrl();
+  const inspectUrl = options.serverUrl ?? testServerUrl();
   const id = randomBytes(4).toString('hex');
   const controlDatabase = options.shareWith?.controlDatabase ?? `tenantry_t${id}`;
   const prefix = options.shareWith?.prefix ?? `t${id}_`;
   const adminKey = options.shareWith?.adminKey ?? generateApiKey();
   const config = loadConfig({
-    DATABASE_URL: controlPlaneUrl(),
+    DATABASE_URL: serviceUrl,
     CONTROL_DATABASE: controlDatabase,
     TENANT_DB_PREFIX: prefix,
     ADMIN_API_KEY: adminKey,
@@ -84,8 +86,8 @@ export async function startTestTenantry(
       done();
     },
   });
-  const app = await startTenantry({ config, serverUrl: controlPlaneUrl(), logger: createLogger('debug', sink), hooks: options.hooks });
-  const admin = new pg.Pool({ connectionString: testServerUrl(), max: 3 });
+  const app = await startTenantry({ config, serverUrl: serviceUrl, logger: createLogger('debug', sink), hooks: options.hooks });
+  const admin = new pg.Pool({ connectionString: inspectUrl, max: 3 });
   admin.on('error', () => undefined);
 
   const gql = async (query: string, variables?: Record<string, unknown>, key: string | null = adminKey) => {
