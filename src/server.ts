@@ -14,6 +14,7 @@ import { ReadinessMonitor } from './domain/health/readiness.js';
 import { TenantInventory } from './domain/inventory/tenant-inventory.js';
 import { bootstrapAdminKey } from './domain/keys/api-keys.js';
 import { FleetOperations } from './domain/operations/fleet-operations.js';
+import { capacityAdvice } from './domain/quotas/cluster-capacity.js';
 import { startPooler, type Pooler } from './domain/pools/pooler-setup.js';
 import { TemplateCatalog } from './domain/templates/template-catalog.js';
 import { TemplateDatabases } from './domain/templates/template-databases.js';
@@ -159,6 +160,9 @@ export async function startTenantry(options: { config: Config; serverUrl: string
     const readiness = deps.readiness.current();
     if (!readiness.ready) logger.error({ reasons: readiness.reasons }, 'not ready');
     if (readiness.warnings.length) logger.warn({ warnings: readiness.warnings.slice(0, 20) }, 'readiness warnings');
+    const capacity = await capacityAdvice(deps, defaultCluster);
+    if (capacity.warning) logger.warn(capacity.warning);
+    else logger.info(capacity.summary);
     front.attach(deps);
 
     // In the background from here: the pooler catching up, the fleet's inventory (progress in

@@ -5,6 +5,7 @@ import { extensionReport } from '../extensions/extension-status.js';
 import { policyOf } from '../extensions/tenant-extensions.js';
 import type { InventoryProgress } from '../inventory/tenant-inventory.js';
 import { compatibilityOf } from '../templates/compatibility.js';
+import { capacityAdvice } from '../quotas/cluster-capacity.js';
 
 export interface ReadinessCheck {
   name: string;
@@ -54,6 +55,8 @@ const migrationNames = () => (shippedMigrations ??= loadControlMigrations().then
  */
 export class ReadinessMonitor {
   private checks: ReadinessCheck[] = [];
+  /** Advice that is no reason to be unready (a cluster that fits few default tenants). */
+  private advice: string[] = [];
   private offered = new Map<string, Map<string, string[]>>();
   private readonly tenants = new Map<string, TenantHealth>();
   private tenantsChecked = 0;
@@ -90,6 +93,7 @@ export class ReadinessMonitor {
   private async computeChecks(): Promise<void> {
     const { deps } = this;
     const checks: ReadinessCheck[] = [];
+    const advice: string[] = [];
     try {
       const applied = await deps.db.$queryRaw<{ migration_name: string }[]>`SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`;
       const missing = (await migrationNames()).filter((n) => !applied.some((a) => a.migration_name === n));
@@ -106,7 +110,9 @@ export class ReadinessMonitor {
             const offered = await cluster.query<{ name: string; versions: string[] }>(availableExtensions);
             this.offered.set(row.id, new Map(offered.rows.map((o) => [o.name, o.versions])));
           }
-          checks.push({ name: `cluster:${row.name}`, ok: true, detail: `PostgreSQL ${facts.serverVersion}` });
+          const capacity = await capacityAdvice(deps, cluster, facts);
+          if (capacity.warning) advice.push(capacity.warning);
+          checks.push({ name: `cluster:${row.name}`, ok: true, detail: `PostgreSQL ${facts.serverVersion}; ${capacity.summary}` });
         } catch (err) {
           checks.push({ name: `cluster:${row.name}`, ok: false, detail: `unreachable: ${(err as Error).message}` });
         }
@@ -114,6 +120,7 @@ export class ReadinessMonitor {
     }
     checks.push(await poolerCheck(deps));
     this.checks = checks;
+    this.advice = advice;
     this.report = this.assemble();
   }
 
@@ -192,6 +199,7 @@ export class ReadinessMonitor {
       if (c.name === 'control-database' || c.name === 'pooler') hard.push(`${c.name}: ${c.detail}`);
       else soft.push(`${c.name}: ${c.detail}`);
     }
+    soft.push(...this.advice);
     if (inventory?.running) soft.push(`inventory in progress: ${inventory.checked} of ${inventory.total} tenants checked`);
     const withProblems = [...this.tenants.values()].sort((a, b) => a.slug.localeCompare(b.slug));
     for (const t of withProblems.slice(0, TENANT_LIST_LIMIT)) (t.blocking ? hard : soft).push(`tenant ${t.slug}: ${t.problems.join('; ')}`);

@@ -16,9 +16,10 @@ export async function terminateConnection(deps: Deps, op: OperationContext, inpu
     // Only the tenant role's own sessions: never the control plane's (a superuser, even in the tenant's database).
     const { rowCount } = await cluster.query(tenantBackend, [input.pid, tenant.roleName]);
     if (!rowCount) throw notFound;
+    // Recorded before it happens: no session is ended without its audit event.
+    await recordAuditEvent(deps.db, op, { category: 'connection', action: 'connection.terminated', tenant, subject: String(input.pid), metadata: { pid: input.pid } });
     const ended = await cluster.query<{ terminated: boolean }>(terminateBackend, [input.pid]);
     if (!ended.rows[0]?.terminated) throw notFound;
-    await recordAuditEvent(deps.db, op, { category: 'connection', action: 'connection.terminated', tenant, subject: String(input.pid), metadata: { pid: input.pid } });
     return { tenant, pid: input.pid };
   });
 }
