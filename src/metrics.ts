@@ -38,6 +38,19 @@ export class TenantryMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'tenantry_process_' });
   }
 
+  /** Exposes the control client's statement count (tenantry_control_statements_total). */
+  countControlStatements(counter: { readonly queries: number }): void {
+    new Counter({
+      name: 'tenantry_control_statements_total',
+      help: 'SQL statements sent to the control database (transaction control not counted)',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(counter.queries);
+      },
+    });
+  }
+
   /** Per-tenant gauges, from a sample taken here or received from another replica. */
   recordTenantSample(s: TenantUsageSample): void {
     this.tenantConnections.set({ tenant: s.tenantSlug }, s.current);

@@ -86,6 +86,7 @@ export async function startTenantry(options: { config: Config; serverUrl: string
 
     front.phase = 'starting the pooler';
     const metrics = new TenantryMetrics();
+    metrics.countControlStatements(controlQueries);
     const pooler = await startPooler({ config, cluster: defaultCluster, db, logger, registry: metrics.registry, beforeRestart: options.hooks?.beforePoolerRestart });
     stack.push(() => pooler.stop());
     logger.info({ pooler: pooler.kind }, pooler.description);

@@ -167,11 +167,20 @@ describe('list fields are batched: a page costs the same whatever its size', () 
     return { queries: t.app.deps.controlQueries.queries - before, data: r.data };
   }
 
+  /**
+   * The fewest statements a page took in three tries: the counter is the service's, and the
+   * sampler, readiness or a lease renewal can add to one try on a busy machine, never take away.
+   */
+  async function leastCost(first: number) {
+    const tries = [await cost(first), await cost(first), await cost(first)];
+    return tries.reduce((a, b) => (b.queries < a.queries ? b : a));
+  }
+
   test('quota history, audit events, schema versions, usage history: one query each per page', async () => {
     await cost(1); // the key is cached from here on
     await settle(t); // and the inventory has looked at the new tenants
-    const two = await cost(2);
-    const five = await cost(5);
+    const two = await leastCost(2);
+    const five = await leastCost(5);
     assert.equal(five.queries, two.queries, `a page of 5 took ${five.queries} statements, a page of 2 took ${two.queries}`);
     assert.ok(five.queries <= 12, `${five.queries} statements for one page`);
     const b = five.data.tenants.edges.find((e: any) => e.node.slug === 'limit-b').node;

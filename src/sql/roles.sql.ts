@@ -14,6 +14,13 @@ export const createTenantRole = (role: string, connectionLimit: number) =>
 export const grantRoleToControlPlane = (role: string, serverVersionNum: number) =>
   serverVersionNum >= 160000 ? format('GRANT %I TO CURRENT_USER WITH INHERIT FALSE, SET TRUE', role) : format('GRANT %I TO CURRENT_USER', role);
 
+/**
+ * PostgreSQL 16+: turns inheriting the tenant role's privileges on or off for the control
+ * plane's membership (which it holds WITH INHERIT FALSE). Owner-only steps on what a tenant
+ * owns (taking back a legacy tenant's database) need it on for a moment.
+ */
+export const inheritTenantRole = (role: string, inherit: boolean) => format('GRANT %I TO CURRENT_USER WITH INHERIT %s', role, inherit ? 'TRUE' : 'FALSE');
+
 /** Whether the current user can SET ROLE to the role ($1). The SET privilege exists from PostgreSQL 16; before, membership is what counts. */
 export const canSetRole = (serverVersionNum: number) =>
   `SELECT pg_catalog.pg_has_role(CURRENT_USER, $1, '${serverVersionNum >= 160000 ? 'SET' : 'MEMBER'}') AS ok`;

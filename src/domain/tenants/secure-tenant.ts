@@ -14,6 +14,7 @@ import { createExtensionSchema, EXTENSION_SCHEMA, installedExtensions, moveExten
 import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
+import { inheritTenantRole } from '../../sql/roles.sql.js';
 import { lockSchemaVersionTable, SchemaVersionTableError } from '../templates/schema-version-record.js';
 
 /** Who owns `public` and `extensions` in the tenant database, by name. */
@@ -36,6 +37,16 @@ const SCHEMA_OWNERS = `SELECT n.nspname AS name, pg_catalog.pg_get_userbyid(n.ns
  * caller holds the tenant's lock. Returns what was changed.
  */
 export async function secureTenant(deps: Deps, op: OperationContext, cluster: ClusterAdmin, tenant: Tenant): Promise<string[]> {
+  const changes = await withTenantPrivileges(cluster, tenant, () => takeBack(deps, cluster, tenant));
+  await deps.db.$transaction(async (tx) => {
+    await tx.tenant.update({ where: { id: tenant.id }, data: { securedAt: new Date() } });
+    await recordAuditEvent(tx, op, { category: 'security', action: 'tenant.secured', tenant, subject: tenant.databaseName, metadata: { changes } });
+  });
+  return changes;
+}
+
+/** The cluster side of securing a tenant; returns what was changed. */
+async function takeBack(deps: Deps, cluster: ClusterAdmin, tenant: Tenant): Promise<string[]> {
   const db = tenant.databaseName;
   const changes: string[] = [];
   const { rows } = await cluster.query<{ owned_by_us: boolean; datistemplate: boolean; datallowconn: boolean }>(databaseExists, [db]);
@@ -105,11 +116,36 @@ export async function secureTenant(deps: Deps, op: OperationContext, cluster: Cl
     }
   });
 
-  await deps.db.$transaction(async (tx) => {
-    await tx.tenant.update({ where: { id: tenant.id }, data: { securedAt: new Date() } });
-    await recordAuditEvent(tx, op, { category: 'security', action: 'tenant.secured', tenant, subject: db, metadata: { changes } });
-  });
   return changes;
+}
+
+/**
+ * Taking back what the tenant owns (its database, `public`) needs the privileges of the tenant's
+ * role. A superuser has them, and so does a least-privilege control plane on PostgreSQL 15 (a
+ * plain member). On 16+ it holds the tenant role WITH INHERIT FALSE and turns inheriting on for
+ * the duration of `work` only. A tenant role it has no ADMIN option on (made by an earlier
+ * control plane running as another role) needs a superuser's grant once; the error says which.
+ */
+async function withTenantPrivileges<T>(cluster: ClusterAdmin, tenant: Tenant, work: () => Promise<T>): Promise<T> {
+  const me = await cluster.identity();
+  if (me.superuser || me.serverVersionNum < 160000) return work();
+  try {
+    await cluster.query(inheritTenantRole(tenant.roleName, true));
+  } catch (err) {
+    if ((err as { code?: string }).code !== '42501') throw err;
+    throw new UserError(
+      'INVALID_INPUT',
+      `tenant ${tenant.slug}: its role ${tenant.roleName} owns what must be taken back, and this control plane cannot act for it; as a superuser run ` +
+        format('GRANT %I TO %I WITH ADMIN TRUE, INHERIT FALSE, SET TRUE', tenant.roleName, me.role) +
+        ', then run this again',
+      'slug',
+    );
+  }
+  try {
+    return await work();
+  } finally {
+    await cluster.query(inheritTenantRole(tenant.roleName, false));
+  }
 }
 
 /** For work that needs the ownership model (upgrades, extension updates): secures a legacy tenant first. */

@@ -33,6 +33,7 @@ export interface RecoveryReport {
 export class TenantRecovery {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<RecoveryReport> | undefined;
+  private queued: Promise<RecoveryReport> | undefined;
 
   constructor(private readonly deps: Deps) {}
 
@@ -52,17 +53,35 @@ export class TenantRecovery {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    await this.running?.catch(() => undefined);
+    await this.idle();
   }
 
   /** Resolves once no pass is running. */
   async idle(): Promise<void> {
-    while (this.running) await this.running.catch(() => undefined);
+    while (this.running || this.queued) await (this.queued ?? this.running)!.catch(() => undefined);
   }
 
+  /**
+   * A pass that starts after this call, so it sees what is stuck now: when one is running, the
+   * next pass is queued behind it (and shared by every caller meanwhile).
+   */
   run(): Promise<RecoveryReport> {
-    this.running ??= this.pass().finally(() => (this.running = undefined));
-    return this.running;
+    if (!this.running) return this.startPass();
+    this.queued ??= this.running
+      .catch(() => undefined)
+      .then(() => {
+        this.queued = undefined;
+        return this.startPass();
+      });
+    return this.queued;
+  }
+
+  private startPass(): Promise<RecoveryReport> {
+    const pass: Promise<RecoveryReport> = this.pass().finally(() => {
+      if (this.running === pass) this.running = undefined;
+    });
+    this.running = pass;
+    return pass;
   }
 
   private async pass(): Promise<RecoveryReport> {
