@@ -2,9 +2,10 @@
 // (a superuser URL) it uses that server; otherwise it starts the embedded PostgreSQL 18
 // in a temporary folder for the duration of the run. With TEST_LEAST_PRIVILEGE=1 the service
 // under test runs as a role that is not superuser (set up here with the same SQL the README
-// gives operators); tests still inspect the server as the superuser.
+// gives operators); tests still inspect the server as the superuser. With TEST_SCOPE=server the
+// files marked `// @test-scope once` are left out. Arguments filter files by name.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -16,10 +17,16 @@ import { freePort } from '../test/support/free-port.js';
 
 
 const filter = process.argv.slice(2);
-const files = (await readdir('test'))
-  .filter((f) => f.endsWith('.test.ts'))
-  .filter((f) => filter.length === 0 || filter.some((x) => f.includes(x)))
-  .map((f) => path.join('test', f));
+// TEST_SCOPE=server: only the files whose outcome can depend on the server under test or on the
+// control plane's privileges (CI runs everything once, then this scope on the other configurations).
+const serverScope = process.env.TEST_SCOPE === 'server';
+const files: string[] = [];
+for (const f of (await readdir('test')).sort()) {
+  if (!f.endsWith('.test.ts') || (filter.length > 0 && !filter.some((x) => f.includes(x)))) continue;
+  const file = path.join('test', f);
+  if (serverScope && (await readFile(file, 'utf8')).startsWith('// @test-scope once')) continue;
+  files.push(file);
+}
 
 let embedded: EmbeddedServer | undefined;
 let home: string | undefined;
@@ -50,7 +57,7 @@ if (process.env.TEST_LEAST_PRIVILEGE === '1') {
 }
 
 const code = await new Promise<number>((resolve) => {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...files], { stdio: 'inherit', env: process.env });
+  const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 3}`, ...files], { stdio: 'inherit', env: process.env });
   child.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
 });
 

@@ -1,3 +1,5 @@
+// @test-scope once: what it tests does not depend on the server under test or on the
+// control plane's privileges, so CI runs it in the first configuration only (TEST_SCOPE).
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';

@@ -1,3 +1,5 @@
+// @test-scope once: what it tests does not depend on the server under test or on the
+// control plane's privileges, so CI runs it in the first configuration only (TEST_SCOPE).
 // The PgCat driver without a PgCat: pgcat.toml is rendered and parsed back with smol-toml,
 // SHOW output is mapped from rows shaped like PgCat's (src/admin.rs), and apply is run
 // against a port where nothing listens. No database and no PgCat needed.

@@ -1,3 +1,5 @@
+// @test-scope once: what it tests does not depend on the server under test or on the
+// control plane's privileges, so CI runs it in the first configuration only (TEST_SCOPE).
 // Issue 9: the managed PostgreSQL (here also the control database's server, as with the
 // embedded default) restarting during a fleet operation and during mutations costs at most
 // the requests in flight: the server stays up, answers throughout, and the operation finishes.

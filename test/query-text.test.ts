@@ -1,3 +1,5 @@
+// @test-scope once: what it tests does not depend on the server under test or on the
+// control plane's privileges, so CI runs it in the first configuration only (TEST_SCOPE).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { maskQuery } from '../src/domain/usage/query-text.js';

@@ -1,3 +1,5 @@
+// @test-scope once: what it tests does not depend on the server under test or on the
+// control plane's privileges, so CI runs it in the first configuration only (TEST_SCOPE).
 // Issues 9 and 11: the HTTP port is bound before anything else. A start on a busy port fails
 // before it touches PostgreSQL, the pooler or the admin key (no key is printed or stored; the
 // next good start prints one), and a second instance with the same configuration leaves the

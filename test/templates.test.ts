@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import format from 'pg-format';
 import { TemplateCatalog } from '../src/domain/templates/template-catalog.js';
 import { PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 import { TestTemplates } from './support/templates.js';
@@ -39,6 +40,17 @@ test('each template version is prepared once, sealed, and tenants are copied fro
   assert.equal(templates.length, 1);
   assert.deepEqual({ ...templates[0], datname: undefined }, { datname: undefined, datistemplate: true, datallowconn: false });
   assert.match(templates[0].datname, /_tpl_default_1_1_0_[0-9a-f]{10}$/);
+});
+
+test('a template database dropped while the server runs is prepared again by the next provision', async () => {
+  const [template] = await templateDatabases();
+  assert.ok(template, 'prepared by the test before');
+  await t.admin.query(format('ALTER DATABASE %I WITH IS_TEMPLATE false', template.datname));
+  await t.admin.query(format('DROP DATABASE %I', template.datname));
+  const r = await t.gql(PROVISION, { input: { slug: 'after-drop', displayName: 'after drop' } });
+  assert.deepEqual(r.data.provisionTenant.userErrors, []);
+  assert.equal(r.data.provisionTenant.tenant.status, 'ACTIVE');
+  assert.deepEqual((await templateDatabases()).map((x) => x.datname), [template.datname]);
 });
 
 test('a required extension the server lacks, or lacks at the minimum version: EXTENSION_UNAVAILABLE, nothing left', async () => {

@@ -1,0 +1,41 @@
+// @test-scope once: what it tests does not depend on the server under test or on the
+// control plane's privileges, so CI runs it in the first configuration only (TEST_SCOPE).
+// Issue 10: the fleet benchmark at a tiny size, so that `npm run bench` cannot rot between the
+// runs that fill BENCHMARKS.md. It measures every row and leaves nothing behind.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import pg from 'pg';
+import { TEST_LIMITS } from './support/test-tenantry.js';
+
+test('npm run bench at sizes 2 and 4: every figure measured, nothing left on the server', async () => {
+  const tag = randomBytes(4).toString('hex');
+  const env = { ...process.env, BENCH_SMOKE: '1', BENCH_SIZES: '2,4', BENCH_DATABASE_URL: process.env.TEST_DATABASE_URL!, BENCH_TAG: tag };
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/fleet.bench.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  assert.equal(code, 0, out.slice(-4000));
+
+  const rows = out.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| |'));
+  assert.equal(rows.length, 28, out);
+  for (const row of rows) {
+    const cells = row.split('|').slice(2, -1).map((c) => c.trim());
+    assert.equal(cells.length, 2, row);
+    for (const cell of cells) assert.match(cell, /^\d[\d.,]*( ms| s| B| MB|x)?( \(\d+\.\d+x\))?$/, `${row}: every figure measured`);
+  }
+
+  const admin = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL, statement_timeout: TEST_LIMITS.statementTimeoutMs });
+  await admin.connect();
+  try {
+    const left = await admin.query(
+      `SELECT datname AS name FROM pg_database WHERE datname LIKE $1 OR datname LIKE $2 UNION ALL SELECT rolname FROM pg_roles WHERE rolname LIKE $2 OR rolname LIKE $1`,
+      [`tenantry_b${tag}%`, `b${tag}\\_%`],
+    );
+    assert.deepEqual(left.rows, []);
+  } finally {
+    await admin.end();
+  }
+});
