@@ -5,7 +5,7 @@
 // each `CREATE DATABASE ... STRATEGY FILE_COPY` a copy-on-write clone: 10,000 tenant databases
 // then take a few hundred MB instead of ~75 GB.
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -55,9 +55,17 @@ async function reflinkFolder(base: string, logger: Logger): Promise<{ dir: strin
 
 export async function startPrivateCluster(logger: Logger): Promise<BenchCluster> {
   const base = await mkdtemp(path.join(tmpdir(), 'tenantry-bench-'));
+  await chmod(base, 0o711); // as root, the server runs as postgres and must pass through
   const reflink = await reflinkFolder(`${base}/data`, logger);
   const home = path.join(reflink?.dir ?? base, 'home');
-  const server = await startEmbeddedServer({ home, port: await freePort(), logger });
+  const removeAll = async () => {
+    await reflink?.unmount();
+    await rm(base, { recursive: true, force: true });
+  };
+  const server = await startEmbeddedServer({ home, port: await freePort(), logger }).catch(async (err) => {
+    await removeAll();
+    throw err;
+  });
   const admin = new pg.Client({ connectionString: server.url });
   await admin.connect();
   const settings: [string, string][] = [
@@ -70,7 +78,7 @@ export async function startPrivateCluster(logger: Logger): Promise<BenchCluster>
   if (reflink) settings.push(['file_copy_method', 'clone']);
   for (const [name, value] of settings) await admin.query(format('ALTER SYSTEM SET %I = %L', name, value));
   await admin.query('SELECT pg_catalog.pg_reload_conf()');
-  const version = (await admin.query<{ v: string }>('SHOW server_version')).rows[0]!.v;
+  const version = (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
   await admin.end();
   return {
     url: server.url,
@@ -80,8 +88,7 @@ export async function startPrivateCluster(logger: Logger): Promise<BenchCluster>
     copyStrategy: reflink ? 'file_copy' : 'wal_log',
     async stop() {
       await server.stop();
-      await reflink?.unmount();
-      await rm(base, { recursive: true, force: true });
+      await removeAll();
     },
   };
 }
