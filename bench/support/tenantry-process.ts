@@ -24,7 +24,9 @@ export class TenantryProcess {
   /** Starts the server and waits until it is ready and its start-up inventory has finished. */
   static async start(env: Record<string, string>): Promise<{ server: TenantryProcess; times: StartTimes }> {
     const started = performance.now();
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // BENCH_NODE_ARGS: extra node options for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+    const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/main.ts'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const output: string[] = [];
     const keep = (d: Buffer) => {
       output.push(String(d));

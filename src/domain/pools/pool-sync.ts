@@ -67,6 +67,13 @@ export class PoolSync {
   /** Callers waiting for the next apply (one not yet started). */
   private waiting: ((r: SyncResult) => void)[] = [];
   private remainingRepairs = 0;
+  /**
+   * The pools the last record() wrote for, by tenant: the next one reads only the rows of
+   * pools that changed since (and any not IN_SYNC), so a quota change reads one row whatever
+   * the fleet. Null: read every row (at start, after a failure, and on every reconciliation,
+   * which so also catches rows changed by hand).
+   */
+  private recorded: Map<string, PoolSpec> | null = null;
 
   constructor(
     private readonly db: ControlClient,
@@ -198,6 +205,7 @@ export class PoolSync {
   }
 
   private async reconcileNow(driver: PoolerDriver, pooler: string, found: PoolDrift): Promise<ReconcileReport> {
+    this.recorded = null;
     const desired = await this.desired();
     await this.repairAccess(desired);
     let observed: ObservedPool[];
@@ -264,8 +272,16 @@ export class PoolSync {
    * nothing, so a quota change writes one row whatever the fleet.
    */
   private async record(desired: Desired[], failure: Failure | null): Promise<void> {
+    const previous = this.recorded;
+    this.recorded = null; // until this record() has written
+    const changed = previous ? changedSince(previous, desired) : null;
     const rows = new Map(
-      (await this.db.pool.findMany({ select: { tenantId: true, name: true, mode: true, poolSize: true, maxConnections: true, status: true, lastError: true } })).map((r) => [r.tenantId, r]),
+      (
+        await this.db.pool.findMany({
+          where: changed ? { OR: [{ tenantId: { in: [...changed] } }, { status: { not: 'IN_SYNC' } }] } : undefined,
+          select: { tenantId: true, name: true, mode: true, poolSize: true, maxConnections: true, status: true, lastError: true },
+        })
+      ).map((r) => [r.tenantId, r]),
     );
     const now = new Date();
     const state: { status: 'IN_SYNC' | 'PENDING' | 'ERROR'; lastError: string | null; lastSyncedAt?: Date } = failure
@@ -278,6 +294,12 @@ export class PoolSync {
       const row = rows.get(tenantId);
       rows.delete(tenantId);
       const data = { name: spec.name, mode: spec.mode, poolSize: spec.poolSize, maxConnections: spec.maxDbConnections };
+      if (!row && changed && !changed.has(tenantId)) {
+        // Unchanged since the last record and IN_SYNC there (rows not IN_SYNC were read): only
+        // a pooler that is down touches it.
+        if (failure?.everyPool) statusOnly.push(tenantId);
+        continue;
+      }
       if (!row) {
         creates.push({ tenantId, ...data, ...state, updatedAt: now });
         continue;
@@ -304,6 +326,7 @@ export class PoolSync {
     }
     if (writes.length === 1) await writes[0];
     else if (writes.length > 1) await this.db.$transaction(writes);
+    this.recorded = new Map(desired.map((d) => [d.tenantId, d.spec]));
   }
 
   /** Tenant databases made before auth_query (or while POOLER=none) get pooler access, a bounded number per pass. */
@@ -318,4 +341,19 @@ export class PoolSync {
       this.logger.warn({ err }, 'could not check pooler access of tenant databases');
     }
   }
+}
+
+/** Tenants whose pool is new, gone or different since `previous` (what the last record() wrote for). */
+function changedSince(previous: Map<string, PoolSpec>, desired: Desired[]): Set<string> {
+  const changed = new Set<string>();
+  const now = new Set<string>();
+  for (const { tenantId, spec } of desired) {
+    now.add(tenantId);
+    const before = previous.get(tenantId);
+    if (!before || before.name !== spec.name || before.mode !== spec.mode || before.poolSize !== spec.poolSize || before.maxDbConnections !== spec.maxDbConnections) {
+      changed.add(tenantId);
+    }
+  }
+  for (const tenantId of previous.keys()) if (!now.has(tenantId)) changed.add(tenantId);
+  return changed;
 }

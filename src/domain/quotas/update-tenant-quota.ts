@@ -33,7 +33,7 @@ export interface UpdateTenantQuotaResult {
 /**
  * Changes a tenant's quota. The control database is the truth and goes first: the quota,
  * its QuotaChange and the audit event commit together (under the tenant's and the cluster's
- * capacity locks). Then PostgreSQL gets the limits (role and database CONNECTION LIMIT) -
+ * capacity locks; a cut needs only the tenant's). Then PostgreSQL gets the limits (role and database CONNECTION LIMIT) -
  * always, even when the value did not change, so calling again repairs a limit that drifted.
  * A crash or an unreachable server between the two leaves a difference the reconciler finds
  * and repairs (src/domain/tenants/cluster-state.ts); the pool follows in the background.
@@ -48,11 +48,12 @@ export async function updateTenantQuota(deps: Deps, op: OperationContext, input:
 
   const done = await withTenant(deps, input.slug, visible, async (tenant, cluster) => {
     assertSettled(tenant, 'a quota change');
-    const recorded = await underCapacityLock(deps, cluster, async () => {
-      const old = await deps.db.quota.findUniqueOrThrow({ where: { tenantId: tenant.id } });
-      if (old.maxConnections === newMax) return { quota: old, change: null };
-      if (newMax > old.maxConnections) await assertWithinCapacity(deps, cluster, { tenantId: tenant.id, slug: tenant.slug, quota: newMax });
-      return deps.db.$transaction(async (tx) => {
+    // The tenant's lock keeps its quota still; only a raise competes for the cluster's capacity
+    // (with provisions and other raises) and takes the capacity lock. A cut only frees capacity:
+    // a raise that read the sum before it is merely cautious.
+    const old = await deps.db.quota.findUniqueOrThrow({ where: { tenantId: tenant.id } });
+    const record = () =>
+      deps.db.$transaction(async (tx) => {
         const quota = await tx.quota.update({ where: { tenantId: tenant.id }, data: { maxConnections: newMax, updatedBy: op.actor, updatedAt: new Date() } });
         const change = await tx.quotaChange.create({
           data: { tenantId: tenant.id, actor: op.actor, oldMaxConnections: old.maxConnections, newMaxConnections: newMax, reason },
@@ -68,7 +69,15 @@ export async function updateTenantQuota(deps: Deps, op: OperationContext, input:
         });
         return { quota, change };
       });
-    });
+    const recorded: { quota: Quota; change: QuotaChange | null } =
+      old.maxConnections === newMax
+        ? { quota: old, change: null }
+        : newMax > old.maxConnections
+          ? await underCapacityLock(deps, cluster, async () => {
+              await assertWithinCapacity(deps, cluster, { tenantId: tenant.id, slug: tenant.slug, quota: newMax });
+              return record();
+            })
+          : await record();
     if (recorded.change) deps.metrics.quotaUpdates.inc();
     await deps.hooks.checkpoint?.('quota.recorded', tenant.slug);
 
