@@ -69,9 +69,11 @@ async function suite() {
   const quotaChangeCost = async (maxConnections: number) => {
     await setQuota(tenantIds[0]!, maxConnections);
     const before = counter.queries;
+    const rowsBefore = pooler.pools.stats.rowsRead;
     const r = await pooler.pools.request();
     const cost = counter.queries - before;
     assert.deepEqual(r, { outcome: 'IN_SYNC', error: null });
+    assert.equal(pooler.pools.stats.rowsRead - rowsBefore, 1, 'the apply read back the changed pool\'s row only');
     assert.equal((await own()).get(nameOf(0))?.poolSize, maxConnections);
     return cost;
   };

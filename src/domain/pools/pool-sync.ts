@@ -74,6 +74,8 @@ export class PoolSync {
    * which so also catches rows changed by hand).
    */
   private recorded: Map<string, PoolSpec> | null = null;
+  /** Recorded pool rows read back by applies (a quota change reads its own row, not the fleet's). */
+  readonly stats = { rowsRead: 0 };
 
   constructor(
     private readonly db: ControlClient,
@@ -283,6 +285,7 @@ export class PoolSync {
         })
       ).map((r) => [r.tenantId, r]),
     );
+    this.stats.rowsRead += rows.size;
     const now = new Date();
     const state: { status: 'IN_SYNC' | 'PENDING' | 'ERROR'; lastError: string | null; lastSyncedAt?: Date } = failure
       ? { status: failure.outcome, lastError: failure.error }
