@@ -361,8 +361,8 @@ describe('a tenant provisioned before Tenantry owned tenant databases', () => {
     await t.app.deps.inventory.run();
     const inv = await t.gql(`{ tenant(slug: "forger") { schemaVersion { version } inventory { drift missingTables error } } }`);
     assert.equal(inv.data.tenant.schemaVersion.version, '1.1.0', 'the forged version is not believed');
-    const me2 = await t.app.deps.clusters.defaultCluster.identity();
-    if (!me2.superuser && me2.serverVersionNum >= 160000) {
+    const controlPlane = await t.app.deps.clusters.defaultCluster.identity();
+    if (!controlPlane.superuser && controlPlane.serverVersionNum >= 160000) {
       // A least-privilege control plane on 16+ holds tenant roles without inheriting them: it
       // cannot enter a database the tenant owns until the database is taken back, and says so.
       assert.match(inv.data.tenant.inventory.error ?? '', /permission denied/, JSON.stringify(inv.data.tenant.inventory));

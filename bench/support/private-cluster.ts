@@ -36,7 +36,7 @@ async function reflinkFolder(base: string, logger: Logger): Promise<{ dir: strin
     await run('mkfs.xfs', ['-q', '-m', 'reflink=1', image]);
     await mkdir(dir);
     await run('mount', ['-o', 'loop', image, dir]);
-    await run('chmod', ['755', dir]);
+    await chmod(dir, 0o755);
   } catch (err) {
     logger.warn({ err: String(err) }, 'no XFS loop mount (needs root and xfsprogs): tenant databases are full copies');
     await rm(image, { force: true });

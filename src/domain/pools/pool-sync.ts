@@ -73,7 +73,7 @@ export class PoolSync {
    * the fleet. Null: read every row (at start, after a failure, and on every reconciliation,
    * which so also catches rows changed by hand).
    */
-  private recorded: Map<string, PoolSpec> | null = null;
+  private recorded: Map<string, PoolRow> | null = null;
   /** Recorded pool rows read back by applies (a quota change reads its own row, not the fleet's). */
   readonly stats = { rowsRead: 0 };
 
@@ -296,7 +296,7 @@ export class PoolSync {
     for (const { tenantId, spec } of desired) {
       const row = rows.get(tenantId);
       rows.delete(tenantId);
-      const data = { name: spec.name, mode: spec.mode, poolSize: spec.poolSize, maxConnections: spec.maxDbConnections };
+      const data = poolRow(spec);
       if (!row && changed && !changed.has(tenantId)) {
         // Unchanged since the last record and IN_SYNC there (rows not IN_SYNC were read): only
         // a pooler that is down touches it.
@@ -307,7 +307,7 @@ export class PoolSync {
         creates.push({ tenantId, ...data, ...state, updatedAt: now });
         continue;
       }
-      if (row.name !== data.name || row.mode !== data.mode || row.poolSize !== data.poolSize || row.maxConnections !== data.maxConnections) {
+      if (!sameRow(row, data)) {
         writes.push(this.db.pool.update({ where: { tenantId }, data: { ...data, ...state, updatedAt: now } }));
         continue;
       }
@@ -329,7 +329,7 @@ export class PoolSync {
     }
     if (writes.length === 1) await writes[0];
     else if (writes.length > 1) await this.db.$transaction(writes);
-    this.recorded = new Map(desired.map((d) => [d.tenantId, d.spec]));
+    this.recorded = new Map(desired.map((d) => [d.tenantId, poolRow(d.spec)]));
   }
 
   /** Tenant databases made before auth_query (or while POOLER=none) get pooler access, a bounded number per pass. */
@@ -346,16 +346,25 @@ export class PoolSync {
   }
 }
 
-/** Tenants whose pool is new, gone or different since `previous` (what the last record() wrote for). */
-function changedSince(previous: Map<string, PoolSpec>, desired: Desired[]): Set<string> {
+/** What table `pools` records of a pool's configuration. */
+type PoolRow = Pick<Prisma.PoolCreateManyInput, 'name' | 'mode' | 'poolSize' | 'maxConnections'>;
+
+function poolRow(spec: PoolSpec): PoolRow {
+  return { name: spec.name, mode: spec.mode, poolSize: spec.poolSize, maxConnections: spec.maxDbConnections };
+}
+
+function sameRow(a: PoolRow, b: PoolRow): boolean {
+  return a.name === b.name && a.mode === b.mode && a.poolSize === b.poolSize && a.maxConnections === b.maxConnections;
+}
+
+/** Tenants whose pool is new, gone or different since `previous` (what the last record() wrote). */
+function changedSince(previous: Map<string, PoolRow>, desired: Desired[]): Set<string> {
   const changed = new Set<string>();
   const now = new Set<string>();
   for (const { tenantId, spec } of desired) {
     now.add(tenantId);
     const before = previous.get(tenantId);
-    if (!before || before.name !== spec.name || before.mode !== spec.mode || before.poolSize !== spec.poolSize || before.maxDbConnections !== spec.maxDbConnections) {
-      changed.add(tenantId);
-    }
+    if (!before || !sameRow(before, poolRow(spec))) changed.add(tenantId);
   }
   for (const tenantId of previous.keys()) if (!now.has(tenantId)) changed.add(tenantId);
   return changed;

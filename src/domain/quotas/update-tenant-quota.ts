@@ -69,15 +69,15 @@ export async function updateTenantQuota(deps: Deps, op: OperationContext, input:
         });
         return { quota, change };
       });
-    const recorded: { quota: Quota; change: QuotaChange | null } =
-      old.maxConnections === newMax
-        ? { quota: old, change: null }
-        : newMax > old.maxConnections
-          ? await underCapacityLock(deps, cluster, async () => {
-              await assertWithinCapacity(deps, cluster, { tenantId: tenant.id, slug: tenant.slug, quota: newMax });
-              return record();
-            })
-          : await record();
+    let recorded: { quota: Quota; change: QuotaChange | null };
+    if (old.maxConnections === newMax) recorded = { quota: old, change: null };
+    else if (newMax < old.maxConnections) recorded = await record();
+    else {
+      recorded = await underCapacityLock(deps, cluster, async () => {
+        await assertWithinCapacity(deps, cluster, { tenantId: tenant.id, slug: tenant.slug, quota: newMax });
+        return record();
+      });
+    }
     if (recorded.change) deps.metrics.quotaUpdates.inc();
     await deps.hooks.checkpoint?.('quota.recorded', tenant.slug);
 
