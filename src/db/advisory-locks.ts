@@ -39,6 +39,8 @@ interface Session {
   client: pg.PoolClient;
   held: LockName[];
   broken: Error | null;
+  /** False once the request that opened it let go: its client is back in the pool, maybe another request's. */
+  open: boolean;
 }
 
 const LOCK_NOT_AVAILABLE = '55P03';
@@ -49,6 +51,11 @@ const LOCK_NOT_AVAILABLE = '55P03';
  * second connection while it holds the first: the pool cannot run dry of connections that
  * lock holders are waiting for. Waits end after the pool's lock_timeout; a crashed holder
  * releases its locks with its session.
+ *
+ * AsyncLocalStorage hands the session to everything started inside `fn`, timers included.
+ * Work that outlives the request or runs beside it (a look at the tenant "soon", a background
+ * pass) must start from `detached`: otherwise it would count as already holding the request's
+ * locks and run beside it. A session whose request has finished is never reused.
  */
 export class AdvisoryLocks {
   private readonly context = new AsyncLocalStorage<Session>();
@@ -66,13 +73,20 @@ export class AdvisoryLocks {
     return this.holding(lock, 'try', fn);
   }
 
+  /** Runs `fn` (which may start timers and background work) outside the current request's locks. */
+  detached<T>(fn: () => T): T {
+    return this.context.exit(fn);
+  }
+
   /** The locks the current request holds (for tests and assertions). */
   held(): readonly LockName[] {
-    return this.context.getStore()?.held ?? [];
+    const session = this.context.getStore();
+    return session?.open ? session.held : [];
   }
 
   private async holding<T>(lock: LockName, mode: 'wait' | 'try', fn: () => Promise<T>): Promise<T | { busy: true }> {
-    const session = this.context.getStore();
+    const store = this.context.getStore();
+    const session = store?.open ? store : undefined;
     if (session) {
       if (session.held.some((h) => h.key === lock.key)) return fn();
       const highest = Math.max(...session.held.map((h) => RANKS[h.kind]));
@@ -87,7 +101,7 @@ export class AdvisoryLocks {
     } catch (err) {
       throw /timeout/i.test((err as Error).message) ? new LockPoolTimeoutError(err) : err;
     }
-    const fresh: Session = { client, held: [], broken: null };
+    const fresh: Session = { client, held: [], broken: null, open: true };
     const onError = (err: Error) => {
       fresh.broken ??= err;
     };
@@ -95,6 +109,7 @@ export class AdvisoryLocks {
     try {
       return await this.context.run(fresh, () => this.acquireOn(fresh, lock, mode, fn));
     } finally {
+      fresh.open = false;
       client.removeListener('error', onError);
       client.release(fresh.broken ?? undefined);
     }

@@ -86,7 +86,8 @@ export class TenantInventory {
   checkSoon(tenantId: string): void {
     if (this.stopped) return;
     this.soon.add(tenantId);
-    this.soonTimer ??= setTimeout(() => void this.drainSoon(), 50);
+    // Started outside the caller's locks: the look waits for (or skips) a change that holds them.
+    this.soonTimer ??= this.deps.locks.detached(() => setTimeout(() => void this.drainSoon(), 50));
     this.soonTimer.unref?.();
   }
 

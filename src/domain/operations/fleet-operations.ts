@@ -130,7 +130,8 @@ export class FleetOperations {
 
   private launch(id: string): void {
     if (this.running.has(id) || this.stopping) return;
-    const run = this.run(id)
+    // Outlives the request that started it: never inside that request's locks.
+    const run = this.deps.locks.detached(() => this.run(id))
       .catch((err) => this.deps.logger.error({ err, operation: id }, 'operation failed'))
       .finally(() => this.running.delete(id));
     this.running.set(id, run);
