@@ -246,7 +246,7 @@ async function measureStreams() {
   await new Promise((r) => setTimeout(r, 3_000)); // every subscriber in, sampling at the watched pace
 
   const metric = (name: string) => server!.metric(name);
-  const wal = async () => (await admin.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+  const wal = async () => (await admin.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
   const before = { sum: await metric('tenantry_usage_sample_duration_seconds_sum'), count: await metric('tenantry_usage_sample_duration_seconds_count'), lsn: await wal() };
   perTenantDelay.length = 0;
   allTenantDelay.length = 0;

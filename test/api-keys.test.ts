@@ -93,9 +93,8 @@ describe('the key cache', () => {
       // Both replicas have it cached.
       assert.equal((await a.gql(VIEWER, {}, created.key)).data.viewer.role, 'TENANT_READER');
       assert.equal((await b.gql(VIEWER, {}, created.key)).data.viewer.role, 'TENANT_READER');
-      const warm = b.app.deps.controlQueries.queries;
-      assert.equal((await b.gql(VIEWER, {}, created.key)).data.viewer.role, 'TENANT_READER');
-      assert.equal(b.app.deps.controlQueries.queries, warm, 'b serves the key from its cache');
+      const warm = await fewestStatements(b, async () => assert.equal((await b.gql(VIEWER, {}, created.key)).data.viewer.role, 'TENANT_READER'));
+      assert.equal(warm.statements, 0, 'b serves the key from its cache');
 
       const r = await a.gql(REVOKE_KEY, { id: created.apiKey.id });
       assert.deepEqual(r.data.revokeApiKey.userErrors, []);

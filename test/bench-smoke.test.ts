@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import pg from 'pg';
+import { findPgBouncer } from '../src/domain/pools/pgbouncer/pgbouncer-process.js';
 import { TEST_LIMITS } from './support/test-tenantry.js';
 
 test('npm run bench at sizes 2 and 4: every figure measured, nothing left on the server', async () => {
@@ -38,4 +39,17 @@ test('npm run bench at sizes 2 and 4: every figure measured, nothing left on the
   } finally {
     await admin.end();
   }
+});
+
+test('npm run bench:pooler at 2 and 4 pools: a table with every part measured', { skip: findPgBouncer() || process.env.CI === 'true' ? false : 'pgbouncer is not installed' }, async () => {
+  const env = { ...process.env, BENCH_SIZES: '2,4', BENCH_ROUNDS: '1' };
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/pgbouncer-reload.bench.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  assert.equal(code, 0, out.slice(-4000));
+  const rows = out.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| one pool change'));
+  assert.equal(rows.length, 5, out);
+  for (const row of rows) assert.match(row, /^\| [^|]+ \| \d[\d.]* ms \| \d[\d.]* ms \(\d+\.\dx\) \|$/, row);
 });

@@ -164,16 +164,21 @@ test('an idle fleet costs two control-database statements per sample and writes 
     // Settle on a sample boundary, so the window holds whole samples.
     const start = sampler.stats.samples;
     await until(() => sampler.stats.samples, (n) => n > start, 'a sample boundary');
+    // Insert positions, not write positions: with synchronous_commit off the write position lags
+    // behind records already made (here: the CREATE EXTENSION above).
     // A (temporary) replication slot keeps the window's WAL on disk until it is read (a busy server recycles it fast).
     await control.query('SELECT pg_create_physical_replication_slot($1, true, true)', [slot]); // temporary: gone with this session
-    const lsn0 = (await control.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+    const lsn0 = (await control.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
     const s0 = sampler.stats.samples;
     const q0 = t.app.deps.controlQueries.queries;
     const h0 = sampler.stats.historyRows;
     await until(() => sampler.stats.samples, (n) => n >= s0 + 20, '20 idle samples');
     const q1 = t.app.deps.controlQueries.queries;
     const s1 = sampler.stats.samples;
-    const lsn1 = (await control.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+    const lsn1 = (await control.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
+    // pg_walinspect reads only flushed WAL (the WAL writer gets there within wal_writer_delay).
+    const flushed = async () => (await control.query<{ ok: boolean }>('SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn AS ok', [lsn1])).rows[0]!.ok;
+    await until(flushed, (ok) => ok, 'the window flushed');
     const samples = s1 - s0;
     const statements = q1 - q0;
     assert.equal(sampler.stats.historyRows - h0, 0, 'history rows written while nothing changed');

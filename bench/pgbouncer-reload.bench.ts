@@ -1,0 +1,120 @@
+// What one pool change costs PgBouncer as the fleet grows: Tenantry's PgBouncerDriver.apply
+// (render the whole pgbouncer.ini, write it, RELOAD, check SHOW DATABASES) with one pool added
+// to fleets of 100 to 10,000 pools, and each part on its own. PgBouncer has one configuration
+// file and no command to add a single database, so this is the floor under every change that
+// touches a pool (provisionTenant, updateTenantQuota, suspend/resume) while callers wait for it.
+// No PostgreSQL is needed: PgBouncer does not connect to servers to load its configuration.
+// Usage: npm run bench:pooler   (BENCH_SIZES=100,1000,3000,10000  BENCH_ROUNDS=7)
+import { execFile } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createLogger } from '../src/logger.js';
+import type { PoolSpec } from '../src/domain/pools/pooler-driver.js';
+import { AdminConsole } from '../src/domain/pools/pgbouncer/admin-console.js';
+import { writeIni } from '../src/domain/pools/pgbouncer/config-files.js';
+import { localAddress, renderPgBouncerIni } from '../src/domain/pools/pgbouncer/pgbouncer-config.js';
+import { PgBouncerDriver } from '../src/domain/pools/pgbouncer/pgbouncer-driver.js';
+import { findPgBouncer, PgBouncerProcess } from '../src/domain/pools/pgbouncer/pgbouncer-process.js';
+import { generatePassword } from '../src/domain/tenants/credentials.js';
+import { AUTH_QUERY } from '../src/sql/pooler-auth.sql.js';
+import { freePort } from '../test/support/free-port.js';
+
+const SIZES = (process.env.BENCH_SIZES ?? '100,1000,3000,10000').split(',').map(Number);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
+const binary = findPgBouncer();
+if (!binary) throw new Error('pgbouncer is not installed');
+
+const logger = createLogger('error');
+const tmp = await mkdtemp(path.join(tmpdir(), 'tenantry-bench-pooler-'));
+await chmod(tmp, 0o711); // PgBouncer runs as postgres when we are root: it must reach its folder
+const proc = new PgBouncerProcess({
+  dir: path.join(tmp, 'pgbouncer'),
+  listenPort: await freePort(),
+  serverHost: '127.0.0.1',
+  serverPort: 5432,
+  binary,
+  authUser: 'tenantry_bench_auth',
+  authQuery: AUTH_QUERY,
+  serverIdleTimeout: 30,
+  supervise: false,
+  logger,
+});
+const driver = new PgBouncerDriver({
+  settings: proc.settings,
+  admin: proc.admin,
+  authUser: { user: 'tenantry_bench_auth', password: generatePassword() },
+  clientSlots: { perConnection: 5, fileLimit: 1_000_000 },
+  fileOwner: proc.fileOwner,
+  logger,
+});
+const adminConsole = new AdminConsole({ ...localAddress(proc.settings), user: proc.admin.user, password: proc.admin.password });
+
+const pool = (i: number): PoolSpec => ({ name: `t${i}_tenant`, database: `t${i}_tenant`, user: `t${i}_tenant`, poolSize: 10, maxDbConnections: 50, mode: 'transaction' });
+const fleet = (n: number): PoolSpec[] => Array.from({ length: n }, (_, i) => pool(i));
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function timed(work: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await work();
+  return performance.now() - started;
+}
+
+interface Row {
+  size: number;
+  apply: number;
+  render: number;
+  write: number;
+  reload: number;
+  show: number;
+}
+
+const rows: Row[] = [];
+try {
+  await proc.claim();
+  await driver.writeFiles([]);
+  await proc.start();
+  for (const size of SIZES) {
+    const base = fleet(size);
+    await driver.apply(base);
+    const parts = { apply: [] as number[], render: [] as number[], write: [] as number[], reload: [] as number[], show: [] as number[] };
+    for (let round = 0; round < ROUNDS; round++) {
+      // One new tenant's pool, as a provisioning adds it.
+      const next = [...base, pool(size + round)];
+      parts.apply.push(await timed(() => driver.apply(next)));
+      let ini = '';
+      parts.render.push(await timed(async () => (ini = renderPgBouncerIni(proc.settings, next, 1_000_000))));
+      parts.write.push(await timed(() => writeIni(proc.settings.files, ini, proc.fileOwner)));
+      parts.reload.push(await timed(() => adminConsole.reload()));
+      parts.show.push(await timed(() => adminConsole.showDatabases()));
+    }
+    const row = { size, apply: median(parts.apply), render: median(parts.render), write: median(parts.write), reload: median(parts.reload), show: median(parts.show) };
+    rows.push(row);
+    console.error(`# ${size} pools: apply ${row.apply.toFixed(1)} ms (RELOAD ${row.reload.toFixed(1)} ms)`);
+  }
+} finally {
+  await proc.stop();
+  await rm(tmp, { recursive: true, force: true });
+}
+
+const first = rows[0]!;
+const ms = (value: number) => `${value < 10 ? value.toFixed(1) : value.toFixed(0)} ms`;
+const ratio = (value: number, of: number) => (of > 0 ? ` (${(value / of).toFixed(1)}x)` : '');
+const labels: [keyof Omit<Row, 'size'>, string][] = [
+  ['apply', 'PgBouncerDriver.apply, one pool added (p50)'],
+  ['render', 'render and validate pgbouncer.ini'],
+  ['write', 'write it (temp file, fsync, rename)'],
+  ['reload', 'RELOAD (PgBouncer reads the whole file)'],
+  ['show', 'SHOW DATABASES (the check after)'],
+];
+console.log(`| one pool change, ${ROUNDS} rounds, medians | ${rows.map((r) => `${r.size.toLocaleString('en')} pools`).join(' | ')} |`);
+console.log(`|---|${rows.map(() => '---').join('|')}|`);
+for (const [key, label] of labels) {
+  console.log(`| ${label} | ${rows.map((r) => ms(r[key]) + (r === first ? '' : ratio(r[key], first[key]))).join(' | ')} |`);
+}
+console.log(`\nPgBouncer ${await versionOf(binary)}; machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}. Ratios are to the ${first.size}-pool column of this run.`);
+
+function versionOf(bin: string): Promise<string> {
+  return new Promise((resolve) => execFile(bin, ['--version'], (_err, out) => resolve(String(out).split('\n')[0]!.replace(/^PgBouncer\s*/i, '').trim())));
+}
