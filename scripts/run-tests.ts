@@ -12,6 +12,7 @@ import pg from 'pg';
 import { startEmbeddedServer, type EmbeddedServer } from '../src/db/embedded-server.js';
 import { leastPrivilegeSetupSql } from '../src/db/least-privilege-setup.js';
 import { generatePassword, scramSha256Verifier } from '../src/domain/tenants/credentials.js';
+import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { freePort } from '../test/support/free-port.js';
 
@@ -53,7 +54,7 @@ if (process.env.TEST_LEAST_PRIVILEGE === '1') {
   const admin = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL });
   await admin.connect();
   const version = Number((await admin.query('SHOW server_version_num')).rows[0].server_version_num);
-  for (const statement of leastPrivilegeSetupSql({ controlRole: role, passwordVerifier: scramSha256Verifier(password), lookupRole: 'tenantry_pooler_lookup', serverVersionNum: version })) {
+  for (const statement of leastPrivilegeSetupSql({ controlRole: role, passwordVerifier: scramSha256Verifier(password), lookupRole: loadConfig({}).POOLER_LOOKUP_ROLE, serverVersionNum: version })) {
     await admin.query(statement);
   }
   await admin.end();
@@ -64,10 +65,39 @@ if (process.env.TEST_LEAST_PRIVILEGE === '1') {
   console.log(`# least privilege: the service runs as ${role} (not superuser)`);
 }
 
-const code = await new Promise<number>((resolve) => {
+/** Every database and role on the server, as `database x` / `role y`. */
+async function serverObjects(url: string): Promise<Set<string>> {
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    const { rows } = await admin.query<{ o: string }>(
+      `SELECT 'database ' || datname AS o FROM pg_catalog.pg_database UNION ALL SELECT 'role ' || rolname FROM pg_catalog.pg_roles`,
+    );
+    return new Set(rows.map((r) => r.o));
+  } finally {
+    await admin.end();
+  }
+}
+// On the run's own server nothing else creates databases or roles: whatever the files leave
+// behind is a test that does not clean up (and would break a second run on a shared server).
+const before = embedded ? await serverObjects(embedded.url) : null;
+
+let code = await new Promise<number>((resolve) => {
   const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 3}`, ...files], { stdio: 'inherit', env: process.env });
   child.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
 });
+
+if (embedded && before) {
+  // The pooler's lookup role is made once per server and shared by every Tenantry on it (kept by design).
+  const kept = `role ${loadConfig({}).POOLER_LOOKUP_ROLE}`;
+  const left = [...(await serverObjects(embedded.url))].filter((o) => !before.has(o) && o !== kept).sort();
+  if (left.length > 0) {
+    console.log(`# the test files left ${left.length} databases and roles behind:\n${left.map((o) => `#   ${o}`).join('\n')}`);
+    code = 1;
+  } else {
+    console.log('# nothing left behind on the server');
+  }
+}
 
 await embedded?.stop();
 if (home) await rm(home, { recursive: true, force: true });

@@ -13,7 +13,8 @@ export async function afterCommit(deps: Deps, p: { tenantId: string; pool?: bool
   // Readiness follows the records at once (one small query), not at the next pass.
   await deps.readiness.refreshTenant(p.tenantId).catch((err) => deps.logger.warn({ err, tenantId: p.tenantId }, 'readiness refresh failed'));
   if (!p.pool) return;
-  const applied = deps.pools.request().catch((err) => {
+  // The apply outlives this request: it must not run inside the request's locks.
+  const applied = deps.locks.detached(() => deps.pools.request()).catch((err) => {
     deps.logger.warn({ err, tenantId: p.tenantId }, 'pool update after a change failed; the reconciler retries');
   });
   let timer: NodeJS.Timeout | undefined;
