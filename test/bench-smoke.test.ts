@@ -1,7 +1,8 @@
 // @test-scope once: what it tests does not depend on the server under test or on the
 // control plane's privileges, so CI runs it in the first configuration only (TEST_SCOPE).
 // Issue 10: the fleet benchmark at a tiny size, so that `npm run bench` cannot rot between the
-// runs that fill BENCHMARKS.md. It measures every row and leaves nothing behind.
+// runs that fill BENCHMARKS.md. It measures every row and leaves nothing behind. The same for
+// `npm run bench:pooler`.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -10,15 +11,20 @@ import pg from 'pg';
 import { findPgBouncer } from '../src/domain/pools/pgbouncer/pgbouncer-process.js';
 import { TEST_LIMITS } from './support/test-tenantry.js';
 
-test('npm run bench at sizes 2 and 4: every figure measured, nothing left on the server', async () => {
-  const tag = randomBytes(4).toString('hex');
-  const env = { ...process.env, BENCH_SMOKE: '1', BENCH_SIZES: '2,4', BENCH_DATABASE_URL: process.env.TEST_DATABASE_URL!, BENCH_TAG: tag };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/fleet.bench.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs a benchmark script to its end; fails the test with the output's tail unless it exits 0. */
+async function runBench(script: string, env: Record<string, string>): Promise<string> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   assert.equal(code, 0, out.slice(-4000));
+  return out;
+}
+
+test('npm run bench at sizes 2 and 4: every figure measured, nothing left on the server', async () => {
+  const tag = randomBytes(4).toString('hex');
+  const out = await runBench('bench/fleet.bench.ts', { BENCH_SMOKE: '1', BENCH_SIZES: '2,4', BENCH_DATABASE_URL: process.env.TEST_DATABASE_URL!, BENCH_TAG: tag });
 
   const rows = out.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| |'));
   assert.equal(rows.length, 28, out);
@@ -42,13 +48,7 @@ test('npm run bench at sizes 2 and 4: every figure measured, nothing left on the
 });
 
 test('npm run bench:pooler at 2 and 4 pools: a table with every part measured', { skip: findPgBouncer() || process.env.CI === 'true' ? false : 'pgbouncer is not installed' }, async () => {
-  const env = { ...process.env, BENCH_SIZES: '2,4', BENCH_ROUNDS: '1' };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/pgbouncer-reload.bench.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  assert.equal(code, 0, out.slice(-4000));
+  const out = await runBench('bench/pgbouncer-reload.bench.ts', { BENCH_SIZES: '2,4', BENCH_ROUNDS: '1' });
   const rows = out.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| one pool change'));
   assert.equal(rows.length, 5, out);
   for (const row of rows) assert.match(row, /^\| [^|]+ \| \d[\d.]* ms \| \d[\d.]* ms \(\d+\.\dx\) \|$/, row);
