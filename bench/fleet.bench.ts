@@ -28,6 +28,7 @@ import { createLogger } from '../src/logger.js';
 import { freePort } from '../test/support/free-port.js';
 import { dropEverythingOf } from '../test/support/test-tenantry.js';
 import { startPrivateCluster, type BenchCluster } from './support/private-cluster.js';
+import { p50, p95 } from './support/statistics.js';
 import { TenantryProcess, type StartTimes } from './support/tenantry-process.js';
 
 const smoke = process.env.BENCH_SMOKE === '1';
@@ -38,15 +39,7 @@ const N = smoke
 const logger = createLogger('warn');
 const log = (message: string) => process.stdout.write(`# ${new Date().toISOString().slice(11, 19)} ${message}\n`);
 
-// ---- statistics ----------------------------------------------------------------------------
-const quantile = (values: number[], q: number) => {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
-};
-const p50 = (v: number[]) => quantile(v, 0.5);
-const p95 = (v: number[]) => quantile(v, 0.95);
-
+// ---- timing --------------------------------------------------------------------------------
 /** Runs `count` calls of `call(i)` with `concurrency` at once; returns each call's latency and the wall time. */
 async function timed(count: number, concurrency: number, call: (i: number) => Promise<void>): Promise<{ latencies: number[]; wallMs: number }> {
   const latencies: number[] = [];

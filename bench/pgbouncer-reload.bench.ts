@@ -20,6 +20,7 @@ import { findPgBouncer, PgBouncerProcess } from '../src/domain/pools/pgbouncer/p
 import { generatePassword } from '../src/domain/tenants/credentials.js';
 import { AUTH_QUERY } from '../src/sql/pooler-auth.sql.js';
 import { freePort } from '../test/support/free-port.js';
+import { p50 } from './support/statistics.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '100,1000,3000,10000').split(',').map(Number);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
@@ -53,7 +54,6 @@ const adminConsole = new AdminConsole({ ...localAddress(proc.settings), user: pr
 
 const pool = (i: number): PoolSpec => ({ name: `t${i}_tenant`, database: `t${i}_tenant`, user: `t${i}_tenant`, poolSize: 10, maxDbConnections: 50, mode: 'transaction' });
 const fleet = (n: number): PoolSpec[] => Array.from({ length: n }, (_, i) => pool(i));
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function timed(work: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
@@ -61,14 +61,16 @@ async function timed(work: () => Promise<unknown>): Promise<number> {
   return performance.now() - started;
 }
 
-interface Row {
-  size: number;
-  apply: number;
-  render: number;
-  write: number;
-  reload: number;
-  show: number;
-}
+/** The parts of one pool change, each timed on its own, with their labels in the table. */
+const PARTS = {
+  apply: 'PgBouncerDriver.apply, one pool added (p50)',
+  render: 'render and validate pgbouncer.ini',
+  write: 'write it (temp file, fsync, rename)',
+  reload: 'RELOAD (PgBouncer reads the whole file)',
+  show: 'SHOW DATABASES (the check after)',
+} as const;
+type Part = keyof typeof PARTS;
+type Row = { size: number } & Record<Part, number>;
 
 const rows: Row[] = [];
 try {
@@ -78,7 +80,7 @@ try {
   for (const size of SIZES) {
     const base = fleet(size);
     await driver.apply(base);
-    const parts = { apply: [] as number[], render: [] as number[], write: [] as number[], reload: [] as number[], show: [] as number[] };
+    const parts: Record<Part, number[]> = { apply: [], render: [], write: [], reload: [], show: [] };
     for (let round = 0; round < ROUNDS; round++) {
       // One new tenant's pool, as a provisioning adds it.
       const next = [...base, pool(size + round)];
@@ -89,7 +91,7 @@ try {
       parts.reload.push(await timed(() => adminConsole.reload()));
       parts.show.push(await timed(() => adminConsole.showDatabases()));
     }
-    const row = { size, apply: median(parts.apply), render: median(parts.render), write: median(parts.write), reload: median(parts.reload), show: median(parts.show) };
+    const row = { size, ...Object.fromEntries(Object.entries(parts).map(([p, times]) => [p, p50(times)])) } as Row;
     rows.push(row);
     console.error(`# ${size} pools: apply ${row.apply.toFixed(1)} ms (RELOAD ${row.reload.toFixed(1)} ms)`);
   }
@@ -101,16 +103,9 @@ try {
 const first = rows[0]!;
 const ms = (value: number) => `${value < 10 ? value.toFixed(1) : value.toFixed(0)} ms`;
 const ratio = (value: number, of: number) => (of > 0 ? ` (${(value / of).toFixed(1)}x)` : '');
-const labels: [keyof Omit<Row, 'size'>, string][] = [
-  ['apply', 'PgBouncerDriver.apply, one pool added (p50)'],
-  ['render', 'render and validate pgbouncer.ini'],
-  ['write', 'write it (temp file, fsync, rename)'],
-  ['reload', 'RELOAD (PgBouncer reads the whole file)'],
-  ['show', 'SHOW DATABASES (the check after)'],
-];
 console.log(`| one pool change, ${ROUNDS} rounds, medians | ${rows.map((r) => `${r.size.toLocaleString('en')} pools`).join(' | ')} |`);
 console.log(`|---|${rows.map(() => '---').join('|')}|`);
-for (const [key, label] of labels) {
+for (const [key, label] of Object.entries(PARTS) as [Part, string][]) {
   console.log(`| ${label} | ${rows.map((r) => ms(r[key]) + (r === first ? '' : ratio(r[key], first[key]))).join(' | ')} |`);
 }
 console.log(`\nPgBouncer ${await versionOf(binary)}; machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}. Ratios are to the ${first.size}-pool column of this run.`);

@@ -16,6 +16,9 @@ import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { freePort } from '../test/support/free-port.js';
 
+/** Made once per server and shared by every Tenantry on it (kept by design, so not a leftover). */
+const lookupRole = loadConfig({}).POOLER_LOOKUP_ROLE;
+
 
 const filter = process.argv.slice(2);
 // TEST_SCOPE=server: only the files whose outcome can depend on the server under test or on the
@@ -33,16 +36,12 @@ let embedded: EmbeddedServer | undefined;
 let home: string | undefined;
 if (!process.env.TEST_DATABASE_URL) {
   home = await mkdtemp(path.join(tmpdir(), 'tenantry-test-'));
-  embedded = await startEmbeddedServer({ home, port: await freePort(), logger: createLogger('warn') });
-  process.env.TEST_DATABASE_URL = embedded.url;
   // Thrown away at the end of the run: durability buys nothing (a killed server loses nothing
   // the operating system has, so the crash tests are unaffected), and CREATE DATABASE is much
   // cheaper without fsync.
-  const admin = new pg.Client({ connectionString: embedded.url });
-  await admin.connect();
-  for (const setting of ['fsync', 'synchronous_commit', 'full_page_writes']) await admin.query(`ALTER SYSTEM SET ${setting} = off`);
-  await admin.query('SELECT pg_catalog.pg_reload_conf()');
-  await admin.end();
+  const settings = { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' };
+  embedded = await startEmbeddedServer({ home, port: await freePort(), logger: createLogger('warn'), settings });
+  process.env.TEST_DATABASE_URL = embedded.url;
   console.log(`# embedded PostgreSQL 18 for this run, fsync off (${home})`);
 } else {
   console.log(`# TEST_DATABASE_URL=${process.env.TEST_DATABASE_URL.replace(/:[^:@/]*@/, ':***@')}`);
@@ -54,7 +53,7 @@ if (process.env.TEST_LEAST_PRIVILEGE === '1') {
   const admin = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL });
   await admin.connect();
   const version = Number((await admin.query('SHOW server_version_num')).rows[0].server_version_num);
-  for (const statement of leastPrivilegeSetupSql({ controlRole: role, passwordVerifier: scramSha256Verifier(password), lookupRole: loadConfig({}).POOLER_LOOKUP_ROLE, serverVersionNum: version })) {
+  for (const statement of leastPrivilegeSetupSql({ controlRole: role, passwordVerifier: scramSha256Verifier(password), lookupRole, serverVersionNum: version })) {
     await admin.query(statement);
   }
   await admin.end();
@@ -88,9 +87,7 @@ let code = await new Promise<number>((resolve) => {
 });
 
 if (embedded && before) {
-  // The pooler's lookup role is made once per server and shared by every Tenantry on it (kept by design).
-  const kept = `role ${loadConfig({}).POOLER_LOOKUP_ROLE}`;
-  const left = [...(await serverObjects(embedded.url))].filter((o) => !before.has(o) && o !== kept).sort();
+  const left = [...(await serverObjects(embedded.url))].filter((o) => !before.has(o) && o !== `role ${lookupRole}`).sort();
   if (left.length > 0) {
     console.log(`# the test files left ${left.length} databases and roles behind:\n${left.map((o) => `#   ${o}`).join('\n')}`);
     code = 1;

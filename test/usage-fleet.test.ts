@@ -164,10 +164,10 @@ test('an idle fleet costs two control-database statements per sample and writes 
     // Settle on a sample boundary, so the window holds whole samples.
     const start = sampler.stats.samples;
     await until(() => sampler.stats.samples, (n) => n > start, 'a sample boundary');
-    // Insert positions, not write positions: with synchronous_commit off the write position lags
-    // behind records already made (here: the CREATE EXTENSION above).
     // A (temporary) replication slot keeps the window's WAL on disk until it is read (a busy server recycles it fast).
     await control.query('SELECT pg_create_physical_replication_slot($1, true, true)', [slot]); // temporary: gone with this session
+    // Insert positions, not write positions: with synchronous_commit off the write position lags
+    // behind records already made (here: the CREATE EXTENSION above).
     const lsn0 = (await control.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
     const s0 = sampler.stats.samples;
     const q0 = t.app.deps.controlQueries.queries;
@@ -197,7 +197,7 @@ test('an idle fleet costs two control-database statements per sample and writes 
                          UNION SELECT i.indexrelid FROM pg_catalog.pg_index i WHERE i.indrelid IN (SELECT reltoastrelid FROM public_tables))
        ), written AS (
          SELECT r.record_length, m[1] AS node
-         FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn) r, pg_catalog.regexp_matches(r.block_ref, 'rel \d+/' || $3 || '/(\d+)', 'g') AS m
+         FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn) r, pg_catalog.regexp_matches(r.block_ref, 'rel [0-9]+/' || $3 || '/([0-9]+)', 'g') AS m
          WHERE r.xid::text <> '0'
        )
        SELECT count(*)::int AS records, coalesce(sum(w.record_length), 0)::int AS bytes, pg_catalog.array_agg(DISTINCT own.relname) AS relations

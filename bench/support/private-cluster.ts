@@ -10,7 +10,6 @@ import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import format from 'pg-format';
 import { startEmbeddedServer } from '../../src/db/embedded-server.js';
 import type { Logger } from '../../src/logger.js';
 import { freePort } from '../../test/support/free-port.js';
@@ -62,26 +61,24 @@ export async function startPrivateCluster(logger: Logger): Promise<BenchCluster>
     await reflink?.unmount();
     await rm(base, { recursive: true, force: true });
   };
-  const server = await startEmbeddedServer({ home, port: await freePort(), logger }).catch(async (err) => {
+  const settings: Record<string, string> = {
+    fsync: 'off',
+    synchronous_commit: 'off',
+    full_page_writes: 'off',
+    max_wal_size: '8GB',
+    checkpoint_timeout: '30min',
+    // The autovacuum launcher visits every database once per naptime: with 10,000 databases
+    // and the default 1 min it starts a worker every 6 ms, all the time. Clusters with many
+    // databases raise it (the README's "Performance at fleet scale" says so too).
+    autovacuum_naptime: '10min',
+    ...(reflink ? { file_copy_method: 'clone' } : {}),
+  };
+  const server = await startEmbeddedServer({ home, port: await freePort(), logger, settings }).catch(async (err) => {
     await removeAll();
     throw err;
   });
   const admin = new pg.Client({ connectionString: server.url });
   await admin.connect();
-  const settings: [string, string][] = [
-    ['fsync', 'off'],
-    ['synchronous_commit', 'off'],
-    ['full_page_writes', 'off'],
-    ['max_wal_size', '8GB'],
-    ['checkpoint_timeout', '30min'],
-    // The autovacuum launcher visits every database once per naptime: with 10,000 databases
-    // and the default 1 min it starts a worker every 6 ms, all the time. Clusters with many
-    // databases raise it (the README's "Performance at fleet scale" says so too).
-    ['autovacuum_naptime', '10min'],
-  ];
-  if (reflink) settings.push(['file_copy_method', 'clone']);
-  for (const [name, value] of settings) await admin.query(format('ALTER SYSTEM SET %I = %L', name, value));
-  await admin.query('SELECT pg_catalog.pg_reload_conf()');
   const version = (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
   await admin.end();
   return {

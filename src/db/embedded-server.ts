@@ -55,7 +55,13 @@ async function assertReachableByOthers(dir: string): Promise<void> {
  * under `home` between runs. As root the server runs as the `postgres` user (PostgreSQL
  * refuses root), so its data directory is handed to that user.
  */
-export async function startEmbeddedServer(options: { home: string; port: number; logger: Logger }): Promise<EmbeddedServer> {
+export async function startEmbeddedServer(options: {
+  home: string;
+  port: number;
+  logger: Logger;
+  /** Server settings for this start (`-c name=value`), e.g. durability off for a throwaway server. */
+  settings?: Record<string, string>;
+}): Promise<EmbeddedServer> {
   const home = path.resolve(options.home);
   const dataDir = path.join(home, 'pgdata');
   const stateFile = embeddedStateFile(home);
@@ -87,7 +93,9 @@ export async function startEmbeddedServer(options: { home: string; port: number;
     createPostgresUser: isRoot,
     initdbFlags: ['--encoding=UTF8', '--locale=C.UTF-8'],
     // Loopback only, no Unix socket: nothing else on the machine is disturbed.
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=500'],
+    postgresFlags: Object.entries({ listen_addresses: '127.0.0.1', unix_socket_directories: '', max_connections: '500', ...options.settings }).flatMap(
+      ([name, value]) => ['-c', `${name}=${value}`],
+    ),
     onLog: (message) => options.logger.debug({ embedded: message.trim() }, 'embedded postgres'),
     onError: (error) => options.logger.warn({ embedded: String(error).trim() }, 'embedded postgres'),
   });
