@@ -117,7 +117,10 @@ test('1,100 ACTIVE tenants: the server starts, samples once per interval, and st
     await until(() => batch.values.length, (n) => n >= 3, 'batches');
 
     const before = { samples: sampler.stats.samples, reads: t.app.deps.clusters.defaultCluster.stats.activityReads, messages: batches.length };
-    await until(() => sampler.stats.samples, (n) => n >= before.samples + 12, '12 more samples');
+    await until(() => sampler.stats.samples, (n) => n >= before.samples + 12, '12 more samples').catch((err: Error) => {
+      // Whether the sampler lost its lease or stopped counting (seen once under CI load).
+      throw new Error(`${err.message}; sampler ${JSON.stringify(sampler.stats)}`);
+    });
     const samples = sampler.stats.samples - before.samples;
     const reads = t.app.deps.clusters.defaultCluster.stats.activityReads - before.reads;
     const messages = batches.length - before.messages;
