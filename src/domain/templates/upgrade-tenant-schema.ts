@@ -9,7 +9,7 @@ import { readInstalledExtensions, recordExtensions } from '../extensions/tenant-
 import { afterCommit } from '../tenants/after-commit.js';
 import { ensureSecured } from '../tenants/secure-tenant.js';
 import { assertSettled, withTenant, type Visible } from '../tenants/tenant-access.js';
-import { createTenantExecutor, runAsTenant } from './tenant-executor.js';
+import { TenantStepRunner } from './tenant-executor.js';
 import { SCHEMA_MIGRATION_LOCK, schemaVersionLedger, TENANT_COMPONENT } from './schema-version-ledger.js';
 import { mirrorSchemaVersion, readSchemaVersion } from './schema-version-record.js';
 import type { TemplateVersion } from './template-catalog.js';
@@ -62,11 +62,11 @@ export async function upgradeTenantSchema(
         // Extensions first, as the control plane, into the schema only it can create in.
         await installExtensions(client, target.extensions);
         // Then the steps, as the tenant (see tenant-executor.ts): tables they create are the tenant's.
-        await createTenantExecutor(client, tenant.roleName);
+        const runner = await TenantStepRunner.create(client, tenant.roleName);
         try {
           await applyMigrations(client, steps.map((s) => s.migration), schemaVersionLedger({ component: TENANT_COMPONENT, appliedBy: op.actor, database: 'tenant' }), {
             lockKey: SCHEMA_MIGRATION_LOCK,
-            execute: (c, m) => runAsTenant(c, m.sql),
+            execute: (_, m) => runner.run(m.sql),
             onApplied: async (m) => {
               applied.push(m.name);
               await recordAuditEvent(deps.db, op, { category: 'schema', action: 'tenant.schema.upgraded', tenant, subject: m.name, metadata: { version: m.name, description: m.description ?? null } });
