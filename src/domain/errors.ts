@@ -11,7 +11,10 @@ export const USER_ERROR_CODES = [
   'CONFIRMATION_MISMATCH',
   'TEMPLATE_NOT_FOUND',
   'EXTENSION_UNAVAILABLE',
+  /** Another request holds the tenant (or its lock was lost mid-change): retry in a moment. */
   'TENANT_BUSY',
+  /** The tenant's state forbids the call (FAILED, DEPROVISIONING, DEPROVISIONED): retrying does not help. */
+  'INVALID_STATE',
   'TIMEOUT',
   'PROVISIONING_FAILED',
   'UPGRADE_FAILED',

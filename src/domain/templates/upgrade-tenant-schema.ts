@@ -1,9 +1,11 @@
 import semver from 'semver';
+import { LockLostError } from '../../db/advisory-locks.js';
 import { applyMigrations, MigrationFailedError } from '../../db/migrations.js';
 import type { Tenant } from '../../generated/prisma/client.js';
 import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
+import { nextStep } from '../locking.js';
 import { installExtensions } from '../extensions/install-extensions.js';
 import { readInstalledExtensions, recordExtensions } from '../extensions/tenant-extensions.js';
 import { afterCommit } from '../tenants/after-commit.js';
@@ -66,7 +68,10 @@ export async function upgradeTenantSchema(
         try {
           await applyMigrations(client, steps.map((s) => s.migration), schemaVersionLedger({ component: TENANT_COMPONENT, appliedBy: op.actor, database: 'tenant' }), {
             lockKey: SCHEMA_MIGRATION_LOCK,
-            execute: (_, m) => runner.run(m.sql),
+            execute: async (_, m) => {
+              await nextStep(deps, `upgrade.step:${m.name}`, tenant.slug);
+              await runner.run(m.sql);
+            },
             onApplied: async (m) => {
               applied.push(m.name);
               await recordAuditEvent(deps.db, op, { category: 'schema', action: 'tenant.schema.upgraded', tenant, subject: m.name, metadata: { version: m.name, description: m.description ?? null } });
@@ -74,6 +79,8 @@ export async function upgradeTenantSchema(
           });
         } catch (err) {
           if (!(err instanceof MigrationFailedError)) throw err;
+          // Not the step's failure: the lock went before it began (rolled back unrun).
+          if (err.cause instanceof LockLostError) throw err.cause;
           failed = { version: err.migration, message: (err.cause as Error).message };
           await recordAuditEvent(deps.db, op, { category: 'schema', action: 'tenant.schema.upgrade.failed', tenant, subject: err.migration, metadata: failed });
         }
