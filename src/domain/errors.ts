@@ -15,6 +15,8 @@ export const USER_ERROR_CODES = [
   'TENANT_BUSY',
   /** The tenant's state forbids the call (FAILED, DEPROVISIONING, DEPROVISIONED): retrying does not help. */
   'INVALID_STATE',
+  /** An extension lives in a schema the tenant can create objects in and cannot be moved out of it: it is not updated there. */
+  'EXTENSION_UNSAFE_SCHEMA',
   'TIMEOUT',
   'PROVISIONING_FAILED',
   'UPGRADE_FAILED',
