@@ -6,6 +6,7 @@ import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
 import { nextStep } from '../locking.js';
+import { failureCauseOf, type FailureCause } from '../operations/failure-cause.js';
 import { installExtensions } from '../extensions/install-extensions.js';
 import { readInstalledExtensions, recordExtensions } from '../extensions/tenant-extensions.js';
 import { afterCommit } from '../tenants/after-commit.js';
@@ -22,7 +23,8 @@ export interface UpgradeResult {
   /** Where the tenant is now: the target, or the last step that succeeded. */
   toVersion: string;
   applied: string[];
-  failed: { version: string; message: string } | null;
+  /** `cause`: whether the tenant's own objects or data made it fail, or the step itself (see failure-cause.ts). */
+  failed: { version: string; message: string; cause: FailureCause } | null;
 }
 
 /** The newest version with the tenant's major (crossing a major is a deliberate choice: name it). */
@@ -81,7 +83,7 @@ export async function upgradeTenantSchema(
           if (!(err instanceof MigrationFailedError)) throw err;
           // Not the step's failure: the lock went before it began (rolled back unrun).
           if (err.cause instanceof LockLostError) throw err.cause;
-          failed = { version: err.migration, message: (err.cause as Error).message };
+          failed = { version: err.migration, message: (err.cause as Error).message, cause: failureCauseOf(err.cause) };
           await recordAuditEvent(deps.db, op, { category: 'schema', action: 'tenant.schema.upgrade.failed', tenant, subject: err.migration, metadata: failed });
         }
       }

@@ -1,6 +1,7 @@
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
 import type { Operation, OperationItem } from '../../generated/prisma/client.js';
 import { OperationItemStatus, OperationKind, OperationStatus } from '../../generated/prisma/enums.js';
+import type { OperationParams } from '../../domain/operations/fleet-operations.js';
 import { tenantsByIds } from '../../domain/tenants/tenant-queries.js';
 import { builder } from '../builder.js';
 import { isUuid } from '../ids.js';
@@ -14,10 +15,21 @@ const OperationStatusEnum = builder.enumType('OperationStatus', {
     RUNNING: {},
     SUCCEEDED: { description: 'Every tenant done without error.' },
     COMPLETED_WITH_ERRORS: { description: 'Every tenant tried; some failed (see results).' },
-    FAILED: { description: 'The canary failed: the rest was not run.' },
+    FAILED: { description: 'A canary failed because of the step itself (not its own objects): the rest was not run.' },
   },
 });
 const OperationItemStatusEnum = builder.enumType('OperationResultStatus', { values: Object.values(OperationItemStatus) });
+const OperationFailureCauseEnum = builder.enumType('OperationFailureCause', {
+  description: 'Why a tenant\'s result FAILED.',
+  values: {
+    TENANT: {
+      description:
+        'The tenant\'s own objects, data or sessions were in the way (what the step creates already existed, a lock its sessions held, its data ' +
+        'against a new constraint, deferrable constraints, code that changed the step runner, a state such as FAILED): not held against the step.',
+    },
+    STEP: { description: 'The step itself (or the server) failed: as a canary, this stops the operation.' },
+  },
+});
 
 const OperationResultRef = builder.objectRef<OperationItem>('OperationResult').implement({
   description: 'What an operation did to one tenant.',
@@ -31,6 +43,8 @@ const OperationResultRef = builder.objectRef<OperationItem>('OperationResult').i
     toVersion: t.exposeString('toVersion', { nullable: true }),
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
+    canary: t.exposeBoolean('canary', { description: 'Run as one of the canaries (picked, chosen, or in place of one that failed for its own reasons).' }),
+    failureCause: t.field({ type: OperationFailureCauseEnum, nullable: true, description: 'Why it FAILED; null otherwise.', resolve: (i) => i.failureCause }),
   }),
 });
 
@@ -53,7 +67,9 @@ builder.node(OperationRef, {
     done: t.exposeInt('done', { description: 'Tenants finished, successfully or not.' }),
     failed: t.exposeInt('failed'),
     succeeded: t.int({ resolve: (o) => o.done - o.failed }),
-    canarySize: t.exposeInt('canarySize'),
+    canarySize: t.exposeInt('canarySize', { description: 'Canaries that must succeed before the rest runs (see results { canary failureCause }).' }),
+    pickedCanaries: t.stringList({ description: 'The canaries the operator picked (slugs), in order.', resolve: (o) => (o.params as unknown as OperationParams).canary ?? [] }),
+    excluded: t.stringList({ description: 'The tenants the operator left out (slugs): they have no result.', resolve: (o) => (o.params as unknown as OperationParams).exclude ?? [] }),
     concurrency: t.exposeInt('concurrency'),
     createdBy: t.exposeString('createdBy'),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
@@ -62,7 +78,7 @@ builder.node(OperationRef, {
     error: t.exposeString('error', { nullable: true }),
     results: t.field({
       type: [OperationResultRef],
-      description: 'Per tenant, in the order they are run.',
+      description: 'Per tenant, in the order they are run (canaries first).',
       args: { status: t.arg({ type: [OperationItemStatusEnum], required: false }) },
       // Every operation of a page asks with the same statuses: one query for all of them.
       resolve: (o, args, ctx) =>
