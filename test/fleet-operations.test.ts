@@ -40,7 +40,7 @@ after(async () => {
 
 
 const OPERATION = `id kind status total done failed succeeded canarySize pickedCanaries excluded startedAt finishedAt error
-  results { tenantSlug position status message fromVersion toVersion canary failureCause }`;
+  results(first: 100) { tenantSlug position status message fromVersion toVersion canary failureCause }`;
 
 /** Starts an operation (the mutation's input as GraphQL text) and waits for it to finish. */
 async function runOperation(mutation: 'upgradeAllTenantSchemas' | 'updateAllTenantExtensions', input: string): Promise<any> {
@@ -176,6 +176,16 @@ describe('upgradeAllTenantSchemas', () => {
     assert.deepEqual(op.results.map((r: any) => [r.tenantSlug, r.canary]), [['pick-c', true], ['pick-a', false], ['pick-d', false]]);
     const b = await t.gql(`{ tenant(slug: "pick-b") { schemaVersion { version } } }`);
     assert.equal(b.data.tenant.schemaVersion.version, '1.0.0', 'the excluded tenant was not touched');
+  });
+
+  test('results are a page: 20 by default, more than GRAPHQL_MAX_PAGE_SIZE refused, paged on by position', async () => {
+    const listed = await t.gql(`{ operations(first: 50) { edges { node { kind total results { position } more: results(first: 5, afterPosition: 17) { position } } } } }`);
+    const big = listed.data.operations.edges.map((e: any) => e.node).find((o: any) => o.total === 20);
+    assert.equal(big.results.length, 20);
+    assert.deepEqual(big.more.map((r: any) => r.position), [18, 19]);
+    const refused = await t.gql(`{ operations(first: 1) { edges { node { results(first: 101) { position } } } } }`);
+    assert.equal(refused.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT');
+    assert.match(refused.errors![0]!.message, /GRAPHQL_MAX_PAGE_SIZE/);
   });
 
   test('updateAllTenantExtensions runs updateTenantExtensions on every tenant', async () => {

@@ -2,10 +2,11 @@ import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@poth
 import type { Operation, OperationItem } from '../../generated/prisma/client.js';
 import { OperationItemStatus, OperationKind, OperationStatus } from '../../generated/prisma/enums.js';
 import type { OperationParams } from '../../domain/operations/fleet-operations.js';
+import { operationResultsByIds } from '../../domain/operations/operation-results.js';
 import { tenantsByIds } from '../../domain/tenants/tenant-queries.js';
 import { builder } from '../builder.js';
 import { isUuid } from '../ids.js';
-import { pageOptions } from '../pagination.js';
+import { assertPageSize, DEFAULT_PAGE_SIZE, pageOptions, pageSizeOf } from '../pagination.js';
 import { TenantRef } from './Tenant.js';
 
 export const OperationKindEnum = builder.enumType('OperationKind', { values: Object.values(OperationKind) });
@@ -78,19 +79,24 @@ builder.node(OperationRef, {
     error: t.exposeString('error', { nullable: true }),
     results: t.field({
       type: [OperationResultRef],
-      description: 'Per tenant, in the order they are run (canaries first).',
-      args: { status: t.arg({ type: [OperationItemStatusEnum], required: false }) },
-      // Every operation of a page asks with the same statuses: one query for all of them.
-      resolve: (o, args, ctx) =>
-        ctx
-          .loader<string, OperationItem[]>('operation-results', args.status ?? null, async (ids) => {
-            const rows = await ctx.deps.db.operationItem.findMany({
-              where: { operationId: { in: [...ids] }, ...(args.status?.length ? { status: { in: args.status } } : {}) },
-              orderBy: [{ operationId: 'asc' }, { position: 'asc' }],
-            });
-            return ids.map((id) => rows.filter((r) => r.operationId === id));
-          })
-          .load(o.id),
+      description:
+        'Per tenant, in the order they are run (canaries first): the first `first` (20 by default, at most GRAPHQL_MAX_PAGE_SIZE: more is refused) ' +
+        'after `afterPosition`; page on with the last result\'s position.',
+      args: {
+        status: t.arg({ type: [OperationItemStatusEnum], required: false }),
+        first: t.arg.int({ defaultValue: DEFAULT_PAGE_SIZE }),
+        afterPosition: t.arg.int({ required: false }),
+      },
+      complexity: (args, ctx) => ({ field: 1, multiplier: pageSizeOf({ first: args.first }, ctx.deps.config) }),
+      resolve: (o, args, ctx) => {
+        const first = args.first ?? DEFAULT_PAGE_SIZE;
+        assertPageSize('first', first, ctx.deps.config);
+        const page = { statuses: args.status ?? null, first, afterPosition: args.afterPosition ?? null };
+        // Every operation of a page asks with the same arguments: one query for all of them.
+        return ctx
+          .loader<string, OperationItem[]>('operation-results', page, (ids) => operationResultsByIds(ctx.deps.db, ids, page))
+          .load(o.id);
+      },
     }),
   }),
 });
