@@ -107,7 +107,7 @@ const schema = z
     GRAPHQL_MAX_PAGE_SIZE: positiveInt.default(100),
     /** Live per-tenant reads (extensions(live: true), connections) running at once, per cluster. */
     LIVE_READ_CONCURRENCY: positiveInt.default(2),
-    /** Live reads waiting for a slot, per cluster; past it a request gets SERVER_BUSY. */
+    /** Live reads waiting for a slot, per cluster and per requester (a tenant, or an admin key); past it that requester gets SERVER_BUSY. */
     LIVE_READ_QUEUE: z.coerce.number().int().min(0).default(20),
 
     /** How long what a cluster offers (pg_available_extension_versions) is kept before it is read again. */

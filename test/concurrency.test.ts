@@ -1,5 +1,5 @@
 // Issue 9: many mutations at once never wedge Tenantry or lose a result. Every call answers
-// (a result, or a retryable TENANT_BUSY / TIMEOUT), none with INTERNAL_SERVER_ERROR, and
+// (a result, a retryable TENANT_BUSY / TIMEOUT, or the tenant gone), none with INTERNAL_SERVER_ERROR, and
 // afterwards PostgreSQL, PgBouncer and the control database agree about every tenant.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -18,6 +18,8 @@ if (!findPgBouncer() && process.env.CI !== 'true') {
 
 /** Answers a caller may get under load, besides success: retry later. */
 const RETRYABLE = new Set(['TENANT_BUSY', 'TIMEOUT']);
+/** Also, for calls on a tenant another call may deprovision: it is gone (NOT_FOUND), or went while the call waited for it (INVALID_STATE). */
+const GONE_OR_RETRYABLE = new Set([...RETRYABLE, 'NOT_FOUND', 'INVALID_STATE']);
 
 function suite() {
   let t: TestTenantry;
@@ -111,21 +113,21 @@ function suite() {
           if (kind === 'provision') {
             answered(await t.gql(PROVISION, { input: { slug, displayName: slug, maxConnections: 6 } }), 'provisionTenant');
           } else if (kind === 'quota') {
-            answered(await t.gql(QUOTA, { slug, n: 5 + next(20) }), 'updateTenantQuota', new Set([...RETRYABLE, 'NOT_FOUND']));
+            answered(await t.gql(QUOTA, { slug, n: 5 + next(20) }), 'updateTenantQuota', GONE_OR_RETRYABLE);
           } else if (kind === 'rotate') {
             const r = await t.gql(`mutation($slug: String!) { rotateTenantCredentials(input: { slug: $slug }) { connectionString userErrors { code message } } }`, { slug });
-            if (answered(r, 'rotateTenantCredentials', new Set([...RETRYABLE, 'NOT_FOUND'])).ok) {
+            if (answered(r, 'rotateTenantCredentials', GONE_OR_RETRYABLE).ok) {
               const c = await connectAs(r.data.rotateTenantCredentials.connectionString).catch((err: { code?: string }) => err);
               // A rotation that answered gives credentials that work (unless the tenant was suspended or removed since).
               if ('end' in c) await c.end();
               else assert.ok(['28000', '3D000', '28P01'].includes(c.code!), `rotated credentials refused: ${c.code}`);
             }
           } else if (kind === 'suspend') {
-            answered(await t.gql(`mutation($slug: String!) { suspendTenant(input: { slug: $slug }) { userErrors { code message } } }`, { slug }), 'suspendTenant', new Set([...RETRYABLE, 'NOT_FOUND']));
+            answered(await t.gql(`mutation($slug: String!) { suspendTenant(input: { slug: $slug }) { userErrors { code message } } }`, { slug }), 'suspendTenant', GONE_OR_RETRYABLE);
           } else if (kind === 'resume') {
-            answered(await t.gql(`mutation($slug: String!) { resumeTenant(input: { slug: $slug }) { userErrors { code message } } }`, { slug }), 'resumeTenant', new Set([...RETRYABLE, 'NOT_FOUND']));
+            answered(await t.gql(`mutation($slug: String!) { resumeTenant(input: { slug: $slug }) { userErrors { code message } } }`, { slug }), 'resumeTenant', GONE_OR_RETRYABLE);
           } else {
-            answered(await t.gql(`mutation($slug: String!) { deprovisionTenant(input: { slug: $slug, confirm: $slug }) { userErrors { code message } } }`, { slug }), 'deprovisionTenant', new Set([...RETRYABLE, 'NOT_FOUND']));
+            answered(await t.gql(`mutation($slug: String!) { deprovisionTenant(input: { slug: $slug, confirm: $slug }) { userErrors { code message } } }`, { slug }), 'deprovisionTenant', GONE_OR_RETRYABLE);
           }
         });
       }

@@ -25,6 +25,12 @@ before(async () => {
   // Each upgrade takes a moment, so a server can be killed in the middle of an operation.
   await addTemplate('slow', '1.0.0', 'CREATE TABLE notes (id int PRIMARY KEY);');
   await addTemplate('slow', '1.1.0', 'SELECT pg_sleep(0.4);\nALTER TABLE notes ADD COLUMN body text;');
+  // A correct step that a tenant can get in the way of by creating its column first.
+  await addTemplate('owncol', '1.0.0', 'CREATE TABLE notes (id int PRIMARY KEY);');
+  await addTemplate('owncol', '1.1.0', 'ALTER TABLE notes ADD COLUMN body text;');
+  await addTemplate('owncol', '1.2.0', 'ALTER TABLE notes ADD COLUMN extra int;');
+  await addTemplate('picky', '1.0.0', 'CREATE TABLE notes (id int PRIMARY KEY);');
+  await addTemplate('picky', '1.1.0', 'ALTER TABLE notes ADD COLUMN body text;');
   t = await startTestTenantry({ env: { TEMPLATES_DIR: dir } });
 });
 after(async () => {
@@ -33,8 +39,28 @@ after(async () => {
 });
 
 
-const OPERATION = `id kind status total done failed succeeded canarySize startedAt finishedAt error
-  results { tenantSlug position status message fromVersion toVersion }`;
+const OPERATION = `id kind status total done failed succeeded canarySize pickedCanaries excluded startedAt finishedAt error
+  results(first: 100) { tenantSlug position status message fromVersion toVersion canary failureCause }`;
+
+/** Starts an operation (the mutation's input as GraphQL text) and waits for it to finish. */
+async function runOperation(mutation: 'upgradeAllTenantSchemas' | 'updateAllTenantExtensions', input: string): Promise<any> {
+  const started = await t.gql(`mutation { ${mutation}(input: ${input}) { operation { id } userErrors { code field message } } }`);
+  assert.deepEqual(started.data[mutation].userErrors, []);
+  const id = started.data[mutation].operation.id;
+  return until(
+    async () => (await t.gql(`query($id: ID!) { node(id: $id) { ... on Operation { ${OPERATION} } } }`, { id })).data.node,
+    (o: any) => o.finishedAt !== null,
+    'the operation to finish',
+    60_000,
+  );
+}
+
+const provisionAll = async (template: string, slugs: string[]) => {
+  for (const slug of slugs) {
+    const r = await t.gql(PROVISION, { input: { slug, displayName: slug, maxConnections: 5, template, templateVersion: '1.0.0' } });
+    assert.deepEqual(r.data.provisionTenant.userErrors, []);
+  }
+};
 
 describe('upgradeAllTenantSchemas', () => {
   test('20 tenants, 2 made to fail after the canary: 18 upgraded, 2 reported, both counts, watched to the end', async () => {
@@ -93,9 +119,73 @@ describe('upgradeAllTenantSchemas', () => {
     );
     assert.equal(op.status, 'FAILED');
     assert.match(op.error, /the canary failed on canary-a/);
-    assert.deepEqual(op.results.map((r: any) => [r.tenantSlug, r.status]), [['canary-a', 'FAILED'], ['canary-b', 'SKIPPED'], ['canary-c', 'SKIPPED']]);
+    assert.match(op.error, /the step itself failed there, not the tenant's own objects/);
+    assert.deepEqual(op.results.map((r: any) => [r.tenantSlug, r.status, r.failureCause]), [['canary-a', 'FAILED', 'STEP'], ['canary-b', 'SKIPPED', null], ['canary-c', 'SKIPPED', null]]);
     const b = await t.gql(`{ tenant(slug: "canary-b") { schemaVersion { version } } }`);
     assert.equal(b.data.tenant.schemaVersion.version, '1.0.0');
+  });
+
+  test('a canary whose own objects are in the way (it made the step\'s column first) fails alone: the next tenant takes its place and the fleet goes on', async () => {
+    await provisionAll('owncol', ['own-a', 'own-b', 'own-c', 'own-d']);
+    await inDatabase(`${t.prefix}own_a`, (c) => c.query('ALTER TABLE notes ADD COLUMN body text'));
+    const op = await runOperation('upgradeAllTenantSchemas', '{ template: "owncol", targetVersion: "1.1.0", canarySize: 1 }');
+    assert.equal(op.status, 'COMPLETED_WITH_ERRORS', JSON.stringify(op));
+    assert.deepEqual([op.total, op.done, op.failed, op.succeeded], [4, 4, 1, 3]);
+    assert.deepEqual(
+      op.results.map((r: any) => [r.tenantSlug, r.status, r.canary, r.failureCause]),
+      [
+        ['own-a', 'FAILED', true, 'TENANT'],
+        ['own-b', 'SUCCEEDED', true, null],
+        ['own-c', 'SUCCEEDED', false, null],
+        ['own-d', 'SUCCEEDED', false, null],
+      ],
+    );
+    assert.match(op.results[0].message, /step 1\.1\.0 failed: column "body" of relation "notes" already exists/);
+  });
+
+  test('by default, a tenant whose last result of the kind FAILED goes last, not first as the canary', async () => {
+    // own-a still holds its own column: it fails again, the others go to 1.2.0.
+    const op = await runOperation('upgradeAllTenantSchemas', '{ template: "owncol", canarySize: 1 }');
+    assert.deepEqual(
+      op.results.map((r: any) => [r.tenantSlug, r.position, r.status, r.canary]),
+      [
+        ['own-b', 0, 'SUCCEEDED', true],
+        ['own-c', 1, 'SUCCEEDED', false],
+        ['own-d', 2, 'SUCCEEDED', false],
+        ['own-a', 3, 'FAILED', false],
+      ],
+    );
+    assert.equal(op.status, 'COMPLETED_WITH_ERRORS');
+  });
+
+  test('the operator picks the canaries and leaves tenants out; bad picks are refused naming them', async () => {
+    await provisionAll('picky', ['pick-a', 'pick-b', 'pick-c', 'pick-d']);
+    for (const [input, field, message] of [
+      ['{ template: "picky", exclude: ["pick-x"] }', 'exclude', /not among the tenants this operation would run on .*: pick-x/],
+      ['{ template: "picky", canary: ["fleet-00"] }', 'canary', /not among the tenants .*: fleet-00/],
+      ['{ template: "picky", canary: ["pick-a"], exclude: ["pick-a"] }', 'exclude', /both a canary and excluded: pick-a/],
+      ['{ template: "picky", canary: ["pick-a", "pick-b"], canarySize: 1 }', 'canarySize', /canarySize 1 is smaller than the 2 canaries picked/],
+    ] as const) {
+      const r = await t.gql(`mutation { upgradeAllTenantSchemas(input: ${input}) { operation { id } userErrors { code field message } } }`);
+      assert.equal(r.data.upgradeAllTenantSchemas.operation, null, input);
+      assert.deepEqual(r.data.upgradeAllTenantSchemas.userErrors.map((e: any) => [e.code, e.field]), [['INVALID_INPUT', field]], input);
+      assert.match(r.data.upgradeAllTenantSchemas.userErrors[0].message, message);
+    }
+    const op = await runOperation('upgradeAllTenantSchemas', '{ template: "picky", canary: ["pick-c"], exclude: ["pick-b"] }');
+    assert.deepEqual([op.status, op.total, op.canarySize, op.pickedCanaries, op.excluded], ['SUCCEEDED', 3, 1, ['pick-c'], ['pick-b']]);
+    assert.deepEqual(op.results.map((r: any) => [r.tenantSlug, r.canary]), [['pick-c', true], ['pick-a', false], ['pick-d', false]]);
+    const b = await t.gql(`{ tenant(slug: "pick-b") { schemaVersion { version } } }`);
+    assert.equal(b.data.tenant.schemaVersion.version, '1.0.0', 'the excluded tenant was not touched');
+  });
+
+  test('results are a page: 20 by default, more than GRAPHQL_MAX_PAGE_SIZE refused, paged on by position', async () => {
+    const listed = await t.gql(`{ operations(first: 50) { edges { node { kind total results { position } more: results(first: 5, afterPosition: 17) { position } } } } }`);
+    const big = listed.data.operations.edges.map((e: any) => e.node).find((o: any) => o.total === 20);
+    assert.equal(big.results.length, 20);
+    assert.deepEqual(big.more.map((r: any) => r.position), [18, 19]);
+    const refused = await t.gql(`{ operations(first: 1) { edges { node { results(first: 101) { position } } } } }`);
+    assert.equal(refused.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT');
+    assert.match(refused.errors![0]!.message, /GRAPHQL_MAX_PAGE_SIZE/);
   });
 
   test('updateAllTenantExtensions runs updateTenantExtensions on every tenant', async () => {

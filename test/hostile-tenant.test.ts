@@ -10,6 +10,7 @@ import format from 'pg-format';
 import { connectAs, PROVISION, settle, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 import { inDatabase, TestTemplates } from './support/templates.js';
 import { until } from './support/subscriptions.js';
+import { SCHEMA_MIGRATION_LOCK } from '../src/domain/templates/schema-version-ledger.js';
 
 let t: TestTenantry;
 let templates: TestTemplates;
@@ -255,6 +256,26 @@ describe('a tenant cannot hurt other tenants or the server', () => {
     const gone = await t.gql(`mutation { deprovisionTenant(input: { slug: "blocker", confirm: "blocker" }) { tenant { status } userErrors { code } } }`);
     assert.deepEqual(gone.data.deprovisionTenant, { tenant: { status: 'DEPROVISIONED' }, userErrors: [] });
     await me2.end().catch(() => undefined);
+  });
+
+  test('holding, in its own database, the lock Tenantry\'s step runner takes: its upgrade answers TENANT_BUSY (retry), never a masked INTERNAL_SERVER_ERROR', async () => {
+    const holder = await provision('lock-holder', { template: 'hostile', templateVersion: '1.0.0' });
+    const UPGRADE = `mutation { upgradeTenantSchema(input: { slug: "lock-holder" }) { toVersion userErrors { code message } } }`;
+    const me = await connectAs(holder.connectionString);
+    try {
+      // Advisory locks need no privilege: any session of the database may take the one the step runner waits for.
+      await me.query('SELECT pg_catalog.pg_advisory_lock($1::pg_catalog.int8)', [SCHEMA_MIGRATION_LOCK.toString()]);
+      const r = await t.gql(UPGRADE);
+      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+      const errors = r.data.upgradeTenantSchema.userErrors;
+      assert.deepEqual(errors.map((e: { code: string }) => e.code), ['TENANT_BUSY'], JSON.stringify(errors));
+      assert.match(errors[0].message, /tenant lock-holder: a lock was not granted within LOCK_TIMEOUT_MS \(canceling statement due to lock timeout\)/);
+    } finally {
+      await me.end().catch(() => undefined);
+    }
+    // Once the tenant lets go, the same call goes through.
+    const again = await t.gql(UPGRADE);
+    assert.deepEqual(again.data.upgradeTenantSchema, { toVersion: '1.1.0', userErrors: [] });
   });
 
   test('a tenant that breaks its own database makes warnings, never a 503, in production', async () => {

@@ -2,7 +2,7 @@
 // control plane's privileges, so CI runs it in the first configuration only (TEST_SCOPE).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { getNamedType, isEnumType, isInputObjectType, isNonNullType, isScalarType, type GraphQLInputType } from 'graphql';
+import { getNamedType, getNullableType, isEnumType, isInputObjectType, isListType, isNonNullType, isScalarType, type GraphQLInputType } from 'graphql';
 import { schema } from '../src/graphql/schema.js';
 import { PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 
@@ -36,8 +36,8 @@ function objectFor(fields: Record<string, { type: GraphQLInputType }>): Record<s
   return Object.fromEntries(Object.entries(fields).map(([n, f]) => [n, plausible(n, f.type)]));
 }
 
-/** Every string (and ID) field of every mutation's input, with the mutation and its input type. */
-function poisonable(): { mutation: string; inputType: string; field: string; base: Record<string, unknown> }[] {
+/** Every string (and ID) field of every mutation's input, with the mutation and its input type (`list`: a list of strings, such as slugs). */
+function poisonable(): { mutation: string; inputType: string; field: string; list: boolean; base: Record<string, unknown> }[] {
   const out = [];
   for (const [mutation, field] of Object.entries(schema.getMutationType()!.getFields())) {
     const arg = field.args.find((a) => a.name === 'input');
@@ -48,7 +48,7 @@ function poisonable(): { mutation: string; inputType: string; field: string; bas
     const base = objectFor(inputType.getFields());
     for (const [name, f] of Object.entries(inputType.getFields())) {
       const named = getNamedType(f.type);
-      if (isScalarType(named) && (named.name === 'String' || named.name === 'ID')) out.push({ mutation, inputType: typeName, field: name, base });
+      if (isScalarType(named) && (named.name === 'String' || named.name === 'ID')) out.push({ mutation, inputType: typeName, field: name, list: isListType(getNullableType(f.type)), base });
     }
   }
   return out;
@@ -81,10 +81,12 @@ test('a NUL character in any string of any mutation\'s input is INVALID_INPUT na
   assert.ok(mutations.size >= 12, `every mutation with a string input is covered (${[...mutations].join(', ')})`);
   const before = await snapshot();
   for (const c of cases) {
-    const input = { ...c.base, [c.field]: `gua\u0000rded` };
+    const poison = `gua\u0000rded`;
+    const input = { ...c.base, [c.field]: c.list ? [poison] : poison };
     const r = await t.gql(`mutation($input: ${c.inputType}) { ${c.mutation}(input: $input) { userErrors { code field message } } }`, { input });
     assert.equal(r.errors, undefined, `${c.mutation}.${c.field}: ${JSON.stringify(r.errors)}`);
-    assert.deepEqual(r.data[c.mutation].userErrors.map((e: any) => [e.code, e.field]), [['INVALID_INPUT', c.field]], `${c.mutation}.${c.field}`);
+    // In a list, the item at fault is named: canary[0].
+    assert.deepEqual(r.data[c.mutation].userErrors.map((e: any) => [e.code, e.field]), [['INVALID_INPUT', c.list ? `${c.field}[0]` : c.field]], `${c.mutation}.${c.field}`);
     assert.match(r.data[c.mutation].userErrors[0].message, /must not contain NUL/);
   }
   assert.deepEqual(await snapshot(), before, 'no row, audit event, role or database changed');

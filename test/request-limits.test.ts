@@ -11,13 +11,16 @@ let liveDatabase: string;
 // Live reads wait here while the test looks at pg_stat_activity.
 let gate: Promise<void> | null = null;
 let entered = 0;
+/** The database of each live extensions read, in the order they started. */
+const startedReads: string[] = [];
 
 before(async () => {
   t = await startTestTenantry({
     env: { LIVE_READ_CONCURRENCY: '2', LIVE_READ_QUEUE: '50' },
     hooks: {
-      duringLiveRead: async () => {
+      duringLiveRead: async (_what, _cluster, database) => {
         entered++;
+        startedReads.push(database ?? '');
         await gate;
       },
     },
@@ -299,4 +302,48 @@ test('100 concurrent live reads keep Tenantry within its budget, and the tenant 
   assert.ok(ok.every((r) => r.data.tenant.extensions.some((e: any) => e.name === 'pg_trgm' && e.status === 'OK')));
   assert.equal(t.app.deps.liveReads.stats.started - started, 52);
   assert.ok((await inTenantDb()) <= 2);
+});
+
+test('one tenant flooding live reads never refuses or starves another\'s: a queue each, and free slots go round', async () => {
+  const readerKey = async (slug: string) =>
+    (await t.gql(`mutation($slug: String!) { createApiKey(input: { name: "reader", role: TENANT_READER, tenantSlug: $slug }) { key } }`, { slug })).data.createApiKey.key as string;
+  const floodKey = await readerKey('live');
+  const otherKey = await readerKey('limit-b');
+  const otherDatabase = (await t.app.deps.db.tenant.findUniqueOrThrow({ where: { slug: 'limit-b' } })).databaseName;
+  const read = (slug: string) => `{ tenant(slug: "${slug}") { extensions(live: true) { name status } } }`;
+  const { stats } = t.app.deps.liveReads;
+  const queuedBefore = stats.queued;
+  let release!: () => void;
+  gate = new Promise<void>((resolve) => (release = resolve));
+  entered = 0;
+  startedReads.length = 0;
+
+  const flood = Array.from({ length: 100 }, () => t.gql(read('live'), {}, floodKey));
+  const theirs: Promise<GraphQLResponse>[] = [];
+  const theirsAnswered: GraphQLResponse[] = [];
+  try {
+    await until(() => entered, (n) => n === 2, 'two of the flood holding both slots');
+    const floodRefused: GraphQLResponse[] = [];
+    for (const a of flood) void a.then((r) => r.errors && floodRefused.push(r));
+    await until(() => floodRefused.length, (n) => n === 48, 'the flood past its own queue (LIVE_READ_QUEUE 50) to be refused');
+    for (let i = 0; i < 10; i++) theirs.push(t.gql(read('limit-b'), {}, otherKey).then((r) => (theirsAnswered.push(r), r)));
+    await until(
+      () => ({ queued: stats.queued - queuedBefore, answered: theirsAnswered.length }),
+      (v) => v.queued === 60 || v.answered > 0,
+      'the other tenant\'s reads to wait in a queue of their own (or be answered)',
+    );
+    assert.deepEqual(theirsAnswered.map((r) => code(r)), [], 'none of the other tenant\'s reads was refused while the flood waited');
+  } finally {
+    release();
+    gate = null;
+  }
+  for (const r of await Promise.all(theirs)) {
+    assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+    assert.deepEqual(r.data.tenant.extensions, [{ name: 'pg_trgm', status: 'OK' }]);
+  }
+  // Turns alternate between the two tenants: all ten of the other's reads started before most of the flood's
+  // queue did (first come, first served would have run the flood's 50 first).
+  const lastOther = startedReads.lastIndexOf(otherDatabase);
+  assert.ok(lastOther >= 0 && lastOther < 2 + 2 * 10 + 4, `the other tenant's last read started ${lastOther + 1}th of ${startedReads.length}`);
+  assert.equal((await Promise.all(flood)).filter((r) => r.errors === undefined).length, 52);
 });

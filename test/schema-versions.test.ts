@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
+import { controlPlaneUrl, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 import { inDatabase, TestTemplates, downgradeTrgm } from './support/templates.js';
 
 let t: TestTenantry;
@@ -108,6 +108,33 @@ describe('extensions', () => {
     const r = (await t.gql(`mutation { updateTenantExtensions(input: { slug: "bare" }) { changes extensions { status } } }`)).data.updateTenantExtensions;
     assert.deepEqual(r.changes, ['installed pg_trgm 1.6']);
     assert.deepEqual(r.extensions, [{ status: 'OK' }]);
+  });
+
+  test('an outdated extension installed by hand in public: moved to extensions and updated by a superuser control plane, else a userError naming it and why', async () => {
+    const tenant = await provision({ slug: 'public-trgm', displayName: 'p' });
+    await inTenant(tenant.databaseName, (c) => c.query(`DROP EXTENSION pg_trgm CASCADE; CREATE EXTENSION pg_trgm WITH SCHEMA public VERSION '1.3'`));
+    const superuser = (await t.admin.query(`SELECT rolsuper FROM pg_roles WHERE rolname = $1`, [decodeURIComponent(new URL(controlPlaneUrl()).username)])).rows[0].rolsuper;
+    const r = (await t.gql(`mutation { updateTenantExtensions(input: { slug: "public-trgm" }) { changes extensions { name installedVersion status } userErrors { code field message } } }`)).data.updateTenantExtensions;
+    const where = await inTenant(tenant.databaseName, async (c) => (await c.query(`SELECT e.extversion AS version, n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'`)).rows[0]);
+    if (superuser) {
+      assert.deepEqual(r.userErrors, []);
+      assert.deepEqual(r.changes, ['moved pg_trgm from public to extensions', 'updated pg_trgm 1.3 → 1.6']);
+      assert.deepEqual(r.extensions, [{ name: 'pg_trgm', installedVersion: '1.6', status: 'OK' }]);
+      assert.deepEqual(where, { version: '1.6', schema: 'extensions' });
+      const audit = await t.gql(`{ auditEvents(first: 2, filter: { tenantSlug: "public-trgm" }) { edges { node { action subject metadata } } } }`);
+      assert.deepEqual(audit.data.auditEvents.edges.map((e: any) => e.node).reverse(), [
+        { action: 'tenant.extension.moved', subject: 'pg_trgm', metadata: { from: 'public', to: 'extensions' } },
+        { action: 'tenant.extension.updated', subject: 'pg_trgm', metadata: { from: '1.3', to: '1.6' } },
+      ]);
+    } else {
+      assert.deepEqual(r.changes, []);
+      assert.deepEqual(r.userErrors.map((e: any) => e.code), ['EXTENSION_UNSAFE_SCHEMA']);
+      assert.match(r.userErrors[0].message, /extension pg_trgm was not updated: it lives in schema public, not extensions/);
+      assert.match(r.userErrors[0].message, /moving it needs a superuser, and this control plane is not one/);
+      assert.match(r.userErrors[0].message, /ALTER EXTENSION pg_trgm SET SCHEMA extensions/);
+      assert.deepEqual(r.extensions, [{ name: 'pg_trgm', installedVersion: '1.3', status: 'OUTDATED' }]);
+      assert.deepEqual(where, { version: '1.3', schema: 'public' }, 'left exactly as it was');
+    }
   });
 
   test('Cluster.extensions lists what the server offers', async () => {

@@ -1,10 +1,27 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { connectAs, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
+import { until } from './support/subscriptions.js';
 
 let t: TestTenantry;
+/** A deprovisioning held at its first step (after DEPROVISIONING is recorded, holding the tenant's lock) until the test lets it go. */
+let holdDeprovision: { reached: () => void; gate: Promise<void> } | null = null;
 before(async () => {
-  t = await startTestTenantry();
+  t = await startTestTenantry({
+    env: { RECOVERY_INTERVAL_MS: '0' },
+    hooks: {
+      beforeProvisionStep: (step, slug) => {
+        if (slug === 'never-ready' && step === 'DATABASE') throw new Error('injected failure before DATABASE');
+      },
+      checkpoint: async (name) => {
+        if (name !== 'deprovision.recorded' || !holdDeprovision) return;
+        const { reached, gate } = holdDeprovision;
+        holdDeprovision = null;
+        reached();
+        await gate;
+      },
+    },
+  });
 });
 after(() => t.cleanup());
 
@@ -58,4 +75,63 @@ test('rotateTenantCredentials returns a new password once; the old one stops wor
 test('schemaVersions lists every recorded component', async () => {
   const r = await t.gql(`{ tenant(slug: "sleepy") { schemaVersions { component version compatibility } } }`);
   assert.deepEqual(r.data.tenant.schemaVersions, [{ component: 'Tenant', version: '1.1.0', compatibility: 'COMPATIBLE' }]);
+});
+
+/** The four calls that need a settled tenant, each as `[field, its userErrors]`. */
+async function stateBoundCalls(slug: string): Promise<[string, { code: string; message: string }[]][]> {
+  const calls: [string, string][] = [
+    ['updateTenantQuota', `mutation($slug: String!) { updateTenantQuota(input: { slug: $slug, maxConnections: 7 }) { userErrors { code message } } }`],
+    ['rotateTenantCredentials', `mutation($slug: String!) { rotateTenantCredentials(input: { slug: $slug }) { userErrors { code message } } }`],
+    ['suspendTenant', `mutation($slug: String!) { suspendTenant(input: { slug: $slug }) { userErrors { code message } } }`],
+    ['resumeTenant', `mutation($slug: String!) { resumeTenant(input: { slug: $slug }) { userErrors { code message } } }`],
+  ];
+  return Promise.all(
+    calls.map(async ([field, query]) => {
+      const r = await t.gql(query, { slug });
+      assert.equal(r.errors, undefined, `${field}: ${JSON.stringify(r.errors)}`);
+      return [field, r.data[field].userErrors] as [string, { code: string; message: string }[]];
+    }),
+  );
+}
+
+test('a tenant whose provisioning FAILED: quota, rotate, suspend and resume answer INVALID_STATE naming the state, not TENANT_BUSY', async () => {
+  const r = await t.gql(PROVISION, { input: { slug: 'never-ready', displayName: 'n', maxConnections: 5 } });
+  assert.deepEqual(r.data.provisionTenant.userErrors.map((e: { code: string }) => e.code), ['PROVISIONING_FAILED']);
+  for (const [field, errors] of await stateBoundCalls('never-ready')) {
+    assert.deepEqual(errors.map((e) => e.code), ['INVALID_STATE'], `${field}: ${JSON.stringify(errors)}`);
+    assert.match(errors[0]!.message, /tenant never-ready is FAILED \(provisioning it again completes it\)/, field);
+  }
+});
+
+test('deprovisioned while they waited for its lock: quota, rotate, suspend and resume answer INVALID_STATE (DEPROVISIONED), not a TENANT_BUSY to retry forever', async () => {
+  await provision('going');
+  let reached!: () => void;
+  let release!: () => void;
+  const there = new Promise<void>((r) => (reached = r));
+  holdDeprovision = { reached, gate: new Promise<void>((r) => (release = r)) };
+  const gone = t.gql(`mutation { deprovisionTenant(input: { slug: "going", confirm: "going" }) { tenant { status } userErrors { code } } }`);
+  await there;
+  // All four wait for the tenant's lock, which the deprovisioning holds.
+  const calls = stateBoundCalls('going');
+  await until(
+    async () =>
+      Number(
+        (
+          await t.admin.query(
+            `SELECT count(*) AS n FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = $1`,
+            [t.controlDatabase],
+          )
+        ).rows[0].n,
+      ),
+    (n) => n === 4,
+    'the four calls to wait for the tenant lock',
+  );
+  release();
+  assert.deepEqual((await gone).data.deprovisionTenant, { tenant: { status: 'DEPROVISIONED' }, userErrors: [] });
+  for (const [field, errors] of await calls) {
+    assert.deepEqual(errors.map((e) => e.code), ['INVALID_STATE'], `${field}: ${JSON.stringify(errors)}`);
+    assert.match(errors[0]!.message, /tenant going is DEPROVISIONED; .* needs it ACTIVE or SUSPENDED/, field);
+  }
+  // Asked again, it is simply gone.
+  for (const [field, errors] of await stateBoundCalls('going')) assert.deepEqual(errors.map((e) => e.code), ['NOT_FOUND'], field);
 });

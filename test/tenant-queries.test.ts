@@ -115,3 +115,21 @@ test('an unexpected failure reaches the client masked, with a correlation id tha
     await control.end();
   }
 });
+
+test('tenants without first or last is a page of 20, never the whole fleet', async () => {
+  for (let i = 0; i < 14; i++) {
+    const r = await t.gql(PROVISION, { input: { slug: `zz-${String(i).padStart(2, '0')}`, displayName: 'more', maxConnections: 2 } });
+    assert.deepEqual(r.data.provisionTenant.userErrors, []);
+  }
+  for (const [query, variables] of [
+    ['{ tenants { edges { node { slug } } pageInfo { hasNextPage hasPreviousPage } } }', {}],
+    ['query($first: Int) { tenants(first: $first) { edges { node { slug } } pageInfo { hasNextPage hasPreviousPage } } }', { first: null }],
+  ] as const) {
+    const r = await t.gql(query, variables);
+    assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+    assert.equal(r.data.tenants.edges.length, 20, `${query} ${JSON.stringify(variables)}: ${r.data.tenants.edges.length} of 21 tenants`);
+    assert.equal(r.data.tenants.pageInfo.hasNextPage, true);
+  }
+  const last = await t.gql('{ tenants(last: null) { edges { node { slug } } } }');
+  assert.equal(last.data.tenants.edges.length, 20);
+});

@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type pg from 'pg';
+import { LOCK_NOT_AVAILABLE } from './sql-state.js';
 
 /**
  * The locks a request can take, in the one order they may be taken: a request holding a lock
@@ -35,6 +36,20 @@ export class LockPoolTimeoutError extends Error {
   }
 }
 
+/**
+ * The session that held the request's locks has ended (the server terminated it, the network
+ * dropped it): PostgreSQL let go of the locks with it, so another request may hold them now.
+ */
+export class LockLostError extends Error {
+  constructor(
+    readonly locks: readonly LockName[],
+    cause: unknown,
+  ) {
+    super(`the control plane lost its lock on ${locks.map((l) => l.label).join(', ')}: its session to the control database ended (${(cause as Error).message})`, { cause });
+    this.name = 'LockLostError';
+  }
+}
+
 interface Session {
   client: pg.PoolClient;
   held: LockName[];
@@ -42,8 +57,6 @@ interface Session {
   /** False once the request that opened it let go: its client is back in the pool, maybe another request's. */
   open: boolean;
 }
-
-const LOCK_NOT_AVAILABLE = '55P03';
 
 /**
  * PostgreSQL advisory locks in the control database. Every lock a request takes is held on
@@ -76,6 +89,22 @@ export class AdvisoryLocks {
   /** Runs `fn` (which may start timers and background work) outside the current request's locks. */
   detached<T>(fn: () => T): T {
     return this.context.exit(fn);
+  }
+
+  /**
+   * Throws LockLostError when the current request's lock session has ended: its locks went
+   * with it. Asks the session itself (one round trip), so a loss is seen even before the
+   * connection's error event arrives. Outside any lock, it does nothing.
+   */
+  async assertHeld(): Promise<void> {
+    const session = this.context.getStore();
+    if (!session?.open || session.held.length === 0) return;
+    if (!session.broken) {
+      await session.client.query('SELECT 1').catch((err: Error) => {
+        session.broken ??= err;
+      });
+    }
+    if (session.broken) throw new LockLostError([...session.held], session.broken);
   }
 
   /** The locks the current request holds (for tests and assertions). */

@@ -27,8 +27,8 @@ export interface Hooks {
   beforeOperationItem?: (kind: string, tenantSlug: string) => void | Promise<void>;
   /** Runs before every authentication (a test makes it throw to see what a caller gets). */
   beforeAuthenticate?: () => void | Promise<void>;
-  /** Runs inside a live read, while it holds its slot (and, for extensions, its connection). */
-  duringLiveRead?: (what: 'extensions' | 'connections', clusterId: string) => void | Promise<void>;
+  /** Runs inside a live read, while it holds its slot (and, for extensions, its connection to `database`). */
+  duringLiveRead?: (what: 'extensions' | 'connections', clusterId: string, database?: string) => void | Promise<void>;
   /** Awaited before Tenantry restarts a PgBouncer that exited (lets a test look at the outage). */
   beforePoolerRestart?: () => void | Promise<void>;
 }

@@ -11,7 +11,12 @@ export const USER_ERROR_CODES = [
   'CONFIRMATION_MISMATCH',
   'TEMPLATE_NOT_FOUND',
   'EXTENSION_UNAVAILABLE',
+  /** Another request holds the tenant (or its lock was lost mid-change): retry in a moment. */
   'TENANT_BUSY',
+  /** The tenant's state forbids the call (FAILED, DEPROVISIONING, DEPROVISIONED): retrying does not help. */
+  'INVALID_STATE',
+  /** An extension lives in a schema the tenant can create objects in and cannot be moved out of it: it is not updated there. */
+  'EXTENSION_UNSAFE_SCHEMA',
   'TIMEOUT',
   'PROVISIONING_FAILED',
   'UPGRADE_FAILED',

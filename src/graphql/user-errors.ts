@@ -21,6 +21,10 @@ export const UserErrorRef = builder.objectRef<UserErrorShape>('UserError').imple
 
 export type Payload<T> = Partial<T> & { userErrors: UserErrorShape[] };
 
+export function userErrorShape(e: UserError): UserErrorShape {
+  return { code: e.code, field: e.field ?? null, message: e.message };
+}
+
 /**
  * Runs a mutation; a UserError becomes `userErrors`, anything else stays an (unexpected,
  * masked) error. The input is checked first (no NUL character, no string over its field's
@@ -38,7 +42,7 @@ export async function withUserErrors<T extends object>(
   } catch (err) {
     if (!(err instanceof UserError)) throw err;
     const partial = onUserError ? await onUserError(err) : {};
-    const userErrors: UserErrorShape[] = [{ code: err.code, field: err.field ?? null, message: err.message }];
+    const userErrors: UserErrorShape[] = [userErrorShape(err)];
     return { ...partial, userErrors } as Payload<T>;
   }
 }

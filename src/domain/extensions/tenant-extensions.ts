@@ -1,12 +1,14 @@
 import type pg from 'pg';
 import type { ControlClient } from '../../db/control-client.js';
 import type { Prisma, Tenant } from '../../generated/prisma/client.js';
-import { availableExtensionVersions, EXTENSION_SCHEMA, installedExtensions, updateExtension } from '../../sql/extensions.sql.js';
+import { availableExtensionVersions, EXTENSION_SCHEMA, installedExtensions, moveExtension, updateExtension } from '../../sql/extensions.sql.js';
 import { installExtension } from './install-extensions.js';
 import { afterCommit } from '../tenants/after-commit.js';
 import { ensureSecured } from '../tenants/secure-tenant.js';
 import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
+import { UserError } from '../errors.js';
+import { nextStep } from '../locking.js';
 import type { TemplateVersion } from '../templates/template-catalog.js';
 import { assertSettled, withTenant, type Visible } from '../tenants/tenant-access.js';
 import { extensionReport, offeredVersions, type ExtensionReport } from './extension-status.js';
@@ -53,8 +55,17 @@ export interface ExtensionUpdate {
   tenant: Tenant;
   before: ExtensionReport[];
   after: ExtensionReport[];
-  /** What was done: "installed pg_trgm 1.6", "updated pg_trgm 1.3 → 1.6". */
+  /** What was done: "installed pg_trgm 1.6", "moved pg_trgm from public to extensions", "updated pg_trgm 1.3 → 1.6". */
   changes: string[];
+  /** What could not be done, and why (EXTENSION_UNSAFE_SCHEMA): returned as userErrors beside the changes. */
+  problems: UserError[];
+}
+
+interface Change {
+  text: string;
+  name: string;
+  action: 'tenant.extension.updated' | 'tenant.extension.moved';
+  metadata: Record<string, string | null>;
 }
 
 /**
@@ -62,6 +73,12 @@ export interface ExtensionUpdate {
  * offers, as the control plane, in the tenant database's extensions schema (a legacy tenant
  * is secured first). What changed is recorded with one audit event per change, in one
  * control-database transaction.
+ *
+ * An update script runs with its extension's schema as search_path, so an extension that
+ * lives where the tenant can create objects (installed in `public` by hand) is never updated
+ * there: a relocatable one is moved to the extensions schema first (which takes a superuser
+ * control plane: its objects belong to the bootstrap superuser); otherwise it stays as it is
+ * and a problem (EXTENSION_UNSAFE_SCHEMA) names it and says why.
  */
 export async function updateTenantExtensions(deps: Deps, op: OperationContext, input: { slug: string }, visible: Visible = () => true): Promise<ExtensionUpdate> {
   return withTenant(deps, input.slug, visible, async (tenant, cluster) => {
@@ -70,38 +87,79 @@ export async function updateTenantExtensions(deps: Deps, op: OperationContext, i
     const policy = policyOf(deps, tenant);
     const done = await cluster.withDatabase(tenant.databaseName, async (client) => {
       const { report: before } = await readExtensionReport(client, policy);
-      const changes: { text: string; name: string; from: string | null; to: string }[] = [];
-      const schemas = new Map((await client.query<{ name: string; schema: string }>(installedExtensions)).rows.map((r) => [r.name, r.schema]));
+      const changes: Change[] = [];
+      const problems: UserError[] = [];
+      const where = new Map((await client.query<{ name: string; schema: string; relocatable: boolean }>(installedExtensions)).rows.map((r) => [r.name, r]));
       const offered = offeredVersions((await client.query<{ name: string; version: string }>(availableExtensionVersions, [policyNames(policy)])).rows);
       for (const e of before) {
         if (e.status !== 'MISSING' && e.status !== 'OUTDATED') continue;
         const min = [...policy.required, ...policy.optional].find((p) => p.name === e.name)?.minVersion;
         const target = (offered.get(e.name) ?? []).filter((v) => meetsMinimum(v, min)).sort(compareExtensionVersions).at(-1);
         if (!target) continue;
+        await nextStep(deps, `extensions.${e.name}`, tenant.slug);
         if (e.status === 'MISSING') {
           await installExtension(client, e.name, target);
-          changes.push({ text: `installed ${e.name} ${target}`, name: e.name, from: null, to: target });
-        } else {
-          // An update script runs with the extension's schema as search_path: never in one the tenant can create objects in.
-          const schema = schemas.get(e.name);
-          if (schema !== EXTENSION_SCHEMA && schema !== 'pg_catalog') {
-            deps.logger.warn({ tenant: tenant.slug, extension: e.name, schema }, 'extension not updated: it lives in a schema the tenant can create objects in');
-            continue;
+          changes.push({ text: `installed ${e.name} ${target}`, name: e.name, action: 'tenant.extension.updated', metadata: { from: null, to: target } });
+          continue;
+        }
+        const installed = where.get(e.name);
+        const safe = installed?.schema === EXTENSION_SCHEMA || installed?.schema === 'pg_catalog';
+        // The move and the update commit together: never moved and left outdated, never half-updated.
+        await client.query('BEGIN');
+        try {
+          if (!safe) {
+            const refused = installed?.relocatable ? await tryMoveToExtensionSchema(client, e.name) : 'it is not relocatable';
+            if (refused) {
+              await client.query('ROLLBACK');
+              problems.push(unsafeSchemaProblem(e.name, installed?.schema ?? '?', refused));
+              deps.logger.warn({ tenant: tenant.slug, extension: e.name, schema: installed?.schema, reason: refused }, 'extension not updated: it lives in a schema the tenant can create objects in');
+              continue;
+            }
+            changes.push({ text: `moved ${e.name} from ${installed?.schema} to ${EXTENSION_SCHEMA}`, name: e.name, action: 'tenant.extension.moved', metadata: { from: installed?.schema ?? null, to: EXTENSION_SCHEMA } });
           }
           await client.query(updateExtension(e.name, target));
-          changes.push({ text: `updated ${e.name} ${e.installedVersion} → ${target}`, name: e.name, from: e.installedVersion, to: target });
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw err;
         }
+        changes.push({ text: `updated ${e.name} ${e.installedVersion} → ${target}`, name: e.name, action: 'tenant.extension.updated', metadata: { from: e.installedVersion, to: target } });
       }
       const { report: after, installed } = await readExtensionReport(client, policy);
-      return { before, after, installed, changes };
+      return { before, after, installed, changes, problems };
     });
     await deps.db.$transaction(async (tx) => {
       await recordExtensions(tx, tenant.id, done.installed);
       for (const c of done.changes) {
-        await recordAuditEvent(tx, op, { category: 'extension', action: 'tenant.extension.updated', tenant, subject: c.name, metadata: { from: c.from, to: c.to } });
+        await recordAuditEvent(tx, op, { category: 'extension', action: c.action, tenant, subject: c.name, metadata: c.metadata });
       }
     });
     await afterCommit(deps, { tenantId: tenant.id, inventory: true });
-    return { tenant, before: done.before, after: done.after, changes: done.changes.map((c) => c.text) };
+    return { tenant, before: done.before, after: done.after, changes: done.changes.map((c) => c.text), problems: done.problems };
   });
+}
+
+/**
+ * ALTER EXTENSION … SET SCHEMA extensions, inside the caller's transaction: null when done, else
+ * why not. Only a superuser may move a trusted extension (its objects belong to the bootstrap
+ * superuser, whoever installed it), so a least-privilege control plane is refused (42501).
+ */
+async function tryMoveToExtensionSchema(client: pg.ClientBase, name: string): Promise<string | null> {
+  await client.query('SAVEPOINT move_extension');
+  try {
+    await client.query(moveExtension(name));
+    return null;
+  } catch (err) {
+    if ((err as { code?: string }).code !== '42501') throw err;
+    await client.query('ROLLBACK TO SAVEPOINT move_extension');
+    return `moving it needs a superuser, and this control plane is not one: ${(err as Error).message}`;
+  }
+}
+
+function unsafeSchemaProblem(name: string, schema: string, why: string): UserError {
+  return new UserError(
+    'EXTENSION_UNSAFE_SCHEMA',
+    `extension ${name} was not updated: it lives in schema ${schema}, not ${EXTENSION_SCHEMA}, and its update script would run with ${schema} as search_path, where others than the control plane may create objects; ` +
+      `Tenantry cannot move it to ${EXTENSION_SCHEMA} (${why}). As a superuser run ALTER EXTENSION ${name} SET SCHEMA ${EXTENSION_SCHEMA} in the tenant database, then run this again`,
+  );
 }

@@ -13,6 +13,8 @@ import { extensionReport } from '../extensions/extension-status.js';
 import { policyOf } from '../extensions/tenant-extensions.js';
 import { availableExtensions } from '../../sql/extensions.sql.js';
 import { secureTenant } from '../tenants/secure-tenant.js';
+import { runOrder, validateCanaryChoice } from './canary.js';
+import { failureCauseOf, type FailureCause } from './failure-cause.js';
 import { withTenant } from '../tenants/tenant-access.js';
 import semver from 'semver';
 
@@ -23,8 +25,21 @@ export interface StartFleetOperationInput {
   /** UPGRADE_SCHEMAS: the version to reach (default: each tenant's newest of its major). */
   targetVersion?: string | null;
   concurrency?: number | null;
-  /** How many tenants go first, alone; if any of them fails, the operation stops. */
+  /** How many tenants must succeed first, before the rest (see canary.ts). Default: as many as picked, else 3. */
   canarySize?: number | null;
+  /** Slugs of the tenants to go first, as canaries, in this order. */
+  canary?: readonly string[] | null;
+  /** Slugs of the tenants to leave out. */
+  exclude?: readonly string[] | null;
+}
+
+/** What an operation keeps of its input. */
+export interface OperationParams {
+  template: string;
+  targetVersion: string | null;
+  /** Canaries the operator picked, and the tenants it left out (absent on operations started before they existed). */
+  canary?: string[];
+  exclude?: string[];
 }
 
 const MAX_CONCURRENCY = 16;
@@ -57,24 +72,29 @@ export class FleetOperations {
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_CONCURRENCY) {
       throw new UserError('INVALID_INPUT', `concurrency must be between 1 and ${MAX_CONCURRENCY}`, 'concurrency');
     }
-    const canarySize = input.canarySize ?? 3;
-    if (!Number.isInteger(canarySize) || canarySize < 0) throw new UserError('INVALID_INPUT', 'canarySize must be 0 or more', 'canarySize');
+    if (input.canarySize != null && (!Number.isInteger(input.canarySize) || input.canarySize < 0)) throw new UserError('INVALID_INPUT', 'canarySize must be 0 or more', 'canarySize');
 
-    const tenants =
+    const candidates =
       input.kind === 'SECURE_TENANTS'
         ? await deps.db.tenant.findMany({ where: { status: { in: ['ACTIVE', 'SUSPENDED'] }, securedAt: null }, orderBy: { slug: 'asc' }, select: { id: true, slug: true, templateVersion: true } })
         : await deps.db.tenant.findMany({ where: { status: 'ACTIVE', templateName: template }, orderBy: { slug: 'asc' }, select: { id: true, slug: true, templateVersion: true } });
     // Tenants the records show at the target already are done before anything is opened.
-    const settled = await alreadyDone(deps, input.kind, template, input.targetVersion ?? null, tenants.map((t) => t.id));
+    const settled = await alreadyDone(deps, input.kind, template, input.targetVersion ?? null, candidates.map((t) => t.id));
+    const settledIds = new Set(settled.keys());
+    const choice = validateCanaryChoice(input, candidates, settledIds);
+    const tenants = await runOrder(deps.db, input.kind, candidates, choice, settledIds);
+    const settledHere = tenants.filter((t) => settledIds.has(t.id)).length;
+    const canarySize = Math.min(input.canarySize ?? (choice.picked.length || 3), tenants.length - settledHere);
+    const params: OperationParams = { template, targetVersion: input.targetVersion ?? null, canary: choice.picked, exclude: choice.excluded };
     const id = uuidv7();
     const operation = await deps.db.$transaction(async (tx) => {
       const created = await tx.operation.create({
         data: {
           id,
           kind: input.kind,
-          params: { template, targetVersion: input.targetVersion ?? null },
+          params: { ...params },
           total: tenants.length,
-          canarySize: Math.min(canarySize, tenants.length),
+          canarySize,
           concurrency,
           createdBy: op.actor,
         },
@@ -85,11 +105,16 @@ export class FleetOperations {
           const done = settled.get(t.id);
           return done
             ? { operationId: id, tenantId: t.id, tenantSlug: t.slug, position, fromVersion: t.templateVersion, toVersion: t.templateVersion, status: 'SUCCEEDED' as const, message: done, startedAt: now, finishedAt: now }
-            : { operationId: id, tenantId: t.id, tenantSlug: t.slug, position, fromVersion: t.templateVersion };
+            : { operationId: id, tenantId: t.id, tenantSlug: t.slug, position, fromVersion: t.templateVersion, canary: position < canarySize };
         }),
       });
-      if (settled.size > 0) await tx.operation.update({ where: { id }, data: { done: settled.size } });
-      await recordAuditEvent(tx, op, { category: 'operation', action: 'operation.started', subject: id, metadata: { kind: input.kind, template, targetVersion: input.targetVersion ?? null, total: tenants.length, concurrency, canarySize } });
+      if (settledHere > 0) await tx.operation.update({ where: { id }, data: { done: settledHere } });
+      await recordAuditEvent(tx, op, {
+        category: 'operation',
+        action: 'operation.started',
+        subject: id,
+        metadata: { kind: input.kind, template, targetVersion: input.targetVersion ?? null, total: tenants.length, concurrency, canarySize, canary: choice.picked, exclude: choice.excluded },
+      });
       return created;
     });
     this.launch(id);
@@ -155,21 +180,45 @@ export class FleetOperations {
       this.deps.events.publishOperation(id);
 
       const pending = () => deps.db.operationItem.findMany({ where: { operationId: id, status: 'PENDING' }, orderBy: { position: 'asc' } });
-      const canary = (await pending()).filter((i) => i.position < operation.canarySize);
-      await this.runItems(operation, canary);
-      if (this.stopping) return;
-      const canaryFailures = await deps.db.operationItem.findMany({ where: { operationId: id, position: { lt: operation.canarySize }, status: 'FAILED' } });
-      if (canaryFailures.length > 0) {
-        await deps.db.operationItem.updateMany({ where: { operationId: id, status: 'PENDING' }, data: { status: 'SKIPPED', message: 'not run: the canary failed' } });
-        await this.finish(id, 'FAILED', `the canary failed on ${canaryFailures.map((f) => f.tenantSlug).join(', ')}; the rest was not run`);
-        return;
-      }
+      if (!(await this.runCanaries(operation))) return;
       await this.runItems(operation, await pending());
       if (this.stopping) return;
       const failed = await deps.db.operationItem.count({ where: { operationId: id, status: 'FAILED' } });
       await this.finish(id, failed > 0 ? 'COMPLETED_WITH_ERRORS' : 'SUCCEEDED', null);
     } finally {
       await lock.end().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Runs canaries until `canarySize` of them succeeded or no tenant is left to try. A canary
+   * that failed because of its own objects is replaced by the next pending tenant (by position);
+   * one that failed because of the step stops the operation: FAILED, the rest SKIPPED. Works from
+   * the rows alone, so a resumed operation carries on where it stopped. False when the rest must
+   * not run (stopped, or stopping).
+   */
+  private async runCanaries(operation: Operation): Promise<boolean> {
+    const { db } = this.deps;
+    const id = operation.id;
+    for (;;) {
+      if (this.stopping) return false;
+      const canaries = await db.operationItem.findMany({ where: { operationId: id, canary: true }, orderBy: { position: 'asc' } });
+      const broken = canaries.find((c) => c.status === 'FAILED' && c.failureCause !== 'TENANT');
+      if (broken) {
+        await db.operationItem.updateMany({ where: { operationId: id, status: 'PENDING' }, data: { status: 'SKIPPED', message: 'not run: the canary failed' } });
+        await this.finish(id, 'FAILED', `the canary failed on ${broken.tenantSlug} (${broken.message ?? 'no message'}); the step itself failed there, not the tenant's own objects, so the rest was not run`);
+        return false;
+      }
+      const waiting = canaries.filter((c) => c.status === 'PENDING');
+      const missing = operation.canarySize - canaries.filter((c) => c.status === 'SUCCEEDED').length - waiting.length;
+      if (missing > 0) {
+        // In place of canaries that failed for their own reasons: the next tenants in the run order.
+        const next = await db.operationItem.findMany({ where: { operationId: id, canary: false, status: 'PENDING' }, orderBy: { position: 'asc' }, take: missing });
+        if (next.length) await db.operationItem.updateMany({ where: { operationId: id, tenantId: { in: next.map((n) => n.tenantId) } }, data: { canary: true } });
+        waiting.push(...next);
+      }
+      if (waiting.length === 0) return true;
+      await this.runItems(operation, waiting);
     }
   }
 
@@ -186,14 +235,14 @@ export class FleetOperations {
     const { deps } = this;
     await deps.db.operationItem.update({ where: { operationId_tenantId: { operationId: operation.id, tenantId: item.tenantId } }, data: { status: 'RUNNING', startedAt: new Date() } });
     const op: OperationContext = { actor: `operation ${operation.id}`, correlationId: operation.id };
-    const params = operation.params as { targetVersion: string | null };
-    let outcome: { status: 'SUCCEEDED' | 'FAILED'; message: string | null; fromVersion?: string; toVersion?: string };
+    const params = operation.params as unknown as OperationParams;
+    let outcome: { status: 'SUCCEEDED' | 'FAILED'; message: string | null; failureCause?: FailureCause; fromVersion?: string; toVersion?: string };
     try {
       await deps.hooks.beforeOperationItem?.(operation.kind, item.tenantSlug);
       if (operation.kind === 'UPGRADE_SCHEMAS') {
         const r = await upgradeTenantSchema(deps, op, { slug: item.tenantSlug, targetVersion: params.targetVersion });
         outcome = r.failed
-          ? { status: 'FAILED', message: `step ${r.failed.version} failed: ${r.failed.message}`, fromVersion: r.fromVersion, toVersion: r.toVersion }
+          ? { status: 'FAILED', message: `step ${r.failed.version} failed: ${r.failed.message}`, failureCause: r.failed.cause, fromVersion: r.fromVersion, toVersion: r.toVersion }
           : { status: 'SUCCEEDED', message: r.applied.length ? `applied ${r.applied.join(', ')}` : 'already at the target', fromVersion: r.fromVersion, toVersion: r.toVersion };
       } else if (operation.kind === 'SECURE_TENANTS') {
         const changes = await secureTenantNamed(deps, op, item.tenantSlug);
@@ -201,13 +250,14 @@ export class FleetOperations {
       } else {
         const r = await updateTenantExtensions(deps, op, { slug: item.tenantSlug });
         const unavailable = r.after.filter((e) => e.status === 'UNAVAILABLE').map((e) => e.name);
-        outcome = unavailable.length
-          ? { status: 'FAILED', message: `unavailable on the server: ${unavailable.join(', ')}` }
-          : { status: 'SUCCEEDED', message: r.changes.length ? r.changes.join('; ') : 'nothing to do' };
+        const done = r.changes.length ? r.changes.join('; ') : 'nothing to do';
+        if (unavailable.length) outcome = { status: 'FAILED', message: `unavailable on the server: ${unavailable.join(', ')}`, failureCause: 'STEP' };
+        else if (r.problems.length) outcome = { status: 'FAILED', message: [...r.problems.map((p) => p.message), ...(r.changes.length ? [`done: ${done}`] : [])].join('; '), failureCause: 'TENANT' };
+        else outcome = { status: 'SUCCEEDED', message: done };
       }
     } catch (err) {
       if (!(err instanceof UserError)) deps.logger.error({ err, operation: operation.id, tenant: item.tenantSlug }, 'operation item failed');
-      outcome = { status: 'FAILED', message: (err as Error).message.slice(0, 500) };
+      outcome = { status: 'FAILED', message: (err as Error).message.slice(0, 500), failureCause: failureCauseOf(err) };
     }
     await deps.db.$transaction([
       deps.db.operationItem.update({

@@ -1,9 +1,10 @@
+import { LockLostError } from '../../db/advisory-locks.js';
 import type { Pool, Quota, QuotaChange, Tenant } from '../../generated/prisma/client.js';
 import { countBackendsOf, terminateNewestBackendsOf } from '../../sql/backends.sql.js';
 import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
-import { underCapacityLock } from '../locking.js';
+import { nextStep, underCapacityLock } from '../locking.js';
 import { afterCommit } from '../tenants/after-commit.js';
 import { validateText } from '../tenants/names.js';
 import { assertSettled, withTenant, type Visible } from '../tenants/tenant-access.js';
@@ -79,13 +80,14 @@ export async function updateTenantQuota(deps: Deps, op: OperationContext, input:
       });
     }
     if (recorded.change) deps.metrics.quotaUpdates.inc();
-    await deps.hooks.checkpoint?.('quota.recorded', tenant.slug);
+    await nextStep(deps, 'quota.recorded', tenant.slug);
 
     const warnings: string[] = [];
     let connectionsOverLimit = 0;
     let terminatedPids: number[] = [];
     try {
       await applyConnectionLimits(deps, cluster, tenant, newMax);
+      await nextStep(deps, 'quota.applied', tenant.slug);
       const { rows } = await cluster.query<{ n: number }>(countBackendsOf, [tenant.roleName]);
       connectionsOverLimit = Math.max(0, (rows[0]?.n ?? 0) - newMax);
       if (input.terminateExcess && connectionsOverLimit > 0) {
@@ -96,7 +98,7 @@ export async function updateTenantQuota(deps: Deps, op: OperationContext, input:
         await recordAuditEvent(deps.db, op, { category: 'quota', action: 'quota.excess.terminated', tenant, subject: tenant.roleName, metadata: { pids: terminatedPids, maxConnections: newMax } });
       }
     } catch (err) {
-      if (err instanceof UserError) throw err;
+      if (err instanceof UserError || err instanceof LockLostError) throw err;
       deps.logger.warn({ err, tenant: tenant.slug }, 'applying a recorded quota to PostgreSQL failed; the reconciler will');
       warnings.push(`the quota is recorded, but PostgreSQL did not take the new limit yet (${(err as Error).message}); the reconciler applies it within RECOVERY_INTERVAL_MS`);
     }

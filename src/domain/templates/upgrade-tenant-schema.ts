@@ -1,9 +1,12 @@
 import semver from 'semver';
+import { LockLostError } from '../../db/advisory-locks.js';
 import { applyMigrations, MigrationFailedError } from '../../db/migrations.js';
 import type { Tenant } from '../../generated/prisma/client.js';
 import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
+import { nextStep } from '../locking.js';
+import { failureCauseOf, type FailureCause } from '../operations/failure-cause.js';
 import { installExtensions } from '../extensions/install-extensions.js';
 import { readInstalledExtensions, recordExtensions } from '../extensions/tenant-extensions.js';
 import { afterCommit } from '../tenants/after-commit.js';
@@ -20,7 +23,8 @@ export interface UpgradeResult {
   /** Where the tenant is now: the target, or the last step that succeeded. */
   toVersion: string;
   applied: string[];
-  failed: { version: string; message: string } | null;
+  /** `cause`: whether the tenant's own objects or data made it fail, or the step itself (see failure-cause.ts). */
+  failed: { version: string; message: string; cause: FailureCause } | null;
 }
 
 /** The newest version with the tenant's major (crossing a major is a deliberate choice: name it). */
@@ -66,7 +70,10 @@ export async function upgradeTenantSchema(
         try {
           await applyMigrations(client, steps.map((s) => s.migration), schemaVersionLedger({ component: TENANT_COMPONENT, appliedBy: op.actor, database: 'tenant' }), {
             lockKey: SCHEMA_MIGRATION_LOCK,
-            execute: (_, m) => runner.run(m.sql),
+            execute: async (_, m) => {
+              await nextStep(deps, `upgrade.step:${m.name}`, tenant.slug);
+              await runner.run(m.sql);
+            },
             onApplied: async (m) => {
               applied.push(m.name);
               await recordAuditEvent(deps.db, op, { category: 'schema', action: 'tenant.schema.upgraded', tenant, subject: m.name, metadata: { version: m.name, description: m.description ?? null } });
@@ -74,7 +81,9 @@ export async function upgradeTenantSchema(
           });
         } catch (err) {
           if (!(err instanceof MigrationFailedError)) throw err;
-          failed = { version: err.migration, message: (err.cause as Error).message };
+          // Not the step's failure: the lock went before it began (rolled back unrun).
+          if (err.cause instanceof LockLostError) throw err.cause;
+          failed = { version: err.migration, message: (err.cause as Error).message, cause: failureCauseOf(err.cause) };
           await recordAuditEvent(deps.db, op, { category: 'schema', action: 'tenant.schema.upgrade.failed', tenant, subject: err.migration, metadata: failed });
         }
       }

@@ -3,7 +3,7 @@ import type { Tenant } from '../../generated/prisma/client.js';
 import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
 import { UserError } from '../errors.js';
-import { underTenantLock } from '../locking.js';
+import { nextStep, underTenantLock } from '../locking.js';
 import { afterCommit } from './after-commit.js';
 import { dropTenantObjects } from './drop-tenant-objects.js';
 import { announceRevoked, revokeTenantKeys } from '../keys/api-keys.js';
@@ -41,8 +41,9 @@ export async function deprovisionTenant(deps: Deps, op: OperationContext, input:
 
 /** The cluster part and the final record (the caller holds the tenant's lock); also run by recovery. */
 export async function finishDeprovisioning(deps: Deps, op: OperationContext, cluster: ClusterAdmin, tenant: Tenant): Promise<Tenant> {
-  await deps.hooks.checkpoint?.('deprovision.recorded', tenant.slug);
+  await nextStep(deps, 'deprovision.recorded', tenant.slug);
   const { terminatedBackends } = await dropTenantObjects(cluster, tenant);
+  await nextStep(deps, 'deprovision.dropped', tenant.slug);
   const { done, revokedKeyIds } = await deps.db.$transaction(async (tx) => {
     const t = await tx.tenant.update({ where: { id: tenant.id }, data: { status: 'DEPROVISIONED', deprovisionedAt: new Date(), provisionStep: null } });
     const revokedKeyIds = await revokeTenantKeys(tx, t.id);

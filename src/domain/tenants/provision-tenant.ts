@@ -1,3 +1,4 @@
+import { LockLostError } from '../../db/advisory-locks.js';
 import type { ClusterAdmin } from '../../db/cluster-admin.js';
 import type { Tenant } from '../../generated/prisma/client.js';
 import { databaseExists } from '../../sql/databases.sql.js';
@@ -117,6 +118,8 @@ export async function runProvisioningSteps(deps: Deps, op: OperationContext, ten
   try {
     for (step of PROVISION_STEPS.slice(done + 1)) {
       await deps.hooks.beforeProvisionStep?.(step, tenant.slug);
+      // A lock lost with its session stops here; recovery finishes or rolls back what is done.
+      await deps.locks.assertHeld();
       ctx.record = undefined;
       await runStep[step](ctx);
       // Done on the cluster, not yet recorded: the worst moment to stop (a test seam).
@@ -126,6 +129,8 @@ export async function runProvisioningSteps(deps: Deps, op: OperationContext, ten
       }
     }
   } catch (err) {
+    // Without the lock, rolling back could undo what the lock's new holder is doing: left to recovery.
+    if (err instanceof LockLostError) throw err;
     await failProvisioning(deps, op, ctx, step!, err as Error);
     throw new UserError(
       err instanceof UserError ? err.code : 'PROVISIONING_FAILED',

@@ -19,9 +19,16 @@ export async function withTenant<T>(deps: Deps, slug: string, visible: Visible, 
   return underTenantLock(deps, cluster, found, async () => fn(await deps.db.tenant.findUniqueOrThrow({ where: { id: found.id } }), cluster));
 }
 
-/** Work on a tenant's database needs it ACTIVE or SUSPENDED; anything else is TENANT_BUSY. */
+/**
+ * Work on a tenant's database needs it ACTIVE or SUSPENDED. A tenant still PROVISIONING is
+ * TENANT_BUSY (its provisioning, or recovery, settles it: retrying helps); FAILED,
+ * DEPROVISIONING and DEPROVISIONED are INVALID_STATE (retrying never helps), with the state.
+ */
 export function assertSettled(tenant: Tenant, what = 'this'): void {
-  if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') {
-    throw new UserError('TENANT_BUSY', `tenant ${tenant.slug} is ${tenant.status}; ${what} can run once it is ACTIVE`, 'slug');
+  if (tenant.status === 'ACTIVE' || tenant.status === 'SUSPENDED') return;
+  if (tenant.status === 'PROVISIONING') {
+    throw new UserError('TENANT_BUSY', `tenant ${tenant.slug} is PROVISIONING; ${what} can run once it is ACTIVE`, 'slug');
   }
+  const next = tenant.status === 'FAILED' ? ' (provisioning it again completes it)' : '';
+  throw new UserError('INVALID_STATE', `tenant ${tenant.slug} is ${tenant.status}${next}; ${what} needs it ACTIVE or SUSPENDED`, 'slug');
 }

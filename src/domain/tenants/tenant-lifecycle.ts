@@ -3,7 +3,7 @@ import { terminateBackendsOf } from '../../sql/backends.sql.js';
 import { disableLogin, enableLogin, setRolePassword } from '../../sql/roles.sql.js';
 import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
 import type { Deps } from '../deps.js';
-import { UserError } from '../errors.js';
+import { nextStep } from '../locking.js';
 import { afterCommit } from './after-commit.js';
 import { tenantConnectionStrings } from './connection-strings.js';
 import { findHandoff, storeHandoff, validateIdempotencyKey } from './credential-handoff.js';
@@ -20,7 +20,7 @@ import { assertSettled, withTenant, type Visible } from './tenant-access.js';
 export async function suspendTenant(deps: Deps, op: OperationContext, input: { slug: string; reason?: string | null; terminateConnections?: boolean | null }, visible: Visible): Promise<Tenant> {
   const reason = input.reason == null || input.reason.trim() === '' ? null : validateText(input.reason, 'reason', 500);
   const done = await withTenant(deps, input.slug, visible, async (tenant, cluster) => {
-    if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') throw new UserError('TENANT_BUSY', `tenant ${tenant.slug} is ${tenant.status}`, 'slug');
+    assertSettled(tenant, 'suspending');
     const terminate = input.terminateConnections !== false;
     const suspended =
       tenant.status === 'SUSPENDED'
@@ -29,6 +29,7 @@ export async function suspendTenant(deps: Deps, op: OperationContext, input: { s
             await recordAuditEvent(tx, op, { category: 'tenant', action: 'tenant.suspended', tenant, subject: tenant.roleName, metadata: { reason, terminateConnections: terminate } });
             return tx.tenant.update({ where: { id: tenant.id }, data: { status: 'SUSPENDED' } });
           });
+    await nextStep(deps, 'suspend.recorded', tenant.slug);
     // Applied again when already suspended: repairs a login left enabled.
     await cluster.query(disableLogin(tenant.roleName));
     if (terminate && tenant.status === 'ACTIVE') await cluster.query(terminateBackendsOf, [tenant.roleName, tenant.databaseName]);
@@ -40,7 +41,7 @@ export async function suspendTenant(deps: Deps, op: OperationContext, input: { s
 
 export async function resumeTenant(deps: Deps, op: OperationContext, input: { slug: string }, visible: Visible): Promise<Tenant> {
   const done = await withTenant(deps, input.slug, visible, async (tenant, cluster) => {
-    if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') throw new UserError('TENANT_BUSY', `tenant ${tenant.slug} is ${tenant.status}`, 'slug');
+    assertSettled(tenant, 'resuming');
     const resumed =
       tenant.status === 'ACTIVE'
         ? tenant
@@ -48,6 +49,7 @@ export async function resumeTenant(deps: Deps, op: OperationContext, input: { sl
             await recordAuditEvent(tx, op, { category: 'tenant', action: 'tenant.resumed', tenant, subject: tenant.roleName });
             return tx.tenant.update({ where: { id: tenant.id }, data: { status: 'ACTIVE' } });
           });
+    await nextStep(deps, 'resume.recorded', tenant.slug);
     await cluster.query(enableLogin(tenant.roleName));
     return { resumed, settled: tenant.status === 'SUSPENDED' ? afterCommit(deps, { tenantId: tenant.id, pool: true }) : Promise.resolve() };
   });
@@ -87,7 +89,7 @@ export async function rotateTenantCredentials(
         await recordAuditEvent(tx, op, { category: 'security', action: 'tenant.credentials.rotated', tenant, subject: tenant.roleName, metadata: { idempotencyKey: key !== null } });
         if (key) await storeHandoff(tx, deps, { tenantId: tenant.id, purpose: 'ROTATE', key, password, verifier });
       });
-      await deps.hooks.checkpoint?.('rotation.recorded', tenant.slug);
+      await nextStep(deps, 'rotation.recorded', tenant.slug);
       await cluster.query(setRolePassword(tenant.roleName, verifier));
       if (key) await deps.db.credentialHandoff.updateMany({ where: { tenantId: tenant.id, purpose: 'ROTATE', verifier }, data: { appliedAt: new Date(), verifier: null } });
     }

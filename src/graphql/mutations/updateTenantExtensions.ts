@@ -3,7 +3,7 @@ import { updateTenantExtensions, type ExtensionUpdate } from '../../domain/exten
 import { builder } from '../builder.js';
 import { InstalledExtensionRef, readAt } from '../nodes/Extension.js';
 import { TenantRef } from '../nodes/Tenant.js';
-import { UserErrorRef, withUserErrors, type Payload } from '../user-errors.js';
+import { UserErrorRef, userErrorShape, withUserErrors, type Payload } from '../user-errors.js';
 
 const UpdateTenantExtensionsInput = builder.inputType('UpdateTenantExtensionsInput', {
   fields: (t) => ({ slug: t.string({ required: true }) }),
@@ -13,7 +13,7 @@ const UpdateTenantExtensionsPayload = builder.objectRef<Payload<ExtensionUpdate>
   fields: (t) => ({
     tenant: t.field({ type: TenantRef, nullable: true, resolve: (p) => (p.tenant as Tenant | undefined) ?? null }),
     extensions: t.field({ type: [InstalledExtensionRef], description: 'After the update, read from the tenant database.', resolve: (p) => readAt(p.after ?? [], new Date()) }),
-    changes: t.stringList({ description: 'What was done, e.g. "updated pg_trgm 1.3 → 1.6".', resolve: (p) => p.changes ?? [] }),
+    changes: t.stringList({ description: 'What was done, e.g. "moved pg_trgm from public to extensions", "updated pg_trgm 1.3 → 1.6".', resolve: (p) => p.changes ?? [] }),
     userErrors: t.field({ type: [UserErrorRef], resolve: (p) => p.userErrors }),
   }),
 });
@@ -21,9 +21,15 @@ const UpdateTenantExtensionsPayload = builder.objectRef<Payload<ExtensionUpdate>
 builder.mutationField('updateTenantExtensions', (t) =>
   t.field({
     type: UpdateTenantExtensionsPayload,
-    description: 'Installs MISSING extensions and runs ALTER EXTENSION … UPDATE for OUTDATED ones, to the newest version the server offers.',
+    description:
+      'Installs MISSING extensions and runs ALTER EXTENSION … UPDATE for OUTDATED ones, to the newest version the server offers. ' +
+      'An OUTDATED extension outside the extensions schema (e.g. installed in public by hand) is moved there first when it is relocatable and the ' +
+      'control plane is a superuser; otherwise it is left as it is and EXTENSION_UNSAFE_SCHEMA in userErrors names it and says why, beside what was done.',
     authScopes: { admin: true },
     args: { input: t.arg({ type: UpdateTenantExtensionsInput, required: true }) },
-    resolve: (_, { input }, ctx) => withUserErrors(input, () => updateTenantExtensions(ctx.deps, ctx.op, input, ctx.canSee)),
+    resolve: async (_, { input }, ctx) => {
+      const payload = await withUserErrors(input, () => updateTenantExtensions(ctx.deps, ctx.op, input, ctx.canSee));
+      return { ...payload, userErrors: [...payload.userErrors, ...(payload.problems ?? []).map(userErrorShape)] };
+    },
   }),
 );

@@ -74,7 +74,7 @@ builder.objectField(TenantRef, 'extensions', (t) =>
     description:
       'The template policy\'s extensions against this tenant. By default from what Tenantry last recorded (no connection to the tenant ' +
       'database, so lists stay cheap; checkedAt says how old it is, refreshTenant brings it up to date); live: true reads the tenant database now, within the shared live-read budget ' +
-      '(LIVE_READ_CONCURRENCY per cluster; SERVER_BUSY past LIVE_READ_QUEUE), and costs GRAPHQL_LIVE_FIELD_COST.',
+      '(LIVE_READ_CONCURRENCY per cluster, shared fairly between tenants and admin keys; SERVER_BUSY past the caller\'s LIVE_READ_QUEUE), and costs GRAPHQL_LIVE_FIELD_COST.',
     args: { live: t.arg.boolean({ defaultValue: false }) },
     complexity: (args, ctx) => ({ field: args.live ? liveFieldCost(ctx) : 1, multiplier: 10 }),
     resolve: async (tenant, { live }, ctx) => {
@@ -84,7 +84,7 @@ builder.objectField(TenantRef, 'extensions', (t) =>
         const cluster = await ctx.deps.clusters.get(tenant.clusterId);
         return liveRead(ctx, tenant.clusterId, () =>
           cluster.withDatabase(tenant.databaseName, async (client) => {
-            await ctx.deps.hooks.duringLiveRead?.('extensions', tenant.clusterId);
+            await ctx.deps.hooks.duringLiveRead?.('extensions', tenant.clusterId, tenant.databaseName);
             return readAt((await readExtensionReport(client, policy)).report, new Date());
           }),
         );

@@ -1,10 +1,12 @@
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
 import type { Operation, OperationItem } from '../../generated/prisma/client.js';
 import { OperationItemStatus, OperationKind, OperationStatus } from '../../generated/prisma/enums.js';
+import type { OperationParams } from '../../domain/operations/fleet-operations.js';
+import { operationResultsByIds } from '../../domain/operations/operation-results.js';
 import { tenantsByIds } from '../../domain/tenants/tenant-queries.js';
 import { builder } from '../builder.js';
 import { isUuid } from '../ids.js';
-import { pageOptions } from '../pagination.js';
+import { assertPageSize, DEFAULT_PAGE_SIZE, pageOptions, pageSizeOf } from '../pagination.js';
 import { TenantRef } from './Tenant.js';
 
 export const OperationKindEnum = builder.enumType('OperationKind', { values: Object.values(OperationKind) });
@@ -14,10 +16,21 @@ const OperationStatusEnum = builder.enumType('OperationStatus', {
     RUNNING: {},
     SUCCEEDED: { description: 'Every tenant done without error.' },
     COMPLETED_WITH_ERRORS: { description: 'Every tenant tried; some failed (see results).' },
-    FAILED: { description: 'The canary failed: the rest was not run.' },
+    FAILED: { description: 'A canary failed because of the step itself (not its own objects): the rest was not run.' },
   },
 });
 const OperationItemStatusEnum = builder.enumType('OperationResultStatus', { values: Object.values(OperationItemStatus) });
+const OperationFailureCauseEnum = builder.enumType('OperationFailureCause', {
+  description: 'Why a tenant\'s result FAILED.',
+  values: {
+    TENANT: {
+      description:
+        'The tenant\'s own objects, data or sessions were in the way (what the step creates already existed, a lock its sessions held, its data ' +
+        'against a new constraint, deferrable constraints, code that changed the step runner, a state such as FAILED): not held against the step.',
+    },
+    STEP: { description: 'The step itself (or the server) failed: as a canary, this stops the operation.' },
+  },
+});
 
 const OperationResultRef = builder.objectRef<OperationItem>('OperationResult').implement({
   description: 'What an operation did to one tenant.',
@@ -31,6 +44,8 @@ const OperationResultRef = builder.objectRef<OperationItem>('OperationResult').i
     toVersion: t.exposeString('toVersion', { nullable: true }),
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
+    canary: t.exposeBoolean('canary', { description: 'Run as one of the canaries (picked, chosen, or in place of one that failed for its own reasons).' }),
+    failureCause: t.field({ type: OperationFailureCauseEnum, nullable: true, description: 'Why it FAILED; null otherwise.', resolve: (i) => i.failureCause }),
   }),
 });
 
@@ -53,7 +68,9 @@ builder.node(OperationRef, {
     done: t.exposeInt('done', { description: 'Tenants finished, successfully or not.' }),
     failed: t.exposeInt('failed'),
     succeeded: t.int({ resolve: (o) => o.done - o.failed }),
-    canarySize: t.exposeInt('canarySize'),
+    canarySize: t.exposeInt('canarySize', { description: 'Canaries that must succeed before the rest runs (see results { canary failureCause }).' }),
+    pickedCanaries: t.stringList({ description: 'The canaries the operator picked (slugs), in order.', resolve: (o) => (o.params as unknown as OperationParams).canary ?? [] }),
+    excluded: t.stringList({ description: 'The tenants the operator left out (slugs): they have no result.', resolve: (o) => (o.params as unknown as OperationParams).exclude ?? [] }),
     concurrency: t.exposeInt('concurrency'),
     createdBy: t.exposeString('createdBy'),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
@@ -62,19 +79,24 @@ builder.node(OperationRef, {
     error: t.exposeString('error', { nullable: true }),
     results: t.field({
       type: [OperationResultRef],
-      description: 'Per tenant, in the order they are run.',
-      args: { status: t.arg({ type: [OperationItemStatusEnum], required: false }) },
-      // Every operation of a page asks with the same statuses: one query for all of them.
-      resolve: (o, args, ctx) =>
-        ctx
-          .loader<string, OperationItem[]>('operation-results', args.status ?? null, async (ids) => {
-            const rows = await ctx.deps.db.operationItem.findMany({
-              where: { operationId: { in: [...ids] }, ...(args.status?.length ? { status: { in: args.status } } : {}) },
-              orderBy: [{ operationId: 'asc' }, { position: 'asc' }],
-            });
-            return ids.map((id) => rows.filter((r) => r.operationId === id));
-          })
-          .load(o.id),
+      description:
+        'Per tenant, in the order they are run (canaries first): the first `first` (20 by default, at most GRAPHQL_MAX_PAGE_SIZE: more is refused) ' +
+        'after `afterPosition`; page on with the last result\'s position.',
+      args: {
+        status: t.arg({ type: [OperationItemStatusEnum], required: false }),
+        first: t.arg.int({ defaultValue: DEFAULT_PAGE_SIZE }),
+        afterPosition: t.arg.int({ required: false }),
+      },
+      complexity: (args, ctx) => ({ field: 1, multiplier: pageSizeOf({ first: args.first }, ctx.deps.config) }),
+      resolve: (o, args, ctx) => {
+        const first = args.first ?? DEFAULT_PAGE_SIZE;
+        assertPageSize('first', first, ctx.deps.config);
+        const page = { statuses: args.status ?? null, first, afterPosition: args.afterPosition ?? null };
+        // Every operation of a page asks with the same arguments: one query for all of them.
+        return ctx
+          .loader<string, OperationItem[]>('operation-results', page, (ids) => operationResultsByIds(ctx.deps.db, ids, page))
+          .load(o.id);
+      },
     }),
   }),
 });
