@@ -29,6 +29,9 @@ before(async () => {
   await addTemplate('owncol', '1.0.0', 'CREATE TABLE notes (id int PRIMARY KEY);');
   await addTemplate('owncol', '1.1.0', 'ALTER TABLE notes ADD COLUMN body text;');
   await addTemplate('owncol', '1.2.0', 'ALTER TABLE notes ADD COLUMN extra int;');
+  // A broken step whose error looks like a tenant's own doing: the column already exists in 1.0.0.
+  await addTemplate('dupcol', '1.0.0', 'CREATE TABLE notes (id int PRIMARY KEY, body text);');
+  await addTemplate('dupcol', '1.1.0', 'ALTER TABLE notes ADD COLUMN body text;');
   await addTemplate('picky', '1.0.0', 'CREATE TABLE notes (id int PRIMARY KEY);');
   await addTemplate('picky', '1.1.0', 'ALTER TABLE notes ADD COLUMN body text;');
   t = await startTestTenantry({ env: { TEMPLATES_DIR: dir } });
@@ -141,6 +144,25 @@ describe('upgradeAllTenantSchemas', () => {
       ],
     );
     assert.match(op.results[0].message, /step 1\.1\.0 failed: column "body" of relation "notes" already exists/);
+  });
+
+  test('a step that fails every canary in a way that looks like each tenant\'s own doing still stops the fleet: at most canarySize replacements', async () => {
+    await provisionAll('dupcol', ['dup-a', 'dup-b', 'dup-c', 'dup-d', 'dup-e', 'dup-f']);
+    const op = await runOperation('upgradeAllTenantSchemas', '{ template: "dupcol", targetVersion: "1.1.0", canarySize: 2, concurrency: 1 }');
+    assert.equal(op.status, 'FAILED', JSON.stringify(op));
+    // The two canaries, then two replacements: twice canarySize tried in all, then the stop.
+    assert.match(op.error, /4 canaries failed, each for what looks like its own objects .*so many suggest the step itself/);
+    assert.deepEqual(
+      op.results.map((r: any) => [r.tenantSlug, r.status, r.canary, r.failureCause]),
+      [
+        ['dup-a', 'FAILED', true, 'TENANT'],
+        ['dup-b', 'FAILED', true, 'TENANT'],
+        ['dup-c', 'FAILED', true, 'TENANT'],
+        ['dup-d', 'FAILED', true, 'TENANT'],
+        ['dup-e', 'SKIPPED', false, null],
+        ['dup-f', 'SKIPPED', false, null],
+      ],
+    );
   });
 
   test('by default, a tenant whose last result of the kind FAILED goes last, not first as the canary', async () => {

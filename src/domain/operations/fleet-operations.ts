@@ -209,6 +209,15 @@ export class FleetOperations {
         await this.finish(id, 'FAILED', `the canary failed on ${broken.tenantSlug} (${broken.message ?? 'no message'}); the step itself failed there, not the tenant's own objects, so the rest was not run`);
         return false;
       }
+      // Replacing canaries has a bound: a step broken in a way that looks like each tenant's own
+      // doing (an object it creates that the template already made, say) must not run through
+      // the whole fleet as an endless canary phase.
+      const ownFailures = canaries.filter((c) => c.status === 'FAILED').length;
+      if (ownFailures > Math.max(operation.canarySize, 1)) {
+        await db.operationItem.updateMany({ where: { operationId: id, status: 'PENDING' }, data: { status: 'SKIPPED', message: 'not run: too many canaries failed' } });
+        await this.finish(id, 'FAILED', `${ownFailures} canaries failed, each for what looks like its own objects (${canaries.filter((c) => c.status === 'FAILED').map((c) => c.tenantSlug).join(', ')}); so many suggest the step itself, so the rest was not run`);
+        return false;
+      }
       const waiting = canaries.filter((c) => c.status === 'PENDING');
       const missing = operation.canarySize - canaries.filter((c) => c.status === 'SUCCEEDED').length - waiting.length;
       if (missing > 0) {
