@@ -1,9 +1,21 @@
 import { z } from 'zod';
+import { parseProxyTrust } from './http/client-address.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 /** "true"/"false" (also 1/0, yes/no, on/off); unset means the mode's default. */
 const flag = z.stringbool().optional();
+/** A setting read by a parser of its own (which throws a sentence saying what is wrong). */
+function parsedWith<T>(parse: (value: string) => T) {
+  return z.string().transform((value, ctx): T => {
+    try {
+      return parse(value);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+}
 /** Names that become part of PostgreSQL identifiers: kept to a safe, unquoted-looking set. */
 const identifierPart = z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lowercase letters, digits and _, not starting with a digit');
 
@@ -118,8 +130,12 @@ const schema = z
     /** Failed authentications one source address may make per AUTH_FAILURE_WINDOW_MS before it is refused (RATE_LIMITED). */
     AUTH_FAILURE_LIMIT: positiveInt.default(10),
     AUTH_FAILURE_WINDOW_MS: positiveInt.default(60_000),
-    /** Take the source address from the first X-Forwarded-For entry (only behind a proxy that sets it). */
-    TRUST_PROXY: z.stringbool().default(false),
+    /**
+     * Which proxies in front may say where a request comes from: false, true (one hop), a hop
+     * count, or addresses/CIDR ranges. The client is the right-most X-Forwarded-For entry no
+     * trusted proxy wrote (see src/http/client-address.ts).
+     */
+    TRUST_PROXY: parsedWith(parseProxyTrust).default(parseProxyTrust('false')),
 
     /** Serve /metrics and /health/ready on this port instead of PORT (unset: on PORT). */
     INTERNAL_PORT: port.optional(),
