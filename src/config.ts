@@ -136,12 +136,14 @@ const schema = z
      * trusted proxy wrote (see src/http/client-address.ts).
      */
     TRUST_PROXY: parsedWith(parseProxyTrust).default(parseProxyTrust('false')),
+    /** Largest request body (HTTP) and WebSocket message accepted; larger: 413 REQUEST_ENTITY_TOO_LARGE, or close 1009. */
+    MAX_REQUEST_BYTES: positiveInt.default(1024 * 1024),
 
     /** Serve /metrics and /health/ready on this port instead of PORT (unset: on PORT). */
     INTERNAL_PORT: port.optional(),
     INTERNAL_HOST: z.string().default('127.0.0.1'),
-    /** `admin`: /metrics and /health/ready need an ADMIN key (Authorization: Bearer …); `none`: open. */
-    INTERNAL_ENDPOINTS_AUTH: z.enum(['none', 'admin']).default('none'),
+    /** `admin`: /metrics and /health/ready need an ADMIN key (Authorization: Bearer …); `none`: open. Default: admin in production unless INTERNAL_PORT is set. */
+    INTERNAL_ENDPOINTS_AUTH: z.enum(['none', 'admin']).optional(),
 
     /** Defaults follow NODE_ENV: on in development, off in production. */
     GRAPHIQL: flag,
@@ -203,6 +205,8 @@ const schema = z
       GRAPHQL_INTROSPECTION: c.GRAPHQL_INTROSPECTION ?? !production,
       GRAPHQL_FIELD_SUGGESTIONS: c.GRAPHQL_FIELD_SUGGESTIONS ?? !production,
       CSRF_PREVENTION: c.CSRF_PREVENTION ?? production,
+      // A separate internal port is how probes stay keyless; on the public port they need a key.
+      INTERNAL_ENDPOINTS_AUTH: c.INTERNAL_ENDPOINTS_AUTH ?? (production && c.INTERNAL_PORT === undefined ? 'admin' : 'none'),
     };
   });
 

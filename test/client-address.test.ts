@@ -61,3 +61,16 @@ describe('TRUST_PROXY: the client is the right-most X-Forwarded-For entry no tru
     }
   });
 });
+
+describe('production defaults of the internal endpoints and the body limit', () => {
+  test('INTERNAL_ENDPOINTS_AUTH: admin in production on the public port, none with INTERNAL_PORT or in development', () => {
+    assert.equal(loadConfig({ NODE_ENV: 'production' }).INTERNAL_ENDPOINTS_AUTH, 'admin');
+    assert.equal(loadConfig({ NODE_ENV: 'production', INTERNAL_PORT: '9100' }).INTERNAL_ENDPOINTS_AUTH, 'none');
+    assert.equal(loadConfig({ NODE_ENV: 'production', INTERNAL_ENDPOINTS_AUTH: 'none' }).INTERNAL_ENDPOINTS_AUTH, 'none');
+    assert.equal(loadConfig({}).INTERNAL_ENDPOINTS_AUTH, 'none');
+  });
+
+  test('MAX_REQUEST_BYTES: 1 MiB', () => {
+    assert.equal(loadConfig({}).MAX_REQUEST_BYTES, 1_048_576);
+  });
+});

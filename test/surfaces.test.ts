@@ -56,9 +56,9 @@ describe('cluster-wide figures', () => {
 });
 
 describe('internal endpoints', () => {
-  test('INTERNAL_PORT: /metrics and /health/ready move to the internal address; the public port no longer serves them', async () => {
+  test('INTERNAL_PORT: /metrics and /health/ready move to the internal address, keyless there even in production; the public port no longer serves them', async () => {
     const port = await freePort();
-    const s = await startTestTenantry({ env: { INTERNAL_PORT: String(port), INTERNAL_HOST: '127.0.0.1' } });
+    const s = await startTestTenantry({ env: { INTERNAL_PORT: String(port), INTERNAL_HOST: '127.0.0.1', NODE_ENV: 'production' } });
     try {
       const internal = `http://127.0.0.1:${port}`;
       assert.equal((await get(`${s.url}/metrics`)).status, 404);
@@ -110,9 +110,17 @@ describe('production settings', () => {
   const INTROSPECTION = '{ __schema { queryType { name } } }';
   const html = (url: string) => get(`${url}/graphql`, { accept: 'text/html' });
 
-  test('NODE_ENV=production: no GraphiQL, no introspection, no field suggestions, CSRF prevention on', async () => {
+  test('NODE_ENV=production: no GraphiQL, no introspection, no field suggestions, CSRF prevention on, /metrics and /health/ready need an ADMIN key', async () => {
     const p = await startTestTenantry({ env: { NODE_ENV: 'production' } });
     try {
+      // Without INTERNAL_PORT they share the public port, so they are not open to anyone there.
+      for (const path of ['/metrics', '/health/ready']) {
+        const open = await get(`${p.url}${path}`);
+        assert.equal(open.status, 401, path);
+        assert.equal(((await open.json()) as { code: string }).code, 'UNAUTHENTICATED');
+        assert.ok([200, 503].includes((await get(`${p.url}${path}`, bearer(p.adminKey))).status), path);
+      }
+      assert.equal((await get(`${p.url}/health/live`)).status, 200, 'liveness stays open');
       const page = await html(p.url);
       assert.ok(!(page.headers.get('content-type') ?? '').includes('text/html'), 'GraphiQL is not served');
       const intro = await p.gql(INTROSPECTION);

@@ -5,6 +5,7 @@ import type { Deps } from '../domain/deps.js';
 import { createRequestContext, type GraphQLContext } from './context.js';
 import { graphiqlOptions, renderOfflineGraphiQL } from './graphiql.js';
 import { useErrorCorrelation } from './error-correlation.js';
+import { useCloseAfterTooLarge } from './http-refusals.js';
 import { useQueryLimits } from './query-limits.js';
 import { schema } from './schema.js';
 
@@ -17,7 +18,7 @@ export type TenantryYoga = YogaServerInstance<{ req?: IncomingMessage }, GraphQL
  */
 export function createTenantryYoga(deps: Deps, extraPlugins: Plugin[] = []): TenantryYoga {
   const { logger, config } = deps;
-  const plugins: Plugin[] = [...useQueryLimits(config), useErrorCorrelation(logger) as Plugin, ...extraPlugins];
+  const plugins: Plugin[] = [...useQueryLimits(config), useErrorCorrelation(logger) as Plugin, ...extraPlugins, useCloseAfterTooLarge()];
   // Browsers may send "simple" requests (GET, form posts) cross-site without a preflight:
   // those must carry a header no form can set.
   if (config.CSRF_PREVENTION) plugins.push(useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'graphql-require-preflight'] }) as Plugin);
@@ -26,6 +27,8 @@ export function createTenantryYoga(deps: Deps, extraPlugins: Plugin[] = []): Ten
     graphqlEndpoint: '/graphql',
     context: ({ request, req }) => createRequestContext(deps, request, req),
     plugins,
+    // Checked by Content-Length before reading, and while reading a body that has none: 413 REQUEST_ENTITY_TOO_LARGE.
+    maxRequestBodySize: config.MAX_REQUEST_BYTES,
     // Never a stack trace or an original error in a response, whatever NODE_ENV says: unexpected
     // errors are logged with the request's correlation id (error-correlation.ts) and masked.
     maskedErrors: { isDev: false },

@@ -41,10 +41,16 @@ function closeSocket(socket: WebSocket, code: number, reason: string, waitMs = C
  * "RATE_LIMITED"), again for each operation, and a socket holds at most
  * MAX_SUBSCRIPTIONS_PER_SOCKET operations. The socket is bound to its key: revoked or
  * expired, the socket is closed with 4403. A socket holding more than WS_MAX_BUFFERED_BYTES
- * unsent, or one of whose subscriptions fell too far behind, is closed with 1013.
+ * unsent, or one of whose subscriptions fell too far behind, is closed with 1013. A message over
+ * MAX_REQUEST_BYTES closes the socket (1009).
  */
 export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: LiveSessions): { close(): Promise<void> } {
-  const wss = new WebSocketServer({ server, path: '/graphql' });
+  const wss = new WebSocketServer({
+    server,
+    path: '/graphql',
+    // A bigger message closes the socket with 1009, as a bigger HTTP body gets 413.
+    maxPayload: deps.config.MAX_REQUEST_BYTES,
+  });
   const open = new WeakMap<WebSocket, Set<string>>();
   const unbind = new WeakMap<WebSocket, () => void>();
   const limit = deps.config.MAX_SUBSCRIPTIONS_PER_SOCKET;
