@@ -11,6 +11,7 @@ import { RateLimitedError, type AuthFailure, type Credentials } from '../domain/
 import { actorOf, canSeeTenant, type Viewer } from '../domain/keys/viewer.js';
 import type { PoolStats } from '../domain/pools/pooler-driver.js';
 import { clientAddressOf } from '../http/client-address.js';
+import { serviceUnavailableError } from './service-unavailable.js';
 
 /** Per request, read-only: who is calling, under which correlation id, with what. */
 export interface GraphQLContext {
@@ -66,6 +67,8 @@ export async function createContext(
     identity = await deps.auth.authenticate({ ...given, correlationId });
   } catch (err) {
     if (err instanceof RateLimitedError) throw rateLimitedGraphQLError(err);
+    const unavailable = serviceUnavailableError(deps, err, correlationId);
+    if (unavailable) throw unavailable;
     // Before any resolver runs, so error-correlation.ts cannot see it: logged and masked here.
     deps.logger.error({ err, correlationId }, 'unexpected error while authenticating');
     throw new GraphQLError(`Unexpected error; correlation id ${correlationId}`, {
