@@ -1,3 +1,4 @@
+import { PothosValidationError } from '@pothos/core';
 import type { Plugin } from 'graphql-yoga';
 import { GraphQLError } from 'graphql';
 import type { Logger } from '../logger.js';
@@ -9,6 +10,7 @@ import { serviceUnavailableError } from './service-unavailable.js';
  * with the request's correlation id and reach the client masked, carrying that id so
  * an operator can find the log line. The id is also sent as the X-Correlation-ID header.
  * A database that could not be reached is no mystery: SERVICE_UNAVAILABLE (503, retryable).
+ * Pothos's own input checks (a malformed global ID) carry no code: they get BAD_USER_INPUT.
  */
 export function useErrorCorrelation(logger: Logger): Plugin<GraphQLContext> {
   const correlationIds = new WeakMap<Request, string>();
@@ -23,6 +25,9 @@ export function useErrorCorrelation(logger: Logger): Plugin<GraphQLContext> {
             ...result,
             errors: result.errors.map((error) => {
               const original = error.originalError;
+              if (original instanceof PothosValidationError && error.extensions.code === undefined) {
+                return new GraphQLError(error.message, { path: error.path, nodes: error.nodes, extensions: { ...error.extensions, code: 'BAD_USER_INPUT' } });
+              }
               if (!original || original instanceof GraphQLError) return error;
               const unavailable = serviceUnavailableError(ctx.deps, original, ctx.correlationId, { path: error.path, nodes: error.nodes });
               if (unavailable) return unavailable;

@@ -1,11 +1,10 @@
 import type { IncomingMessage } from 'node:http';
-import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Deps } from '../domain/deps.js';
 import { createRequestContext, type GraphQLContext } from './context.js';
 import { graphiqlOptions, renderOfflineGraphiQL } from './graphiql.js';
 import { useErrorCorrelation } from './error-correlation.js';
-import { useCloseAfterTooLarge } from './http-refusals.js';
+import { useCloseAfterTooLarge, useCsrfPreventionWithCode, useServedTransports } from './http-refusals.js';
 import { useQueryLimits } from './query-limits.js';
 import { schema } from './schema.js';
 
@@ -18,10 +17,10 @@ export type TenantryYoga = YogaServerInstance<{ req?: IncomingMessage }, GraphQL
  */
 export function createTenantryYoga(deps: Deps, extraPlugins: Plugin[] = []): TenantryYoga {
   const { logger, config } = deps;
-  const plugins: Plugin[] = [...useQueryLimits(config), useErrorCorrelation(logger) as Plugin, ...extraPlugins, useCloseAfterTooLarge()];
+  const plugins: Plugin[] = [...useQueryLimits(config), useErrorCorrelation(logger) as Plugin, ...extraPlugins, useServedTransports(), useCloseAfterTooLarge()];
   // Browsers may send "simple" requests (GET, form posts) cross-site without a preflight:
   // those must carry a header no form can set.
-  if (config.CSRF_PREVENTION) plugins.push(useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'graphql-require-preflight'] }) as Plugin);
+  if (config.CSRF_PREVENTION) plugins.push(useCsrfPreventionWithCode());
   return createYoga<{ req?: IncomingMessage }, GraphQLContext>({
     schema,
     graphqlEndpoint: '/graphql',
