@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseProxyTrust } from './http/client-address.js';
+import { ANY_ORIGIN, parseAllowedOrigins, SAME_ORIGIN_ONLY } from './http/origin-policy.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
@@ -136,6 +137,8 @@ const schema = z
      * trusted proxy wrote (see src/http/client-address.ts).
      */
     TRUST_PROXY: parsedWith(parseProxyTrust).default(parseProxyTrust('false')),
+    /** Browser origins that may call the API (CORS, and the Origin of a WebSocket upgrade): `*` or a comma-separated list; the service's own origin always may. Default: any in development, none other in production. */
+    CORS_ORIGINS: parsedWith(parseAllowedOrigins).optional(),
     /** Largest request body (HTTP) and WebSocket message accepted; larger: 413 REQUEST_ENTITY_TOO_LARGE, or close 1009. */
     MAX_REQUEST_BYTES: positiveInt.default(1024 * 1024),
 
@@ -205,6 +208,7 @@ const schema = z
       GRAPHQL_INTROSPECTION: c.GRAPHQL_INTROSPECTION ?? !production,
       GRAPHQL_FIELD_SUGGESTIONS: c.GRAPHQL_FIELD_SUGGESTIONS ?? !production,
       CSRF_PREVENTION: c.CSRF_PREVENTION ?? production,
+      CORS_ORIGINS: c.CORS_ORIGINS ?? (production ? SAME_ORIGIN_ONLY : ANY_ORIGIN),
       // A separate internal port is how probes stay keyless; on the public port they need a key.
       INTERNAL_ENDPOINTS_AUTH: c.INTERNAL_ENDPOINTS_AUTH ?? (production && c.INTERNAL_PORT === undefined ? 'admin' : 'none'),
     };

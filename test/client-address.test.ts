@@ -1,11 +1,12 @@
 // @test-scope once: what it tests does not depend on the server under test or on the
 // control plane's privileges, so CI runs it in the first configuration only (TEST_SCOPE).
-// How TRUST_PROXY is read, and which address a request is counted under.
+// How TRUST_PROXY and CORS_ORIGINS are read, and which address a request is counted under.
 // test/trust-proxy.test.ts shows the same through a running service.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { clientAddressOf, parseProxyTrust } from '../src/http/client-address.js';
+import { originAllowed, parseAllowedOrigins } from '../src/http/origin-policy.js';
 
 const PROXY = '10.0.0.5';
 
@@ -58,6 +59,32 @@ describe('TRUST_PROXY: the client is the right-most X-Forwarded-For entry no tru
   test('a value that is none of these stops the start, naming it', () => {
     for (const bad of ['maybe', '10.0.0.0/33', '10.0.0.1, nope', '-1']) {
       assert.throws(() => loadConfig({ TRUST_PROXY: bad }), (err) => err instanceof ConfigError && /TRUST_PROXY: .*is not an IP address/.test(err.message), bad);
+    }
+  });
+});
+
+describe('CORS_ORIGINS', () => {
+  test('defaults: any origin in development; in production only the service\'s own', () => {
+    assert.deepEqual(loadConfig({}).CORS_ORIGINS, { any: true });
+    const production = loadConfig({ NODE_ENV: 'production' }).CORS_ORIGINS;
+    assert.equal(originAllowed(production, 'https://evil.example', 'api.example.com'), false);
+    assert.equal(originAllowed(production, 'https://api.example.com', 'api.example.com'), true);
+    assert.equal(originAllowed(production, 'null', 'api.example.com'), false);
+    assert.equal(originAllowed(production, null, 'api.example.com'), true, 'no Origin: not a browser\'s cross-site request');
+  });
+
+  test('a list, or * for any', () => {
+    const listed = parseAllowedOrigins('https://console.example.com, http://localhost:5173');
+    assert.equal(originAllowed(listed, 'https://console.example.com', 'api.example.com'), true);
+    assert.equal(originAllowed(listed, 'http://localhost:5173', 'api.example.com'), true);
+    assert.equal(originAllowed(listed, 'http://localhost:5174', 'api.example.com'), false);
+    assert.equal(originAllowed(listed, 'https://console.example.com.evil.example', 'api.example.com'), false);
+    assert.deepEqual(parseAllowedOrigins('*'), { any: true });
+  });
+
+  test('an entry that is no origin stops the start, naming it', () => {
+    for (const bad of ['console.example.com', 'https://console.example.com/', 'https://console.example.com/app', 'ftp://x.example']) {
+      assert.throws(() => loadConfig({ CORS_ORIGINS: bad }), (err) => err instanceof ConfigError && /CORS_ORIGINS: .*is not an origin/.test(err.message), bad);
     }
   });
 });

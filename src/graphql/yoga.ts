@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Deps } from '../domain/deps.js';
+import { corsOptionsFor } from '../http/origin-policy.js';
 import { createRequestContext, type GraphQLContext } from './context.js';
 import { graphiqlOptions, renderOfflineGraphiQL } from './graphiql.js';
 import { useErrorCorrelation } from './error-correlation.js';
@@ -13,7 +14,8 @@ export type TenantryYoga = YogaServerInstance<{ req?: IncomingMessage }, GraphQL
 /**
  * GraphQL over HTTP and SSE on /graphql, with GraphiQL for browsers: the schema, its
  * context and its plugins. What production changes (GraphiQL, introspection, field
- * suggestions, CSRF prevention) comes from the configuration; see README, "Production settings".
+ * suggestions, CSRF prevention, the origins CORS allows) comes from the configuration; see
+ * README, "Production settings".
  */
 export function createTenantryYoga(deps: Deps, extraPlugins: Plugin[] = []): TenantryYoga {
   const { logger, config } = deps;
@@ -26,6 +28,7 @@ export function createTenantryYoga(deps: Deps, extraPlugins: Plugin[] = []): Ten
     graphqlEndpoint: '/graphql',
     context: ({ request, req }) => createRequestContext(deps, request, req),
     plugins,
+    cors: corsOptionsFor(config.CORS_ORIGINS),
     // Checked by Content-Length before reading, and while reading a body that has none: 413 REQUEST_ENTITY_TOO_LARGE.
     maxRequestBodySize: config.MAX_REQUEST_BYTES,
     // Never a stack trace or an original error in a response, whatever NODE_ENV says: unexpected

@@ -8,6 +8,7 @@ import type { Deps } from '../domain/deps.js';
 import { RateLimitedError } from '../domain/keys/key-authenticator.js';
 import { createContext, sourceAddressOf, type GraphQLContext } from '../graphql/context.js';
 import { RETRY_AFTER_SECONDS, serviceUnavailableError } from '../graphql/service-unavailable.js';
+import { verifyWebSocketOrigin } from './origin-policy.js';
 import { CLOSE_FORBIDDEN, CLOSE_TOO_SLOW, GRACE_MS, type LiveSessions } from '../graphql/live-sessions.js';
 
 type Yoga = TenantryYoga;
@@ -45,8 +46,9 @@ function closeSocket(socket: WebSocket, code: number, reason: string, waitMs = C
  * MAX_SUBSCRIPTIONS_PER_SOCKET operations. The socket is bound to its key: revoked or
  * expired, the socket is closed with 4403. A socket holding more than WS_MAX_BUFFERED_BYTES
  * unsent, or one of whose subscriptions fell too far behind, is closed with 1013, as is one whose
- * connection_init could not reach the control database ("SERVICE_UNAVAILABLE"). A message over
- * MAX_REQUEST_BYTES closes the socket (1009).
+ * connection_init could not reach the control database ("SERVICE_UNAVAILABLE"). An upgrade from
+ * a browser origin CORS_ORIGINS does not allow is refused (403); a message over MAX_REQUEST_BYTES
+ * closes the socket (1009).
  */
 export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: LiveSessions): { close(): Promise<void> } {
   const wss = new WebSocketServer({
@@ -54,6 +56,7 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
     path: '/graphql',
     // A bigger message closes the socket with 1009, as a bigger HTTP body gets 413.
     maxPayload: deps.config.MAX_REQUEST_BYTES,
+    verifyClient: verifyWebSocketOrigin(deps.config.CORS_ORIGINS),
   });
   const open = new WeakMap<WebSocket, Set<string>>();
   const unbind = new WeakMap<WebSocket, () => void>();
