@@ -1,9 +1,22 @@
 import { z } from 'zod';
+import { parseProxyTrust } from './http/client-address.js';
+import { ANY_ORIGIN, parseAllowedOrigins, SAME_ORIGIN_ONLY } from './http/origin-policy.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 /** "true"/"false" (also 1/0, yes/no, on/off); unset means the mode's default. */
 const flag = z.stringbool().optional();
+/** A setting read by a parser of its own (which throws a sentence saying what is wrong). */
+function parsedWith<T>(parse: (value: string) => T) {
+  return z.string().transform((value, ctx): T => {
+    try {
+      return parse(value);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+}
 /** Names that become part of PostgreSQL identifiers: kept to a safe, unquoted-looking set. */
 const identifierPart = z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lowercase letters, digits and _, not starting with a digit');
 
@@ -118,14 +131,22 @@ const schema = z
     /** Failed authentications one source address may make per AUTH_FAILURE_WINDOW_MS before it is refused (RATE_LIMITED). */
     AUTH_FAILURE_LIMIT: positiveInt.default(10),
     AUTH_FAILURE_WINDOW_MS: positiveInt.default(60_000),
-    /** Take the source address from the first X-Forwarded-For entry (only behind a proxy that sets it). */
-    TRUST_PROXY: z.stringbool().default(false),
+    /**
+     * Which proxies in front may say where a request comes from: false, true (one hop), a hop
+     * count, or addresses/CIDR ranges. The client is the right-most X-Forwarded-For entry no
+     * trusted proxy wrote (see src/http/client-address.ts).
+     */
+    TRUST_PROXY: parsedWith(parseProxyTrust).default(parseProxyTrust('false')),
+    /** Browser origins that may call the API (CORS, and the Origin of a WebSocket upgrade): `*` or a comma-separated list; the service's own origin always may. Default: any in development, none other in production. */
+    CORS_ORIGINS: parsedWith(parseAllowedOrigins).optional(),
+    /** Largest request body (HTTP) and WebSocket message accepted; larger: 413 REQUEST_ENTITY_TOO_LARGE, or close 1009. */
+    MAX_REQUEST_BYTES: positiveInt.default(1024 * 1024),
 
     /** Serve /metrics and /health/ready on this port instead of PORT (unset: on PORT). */
     INTERNAL_PORT: port.optional(),
     INTERNAL_HOST: z.string().default('127.0.0.1'),
-    /** `admin`: /metrics and /health/ready need an ADMIN key (Authorization: Bearer …); `none`: open. */
-    INTERNAL_ENDPOINTS_AUTH: z.enum(['none', 'admin']).default('none'),
+    /** `admin`: /metrics and /health/ready need an ADMIN key (Authorization: Bearer …); `none`: open. Default: admin in production unless INTERNAL_PORT is set. */
+    INTERNAL_ENDPOINTS_AUTH: z.enum(['none', 'admin']).optional(),
 
     /** Defaults follow NODE_ENV: on in development, off in production. */
     GRAPHIQL: flag,
@@ -187,6 +208,9 @@ const schema = z
       GRAPHQL_INTROSPECTION: c.GRAPHQL_INTROSPECTION ?? !production,
       GRAPHQL_FIELD_SUGGESTIONS: c.GRAPHQL_FIELD_SUGGESTIONS ?? !production,
       CSRF_PREVENTION: c.CSRF_PREVENTION ?? production,
+      CORS_ORIGINS: c.CORS_ORIGINS ?? (production ? SAME_ORIGIN_ONLY : ANY_ORIGIN),
+      // A separate internal port is how probes stay keyless; on the public port they need a key.
+      INTERNAL_ENDPOINTS_AUTH: c.INTERNAL_ENDPOINTS_AUTH ?? (production && c.INTERNAL_PORT === undefined ? 'admin' : 'none'),
     };
   });
 

@@ -289,7 +289,7 @@ describe('a tenant cannot hurt other tenants or the server', () => {
     await t.gql(`mutation { refreshTenant(input: { slug: "vandal" }) { userErrors { code } } }`);
     const production = await startTestTenantry({ shareWith: t, env: { TEMPLATES_DIR: templates.dir, NODE_ENV: 'production' } });
     try {
-      const res = await fetch(`${production.url}/health/ready`);
+      const res = await fetch(`${production.url}/health/ready`, { headers: { authorization: `Bearer ${production.adminKey}` } });
       const body = (await res.json()) as any;
       assert.equal(res.status, 200, JSON.stringify(body.reasons));
       assert.ok(body.warnings.some((w: string) => w.includes('vandal') && w.includes('table documents is missing')));

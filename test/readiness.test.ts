@@ -8,8 +8,9 @@ let templates: TestTemplates;
 let dir: string;
 const inTenant = inDatabase;
 
-const ready = async (url: string) => {
-  const res = await fetch(`${url}/health/ready`);
+// In production /health/ready on the public port needs an ADMIN key (INTERNAL_ENDPOINTS_AUTH's default there).
+const ready = async (url: string, key?: string) => {
+  const res = await fetch(`${url}/health/ready`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
   return { status: res.status, body: (await res.json()) as any };
 };
 
@@ -94,7 +95,7 @@ describe('readiness', () => {
 
     const production = await startTestTenantry({ shareWith: t, env: { TEMPLATES_DIR: dir, NODE_ENV: 'production' } });
     try {
-      const r = await ready(production.url);
+      const r = await ready(production.url, production.adminKey);
       assert.equal(r.status, 503);
       assert.equal(r.body.ready, false);
       assert.deepEqual(r.body.reasons, ['tenant stuck-on-one: schema 1.0.0 is INCOMPATIBLE with major 2.0.0']);
@@ -103,7 +104,7 @@ describe('readiness', () => {
       // Upgrading across the major (named explicitly) makes it ready again.
       const up = await production.gql(`mutation { upgradeTenantSchema(input: { slug: "stuck-on-one", targetVersion: "2.0.0" }) { toVersion userErrors { code } } }`);
       assert.equal(up.data.upgradeTenantSchema.toVersion, '2.0.0');
-      assert.equal((await ready(production.url)).status, 200);
+      assert.equal((await ready(production.url, production.adminKey)).status, 200);
     } finally {
       await production.stop();
     }

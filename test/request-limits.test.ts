@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import WebSocket from 'ws';
 import { connectAs, fewestStatements, PROVISION, startTestTenantry, type GraphQLResponse, type TestTenantry, settle } from './support/test-tenantry.js';
 import { until } from './support/subscriptions.js';
 
@@ -126,6 +127,58 @@ describe('queries over the limits are refused before they run', () => {
     const text = await res.text();
     assert.match(text, /QUERY_TOO_COMPLEX/);
     assert.match(text, /GRAPHQL_MAX_DEPTH/);
+  });
+});
+
+describe('request size', () => {
+  const MAX = 1024 * 1024; // MAX_REQUEST_BYTES' default
+  const payload = (bytes: number) => JSON.stringify({ query: '{ viewer { role } }', variables: { padding: 'x'.repeat(bytes) } });
+  const post = (body: BodyInit, headers: Record<string, string> = {}) =>
+    fetch(`${t.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${t.adminKey}`, ...headers }, body, duplex: 'half' } as RequestInit);
+
+  test('a body over MAX_REQUEST_BYTES gets 413 REQUEST_ENTITY_TOO_LARGE, with or without Content-Length; one under it runs', async () => {
+    const ok = await post(payload(MAX - 1000));
+    assert.equal(ok.status, 200);
+    assert.equal(((await ok.json()) as GraphQLResponse).data.viewer.role, 'ADMIN');
+
+    const big = await post(payload(2 * MAX));
+    assert.equal(big.status, 413);
+    assert.equal(((await big.json()) as GraphQLResponse).errors?.[0]?.extensions?.code, 'REQUEST_ENTITY_TOO_LARGE');
+    // The rest of the body is still on that connection: it is closed, not reused.
+    assert.equal(big.headers.get('connection'), 'close');
+
+    // Chunked: no Content-Length to judge by, so it is counted while it is read.
+    const bytes = new TextEncoder().encode(payload(2 * MAX));
+    const chunked = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < bytes.length; i += 64 * 1024) controller.enqueue(bytes.subarray(i, i + 64 * 1024));
+        controller.close();
+      },
+    });
+    const streamed = await post(chunked);
+    assert.equal(streamed.status, 413);
+    assert.equal(((await streamed.json()) as GraphQLResponse).errors?.[0]?.extensions?.code, 'REQUEST_ENTITY_TOO_LARGE');
+    assert.equal(streamed.headers.get('connection'), 'close');
+    // No half-read connection is handed to the next requests.
+    for (let i = 0; i < 3; i++) assert.equal((await t.gql('{ viewer { role } }')).data.viewer.role, 'ADMIN');
+  });
+
+  test('a graphql-ws message over MAX_REQUEST_BYTES closes the socket with 1009; a normal one is answered', async () => {
+    const open = (init: object) =>
+      new Promise<{ acked: boolean; code: number }>((resolve) => {
+        const socket = new WebSocket(`${t.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
+        socket.on('open', () => socket.send(JSON.stringify(init)));
+        socket.on('message', (data) => {
+          if (JSON.parse(String(data)).type === 'connection_ack') {
+            socket.close(1000);
+            resolve({ acked: true, code: 1000 });
+          }
+        });
+        socket.on('close', (code) => resolve({ acked: false, code }));
+      });
+    const auth = { authorization: `Bearer ${t.adminKey}` };
+    assert.deepEqual(await open({ type: 'connection_init', payload: auth }), { acked: true, code: 1000 });
+    assert.deepEqual(await open({ type: 'connection_init', payload: { ...auth, padding: 'x'.repeat(2 * MAX) } }), { acked: false, code: 1009 });
   });
 });
 

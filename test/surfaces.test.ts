@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { freePort } from './support/free-port.js';
+import { until } from './support/subscriptions.js';
 import { PROVISION, startTestTenantry, type GraphQLResponse, type TestTenantry } from './support/test-tenantry.js';
 
 // yoga would put original errors (with stacks) in responses in development; Tenantry never does.
@@ -56,9 +57,9 @@ describe('cluster-wide figures', () => {
 });
 
 describe('internal endpoints', () => {
-  test('INTERNAL_PORT: /metrics and /health/ready move to the internal address; the public port no longer serves them', async () => {
+  test('INTERNAL_PORT: /metrics and /health/ready move to the internal address, keyless there even in production; the public port no longer serves them', async () => {
     const port = await freePort();
-    const s = await startTestTenantry({ env: { INTERNAL_PORT: String(port), INTERNAL_HOST: '127.0.0.1' } });
+    const s = await startTestTenantry({ env: { INTERNAL_PORT: String(port), INTERNAL_HOST: '127.0.0.1', NODE_ENV: 'production' } });
     try {
       const internal = `http://127.0.0.1:${port}`;
       assert.equal((await get(`${s.url}/metrics`)).status, 404);
@@ -110,9 +111,17 @@ describe('production settings', () => {
   const INTROSPECTION = '{ __schema { queryType { name } } }';
   const html = (url: string) => get(`${url}/graphql`, { accept: 'text/html' });
 
-  test('NODE_ENV=production: no GraphiQL, no introspection, no field suggestions, CSRF prevention on', async () => {
+  test('NODE_ENV=production: no GraphiQL, no introspection, no field suggestions, CSRF prevention on, /metrics and /health/ready need an ADMIN key', async () => {
     const p = await startTestTenantry({ env: { NODE_ENV: 'production' } });
     try {
+      // Without INTERNAL_PORT they share the public port, so they are not open to anyone there.
+      for (const path of ['/metrics', '/health/ready']) {
+        const open = await get(`${p.url}${path}`);
+        assert.equal(open.status, 401, path);
+        assert.equal(((await open.json()) as { code: string }).code, 'UNAUTHENTICATED');
+        assert.ok([200, 503].includes((await get(`${p.url}${path}`, bearer(p.adminKey))).status), path);
+      }
+      assert.equal((await get(`${p.url}/health/live`)).status, 200, 'liveness stays open');
       const page = await html(p.url);
       assert.ok(!(page.headers.get('content-type') ?? '').includes('text/html'), 'GraphiQL is not served');
       const intro = await p.gql(INTROSPECTION);
@@ -124,8 +133,12 @@ describe('production settings', () => {
       // A "simple" cross-site request (a GET, or a form post) is refused without the CSRF header.
       const simple = await get(`${p.url}/graphql?query=${encodeURIComponent('{ __typename }')}`);
       assert.equal(simple.status, 403);
+      const refused = (await simple.json()) as GraphQLResponse;
+      assert.equal(refused.errors?.[0]?.extensions?.code, 'CSRF_HEADER_REQUIRED', JSON.stringify(refused));
+      assert.match(refused.errors![0]!.message, /x-graphql-yoga-csrf/);
       const form = await fetch(`${p.url}/graphql`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ query: '{ __typename }' }) });
       assert.equal(form.status, 403);
+      assert.equal(((await form.json()) as GraphQLResponse).errors?.[0]?.extensions?.code, 'CSRF_HEADER_REQUIRED');
       const withHeader = await get(`${p.url}/graphql?query=${encodeURIComponent('{ __typename }')}`, { 'x-graphql-yoga-csrf': '1' });
       assert.equal(withHeader.status, 200);
       assert.equal((await p.gql('{ viewer { role } }')).data.viewer.role, 'ADMIN', 'JSON posts work as before');
@@ -178,5 +191,42 @@ describe('no stack traces', () => {
       const text = await (await fetch(`${t.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).text();
       assert.doesNotMatch(text, /"stack"|\.ts:\d+|node_modules/, text);
     }
+  });
+});
+
+describe('errors a client can act on', () => {
+  const post = (body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${t.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...bearer(t.adminKey), ...headers }, body: JSON.stringify(body) });
+
+  test('node(id) with a malformed global ID is BAD_USER_INPUT', async () => {
+    for (const id of ['xyz', '', 'not base64 at all!']) {
+      const r = await t.gql('query($id: ID!) { node(id: $id) { id } }', { id });
+      assert.equal(r.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT', `${id}: ${JSON.stringify(r.errors)}`);
+      assert.equal(r.data.node, null);
+    }
+  });
+
+  test('a subscription asked for as application/json gets 406 with a JSON error saying what is served, and nothing stays subscribed', async () => {
+    const subscribers = async () => Number(/^tenantry_usage_subscribers (\d+)/m.exec(await (await get(`${t.url}/metrics`)).text())?.[1]);
+    const before = await subscribers();
+    for (const accept of ['application/json', 'application/graphql-response+json']) {
+      const res = await post({ query: 'subscription { connectionUsage(tenantSlug: "surface") { current } }' }, { accept });
+      assert.equal(res.status, 406, accept);
+      assert.match(res.headers.get('content-type') ?? '', /application\/json/);
+      const body = (await res.json()) as GraphQLResponse;
+      assert.equal(body.errors?.[0]?.extensions?.code, 'NOT_ACCEPTABLE', JSON.stringify(body));
+      assert.match(body.errors![0]!.message, /text\/event-stream.*graphql-ws/);
+    }
+    await until(subscribers, (n) => n === before, 'the refused subscriptions to end', 10_000);
+  });
+
+  test("PUT (graphql-sse's single-connection mode) gets 405 saying which transports are served", async () => {
+    const res = await fetch(`${t.url}/graphql`, { method: 'PUT', headers: bearer(t.adminKey) });
+    assert.equal(res.status, 405);
+    assert.equal(res.headers.get('allow'), 'GET, POST');
+    const body = (await res.json()) as GraphQLResponse;
+    assert.equal(body.errors?.[0]?.extensions?.code, 'METHOD_NOT_ALLOWED');
+    assert.match(body.errors![0]!.message, /single-connection mode .* is not served/);
+    assert.match(body.errors![0]!.message, /distinct-connections mode/);
   });
 });

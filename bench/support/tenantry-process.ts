@@ -48,9 +48,9 @@ export class TenantryProcess {
       }
     };
     const liveMs = await waitFor(async () => (await fetch(`${server.url}/health/live`)).ok, 'live');
-    const readyMs = await waitFor(async () => (await fetch(`${server.url}/health/ready`)).ok, 'ready');
+    const readyMs = await waitFor(async () => (await server.internal('/health/ready')).ok, 'ready');
     const inventoryMs = await waitFor(async () => {
-      const body = (await (await fetch(`${server.url}/health/ready`)).json()) as { inventory?: { running?: boolean; passes?: number } | null };
+      const body = (await (await server.internal('/health/ready')).json()) as { inventory?: { running?: boolean; passes?: number } | null };
       return body.inventory?.running === false && (body.inventory.passes ?? 0) > 0;
     }, 'done with its start-up inventory');
     return { server, times: { liveMs, readyMs, inventoryMs } };
@@ -65,9 +65,14 @@ export class TenantryProcess {
     return (await res.json()) as { data?: T; errors?: { message: string }[] };
   }
 
+  /** /health/ready or /metrics: in production they need an ADMIN key on the public port. */
+  internal(path: '/health/ready' | '/metrics'): Promise<Response> {
+    return fetch(`${this.url}${path}`, { headers: { authorization: `Bearer ${this.key}` } });
+  }
+
   /** One value of a metric family from /metrics (the sum over its label sets). */
   async metric(name: string): Promise<number> {
-    const text = await (await fetch(`${this.url}/metrics`)).text();
+    const text = await (await this.internal('/metrics')).text();
     let sum = 0;
     for (const line of text.split('\n')) {
       if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));

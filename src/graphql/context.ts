@@ -10,6 +10,8 @@ import type { OfferedExtension } from '../domain/extensions/offered-extensions.j
 import { RateLimitedError, type AuthFailure, type Credentials } from '../domain/keys/key-authenticator.js';
 import { actorOf, canSeeTenant, type Viewer } from '../domain/keys/viewer.js';
 import type { PoolStats } from '../domain/pools/pooler-driver.js';
+import { clientAddressOf } from '../http/client-address.js';
+import { serviceUnavailableError } from './service-unavailable.js';
 
 /** Per request, read-only: who is calling, under which correlation id, with what. */
 export interface GraphQLContext {
@@ -65,6 +67,8 @@ export async function createContext(
     identity = await deps.auth.authenticate({ ...given, correlationId });
   } catch (err) {
     if (err instanceof RateLimitedError) throw rateLimitedGraphQLError(err);
+    const unavailable = serviceUnavailableError(deps, err, correlationId);
+    if (unavailable) throw unavailable;
     // Before any resolver runs, so error-correlation.ts cannot see it: logged and masked here.
     deps.logger.error({ err, correlationId }, 'unexpected error while authenticating');
     throw new GraphQLError(`Unexpected error; correlation id ${correlationId}`, {
@@ -122,11 +126,9 @@ export function rateLimitedGraphQLError(err: RateLimitedError): GraphQLError {
 }
 
 /**
- * Where a request comes from: the socket's address, or with TRUST_PROXY the first
- * X-Forwarded-For entry (what the client sent to the proxy). IPv4-mapped IPv6 is shortened.
+ * Where a request comes from: the socket's address, or with TRUST_PROXY the address the
+ * trusted proxy saw (src/http/client-address.ts). IPv4-mapped IPv6 is shortened.
  */
 export function sourceAddressOf(config: Pick<Config, 'TRUST_PROXY'>, remoteAddress: string | undefined, forwardedFor: string | null | undefined): string {
-  const forwarded = config.TRUST_PROXY ? forwardedFor?.split(',')[0]?.trim() : undefined;
-  const address = forwarded || remoteAddress || 'unknown';
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
+  return clientAddressOf(config.TRUST_PROXY, remoteAddress, forwardedFor);
 }

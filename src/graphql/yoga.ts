@@ -1,10 +1,11 @@
 import type { IncomingMessage } from 'node:http';
-import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Deps } from '../domain/deps.js';
+import { corsOptionsFor } from '../http/origin-policy.js';
 import { createRequestContext, type GraphQLContext } from './context.js';
 import { graphiqlOptions, renderOfflineGraphiQL } from './graphiql.js';
 import { useErrorCorrelation } from './error-correlation.js';
+import { useCloseAfterTooLarge, useCsrfPreventionWithCode, useServedTransports } from './http-refusals.js';
 import { useQueryLimits } from './query-limits.js';
 import { schema } from './schema.js';
 
@@ -13,19 +14,23 @@ export type TenantryYoga = YogaServerInstance<{ req?: IncomingMessage }, GraphQL
 /**
  * GraphQL over HTTP and SSE on /graphql, with GraphiQL for browsers: the schema, its
  * context and its plugins. What production changes (GraphiQL, introspection, field
- * suggestions, CSRF prevention) comes from the configuration; see README, "Production settings".
+ * suggestions, CSRF prevention, the origins CORS allows) comes from the configuration; see
+ * README, "Production settings".
  */
 export function createTenantryYoga(deps: Deps, extraPlugins: Plugin[] = []): TenantryYoga {
   const { logger, config } = deps;
-  const plugins: Plugin[] = [...useQueryLimits(config), useErrorCorrelation(logger) as Plugin, ...extraPlugins];
+  const plugins: Plugin[] = [...useQueryLimits(config), useErrorCorrelation(logger) as Plugin, ...extraPlugins, useServedTransports(), useCloseAfterTooLarge()];
   // Browsers may send "simple" requests (GET, form posts) cross-site without a preflight:
   // those must carry a header no form can set.
-  if (config.CSRF_PREVENTION) plugins.push(useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'graphql-require-preflight'] }) as Plugin);
+  if (config.CSRF_PREVENTION) plugins.push(useCsrfPreventionWithCode());
   return createYoga<{ req?: IncomingMessage }, GraphQLContext>({
     schema,
     graphqlEndpoint: '/graphql',
     context: ({ request, req }) => createRequestContext(deps, request, req),
     plugins,
+    cors: corsOptionsFor(config.CORS_ORIGINS),
+    // Checked by Content-Length before reading, and while reading a body that has none: 413 REQUEST_ENTITY_TOO_LARGE.
+    maxRequestBodySize: config.MAX_REQUEST_BYTES,
     // Never a stack trace or an original error in a response, whatever NODE_ENV says: unexpected
     // errors are logged with the request's correlation id (error-correlation.ts) and masked.
     maskedErrors: { isDev: false },

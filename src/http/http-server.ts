@@ -7,6 +7,7 @@ import { RateLimitedError } from '../domain/keys/key-authenticator.js';
 import type { Logger } from '../logger.js';
 import { sourceAddressOf } from '../graphql/context.js';
 import { createTenantryYoga } from '../graphql/yoga.js';
+import { RETRY_AFTER_SECONDS, serviceUnavailableError } from '../graphql/service-unavailable.js';
 import { LiveSessions } from '../graphql/live-sessions.js';
 import { serveWebSockets } from './websocket.js';
 
@@ -152,23 +153,29 @@ async function serveInternal(deps: Deps, req: IncomingMessage, res: ServerRespon
   return true;
 }
 
-/** Lets the request through with an ADMIN key; otherwise answers 401, 403 or 429 and returns false. */
+/** Lets the request through with an ADMIN key; otherwise answers 401, 403, 429 or (control database unreachable) 503 and returns false. */
 async function adminOnly(deps: Deps, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
   const header = (name: string) => {
     const v = req.headers[name];
     return Array.isArray(v) ? (v[0] ?? null) : (v ?? null);
   };
+  const correlationId = randomUUID();
   try {
     const { viewer, authFailure } = await deps.auth.authenticate({
       authorization: header('authorization'),
       sourceAddress: sourceAddressOf(deps.config, req.socket.remoteAddress, header('x-forwarded-for')),
       transport: 'internal-http',
-      correlationId: randomUUID(),
+      correlationId,
     });
     if (viewer?.role === 'ADMIN') return true;
     if (viewer) json(res, 403, { error: 'an ADMIN key is required (INTERNAL_ENDPOINTS_AUTH=admin)', code: 'FORBIDDEN' });
     else json(res, 401, { error: `an ADMIN key is required (INTERNAL_ENDPOINTS_AUTH=admin): ${authFailure}`, code: 'UNAUTHENTICATED' }, { 'www-authenticate': 'Bearer' });
   } catch (err) {
+    const unavailable = err instanceof RateLimitedError ? null : serviceUnavailableError(deps, err, correlationId);
+    if (unavailable) {
+      json(res, 503, { error: unavailable.message, code: 'SERVICE_UNAVAILABLE' }, { 'retry-after': String(RETRY_AFTER_SECONDS) });
+      return false;
+    }
     if (!(err instanceof RateLimitedError)) throw err;
     json(res, 429, { error: err.message, code: 'RATE_LIMITED' }, { 'retry-after': String(err.retryAfterSeconds) });
   }

@@ -7,6 +7,8 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Deps } from '../domain/deps.js';
 import { RateLimitedError } from '../domain/keys/key-authenticator.js';
 import { createContext, sourceAddressOf, type GraphQLContext } from '../graphql/context.js';
+import { RETRY_AFTER_SECONDS, serviceUnavailableError } from '../graphql/service-unavailable.js';
+import { verifyWebSocketOrigin } from './origin-policy.js';
 import { CLOSE_FORBIDDEN, CLOSE_TOO_SLOW, GRACE_MS, type LiveSessions } from '../graphql/live-sessions.js';
 
 type Yoga = TenantryYoga;
@@ -16,6 +18,8 @@ const CLOSE_WAIT_MS = 2000;
 
 /** Close code for a socket whose address is over its failed-authentication limit. */
 export const CLOSE_RATE_LIMITED = 4429;
+/** Close code (RFC 6455 "Try Again Later") for a connection_init that could not reach the control database. */
+export const CLOSE_TRY_AGAIN_LATER = 1013;
 
 /** The key a graphql-ws client sends in connection_init: `{ "authorization": "Bearer tnry_…" }` (any case). */
 function authorizationOf(params: Readonly<Record<string, unknown>> | undefined): string | null {
@@ -41,10 +45,19 @@ function closeSocket(socket: WebSocket, code: number, reason: string, waitMs = C
  * "RATE_LIMITED"), again for each operation, and a socket holds at most
  * MAX_SUBSCRIPTIONS_PER_SOCKET operations. The socket is bound to its key: revoked or
  * expired, the socket is closed with 4403. A socket holding more than WS_MAX_BUFFERED_BYTES
- * unsent, or one of whose subscriptions fell too far behind, is closed with 1013.
+ * unsent, or one of whose subscriptions fell too far behind, is closed with 1013, as is one whose
+ * connection_init could not reach the control database ("SERVICE_UNAVAILABLE"). An upgrade from
+ * a browser origin CORS_ORIGINS does not allow is refused (403); a message over MAX_REQUEST_BYTES
+ * closes the socket (1009).
  */
 export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: LiveSessions): { close(): Promise<void> } {
-  const wss = new WebSocketServer({ server, path: '/graphql' });
+  const wss = new WebSocketServer({
+    server,
+    path: '/graphql',
+    // A bigger message closes the socket with 1009, as a bigger HTTP body gets 413.
+    maxPayload: deps.config.MAX_REQUEST_BYTES,
+    verifyClient: verifyWebSocketOrigin(deps.config.CORS_ORIGINS),
+  });
   const open = new WeakMap<WebSocket, Set<string>>();
   const unbind = new WeakMap<WebSocket, () => void>();
   const limit = deps.config.MAX_SUBSCRIPTIONS_PER_SOCKET;
@@ -62,14 +75,20 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
       onConnect: async (ctx) => {
         const socket = ctx.extra.socket;
         let viewer;
+        const correlationId = randomUUID();
         try {
           ({ viewer } = await deps.auth.authenticate({
             authorization: authorizationOf(ctx.connectionParams),
             sourceAddress: sourceOf(ctx.extra.request),
             transport: 'graphql-ws',
-            correlationId: randomUUID(),
+            correlationId,
           }));
         } catch (err) {
+          const unavailable = err instanceof RateLimitedError ? null : serviceUnavailableError(deps, err, correlationId);
+          if (unavailable) {
+            socket.close(CLOSE_TRY_AGAIN_LATER, `SERVICE_UNAVAILABLE: retry in ${RETRY_AFTER_SECONDS} s (correlation id ${correlationId})`);
+            return false;
+          }
           if (!(err instanceof RateLimitedError)) throw err;
           socket.close(CLOSE_RATE_LIMITED, `RATE_LIMITED: retry in ${err.retryAfterSeconds} s`);
           return false;

@@ -37,6 +37,15 @@ export interface ReadinessReport {
 }
 
 const TENANT_LIST_LIMIT = 50;
+/** Checks whose failure makes a production server not ready. */
+const HARD_CHECKS = new Set(['control-database', 'pooler']);
+
+/**
+ * While the control database or the pooler is down, readiness looks again this often (instead
+ * of every READINESS_INTERVAL_MS), so /health/ready says ready within about a second of its
+ * return; a request that finds a database unreachable asks for a look at most this often too.
+ */
+const RECHECK_WHILE_DOWN_MS = 1000;
 
 /** The migrations this build ships: read from disk once, then known for the life of the process. */
 let shippedMigrations: Promise<string[]> | undefined;
@@ -45,7 +54,8 @@ const migrationNames = () => (shippedMigrations ??= loadControlMigrations().then
 /**
  * Readiness, computed in the background and served from memory: a probe never reaches a
  * database. The cheap checks (control database, clusters, pooler) run every
- * READINESS_INTERVAL; each tenant's health (from what the inventory recorded: database,
+ * READINESS_INTERVAL (every second while the control database or the pooler is down, and at
+ * once when a request finds a database unreachable); each tenant's health (from what the inventory recorded: database,
  * required tables, extensions against policy, schema compatibility) is rebuilt after every
  * inventory pass and refreshed one tenant at a time after single checks.
  *
@@ -62,6 +72,9 @@ export class ReadinessMonitor {
   private tenantsChecked = 0;
   private report: ReadinessReport;
   private timer: NodeJS.Timeout | undefined;
+  private intervalMs = 0;
+  private stopped = false;
+  private lastCheckStarted = 0;
   private refreshing: Promise<void> | undefined;
 
   constructor(private readonly deps: Deps) {
@@ -72,21 +85,48 @@ export class ReadinessMonitor {
     return this.report;
   }
 
-  /** Computes everything once now, then the cheap checks every `intervalMs`. */
+  /** Computes everything once now, then the cheap checks every `intervalMs` (every second while a hard check fails). */
   async start(intervalMs: number): Promise<void> {
+    this.intervalMs = intervalMs;
     await this.refreshChecks();
     await this.refreshTenants();
-    this.timer = setInterval(() => void this.refreshChecks().catch((err) => this.deps.logger.warn({ err }, 'readiness check failed')), intervalMs);
-    this.timer.unref();
+    this.scheduleNext();
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  /** A request found a database unreachable: check now rather than at the next interval (at most once a second). */
+  recheckSoon(): void {
+    if (this.stopped || this.intervalMs === 0 || Date.now() - this.lastCheckStarted < RECHECK_WHILE_DOWN_MS) return;
+    this.schedule(0);
+  }
+
+  private scheduleNext(): void {
+    const down = this.checks.some((c) => !c.ok && HARD_CHECKS.has(c.name));
+    this.schedule(down ? Math.min(this.intervalMs, RECHECK_WHILE_DOWN_MS) : this.intervalMs);
+  }
+
+  /** One timer at a time: a later call replaces the pending one. */
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      void this.refreshChecks()
+        .catch((err) => this.deps.logger.warn({ err }, 'readiness check failed'))
+        .finally(() => this.scheduleNext());
+    }, delayMs);
+    this.timer.unref();
   }
 
   /** The control database, every cluster, the pooler: a handful of tiny statements. */
   refreshChecks(): Promise<void> {
-    this.refreshing ??= this.computeChecks().finally(() => (this.refreshing = undefined));
+    if (!this.refreshing) {
+      this.lastCheckStarted = Date.now();
+      this.refreshing = this.computeChecks().finally(() => (this.refreshing = undefined));
+    }
     return this.refreshing;
   }
 
@@ -196,7 +236,7 @@ export class ReadinessMonitor {
     if (this.checks.length === 0) hard.push('readiness has not been checked yet');
     for (const c of this.checks) {
       if (c.ok) continue;
-      if (c.name === 'control-database' || c.name === 'pooler') hard.push(`${c.name}: ${c.detail}`);
+      if (HARD_CHECKS.has(c.name)) hard.push(`${c.name}: ${c.detail}`);
       else soft.push(`${c.name}: ${c.detail}`);
     }
     soft.push(...this.advice);
