@@ -92,7 +92,7 @@ export async function startTenantry(options: { config: Config; serverUrl: string
     logger.info({ pooler: pooler.kind }, pooler.description);
     const pools = pooler.pools;
 
-    const events = EventBus.create({ redisUrl: config.REDIS_URL, prefix: config.REDIS_CHANNEL_PREFIX ?? `tenantry:${config.CONTROL_DATABASE}`, logger });
+    const events = EventBus.create({ redisUrl: config.REDIS_URL, prefix: config.REDIS_CHANNEL_PREFIX ?? `tenantry:${config.CONTROL_DATABASE}`, logger, metrics });
     stack.push(() => events.close());
     const usage = new UsageService({
       db,

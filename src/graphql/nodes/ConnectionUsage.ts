@@ -1,6 +1,6 @@
 import { maskQuery } from '../../domain/usage/query-text.js';
-import type { BackendSummary, RemovedTenant, TenantUsageSample } from '../../domain/usage/usage-sample.js';
-import type { UsageBatchView } from '../../domain/usage/usage-service.js';
+import type { BackendSummary, RemovedTenant } from '../../domain/usage/usage-sample.js';
+import type { UsageBatchView, UsageValue } from '../../domain/usage/usage-service.js';
 import { readUsageHistories, type UsagePoint } from '../../domain/usage/usage-history.js';
 import { tenantsByIds } from '../../domain/tenants/tenant-queries.js';
 import { sessionsOfRoles } from '../../sql/activity.sql.js';
@@ -25,7 +25,7 @@ const BusyBackendRef = builder.objectRef<BackendSummary>('BusyBackend').implemen
   }),
 });
 
-export const ConnectionUsageRef = builder.objectRef<TenantUsageSample>('ConnectionUsage').implement({
+export const ConnectionUsageRef = builder.objectRef<UsageValue>('ConnectionUsage').implement({
   description: 'A tenant\'s sessions against its quota, as of one pg_stat_activity sample.',
   fields: (t) => ({
     tenant: t.loadable({
@@ -52,6 +52,13 @@ export const ConnectionUsageRef = builder.objectRef<TenantUsageSample>('Connecti
     direct: t.exposeInt('direct', { nullable: true, description: 'Of `current`, the sessions opened directly, not through the pooler. Null as `pooled`.' }),
     busiest: t.field({ type: [BusyBackendRef], resolve: (u) => u.busiest }),
     sampledAt: t.field({ type: 'DateTime', description: 'The sample this value is current as of.', resolve: (u) => new Date(u.sampledAt) }),
+    degraded: t.boolean({
+      description:
+        'True when this is the last value heard, re-sent because this replica cannot hear the sampling leader of the tenant\'s ' +
+        'cluster (the event bus, Redis, is unreachable): sent at once when that happens, then every USAGE_HEARTBEAT_MS until ' +
+        'it is back, when the current value follows. Always false in Tenant.usage, which is then read live.',
+      resolve: (u) => u.degraded === true,
+    }),
   }),
 });
 
@@ -59,6 +66,13 @@ export const ConnectionUsageBatchRef = builder.objectRef<UsageBatchView>('Connec
   description: 'One sample\'s news: the tenants whose usage changed or whose heartbeat fell in it, and those that left.',
   fields: (t) => ({
     sampledAt: t.field({ type: 'DateTime', resolve: (b) => new Date(b.sampledAt) }),
+    degraded: t.boolean({
+      description:
+        'True while this replica cannot hear the sampling leader of some cluster (the event bus, Redis, is unreachable): ' +
+        'usage from it is not arriving. A message with no usage says so at once, then every USAGE_HEARTBEAT_MS; once the bus ' +
+        'is back, the current values of every tenant follow.',
+      resolve: (b) => b.degraded,
+    }),
     usage: t.field({ type: [ConnectionUsageRef], resolve: (b) => b.tenants }),
     removedTenantSlugs: t.field({
       type: ['String'],
