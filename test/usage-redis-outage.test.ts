@@ -9,10 +9,10 @@ import { connectAs, PROVISION, startTestTenantry, type TestTenantry } from './su
 // kept hearing nothing, /health/ready said all was well, and only a log line told. Two
 // replicas on a redis-server of this file's own, killed and started again on the same port.
 
-const USAGE = `subscription($slug: String!) { connectionUsage(tenantSlug: $slug) { current degraded sampledAt } }`;
+const USAGE = `subscription($slug: String!) { connectionUsage(tenantSlug: $slug) { id current degraded sampledAt } }`;
 const PLAIN = `subscription($slug: String!) { connectionUsage(tenantSlug: $slug) { current } }`;
 const BATCH = `subscription { connectionUsageBatch { degraded usage { tenantSlug current degraded } } }`;
-type Usage = { current: number; degraded: boolean; sampledAt: string };
+type Usage = { id: string; current: number; degraded: boolean; sampledAt: string };
 type Batch = { degraded: boolean; usage: { tenantSlug: string; current: number; degraded: boolean }[] };
 
 let redis: PrivateRedis;
@@ -73,6 +73,7 @@ test('Redis killed: readiness and /metrics say the bus is down, the leader\'s su
       await until(() => sub.values.filter((v) => v.degraded).length, (n) => n >= 2, 'two degraded heartbeats on the follower');
       const heartbeat = sub.values.find((v) => v.degraded)!;
       assert.equal(heartbeat.current, 0, 'the last value heard, re-sent');
+      assert.equal(heartbeat.id, sub.values[0]!.id);
     }
     await until(() => batchOnFollower.values.filter((v) => v.degraded).length, (n) => n >= 2, 'degraded batch heartbeats');
 

@@ -267,6 +267,29 @@ export class UsageService {
     return this.batchViews(this.watchBatchesRaw(visible, options, this.openingOfActive(visible)), visible);
   }
 
+  /**
+   * The batch stream of the tenants asked for, opening with a snapshot of every one of them:
+   * the current usage of the ACTIVE ones, the others as removed (no usage comes for them).
+   */
+  async watchTenantBatches(tenants: readonly { id: string; slug: string; status: string }[], options: WatchOptions = {}): Promise<AsyncIterableIterator<UsageBatchView>> {
+    const active = tenants.filter((t) => t.status === 'ACTIVE');
+    const read = await this.usageOf(active.map((t) => t.id));
+    // Nothing awaits from here to registering the subscriber: a batch heard while the values
+    // were read is in `latest` (newer than what was read), and every later one is queued.
+    const values: TenantUsageSample[] = [];
+    active.forEach((t, i) => {
+      const heard = this.latest.get(t.id);
+      const value = heard && !this.cut(heard.clusterId) && (!read[i] || heard.sampledAt > read[i]!.sampledAt) ? heard : read[i];
+      if (value) values.push(value);
+    });
+    const removed = tenants.filter((t) => t.status !== 'ACTIVE').map((t) => ({ tenantId: t.id, tenantSlug: t.slug, status: t.status }));
+    const asked = new Set(tenants.map((t) => t.id));
+    const visible = (tenantId: string) => asked.has(tenantId);
+    const sampledAt = values.map((v) => v.sampledAt).sort().at(-1) ?? new Date().toISOString();
+    const snapshot: UsageBatchView = { sampledAt, tenants: values, removed, degraded: this.anyCut(), snapshot: true };
+    return this.batchViews(this.watchBatchesRaw(visible, options, snapshot), visible);
+  }
+
   /** What a batch subscriber reads: the visible part of each message; a degraded heartbeat says so, without values. */
   private batchViews(queue: SubscriberQueue<FanOutItem>, visible: Visible): AsyncIterableIterator<UsageBatchView> {
     return filterMap(queue, (b): UsageBatchView | null => {
