@@ -36,6 +36,8 @@ export interface Tenantry {
   /** Stores the generated key (by hash): call it once the key has been shown. */
   commitAdminKey(): Promise<void>;
   pooler: Pooler;
+  /** What this instance holds for live clients (tests count it; see test/subscriber-memory.test.ts). */
+  liveCounts(): ReturnType<HttpFront['liveCounts']>;
   close(): Promise<void>;
 }
 
@@ -187,6 +189,7 @@ export async function startTenantry(options: { config: Config; serverUrl: string
       generatedAdminKey: adminKey.generatedKey,
       commitAdminKey: adminKey.commit,
       pooler,
+      liveCounts: () => front.liveCounts(),
       close: () => (closing ??= unwind()),
     };
   } catch (err) {

@@ -43,7 +43,7 @@ function closeSocket(socket: WebSocket, code: number, reason: string, waitMs = C
  * expired, the socket is closed with 4403. A socket holding more than WS_MAX_BUFFERED_BYTES
  * unsent, or one of whose subscriptions fell too far behind, is closed with 1013.
  */
-export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: LiveSessions): { close(): Promise<void> } {
+export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: LiveSessions): { close(): Promise<void>; readonly sockets: number } {
   const wss = new WebSocketServer({ server, path: '/graphql' });
   const open = new WeakMap<WebSocket, Set<string>>();
   const unbind = new WeakMap<WebSocket, () => void>();
@@ -75,6 +75,8 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
           return false;
         }
         if (!viewer) return false;
+        // Gone while its key was checked: its 'close' has been heard already, so nothing would unbind it.
+        if (socket.readyState === socket.CLOSED) return false;
         unbind.set(
           socket,
           live.open(viewer, 'socket', (reason) => {
@@ -146,6 +148,9 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
   }, 1000);
   sweep.unref();
   return {
+    get sockets() {
+      return wss.clients.size;
+    },
     /** Every socket gets 1001 (going away) after its subscriptions completed; those that do not answer are cut. */
     close: async () => {
       clearInterval(sweep);
