@@ -23,7 +23,7 @@ const sessions: pg.Client[] = [];
 
 before(async () => {
   redis = await startPrivateRedis();
-  const env = { REDIS_URL: redis.url, USAGE_SAMPLE_MS: '200', USAGE_IDLE_SAMPLE_MS: '1000', USAGE_HEARTBEAT_MS: '1000' };
+  const env = { REDIS_URL: redis.url, USAGE_SAMPLE_MS: '200', USAGE_IDLE_SAMPLE_MS: '1000', USAGE_HEARTBEAT_MS: '2000' };
   a = await startTestTenantry({ env });
   b = await startTestTenantry({ env, shareWith: a });
   const r = await a.gql(PROVISION, { input: { slug: 'outage', displayName: 'outage', maxConnections: 5 } });
@@ -54,15 +54,16 @@ test('Redis killed: readiness and /metrics say the bus is down, the leader\'s su
   const onFollower = subscribeWs(followerClient, USAGE, { slug: 'outage' }, (d) => d.connectionUsage as Usage);
   const sseOnFollower = subscribeSse(follower.url, follower.adminKey, USAGE, { slug: 'outage' }, (d) => d.connectionUsage as Usage);
   const batchOnFollower = subscribeWs(followerClient, BATCH, {}, (d) => d.connectionUsageBatch as Batch);
+  const clusterOnFollower = subscribeWs(followerClient, `subscription($id: ID!) { clusterUsage(clusterId: $id) { tenantConnections degraded } }`, { id: follower.app.deps.clusters.defaultCluster.id }, (d) => d.clusterUsage as { tenantConnections: number; degraded: boolean });
   try {
-    for (const sub of [onLeader, onFollower, sseOnFollower]) await until(() => sub.values.length, (n) => n > 0, 'a first value');
+    for (const sub of [onLeader, onFollower, sseOnFollower, clusterOnFollower]) await until(() => sub.values.length, (n) => n > 0, 'a first value');
     assert.equal(last(onFollower)!.degraded, false);
 
     await redis.kill();
     // Both replicas know at once: readiness (degraded, still ready: every replica shares the one Redis) and /metrics.
     for (const t of [leader, follower]) {
       const check = await until(() => busCheck(t), (c) => c?.ok === false, 'readiness to report the event bus down');
-      assert.match(check!.detail, /Redis unreachable since/);
+      assert.match(check!.detail, /^Redis unreachable since .*: live usage sampled by other replicas is not arriving/);
       const report = await ready(t);
       assert.deepEqual([report.ready, report.degraded], [true, true]);
       await until(() => metric(t, /^tenantry_event_bus_up 0$/m), Boolean, 'tenantry_event_bus_up 0');
@@ -76,6 +77,7 @@ test('Redis killed: readiness and /metrics say the bus is down, the leader\'s su
       assert.equal(heartbeat.id, sub.values[0]!.id);
     }
     await until(() => batchOnFollower.values.filter((v) => v.degraded).length, (n) => n >= 2, 'degraded batch heartbeats');
+    await until(() => clusterOnFollower.values.filter((v) => v.degraded).length, (n) => n >= 2, 'degraded cluster heartbeats');
 
     // The leader samples on, and its own subscriber hears it without Redis.
     const session = await connectAs(connectionString);
@@ -99,9 +101,10 @@ test('Redis killed: readiness and /metrics say the bus is down, the leader\'s su
     await until(() => last(batchOnFollower), (v) => v?.degraded === false && v.usage.some((u) => u.tenantSlug === 'outage' && u.current === 1), 'the batch stream to resume');
     assert.ok(sampler(leader).stats.resyncs >= 1, 'the leader published every tenant again');
     assert.ok(await metric(leader, /^tenantry_event_bus_messages_dropped_total\{kind="usage:batch"\} [1-9]\d*$/m), 'the samples other replicas missed are counted');
-    for (const sub of [onLeader, onFollower, sseOnFollower, batchOnFollower]) assert.deepEqual(sub.errors, []);
+    await until(() => clusterOnFollower.values.at(-1), (v) => v?.degraded === false && v.tenantConnections === 1, 'the cluster\'s current value on the follower');
+    for (const sub of [onLeader, onFollower, sseOnFollower, batchOnFollower, clusterOnFollower]) assert.deepEqual(sub.errors, []);
   } finally {
-    for (const sub of [onLeader, onFollower, sseOnFollower, batchOnFollower]) sub.stop();
+    for (const sub of [onLeader, onFollower, sseOnFollower, batchOnFollower, clusterOnFollower]) sub.stop();
     await leaderClient.dispose();
     await followerClient.dispose();
   }

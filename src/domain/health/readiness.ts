@@ -244,10 +244,12 @@ export class ReadinessMonitor {
 function eventBusCheck(deps: Deps): ReadinessCheck {
   const link = deps.events.link;
   if (link.up) return { name: 'event-bus', ok: true, detail: 'Redis reachable' };
+  // No error yet: the first connection is under way (at start).
+  const state = link.error ? `Redis unreachable since ${link.since.toISOString()} (${link.error})` : `connecting to Redis since ${link.since.toISOString()}`;
   return {
     name: 'event-bus',
     ok: false,
-    detail: `Redis unreachable since ${link.since.toISOString()}${link.error ? ` (${link.error})` : ''}: live usage sampled by other replicas is not arriving; their subscribers here get degraded heartbeats`,
+    detail: `${state}: live usage sampled by other replicas is not arriving; their subscribers here get degraded heartbeats`,
   };
 }
 

@@ -240,7 +240,7 @@ export class UsageSampler {
       if (zero) minuteRows.push(zero);
     }
     const clusterSample = await this.clusterSample(samples, rows.length, tenants.reduce((n, t) => n + t.maxConnections, 0), sampledAt);
-    const clusterNews = this.isClusterNews(clusterSample, now);
+    const clusterNews = this.isClusterNews(clusterSample, now) || resync;
 
     // Nothing leaves this replica unless the lease is still ours, renewed just now.
     if (this.stopped) return;

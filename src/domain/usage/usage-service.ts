@@ -385,6 +385,7 @@ export class UsageService {
       return;
     }
     for (const [tenantId, s] of this.latest) if (!this.samplers.get(s.clusterId)?.stats.leader) this.latest.delete(tenantId);
+    for (const clusterId of this.latestCluster.keys()) if (!this.samplers.get(clusterId)?.stats.leader) this.latestCluster.delete(clusterId);
     this.stats.resyncsRequested++;
     this.p.bus.publishResync(this.replica);
   }
