@@ -81,7 +81,10 @@ export function redisTransport(url: string, logger: Logger): Transport {
     listen(topic, listener) {
       const stopLocal = local.add(topic, listener);
       const remote = (event: Event) => {
-        const { [ORIGIN]: from, ...detail } = (event as CustomEvent).detail as Record<string, unknown>;
+        const message: unknown = (event as CustomEvent).detail;
+        // Not an object: not one of ours (every message is), but a listener's to judge, not a throw inside ioredis.
+        if (!message || typeof message !== 'object') return listener(message);
+        const { [ORIGIN]: from, ...detail } = message as Record<string, unknown>;
         if (from !== origin) listener(detail);
       };
       target.addEventListener(topic, remote);
