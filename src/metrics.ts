@@ -32,6 +32,17 @@ export class TenantryMetrics {
     buckets: [0, 1, 10, 100, 1000, 10_000],
     registers: [this.registry],
   });
+  readonly eventBusUp = new Gauge({
+    name: 'tenantry_event_bus_up',
+    help: '1 while this instance hears the other replicas (Redis reachable, or no Redis), 0 while usage from other replicas cannot arrive',
+    registers: [this.registry],
+  });
+  readonly eventBusDropped = new Counter({
+    name: 'tenantry_event_bus_messages_dropped_total',
+    help: 'Messages other replicas did not get because Redis was unreachable (usage:batch, usage:demand, usage:resync, keys:revoked, operation)',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
   readonly historyRows = new Counter({ name: 'tenantry_usage_history_rows_total', help: 'Rows of tenant_usage and usage_minutes written (only for tenants whose values changed)', labelNames: ['cluster'], registers: [this.registry] });
 
   constructor() {

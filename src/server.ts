@@ -36,6 +36,8 @@ export interface Tenantry {
   /** Stores the generated key (by hash): call it once the key has been shown. */
   commitAdminKey(): Promise<void>;
   pooler: Pooler;
+  /** What this instance holds for live clients (tests count it; see test/subscriber-memory.test.ts). */
+  liveCounts(): ReturnType<HttpFront['liveCounts']>;
   close(): Promise<void>;
 }
 
@@ -92,7 +94,7 @@ export async function startTenantry(options: { config: Config; serverUrl: string
     logger.info({ pooler: pooler.kind }, pooler.description);
     const pools = pooler.pools;
 
-    const events = EventBus.create({ redisUrl: config.REDIS_URL, prefix: config.REDIS_CHANNEL_PREFIX ?? `tenantry:${config.CONTROL_DATABASE}`, logger });
+    const events = EventBus.create({ redisUrl: config.REDIS_URL, prefix: config.REDIS_CHANNEL_PREFIX ?? `tenantry:${config.CONTROL_DATABASE}`, logger, metrics });
     stack.push(() => events.close());
     const usage = new UsageService({
       db,
@@ -187,6 +189,7 @@ export async function startTenantry(options: { config: Config; serverUrl: string
       generatedAdminKey: adminKey.generatedKey,
       commitAdminKey: adminKey.commit,
       pooler,
+      liveCounts: () => front.liveCounts(),
       close: () => (closing ??= unwind()),
     };
   } catch (err) {

@@ -144,6 +144,11 @@ export class LiveSessions {
     return this.sessions.size;
   }
 
+  /** What it holds (for tests and diagnostics): both return to zero once every subscriber left. */
+  counts(): { sessions: number; keys: number } {
+    return { sessions: this.sessions.size, keys: this.byKey.size };
+  }
+
   /** The transport of a subscription whose context was built outside yoga (graphql-ws). */
   setTransport(context: object, transport: Transport): void {
     this.transports.set(context, transport);

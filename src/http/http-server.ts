@@ -9,6 +9,7 @@ import { sourceAddressOf } from '../graphql/context.js';
 import { createTenantryYoga } from '../graphql/yoga.js';
 import { RETRY_AFTER_SECONDS, serviceUnavailableError } from '../graphql/service-unavailable.js';
 import { LiveSessions } from '../graphql/live-sessions.js';
+import { useEndAbandonedSubscriptions } from '../graphql/abandoned-streams.js';
 import { serveWebSockets } from './websocket.js';
 
 /** How long closing waits for open responses (SSE streams completing) before cutting connections. */
@@ -47,7 +48,7 @@ function listen(server: Server, port: number, host: string): Promise<void> {
 export class HttpFront {
   private handler: Handler;
   private internalHandler: Handler;
-  private websockets: { close(): Promise<void> } | null = null;
+  private websockets: { close(): Promise<void>; readonly sockets: number } | null = null;
   private live: LiveSessions | null = null;
   phase = 'starting';
 
@@ -96,7 +97,7 @@ export class HttpFront {
   /** From now on the service answers: GraphQL over HTTP, SSE and WebSocket, health and metrics. */
   attach(deps: Deps): void {
     const live = new LiveSessions(deps);
-    const yoga = createTenantryYoga(deps, [live.plugin()]);
+    const yoga = createTenantryYoga(deps, [live.plugin(), useEndAbandonedSubscriptions()]);
     const separate = this.internal !== null;
     this.handler = async (req, res) => {
       if (pathOf(req) === '/health/live') return json(res, 200, { status: 'ok' });
@@ -112,6 +113,11 @@ export class HttpFront {
     this.live = live;
     this.websockets = serveWebSockets(this.server, yoga, deps, live);
     this.phase = 'serving';
+  }
+
+  /** Live sessions, their keys and open graphql-ws sockets (for tests and diagnostics). */
+  liveCounts(): { sessions: number; keys: number; sockets: number } {
+    return { ...(this.live?.counts() ?? { sessions: 0, keys: 0 }), sockets: this.websockets?.sockets ?? 0 };
   }
 
   /**

@@ -50,7 +50,7 @@ function closeSocket(socket: WebSocket, code: number, reason: string, waitMs = C
  * a browser origin CORS_ORIGINS does not allow is refused (403); a message over MAX_REQUEST_BYTES
  * closes the socket (1009).
  */
-export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: LiveSessions): { close(): Promise<void> } {
+export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: LiveSessions): { close(): Promise<void>; readonly sockets: number } {
   const wss = new WebSocketServer({
     server,
     path: '/graphql',
@@ -94,6 +94,8 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
           return false;
         }
         if (!viewer) return false;
+        // Gone while its key was checked: its 'close' has been heard already, so nothing would unbind it.
+        if (socket.readyState === socket.CLOSED) return false;
         unbind.set(
           socket,
           live.open(viewer, 'socket', (reason) => {
@@ -165,6 +167,9 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
   }, 1000);
   sweep.unref();
   return {
+    get sockets() {
+      return wss.clients.size;
+    },
     /** Every socket gets 1001 (going away) after its subscriptions completed; those that do not answer are cut. */
     close: async () => {
       clearInterval(sweep);

@@ -3,7 +3,10 @@
 // REPLICA_ENV; once it serves, it prints `REPLICA { "url": …, "replica": … }` (among its log
 // lines); SIGTERM closes it. With REPLICA_PAUSE_AT set to a point - `before:<STEP>` or
 // `after:<STEP>` of provisioning, or a checkpoint name such as `quota.recorded` - the process
-// prints `PAUSED <point>` when it gets there and waits, for the test to kill it.
+// prints `PAUSED <point>` when it gets there and waits, for the test to kill it (see also
+// REPLICA_AUTH_DELAY_MS below). Spawned with
+// an IPC channel, it answers `{ type: 'live-state' }` with what it holds for live clients and
+// its heap after a full garbage collection (started with --expose-gc).
 import type { Hooks } from '../../src/domain/deps.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
@@ -16,13 +19,30 @@ const pause = async (point: string) => {
   process.stdout.write(`PAUSED ${point}\n`);
   await new Promise(() => undefined);
 };
+// REPLICA_AUTH_DELAY_MS: every authentication takes this long (a client can leave during it).
+const authDelayMs = Number(process.env.REPLICA_AUTH_DELAY_MS ?? 0);
 const hooks: Hooks = {
+  beforeAuthenticate: authDelayMs ? () => new Promise((r) => setTimeout(r, authDelayMs)) : undefined,
   beforeProvisionStep: (step) => pause(`before:${step}`),
   afterProvisionStep: (step) => pause(`after:${step}`),
   checkpoint: (name) => pause(name),
 };
 const app = await startTenantry({ config, serverUrl: config.DATABASE_URL!, logger: createLogger(config.LOG_LEVEL), hooks });
 process.stdout.write(`REPLICA ${JSON.stringify({ url: app.url, replica: app.deps.usage.replica })}\n`);
+process.on('message', (message: { type?: string }) => {
+  if (message?.type !== 'live-state') return;
+  const gc = (globalThis as { gc?: () => void }).gc;
+  // Twice: what the first collection frees can let a second free more (weak maps, finalizers).
+  gc?.();
+  gc?.();
+  process.send!({
+    type: 'live-state',
+    heapUsed: gc ? process.memoryUsage().heapUsed : null,
+    live: app.liveCounts(),
+    usage: app.deps.usage.subscriberCounts(),
+    busListeners: app.deps.events.listenerCount,
+  });
+});
 process.on('SIGTERM', () => {
   void app.close().finally(() => process.exit(0));
 });

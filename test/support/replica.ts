@@ -11,11 +11,19 @@ export interface Replica {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** A Tenantry in a child process (test/support/replica-process.ts), serving once this resolves. */
-export async function spawnReplica(env: Record<string, string>, pauseAt?: string): Promise<Replica> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/replica-process.ts'], {
-    env: { ...process.env, REPLICA_ENV: JSON.stringify(env), ...(pauseAt ? { REPLICA_PAUSE_AT: pauseAt } : {}) },
-    stdio: ['ignore', 'pipe', 'pipe'],
+/**
+ * A Tenantry in a child process (test/support/replica-process.ts), serving once this resolves.
+ * `nodeFlags` go to node (e.g. --expose-gc); `ipc` opens the channel replica-process answers on;
+ * `processEnv` adds to the process's environment (REPLICA_AUTH_DELAY_MS).
+ */
+export async function spawnReplica(
+  env: Record<string, string>,
+  pauseAt?: string,
+  options: { nodeFlags?: string[]; ipc?: boolean; processEnv?: Record<string, string> } = {},
+): Promise<Replica> {
+  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), '--import', 'tsx', 'test/support/replica-process.ts'], {
+    env: { ...process.env, ...options.processEnv, REPLICA_ENV: JSON.stringify(env), ...(pauseAt ? { REPLICA_PAUSE_AT: pauseAt } : {}) },
+    stdio: options.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];
   child.stderr!.on('data', (d) => output.push(String(d)));

@@ -1,68 +1,15 @@
-import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
-import { Redis } from 'ioredis';
 import type { Logger } from '../../logger.js';
+import type { TenantryMetrics } from '../../metrics.js';
 import type { UsageBatch } from '../usage/usage-sample.js';
 import { SubscriberQueue } from '../usage/subscriber-queue.js';
+import { redisTransport } from './redis-transport.js';
+import { inProcessTransport, type BusLink, type Transport } from './transport.js';
 
-type Listener = (detail: unknown) => void;
+export type { BusLink } from './transport.js';
 
-/** Where messages travel: a topic → listeners map in process, or Redis pub/sub. */
-interface Transport {
-  publish(topic: string, detail: unknown): void;
-  listen(topic: string, listener: Listener): () => void;
-  close(): Promise<void>;
-}
-
-/** Delivered on a later microtask, as Redis would deliver it: a publisher never runs its listeners' code. */
-function inProcessTransport(): Transport {
-  const listeners = new Map<string, Set<Listener>>();
-  return {
-    publish(topic, detail) {
-      const set = listeners.get(topic);
-      if (!set?.size) return;
-      queueMicrotask(() => {
-        for (const listener of set) listener(detail);
-      });
-    },
-    listen(topic, listener) {
-      const set = listeners.get(topic) ?? new Set<Listener>();
-      listeners.set(topic, set);
-      set.add(listener);
-      return () => {
-        set.delete(listener);
-        if (set.size === 0) listeners.delete(topic);
-      };
-    },
-    close: async () => listeners.clear(),
-  };
-}
-
-function redisTransport(url: string, logger: Logger): Transport {
-  // No offline queue on the publishing side: while Redis is unreachable a message is
-  // dropped at once (samples are replaced by the next one; revocations are re-checked),
-  // instead of piling up in memory until it returns.
-  const publishClient = new Redis(url, { maxRetriesPerRequest: null, enableOfflineQueue: false });
-  const subscribeClient = new Redis(url, { maxRetriesPerRequest: null });
-  for (const client of [publishClient, subscribeClient]) client.on('error', (err) => logger.warn({ err: err.message }, 'Redis (event bus) unavailable'));
-  const target = createRedisEventTarget({ publishClient, subscribeClient });
-  return {
-    publish(topic, detail) {
-      if (publishClient.status !== 'ready') {
-        logger.debug({ topic }, 'Redis not ready: message dropped');
-        return;
-      }
-      target.dispatchEvent(new CustomEvent(topic, { detail }));
-    },
-    listen(topic, listener) {
-      const callback = (event: Event) => listener((event as CustomEvent).detail);
-      target.addEventListener(topic, callback);
-      return () => target.removeEventListener(topic, callback);
-    },
-    close: async () => {
-      subscribeClient.disconnect();
-      publishClient.disconnect();
-    },
-  };
+/** A message's kind, for metrics: its topic's name, but one kind for every operation's topic. */
+function kindOf(name: string): string {
+  return name.startsWith('operation:') ? 'operation' : name;
 }
 
 /**
@@ -76,17 +23,57 @@ function redisTransport(url: string, logger: Logger): Transport {
  * when the message arrives, and one that throws is logged, never the process's problem.
  */
 export class EventBus {
+  private readonly stopWatching: (() => void)[] = [];
+
   private constructor(
     private readonly transport_: Transport,
     private readonly prefix: string,
     /** `redis` when messages travel between replicas, `in-process` otherwise. */
     readonly transport: 'redis' | 'in-process',
     private readonly logger: Logger,
-  ) {}
+    metrics: TenantryMetrics | undefined,
+  ) {
+    metrics?.eventBusUp.set(transport_.link().up ? 1 : 0);
+    let droppedSinceDown = 0;
+    let wasDown = false;
+    this.stopWatching.push(
+      transport_.onDropped((topic) => {
+        droppedSinceDown++;
+        metrics?.eventBusDropped.inc({ kind: kindOf(topic.slice(prefix.length + 1)) });
+      }),
+      transport_.onLink((link) => {
+        metrics?.eventBusUp.set(link.up ? 1 : 0);
+        if (link.up) {
+          if (wasDown) logger.info({ dropped: droppedSinceDown }, 'event bus (Redis) reachable again: live usage from other replicas resumes');
+          else logger.info('event bus (Redis) connected');
+        } else {
+          wasDown = true;
+          droppedSinceDown = 0;
+          logger.warn({ error: link.error }, 'event bus (Redis) unreachable: this replica hears no other replica (usage streams degraded, readiness reports it)');
+        }
+      }),
+    );
+  }
 
-  static create(options: { redisUrl?: string; prefix: string; logger: Logger }): EventBus {
-    if (!options.redisUrl) return new EventBus(inProcessTransport(), options.prefix, 'in-process', options.logger);
-    return new EventBus(redisTransport(options.redisUrl, options.logger), options.prefix, 'redis', options.logger);
+  static create(options: { redisUrl?: string; prefix: string; logger: Logger; metrics?: TenantryMetrics }): EventBus {
+    const { redisUrl, prefix, logger, metrics } = options;
+    if (!redisUrl) return new EventBus(inProcessTransport(), prefix, 'in-process', logger, metrics);
+    return new EventBus(redisTransport(redisUrl, logger), prefix, 'redis', logger, metrics);
+  }
+
+  /** Whether this replica hears the others (always true in process). */
+  get link(): BusLink {
+    return this.transport_.link();
+  }
+
+  /** Runs when the link goes down or comes back. */
+  onLink(listener: (link: BusLink) => void): () => void {
+    return this.transport_.onLink(listener);
+  }
+
+  /** Listeners on this replica (they do not grow with subscribers: each part listens once). */
+  get listenerCount(): number {
+    return this.transport_.listenerCount();
   }
 
   private topic(name: string): string {
@@ -134,6 +121,19 @@ export class EventBus {
     return this.listen('usage:demand', listener);
   }
 
+  /**
+   * "Send everything again": a replica whose link to the others came back missed samples,
+   * and so did every replica when a leader's link came back; the leaders hear it and publish
+   * every tenant in their next sample.
+   */
+  publishResync(replica: string): void {
+    this.transport_.publish(this.topic('usage:resync'), { replica });
+  }
+
+  onResync(listener: () => void): () => void {
+    return this.listen('usage:resync', listener);
+  }
+
   /** These API keys were revoked: every replica ends the subscriptions and sockets they opened. */
   publishKeysRevoked(keyIds: string[]): void {
     if (keyIds.length) this.transport_.publish(this.topic('keys:revoked'), { keyIds });
@@ -154,6 +154,7 @@ export class EventBus {
   }
 
   close(): Promise<void> {
+    for (const stop of this.stopWatching.splice(0)) stop();
     return this.transport_.close();
   }
 }

@@ -22,6 +22,8 @@ export interface TenantHealth {
 
 export interface ReadinessReport {
   ready: boolean;
+  /** Ready, but a check failed that does not make it unready (the event bus, a managed cluster). */
+  degraded: boolean;
   mode: 'production' | 'development';
   checks: ReadinessCheck[];
   tenantsChecked: number;
@@ -75,6 +77,7 @@ export class ReadinessMonitor {
   private intervalMs = 0;
   private stopped = false;
   private lastCheckStarted = 0;
+  private stopWatchingBus: (() => void) | undefined;
   private refreshing: Promise<void> | undefined;
 
   constructor(private readonly deps: Deps) {
@@ -88,6 +91,8 @@ export class ReadinessMonitor {
   /** Computes everything once now, then the cheap checks every `intervalMs` (every second while a hard check fails). */
   async start(intervalMs: number): Promise<void> {
     this.intervalMs = intervalMs;
+    // The event bus reports its own changes: the report follows at once, not at the next interval.
+    this.stopWatchingBus = this.deps.events.onLink(() => (this.report = this.assemble()));
     await this.refreshChecks();
     await this.refreshTenants();
     this.scheduleNext();
@@ -96,6 +101,7 @@ export class ReadinessMonitor {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.stopWatchingBus?.();
   }
 
   /** A request found a database unreachable: check now rather than at the next interval (at most once a second). */
@@ -234,7 +240,8 @@ export class ReadinessMonitor {
     const soft: string[] = [];
     const inventory = this.deps.inventory?.progress() ?? null;
     if (this.checks.length === 0) hard.push('readiness has not been checked yet');
-    for (const c of this.checks) {
+    const checks = this.checks.length && this.deps.events.transport === 'redis' ? [...this.checks, eventBusCheck(this.deps)] : this.checks;
+    for (const c of checks) {
       if (c.ok) continue;
       if (HARD_CHECKS.has(c.name)) hard.push(`${c.name}: ${c.detail}`);
       else soft.push(`${c.name}: ${c.detail}`);
@@ -249,8 +256,9 @@ export class ReadinessMonitor {
     const warnings = production ? soft : [...hard, ...soft];
     return {
       ready: reasons.length === 0,
+      degraded: reasons.length === 0 && checks.some((c) => !c.ok),
       mode: production ? 'production' : 'development',
-      checks: this.checks,
+      checks,
       tenantsChecked: this.tenantsChecked,
       tenants: withProblems.slice(0, TENANT_LIST_LIMIT),
       tenantsWithProblems: withProblems.length,
@@ -265,6 +273,24 @@ export class ReadinessMonitor {
   allTenantProblems(): TenantHealth[] {
     return [...this.tenants.values()].sort((a, b) => a.slug.localeCompare(b.slug));
   }
+}
+
+/**
+ * Redis, when replicas share one: while it is unreachable this replica hears no other (live
+ * usage sampled elsewhere stops, subscribers are told their streams are degraded). Not a
+ * reason to be unready: every replica shares the one Redis, and taking them all out of a
+ * load balancer would stop queries and mutations too, which do not need it.
+ */
+function eventBusCheck(deps: Deps): ReadinessCheck {
+  const link = deps.events.link;
+  if (link.up) return { name: 'event-bus', ok: true, detail: 'Redis reachable' };
+  // No error yet: the first connection is under way (at start).
+  const state = link.error ? `Redis unreachable since ${link.since.toISOString()} (${link.error})` : `connecting to Redis since ${link.since.toISOString()}`;
+  return {
+    name: 'event-bus',
+    ok: false,
+    detail: `${state}: live usage sampled by other replicas is not arriving; their subscribers here get degraded heartbeats`,
+  };
 }
 
 async function poolerCheck(deps: Deps): Promise<ReadinessCheck> {

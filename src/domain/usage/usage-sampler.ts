@@ -50,7 +50,7 @@ const ROSTER_FULL_REFRESH_MS = 10 * 60_000;
  */
 export class UsageSampler {
   /** The sampler's own counters: `activityQueries` is every pg_stat_activity read it made. */
-  readonly stats = { activityQueries: 0, poolerReads: 0, samples: 0, leader: false, batches: 0, tenantsPublished: 0, historyRows: 0, leadershipsLost: 0 };
+  readonly stats = { activityQueries: 0, poolerReads: 0, samples: 0, leader: false, batches: 0, tenantsPublished: 0, historyRows: 0, leadershipsLost: 0, resyncs: 0 };
   readonly lease: SamplingLease;
   readonly roster: TenantRoster;
   private readonly history: UsageHistory;
@@ -69,6 +69,12 @@ export class UsageSampler {
   private facts: { at: number; value: ServerFacts } | undefined;
   private poolerFailing = false;
   private stopDemand: (() => void) | undefined;
+  private stopResync: (() => void) | undefined;
+  /**
+   * Requests for everything again (a replica's link to the others came back), and how many
+   * of them a published sample answered: while fewer, the next sample publishes every tenant.
+   */
+  private resyncs = { requested: 0, answered: 0 };
 
   constructor(
     private readonly p: {
@@ -91,6 +97,7 @@ export class UsageSampler {
 
   start(): void {
     this.stopDemand = this.p.bus.onDemand(() => this.onDemand());
+    this.stopResync = this.p.bus.onResync(() => this.onResync());
     this.schedule(0);
   }
 
@@ -98,6 +105,7 @@ export class UsageSampler {
     this.stopped = true;
     clearTimeout(this.timer);
     this.stopDemand?.();
+    this.stopResync?.();
     await this.inflight;
     if (this.stats.leader) await this.lease.release().catch((err) => this.p.logger.warn({ err }, 'could not release the sampling lease'));
     this.setLeader(false);
@@ -108,6 +116,12 @@ export class UsageSampler {
     const wasIdle = !this.watched();
     this.lastDemandAt = Date.now();
     if (wasIdle && this.stats.leader && !this.stopped) this.kick();
+  }
+
+  /** Someone missed samples: publish every tenant, at once. */
+  private onResync(): void {
+    this.resyncs.requested++;
+    if (this.stats.leader && !this.stopped) this.kick();
   }
 
   private watched(): boolean {
@@ -140,7 +154,7 @@ export class UsageSampler {
         if (!(await this.lease.acquireOrRenew())) return;
         this.becomeLeader();
       }
-      const due = this.lastSampleAt === 0 || this.watched() || Date.now() - this.lastSampleAt >= this.p.timing.idleIntervalMs;
+      const due = this.lastSampleAt === 0 || this.resyncs.requested > this.resyncs.answered || this.watched() || Date.now() - this.lastSampleAt >= this.p.timing.idleIntervalMs;
       if (due) await this.sample();
       else if (!(await this.lease.acquireOrRenew())) this.stepDown('its lease was taken');
     } catch (err) {
@@ -201,6 +215,8 @@ export class UsageSampler {
     // The window is at most two intervals, so a sampler that was idle (or stalled) does not
     // send the whole fleet's heartbeats at once.
     const heartbeats = this.watched();
+    const resyncing = this.resyncs.requested;
+    const resync = resyncing > this.resyncs.answered;
     const windowStart = Math.max(this.lastSampleAt || 0, now - 2 * timing.intervalMs);
     const publish: TenantUsageSample[] = [];
     const usageWrites: TenantUsageSample[] = [];
@@ -214,7 +230,7 @@ export class UsageSampler {
       // A tenant this leader has not published yet is news when it has sessions, or when it
       // moved since the last value recorded (the previous leader may have left it behind).
       const news = previous === undefined ? s.current > 0 || seen.before === 'different' : previous !== signature;
-      if (news || (heartbeats && heartbeatDue(this.roster.get(s.tenantId)!.phase, timing.heartbeatMs, windowStart, now))) publish.push(s);
+      if (resync || news || (heartbeats && heartbeatDue(this.roster.get(s.tenantId)!.phase, timing.heartbeatMs, windowStart, now))) publish.push(s);
       this.published.set(s.tenantId, signature);
     }
     for (const r of removed) {
@@ -224,7 +240,7 @@ export class UsageSampler {
       if (zero) minuteRows.push(zero);
     }
     const clusterSample = await this.clusterSample(samples, rows.length, tenants.reduce((n, t) => n + t.maxConnections, 0), sampledAt);
-    const clusterNews = this.isClusterNews(clusterSample, now);
+    const clusterNews = this.isClusterNews(clusterSample, now) || resync;
 
     // Nothing leaves this replica unless the lease is still ours, renewed just now.
     if (this.stopped) return;
@@ -240,6 +256,10 @@ export class UsageSampler {
       removed,
       cluster: clusterNews ? clusterSample : null,
     });
+    if (resync) {
+      this.resyncs.answered = resyncing;
+      this.stats.resyncs++;
+    }
     this.stats.batches++;
     this.stats.tenantsPublished += publish.length;
     metrics.batchTenants.observe({ cluster: cluster.name }, publish.length);

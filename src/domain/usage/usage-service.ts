@@ -11,12 +11,36 @@ import { readPeaks24h } from './usage-history.js';
 import { UsageSampler, type SamplerTiming } from './usage-sampler.js';
 import { buildTenantSamples, sessionsByRole, type ClusterUsageSample, type RemovedTenant, type SessionRow, type TenantUsageSample, type UsageBatch } from './usage-sample.js';
 
+/**
+ * A tenant's usage as a subscriber gets it. `degraded`: a value re-sent because this replica
+ * cannot hear the sampling leader of the tenant's cluster (the event bus is down and the
+ * lease is elsewhere): the last value heard, which may be out of date.
+ */
+export type UsageValue = TenantUsageSample & { degraded?: true };
+
+/** A cluster's totals as a subscriber gets them; `degraded` as for UsageValue. */
+export type ClusterUsageValue = ClusterUsageSample & { degraded?: true };
+
 /** What one subscriber of the batch stream receives per sample: the tenants it may see. */
 export interface UsageBatchView {
   sampledAt: string;
-  tenants: TenantUsageSample[];
+  tenants: UsageValue[];
   removed: RemovedTenant[];
+  /** This replica cannot hear the sampling leader of some cluster: values from it are not arriving. */
+  degraded: boolean;
+  /** The opening message of a subscription that named its tenants: every one of them. */
+  snapshot: boolean;
 }
+
+/** While the event bus is down, every USAGE_HEARTBEAT_MS: the last values heard from the clusters this replica cannot hear. */
+interface DegradedHeartbeat {
+  degradedHeartbeat: true;
+  sampledAt: string;
+  tenants: UsageValue[];
+}
+
+/** What an every-tenant subscriber's queue holds: batches as heard, and messages made here. */
+type FanOutItem = UsageBatch | UsageBatchView | DegradedHeartbeat;
 
 export interface WatchOptions {
   /** Runs at once when the subscriber falls too far behind and is dropped (to close its transport). */
@@ -26,8 +50,16 @@ export interface WatchOptions {
 type Visible = (tenantId: string) => boolean;
 
 interface BatchSubscriber {
-  queue: SubscriberQueue<UsageBatch | UsageBatchView>;
+  queue: SubscriberQueue<FanOutItem>;
   visible: Visible;
+}
+
+interface TenantSubscriber {
+  queue: SubscriberQueue<UsageValue>;
+  /** A value from a batch arrived (the opening value, read meanwhile, is then out of date). */
+  live: boolean;
+  /** The last value it was given: re-sent, marked degraded, while its cluster's leader cannot be heard. */
+  last: TenantUsageSample | undefined;
 }
 
 /**
@@ -46,14 +78,18 @@ export class UsageService {
   private readonly latestCluster = new Map<string, ClusterUsageSample>();
   /** Per cluster: the newest batch heard (its epoch, when it arrived, when it was sampled). */
   private readonly heard = new Map<string, { epoch: number; at: number; sampledAt: string }>();
-  private readonly tenantSubscribers = new Map<string, Set<{ queue: SubscriberQueue<TenantUsageSample>; live: boolean }>>();
+  private readonly tenantSubscribers = new Map<string, Set<TenantSubscriber>>();
   private readonly everyTenantSubscribers = new Set<BatchSubscriber>();
-  private readonly clusterSubscribers = new Map<string, Set<SubscriberQueue<ClusterUsageSample>>>();
+  private readonly clusterSubscribers = new Map<string, Set<SubscriberQueue<ClusterUsageValue>>>();
   private watchers = 0;
   private demandTimer: NodeJS.Timeout | undefined;
-  private stopListening: (() => void) | undefined;
+  private stopListening: (() => void)[] = [];
+  /** While the event bus is down: the degraded heartbeats. */
+  private degradedTimer: NodeJS.Timeout | undefined;
+  /** Whether the bus was ever up (its first connection is no recovery). */
+  private busWasUp = false;
   /** Reads of pg_stat_activity made outside the samplers (a first value nobody had yet), and batches heard. */
-  readonly stats = { liveReads: 0, batchesHeard: 0, staleBatches: 0, dropped: 0 };
+  readonly stats = { liveReads: 0, batchesHeard: 0, staleBatches: 0, dropped: 0, degradedHeartbeats: 0, resyncsRequested: 0 };
 
   constructor(
     private readonly p: {
@@ -80,7 +116,12 @@ export class UsageService {
   }
 
   async start(clusterIds: string[]): Promise<void> {
-    this.stopListening = this.p.bus.onUsage((batch) => this.onBatch(batch));
+    this.stopListening.push(
+      this.p.bus.onUsage((batch) => this.onBatch(batch)),
+      this.p.bus.onLink((link) => (link.up ? this.busBack() : this.busDown())),
+    );
+    this.busWasUp = this.p.bus.link.up;
+    if (!this.busWasUp) this.busDown();
     for (const id of clusterIds) {
       const sampler = new UsageSampler({
         ...this.p,
@@ -100,7 +141,8 @@ export class UsageService {
   /** Stops sampling (handing the lease over) and completes every subscription. */
   async stop(): Promise<void> {
     clearInterval(this.demandTimer);
-    this.stopListening?.();
+    clearInterval(this.degradedTimer);
+    for (const stop of this.stopListening.splice(0)) stop();
     await Promise.all([...this.samplers.values()].map((s) => s.stop()));
     this.endSubscriptions();
   }
@@ -129,6 +171,7 @@ export class UsageService {
       if (subscribers) {
         for (const sub of subscribers) {
           sub.live = true;
+          sub.last = s;
           sub.queue.push(s);
         }
       }
@@ -152,7 +195,7 @@ export class UsageService {
    */
   fresh(tenantId: string): TenantUsageSample | undefined {
     const s = this.latest.get(tenantId);
-    if (!s) return undefined;
+    if (!s || this.cut(s.clusterId)) return undefined;
     const heard = this.heard.get(s.clusterId);
     const window = 2 * Math.max(this.p.timing.heartbeatMs, this.p.timing.idleIntervalMs);
     if (!heard || Date.now() - heard.at > window) return undefined;
@@ -187,8 +230,8 @@ export class UsageService {
   }
 
   /** One tenant's usage: the current value at once, then each one the leader publishes. */
-  watchTenant(tenantId: string, options: WatchOptions = {}): AsyncIterableIterator<TenantUsageSample> {
-    const subscriber = { queue: this.queue<TenantUsageSample>(options), live: false };
+  watchTenant(tenantId: string, options: WatchOptions = {}): AsyncIterableIterator<UsageValue> {
+    const subscriber: TenantSubscriber = { queue: this.queue<UsageValue>(options), live: false, last: undefined };
     const set = this.tenantSubscribers.get(tenantId) ?? new Set();
     this.tenantSubscribers.set(tenantId, set);
     set.add(subscriber);
@@ -200,7 +243,9 @@ export class UsageService {
     // and the opening value is skipped if a newer one already arrived.
     void this.usageOf([tenantId]).then(
       ([first]) => {
-        if (first && !subscriber.live) subscriber.queue.unshift(first);
+        if (!first || subscriber.live || !subscriber.queue.open) return;
+        subscriber.last = first;
+        subscriber.queue.unshift(first);
       },
       (err) => this.p.logger.warn({ err, tenantId }, 'could not read the opening usage value'),
     );
@@ -212,41 +257,154 @@ export class UsageService {
    * that hold sessions now (not the whole fleet); the others arrive when they change or
    * with their heartbeats, spread over USAGE_HEARTBEAT_MS.
    */
-  watchAll(visible: Visible, options: WatchOptions = {}): AsyncIterableIterator<TenantUsageSample> {
-    const queue = this.watchBatchesRaw(visible, options);
-    return flatten(queue, (b) => (b.tenants as TenantUsageSample[]).filter((s) => visible(s.tenantId)));
+  watchAll(visible: Visible, options: WatchOptions = {}): AsyncIterableIterator<UsageValue> {
+    const queue = this.watchBatchesRaw(visible, options, this.openingOfActive(visible));
+    return flatten(queue, (b) => b.tenants.filter((s) => visible(s.tenantId)));
   }
 
   /** Per sample, the visible tenants that changed or are due a heartbeat, as one list (opening as watchAll does). */
   watchBatches(visible: Visible, options: WatchOptions = {}): AsyncIterableIterator<UsageBatchView> {
-    const queue = this.watchBatchesRaw(visible, options);
-    return filterMap(queue, (b) => {
+    return this.batchViews(this.watchBatchesRaw(visible, options, this.openingOfActive(visible)), visible);
+  }
+
+  /**
+   * The batch stream of the tenants asked for, opening with a snapshot of every one of them:
+   * the current usage of the ACTIVE ones, the others as removed (no usage comes for them).
+   */
+  async watchTenantBatches(tenants: readonly { id: string; slug: string; status: string }[], options: WatchOptions = {}): Promise<AsyncIterableIterator<UsageBatchView>> {
+    const active = tenants.filter((t) => t.status === 'ACTIVE');
+    const read = await this.usageOf(active.map((t) => t.id));
+    // Nothing awaits from here to registering the subscriber: a batch heard while the values
+    // were read is in `latest` (newer than what was read), and every later one is queued.
+    const values: TenantUsageSample[] = [];
+    active.forEach((t, i) => {
+      const heard = this.latest.get(t.id);
+      const value = heard && !this.cut(heard.clusterId) && (!read[i] || heard.sampledAt > read[i]!.sampledAt) ? heard : read[i];
+      if (value) values.push(value);
+    });
+    const removed = tenants.filter((t) => t.status !== 'ACTIVE').map((t) => ({ tenantId: t.id, tenantSlug: t.slug, status: t.status }));
+    const asked = new Set(tenants.map((t) => t.id));
+    const visible = (tenantId: string) => asked.has(tenantId);
+    const sampledAt = values.map((v) => v.sampledAt).sort().at(-1) ?? new Date().toISOString();
+    const snapshot: UsageBatchView = { sampledAt, tenants: values, removed, degraded: this.anyCut(), snapshot: true };
+    return this.batchViews(this.watchBatchesRaw(visible, options, snapshot), visible);
+  }
+
+  /** What a batch subscriber reads: the visible part of each message; a degraded heartbeat says so, without values. */
+  private batchViews(queue: SubscriberQueue<FanOutItem>, visible: Visible): AsyncIterableIterator<UsageBatchView> {
+    return filterMap(queue, (b): UsageBatchView | null => {
+      if ('degradedHeartbeat' in b) return { sampledAt: b.sampledAt, tenants: [], removed: [], degraded: true, snapshot: false };
+      if (!('epoch' in b)) return b;
       const tenants = b.tenants.filter((s) => visible(s.tenantId));
       const removed = b.removed.filter((r) => visible(r.tenantId));
-      return tenants.length || removed.length ? { sampledAt: b.sampledAt, tenants, removed } : null;
+      return tenants.length || removed.length ? { sampledAt: b.sampledAt, tenants, removed, degraded: this.anyCut(), snapshot: false } : null;
     });
   }
 
-  private watchBatchesRaw(visible: Visible, options: WatchOptions): SubscriberQueue<UsageBatch | UsageBatchView> {
+  /** The opening message of an every-tenant stream: the visible tenants holding sessions now. */
+  private openingOfActive(visible: Visible): UsageBatchView | null {
+    const active = [...this.latest.values()].filter((s) => s.current > 0 && visible(s.tenantId));
+    if (!active.length) return null;
+    const newest = [...this.heard.values()].map((h) => h.sampledAt).sort().at(-1) ?? new Date().toISOString();
+    return { sampledAt: newest, tenants: active, removed: [], degraded: this.anyCut(), snapshot: false };
+  }
+
+  private watchBatchesRaw(visible: Visible, options: WatchOptions, opening: UsageBatchView | null): SubscriberQueue<FanOutItem> {
     const subscriber: BatchSubscriber = { queue: this.queue(options), visible };
     // Registered and given its opening value in one step: no batch can fall in between.
-    const active = [...this.latest.values()].filter((s) => s.current > 0 && visible(s.tenantId));
-    const newest = [...this.heard.values()].map((h) => h.sampledAt).sort().at(-1) ?? new Date().toISOString();
-    if (active.length) subscriber.queue.push({ sampledAt: newest, tenants: active, removed: [] });
+    if (opening) subscriber.queue.push(opening);
     this.everyTenantSubscribers.add(subscriber);
     subscriber.queue.onEnd(() => this.everyTenantSubscribers.delete(subscriber));
     return subscriber.queue;
   }
 
-  watchCluster(clusterId: string, options: WatchOptions = {}): AsyncIterableIterator<ClusterUsageSample> {
-    const queue = this.queue<ClusterUsageSample>(options);
+  watchCluster(clusterId: string, options: WatchOptions = {}): AsyncIterableIterator<ClusterUsageValue> {
+    const queue = this.queue<ClusterUsageValue>(options);
     const set = this.clusterSubscribers.get(clusterId) ?? new Set();
     this.clusterSubscribers.set(clusterId, set);
     set.add(queue);
-    queue.onEnd(() => set.delete(queue));
+    queue.onEnd(() => {
+      set.delete(queue);
+      if (set.size === 0 && this.clusterSubscribers.get(clusterId) === set) this.clusterSubscribers.delete(clusterId);
+    });
     const first = this.latestCluster.get(clusterId);
     if (first) queue.push(first);
     return queue;
+  }
+
+  /**
+   * What this replica holds per subscriber, for tests and diagnostics: once every
+   * subscriber has left, every count is zero.
+   */
+  subscriberCounts(): { watchers: number; tenantsWatched: number; tenantSubscribers: number; everyTenantSubscribers: number; clustersWatched: number; clusterSubscribers: number; demandTimer: boolean } {
+    let tenantSubscribers = 0;
+    for (const set of this.tenantSubscribers.values()) tenantSubscribers += set.size;
+    let clusterSubscribers = 0;
+    for (const set of this.clusterSubscribers.values()) clusterSubscribers += set.size;
+    return {
+      watchers: this.watchers,
+      tenantsWatched: this.tenantSubscribers.size,
+      tenantSubscribers,
+      everyTenantSubscribers: this.everyTenantSubscribers.size,
+      clustersWatched: this.clusterSubscribers.size,
+      clusterSubscribers,
+      demandTimer: this.demandTimer !== undefined,
+    };
+  }
+
+  /** Whether this replica cannot hear the cluster's sampling leader: the bus is down and the lease is elsewhere. */
+  private cut(clusterId: string): boolean {
+    return !this.p.bus.link.up && !this.samplers.get(clusterId)?.stats.leader;
+  }
+
+  private anyCut(): boolean {
+    if (this.p.bus.link.up) return false;
+    for (const id of this.samplers.keys()) if (this.cut(id)) return true;
+    return false;
+  }
+
+  /** The bus went down: subscribers of the clusters no longer heard are told at once, then every USAGE_HEARTBEAT_MS. */
+  private busDown(): void {
+    if (this.degradedTimer) return;
+    this.degradedTimer = setInterval(() => this.degradedHeartbeat(), this.p.timing.heartbeatMs);
+    this.degradedTimer.unref();
+    this.degradedHeartbeat();
+  }
+
+  /**
+   * The bus is back. What was heard before the outage may have changed since, for the
+   * clusters this replica could not hear: forgotten (Tenant.usage reads them now until
+   * samples arrive), and every replica's leaders are asked to publish every tenant again.
+   */
+  private busBack(): void {
+    clearInterval(this.degradedTimer);
+    this.degradedTimer = undefined;
+    // The first connection at start: nothing was missed.
+    if (!this.busWasUp) {
+      this.busWasUp = true;
+      return;
+    }
+    for (const [tenantId, s] of this.latest) if (!this.samplers.get(s.clusterId)?.stats.leader) this.latest.delete(tenantId);
+    for (const clusterId of this.latestCluster.keys()) if (!this.samplers.get(clusterId)?.stats.leader) this.latestCluster.delete(clusterId);
+    this.stats.resyncsRequested++;
+    this.p.bus.publishResync(this.replica);
+  }
+
+  private degradedHeartbeat(): void {
+    if (!this.anyCut()) return;
+    this.stats.degradedHeartbeats++;
+    for (const set of this.tenantSubscribers.values()) {
+      for (const sub of set) if (sub.last && this.cut(sub.last.clusterId)) sub.queue.push({ ...sub.last, degraded: true });
+    }
+    for (const [clusterId, set] of this.clusterSubscribers) {
+      const last = this.latestCluster.get(clusterId);
+      if (last && this.cut(clusterId)) for (const q of set) q.push({ ...last, degraded: true });
+    }
+    if (this.everyTenantSubscribers.size === 0) return;
+    const tenants: UsageValue[] = [];
+    for (const s of this.latest.values()) if (this.cut(s.clusterId)) tenants.push({ ...s, degraded: true });
+    const heartbeat: DegradedHeartbeat = { degradedHeartbeat: true, sampledAt: new Date().toISOString(), tenants };
+    for (const sub of this.everyTenantSubscribers) sub.queue.push(heartbeat);
   }
 
   /** A subscriber's bounded queue, counted while it lives. */

@@ -1,9 +1,9 @@
-import type { ClusterUsageSample } from '../../domain/usage/usage-sample.js';
+import type { ClusterUsageValue } from '../../domain/usage/usage-service.js';
 import { clustersByIds } from '../../domain/tenants/tenant-queries.js';
 import { builder } from '../builder.js';
 import { ClusterRef } from './Cluster.js';
 
-export const ClusterUsageRef = builder.objectRef<ClusterUsageSample>('ClusterUsage').implement({
+export const ClusterUsageRef = builder.objectRef<ClusterUsageValue>('ClusterUsage').implement({
   description: 'A cluster\'s sessions as of one sample.',
   fields: (t) => ({
     cluster: t.loadable({
@@ -19,5 +19,11 @@ export const ClusterUsageRef = builder.objectRef<ClusterUsageSample>('ClusterUsa
     tenantCount: t.exposeInt('tenantCount'),
     tenantsAtLimit: t.exposeInt('tenantsAtLimit'),
     sampledAt: t.field({ type: 'DateTime', resolve: (u) => new Date(u.sampledAt) }),
+    degraded: t.boolean({
+      description:
+        'True when this is the last value heard, re-sent because this replica cannot hear the cluster\'s sampling leader ' +
+        '(the event bus, Redis, is unreachable): sent at once when that happens, then every USAGE_HEARTBEAT_MS until it is back.',
+      resolve: (u) => u.degraded === true,
+    }),
   }),
 });

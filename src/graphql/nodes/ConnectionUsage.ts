@@ -1,12 +1,13 @@
 import { maskQuery } from '../../domain/usage/query-text.js';
-import type { BackendSummary, RemovedTenant, TenantUsageSample } from '../../domain/usage/usage-sample.js';
-import type { UsageBatchView } from '../../domain/usage/usage-service.js';
+import type { BackendSummary, RemovedTenant } from '../../domain/usage/usage-sample.js';
+import type { UsageBatchView, UsageValue } from '../../domain/usage/usage-service.js';
 import { readUsageHistories, type UsagePoint } from '../../domain/usage/usage-history.js';
 import { tenantsByIds } from '../../domain/tenants/tenant-queries.js';
 import { sessionsOfRoles } from '../../sql/activity.sql.js';
 import type { SessionRow } from '../../domain/usage/usage-sample.js';
 import { builder } from '../builder.js';
 import type { GraphQLContext } from '../context.js';
+import { isUuid } from '../ids.js';
 import { liveFieldCost, liveRead } from '../live-read.js';
 import { TenantRef } from './Tenant.js';
 
@@ -25,8 +26,21 @@ const BusyBackendRef = builder.objectRef<BackendSummary>('BusyBackend').implemen
   }),
 });
 
-export const ConnectionUsageRef = builder.objectRef<TenantUsageSample>('ConnectionUsage').implement({
-  description: 'A tenant\'s sessions against its quota, as of one pg_stat_activity sample.',
+export const ConnectionUsageRef = builder.objectRef<UsageValue>('ConnectionUsage');
+
+builder.node(ConnectionUsageRef, {
+  description:
+    'A tenant\'s sessions against its quota, as of one pg_stat_activity sample. Its id is derived from the tenant\'s, the ' +
+    'same in Tenant.usage, connectionUsage and connectionUsageBatch: a client cache keyed by __typename and id (Apollo, ' +
+    'urql\'s graphcache) merges the streamed values into the tenant\'s usage.',
+  id: { resolve: (u) => u.tenantId },
+  // The tenant's current usage; null unless it is ACTIVE and the key may see it.
+  loadMany: async (ids, ctx) => {
+    const rows = await tenantsByIds(ctx.deps.db, ids.filter(isUuid));
+    const visible = ids.map((id) => rows.find((r) => r?.id === id && r.status === 'ACTIVE' && ctx.canSee(r))?.id ?? null);
+    const values = await ctx.deps.usage.usageOf(visible.filter((id): id is string => id !== null));
+    return visible.map((id) => (id === null ? null : (values.find((v) => v?.tenantId === id) ?? null)));
+  },
   fields: (t) => ({
     tenant: t.loadable({
       type: TenantRef,
@@ -52,6 +66,13 @@ export const ConnectionUsageRef = builder.objectRef<TenantUsageSample>('Connecti
     direct: t.exposeInt('direct', { nullable: true, description: 'Of `current`, the sessions opened directly, not through the pooler. Null as `pooled`.' }),
     busiest: t.field({ type: [BusyBackendRef], resolve: (u) => u.busiest }),
     sampledAt: t.field({ type: 'DateTime', description: 'The sample this value is current as of.', resolve: (u) => new Date(u.sampledAt) }),
+    degraded: t.boolean({
+      description:
+        'True when this is the last value heard, re-sent because this replica cannot hear the sampling leader of the tenant\'s ' +
+        'cluster (the event bus, Redis, is unreachable): sent at once when that happens, then every USAGE_HEARTBEAT_MS until ' +
+        'it is back, when the current value follows. Always false in Tenant.usage, which is then read live.',
+      resolve: (u) => u.degraded === true,
+    }),
   }),
 });
 
@@ -59,6 +80,19 @@ export const ConnectionUsageBatchRef = builder.objectRef<UsageBatchView>('Connec
   description: 'One sample\'s news: the tenants whose usage changed or whose heartbeat fell in it, and those that left.',
   fields: (t) => ({
     sampledAt: t.field({ type: 'DateTime', resolve: (b) => new Date(b.sampledAt) }),
+    snapshot: t.boolean({
+      description:
+        'True for the opening message of a subscription that named its tenants (tenantSlugs): it lists every one of them, ' +
+        'the ACTIVE ones in usage and the others in removedTenantSlugs, so a client can replace what it holds.',
+      resolve: (b) => b.snapshot,
+    }),
+    degraded: t.boolean({
+      description:
+        'True while this replica cannot hear the sampling leader of some cluster (the event bus, Redis, is unreachable): ' +
+        'usage from it is not arriving. A message with no usage says so at once, then every USAGE_HEARTBEAT_MS; once the bus ' +
+        'is back, the current values of every tenant follow.',
+      resolve: (b) => b.degraded,
+    }),
     usage: t.field({ type: [ConnectionUsageRef], resolve: (b) => b.tenants }),
     removedTenantSlugs: t.field({
       type: ['String'],

@@ -19,6 +19,7 @@ const HealthRef = builder.objectRef<ReadinessReport>('Health').implement({
   description: 'The same report as GET /health/ready.',
   fields: (t) => ({
     ready: t.exposeBoolean('ready'),
+    degraded: t.exposeBoolean('degraded', { description: 'Ready, but a check that does not make it unready failed (the event bus, a managed cluster): see checks.' }),
     mode: t.exposeString('mode', { description: 'production (NODE_ENV=production) or development.' }),
     checks: t.field({ type: [HealthCheckRef], resolve: (r) => r.checks }),
     tenantsChecked: t.exposeInt('tenantsChecked'),

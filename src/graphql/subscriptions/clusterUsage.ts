@@ -1,5 +1,5 @@
 import { GraphQLError } from 'graphql';
-import type { ClusterUsageSample } from '../../domain/usage/usage-sample.js';
+import type { ClusterUsageValue } from '../../domain/usage/usage-service.js';
 import { builder } from '../builder.js';
 import { localIdOf } from '../ids.js';
 import { dropWhenTooSlow } from '../live-sessions.js';
@@ -17,6 +17,6 @@ builder.subscriptionField('clusterUsage', (t) =>
       if (!cluster) throw new GraphQLError(`no cluster ${clusterId}`, { extensions: { code: 'NOT_FOUND' } });
       return ctx.deps.usage.watchCluster(cluster.id, dropWhenTooSlow(ctx));
     },
-    resolve: (sample: ClusterUsageSample) => sample,
+    resolve: (sample: ClusterUsageValue) => sample,
   }),
 );

@@ -1,5 +1,5 @@
 import { GraphQLError } from 'graphql';
-import type { TenantUsageSample } from '../../domain/usage/usage-sample.js';
+import type { UsageValue } from '../../domain/usage/usage-service.js';
 import { builder } from '../builder.js';
 import { dropWhenTooSlow } from '../live-sessions.js';
 import { ConnectionUsageRef } from '../nodes/ConnectionUsage.js';
@@ -27,6 +27,6 @@ builder.subscriptionField('connectionUsage', (t) =>
       }
       return ctx.deps.usage.watchTenant(tenant.id, dropWhenTooSlow(ctx));
     },
-    resolve: (sample: TenantUsageSample) => sample,
+    resolve: (sample: UsageValue) => sample,
   }),
 );
