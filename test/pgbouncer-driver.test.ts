@@ -198,7 +198,8 @@ test('apply two pools: SHOW DATABASES lists them with their sizes; max_client_co
   assert.match(ini, /^max_client_conn = 100$/m, '(5 + 7) x 5 is under the floor of 100');
   assert.match(ini, new RegExp(`^${ta.name} = .* pool_size=3 max_db_connections=5 `, 'm'), 'one server slot beyond the pool, for auth_query');
   assert.match(ini, /^server_idle_timeout = 30$/m);
-  assert.match(ini, new RegExp(`^auth_user = ${roles.authUser}$`, 'm'));
+  assert.match(ini, new RegExp(`^${ta.name} = .* auth_user=${roles.authUser} `, 'm'), 'auth_user on each pool\'s line');
+  assert.doesNotMatch(ini, /^auth_user\s*=/m, 'no global auth_user: it would reach the admin console too');
 });
 
 test('a tenant logs in through PgBouncer with its own password, looked up by auth_query; a wrong one fails', { skip }, async (t: TestContext) => {
@@ -208,6 +209,27 @@ test('a tenant logs in through PgBouncer with its own password, looked up by aut
   await release(client);
   await assert.rejects(throughPooler(ta, 'not-the-password'), /SASL authentication failed|password authentication failed/);
   t.diagnostic(serverDemandsPasswords ? 'server demands a password: SCRAM pass-through exercised' : 'server trusts this login: SCRAM pass-through NOT exercised');
+});
+
+test('the admin console refuses a tenant\'s role, with its own password or a wrong one, and an unknown role; it does not make them wait', { skip }, async () => {
+  // The timeout is far beyond a refusal and far below PgBouncer's own query_wait_timeout (120 s):
+  // a login left waiting for an auth_query ends in "timeout expired", never in a refusal.
+  const toConsole = async (user: string, password: string) => {
+    const client = new pg.Client({ ...driver.address, user, password, database: 'pgbouncer', connectionTimeoutMillis: 30_000 });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  };
+  for (const [user, password] of [[ta.name, ta.password], [ta.name, 'not-the-password'], [`${prefix}nobody`, 'whatever']] as const) {
+    await assert.rejects(toConsole(user, password), (err: Error) => {
+      assert.match(err.message, /SASL authentication failed|no such user|not allowed/, `${user}: ${err.message}`);
+      return true;
+    });
+  }
+  await driver.ping(); // the console's own user still gets in
 });
 
 test('another tenant\'s role, a superuser and an unknown role cannot log in to a tenant pool', { skip }, async () => {
