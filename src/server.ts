@@ -154,6 +154,8 @@ export async function startTenantry(options: { config: Config; serverUrl: string
     stack.push(async () => deps.readiness.stop());
     deps.inventory.onPass = () => deps.readiness.refreshTenants();
     deps.inventory.onCheck = (tenantId) => deps.readiness.refreshTenant(tenantId);
+    // The pooler's files turning unwritable (or writable again) changes readiness at once.
+    pools.on('configWrite', () => void deps.readiness.refreshChecks().catch((err) => logger.warn({ err }, 'readiness check failed')));
     await usage.start([defaultCluster.id]);
 
     front.phase = 'checking readiness';
