@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { ControlClient } from '../../db/control-client.js';
 import type { Prisma, Tenant } from '../../generated/prisma/client.js';
-import { availableExtensionVersions, EXTENSION_SCHEMA, installedExtensions, updateExtension } from '../../sql/extensions.sql.js';
+import { availableExtensionVersions, EXTENSION_SCHEMA, extensionsNotOurs, installedExtensions, updateExtension } from '../../sql/extensions.sql.js';
 import { installExtension } from './install-extensions.js';
 import { afterCommit } from '../tenants/after-commit.js';
 import { ensureSecured } from '../tenants/secure-tenant.js';
@@ -70,9 +70,10 @@ export async function updateTenantExtensions(deps: Deps, op: OperationContext, i
     const policy = policyOf(deps, tenant);
     const done = await cluster.withDatabase(tenant.databaseName, async (client) => {
       const { report: before } = await readExtensionReport(client, policy);
-      const changes: { text: string; name: string; from: string | null; to: string }[] = [];
+      const changes: { text: string; name: string; from: string | null; to: string; skipped?: boolean }[] = [];
       const schemas = new Map((await client.query<{ name: string; schema: string }>(installedExtensions)).rows.map((r) => [r.name, r.schema]));
       const offered = offeredVersions((await client.query<{ name: string; version: string }>(availableExtensionVersions, [policyNames(policy)])).rows);
+      const notOurs = new Map((await client.query<{ name: string; owner: string }>(extensionsNotOurs)).rows.map((r) => [r.name, r.owner]));
       for (const e of before) {
         if (e.status !== 'MISSING' && e.status !== 'OUTDATED') continue;
         const min = [...policy.required, ...policy.optional].find((p) => p.name === e.name)?.minVersion;
@@ -88,6 +89,14 @@ export async function updateTenantExtensions(deps: Deps, op: OperationContext, i
             deps.logger.warn({ tenant: tenant.slug, extension: e.name, schema }, 'extension not updated: it lives in a schema the tenant can create objects in');
             continue;
           }
+          const owner = notOurs.get(e.name);
+          if (owner !== undefined) {
+            // Installed while Tenantry ran as a superuser (README, "Switching an existing install to a least-privilege role").
+            const text = `${e.name} stays at ${e.installedVersion}: it belongs to "${owner}", and only its owner or a superuser can update it; as a superuser, in database "${tenant.databaseName}", run ${updateExtension(e.name, target)}`;
+            deps.logger.warn({ tenant: tenant.slug, extension: e.name, owner }, 'extension not updated: the control plane does not own it');
+            changes.push({ text, name: e.name, from: e.installedVersion, to: target, skipped: true });
+            continue;
+          }
           await client.query(updateExtension(e.name, target));
           changes.push({ text: `updated ${e.name} ${e.installedVersion} → ${target}`, name: e.name, from: e.installedVersion, to: target });
         }
@@ -98,6 +107,7 @@ export async function updateTenantExtensions(deps: Deps, op: OperationContext, i
     await deps.db.$transaction(async (tx) => {
       await recordExtensions(tx, tenant.id, done.installed);
       for (const c of done.changes) {
+        if (c.skipped) continue;
         await recordAuditEvent(tx, op, { category: 'extension', action: 'tenant.extension.updated', tenant, subject: c.name, metadata: { from: c.from, to: c.to } });
       }
     });

@@ -13,7 +13,10 @@ const UpdateTenantExtensionsPayload = builder.objectRef<Payload<ExtensionUpdate>
   fields: (t) => ({
     tenant: t.field({ type: TenantRef, nullable: true, resolve: (p) => (p.tenant as Tenant | undefined) ?? null }),
     extensions: t.field({ type: [InstalledExtensionRef], description: 'After the update, read from the tenant database.', resolve: (p) => readAt(p.after ?? [], new Date()) }),
-    changes: t.stringList({ description: 'What was done, e.g. "updated pg_trgm 1.3 → 1.6".', resolve: (p) => p.changes ?? [] }),
+    changes: t.stringList({
+      description: 'What was done, e.g. "updated pg_trgm 1.3 → 1.6", and any extension left as it is with why (e.g. one a superuser owns, with the statement a superuser runs).',
+      resolve: (p) => p.changes ?? [],
+    }),
     userErrors: t.field({ type: [UserErrorRef], resolve: (p) => p.userErrors }),
   }),
 });
