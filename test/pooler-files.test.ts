@@ -30,6 +30,9 @@ async function suite() {
   let ini: string;
   /** Undoes whatever made the configuration unwritable (idempotent). */
   let makeWritable = async () => {};
+  /** Holds a restart of PgBouncer until the test has looked at the outage. */
+  let gate: Promise<void> = Promise.resolve();
+  let openGate = () => {};
 
   /** A real EPERM/EACCES for the writer of pgbouncer.ini (this process). */
   const makeUnwritable = async (): Promise<string> => {
@@ -50,9 +53,13 @@ async function suite() {
     poolerDir = path.join(tmp, 'pgbouncer');
     ini = path.join(poolerDir, 'pgbouncer.ini');
     // No reconciler and readiness checked only on demand: what follows is the apply's own doing.
-    t = await startTestTenantry({ env: { POOLER: 'pgbouncer', POOLER_PORT: String(await freePort()), POOLER_DIR: poolerDir, RECONCILE_INTERVAL_MS: '0' } });
+    t = await startTestTenantry({
+      env: { POOLER: 'pgbouncer', POOLER_PORT: String(await freePort()), POOLER_DIR: poolerDir, RECONCILE_INTERVAL_MS: '0' },
+      hooks: { beforePoolerRestart: () => gate },
+    });
   });
   after(async () => {
+    openGate();
     await makeWritable().catch(() => undefined);
     await t?.cleanup();
     if (tmp) await rm(tmp, { recursive: true, force: true });
@@ -131,6 +138,29 @@ async function suite() {
     assert.equal(await pooledUser(newcomer.pooledConnectionString), newcomer.tenant.roleName);
     assert.equal((await until(poolerCheck, (c) => c.ok, 'readiness to clear')).detail, 'pgbouncer reachable');
     assert.equal(await metric('tenantry_pooler_config_writable'), 1);
+  });
+
+  test('PgBouncer dying while its configuration cannot be written: every pool ERROR, saying both; restarted on the old file, the pools it runs are IN_SYNC; writable again, all are', async () => {
+    const survivor = await provision('survivor', 3);
+    assert.equal((await poolOf('survivor')).status, 'IN_SYNC');
+    await makeUnwritable();
+    const late = await provision('late', 3); // not in the file PgBouncer will restart with
+    assert.equal((await poolOf('late')).status, 'ERROR');
+
+    gate = new Promise((resolve) => (openGate = resolve));
+    process.kill(t.app.pooler.process!.pid!, 'SIGKILL');
+    const down = await until(() => poolOf('survivor'), (p) => p.status === 'ERROR', 'the running pool ERROR while PgBouncer is down');
+    assert.match(down.lastError!, /^PgBouncer is down \(killed by SIGKILL\); Tenantry is restarting it; and .*pgbouncer\.ini cannot be written/);
+
+    openGate();
+    await until(() => t.app.pooler.status(), (s) => s.state === 'up', 'PgBouncer back');
+    await until(() => poolOf('survivor'), (p) => p.status === 'IN_SYNC', 'the pool PgBouncer runs IN_SYNC', 60_000);
+    assert.equal(await pooledUser(survivor.pooledConnectionString), survivor.tenant.roleName);
+    assert.equal((await poolOf('late')).status, 'ERROR', 'the pool PgBouncer does not run stays ERROR');
+
+    await makeWritable();
+    await until(() => poolOf('late'), (p) => p.status === 'IN_SYNC', 'the late pool IN_SYNC', 60_000);
+    assert.equal(await pooledUser(late.pooledConnectionString), late.tenant.roleName);
   });
 
   test('a start with an unwritable pgbouncer.ini fails, naming the file and what to check, and leaves nothing running', { skip: asRoot ? false : 'needs root (chattr)' }, async () => {

@@ -295,9 +295,11 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
 
   private failureFrom(err: Error): Failure {
     const status = this.options.status?.();
-    if (err instanceof PoolerUnavailableError && status && status.state !== 'up') {
-      const why = status.state === 'stopped' ? null : `PgBouncer is down (${status.lastExit ?? 'not running'}); Tenantry is restarting it`;
-      if (why) return { outcome: 'ERROR', error: why, everyPool: true, running: null };
+    // Down (and being restarted): every pool, whether or not the file could be written too.
+    const unanswered = err instanceof PoolerUnavailableError || (err instanceof PoolerFilesError && err.running === null);
+    if (unanswered && status && status.state !== 'up' && status.state !== 'stopped') {
+      const why = `PgBouncer is down (${status.lastExit ?? 'not running'}); Tenantry is restarting it${err instanceof PoolerFilesError ? `; and ${err.message}` : ''}`;
+      return { outcome: 'ERROR', error: why.slice(0, 500), everyPool: true, running: null };
     }
     const outcome = err instanceof PoolerUnavailableError ? 'PENDING' : 'ERROR';
     const running = err instanceof PoolerFilesError ? err.running : null;
