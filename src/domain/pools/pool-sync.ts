@@ -363,7 +363,11 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     const writes: Prisma.PrismaPromise<unknown>[] = [];
     const creates: Prisma.PoolCreateManyInput[] = [];
     const statusOnly = new Map<PoolState, string[]>();
-    const setStatus = (state: PoolState, tenantId: string) => statusOnly.set(state, [...(statusOnly.get(state) ?? []), tenantId]);
+    const setStatus = (state: PoolState, tenantId: string) => {
+      const ids = statusOnly.get(state);
+      if (ids) ids.push(tenantId);
+      else statusOnly.set(state, [tenantId]);
+    };
     for (const { tenantId, spec } of desired) {
       const row = rows.get(tenantId);
       rows.delete(tenantId);
