@@ -6,6 +6,7 @@ import { CONTROL_LOCK_POOL } from './db/connection-budget.js';
 import { createControlClient } from './db/control-client.js';
 import { prepareControlDatabase } from './db/control-database.js';
 import { describeMissingPrivileges, readControlPlanePrivileges } from './db/control-plane-privileges.js';
+import { checkNothingLeftBySuperuser } from './db/least-privilege-switch.js';
 import { startupOptions } from './db/session-settings.js';
 import { ClusterRegistry } from './domain/clusters/cluster-registry.js';
 import type { Deps, Hooks } from './domain/deps.js';
@@ -64,6 +65,9 @@ export async function startTenantry(options: { config: Config; serverUrl: string
     const privileges = await readControlPlanePrivileges(options.serverUrl, limits.connectTimeoutMs);
     if (privileges.missing.length) throw new Error(describeMissingPrivileges(privileges));
     logger.info({ role: privileges.role, superuser: privileges.superuser }, privileges.superuser ? 'control plane runs as a superuser' : 'control plane runs as a least-privilege role');
+    // An install that ran as a superuser: what it made must be handed over first (the error says how).
+    const switchSettings = { controlDatabase: config.CONTROL_DATABASE, poolerLookupRole: config.POOLER_LOOKUP_ROLE, poolerAuthUser: config.POOLER_AUTH_USER };
+    if (!privileges.superuser) await checkNothingLeftBySuperuser(options.serverUrl, switchSettings, [], limits.connectTimeoutMs);
 
     front.phase = 'preparing the control database';
     const control = await prepareControlDatabase(options.serverUrl, config.CONTROL_DATABASE);
@@ -83,6 +87,10 @@ export async function startTenantry(options: { config: Config; serverUrl: string
     const clusters = new ClusterRegistry(db, options.serverUrl, limits);
     stack.push(() => clusters.close());
     const defaultCluster = await clusters.ensureDefault();
+    if (!privileges.superuser) {
+      const tenants = await db.tenant.findMany({ where: { clusterId: defaultCluster.id }, select: { databaseName: true } });
+      await checkNothingLeftBySuperuser(options.serverUrl, switchSettings, tenants.map((t) => t.databaseName), limits.connectTimeoutMs);
+    }
     const adminKey = await bootstrapAdminKey(db, config.ADMIN_API_KEY);
     const catalog = await TemplateCatalog.load(config.TEMPLATES_DIR);
 
@@ -156,6 +164,8 @@ export async function startTenantry(options: { config: Config; serverUrl: string
     stack.push(async () => deps.readiness.stop());
     deps.inventory.onPass = () => deps.readiness.refreshTenants();
     deps.inventory.onCheck = (tenantId) => deps.readiness.refreshTenant(tenantId);
+    // The pooler's files turning unwritable (or writable again) changes readiness at once.
+    pools.on('configWrite', () => void deps.readiness.refreshChecks().catch((err) => logger.warn({ err }, 'readiness check failed')));
     await usage.start([defaultCluster.id]);
 
     front.phase = 'checking readiness';

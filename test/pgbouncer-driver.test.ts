@@ -3,7 +3,9 @@
 // Everything it creates carries a random prefix and is removed at the end.
 import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { chmodSync } from 'node:fs';
 import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,7 +15,7 @@ import { ClusterAdmin } from '../src/db/cluster-admin.js';
 import { describeServer, withDatabase } from '../src/db/connection-url.js';
 import { createLogger } from '../src/logger.js';
 import { generatePassword, scramSha256Verifier } from '../src/domain/tenants/credentials.js';
-import { PoolerConfigError, PoolerUnavailableError, type ObservedPool, type PoolSpec } from '../src/domain/pools/pooler-driver.js';
+import { PoolerConfigError, PoolerFilesError, PoolerUnavailableError, type ObservedPool, type PoolSpec } from '../src/domain/pools/pooler-driver.js';
 import { poolSpecProblems } from '../src/domain/pools/pgbouncer/pgbouncer-config.js';
 import { clientSlots } from '../src/domain/pools/pgbouncer/client-slots.js';
 import { PgBouncerDriver } from '../src/domain/pools/pgbouncer/pgbouncer-driver.js';
@@ -198,7 +200,8 @@ test('apply two pools: SHOW DATABASES lists them with their sizes; max_client_co
   assert.match(ini, /^max_client_conn = 100$/m, '(5 + 7) x 5 is under the floor of 100');
   assert.match(ini, new RegExp(`^${ta.name} = .* pool_size=3 max_db_connections=5 `, 'm'), 'one server slot beyond the pool, for auth_query');
   assert.match(ini, /^server_idle_timeout = 30$/m);
-  assert.match(ini, new RegExp(`^auth_user = ${roles.authUser}$`, 'm'));
+  assert.match(ini, new RegExp(`^${ta.name} = .* auth_user=${roles.authUser} `, 'm'), 'auth_user on each pool\'s line');
+  assert.doesNotMatch(ini, /^auth_user\s*=/m, 'no global auth_user: it would reach the admin console too');
 });
 
 test('a tenant logs in through PgBouncer with its own password, looked up by auth_query; a wrong one fails', { skip }, async (t: TestContext) => {
@@ -208,6 +211,27 @@ test('a tenant logs in through PgBouncer with its own password, looked up by aut
   await release(client);
   await assert.rejects(throughPooler(ta, 'not-the-password'), /SASL authentication failed|password authentication failed/);
   t.diagnostic(serverDemandsPasswords ? 'server demands a password: SCRAM pass-through exercised' : 'server trusts this login: SCRAM pass-through NOT exercised');
+});
+
+test('the admin console refuses a tenant\'s role, with its own password or a wrong one, and an unknown role; it does not make them wait', { skip }, async () => {
+  // The timeout is far beyond a refusal and far below PgBouncer's own query_wait_timeout (120 s):
+  // a login left waiting for an auth_query ends in "timeout expired", never in a refusal.
+  const toConsole = async (user: string, password: string) => {
+    const client = new pg.Client({ ...driver.address, user, password, database: 'pgbouncer', connectionTimeoutMillis: 30_000 });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  };
+  for (const [user, password] of [[ta.name, ta.password], [ta.name, 'not-the-password'], [`${prefix}nobody`, 'whatever']] as const) {
+    await assert.rejects(toConsole(user, password), (err: Error) => {
+      assert.match(err.message, /SASL authentication failed|no such user|not allowed/, `${user}: ${err.message}`);
+      return true;
+    });
+  }
+  await driver.ping(); // the console's own user still gets in
 });
 
 test('another tenant\'s role, a superuser and an unknown role cannot log in to a tenant pool', { skip }, async () => {
@@ -346,6 +370,48 @@ test('a file PgBouncer only partly accepts is detected and rolled back', { skip 
   });
   assert.equal(await readFile(files.ini, 'utf8'), goodIni);
   assert.deepEqual(await observedOwn(), goodPools);
+});
+
+test('an ini that cannot be written: PoolerFilesError naming the file, with what PgBouncer still runs; a last good copy that cannot be saved, too', { skip }, async () => {
+  // Root (the tests' user) ignores mode bits: the immutable attribute gives a real EPERM.
+  const asRoot = process.getuid?.() === 0;
+  const { files } = proc.settings;
+  const lock = (file: string) => (asRoot ? execFileSync('chattr', ['+i', file]) : chmodSync(files.dir, 0o500));
+  const unlock = (file: string) => (asRoot ? execFileSync('chattr', ['-i', file]) : chmodSync(files.dir, 0o700));
+  const runs = [spec(ta, 5, 7), spec(tc, 2, 2, 'session')];
+  await driver.apply(runs);
+  const before = await readFile(files.ini, 'utf8');
+
+  lock(files.ini);
+  try {
+    await assert.rejects(driver.apply([spec(ta, 6, 6), spec(tc, 2, 2, 'session')]), (err: unknown) => {
+      assert.ok(err instanceof PoolerFilesError);
+      assert.equal(err.code, asRoot ? 'EPERM' : 'EACCES');
+      assert.ok(err.message.startsWith(`${files.ini} cannot be written (${err.code}`), err.message);
+      assert.doesNotMatch(err.message, /\.tmp/, 'no temporary file name: the reason is the same at every retry');
+      assert.deepEqual(err.running?.filter((p) => p.name.startsWith(prefix)).map((p) => [p.name, p.poolSize]), [[ta.name, 5], [tc.name, 2]]);
+      return true;
+    });
+  } finally {
+    unlock(files.ini);
+  }
+  assert.equal(await readFile(files.ini, 'utf8'), before);
+  assert.deepEqual((await observedOwn()).map((p) => [p.name, p.poolSize]), [[ta.name, 5], [tc.name, 2]]);
+  assert.deepEqual((await readdir(files.dir)).filter((f) => f.endsWith('.tmp')), [], 'no temporary file left');
+
+  if (!asRoot) return; // a folder without write permission stops both files: the case above
+  lock(files.lastGoodIni);
+  try {
+    await assert.rejects(driver.apply([spec(ta, 6, 6), spec(tc, 2, 2, 'session')]), (err: unknown) => {
+      assert.ok(err instanceof PoolerFilesError);
+      assert.ok(err.message.startsWith(`${files.lastGoodIni} cannot be written (EPERM`), err.message);
+      assert.deepEqual(err.running?.filter((p) => p.name.startsWith(prefix)).map((p) => [p.name, p.poolSize]), [[ta.name, 6], [tc.name, 2]], 'PgBouncer runs the new pools');
+      return true;
+    });
+  } finally {
+    unlock(files.lastGoodIni);
+  }
+  await driver.apply(runs);
 });
 
 test('with the pooler down, apply writes the file and throws PoolerUnavailableError; a restart picks it up', { skip }, async () => {

@@ -17,6 +17,8 @@ export const USER_ERROR_CODES = [
   'INVALID_STATE',
   /** An extension lives in a schema the tenant can create objects in and cannot be moved out of it: it is not updated there. */
   'EXTENSION_UNSAFE_SCHEMA',
+  /** An extension belongs to another role (a superuser that ran Tenantry before): only its owner or a superuser can update it. */
+  'EXTENSION_NOT_OWNED',
   'TIMEOUT',
   'PROVISIONING_FAILED',
   'UPGRADE_FAILED',

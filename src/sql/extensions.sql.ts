@@ -30,4 +30,11 @@ export const createExtension = (name: string, version: string) =>
 
 export const updateExtension = (name: string, version: string) => format('ALTER EXTENSION %I UPDATE TO %L', name, version);
 
+/**
+ * Extensions only their owner (or a superuser) may update and the control plane cannot act
+ * for: one a superuser control plane installed (PostgreSQL cannot hand an extension over).
+ */
+export const extensionsNotOurs = `SELECT e.extname AS name, pg_catalog.pg_get_userbyid(e.extowner) AS owner
+  FROM pg_catalog.pg_extension e WHERE NOT pg_catalog.pg_has_role(CURRENT_USER, e.extowner, 'USAGE')`;
+
 export const moveExtension = (name: string) => format('ALTER EXTENSION %I SET SCHEMA %I', name, EXTENSION_SCHEMA);

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { ControlClient } from '../../db/control-client.js';
 import type { Prisma, Tenant } from '../../generated/prisma/client.js';
-import { availableExtensionVersions, EXTENSION_SCHEMA, installedExtensions, moveExtension, updateExtension } from '../../sql/extensions.sql.js';
+import { availableExtensionVersions, EXTENSION_SCHEMA, extensionsNotOurs, installedExtensions, moveExtension, updateExtension } from '../../sql/extensions.sql.js';
 import { installExtension } from './install-extensions.js';
 import { afterCommit } from '../tenants/after-commit.js';
 import { ensureSecured } from '../tenants/secure-tenant.js';
@@ -91,6 +91,7 @@ export async function updateTenantExtensions(deps: Deps, op: OperationContext, i
       const problems: UserError[] = [];
       const where = new Map((await client.query<{ name: string; schema: string; relocatable: boolean }>(installedExtensions)).rows.map((r) => [r.name, r]));
       const offered = offeredVersions((await client.query<{ name: string; version: string }>(availableExtensionVersions, [policyNames(policy)])).rows);
+      const notOurs = new Map((await client.query<{ name: string; owner: string }>(extensionsNotOurs)).rows.map((r) => [r.name, r.owner]));
       for (const e of before) {
         if (e.status !== 'MISSING' && e.status !== 'OUTDATED') continue;
         const min = [...policy.required, ...policy.optional].find((p) => p.name === e.name)?.minVersion;
@@ -104,11 +105,29 @@ export async function updateTenantExtensions(deps: Deps, op: OperationContext, i
         }
         const installed = where.get(e.name);
         const safe = installed?.schema === EXTENSION_SCHEMA || installed?.schema === 'pg_catalog';
+        const owner = notOurs.get(e.name);
+        if (safe && owner !== undefined) {
+          // Installed while Tenantry ran as a superuser (docs: switching an existing install to a
+          // least-privilege role): PostgreSQL cannot hand an extension over, and only its owner may update it.
+          problems.push(
+            new UserError(
+              'EXTENSION_NOT_OWNED',
+              `extension ${e.name} stays at ${e.installedVersion}: it belongs to "${owner}", and only its owner or a superuser can update it; as a superuser, in database "${tenant.databaseName}", run ${updateExtension(e.name, target)}`,
+            ),
+          );
+          deps.logger.warn({ tenant: tenant.slug, extension: e.name, owner }, 'extension not updated: the control plane does not own it');
+          continue;
+        }
         // The move and the update commit together: never moved and left outdated, never half-updated.
         await client.query('BEGIN');
         try {
           if (!safe) {
-            const refused = installed?.relocatable ? await tryMoveToExtensionSchema(client, e.name) : 'it is not relocatable';
+            const refused =
+              owner !== undefined
+                ? `it belongs to "${owner}", and only its owner or a superuser can move it`
+                : installed?.relocatable
+                  ? await tryMoveToExtensionSchema(client, e.name)
+                  : 'it is not relocatable';
             if (refused) {
               await client.query('ROLLBACK');
               problems.push(unsafeSchemaProblem(e.name, installed?.schema ?? '?', refused));

@@ -298,8 +298,11 @@ async function poolerCheck(deps: Deps): Promise<ReadinessCheck> {
   if (!driver) return { name: 'pooler', ok: true, detail: deps.pooler.description };
   try {
     await driver.ping();
-    return { name: 'pooler', ok: true, detail: `${driver.kind} reachable` };
   } catch (err) {
     return { name: 'pooler', ok: false, detail: `${driver.kind} unreachable: ${(err as Error).message}` };
   }
+  // Reachable is not enough: a pooler whose configuration cannot be written runs an old one.
+  const { error } = deps.pools.configWrite;
+  if (error) return { name: 'pooler', ok: false, detail: `${driver.kind} reachable, but its configuration cannot be written: ${error}` };
+  return { name: 'pooler', ok: true, detail: `${driver.kind} reachable` };
 }

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { ClusterAdmin } from '../../db/cluster-admin.js';
 import type { ControlClient } from '../../db/control-client.js';
 import type { Prisma } from '../../generated/prisma/client.js';
@@ -5,14 +6,14 @@ import type { Logger } from '../../logger.js';
 import type { PoolerStatus } from './pgbouncer/pgbouncer-process.js';
 import type { PoolerAuth, Queryable } from './pgbouncer/pooler-auth.js';
 import { comparePools, type PoolDrift } from './pool-drift.js';
-import { PoolerConfigError, PoolerUnavailableError, type ObservedPool, type PoolerDriver, type PoolMode, type PoolSpec } from './pooler-driver.js';
+import { PoolerConfigError, PoolerFilesError, PoolerUnavailableError, type ObservedPool, type PoolerDriver, type PoolMode, type PoolSpec } from './pooler-driver.js';
 import { OneAtATime } from './pooler-plumbing.js';
 
 export type { PoolDrift };
 
 export type SyncOutcome = 'IN_SYNC' | 'PENDING' | 'ERROR';
 
-/** How an apply ended: IN_SYNC, PENDING (pooler unreachable, retried later) or ERROR (refused, or the pooler is down). */
+/** How an apply ended: IN_SYNC, PENDING (pooler unreachable, retried later) or ERROR (refused, files not writable, or the pooler is down). */
 export interface SyncResult {
   outcome: SyncOutcome;
   error: string | null;
@@ -48,7 +49,24 @@ interface Failure extends SyncResult {
   error: string;
   /** The whole pooler is down: every pool takes the failure, not only the changed ones. */
   everyPool: boolean;
+  /**
+   * What the pooler was shown to run after the failure (its files could not be written):
+   * the pools it has are IN_SYNC, every other one takes the failure. Null: not known.
+   */
+  running: ObservedPool[] | null;
 }
+
+/** Whether the pooler's configuration could be written, as the last apply found. */
+export interface ConfigWriteState {
+  /** Null once a write succeeded; else why it failed (also each changed pool's lastError). */
+  error: string | null;
+  /** The errno code of the failure (EPERM, EACCES, EROFS, ENOSPC...). */
+  code: string | null;
+}
+
+/** First retry of an apply whose files could not be written; doubles up to the cap. */
+const FILES_RETRY_FIRST_MS = 1000;
+const FILES_RETRY_MAX_MS = 30_000;
 
 /** Above this many ids, a bulk status change is written with a condition instead of an id list. */
 const ID_LIST_MAX = 200;
@@ -61,8 +79,12 @@ const ID_LIST_MAX = 200;
  * state when it starts, so a newer state is never overwritten by an older one. Each apply
  * renders the pooler's whole configuration once and writes only the rows that changed.
  */
-export class PoolSync {
+export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; configWriteFailed: [code: string] }> {
   private timer: NodeJS.Timeout | undefined;
+  private filesRetry: { timer: NodeJS.Timeout | undefined; delayMs: number } = { timer: undefined, delayMs: FILES_RETRY_FIRST_MS };
+  private closed = false;
+  /** Emitted as `configWrite` when it changes (readiness and metrics follow it); each failure also as `configWriteFailed`. */
+  private writeState: ConfigWriteState = { error: null, code: null };
   private readonly lane = new OneAtATime();
   /** Callers waiting for the next apply (one not yet started). */
   private waiting: ((r: SyncResult) => void)[] = [];
@@ -83,7 +105,14 @@ export class PoolSync {
     private readonly mode: PoolMode,
     private readonly logger: Logger,
     private readonly options: PoolSyncOptions = {},
-  ) {}
+  ) {
+    super();
+  }
+
+  /** Whether the last apply could write the pooler's configuration (readiness, metrics). */
+  get configWrite(): ConfigWriteState {
+    return this.writeState;
+  }
 
   get enabled(): boolean {
     return this.driver !== null;
@@ -199,9 +228,11 @@ export class PoolSync {
     this.timer.unref();
   }
 
-  /** Stops the timer and waits for the apply in flight. */
+  /** Stops the timers and waits for the apply in flight. */
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.timer);
+    clearTimeout(this.filesRetry.timer);
     await this.lane.idle();
     await this.driver?.close();
   }
@@ -245,10 +276,14 @@ export class PoolSync {
       let failure: Failure | null = null;
       try {
         await driver.apply(desired.map((d) => d.spec));
+        this.filesWritten(null);
       } catch (err) {
-        if (!(err instanceof PoolerUnavailableError) && !(err instanceof PoolerConfigError)) throw err;
+        if (!(err instanceof PoolerUnavailableError) && !(err instanceof PoolerConfigError) && !(err instanceof PoolerFilesError)) throw err;
         failure = this.failureFrom(err);
-        this.logger.warn({ err, pooler: driver.kind, outcome: failure.outcome }, failure.everyPool ? 'pooler is down; pools are ERROR until it is back' : err instanceof PoolerUnavailableError ? 'pooler unreachable; changed pools stay PENDING' : 'pooler refused the configuration');
+        this.logger.warn({ err, pooler: driver.kind, outcome: failure.outcome }, failure.everyPool ? 'pooler is down; pools are ERROR until it is back' : err instanceof PoolerUnavailableError ? 'pooler unreachable; changed pools stay PENDING' : err instanceof PoolerFilesError ? 'the pooler\'s configuration cannot be written; pools it does not run are ERROR until it can' : 'pooler refused the configuration');
+        // An unreachable pooler is found after the file was written; a refusal may come before any write.
+        if (err instanceof PoolerFilesError) this.filesWritten(err);
+        else if (err instanceof PoolerUnavailableError) this.filesWritten(null);
       }
       await this.record(desired, failure);
       return failure ? { outcome: failure.outcome, error: failure.error } : { outcome: 'IN_SYNC', error: null };
@@ -260,12 +295,45 @@ export class PoolSync {
 
   private failureFrom(err: Error): Failure {
     const status = this.options.status?.();
-    if (err instanceof PoolerUnavailableError && status && status.state !== 'up') {
-      const why = status.state === 'stopped' ? null : `PgBouncer is down (${status.lastExit ?? 'not running'}); Tenantry is restarting it`;
-      if (why) return { outcome: 'ERROR', error: why, everyPool: true };
+    // Down (and being restarted): every pool, whether or not the file could be written too.
+    const unanswered = err instanceof PoolerUnavailableError || (err instanceof PoolerFilesError && err.running === null);
+    if (unanswered && status && status.state !== 'up' && status.state !== 'stopped') {
+      const why = `PgBouncer is down (${status.lastExit ?? 'not running'}); Tenantry is restarting it${err instanceof PoolerFilesError ? `; and ${err.message}` : ''}`;
+      return { outcome: 'ERROR', error: why.slice(0, 500), everyPool: true, running: null };
     }
     const outcome = err instanceof PoolerUnavailableError ? 'PENDING' : 'ERROR';
-    return { outcome, error: err.message.slice(0, 500), everyPool: false };
+    const running = err instanceof PoolerFilesError ? err.running : null;
+    return { outcome, error: err.message.slice(0, 500), everyPool: false, running };
+  }
+
+  /**
+   * Records whether the configuration could be written; tells listeners when that changes.
+   * While it cannot, the apply is retried on its own (1 s, doubling up to 30 s), so the
+   * pools are repaired soon after the folder is writable again, reconciler or not.
+   */
+  private filesWritten(failure: PoolerFilesError | null): void {
+    const next: ConfigWriteState = failure ? { error: failure.message.slice(0, 500), code: failure.code } : { error: null, code: null };
+    if (failure) {
+      this.emit('configWriteFailed', failure.code);
+      this.scheduleFilesRetry();
+    } else {
+      clearTimeout(this.filesRetry.timer);
+      this.filesRetry = { timer: undefined, delayMs: FILES_RETRY_FIRST_MS };
+    }
+    if (next.error === this.writeState.error && next.code === this.writeState.code) return;
+    this.writeState = next;
+    this.emit('configWrite', next);
+  }
+
+  private scheduleFilesRetry(): void {
+    if (this.closed || this.filesRetry.timer) return;
+    const delayMs = this.filesRetry.delayMs;
+    this.filesRetry.delayMs = Math.min(FILES_RETRY_MAX_MS, delayMs * 2);
+    this.filesRetry.timer = setTimeout(() => {
+      this.filesRetry.timer = undefined;
+      void this.request();
+    }, delayMs);
+    this.filesRetry.timer.unref();
   }
 
   /**
@@ -287,12 +355,19 @@ export class PoolSync {
     );
     this.stats.rowsRead += rows.size;
     const now = new Date();
-    const state: { status: 'IN_SYNC' | 'PENDING' | 'ERROR'; lastError: string | null; lastSyncedAt?: Date } = failure
-      ? { status: failure.outcome, lastError: failure.error }
-      : { status: 'IN_SYNC', lastError: null, lastSyncedAt: now };
+    const inSync: PoolState = { status: 'IN_SYNC', lastError: null, lastSyncedAt: now };
+    const failed: PoolState | null = failure && { status: failure.outcome, lastError: failure.error };
+    // After a failure that left the pooler answering, a pool is IN_SYNC only if it was shown to run it.
+    const unshown = failure?.running ? notRunning(desired, failure.running) : null;
+    const stateOf = (spec: PoolSpec): PoolState => (failed && (!unshown || unshown.has(spec.name)) ? failed : inSync);
     const writes: Prisma.PrismaPromise<unknown>[] = [];
     const creates: Prisma.PoolCreateManyInput[] = [];
-    const statusOnly: string[] = [];
+    const statusOnly = new Map<PoolState, string[]>();
+    const setStatus = (state: PoolState, tenantId: string) => {
+      const ids = statusOnly.get(state);
+      if (ids) ids.push(tenantId);
+      else statusOnly.set(state, [tenantId]);
+    };
     for (const { tenantId, spec } of desired) {
       const row = rows.get(tenantId);
       rows.delete(tenantId);
@@ -300,9 +375,10 @@ export class PoolSync {
       if (!row && changed && !changed.has(tenantId)) {
         // Unchanged since the last record and IN_SYNC there (rows not IN_SYNC were read): only
         // a pooler that is down touches it.
-        if (failure?.everyPool) statusOnly.push(tenantId);
+        if (failure?.everyPool) setStatus(failed!, tenantId);
         continue;
       }
+      const state = stateOf(spec);
       if (!row) {
         creates.push({ tenantId, ...data, ...state, updatedAt: now });
         continue;
@@ -312,18 +388,19 @@ export class PoolSync {
         continue;
       }
       const already = row.status === state.status && row.lastError === state.lastError;
-      // A failed apply leaves pools that were in sync alone (they still are), unless the pooler is down.
-      const affected = !failure || failure.everyPool || row.status !== 'IN_SYNC';
-      if (affected && !already) statusOnly.push(tenantId);
+      // A failed apply leaves pools that were in sync alone (they still are), unless the pooler
+      // is down, or was shown not to run them.
+      const affected = !failure || failure.everyPool || unshown !== null || row.status !== 'IN_SYNC';
+      if (affected && !already) setStatus(state, tenantId);
     }
     const gone = [...rows.keys()];
     if (gone.length > 0) writes.unshift(this.db.pool.deleteMany({ where: { tenantId: { in: gone } } }));
     if (creates.length > 0) writes.push(this.db.pool.createMany({ data: creates, skipDuplicates: true }));
-    if (statusOnly.length > 0) {
+    for (const [state, ids] of statusOnly) {
       // Many at once (the pooler went down, or came back): one statement by condition.
       const where: Prisma.PoolWhereInput =
-        statusOnly.length <= ID_LIST_MAX
-          ? { tenantId: { in: statusOnly } }
+        ids.length <= ID_LIST_MAX || unshown
+          ? { tenantId: { in: ids } }
           : { NOT: { status: state.status, lastError: state.lastError }, ...(failure && !failure.everyPool ? { status: { not: 'IN_SYNC' } } : {}) };
       writes.push(this.db.pool.updateMany({ where, data: { ...state, updatedAt: now } }));
     }
@@ -344,6 +421,19 @@ export class PoolSync {
       this.logger.warn({ err }, 'could not check pooler access of tenant databases');
     }
   }
+}
+
+/** A pool's status as table `pools` records it (lastSyncedAt only when it is IN_SYNC). */
+interface PoolState {
+  status: 'IN_SYNC' | 'PENDING' | 'ERROR';
+  lastError: string | null;
+  lastSyncedAt?: Date;
+}
+
+/** Names of the desired pools the pooler does not run as wanted. */
+function notRunning(desired: Desired[], running: readonly ObservedPool[]): Set<string> {
+  const drift = comparePools(desired.map((d) => d.spec), running);
+  return new Set([...drift.missing, ...drift.mismatched.map((m) => m.name)]);
 }
 
 /** What table `pools` records of a pool's configuration. */

@@ -41,7 +41,8 @@ export interface PoolerDriver {
    * Throws PoolerUnavailableError when the pooler cannot be reached (the file is still
    * written, so a restarted pooler picks it up: retry later), PoolerConfigError when the
    * pools cannot be applied (nothing written, or the last good configuration restored:
-   * retrying the same pools will not help).
+   * retrying the same pools will not help), PoolerFilesError when the configuration cannot
+   * be written (the pooler keeps what it runs: retry once the folder is writable).
    */
   apply(pools: PoolSpec[]): Promise<void>;
   /** Resolves once the pooler answers (cheap: for readiness). */
@@ -75,5 +76,23 @@ export class PoolerConfigError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'PoolerConfigError';
+  }
+}
+
+/**
+ * The pooler's configuration could not be written (EPERM, EACCES, EROFS, ENOSPC...): the
+ * pooler keeps running what it last read. `running` is what it was shown to run after the
+ * failure (null when it could not be asked), so that only the pools it has are IN_SYNC.
+ */
+export class PoolerFilesError extends Error {
+  constructor(
+    message: string,
+    /** The errno code, e.g. EPERM (a metric label). */
+    readonly code: string,
+    readonly running: ObservedPool[] | null,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'PoolerFilesError';
   }
 }

@@ -101,6 +101,9 @@ export async function startPooler(options: StartPoolerOptions): Promise<Pooler> 
 
   // Down: pools turn ERROR; back: the configuration is re-applied and they return to IN_SYNC.
   const metrics = options.registry ? poolerMetrics(options.registry) : null;
+  metrics?.configWritable.set(1);
+  pools.on('configWrite', (state) => metrics?.configWritable.set(state.error ? 0 : 1));
+  pools.on('configWriteFailed', (code) => metrics?.configWriteFailures.inc({ code }));
   let restarts = 0;
   pgbouncer.on('down', () => {
     metrics?.up.set(0);
@@ -141,5 +144,16 @@ function poolerMetrics(registry: Registry) {
   return {
     restarts: new Counter({ name: 'tenantry_pooler_restarts_total', help: 'Times Tenantry restarted the PgBouncer it runs after it exited on its own', registers: [registry] }),
     up: new Gauge({ name: 'tenantry_pooler_up', help: '1 while the PgBouncer Tenantry runs is serving, 0 while it is down', registers: [registry] }),
+    configWritable: new Gauge({
+      name: 'tenantry_pooler_config_writable',
+      help: '1 while Tenantry can write PgBouncer\'s configuration, 0 after a write failed (pools PgBouncer does not run are ERROR)',
+      registers: [registry],
+    }),
+    configWriteFailures: new Counter({
+      name: 'tenantry_pooler_config_write_failures_total',
+      help: 'Applies whose PgBouncer configuration could not be written, by errno code (EPERM, EACCES, EROFS, ENOSPC...)',
+      labelNames: ['code'],
+      registers: [registry],
+    }),
   };
 }

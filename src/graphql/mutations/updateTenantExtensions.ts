@@ -13,7 +13,7 @@ const UpdateTenantExtensionsPayload = builder.objectRef<Payload<ExtensionUpdate>
   fields: (t) => ({
     tenant: t.field({ type: TenantRef, nullable: true, resolve: (p) => (p.tenant as Tenant | undefined) ?? null }),
     extensions: t.field({ type: [InstalledExtensionRef], description: 'After the update, read from the tenant database.', resolve: (p) => readAt(p.after ?? [], new Date()) }),
-    changes: t.stringList({ description: 'What was done, e.g. "moved pg_trgm from public to extensions", "updated pg_trgm 1.3 → 1.6".', resolve: (p) => p.changes ?? [] }),
+    changes: t.stringList({ description: 'What was done, e.g. "moved pg_trgm from public to extensions", "updated pg_trgm 1.3 → 1.6". An extension left as it is (in a schema the tenant can write to, or owned by another role) is a userError that says why and what a superuser runs.', resolve: (p) => p.changes ?? [] }),
     userErrors: t.field({ type: [UserErrorRef], resolve: (p) => p.userErrors }),
   }),
 });

@@ -5,10 +5,12 @@ import { TenantRef } from './Tenant.js';
 
 export const PoolStatusEnum = builder.enumType('PoolStatus', {
   values: {
-    IN_SYNC: { description: 'The pooler runs this pool as wanted.' },
+    IN_SYNC: { description: 'The pooler was shown to run this pool as wanted (checked after each reload).' },
     PENDING: { description: 'Changed, not yet applied (the pooler was unreachable); the reconciler retries.' },
     DRIFTED: { description: 'The pooler was found to differ; the reconciler repairs it.' },
-    ERROR: { description: 'The pooler refused the configuration; see the pool\'s lastError.' },
+    ERROR: {
+      description: 'Not applied: the pooler refused the configuration, its configuration file could not be written (retried until it can), or it is down; see the pool\'s lastError.',
+    },
   },
 });
 

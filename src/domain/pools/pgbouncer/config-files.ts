@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { getSystemErrorMap } from 'node:util';
 import type { PgBouncerFiles } from './pgbouncer-config.js';
 
 /** PgBouncer runs as another OS user (postgres) when we are root: it must own its files. */
@@ -43,6 +44,21 @@ export async function writeFileAtomic(file: string, data: string, mode: number, 
   } finally {
     await d.close();
   }
+}
+
+/** A failure of the file system (it carries an errno code), as opposed to a bug. */
+export function asFileSystemError(err: unknown): (NodeJS.ErrnoException & { code: string }) | null {
+  const e = err as NodeJS.ErrnoException;
+  return e instanceof Error && typeof e.code === 'string' && typeof e.syscall === 'string' ? (e as NodeJS.ErrnoException & { code: string }) : null;
+}
+
+/**
+ * Why `file` could not be written, in words that stay the same from one try to the next
+ * (no temporary file name), so a failure that persists is recorded once, not per retry.
+ */
+export function describeWriteFailure(file: string, err: NodeJS.ErrnoException & { code: string }): string {
+  const words = err.errno === undefined ? undefined : getSystemErrorMap().get(err.errno)?.[1];
+  return `${file} cannot be written (${err.code}${words ? `, ${words}` : ''}, in ${err.syscall})`;
 }
 
 async function readIfExists(file: string): Promise<string | null> {

@@ -127,10 +127,15 @@ export function validatePgBouncerConfig(settings: PgBouncerSettings, pools: read
  */
 export const AUTH_QUERY_SLOTS = 1;
 
-/** One `[databases]` line; no `user=`, so each client logs in to the server as itself. */
+/**
+ * One `[databases]` line; no `user=`, so each client logs in to the server as itself.
+ * auth_user is set here, per tenant pool, never globally: a global one also applies to
+ * the admin console, where a login that is not in the auth file (a tenant's) then waits
+ * for an auth_query that has no server to run on, and hangs instead of being refused.
+ */
 function databaseLine(settings: PgBouncerSettings, p: PoolSpec): string {
   const maxDb = p.maxDbConnections + AUTH_QUERY_SLOTS;
-  return `${p.name} = host=${settings.serverHost} port=${settings.serverPort} dbname=${p.database} pool_size=${p.poolSize} max_db_connections=${maxDb} pool_mode=${p.mode}`;
+  return `${p.name} = host=${settings.serverHost} port=${settings.serverPort} dbname=${p.database} auth_user=${settings.authUser} pool_size=${p.poolSize} max_db_connections=${maxDb} pool_mode=${p.mode}`;
 }
 
 /** The whole pgbouncer.ini; validated first (throws PoolerConfigError), rendered once per apply. */
@@ -149,10 +154,10 @@ export function renderPgBouncerIni(settings: PgBouncerSettings, pools: readonly 
     // SCRAM from clients is what lets PgBouncer log in to the server with the verifier
     // auth_query returned (pass-through). The auth file holds only the admin console's
     // user and auth_user; every tenant is looked up in its own database (1.18 has no
-    // auth_dbname), so a rotated password works at the next login.
+    // auth_dbname), so a rotated password works at the next login. auth_user is on each
+    // pool's line (databaseLine), so the admin console knows only the auth file's logins.
     'auth_type = scram-sha-256',
     `auth_file = ${settings.files.authFile}`,
-    `auth_user = ${settings.authUser}`,
     `auth_query = ${settings.authQuery}`,
     `admin_users = ${settings.adminUser}`,
     `pool_mode = ${settings.defaultPoolMode}`,

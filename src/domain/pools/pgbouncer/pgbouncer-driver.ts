@@ -5,6 +5,7 @@
 import type { Logger } from '../../../logger.js';
 import {
   PoolerConfigError,
+  PoolerFilesError,
   PoolerUnavailableError,
   type ObservedPool,
   type PoolerDriver,
@@ -15,7 +16,16 @@ import { comparePools, describeDrift } from '../pool-drift.js';
 import { AdminConsole } from './admin-console.js';
 import { renderAuthFile, type AdminCredentials, type Credentials } from './auth-file.js';
 import { clientSlots, type ClientSlots, type ClientSlotSizing } from './client-slots.js';
-import { forgetLastGood, restoreLastGood, saveLastGood, writeAuthFile, writeIni, type FileOwner } from './config-files.js';
+import {
+  asFileSystemError,
+  describeWriteFailure,
+  forgetLastGood,
+  restoreLastGood,
+  saveLastGood,
+  writeAuthFile,
+  writeIni,
+  type FileOwner,
+} from './config-files.js';
 import { AUTH_QUERY_SLOTS, localAddress, renderPgBouncerIni, type PgBouncerSettings } from './pgbouncer-config.js';
 
 export interface PgBouncerDriverOptions {
@@ -62,25 +72,29 @@ export class PgBouncerDriver implements PoolerDriver {
   async writeFiles(pools: readonly PoolSpec[]): Promise<void> {
     const { settings, admin, authUser, fileOwner } = this.options;
     const ini = this.render(pools);
+    const authFile = renderAuthFile(admin, authUser);
     // A last good ini from an earlier run may predate this one's settings (or, from a
     // version before auth_query, come with an auth file of verifiers): the first verified
     // apply saves a new one.
-    await forgetLastGood(settings.files);
-    await writeAuthFile(settings.files, renderAuthFile(admin, authUser), fileOwner);
-    await writeIni(settings.files, ini, fileOwner);
+    const atStart = 'PgBouncer cannot start until';
+    await this.writing(settings.files.lastGoodIni, () => forgetLastGood(settings.files), atStart);
+    await this.writing(settings.files.authFile, () => writeAuthFile(settings.files, authFile, fileOwner), atStart);
+    await this.writing(settings.files.ini, () => writeIni(settings.files, ini, fileOwner), atStart);
   }
 
   async apply(pools: PoolSpec[]): Promise<void> {
     const { settings, fileOwner } = this.options;
     // Rendering validates: everything that can be refused is checked before a byte is written.
     const ini = this.render(pools);
-    await writeIni(settings.files, ini, fileOwner);
+    await this.writing(settings.files.ini, () => writeIni(settings.files, ini, fileOwner));
     await this.console.reload(); // PoolerUnavailableError: the file waits for the next start
 
     // RELOAD succeeds even when PgBouncer rejected part of the file: compare what it runs.
     const diffs = poolDifferences(pools, await this.observe());
     if (diffs.length === 0) {
-      await saveLastGood(settings.files, ini, fileOwner);
+      // PgBouncer runs these pools; a last good copy that cannot be saved still leaves the
+      // folder broken (a later rollback would restore an older file): PoolerFilesError.
+      await this.writing(settings.files.lastGoodIni, () => saveLastGood(settings.files, ini, fileOwner));
       return;
     }
     throw new PoolerConfigError(`PgBouncer did not apply the configuration (${diffs.join('; ')}); ${await this.rollBack()}; see ${settings.files.logFile}`);
@@ -125,10 +139,37 @@ export class PgBouncerDriver implements PoolerDriver {
     return renderPgBouncerIni(this.options.settings, pools, maxClientConn);
   }
 
+  /**
+   * Runs a write of `file`; a file-system failure (EPERM, EACCES, EROFS, ENOSPC...) becomes
+   * PoolerFilesError, with what PgBouncer runs meanwhile when it answers.
+   */
+  private async writing(file: string, write: () => Promise<void>, consequence = 'PgBouncer keeps the configuration it last read, and Tenantry retries until'): Promise<void> {
+    try {
+      await write();
+    } catch (err) {
+      const failure = asFileSystemError(err);
+      if (!failure) throw err;
+      const running = await this.observe().catch(() => null);
+      throw new PoolerFilesError(
+        `${describeWriteFailure(file, failure)}: ${consequence} the file and its folder can be written ` +
+          '(check their owner and permissions, the immutable attribute (lsattr), free space, a read-only mount)',
+        failure.code,
+        running,
+        { cause: err },
+      );
+    }
+  }
+
   /** Back to the last ini PgBouncer accepted; says what happened, for the error message. */
   private async rollBack(): Promise<string> {
     const { settings, fileOwner } = this.options;
-    if (!(await restoreLastGood(settings.files, fileOwner))) return 'no last good configuration to restore';
+    try {
+      if (!(await restoreLastGood(settings.files, fileOwner))) return 'no last good configuration to restore';
+    } catch (err) {
+      const failure = asFileSystemError(err);
+      if (!failure) throw err;
+      return `the last good configuration could not be restored: ${describeWriteFailure(settings.files.ini, failure)}`;
+    }
     try {
       await this.console.reload();
       return 'the last good configuration was restored and reloaded';
