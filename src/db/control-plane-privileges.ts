@@ -44,6 +44,6 @@ export function describeMissingPrivileges(p: ControlPlanePrivileges): string {
   return (
     `the role "${p.role}" that DATABASE_URL logs in as is not a superuser and lacks what a least-privilege control plane needs:\n` +
     p.missing.map((m) => `  - ${m.what}: ${m.fix}`).join('\n') +
-    '\nRun those statements as a superuser (README, "Security: a least-privilege control plane"), or use a superuser URL.'
+    '\nRun those statements as a superuser (docs/security.md, "A least-privilege control plane"), or use a superuser URL.'
   );
 }

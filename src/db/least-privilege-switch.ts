@@ -270,6 +270,6 @@ export async function checkNothingLeftBySuperuser(serverUrl: string, settings: S
     `${found}: this install ran as "${owner}". Switching it to a least-privilege role also hands over what "${owner}" made ` +
       '(the control database, the tenant databases and roles). Stop every Tenantry on it, then run once:\n' +
       `  ${switchCommand(serverUrl, owner, me, settings)}\n` +
-      'and start again (README, "Switching an existing install to a least-privilege role"); or start with the superuser\'s URL.',
+      'and start again (docs/security.md, "Switching an existing install to a least-privilege role"); or start with the superuser\'s URL.',
   );
 }
