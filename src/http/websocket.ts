@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
-import { GraphQLError, type ExecutionArgs } from 'graphql';
+import { getOperationAST, GraphQLError, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import type { TenantryYoga } from '../graphql/yoga.js';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -8,6 +8,7 @@ import type { Deps } from '../domain/deps.js';
 import { RateLimitedError } from '../domain/keys/key-authenticator.js';
 import { createContext, sourceAddressOf, type GraphQLContext } from '../graphql/context.js';
 import { CLOSE_FORBIDDEN, CLOSE_TOO_SLOW, GRACE_MS, type LiveSessions } from '../graphql/live-sessions.js';
+import { SHUTTING_DOWN_RETRY_AFTER_SECONDS, shuttingDownError, type InFlightWork } from './in-flight-work.js';
 
 type Yoga = TenantryYoga;
 
@@ -42,9 +43,18 @@ function closeSocket(socket: WebSocket, code: number, reason: string, waitMs = C
  * MAX_SUBSCRIPTIONS_PER_SOCKET operations. The socket is bound to its key: revoked or
  * expired, the socket is closed with 4403. A socket holding more than WS_MAX_BUFFERED_BYTES
  * unsent, or one of whose subscriptions fell too far behind, is closed with 1013.
+ *
+ * Queries and mutations count as work under way (`work`), which stopping waits for. Once
+ * the service stops taking work, an upgrade is answered 503 with Retry-After and a query
+ * or mutation on an open socket gets a SHUTTING_DOWN error.
  */
-export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: LiveSessions): { close(): Promise<void> } {
-  const wss = new WebSocketServer({ server, path: '/graphql' });
+export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: LiveSessions, work: InFlightWork): { close(): Promise<void> } {
+  const wss = new WebSocketServer({
+    server,
+    path: '/graphql',
+    verifyClient: (_info, accept) =>
+      work.accepting ? accept(true) : accept(false, 503, 'Tenantry is shutting down', { 'retry-after': String(SHUTTING_DOWN_RETRY_AFTER_SECONDS) }),
+  });
   const open = new WeakMap<WebSocket, Set<string>>();
   const unbind = new WeakMap<WebSocket, () => void>();
   const limit = deps.config.MAX_SUBSCRIPTIONS_PER_SOCKET;
@@ -57,7 +67,13 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
 
   const disposable = useServer<Record<string, unknown>>(
     {
-      execute: (args) => (args.rootValue as { execute: (a: ExecutionArgs) => never }).execute(args),
+      execute: async (args) => {
+        try {
+          return await (args.rootValue as { execute: (a: ExecutionArgs) => Promise<never> }).execute(args);
+        } finally {
+          work.finish(args.contextValue as object);
+        }
+      },
       subscribe: (args) => (args.rootValue as { subscribe: (a: ExecutionArgs) => never }).subscribe(args),
       onConnect: async (ctx) => {
         const socket = ctx.extra.socket;
@@ -103,6 +119,9 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
         }
         const errors = validate(schema, document);
         if (errors.length) return errors;
+        // A subscription is let through: once this server goes away its socket closes and the client subscribes again.
+        const counted = getOperationAST(document, payload.operationName)?.operation !== 'subscription';
+        if (counted && !work.accepting) return [new GraphQLError(shuttingDownError.message, { extensions: shuttingDownError.extensions })];
         // Counted before anything is awaited, so operations started together cannot all slip under the limit.
         ids.add(id);
         let contextValue: GraphQLContext;
@@ -117,12 +136,19 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
           if (err instanceof GraphQLError) return [err];
           throw err;
         }
+        // Until execute is done (it finishes the item).
+        if (counted && !work.admit(contextValue)) {
+          ids.delete(id);
+          return [new GraphQLError(shuttingDownError.message, { extensions: shuttingDownError.extensions })];
+        }
         const socket = ctx.extra.socket;
         live.setTransport(contextValue, {
           ended: (reason) => {
             // Revocation and expiry close the socket through its own binding (4403).
             if (reason.code === 'SUBSCRIBER_TOO_SLOW') tooSlow(socket, 'a subscription fell too far behind');
           },
+          // Closing the service closes every socket with 1001 (close(), below).
+          goingAway: () => {},
         });
         return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue, rootValue: { execute, subscribe } };
       },
@@ -146,7 +172,7 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
   }, 1000);
   sweep.unref();
   return {
-    /** Every socket gets 1001 (going away) after its subscriptions completed; those that do not answer are cut. */
+    /** Every socket gets 1001 (going away), its subscriptions not completed (clients resubscribe); those that do not answer are cut. */
     close: async () => {
       clearInterval(sweep);
       const clients = [...wss.clients];
