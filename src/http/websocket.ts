@@ -8,6 +8,7 @@ import type { Deps } from '../domain/deps.js';
 import { RateLimitedError } from '../domain/keys/key-authenticator.js';
 import { createContext, sourceAddressOf, type GraphQLContext } from '../graphql/context.js';
 import { CLOSE_FORBIDDEN, CLOSE_TOO_SLOW, GRACE_MS, type LiveSessions } from '../graphql/live-sessions.js';
+import { eventLoopStalls } from '../event-loop-stalls.js';
 import { SHUTTING_DOWN_RETRY_AFTER_SECONDS, shuttingDownError, type InFlightWork } from './in-flight-work.js';
 
 type Yoga = TenantryYoga;
@@ -60,6 +61,8 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
   const limit = deps.config.MAX_SUBSCRIPTIONS_PER_SOCKET;
   const maxBuffered = deps.config.WS_MAX_BUFFERED_BYTES;
   const sourceOf = (request: IncomingMessage) => sourceAddressOf(deps.config, request.socket.remoteAddress, headerOf(request, 'x-forwarded-for'));
+  // Bytes that piled up while this server stalled (SIGSTOP, a blocked loop) are not the client's doing.
+  const overBuffered = (socket: WebSocket) => socket.bufferedAmount > maxBuffered && !eventLoopStalls.recovering();
   const tooSlow = (socket: WebSocket, why: string) => {
     deps.logger.info({ why }, 'closing a slow graphql-ws socket (1013)');
     closeSocket(socket, CLOSE_TOO_SLOW, `subscriber too slow: ${why}`, GRACE_MS);
@@ -155,7 +158,7 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
       onNext: (ctx) => {
         // graphql-ws waits for each send of one operation, but a socket carries many.
         const socket = ctx.extra.socket;
-        if (socket.bufferedAmount > maxBuffered) tooSlow(socket, `${socket.bufferedAmount} bytes unsent`);
+        if (overBuffered(socket)) tooSlow(socket, `${socket.bufferedAmount} bytes unsent`);
       },
       onComplete: (ctx, id) => {
         open.get(ctx.extra.socket)?.delete(id);
@@ -168,7 +171,7 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
   );
   // A socket whose every operation waits on a send never reaches onNext: look at all of them every second too.
   const sweep = setInterval(() => {
-    for (const socket of wss.clients) if (socket.bufferedAmount > maxBuffered) tooSlow(socket, `${socket.bufferedAmount} bytes unsent`);
+    for (const socket of wss.clients) if (overBuffered(socket)) tooSlow(socket, `${socket.bufferedAmount} bytes unsent`);
   }, 1000);
   sweep.unref();
   return {
