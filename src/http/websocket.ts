@@ -16,6 +16,9 @@ type Yoga = TenantryYoga;
 /** How long closing the service waits for sockets to answer the close handshake before cutting them. */
 const CLOSE_WAIT_MS = 2000;
 
+/** Close code for the sockets of a server that is stopping (graphql-ws's own, on dispose). */
+const CLOSE_GOING_AWAY = 1001;
+
 /** Close code for a socket whose address is over its failed-authentication limit. */
 export const CLOSE_RATE_LIMITED = 4429;
 
@@ -46,16 +49,12 @@ function closeSocket(socket: WebSocket, code: number, reason: string, waitMs = C
  * unsent, or one of whose subscriptions fell too far behind, is closed with 1013.
  *
  * Queries and mutations count as work under way (`work`), which stopping waits for. Once
- * the service stops taking work, an upgrade is answered 503 with Retry-After and a query
- * or mutation on an open socket gets a SHUTTING_DOWN error.
+ * the service stops taking work, a new connection is closed at connection_init with 1001
+ * (going away: graphql-ws clients retry after a close code, but give up on an HTTP error
+ * answering the upgrade) and a query or mutation on an open socket gets SHUTTING_DOWN.
  */
 export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: LiveSessions, work: InFlightWork): { close(): Promise<void> } {
-  const wss = new WebSocketServer({
-    server,
-    path: '/graphql',
-    verifyClient: (_info, accept) =>
-      work.accepting ? accept(true) : accept(false, 503, 'Tenantry is shutting down', { 'retry-after': String(SHUTTING_DOWN_RETRY_AFTER_SECONDS) }),
-  });
+  const wss = new WebSocketServer({ server, path: '/graphql' });
   const open = new WeakMap<WebSocket, Set<string>>();
   const unbind = new WeakMap<WebSocket, () => void>();
   const limit = deps.config.MAX_SUBSCRIPTIONS_PER_SOCKET;
@@ -80,6 +79,10 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
       subscribe: (args) => (args.rootValue as { subscribe: (a: ExecutionArgs) => never }).subscribe(args),
       onConnect: async (ctx) => {
         const socket = ctx.extra.socket;
+        if (!work.accepting) {
+          socket.close(CLOSE_GOING_AWAY, `Tenantry is shutting down: reconnect in ${SHUTTING_DOWN_RETRY_AFTER_SECONDS} s`);
+          return false;
+        }
         let viewer;
         try {
           ({ viewer } = await deps.auth.authenticate({
