@@ -128,6 +128,44 @@ describe('work under way when the service stops', () => {
     }
   });
 
+  test('over graphql-ws: a mutation under way finishes before its socket closes with 1001; one sent meanwhile on the same socket gets SHUTTING_DOWN', async () => {
+    const hold = holdAt('CREDENTIALS', 'over-ws');
+    const t = await startTestTenantry({ hooks: hold.hooks });
+    started.push(t);
+    let closedWith = 0;
+    const client = wsClient(t.url, t.adminKey, (code) => (closedWith = code));
+    const once = (query: string) =>
+      new Promise<any>((resolve, reject) => {
+        let result: unknown;
+        // An operation refused before it ran comes as the sink's error: a list of GraphQL errors.
+        client.subscribe({ query }, { next: (r) => (result = r), error: (err) => (Array.isArray(err) ? resolve({ errors: err }) : reject(err)), complete: () => resolve(result) });
+      });
+    // Holds the (lazy) client's socket open whatever the mutations do.
+    const batches = subscribeWs(client, `subscription { connectionUsageBatch { sampledAt } }`, {}, (d) => d);
+    try {
+      const provisioning = once('mutation { provisionTenant(input: { slug: "over-ws", displayName: "over ws", maxConnections: 3 }) { tenant { status } connectionString userErrors { code } } }');
+      await hold.atStep;
+      const closing = t.stop();
+      const late = await once('mutation { provisionTenant(input: { slug: "ws-too-late", displayName: "too late" }) { tenant { slug } } }');
+      assert.deepEqual(late.errors?.map((e: any) => e.extensions?.code), ['SHUTTING_DOWN']);
+      assert.equal(closedWith, 0, 'the socket stays open while its mutation runs');
+
+      hold.release();
+      const r = await provisioning;
+      assert.deepEqual(r.data.provisionTenant.userErrors, []);
+      assert.equal(r.data.provisionTenant.tenant.status, 'ACTIVE');
+      assert.ok(r.data.provisionTenant.connectionString);
+      await closing;
+      await until(() => closedWith, (c) => c !== 0, 'the socket to close');
+      assert.equal(closedWith, 1001);
+      assert.deepEqual(batches.errors.map((e: any) => e?.code), [1001], 'the subscription was not completed: the close is its end');
+      assert.deepEqual(await tenantRows(t), { 'over-ws': { status: 'ACTIVE', failed_step: null } });
+    } finally {
+      hold.release();
+      await client.dispose();
+    }
+  });
+
   test('the wait is bounded by SHUTDOWN_GRACE_MS: a request that does not finish in time does not hold the stop', async () => {
     const hold = holdAt('DATABASE', 'stuck');
     const t = await startTestTenantry({ hooks: hold.hooks, env: { SHUTDOWN_GRACE_MS: '300' } });

@@ -57,6 +57,15 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
   const wss = new WebSocketServer({ server, path: '/graphql' });
   const open = new WeakMap<WebSocket, Set<string>>();
   const unbind = new WeakMap<WebSocket, () => void>();
+  /** Per socket, its queries and mutations under way (id → the work item, their context). */
+  const underWay = new WeakMap<WebSocket, Map<string, object>>();
+  const finishWork = (socket: WebSocket, id: string) => {
+    const item = underWay.get(socket)?.get(id);
+    if (!item) return;
+    underWay.get(socket)!.delete(id);
+    // graphql-ws calls onComplete just before it writes `complete`: stopping may close the socket once that is written.
+    setImmediate(() => work.finish(item));
+  };
   const limit = deps.config.MAX_SUBSCRIPTIONS_PER_SOCKET;
   const maxBuffered = deps.config.WS_MAX_BUFFERED_BYTES;
   const sourceOf = (request: IncomingMessage) => sourceAddressOf(deps.config, request.socket.remoteAddress, headerOf(request, 'x-forwarded-for'));
@@ -72,8 +81,10 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
       execute: async (args) => {
         try {
           return await (args.rootValue as { execute: (a: ExecutionArgs) => Promise<never> }).execute(args);
-        } finally {
+        } catch (err) {
+          // graphql-ws reports no completion for an operation that threw.
           work.finish(args.contextValue as object);
+          throw err;
         }
       },
       subscribe: (args) => (args.rootValue as { subscribe: (a: ExecutionArgs) => never }).subscribe(args),
@@ -125,9 +136,8 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
         }
         const errors = validate(schema, document);
         if (errors.length) return errors;
-        // A subscription is let through: once this server goes away its socket closes and the client subscribes again.
+        // Queries and mutations only: a subscription is let through (once this server goes away its socket closes and the client subscribes again).
         const counted = getOperationAST(document, payload.operationName)?.operation !== 'subscription';
-        if (counted && !work.accepting) return [new GraphQLError(shuttingDownError.message, { extensions: shuttingDownError.extensions })];
         // Counted before anything is awaited, so operations started together cannot all slip under the limit.
         ids.add(id);
         let contextValue: GraphQLContext;
@@ -142,12 +152,16 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
           if (err instanceof GraphQLError) return [err];
           throw err;
         }
-        // Until execute is done (it finishes the item).
-        if (counted && !work.admit(contextValue)) {
-          ids.delete(id);
-          return [new GraphQLError(shuttingDownError.message, { extensions: shuttingDownError.extensions })];
-        }
         const socket = ctx.extra.socket;
+        // Under way until its result and completion are sent; refused once the service is stopping.
+        if (counted) {
+          if (!work.admit(contextValue)) {
+            ids.delete(id);
+            return [new GraphQLError(shuttingDownError.message, { extensions: shuttingDownError.extensions })];
+          }
+          const items = underWay.get(socket) ?? new Map<string, object>();
+          underWay.set(socket, items.set(id, contextValue));
+        }
         live.setTransport(contextValue, {
           ended: (reason) => {
             // Revocation and expiry close the socket through its own binding (4403).
@@ -165,9 +179,11 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
       },
       onComplete: (ctx, id) => {
         open.get(ctx.extra.socket)?.delete(id);
+        finishWork(ctx.extra.socket, id);
       },
       onError: (ctx, id) => {
         open.get(ctx.extra.socket)?.delete(id);
+        finishWork(ctx.extra.socket, id);
       },
     },
     wss,
