@@ -97,9 +97,12 @@ async function startNpm(options: { detached?: boolean } = {}): Promise<Run> {
 
 const runs: Run[] = [];
 after(async () => {
-  for (const run of runs) if (run.npm.exitCode === null && run.npm.signalCode === null) run.npm.kill('SIGKILL');
-  // Whatever a failed run left, stopped by pid so the next tests start clean.
-  for (const p of (await processes()).filter((p) => p.args.includes(home))) {
+  // Whatever a failed run left, stopped by pid so the next tests start clean: the tree of each
+  // npm still running (found by ancestry before anything is killed) and whatever runs on the test's home.
+  const all = await processes();
+  const running = runs.filter((run) => run.npm.exitCode === null && run.npm.signalCode === null);
+  const left = [...running.flatMap((run) => tree(all, run.npm.pid!)), ...all.filter((p) => p.args.includes(home))];
+  for (const p of left) {
     try {
       process.kill(p.pid, 'SIGKILL');
     } catch {
