@@ -80,6 +80,8 @@ const schema = z
     POOL_ACQUIRE_TIMEOUT_MS: positiveInt.default(10_000),
     /** How long a mutation waits for the pooler to take its change before answering with the pool PENDING (it is applied anyway). */
     POOL_APPLY_WAIT_MS: z.coerce.number().int().min(0).default(5_000),
+    /** On SIGTERM/SIGINT: how long requests and mutations under way may take to finish before subscriptions, then pools, are closed. */
+    SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(25_000),
     /** How often readiness re-checks the control database, the clusters and the pooler (probes read the last result). */
     READINESS_INTERVAL_MS: positiveInt.default(10_000),
     /** How long new credentials stay retrievable with the idempotency key that created them. */

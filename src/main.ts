@@ -4,6 +4,7 @@ import { startEmbeddedServer, type EmbeddedServer } from './db/embedded-server.j
 import { HttpFront } from './http/http-server.js';
 import { createLogger } from './logger.js';
 import { startTenantry, type Tenantry } from './server.js';
+import { reportStartFailure } from './start-failure.js';
 
 /** Writes to the terminal and resolves once the text is handed to the OS (a key counts as shown then). */
 function show(text: string): Promise<void> {
@@ -67,7 +68,7 @@ async function main(): Promise<void> {
         ? `  Admin API key (shown once, only its hash is stored):\n\n      ${app.generatedAdminKey}\n\n  Send it as the header  Authorization: Bearer <key>`
         : config.ADMIN_API_KEY
           ? '  Admin API key: the one in ADMIN_API_KEY'
-          : '  Admin API key: generated on first start and shown then; lost it? `npm run admin-key` makes a new one (README, "Admin keys")',
+          : '  Admin API key: generated on first start and shown then; lost it? `npm run admin-key` makes a new one (README: "Lost it?")',
       '',
     ];
     await show(`${lines.join('\n')}\n`);
@@ -79,7 +80,7 @@ async function main(): Promise<void> {
       });
     }
   } catch (err) {
-    logger.fatal({ err }, 'Tenantry could not start');
+    reportStartFailure(err, logger, process.stdout.isTTY === true);
     await (app?.close() ?? front?.close())?.catch(() => undefined);
     await embedded?.stop().catch(() => undefined);
     process.exit(1);

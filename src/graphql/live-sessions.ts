@@ -6,10 +6,15 @@ import type { Viewer } from '../domain/keys/viewer.js';
 import type { WatchOptions } from '../domain/usage/usage-service.js';
 import { SubscriptionEndedError, type SubscriptionEndCode } from '../domain/usage/subscriber-queue.js';
 
-/** How a live session ends: a code the subscriber hears, or the server going away (a clean completion). */
+/**
+ * How a live session ends: a code the subscriber hears (the stream is over), or this server
+ * going away (`shutdown`): the stream is not over, so it is not completed; its transport is
+ * closed under it and the client reconnects and subscribes again, here once restarted or
+ * on another replica.
+ */
 export type EndReason = { code: SubscriptionEndCode; message: string } | 'shutdown';
 
-/** WebSocket close codes (documented in the README, "Live usage"; shutting down: graphql-ws's 1001). */
+/** WebSocket close codes (documented in the README, "Live usage"; shutting down: 1001, going away). */
 export const CLOSE_TOO_SLOW = 1013;
 export const CLOSE_FORBIDDEN = 4403;
 
@@ -20,6 +25,8 @@ export interface Transport {
    * the transport is stuck, which `finished` tells (false until the reader took the end).
    */
   ended(reason: Exclude<EndReason, 'shutdown'>, finished: () => boolean): void;
+  /** The server is going away: close the transport without completing the stream (SSE: end the response). */
+  goingAway(): void;
 }
 
 /** How long an ended subscription may take to send its last message before its transport is cut. */
@@ -55,8 +62,8 @@ interface Session {
 /**
  * The open subscriptions and graphql-ws sockets of this replica, each bound to the API key
  * that opened it. A key revoked anywhere (bus: keysRevoked) or reaching its expiresAt ends
- * them within seconds; a subscriber that falls behind ends alone; shutting down completes
- * every subscription cleanly.
+ * them within seconds; a subscriber that falls behind ends alone. Shutting down completes
+ * nothing: the streams are cut at their transport, so clients subscribe again.
  */
 export class LiveSessions {
   private readonly byKey = new Map<string, Set<Session>>();
@@ -65,7 +72,11 @@ export class LiveSessions {
   private revocations: AsyncIterator<{ keyIds: string[] }> | undefined;
   private recheck: NodeJS.Timeout | undefined;
 
-  constructor(private readonly deps: Pick<Deps, 'db' | 'events' | 'logger' | 'metrics'>) {}
+  constructor(
+    private readonly deps: Pick<Deps, 'db' | 'events' | 'logger' | 'metrics'>,
+    /** An SSE response turned into a subscription stream (it no longer counts as a request under way). */
+    private readonly onStream: (res: ServerResponse) => void = () => {},
+  ) {}
 
   start(): void {
     const revocations = this.deps.events.keysRevoked()[Symbol.asyncIterator]();
@@ -135,8 +146,12 @@ export class LiveSessions {
     }
   }
 
-  /** Shutting down: every subscription completes (SSE streams end, graphql-ws sends complete). */
-  endAll(): void {
+  /**
+   * Shutting down: no subscription completes. Each stops producing and its transport is
+   * closed (SSE responses end without a `complete` event; graphql-ws sockets are closed
+   * with 1001 by their server), so clients see a lost connection and resubscribe.
+   */
+  leaveAll(): void {
     for (const session of [...this.sessions]) session.end('shutdown');
   }
 
@@ -165,6 +180,7 @@ export class LiveSessions {
         return {
           onSubscribeResult: ({ result, setResult }) => {
             if (!isAsyncIterable(result)) return;
+            if (context.res) this.onStream(context.res);
             handle.attach(result as AsyncIterable<ExecutionResult>, this.open(context.viewer ?? null, 'subscription', (reason) => handle.end(reason)));
             setResult(handle);
           },
@@ -193,13 +209,21 @@ function sseTransport(res: ServerResponse | undefined): Transport | null {
         if (!finished()) res.destroy();
       }, GRACE_MS).unref();
     },
+    goingAway: () => {
+      // Ended cleanly but without `event: complete`: graphql-sse and EventSource clients reconnect.
+      // A keep-alive ping racing the end must not become an unhandled 'error'.
+      res.on('error', () => undefined);
+      res.end();
+    },
   };
 }
 
 /**
  * One subscription's result stream, which the server can end at any moment: with an error
- * result the subscriber sees (SUBSCRIBER_TOO_SLOW, KEY_REVOKED, KEY_EXPIRED) or, when
- * shutting down, a plain completion. It never waits for its source to end.
+ * result the subscriber sees (SUBSCRIBER_TOO_SLOW, KEY_REVOKED, KEY_EXPIRED), then its end;
+ * or, when shutting down, with nothing at all: the reader waits until its transport is
+ * closed and returns it, so no completion reaches the client. It never waits for its source
+ * to end.
  */
 class LiveSubscription implements AsyncIterableIterator<ExecutionResult> {
   private source: AsyncIterator<ExecutionResult> | null = null;
@@ -222,33 +246,40 @@ class LiveSubscription implements AsyncIterableIterator<ExecutionResult> {
     this.ending = reason;
     this.unbind();
     void this.source?.return?.()?.catch(() => undefined);
+    if (reason === 'shutdown') {
+      this.transport?.goingAway();
+      return;
+    }
     if (this.waiting) {
       const resolve = this.waiting;
       this.waiting = null;
-      resolve(this.afterEnd());
+      resolve(this.afterEnd(reason));
     }
-    if (reason !== 'shutdown') this.transport?.ended(reason, () => this.finished);
+    this.transport?.ended(reason, () => this.finished);
   }
 
   next(): Promise<IteratorResult<ExecutionResult>> {
     if (this.finished) return Promise.resolve({ value: undefined, done: true });
-    if (this.ending) return Promise.resolve(this.afterEnd());
+    // Until return(): the transport closing is the only end the client may see.
+    if (this.ending === 'shutdown') return new Promise((resolve) => (this.waiting = resolve));
+    if (this.ending) return Promise.resolve(this.afterEnd(this.ending));
     const source = this.source!;
     return new Promise((resolve, reject) => {
       this.waiting = resolve;
       source.next().then(
         (r) => {
-          if (this.waiting !== resolve) return;
+          if (this.waiting !== resolve || this.ending === 'shutdown') return;
           this.waiting = null;
           if (r.done) this.finish();
           resolve(r.done ? { value: undefined, done: true } : r);
         },
         (err: unknown) => {
-          if (this.waiting !== resolve) return;
+          if (this.waiting !== resolve || this.ending === 'shutdown') return;
           this.waiting = null;
           if (err instanceof SubscriptionEndedError) {
-            this.end({ code: err.code, message: err.message });
-            resolve(this.afterEnd());
+            const reason = { code: err.code, message: err.message };
+            this.end(reason);
+            resolve(this.afterEnd(reason));
             return;
           }
           this.finish();
@@ -280,9 +311,8 @@ class LiveSubscription implements AsyncIterableIterator<ExecutionResult> {
   }
 
   /** What the reader gets once ended: the error result (once), then the end. */
-  private afterEnd(): IteratorResult<ExecutionResult> {
-    const reason = this.ending!;
-    if (reason !== 'shutdown' && !this.errorSent) {
+  private afterEnd(reason: Exclude<EndReason, 'shutdown'>): IteratorResult<ExecutionResult> {
+    if (!this.errorSent) {
       this.errorSent = true;
       return { value: { errors: [new GraphQLError(`subscription ended: ${reason.message}`, { extensions: { code: reason.code } })] }, done: false };
     }

@@ -10,9 +10,10 @@ import { createTenantryYoga } from '../graphql/yoga.js';
 import { RETRY_AFTER_SECONDS, serviceUnavailableError } from '../graphql/service-unavailable.js';
 import { LiveSessions } from '../graphql/live-sessions.js';
 import { useEndAbandonedSubscriptions } from '../graphql/abandoned-streams.js';
+import { InFlightWork, SHUTTING_DOWN_RETRY_AFTER_SECONDS, shuttingDownError } from './in-flight-work.js';
 import { serveWebSockets } from './websocket.js';
 
-/** How long closing waits for open responses (SSE streams completing) before cutting connections. */
+/** How long closing waits, once subscriptions are closed, for the last responses to end before cutting connections. */
 const DRAIN_MS = 2000;
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
@@ -24,6 +25,16 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
 function pathOf(req: IncomingMessage): string {
   return new URL(req.url ?? '/', 'http://tenantry').pathname;
 }
+
+/** While stopping: the process is alive, not ready, and takes no new work (the client retries, here or elsewhere). */
+const stopping: Handler = (req, res) => {
+  const path = pathOf(req);
+  if (path === '/health/live') return json(res, 200, { status: 'ok', phase: 'stopping' });
+  // Connection: close, so a kept-alive client reconnects (to another replica, or to this one restarted).
+  const headers = { 'retry-after': String(SHUTTING_DOWN_RETRY_AFTER_SECONDS), connection: 'close' };
+  if (path === '/health/ready') return json(res, 503, { ready: false, stopping: true }, headers);
+  json(res, 503, { errors: [shuttingDownError] }, headers);
+};
 
 function listen(server: Server, port: number, host: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -43,13 +54,15 @@ function listen(server: Server, port: number, host: string): Promise<void> {
  * WebSocket on /graphql and /health/live on PORT; /metrics and /health/ready there too, or
  * only on INTERNAL_HOST:INTERNAL_PORT when that is set, and behind an ADMIN key with
  * INTERNAL_ENDPOINTS_AUTH=admin. Until the service is attached, /health/live answers 200
- * and everything else 503 with the start-up phase.
+ * and everything else 503 with the start-up phase; once it is stopping, 503 SHUTTING_DOWN.
  */
 export class HttpFront {
   private handler: Handler;
   private internalHandler: Handler;
   private websockets: { close(): Promise<void>; readonly sockets: number } | null = null;
   private live: LiveSessions | null = null;
+  /** Requests and graphql-ws operations under way: stopping lets them finish (SHUTDOWN_GRACE_MS). */
+  readonly work = new InFlightWork();
   phase = 'starting';
 
   private constructor(
@@ -57,6 +70,7 @@ export class HttpFront {
     readonly url: string,
     private readonly internal: Server | null,
     private readonly logger: Logger,
+    private readonly shutdownGraceMs: number,
   ) {
     const starting: Handler = (req, res) => {
       const path = pathOf(req);
@@ -68,9 +82,13 @@ export class HttpFront {
     this.internalHandler = starting;
   }
 
-  static async listen(config: Pick<Config, 'PORT' | 'HOST' | 'INTERNAL_PORT' | 'INTERNAL_HOST'>, logger: Logger): Promise<HttpFront> {
+  static async listen(config: Pick<Config, 'PORT' | 'HOST' | 'INTERNAL_PORT' | 'INTERNAL_HOST' | 'SHUTDOWN_GRACE_MS'>, logger: Logger): Promise<HttpFront> {
     let front: HttpFront | undefined;
     const dispatch = (pick: (f: HttpFront) => Handler) => (req: IncomingMessage, res: ServerResponse) => {
+      const { work } = front!;
+      // Counted from here until the response is over (or has become a subscription stream).
+      if (!work.admit(res)) return stopping(req, res);
+      res.once('close', () => work.finish(res));
       Promise.resolve(pick(front!)(req, res)).catch((err) => {
         const correlationId = randomUUID();
         logger.error({ err, url: req.url, correlationId }, 'request failed');
@@ -90,13 +108,13 @@ export class HttpFront {
     }
     const { port } = server.address() as AddressInfo;
     const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? 'localhost' : config.HOST;
-    front = new HttpFront(server, `http://${host}:${port}`, internal, logger);
+    front = new HttpFront(server, `http://${host}:${port}`, internal, logger, config.SHUTDOWN_GRACE_MS);
     return front;
   }
 
   /** From now on the service answers: GraphQL over HTTP, SSE and WebSocket, health and metrics. */
   attach(deps: Deps): void {
-    const live = new LiveSessions(deps);
+    const live = new LiveSessions(deps, (res) => this.work.finish(res));
     const yoga = createTenantryYoga(deps, [live.plugin(), useEndAbandonedSubscriptions()]);
     const separate = this.internal !== null;
     this.handler = async (req, res) => {
@@ -111,7 +129,7 @@ export class HttpFront {
     };
     live.start();
     this.live = live;
-    this.websockets = serveWebSockets(this.server, yoga, deps, live);
+    this.websockets = serveWebSockets(this.server, yoga, deps, live, this.work);
     this.phase = 'serving';
   }
 
@@ -121,14 +139,17 @@ export class HttpFront {
   }
 
   /**
-   * Clients first: every subscription completes (SSE streams end with their `complete`
-   * event, graphql-ws operations with `complete`), sockets close with 1001 (going away),
-   * then the ports close once open responses have ended (cut after DRAIN_MS).
+   * Stops in the order that loses no work: new requests (kept-alive connections too) and
+   * WebSocket upgrades are answered 503 with Retry-After at once; the requests and
+   * graphql-ws operations under way finish (for up to SHUTDOWN_GRACE_MS); then the
+   * subscriptions are closed without completing (sockets with 1001, SSE responses ended
+   * without `complete`), so their clients subscribe again; then the ports close once the
+   * last responses have ended (cut after DRAIN_MS). What the service uses closes after this.
    */
   async close(): Promise<void> {
-    this.live?.endAll();
-    // The completions go out before the close frames.
-    await new Promise((resolve) => setImmediate(resolve));
+    const finished = await this.work.close(this.shutdownGraceMs);
+    if (!finished) this.logger.warn({ unfinished: this.work.size, graceMs: this.shutdownGraceMs }, 'stopping with requests still under way (SHUTDOWN_GRACE_MS passed)');
+    this.live?.leaveAll();
     await this.websockets?.close();
     await this.live?.stop();
     for (const s of [this.server, this.internal]) {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
-import { GraphQLError, type ExecutionArgs } from 'graphql';
+import { getOperationAST, GraphQLError, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import type { TenantryYoga } from '../graphql/yoga.js';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -10,11 +10,16 @@ import { createContext, sourceAddressOf, type GraphQLContext } from '../graphql/
 import { RETRY_AFTER_SECONDS, serviceUnavailableError } from '../graphql/service-unavailable.js';
 import { verifyWebSocketOrigin } from './origin-policy.js';
 import { CLOSE_FORBIDDEN, CLOSE_TOO_SLOW, GRACE_MS, type LiveSessions } from '../graphql/live-sessions.js';
+import { eventLoopStalls } from '../event-loop-stalls.js';
+import { SHUTTING_DOWN_RETRY_AFTER_SECONDS, shuttingDownError, type InFlightWork } from './in-flight-work.js';
 
 type Yoga = TenantryYoga;
 
 /** How long closing the service waits for sockets to answer the close handshake before cutting them. */
 const CLOSE_WAIT_MS = 2000;
+
+/** Close code for the sockets of a server that is stopping (graphql-ws's own, on dispose). */
+const CLOSE_GOING_AWAY = 1001;
 
 /** Close code for a socket whose address is over its failed-authentication limit. */
 export const CLOSE_RATE_LIMITED = 4429;
@@ -49,8 +54,13 @@ function closeSocket(socket: WebSocket, code: number, reason: string, waitMs = C
  * connection_init could not reach the control database ("SERVICE_UNAVAILABLE"). An upgrade from
  * a browser origin CORS_ORIGINS does not allow is refused (403); a message over MAX_REQUEST_BYTES
  * closes the socket (1009).
+ *
+ * Queries and mutations count as work under way (`work`), which stopping waits for. Once
+ * the service stops taking work, a new connection is closed at connection_init with 1001
+ * (going away: graphql-ws clients retry after a close code, but give up on an HTTP error
+ * answering the upgrade) and a query or mutation on an open socket gets SHUTTING_DOWN.
  */
-export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: LiveSessions): { close(): Promise<void>; readonly sockets: number } {
+export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: LiveSessions, work: InFlightWork): { close(): Promise<void>; readonly sockets: number } {
   const wss = new WebSocketServer({
     server,
     path: '/graphql',
@@ -60,9 +70,20 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
   });
   const open = new WeakMap<WebSocket, Set<string>>();
   const unbind = new WeakMap<WebSocket, () => void>();
+  /** Per socket, its queries and mutations under way (id → the work item, their context). */
+  const underWay = new WeakMap<WebSocket, Map<string, object>>();
+  const finishWork = (socket: WebSocket, id: string) => {
+    const item = underWay.get(socket)?.get(id);
+    if (!item) return;
+    underWay.get(socket)!.delete(id);
+    // graphql-ws calls onComplete just before it writes `complete`: stopping may close the socket once that is written.
+    setImmediate(() => work.finish(item));
+  };
   const limit = deps.config.MAX_SUBSCRIPTIONS_PER_SOCKET;
   const maxBuffered = deps.config.WS_MAX_BUFFERED_BYTES;
   const sourceOf = (request: IncomingMessage) => sourceAddressOf(deps.config, request.socket.remoteAddress, headerOf(request, 'x-forwarded-for'));
+  // Bytes that piled up while this server stalled (SIGSTOP, a blocked loop) are not the client's doing.
+  const overBuffered = (socket: WebSocket) => socket.bufferedAmount > maxBuffered && !eventLoopStalls.recovering();
   const tooSlow = (socket: WebSocket, why: string) => {
     deps.logger.info({ why }, 'closing a slow graphql-ws socket (1013)');
     closeSocket(socket, CLOSE_TOO_SLOW, `subscriber too slow: ${why}`, GRACE_MS);
@@ -70,10 +91,22 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
 
   const disposable = useServer<Record<string, unknown>>(
     {
-      execute: (args) => (args.rootValue as { execute: (a: ExecutionArgs) => never }).execute(args),
+      execute: async (args) => {
+        try {
+          return await (args.rootValue as { execute: (a: ExecutionArgs) => Promise<never> }).execute(args);
+        } catch (err) {
+          // graphql-ws reports no completion for an operation that threw.
+          work.finish(args.contextValue as object);
+          throw err;
+        }
+      },
       subscribe: (args) => (args.rootValue as { subscribe: (a: ExecutionArgs) => never }).subscribe(args),
       onConnect: async (ctx) => {
         const socket = ctx.extra.socket;
+        if (!work.accepting) {
+          socket.close(CLOSE_GOING_AWAY, `Tenantry is shutting down: reconnect in ${SHUTTING_DOWN_RETRY_AFTER_SECONDS} s`);
+          return false;
+        }
         let viewer;
         const correlationId = randomUUID();
         try {
@@ -124,6 +157,8 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
         }
         const errors = validate(schema, document);
         if (errors.length) return errors;
+        // Queries and mutations only: a subscription is let through (once this server goes away its socket closes and the client subscribes again).
+        const counted = getOperationAST(document, payload.operationName)?.operation !== 'subscription';
         // Counted before anything is awaited, so operations started together cannot all slip under the limit.
         ids.add(id);
         let contextValue: GraphQLContext;
@@ -139,38 +174,51 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
           throw err;
         }
         const socket = ctx.extra.socket;
+        // Under way until its result and completion are sent; refused once the service is stopping.
+        if (counted) {
+          if (!work.admit(contextValue)) {
+            ids.delete(id);
+            return [new GraphQLError(shuttingDownError.message, { extensions: shuttingDownError.extensions })];
+          }
+          const items = underWay.get(socket) ?? new Map<string, object>();
+          underWay.set(socket, items.set(id, contextValue));
+        }
         live.setTransport(contextValue, {
           ended: (reason) => {
             // Revocation and expiry close the socket through its own binding (4403).
             if (reason.code === 'SUBSCRIBER_TOO_SLOW') tooSlow(socket, 'a subscription fell too far behind');
           },
+          // Closing the service closes every socket with 1001 (close(), below).
+          goingAway: () => {},
         });
         return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue, rootValue: { execute, subscribe } };
       },
       onNext: (ctx) => {
         // graphql-ws waits for each send of one operation, but a socket carries many.
         const socket = ctx.extra.socket;
-        if (socket.bufferedAmount > maxBuffered) tooSlow(socket, `${socket.bufferedAmount} bytes unsent`);
+        if (overBuffered(socket)) tooSlow(socket, `${socket.bufferedAmount} bytes unsent`);
       },
       onComplete: (ctx, id) => {
         open.get(ctx.extra.socket)?.delete(id);
+        finishWork(ctx.extra.socket, id);
       },
       onError: (ctx, id) => {
         open.get(ctx.extra.socket)?.delete(id);
+        finishWork(ctx.extra.socket, id);
       },
     },
     wss,
   );
   // A socket whose every operation waits on a send never reaches onNext: look at all of them every second too.
   const sweep = setInterval(() => {
-    for (const socket of wss.clients) if (socket.bufferedAmount > maxBuffered) tooSlow(socket, `${socket.bufferedAmount} bytes unsent`);
+    for (const socket of wss.clients) if (overBuffered(socket)) tooSlow(socket, `${socket.bufferedAmount} bytes unsent`);
   }, 1000);
   sweep.unref();
   return {
     get sockets() {
       return wss.clients.size;
     },
-    /** Every socket gets 1001 (going away) after its subscriptions completed; those that do not answer are cut. */
+    /** Every socket gets 1001 (going away), its subscriptions not completed (clients resubscribe); those that do not answer are cut. */
     close: async () => {
       clearInterval(sweep);
       const clients = [...wss.clients];

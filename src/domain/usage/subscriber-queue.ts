@@ -23,7 +23,17 @@ export interface SubscriberQueueOptions {
    */
   overflow: 'fail' | 'drop-oldest';
   onOverflow?: () => void;
+  /**
+   * With `fail`: true while the server itself fell behind (it stalled, see
+   * EventLoopStalls): a full queue then keeps growing, up to STALL_BACKLOG_FACTOR times
+   * its capacity (then its oldest items go), and the reader is judged again only once the
+   * server runs normally.
+   */
+  forgive?: () => boolean;
 }
+
+/** How far past its capacity a queue may grow with what piled up while the server stalled. */
+export const STALL_BACKLOG_FACTOR = 8;
 
 /**
  * The only buffer between a message arriving on a replica and one subscriber: bounded,
@@ -59,6 +69,8 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T> {
     if (this.items.length >= this.options.capacity) {
       if (this.options.overflow === 'drop-oldest') {
         this.items.shift();
+      } else if (this.options.forgive?.()) {
+        if (this.items.length >= this.options.capacity * STALL_BACKLOG_FACTOR) this.items.shift();
       } else {
         this.fail(new SubscriptionEndedError('SUBSCRIBER_TOO_SLOW', `dropped: this subscriber fell ${this.options.capacity} messages behind`));
         this.options.onOverflow?.();

@@ -7,6 +7,7 @@ import { tenantSessions } from '../../sql/activity.sql.js';
 import type { EventBus } from '../events/event-bus.js';
 import type { PoolerDriver } from '../pools/pooler-driver.js';
 import { SubscriberQueue } from './subscriber-queue.js';
+import { eventLoopStalls } from '../../event-loop-stalls.js';
 import { readPeaks24h } from './usage-history.js';
 import { UsageSampler, type SamplerTiming } from './usage-sampler.js';
 import { buildTenantSamples, sessionsByRole, type ClusterUsageSample, type RemovedTenant, type SessionRow, type TenantUsageSample, type UsageBatch } from './usage-sample.js';
@@ -67,7 +68,8 @@ interface TenantSubscriber {
  * a sample's batch goes to the subscribers of the tenants in it (a map tenant → queues)
  * and, once, to each every-tenant subscriber (filtered as it reads), so delivering a
  * sample costs what changed, not subscribers × tenants. Every subscriber has a bounded
- * queue (USAGE_SUBSCRIBER_QUEUE samples); one that falls further behind is dropped.
+ * queue (USAGE_SUBSCRIBER_QUEUE samples); one that falls further behind is dropped, unless
+ * this replica itself stalled (what piled up meanwhile arrives at once: see EventLoopStalls).
  * It also keeps the latest value of every tenant heard, for Tenant.usage, and starts one
  * sampler per cluster (only the lease holder among replicas samples).
  */
@@ -412,6 +414,8 @@ export class UsageService {
     const queue = new SubscriberQueue<T>({
       capacity: this.p.subscriberQueue,
       overflow: 'fail',
+      // A backlog this replica piled up while it stalled is not the subscriber's doing.
+      forgive: () => eventLoopStalls.recovering(),
       onOverflow: () => {
         this.stats.dropped++;
         this.p.metrics.subscribersDropped.inc({ reason: 'SUBSCRIBER_TOO_SLOW' });

@@ -1,6 +1,7 @@
 // A PgBouncer that Tenantry owns: its folder (locked, so one live Tenantry owns it), its
-// process (in the foreground, our child), and its supervision: when it exits without
-// being asked to, it is started again with backoff, and listeners hear 'down' and 'up'.
+// process (in the foreground, our child, in a process group of its own so that a terminal's
+// Ctrl-C reaches only Tenantry, which stops it in order), and its supervision: when it exits
+// without being asked to, it is started again with backoff, and listeners hear 'down' and 'up'.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { accessSync, constants } from 'node:fs';
@@ -210,7 +211,7 @@ export class PgBouncerProcess extends EventEmitter<{ up: [PoolerStatus]; down: [
     this.output = [];
     const { files } = this.settings;
     const args = [...(this.runAs ? ['-u', this.runAs.name] : []), files.ini];
-    const child = spawn(this.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(this.binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.child = child;
     const keep = (chunk: Buffer) => (this.output = [...this.output, ...chunk.toString('utf8').split('\n').filter(Boolean)].slice(-20));
     child.stdout?.on('data', keep);
