@@ -53,7 +53,7 @@ const schema = z
     /** How often every tenant database is inventoried for drift (0: at start only). */
     INVENTORY_INTERVAL_MS: z.coerce.number().int().min(0).default(300_000),
     /** Unset: pgbouncer when the binary is found, else none. */
-    POOLER: z.enum(['pgbouncer', 'pgcat', 'none']).optional(),
+    POOLER: z.enum(['pgbouncer', 'none'], { error: 'pgbouncer or none (PgCat is not supported: it needs every tenant\'s plaintext password, and its admin API cannot be exercised here)' }).optional(),
     /** Address and port of the pooler tenants connect to (and, for pgbouncer, where Tenantry starts it). */
     POOLER_HOST: z.string().default('127.0.0.1'),
     POOLER_PORT: port.default(6432),

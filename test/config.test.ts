@@ -45,6 +45,12 @@ test('ports: the service, PgBouncer and the embedded server need one each', () =
   assert.deepEqual(problems({ PORT: '0', POOLER_PORT: '0', EMBEDDED_PG_PORT: '5000' }), []);
 });
 
+test('POOLER is pgbouncer or none: PgCat is refused at once, saying why', () => {
+  assert.deepEqual(problems({ POOLER: 'pgcat' }), [
+    "POOLER: pgbouncer or none (PgCat is not supported: it needs every tenant's plaintext password, and its admin API cannot be exercised here)",
+  ]);
+});
+
 test('the defaults are valid', () => {
   const config = loadConfig({});
   assert.equal(config.PORT, 4000);

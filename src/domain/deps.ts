@@ -47,7 +47,7 @@ export interface Deps {
   /** The pooler's pools, kept equal to the active tenants (a no-op with POOLER=none). */
   pools: PoolSync;
   /** Which pooler runs, and where tenants reach it (null without one). */
-  pooler: { kind: 'pgbouncer' | 'pgcat' | 'none'; description: string; address: { host: string; port: number } | null };
+  pooler: { kind: 'pgbouncer' | 'none'; description: string; address: { host: string; port: number } | null };
   /** Live connection usage: samplers, the latest samples, subscriptions. */
   usage: UsageService;
   /** Pubsub for usage samples and operation progress (in process, or Redis). */

@@ -1,5 +1,5 @@
-// The small contract between Tenantry's pool sync and a connection pooler (PgBouncer,
-// later PgCat): "run exactly these pools", "what are you running", "how busy are they".
+// The small contract between Tenantry's pool sync and a connection pooler (PgBouncer is the
+// one supported): "run exactly these pools", "what are you running", "how busy are they".
 
 export type PoolMode = 'session' | 'transaction';
 
@@ -34,7 +34,7 @@ export interface PoolStats {
 }
 
 export interface PoolerDriver {
-  readonly kind: 'pgbouncer' | 'pgcat';
+  readonly kind: 'pgbouncer';
   /**
    * Render the whole configuration for exactly these pools, validate it, write it
    * atomically (keeping the last good copy), reload, and verify with what the pooler reports.

@@ -1,4 +1,4 @@
-// Small pieces both pooler drivers need: where to reach a listener, how to read admin
+// Small pieces the pooler driver needs: where to reach a listener, how to read admin
 // console rows, and running applies one at a time.
 
 /** Where this machine reaches a listener (a wildcard listen address means loopback). */

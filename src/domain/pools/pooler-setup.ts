@@ -13,7 +13,7 @@ import { PoolSync, type PoolerHealth } from './pool-sync.js';
 import type { PoolerDriver } from './pooler-driver.js';
 
 export interface Pooler {
-  kind: 'pgbouncer' | 'pgcat' | 'none';
+  kind: 'pgbouncer' | 'none';
   driver: PoolerDriver | null;
   /** Keeps the pooler's pools equal to the active tenants (deps.pools). */
   pools: PoolSync;
@@ -55,11 +55,6 @@ export async function startPooler(options: StartPoolerOptions): Promise<Pooler> 
     const description = config.POOLER === 'none' ? 'POOLER=none: no pooler' : 'POOLER=none: pgbouncer was not found on PATH, so no pooler runs (install PgBouncer to get pooled connections)';
     const pools = new PoolSync(db, null, config.POOL_MODE, logger);
     return { kind, driver: null, pools, description, process: null, status: () => pools.status(), stop: () => pools.close() };
-  }
-  if (kind === 'pgcat') {
-    // PgCat logs in to PostgreSQL only with plaintext passwords in pgcat.toml (it cannot use
-    // SCRAM verifiers or an auth query), and Tenantry keeps no tenant password: see README, "Poolers".
-    throw new Error('POOLER=pgcat is not supported at start-up: PgCat needs every tenant\'s plaintext password in pgcat.toml, and Tenantry stores none; use POOLER=pgbouncer or none');
   }
   if (!binary) throw new Error('POOLER=pgbouncer, but pgbouncer was not found on PATH or in /usr/sbin (Debian: apt-get install pgbouncer)');
 
