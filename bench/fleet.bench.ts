@@ -24,7 +24,7 @@ import { createClient } from 'graphql-ws';
 import pg from 'pg';
 import format from 'pg-format';
 import WebSocket from 'ws';
-import { createLogger } from '../src/logger.js';
+import { createLogger } from '../src/platform/logger.js';
 import { freePort } from '../test/support/free-port.js';
 import { dropEverythingOf } from '../test/support/test-tenantry.js';
 import { startPrivateCluster, type BenchCluster } from './support/private-cluster.js';

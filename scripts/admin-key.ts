@@ -8,12 +8,12 @@ import { randomUUID } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { ConfigError, loadConfig } from '../src/config.js';
-import { redactUrl, withDatabase } from '../src/db/connection-url.js';
-import { createControlClient } from '../src/db/control-client.js';
-import { embeddedServerUrl, embeddedStateFile, startEmbeddedServer, type EmbeddedServer } from '../src/db/embedded-server.js';
-import { mintAdminKey } from '../src/domain/keys/api-keys.js';
-import { createLogger } from '../src/logger.js';
+import { ConfigError, loadConfig } from '../src/platform/config.js';
+import { redactUrl, withDatabase } from '../src/platform/db/connection-url.js';
+import { createControlClient } from '../src/platform/db/control-client.js';
+import { embeddedServerUrl, embeddedStateFile, startEmbeddedServer, type EmbeddedServer } from '../src/platform/embedded/embedded-server.js';
+import { mintAdminKey } from '../src/modules/keys/api-keys.js';
+import { createLogger } from '../src/platform/logger.js';
 
 class Refusal extends Error {}
 

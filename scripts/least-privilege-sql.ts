@@ -4,9 +4,9 @@
 // URL (and CONTROL_DATABASE, POOLER_* as Tenantry has them): reads an install that ran
 // as a superuser and prints the psql script that also hands over what it made (README,
 // "Switching an existing install to a least-privilege role"); pipe it to psql.
-import { loadConfig } from '../src/config.js';
-import { leastPrivilegeSetupSql } from '../src/db/least-privilege-setup.js';
-import { readSwitchPlan, switchScript } from '../src/db/least-privilege-switch.js';
+import { loadConfig } from '../src/platform/config.js';
+import { leastPrivilegeSetupSql } from '../src/platform/db/least-privilege-setup.js';
+import { readSwitchPlan, switchScript } from '../src/platform/db/least-privilege-switch.js';
 
 const args = process.argv.slice(2);
 const existing = args.includes('--existing');

@@ -9,11 +9,11 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { startEmbeddedServer, type EmbeddedServer } from '../src/db/embedded-server.js';
-import { leastPrivilegeSetupSql } from '../src/db/least-privilege-setup.js';
-import { generatePassword, scramSha256Verifier } from '../src/domain/tenants/credentials.js';
-import { loadConfig } from '../src/config.js';
-import { createLogger } from '../src/logger.js';
+import { startEmbeddedServer, type EmbeddedServer } from '../src/platform/embedded/embedded-server.js';
+import { leastPrivilegeSetupSql } from '../src/platform/db/least-privilege-setup.js';
+import { generatePassword, scramSha256Verifier } from '../src/modules/tenants/credentials.js';
+import { loadConfig } from '../src/platform/config.js';
+import { createLogger } from '../src/platform/logger.js';
 import { freePort } from '../test/support/free-port.js';
 
 /** Made once per server and shared by every Tenantry on it (kept by design, so not a leftover). */

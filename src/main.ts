@@ -1,10 +1,10 @@
-import { ConfigError, loadConfig } from './config.js';
-import { redactUrl } from './db/connection-url.js';
-import { startEmbeddedServer, type EmbeddedServer } from './db/embedded-server.js';
+import { ConfigError, loadConfig } from './platform/config.js';
+import { redactUrl } from './platform/db/connection-url.js';
+import { startEmbeddedServer, type EmbeddedServer } from './platform/embedded/embedded-server.js';
 import { HttpFront } from './http/http-server.js';
-import { createLogger } from './logger.js';
+import { createLogger } from './platform/logger.js';
 import { startTenantry, type Tenantry } from './server.js';
-import { reportStartFailure } from './start-failure.js';
+import { reportStartFailure } from './platform/start-failure.js';
 
 /** Writes to the terminal and resolves once the text is handed to the OS (a key counts as shown then). */
 function show(text: string): Promise<void> {

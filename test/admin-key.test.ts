@@ -6,11 +6,11 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import { withDatabase } from '../src/db/connection-url.js';
-import { prepareControlDatabase } from '../src/db/control-database.js';
-import { startEmbeddedServer } from '../src/db/embedded-server.js';
-import { hashApiKey } from '../src/domain/keys/api-keys.js';
-import { createLogger } from '../src/logger.js';
+import { withDatabase } from '../src/platform/db/connection-url.js';
+import { prepareControlDatabase } from '../src/platform/db/control-database.js';
+import { startEmbeddedServer } from '../src/platform/embedded/embedded-server.js';
+import { hashApiKey } from '../src/modules/keys/api-keys.js';
+import { createLogger } from '../src/platform/logger.js';
 import { freePort } from './support/free-port.js';
 import { startTestTenantry, testServerUrl, type TestTenantry } from './support/test-tenantry.js';
 

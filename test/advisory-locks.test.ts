@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { AdvisoryLocks, type LockName } from '../src/db/advisory-locks.js';
-import { underTenantLock } from '../src/domain/locking.js';
+import { AdvisoryLocks, type LockName } from '../src/platform/locks/advisory-locks.js';
+import { underTenantLock } from '../src/platform/locks/locking.js';
 import { PROVISION, startTestTenantry, testServerUrl, type TestTenantry } from './support/test-tenantry.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

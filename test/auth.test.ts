@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { withDatabase } from '../src/db/connection-url.js';
+import { withDatabase } from '../src/platform/db/connection-url.js';
 import { PROVISION, startTestTenantry, type GraphQLResponse, type TestTenantry } from './support/test-tenantry.js';
 
 let t: TestTenantry;

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import pg from 'pg';
-import { findPgBouncer } from '../src/domain/pools/pgbouncer/pgbouncer-process.js';
+import { findPgBouncer } from '../src/modules/pools/pgbouncer/pgbouncer-process.js';
 import { TEST_LIMITS } from './support/test-tenantry.js';
 
 /** Runs a benchmark script to its end; fails the test with the output's tail unless it exits 0. */

@@ -4,9 +4,9 @@
 // test/trust-proxy.test.ts shows the same through a running service.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ConfigError, loadConfig } from '../src/config.js';
-import { clientAddressOf, parseProxyTrust } from '../src/http/client-address.js';
-import { originAllowed, parseAllowedOrigins } from '../src/http/origin-policy.js';
+import { ConfigError, loadConfig } from '../src/platform/config.js';
+import { clientAddressOf, parseProxyTrust } from '../src/platform/http/client-address.js';
+import { originAllowed, parseAllowedOrigins } from '../src/platform/http/origin-policy.js';
 
 const PROXY = '10.0.0.5';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { controlPlaneConnections } from '../src/db/connection-budget.js';
-import { capacityAdvice, FEW_DEFAULT_TENANTS } from '../src/domain/quotas/cluster-capacity.js';
+import { controlPlaneConnections } from '../src/platform/db/connection-budget.js';
+import { capacityAdvice, FEW_DEFAULT_TENANTS } from '../src/modules/quotas/cluster-capacity.js';
 import { PROVISION, startTestTenantry, testServerUrl, type TestTenantry } from './support/test-tenantry.js';
 import pg from 'pg';
 

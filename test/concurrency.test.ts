@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { findPgBouncer } from '../src/domain/pools/pgbouncer/pgbouncer-process.js';
+import { findPgBouncer } from '../src/modules/pools/pgbouncer/pgbouncer-process.js';
 import { connectAs, PROVISION, settle, startTestTenantry, type GraphQLResponse, type TestTenantry } from './support/test-tenantry.js';
 import { freePort } from './support/free-port.js';
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { test } from 'node:test';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, loadConfig } from '../src/platform/config.js';
 
 // Invalid settings stop the start with one message naming every bad variable: the ones that
 // do not parse and the rules between variables, together, so one attempt shows them all.

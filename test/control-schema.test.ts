@@ -4,9 +4,9 @@ import { after, before, test } from 'node:test';
 import { getDMMF } from '@prisma/get-dmmf';
 import pg from 'pg';
 import format from 'pg-format';
-import { withDatabase } from '../src/db/connection-url.js';
-import { loadControlMigrations, migrateControlDatabase, prismaMigrationsLedger, PRISMA_MIGRATE_LOCK } from '../src/db/control-migrations.js';
-import { applyMigrations, checksumOf, MigrationChecksumError } from '../src/db/migrations.js';
+import { withDatabase } from '../src/platform/db/connection-url.js';
+import { loadControlMigrations, migrateControlDatabase, prismaMigrationsLedger, PRISMA_MIGRATE_LOCK } from '../src/platform/db/control-migrations.js';
+import { applyMigrations, checksumOf, MigrationChecksumError } from '../src/platform/db/migrations.js';
 import { testServerUrl } from './support/test-tenantry.js';
 
 const database = `tenantry_schema_${process.pid}`;

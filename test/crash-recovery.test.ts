@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { connectAs, controlPlaneUrl, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 import { spawnReplica } from './support/replica.js';
 import { until } from './support/subscriptions.js';
-import type { RecoveryReport } from '../src/domain/tenants/tenant-recovery.js';
+import type { RecoveryReport } from '../src/modules/provisioning/tenant-recovery.js';
 
 let t: TestTenantry;
 let replicaEnv: Record<string, string>;

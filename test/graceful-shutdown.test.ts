@@ -10,7 +10,7 @@ import { after, describe, test } from 'node:test';
 import { createClient } from 'graphql-ws';
 import pg from 'pg';
 import WebSocket from 'ws';
-import { withDatabase } from '../src/db/connection-url.js';
+import { withDatabase } from '../src/platform/db/connection-url.js';
 import { freePort } from './support/free-port.js';
 import { subscribeSse, subscribeWs, until, wsClient } from './support/subscriptions.js';
 import { connectAs, PROVISION, startTestTenantry, testServerUrl, type TestTenantry } from './support/test-tenantry.js';

@@ -10,7 +10,7 @@ import format from 'pg-format';
 import { connectAs, PROVISION, settle, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 import { inDatabase, TestTemplates } from './support/templates.js';
 import { until } from './support/subscriptions.js';
-import { SCHEMA_MIGRATION_LOCK } from '../src/domain/templates/schema-version-ledger.js';
+import { SCHEMA_MIGRATION_LOCK } from '../src/modules/templates/schema-version-ledger.js';
 
 let t: TestTenantry;
 let templates: TestTemplates;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
-import type { TenantUsageSample, UsageBatch } from '../src/domain/usage/usage-sample.js';
+import type { TenantUsageSample, UsageBatch } from '../src/modules/usage/usage-sample.js';
 import { subscribeSse, subscribeWs, until, wsClient } from './support/subscriptions.js';
 import { PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 

@@ -6,11 +6,11 @@ import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import format from 'pg-format';
-import { ClusterAdmin } from '../src/db/cluster-admin.js';
-import { withDatabase } from '../src/db/connection-url.js';
-import { PoolerAuth, PoolerSetupError, lookupRoleSetupSql } from '../src/domain/pools/pgbouncer/pooler-auth.js';
-import { generatePassword, scramSha256Verifier } from '../src/domain/tenants/credentials.js';
-import { createLogger } from '../src/logger.js';
+import { ClusterAdmin } from '../src/platform/db/cluster-admin.js';
+import { withDatabase } from '../src/platform/db/connection-url.js';
+import { PoolerAuth, PoolerSetupError, lookupRoleSetupSql } from '../src/modules/pools/pgbouncer/pooler-auth.js';
+import { generatePassword, scramSha256Verifier } from '../src/modules/tenants/credentials.js';
+import { createLogger } from '../src/platform/logger.js';
 import { TEST_LIMITS, testServerUrl } from './support/test-tenantry.js';
 
 const prefix = `pgbt_${randomBytes(4).toString('hex')}_`;

@@ -10,7 +10,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { findPgBouncer } from '../src/domain/pools/pgbouncer/pgbouncer-process.js';
+import { findPgBouncer } from '../src/modules/pools/pgbouncer/pgbouncer-process.js';
 import { freePort } from './support/free-port.js';
 import { until } from './support/subscriptions.js';
 import { connectAs, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import format from 'pg-format';
-import { withDatabase } from '../src/db/connection-url.js';
-import type { ProvisionStep } from '../src/domain/tenants/provisioning-steps.js';
+import { withDatabase } from '../src/platform/db/connection-url.js';
+import type { ProvisionStep } from '../src/modules/provisioning/provisioning-steps.js';
 import { connectAs, DEPROVISION, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 
 let t: TestTenantry;

@@ -2,7 +2,7 @@
 // control plane's privileges, so CI runs it in the first configuration only (TEST_SCOPE).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { maskQuery } from '../src/domain/usage/query-text.js';
+import { maskQuery } from '../src/modules/usage/query-text.js';
 
 test('literals are masked: strings, escapes, dollar quotes, numbers; identifiers and parameters stay', () => {
   assert.equal(maskQuery(`SELECT * FROM users WHERE email = 'ann@example.com' AND id = 42`), 'SELECT * FROM users WHERE email = ? AND id = ?');

@@ -5,9 +5,9 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import format from 'pg-format';
-import { withDatabase } from '../src/db/connection-url.js';
-import { AdminConsole } from '../src/domain/pools/pgbouncer/admin-console.js';
-import { findPgBouncer } from '../src/domain/pools/pgbouncer/pgbouncer-process.js';
+import { withDatabase } from '../src/platform/db/connection-url.js';
+import { AdminConsole } from '../src/modules/pools/pgbouncer/admin-console.js';
+import { findPgBouncer } from '../src/modules/pools/pgbouncer/pgbouncer-process.js';
 import { connectAs, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 import { freePort } from './support/free-port.js';
 

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import { findPgBouncer } from '../src/domain/pools/pgbouncer/pgbouncer-process.js';
+import { findPgBouncer } from '../src/modules/pools/pgbouncer/pgbouncer-process.js';
 import { freePort } from './support/free-port.js';
 import { until } from './support/subscriptions.js';
 import { controlPlaneUrl, dropEverythingOf, testServerUrl } from './support/test-tenantry.js';

@@ -2,8 +2,8 @@
 // control plane's privileges, so CI runs it in the first configuration only (TEST_SCOPE).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { EventLoopStalls } from '../src/event-loop-stalls.js';
-import { STALL_BACKLOG_FACTOR, SubscriberQueue, SubscriptionEndedError } from '../src/domain/usage/subscriber-queue.js';
+import { EventLoopStalls } from '../src/platform/event-loop-stalls.js';
+import { STALL_BACKLOG_FACTOR, SubscriberQueue, SubscriptionEndedError } from '../src/platform/streams/subscriber-queue.js';
 
 // Issue 14, item 11: what piles up while the server stalls is not held against the reader.
 

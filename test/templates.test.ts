@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import format from 'pg-format';
-import { TemplateCatalog } from '../src/domain/templates/template-catalog.js';
+import { TemplateCatalog } from '../src/modules/templates/template-catalog.js';
 import { PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 import { TestTemplates } from './support/templates.js';
 
@@ -80,7 +80,7 @@ test('templateVersion picks an older version; the default is the newest, with ev
   const cur = await t.gql(PROVISION, { input: { slug: 'new-notes', displayName: 'n', template: 'two-step' } });
   const columns = async (db: string) => {
     const pg = (await import('pg')).default;
-    const { withDatabase } = await import('../src/db/connection-url.js');
+    const { withDatabase } = await import('../src/platform/db/connection-url.js');
     const c = new pg.Client({ connectionString: withDatabase(process.env.TEST_DATABASE_URL!, db) });
     await c.connect();
     try {

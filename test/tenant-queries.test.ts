@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import { withDatabase } from '../src/db/connection-url.js';
+import { withDatabase } from '../src/platform/db/connection-url.js';
 import { fewestStatements, PROVISION, settle, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 
 let t: TestTenantry;

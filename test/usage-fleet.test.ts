@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import format from 'pg-format';
-import { withDatabase } from '../src/db/connection-url.js';
-import type { UsageBatch } from '../src/domain/usage/usage-sample.js';
+import { withDatabase } from '../src/platform/db/connection-url.js';
+import type { UsageBatch } from '../src/modules/usage/usage-sample.js';
 import { subscribeSse, subscribeWs, until, wsClient } from './support/subscriptions.js';
 import { settle, startTestTenantry, testServerUrl, type TestTenantry } from './support/test-tenantry.js';
 

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import { withDatabase } from '../src/db/connection-url.js';
+import { withDatabase } from '../src/platform/db/connection-url.js';
 import { subscribeWs, until, wsClient } from './support/subscriptions.js';
 import { connectAs, PROVISION, startTestTenantry, testServerUrl, type TestTenantry, controlPlaneUrl } from './support/test-tenantry.js';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type pg from 'pg';
-import { findPgBouncer } from '../src/domain/pools/pgbouncer/pgbouncer-process.js';
+import { findPgBouncer } from '../src/modules/pools/pgbouncer/pgbouncer-process.js';
 import { freePort } from './support/free-port.js';
 import { subscribeWs, until, wsClient } from './support/subscriptions.js';
 import { connectAs, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';

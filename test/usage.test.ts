@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createConnection } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type pg from 'pg';
-import { pruneUsageHistory, readPeaks24h, readUsageHistory, UsageHistory } from '../src/domain/usage/usage-history.js';
+import { pruneUsageHistory, readPeaks24h, readUsageHistory, UsageHistory } from '../src/modules/usage/usage-history.js';
 import { subscribeSse, subscribeWs, until, wsClient } from './support/subscriptions.js';
 import { connectAs, fewestStatements, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 

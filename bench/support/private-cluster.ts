@@ -10,8 +10,8 @@ import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { startEmbeddedServer } from '../../src/db/embedded-server.js';
-import type { Logger } from '../../src/logger.js';
+import { startEmbeddedServer } from '../../src/platform/embedded/embedded-server.js';
+import type { Logger } from '../../src/platform/logger.js';
 import { freePort } from '../../test/support/free-port.js';
 
 const run = promisify(execFile);

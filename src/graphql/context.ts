@@ -2,15 +2,15 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import DataLoader from 'dataloader';
 import { GraphQLError } from 'graphql';
-import type { Config } from '../config.js';
-import type { ServerFacts } from '../db/cluster-admin.js';
-import type { OperationContext } from '../domain/audit/audit-log.js';
-import type { Deps } from '../domain/deps.js';
-import type { OfferedExtension } from '../domain/extensions/offered-extensions.js';
-import { RateLimitedError, type AuthFailure, type Credentials } from '../domain/keys/key-authenticator.js';
-import { actorOf, canSeeTenant, type Viewer } from '../domain/keys/viewer.js';
-import type { PoolStats } from '../domain/pools/pooler-driver.js';
-import { clientAddressOf } from '../http/client-address.js';
+import type { Config } from '../platform/config.js';
+import type { ServerFacts } from '../platform/db/cluster-admin.js';
+import type { OperationContext } from '../modules/audit/audit-log.js';
+import type { Deps } from '../deps.js';
+import type { OfferedExtension } from '../modules/extensions/offered-extensions.js';
+import { RateLimitedError, type AuthFailure, type Credentials } from '../modules/keys/key-authenticator.js';
+import { actorOf, canSeeTenant, type Viewer } from '../platform/viewer.js';
+import type { PoolStats } from '../modules/pools/pooler-driver.js';
+import { clientAddressOf } from '../platform/http/client-address.js';
 import { serviceUnavailableError } from './service-unavailable.js';
 
 /** Per request, read-only: who is calling, under which correlation id, with what. */

@@ -1,7 +1,7 @@
 import { PothosValidationError } from '@pothos/core';
 import type { Plugin } from 'graphql-yoga';
 import { GraphQLError } from 'graphql';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../platform/logger.js';
 import type { GraphQLContext } from './context.js';
 import { serviceUnavailableError } from './service-unavailable.js';
 

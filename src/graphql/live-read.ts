@@ -1,5 +1,5 @@
 import { GraphQLError } from 'graphql';
-import { LiveReadsBusyError } from '../domain/live-reads/live-read-budget.js';
+import { LiveReadsBusyError } from '../platform/live-read-budget.js';
 import type { GraphQLContext } from './context.js';
 
 /** What a field that reads a tenant database or pg_stat_activity now costs (GRAPHQL_LIVE_FIELD_COST), against 1 for a recorded one. */

@@ -1,10 +1,10 @@
 import type { ServerResponse } from 'node:http';
 import { GraphQLError, type ExecutionResult } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
-import type { Deps } from '../domain/deps.js';
-import type { Viewer } from '../domain/keys/viewer.js';
-import type { WatchOptions } from '../domain/usage/usage-service.js';
-import { SubscriptionEndedError, type SubscriptionEndCode } from '../domain/usage/subscriber-queue.js';
+import type { Deps } from '../deps.js';
+import type { Viewer } from '../platform/viewer.js';
+import type { WatchOptions } from '../modules/usage/usage-service.js';
+import { SubscriptionEndedError, type SubscriptionEndCode } from '../platform/streams/subscriber-queue.js';
 
 /**
  * How a live session ends: a code the subscriber hears (the stream is over), or this server

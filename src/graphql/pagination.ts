@@ -1,5 +1,5 @@
 import { GraphQLError } from 'graphql';
-import type { Config } from '../config.js';
+import type { Config } from '../platform/config.js';
 
 /** Rows a connection or list returns when the caller names no size. */
 export const DEFAULT_PAGE_SIZE = 20;

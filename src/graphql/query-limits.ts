@@ -12,8 +12,8 @@ import {
   type ValidationContext,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import type { Config } from '../config.js';
-import { findInputProblem } from '../domain/input-limits.js';
+import type { Config } from '../platform/config.js';
+import { findInputProblem } from '../platform/input-limits.js';
 
 /** The code of every refusal for size: depth, breadth, cost, aliases, directives, tokens. */
 export const QUERY_TOO_COMPLEX = 'QUERY_TOO_COMPLEX';

@@ -1,6 +1,6 @@
 import { GraphQLError, type ASTNode } from 'graphql';
-import { isFromControlClient, isUnreachable } from '../db/reachability.js';
-import type { Deps } from '../domain/deps.js';
+import { isFromControlClient, isUnreachable } from '../platform/db/reachability.js';
+import type { Deps } from '../deps.js';
 
 /**
  * How long a client is told to wait before retrying while a database is unreachable. Readiness

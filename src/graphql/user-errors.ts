@@ -1,5 +1,5 @@
-import { UserError, USER_ERROR_CODES, type UserErrorCode } from '../domain/errors.js';
-import { findInputProblem } from '../domain/input-limits.js';
+import { UserError, USER_ERROR_CODES, type UserErrorCode } from '../platform/errors.js';
+import { findInputProblem } from '../platform/input-limits.js';
 import { builder } from './builder.js';
 
 export interface UserErrorShape {

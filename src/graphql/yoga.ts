@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
-import type { Deps } from '../domain/deps.js';
-import { corsOptionsFor } from '../http/origin-policy.js';
+import type { Deps } from '../deps.js';
+import { corsOptionsFor } from '../platform/http/origin-policy.js';
 import { createRequestContext, type GraphQLContext } from './context.js';
 import { graphiqlOptions, renderOfflineGraphiQL } from './graphiql.js';
 import { useErrorCorrelation } from './error-correlation.js';

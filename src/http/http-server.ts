@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Config } from '../config.js';
-import type { Deps } from '../domain/deps.js';
-import { RateLimitedError } from '../domain/keys/key-authenticator.js';
-import type { Logger } from '../logger.js';
+import type { Config } from '../platform/config.js';
+import type { Deps } from '../deps.js';
+import { RateLimitedError } from '../modules/keys/key-authenticator.js';
+import type { Logger } from '../platform/logger.js';
 import { sourceAddressOf } from '../graphql/context.js';
 import { createTenantryYoga } from '../graphql/yoga.js';
 import { RETRY_AFTER_SECONDS, serviceUnavailableError } from '../graphql/service-unavailable.js';

@@ -4,13 +4,13 @@ import { getOperationAST, GraphQLError, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import type { TenantryYoga } from '../graphql/yoga.js';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { Deps } from '../domain/deps.js';
-import { RateLimitedError } from '../domain/keys/key-authenticator.js';
+import type { Deps } from '../deps.js';
+import { RateLimitedError } from '../modules/keys/key-authenticator.js';
 import { createContext, sourceAddressOf, type GraphQLContext } from '../graphql/context.js';
 import { RETRY_AFTER_SECONDS, serviceUnavailableError } from '../graphql/service-unavailable.js';
-import { verifyWebSocketOrigin } from './origin-policy.js';
+import { verifyWebSocketOrigin } from '../platform/http/origin-policy.js';
 import { CLOSE_FORBIDDEN, CLOSE_TOO_SLOW, GRACE_MS, type LiveSessions } from '../graphql/live-sessions.js';
-import { eventLoopStalls } from '../event-loop-stalls.js';
+import { eventLoopStalls } from '../platform/event-loop-stalls.js';
 import { SHUTTING_DOWN_RETRY_AFTER_SECONDS, shuttingDownError, type InFlightWork } from './in-flight-work.js';
 
 type Yoga = TenantryYoga;

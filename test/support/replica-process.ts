@@ -7,9 +7,9 @@
 // REPLICA_AUTH_DELAY_MS below). Spawned with
 // an IPC channel, it answers `{ type: 'live-state' }` with what it holds for live clients and
 // its heap after a full garbage collection (started with --expose-gc).
-import type { Hooks } from '../../src/domain/deps.js';
-import { loadConfig } from '../../src/config.js';
-import { createLogger } from '../../src/logger.js';
+import type { Hooks } from '../../src/deps.js';
+import { loadConfig } from '../../src/platform/config.js';
+import { createLogger } from '../../src/platform/logger.js';
 import { startTenantry } from '../../src/server.js';
 
 const config = loadConfig(JSON.parse(process.env.REPLICA_ENV ?? '{}') as Record<string, string>);

@@ -2,7 +2,7 @@ import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { withDatabase } from '../../src/db/connection-url.js';
+import { withDatabase } from '../../src/platform/db/connection-url.js';
 import { controlPlaneUrl, testServerUrl } from './test-tenantry.js';
 
 /** A TEMPLATES_DIR of a test's own: the repository's `default` template plus whatever the test adds. */

@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import pg from 'pg';
 import format from 'pg-format';
-import { loadConfig } from '../../src/config.js';
-import type { Hooks } from '../../src/domain/deps.js';
-import { generateApiKey } from '../../src/domain/keys/api-keys.js';
-import { createLogger } from '../../src/logger.js';
+import { loadConfig } from '../../src/platform/config.js';
+import type { Hooks } from '../../src/deps.js';
+import { generateApiKey } from '../../src/modules/keys/api-keys.js';
+import { createLogger } from '../../src/platform/logger.js';
 import { startTenantry, type Tenantry } from '../../src/server.js';
 
 export function testServerUrl(): string {

@@ -1,0 +1,31 @@
+import { refreshTenant, type TenantRefresh } from '../refresh-tenant.js';
+import { builder } from '../../../graphql/builder.js';
+import { TenantRef } from '../../tenants/graphql/Tenant.js';
+import { UserErrorRef, withUserErrors, type Payload } from '../../../graphql/user-errors.js';
+
+const RefreshTenantInput = builder.inputType('RefreshTenantInput', {
+  fields: (t) => ({ slug: t.string({ required: true }) }),
+});
+
+const RefreshTenantPayload = builder.objectRef<Payload<TenantRefresh>>('RefreshTenantPayload').implement({
+  fields: (t) => ({
+    tenant: t.field({
+      type: TenantRef,
+      nullable: true,
+      description: 'The tenant with fresh records: its extensions, schemaVersion and inventory now say what is in its database.',
+      resolve: (p) => p.tenant ?? null,
+    }),
+    drift: t.stringList({ description: 'What differed from the records (they follow the database now).', resolve: (p) => p.finding?.drift ?? [] }),
+    userErrors: t.field({ type: [UserErrorRef], resolve: (p) => p.userErrors }),
+  }),
+});
+
+builder.mutationField('refreshTenant', (t) =>
+  t.field({
+    type: RefreshTenantPayload,
+    description: 'Runs the inventory for one tenant now (the periodic pass runs every INVENTORY_INTERVAL_MS): audited as tenant.refreshed.',
+    authScopes: { admin: true, tenantAdmin: true },
+    args: { input: t.arg({ type: RefreshTenantInput, required: true }) },
+    resolve: (_, { input }, ctx) => withUserErrors(input, () => refreshTenant(ctx.deps, ctx.op, input, ctx.canSee)),
+  }),
+);

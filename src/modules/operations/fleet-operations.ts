@@ -1,0 +1,332 @@
+import { v7 as uuidv7 } from 'uuid';
+import pg from 'pg';
+import type { Operation, OperationItem } from '../../generated/prisma/client.js';
+import type { OperationKind } from '../../generated/prisma/enums.js';
+import { TENANT_COMPONENT } from '../tenants/schema-version-record.js';
+import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
+import type { Deps } from '../../deps.js';
+import { UserError } from '../../platform/errors.js';
+import { updateTenantExtensions } from '../extensions/tenant-extensions.js';
+import { DEFAULT_TEMPLATE } from '../templates/template-catalog.js';
+import { defaultTarget, upgradeTenantSchema } from '../templates/upgrade-tenant-schema.js';
+import { extensionReport } from '../extensions/extension-status.js';
+import { policyOf } from '../extensions/tenant-extensions.js';
+import { availableExtensions } from '../extensions/extensions.sql.js';
+import { secureTenant } from '../tenants/secure-tenant.js';
+import { runOrder, validateCanaryChoice } from './canary.js';
+import { failureCauseOf, type FailureCause } from './failure-cause.js';
+import { withTenant } from '../tenants/tenant-access.js';
+import semver from 'semver';
+
+export interface StartFleetOperationInput {
+  kind: OperationKind;
+  /** Tenants of this template (default "default"). */
+  template?: string | null;
+  /** UPGRADE_SCHEMAS: the version to reach (default: each tenant's newest of its major). */
+  targetVersion?: string | null;
+  concurrency?: number | null;
+  /** How many tenants must succeed first, before the rest (see canary.ts). Default: as many as picked, else 3. */
+  canarySize?: number | null;
+  /** Slugs of the tenants to go first, as canaries, in this order. */
+  canary?: readonly string[] | null;
+  /** Slugs of the tenants to leave out. */
+  exclude?: readonly string[] | null;
+}
+
+/** What an operation keeps of its input. */
+export interface OperationParams {
+  template: string;
+  targetVersion: string | null;
+  /** Canaries the operator picked, and the tenants it left out (absent on operations started before they existed). */
+  canary?: string[];
+  exclude?: string[];
+}
+
+const MAX_CONCURRENCY = 16;
+
+/**
+ * Fleet-wide schema upgrades and extension updates as persisted operations: one row per
+ * operation and per tenant, run with bounded concurrency after a canary, each tenant under
+ * its own lock (the single-tenant code path), over direct connections. A server that stops
+ * leaves the rows behind; whichever server next holds the operation's advisory lock
+ * (at start, or on the periodic check) resumes it where it stopped.
+ */
+export class FleetOperations {
+  private readonly running = new Map<string, Promise<void>>();
+  private stopping = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly deps: Deps,
+    private readonly controlUrl: string,
+  ) {}
+
+  async start(op: OperationContext, input: StartFleetOperationInput): Promise<Operation> {
+    const { deps } = this;
+    const template = input.template ?? DEFAULT_TEMPLATE;
+    if (!deps.catalog.get(template)) throw new UserError('TEMPLATE_NOT_FOUND', `no template named ${template}`, 'template');
+    if (input.targetVersion && !deps.catalog.resolve(template, input.targetVersion)) {
+      throw new UserError('TEMPLATE_NOT_FOUND', `template ${template} has no version ${input.targetVersion}`, 'targetVersion');
+    }
+    const concurrency = input.concurrency ?? 4;
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_CONCURRENCY) {
+      throw new UserError('INVALID_INPUT', `concurrency must be between 1 and ${MAX_CONCURRENCY}`, 'concurrency');
+    }
+    if (input.canarySize != null && (!Number.isInteger(input.canarySize) || input.canarySize < 0)) throw new UserError('INVALID_INPUT', 'canarySize must be 0 or more', 'canarySize');
+
+    const candidates =
+      input.kind === 'SECURE_TENANTS'
+        ? await deps.db.tenant.findMany({ where: { status: { in: ['ACTIVE', 'SUSPENDED'] }, securedAt: null }, orderBy: { slug: 'asc' }, select: { id: true, slug: true, templateVersion: true } })
+        : await deps.db.tenant.findMany({ where: { status: 'ACTIVE', templateName: template }, orderBy: { slug: 'asc' }, select: { id: true, slug: true, templateVersion: true } });
+    // Tenants the records show at the target already are done before anything is opened.
+    const settled = await alreadyDone(deps, input.kind, template, input.targetVersion ?? null, candidates.map((t) => t.id));
+    const settledIds = new Set(settled.keys());
+    const choice = validateCanaryChoice(input, candidates, settledIds);
+    const tenants = await runOrder(deps.db, input.kind, candidates, choice, settledIds);
+    const settledHere = tenants.filter((t) => settledIds.has(t.id)).length;
+    const canarySize = Math.min(input.canarySize ?? (choice.picked.length || 3), tenants.length - settledHere);
+    const params: OperationParams = { template, targetVersion: input.targetVersion ?? null, canary: choice.picked, exclude: choice.excluded };
+    const id = uuidv7();
+    const operation = await deps.db.$transaction(async (tx) => {
+      const created = await tx.operation.create({
+        data: {
+          id,
+          kind: input.kind,
+          params: { ...params },
+          total: tenants.length,
+          canarySize,
+          concurrency,
+          createdBy: op.actor,
+        },
+      });
+      const now = new Date();
+      await tx.operationItem.createMany({
+        data: tenants.map((t, position) => {
+          const done = settled.get(t.id);
+          return done
+            ? { operationId: id, tenantId: t.id, tenantSlug: t.slug, position, fromVersion: t.templateVersion, toVersion: t.templateVersion, status: 'SUCCEEDED' as const, message: done, startedAt: now, finishedAt: now }
+            : { operationId: id, tenantId: t.id, tenantSlug: t.slug, position, fromVersion: t.templateVersion, canary: position < canarySize };
+        }),
+      });
+      if (settledHere > 0) await tx.operation.update({ where: { id }, data: { done: settledHere } });
+      await recordAuditEvent(tx, op, {
+        category: 'operation',
+        action: 'operation.started',
+        subject: id,
+        metadata: { kind: input.kind, template, targetVersion: input.targetVersion ?? null, total: tenants.length, concurrency, canarySize, canary: choice.picked, exclude: choice.excluded },
+      });
+      return created;
+    });
+    this.launch(id);
+    return operation;
+  }
+
+  /**
+   * Tenants provisioned before Tenantry owned tenant databases are brought under the
+   * ownership model by the fleet machinery, not by hand: at start, when there are any and no
+   * securing operation is under way, one is started (audited like any other).
+   */
+  async secureLegacyTenants(): Promise<Operation | null> {
+    const legacy = await this.deps.db.tenant.count({ where: { status: { in: ['ACTIVE', 'SUSPENDED'] }, securedAt: null } });
+    if (legacy === 0) return null;
+    const open = await this.deps.db.operation.findFirst({ where: { kind: 'SECURE_TENANTS', status: { in: ['PENDING', 'RUNNING'] } } });
+    if (open) return null;
+    this.deps.logger.info({ tenants: legacy }, 'securing tenants provisioned before Tenantry owned tenant databases');
+    return this.start({ actor: 'system', correlationId: 'startup' }, { kind: 'SECURE_TENANTS', concurrency: 4, canarySize: 0 });
+  }
+
+  /** Picks up operations nobody is running (left by a stopped server), now and every `intervalMs`. */
+  resumeUnfinished(intervalMs: number): void {
+    const check = async () => {
+      const open = await this.deps.db.operation.findMany({ where: { status: { in: ['PENDING', 'RUNNING'] } }, select: { id: true } });
+      for (const { id } of open) this.launch(id);
+    };
+    void check().catch((err) => this.deps.logger.error({ err }, 'resuming operations failed'));
+    this.timer = setInterval(() => void check().catch((err) => this.deps.logger.error({ err }, 'resuming operations failed')), intervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops taking new tenants, lets the ones in flight finish, and lets go of the operations (another server may resume them). */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.timer);
+    await Promise.allSettled([...this.running.values()]);
+  }
+
+  private launch(id: string): void {
+    if (this.running.has(id) || this.stopping) return;
+    // Outlives the request that started it: never inside that request's locks.
+    const run = this.deps.locks.detached(() => this.run(id))
+      .catch((err) => this.deps.logger.error({ err, operation: id }, 'operation failed'))
+      .finally(() => this.running.delete(id));
+    this.running.set(id, run);
+  }
+
+  private async run(id: string): Promise<void> {
+    const { deps } = this;
+    // The operation's lock lives as long as this session: a server that dies lets go of it.
+    const lock = new pg.Client({ connectionString: this.controlUrl, application_name: 'tenantry-operation' });
+    lock.on('error', () => undefined);
+    await lock.connect();
+    try {
+      const { rows } = await lock.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [`tenantry:operation:${id}`]);
+      if (!rows[0]?.ok) return; // another server runs it
+      let operation = await deps.db.operation.findUniqueOrThrow({ where: { id } });
+      if (operation.status !== 'PENDING' && operation.status !== 'RUNNING') return;
+      // Items that were in flight when a server stopped are run again: every step is idempotent.
+      await deps.db.operationItem.updateMany({ where: { operationId: id, status: 'RUNNING' }, data: { status: 'PENDING', startedAt: null } });
+      operation = await deps.db.operation.update({ where: { id }, data: { status: 'RUNNING', startedAt: operation.startedAt ?? new Date() } });
+      deps.logger.info({ operation: id, kind: operation.kind }, 'running operation');
+      this.deps.events.publishOperation(id);
+
+      const pending = () => deps.db.operationItem.findMany({ where: { operationId: id, status: 'PENDING' }, orderBy: { position: 'asc' } });
+      if (!(await this.runCanaries(operation))) return;
+      await this.runItems(operation, await pending());
+      if (this.stopping) return;
+      const failed = await deps.db.operationItem.count({ where: { operationId: id, status: 'FAILED' } });
+      await this.finish(id, failed > 0 ? 'COMPLETED_WITH_ERRORS' : 'SUCCEEDED', null);
+    } finally {
+      await lock.end().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Runs canaries until `canarySize` of them succeeded or no tenant is left to try. A canary
+   * that failed because of its own objects is replaced by the next pending tenant (by position);
+   * one that failed because of the step stops the operation: FAILED, the rest SKIPPED. Works from
+   * the rows alone, so a resumed operation carries on where it stopped. False when the rest must
+   * not run (stopped, or stopping).
+   */
+  private async runCanaries(operation: Operation): Promise<boolean> {
+    const { db } = this.deps;
+    const id = operation.id;
+    for (;;) {
+      if (this.stopping) return false;
+      const canaries = await db.operationItem.findMany({ where: { operationId: id, canary: true }, orderBy: { position: 'asc' } });
+      const broken = canaries.find((c) => c.status === 'FAILED' && c.failureCause !== 'TENANT');
+      if (broken) {
+        await db.operationItem.updateMany({ where: { operationId: id, status: 'PENDING' }, data: { status: 'SKIPPED', message: 'not run: the canary failed' } });
+        await this.finish(id, 'FAILED', `the canary failed on ${broken.tenantSlug} (${broken.message ?? 'no message'}); the step itself failed there, not the tenant's own objects, so the rest was not run`);
+        return false;
+      }
+      // Replacing canaries has a bound: a step broken in a way that looks like each tenant's own
+      // doing (an object it creates that the template already made, say) must not run through
+      // the whole fleet as an endless canary phase.
+      const ownFailures = canaries.filter((c) => c.status === 'FAILED').length;
+      if (ownFailures > Math.max(operation.canarySize, 1)) {
+        await db.operationItem.updateMany({ where: { operationId: id, status: 'PENDING' }, data: { status: 'SKIPPED', message: 'not run: too many canaries failed' } });
+        await this.finish(id, 'FAILED', `${ownFailures} canaries failed, each for what looks like its own objects (${canaries.filter((c) => c.status === 'FAILED').map((c) => c.tenantSlug).join(', ')}); so many suggest the step itself, so the rest was not run`);
+        return false;
+      }
+      const waiting = canaries.filter((c) => c.status === 'PENDING');
+      const missing = operation.canarySize - canaries.filter((c) => c.status === 'SUCCEEDED').length - waiting.length;
+      if (missing > 0) {
+        // In place of canaries that failed for their own reasons: the next tenants in the run order.
+        const next = await db.operationItem.findMany({ where: { operationId: id, canary: false, status: 'PENDING' }, orderBy: { position: 'asc' }, take: missing });
+        if (next.length) await db.operationItem.updateMany({ where: { operationId: id, tenantId: { in: next.map((n) => n.tenantId) } }, data: { canary: true } });
+        waiting.push(...next);
+      }
+      if (waiting.length === 0) return true;
+      await this.runItems(operation, waiting);
+    }
+  }
+
+  /** Runs items with the operation's concurrency; a failure is that tenant's alone. */
+  private async runItems(operation: Operation, items: OperationItem[]): Promise<void> {
+    const queue = [...items];
+    const worker = async () => {
+      for (let item = queue.shift(); item && !this.stopping; item = queue.shift()) await this.runItem(operation, item);
+    };
+    await Promise.all(Array.from({ length: Math.min(operation.concurrency, queue.length) }, worker));
+  }
+
+  private async runItem(operation: Operation, item: OperationItem): Promise<void> {
+    const { deps } = this;
+    await deps.db.operationItem.update({ where: { operationId_tenantId: { operationId: operation.id, tenantId: item.tenantId } }, data: { status: 'RUNNING', startedAt: new Date() } });
+    const op: OperationContext = { actor: `operation ${operation.id}`, correlationId: operation.id };
+    const params = operation.params as unknown as OperationParams;
+    let outcome: { status: 'SUCCEEDED' | 'FAILED'; message: string | null; failureCause?: FailureCause; fromVersion?: string; toVersion?: string };
+    try {
+      await deps.hooks.beforeOperationItem?.(operation.kind, item.tenantSlug);
+      if (operation.kind === 'UPGRADE_SCHEMAS') {
+        const r = await upgradeTenantSchema(deps, op, { slug: item.tenantSlug, targetVersion: params.targetVersion });
+        outcome = r.failed
+          ? { status: 'FAILED', message: `step ${r.failed.version} failed: ${r.failed.message}`, failureCause: r.failed.cause, fromVersion: r.fromVersion, toVersion: r.toVersion }
+          : { status: 'SUCCEEDED', message: r.applied.length ? `applied ${r.applied.join(', ')}` : 'already at the target', fromVersion: r.fromVersion, toVersion: r.toVersion };
+      } else if (operation.kind === 'SECURE_TENANTS') {
+        const changes = await secureTenantNamed(deps, op, item.tenantSlug);
+        outcome = { status: 'SUCCEEDED', message: changes.length ? changes.join('; ') : 'already secured' };
+      } else {
+        const r = await updateTenantExtensions(deps, op, { slug: item.tenantSlug });
+        const unavailable = r.after.filter((e) => e.status === 'UNAVAILABLE').map((e) => e.name);
+        const done = r.changes.length ? r.changes.join('; ') : 'nothing to do';
+        if (unavailable.length) outcome = { status: 'FAILED', message: `unavailable on the server: ${unavailable.join(', ')}`, failureCause: 'STEP' };
+        else if (r.problems.length) outcome = { status: 'FAILED', message: [...r.problems.map((p) => p.message), ...(r.changes.length ? [`done: ${done}`] : [])].join('; '), failureCause: 'TENANT' };
+        else outcome = { status: 'SUCCEEDED', message: done };
+      }
+    } catch (err) {
+      if (!(err instanceof UserError)) deps.logger.error({ err, operation: operation.id, tenant: item.tenantSlug }, 'operation item failed');
+      outcome = { status: 'FAILED', message: (err as Error).message.slice(0, 500), failureCause: failureCauseOf(err) };
+    }
+    await deps.db.$transaction([
+      deps.db.operationItem.update({
+        where: { operationId_tenantId: { operationId: operation.id, tenantId: item.tenantId } },
+        data: { ...outcome, finishedAt: new Date() },
+      }),
+      deps.db.operation.update({ where: { id: operation.id }, data: { done: { increment: 1 }, ...(outcome.status === 'FAILED' ? { failed: { increment: 1 } } : {}) } }),
+    ]);
+    deps.events.publishOperation(operation.id);
+  }
+
+  private async finish(id: string, status: 'SUCCEEDED' | 'COMPLETED_WITH_ERRORS' | 'FAILED', error: string | null): Promise<void> {
+    const operation = await this.deps.db.operation.update({ where: { id }, data: { status, error, finishedAt: new Date() } });
+    await recordAuditEvent(this.deps.db, { actor: `operation ${id}`, correlationId: id }, {
+      category: 'operation',
+      action: 'operation.finished',
+      subject: id,
+      metadata: { kind: operation.kind, status, total: operation.total, done: operation.done, failed: operation.failed, error },
+    });
+    this.deps.events.publishOperation(id);
+  }
+}
+
+/** Secures one tenant by slug, under its lock (the securing operation's step). */
+async function secureTenantNamed(deps: Deps, op: OperationContext, slug: string): Promise<string[]> {
+  return withTenant(deps, slug, () => true, async (tenant, cluster) => (tenant.securedAt ? [] : secureTenant(deps, op, cluster, tenant)));
+}
+
+/**
+ * The tenants whose recorded state (schema version, installed extensions) shows the
+ * operation has nothing to do for them, with the message their item gets: a fleet
+ * already at the target costs a few control-database queries, not a connection per tenant.
+ * A tenant not yet secured is never skipped (its step secures it first).
+ */
+async function alreadyDone(deps: Deps, kind: OperationKind, template: string, targetVersion: string | null, tenantIds: string[]): Promise<Map<string, string>> {
+  const done = new Map<string, string>();
+  if (kind === 'SECURE_TENANTS' || tenantIds.length === 0) return done;
+  const tenants = await deps.db.tenant.findMany({
+    where: { id: { in: tenantIds }, securedAt: { not: null } },
+    select: { id: true, clusterId: true, templateName: true, templateVersion: true, schemaVersions: { select: { component: true, version: true } }, extensions: { select: { name: true, version: true } } },
+  });
+  const versions = deps.catalog.get(template)?.versions ?? [];
+  if (kind === 'UPGRADE_SCHEMAS') {
+    for (const t of tenants) {
+      const recorded = t.schemaVersions.find((v) => v.component === TENANT_COMPONENT)?.version;
+      if (!recorded || !semver.valid(recorded)) continue;
+      const target = targetVersion ?? defaultTarget(versions, recorded)?.version;
+      if (target && semver.gte(recorded, target)) done.set(t.id, 'already at the target');
+    }
+    return done;
+  }
+  const offeredByCluster = new Map<string, Map<string, string[]>>();
+  for (const clusterId of new Set(tenants.map((t) => t.clusterId))) {
+    const cluster = await deps.clusters.get(clusterId);
+    const { rows } = await cluster.query<{ name: string; versions: string[] }>(availableExtensions);
+    offeredByCluster.set(clusterId, new Map(rows.map((r) => [r.name, r.versions])));
+  }
+  for (const t of tenants) {
+    const report = extensionReport(policyOf(deps, t), new Map(t.extensions.map((e) => [e.name, e.version])), offeredByCluster.get(t.clusterId)!);
+    if (report.every((e) => e.status === 'OK')) done.set(t.id, 'nothing to do');
+  }
+  return done;
+}

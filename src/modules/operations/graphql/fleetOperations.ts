@@ -1,0 +1,77 @@
+import type { Operation } from '../../../generated/prisma/client.js';
+import { builder } from '../../../graphql/builder.js';
+import { OperationRef } from './Operation.js';
+import { UserErrorRef, withUserErrors, type Payload } from '../../../graphql/user-errors.js';
+
+const FleetOperationPayload = builder.objectRef<Payload<{ operation: Operation }>>('FleetOperationPayload').implement({
+  fields: (t) => ({
+    operation: t.field({ type: OperationRef, nullable: true, description: 'Started; watch it with the operation(id) subscription.', resolve: (p) => p.operation ?? null }),
+    userErrors: t.field({ type: [UserErrorRef], resolve: (p) => p.userErrors }),
+  }),
+});
+
+const CANARY_HELP =
+  'Canaries go first; the rest runs once canarySize of them succeeded. A canary that fails because of its own objects, data or sessions ' +
+  '(failureCause TENANT: something the step creates already exists, a lock its sessions hold, its data against a new constraint, ' +
+  'deferrable constraints, code that changed the step runner) is recorded FAILED and the next tenant takes its place; one that fails ' +
+  'because of the step (failureCause STEP) stops the operation (FAILED, the rest SKIPPED).';
+
+const CANARY_ORDER =
+  'Without a pick, the canaries are the first tenants with work to do by slug, except that tenants whose latest result in an operation ' +
+  'of the same kind FAILED come last (they would most likely fail again for their own reasons).';
+
+const UpgradeAllTenantSchemasInput = builder.inputType('UpgradeAllTenantSchemasInput', {
+  description: `${CANARY_HELP} ${CANARY_ORDER}`,
+  fields: (t) => ({
+    template: t.string({ required: false, description: 'The tenants of this template (default "default").' }),
+    targetVersion: t.string({ required: false, description: 'Default: each tenant\'s newest version of its major.' }),
+    concurrency: t.int({ required: false, description: 'Tenants at once, 1 to 16 (default 4).' }),
+    canarySize: t.int({ required: false, description: 'Canaries that must succeed before the rest runs (default: as many as picked in canary, else 3; 0: none).' }),
+    canary: t.stringList({ required: false, description: 'Slugs of the tenants to use as canaries, first and in this order (each must be one this operation runs on).' }),
+    exclude: t.stringList({ required: false, description: 'Slugs of the tenants to leave out of this operation (each must be one it would run on).' }),
+  }),
+});
+
+const UpdateAllTenantExtensionsInput = builder.inputType('UpdateAllTenantExtensionsInput', {
+  description: `${CANARY_HELP} ${CANARY_ORDER}`,
+  fields: (t) => ({
+    template: t.string({ required: false }),
+    concurrency: t.int({ required: false }),
+    canarySize: t.int({ required: false, description: 'As for upgradeAllTenantSchemas.' }),
+    canary: t.stringList({ required: false, description: 'As for upgradeAllTenantSchemas.' }),
+    exclude: t.stringList({ required: false, description: 'As for upgradeAllTenantSchemas.' }),
+  }),
+});
+
+builder.mutationField('upgradeAllTenantSchemas', (t) =>
+  t.field({
+    type: FleetOperationPayload,
+    description: 'Starts an operation that upgrades every active tenant of a template, canary first.',
+    authScopes: { admin: true },
+    args: { input: t.arg({ type: UpgradeAllTenantSchemasInput, required: false }) },
+    resolve: (_, { input }, ctx) => withUserErrors(input, async () => ({ operation: await ctx.deps.operations.start(ctx.op, { kind: 'UPGRADE_SCHEMAS', ...input }) })),
+  }),
+);
+
+builder.mutationField('updateAllTenantExtensions', (t) =>
+  t.field({
+    type: FleetOperationPayload,
+    description: 'Starts an operation that runs updateTenantExtensions on every active tenant of a template, canary first.',
+    authScopes: { admin: true },
+    args: { input: t.arg({ type: UpdateAllTenantExtensionsInput, required: false }) },
+    resolve: (_, { input }, ctx) => withUserErrors(input, async () => ({ operation: await ctx.deps.operations.start(ctx.op, { kind: 'UPDATE_EXTENSIONS', ...input }) })),
+  }),
+);
+
+builder.mutationField('secureAllTenants', (t) =>
+  t.field({
+    type: FleetOperationPayload,
+    description:
+      'Starts an operation that brings every tenant provisioned before Tenantry owned tenant databases under the ownership model ' +
+      '(README, "Security"). A server starts one by itself when it finds such tenants.',
+    authScopes: { admin: true },
+    args: { input: t.arg({ type: builder.inputType('SecureAllTenantsInput', { fields: (f) => ({ concurrency: f.int({ required: false }) }) }), required: false }) },
+    resolve: (_, { input }, ctx) =>
+      withUserErrors(input ?? {}, async () => ({ operation: await ctx.deps.operations.start(ctx.op, { kind: 'SECURE_TENANTS', concurrency: input?.concurrency, canarySize: 0 }) })),
+  }),
+);

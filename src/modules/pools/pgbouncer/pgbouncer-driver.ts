@@ -1,0 +1,181 @@
+// The PgBouncer PoolerDriver: desired pools → pgbouncer.ini (rendered once per apply) →
+// RELOAD → checked against SHOW DATABASES, rolled back to the last accepted ini when
+// PgBouncer disagrees. Tenants authenticate through auth_query, so no apply reads or
+// writes a password.
+import type { Logger } from '../../../platform/logger.js';
+import {
+  PoolerConfigError,
+  PoolerFilesError,
+  PoolerUnavailableError,
+  type ObservedPool,
+  type PoolerDriver,
+  type PoolSpec,
+  type PoolStats,
+} from '../pooler-driver.js';
+import { comparePools, describeDrift } from '../pool-drift.js';
+import { AdminConsole } from './admin-console.js';
+import { renderAuthFile, type AdminCredentials, type Credentials } from './auth-file.js';
+import { clientSlots, type ClientSlots, type ClientSlotSizing } from './client-slots.js';
+import {
+  asFileSystemError,
+  describeWriteFailure,
+  forgetLastGood,
+  restoreLastGood,
+  saveLastGood,
+  writeAuthFile,
+  writeIni,
+  type FileOwner,
+} from './config-files.js';
+import { AUTH_QUERY_SLOTS, localAddress, renderPgBouncerIni, type PgBouncerSettings } from './pgbouncer-config.js';
+
+export interface PgBouncerDriverOptions {
+  settings: PgBouncerSettings;
+  admin: AdminCredentials;
+  /** The login auth_query runs as, with its plaintext password (it goes to the 0600 auth file only). */
+  authUser: Credentials;
+  /** How max_client_conn follows the fleet (client-slots.ts). */
+  clientSlots: ClientSlotSizing;
+  /** Owner for the files when PgBouncer runs as another OS user. */
+  fileOwner?: FileOwner;
+  /** Host clients should use, when it differs from the listen address (e.g. 0.0.0.0). */
+  publicHost?: string;
+  logger?: Logger;
+}
+
+/** What differs between the pools we asked for and what PgBouncer runs; empty when they match. */
+export function poolDifferences(expected: readonly PoolSpec[], observed: readonly ObservedPool[]): string[] {
+  return describeDrift(comparePools(expected, observed));
+}
+
+/**
+ * Not safe for concurrent calls: PoolSync's single apply queue is its only caller (tests
+ * call it one step at a time).
+ */
+export class PgBouncerDriver implements PoolerDriver {
+  readonly kind = 'pgbouncer' as const;
+  readonly address: { host: string; port: number };
+  private readonly console: AdminConsole;
+  /** max_client_conn as last rendered, and whether the file-descriptor limit lowered it. */
+  lastClientSlots: ClientSlots | null = null;
+
+  constructor(private readonly options: PgBouncerDriverOptions) {
+    const local = localAddress(options.settings);
+    this.address = { host: options.publicHost ?? local.host, port: local.port };
+    this.console = new AdminConsole({ ...local, user: options.admin.user, password: options.admin.password });
+  }
+
+  /**
+   * Writes both files for exactly these pools without telling PgBouncer: before it starts,
+   * so it starts with every pool (a start is not drift). Throws PoolerConfigError, having
+   * written nothing, when the pools cannot be rendered.
+   */
+  async writeFiles(pools: readonly PoolSpec[]): Promise<void> {
+    const { settings, admin, authUser, fileOwner } = this.options;
+    const ini = this.render(pools);
+    const authFile = renderAuthFile(admin, authUser);
+    // A last good ini from an earlier run may predate this one's settings (or, from a
+    // version before auth_query, come with an auth file of verifiers): the first verified
+    // apply saves a new one.
+    const atStart = 'PgBouncer cannot start until';
+    await this.writing(settings.files.lastGoodIni, () => forgetLastGood(settings.files), atStart);
+    await this.writing(settings.files.authFile, () => writeAuthFile(settings.files, authFile, fileOwner), atStart);
+    await this.writing(settings.files.ini, () => writeIni(settings.files, ini, fileOwner), atStart);
+  }
+
+  async apply(pools: PoolSpec[]): Promise<void> {
+    const { settings, fileOwner } = this.options;
+    // Rendering validates: everything that can be refused is checked before a byte is written.
+    const ini = this.render(pools);
+    await this.writing(settings.files.ini, () => writeIni(settings.files, ini, fileOwner));
+    await this.console.reload(); // PoolerUnavailableError: the file waits for the next start
+
+    // RELOAD succeeds even when PgBouncer rejected part of the file: compare what it runs.
+    const diffs = poolDifferences(pools, await this.observe());
+    if (diffs.length === 0) {
+      // PgBouncer runs these pools; a last good copy that cannot be saved still leaves the
+      // folder broken (a later rollback would restore an older file): PoolerFilesError.
+      await this.writing(settings.files.lastGoodIni, () => saveLastGood(settings.files, ini, fileOwner));
+      return;
+    }
+    throw new PoolerConfigError(`PgBouncer did not apply the configuration (${diffs.join('; ')}); ${await this.rollBack()}; see ${settings.files.logFile}`);
+  }
+
+  /** What PgBouncer runs, in the terms of PoolSpec (max_db_connections less the auth_query slot). */
+  async observe(): Promise<ObservedPool[]> {
+    const pools = await this.console.showDatabases();
+    return pools.map((p) => ({ ...p, maxDbConnections: p.maxDbConnections ? p.maxDbConnections - AUTH_QUERY_SLOTS : p.maxDbConnections }));
+  }
+
+  stats(): Promise<Map<string, PoolStats>> {
+    return this.console.showPools();
+  }
+
+  ping(): Promise<void> {
+    return this.console.ping();
+  }
+
+  serverBackends(): Promise<Map<number, { clientAttached: boolean }>> {
+    return this.console.showServers();
+  }
+
+  /** Nothing is held open between calls. */
+  async close(): Promise<void> {}
+
+  /** The ini text for these pools, validated, with max_client_conn sized from them. */
+  private render(pools: readonly PoolSpec[]): string {
+    const slots = clientSlots(pools.map((p) => ({ maxDbConnections: p.maxDbConnections + AUTH_QUERY_SLOTS })), this.options.clientSlots);
+    if (slots.capped && (this.lastClientSlots?.maxClientConn !== slots.maxClientConn || !this.lastClientSlots.capped)) {
+      this.options.logger?.warn(
+        { wanted: slots.wanted, maxClientConn: slots.maxClientConn, fileLimit: this.options.clientSlots.fileLimit },
+        'max_client_conn is capped by the open-file limit (RLIMIT_NOFILE); raise it (ulimit -n, LimitNOFILE) for more pooled clients',
+      );
+    }
+    this.lastClientSlots = slots;
+    return this.renderIni(pools, slots.maxClientConn);
+  }
+
+  /** A seam for tests that need a file PgBouncer only partly accepts. */
+  protected renderIni(pools: readonly PoolSpec[], maxClientConn: number): string {
+    return renderPgBouncerIni(this.options.settings, pools, maxClientConn);
+  }
+
+  /**
+   * Runs a write of `file`; a file-system failure (EPERM, EACCES, EROFS, ENOSPC...) becomes
+   * PoolerFilesError, with what PgBouncer runs meanwhile when it answers.
+   */
+  private async writing(file: string, write: () => Promise<void>, consequence = 'PgBouncer keeps the configuration it last read, and Tenantry retries until'): Promise<void> {
+    try {
+      await write();
+    } catch (err) {
+      const failure = asFileSystemError(err);
+      if (!failure) throw err;
+      const running = await this.observe().catch(() => null);
+      throw new PoolerFilesError(
+        `${describeWriteFailure(file, failure)}: ${consequence} the file and its folder can be written ` +
+          '(check their owner and permissions, the immutable attribute (lsattr), free space, a read-only mount)',
+        failure.code,
+        running,
+        { cause: err },
+      );
+    }
+  }
+
+  /** Back to the last ini PgBouncer accepted; says what happened, for the error message. */
+  private async rollBack(): Promise<string> {
+    const { settings, fileOwner } = this.options;
+    try {
+      if (!(await restoreLastGood(settings.files, fileOwner))) return 'no last good configuration to restore';
+    } catch (err) {
+      const failure = asFileSystemError(err);
+      if (!failure) throw err;
+      return `the last good configuration could not be restored: ${describeWriteFailure(settings.files.ini, failure)}`;
+    }
+    try {
+      await this.console.reload();
+      return 'the last good configuration was restored and reloaded';
+    } catch (err) {
+      if (err instanceof PoolerUnavailableError) return 'the last good configuration was restored on disk';
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,56 @@
+import { provisionTenant } from '../provision-tenant.js';
+import type { Tenant } from '../../../generated/prisma/client.js';
+import { builder } from '../../../graphql/builder.js';
+import { TenantRef } from '../../tenants/graphql/Tenant.js';
+import { UserErrorRef, withUserErrors, type Payload } from '../../../graphql/user-errors.js';
+
+const ProvisionTenantInput = builder.inputType('ProvisionTenantInput', {
+  fields: (t) => ({
+    slug: t.string({ required: true, description: 'Lowercase letters, digits, "-", "." and "_"; 2 to 40 characters; starts with a letter or digit.' }),
+    displayName: t.string({ required: true }),
+    maxConnections: t.int({ required: false, description: 'Connection quota; default DEFAULT_MAX_CONNECTIONS, within QUOTA_MIN..QUOTA_MAX.' }),
+    template: t.string({ required: false, description: 'Schema template; default "default".' }),
+    templateVersion: t.string({ required: false, description: 'Template version; default the newest.' }),
+    idempotencyKey: t.string({
+      required: false,
+      description:
+        'Any random token you keep (16 to 200 characters, e.g. a UUID). The same call with the same key returns the same credentials ' +
+        'for CREDENTIAL_HANDOFF_TTL_MS (15 minutes): a response that was lost can be fetched again. They are kept encrypted under the key.',
+    }),
+  }),
+});
+
+type ProvisionResult = { tenant: Tenant | null; connectionString: string | null; pooledConnectionString: string | null };
+
+const ProvisionTenantPayload = builder.objectRef<Payload<ProvisionResult>>('ProvisionTenantPayload').implement({
+  fields: (t) => ({
+    tenant: t.field({ type: TenantRef, nullable: true, resolve: (p) => p.tenant ?? null }),
+    connectionString: t.string({
+      nullable: true,
+      description: 'Direct to PostgreSQL, with the new password. Null when the tenant already existed, unless the same idempotencyKey finds the credentials it was given.',
+      resolve: (p) => p.connectionString ?? null,
+    }),
+    pooledConnectionString: t.string({
+      nullable: true,
+      description: 'Through the pooler, with the same credentials; null with POOLER=none. Shown once.',
+      resolve: (p) => p.pooledConnectionString ?? null,
+    }),
+    userErrors: t.field({ type: [UserErrorRef], resolve: (p) => p.userErrors }),
+  }),
+});
+
+builder.mutationField('provisionTenant', (t) =>
+  t.field({
+    type: ProvisionTenantPayload,
+    description: 'Creates a tenant\'s role and database from a template. Idempotent: the same request again returns the tenant.',
+    authScopes: { admin: true },
+    args: { input: t.arg({ type: ProvisionTenantInput, required: true }) },
+    resolve: (_, { input }, ctx) =>
+      withUserErrors<ProvisionResult>(
+        input,
+        () => provisionTenant(ctx.deps, ctx.op, input),
+        // A failed attempt still has a row (FAILED, with its step): return it.
+        async () => ({ tenant: await ctx.deps.db.tenant.findUnique({ where: { slug: input.slug } }) }),
+      ),
+  }),
+);

@@ -1,0 +1,135 @@
+import type { ClusterAdmin } from '../../platform/db/cluster-admin.js';
+import type { Prisma } from '../../generated/prisma/client.js';
+import {
+  createDatabaseFromTemplate,
+  databaseExists,
+  grantTenantDatabaseAccess,
+  handTablesToTenant,
+  normaliseTenantDatabase,
+  revokeConnectFromPublic,
+  setDatabaseOwnerToUs,
+  setTenantSearchPath,
+} from '../tenants/databases.sql.js';
+import { canSetRole, createTenantRole, grantRoleToControlPlane, roleExists, setRoleConnectionLimit, setRolePassword } from '../tenants/roles.sql.js';
+import type { Deps } from '../../deps.js';
+import type { TemplateVersion } from '../templates/template-catalog.js';
+import { TENANT_COMPONENT } from '../templates/schema-version-ledger.js';
+import { lockSchemaVersionTable, mirrorSchemaVersion, readSchemaVersionIn } from '../tenants/schema-version-record.js';
+import { readInstalledExtensions, recordExtensions } from '../extensions/tenant-extensions.js';
+import { generatePassword, scramSha256Verifier } from '../tenants/credentials.js';
+import { findHandoff, storeHandoff } from '../tenants/credential-handoff.js';
+
+/** The provisioning state machine, in order. A tenant row records the last step that completed. */
+export const PROVISION_STEPS = ['ROLE', 'TEMPLATE', 'DATABASE', 'ACCESS', 'SCHEMA_VERSION', 'CREDENTIALS'] as const;
+export type ProvisionStep = (typeof PROVISION_STEPS)[number];
+
+export interface StepContext {
+  deps: Deps;
+  cluster: ClusterAdmin;
+  tenant: { id: string; slug: string; databaseName: string; roleName: string };
+  maxConnections: number;
+  template: TemplateVersion;
+  actor: string;
+  /** The caller's idempotency key: with one, CREDENTIALS keeps the password for it (see credential-handoff.ts). */
+  idempotencyKey: string | null;
+  /** Set by CREDENTIALS; returned to the caller once. */
+  password?: string;
+  /** What the step wants recorded on the tenant row together with its completion. */
+  record?: Prisma.TenantUpdateInput;
+}
+
+const UNDEFINED_DATABASE = '3D000';
+
+/** Each step looks at the catalog first, so running it again after a crash is safe. */
+export const runStep: Record<ProvisionStep, (ctx: StepContext) => Promise<void>> = {
+  async ROLE({ cluster, tenant, maxConnections }) {
+    const { rows } = await cluster.query<{ rolsuper: boolean }>(roleExists, [tenant.roleName]);
+    if (rows[0]?.rolsuper) throw new Error(`role ${tenant.roleName} is a superuser; refusing to use it for a tenant`);
+    if (!rows[0]) await cluster.query(createTenantRole(tenant.roleName, maxConnections));
+    else await cluster.query(setRoleConnectionLimit(tenant.roleName, maxConnections));
+    // A least-privilege control plane hands the tenant its tables and runs template steps as
+    // it: that takes being able to SET ROLE to it.
+    const me = await cluster.identity();
+    if (!me.superuser) {
+      const { rows: member } = await cluster.query<{ ok: boolean }>(canSetRole(me.serverVersionNum), [tenant.roleName]);
+      if (!member[0]?.ok) await cluster.query(grantRoleToControlPlane(tenant.roleName, me.serverVersionNum));
+    }
+  },
+
+  async TEMPLATE({ deps, cluster, template }) {
+    await deps.templateDatabases.ensure(cluster, template);
+  },
+
+  async DATABASE({ deps, cluster, tenant, maxConnections, template }) {
+    const limit = maxConnections + deps.config.CONNECTION_RESERVE;
+    const { rows } = await cluster.query<{ owned_by_us: boolean }>(databaseExists, [tenant.databaseName]);
+    if (rows[0]) {
+      // Left by an attempt that stopped after creating it.
+      if (!rows[0].owned_by_us) await cluster.query(setDatabaseOwnerToUs(tenant.databaseName));
+      await cluster.query(normaliseTenantDatabase(tenant.databaseName, limit));
+    } else {
+      const create = async () =>
+        cluster.query(createDatabaseFromTemplate(tenant.databaseName, await deps.templateDatabases.ensure(cluster, template), limit, deps.config.DATABASE_COPY_STRATEGY ?? null));
+      await create().catch(async (err: { code?: string }) => {
+        if (err.code !== UNDEFINED_DATABASE) throw err;
+        // Someone dropped the template database since this process prepared it: prepare it again.
+        deps.templateDatabases.forget(cluster, template);
+        await create();
+      });
+    }
+    await cluster.query(setTenantSearchPath(tenant.databaseName));
+  },
+
+  async ACCESS(ctx) {
+    const { deps, cluster, tenant } = ctx;
+    await cluster.query(revokeConnectFromPublic(tenant.databaseName));
+    await cluster.query(grantTenantDatabaseAccess(tenant.databaseName, tenant.roleName));
+    await deps.pools.allowPoolerLogin(cluster, tenant.databaseName);
+    await cluster.withDatabase(tenant.databaseName, async (client) => {
+      await client.query(handTablesToTenant(tenant.roleName));
+    });
+    ctx.record = { securedAt: new Date() };
+  },
+
+  async SCHEMA_VERSION({ deps, cluster, tenant, template, actor }) {
+    const row = await cluster.withDatabase(tenant.databaseName, async (client) => {
+      await client.query('BEGIN');
+      try {
+        await lockSchemaVersionTable(client);
+        await client.query(
+          `UPDATE public."__SchemaVersion" SET "AppliedAt" = pg_catalog.now(), "AppliedBy" = $2::pg_catalog.text, "Description" = $3::pg_catalog.text
+           WHERE "Component" = $1::pg_catalog.text`,
+          [TENANT_COMPONENT, actor, `provisioned from template ${template.template} ${template.version}`],
+        );
+        const stamped = await readSchemaVersionIn(client);
+        await client.query('COMMIT');
+        if (!stamped) throw new Error(`${tenant.databaseName} has no ${TENANT_COMPONENT} row in __SchemaVersion`);
+        return { stamped, extensions: await readInstalledExtensions(client) };
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
+    await mirrorSchemaVersion(deps.db, tenant.id, row.stamped);
+    await recordExtensions(deps.db, tenant.id, row.extensions);
+  },
+
+  async CREDENTIALS(ctx) {
+    const { deps, cluster, tenant, idempotencyKey } = ctx;
+    // Resuming with the caller's key: the password kept for it is the one to set.
+    const kept = idempotencyKey ? await findHandoff(deps, tenant.id, idempotencyKey) : null;
+    if (kept) {
+      if (kept.verifier) await cluster.query(setRolePassword(tenant.roleName, kept.verifier));
+      ctx.password = kept.password;
+      return;
+    }
+    const password = generatePassword();
+    const verifier = scramSha256Verifier(password);
+    // Kept before PostgreSQL gets it: a crash after this line leaves something to complete.
+    if (idempotencyKey) {
+      await deps.db.$transaction((tx) => storeHandoff(tx, deps, { tenantId: tenant.id, purpose: 'PROVISION', key: idempotencyKey, password, verifier }));
+    }
+    await cluster.query(setRolePassword(tenant.roleName, verifier));
+    ctx.password = password;
+  },
+};

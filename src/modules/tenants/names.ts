@@ -1,0 +1,37 @@
+import { UserError } from '../../platform/errors.js';
+
+/** Lowercase letters, digits, `-`, `.`, `_`; 2 to 40 characters; starts with a letter or digit. ASCII only. */
+const SLUG = /^[a-z0-9][a-z0-9._-]{1,39}$/;
+
+export function validateSlug(slug: string): void {
+  if (!SLUG.test(slug)) {
+    throw new UserError(
+      'INVALID_SLUG',
+      'A slug is 2 to 40 characters of lowercase letters, digits, "-", "." and "_", starting with a letter or digit',
+      'slug',
+    );
+  }
+}
+
+/**
+ * The database and role name of a tenant: the prefix plus the slug with every
+ * non-alphanumeric character turned into `_` (so `acme-dev` and `acme.dev` collide).
+ */
+export function tenantObjectName(prefix: string, slug: string): string {
+  return prefix + slug.replace(/[^a-z0-9]/g, '_');
+}
+
+/** Control characters (NUL above all: PostgreSQL text cannot hold it) have no place in names and reasons. */
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** Trimmed, 1 to `max` characters, no control characters. */
+export function validateText(value: string, field: string, max: number): string {
+  const text = value.trim();
+  if (text.length === 0 || text.length > max) throw new UserError('INVALID_INPUT', `${field} must be 1 to ${max} characters`, field);
+  if (CONTROL.test(text)) throw new UserError('INVALID_INPUT', `${field} must not contain control characters (such as NUL)`, field);
+  return text;
+}
+
+export function validateDisplayName(displayName: string): string {
+  return validateText(displayName, 'displayName', 200);
+}

@@ -1,0 +1,34 @@
+import type { ClusterAdmin } from '../../platform/db/cluster-admin.js';
+import type { Tenant } from '../../generated/prisma/client.js';
+import type { Deps } from '../../deps.js';
+import { UserError } from '../../platform/errors.js';
+import { underTenantLock } from '../../platform/locks/locking.js';
+
+/** Whether the caller may see a tenant (a tenant key: only its own). */
+export type Visible = (tenant: Tenant) => boolean;
+
+/**
+ * The tenant a call names, under its lock, on its cluster: NOT_FOUND when it does not
+ * exist, is deprovisioned, or is not the caller's to see (one answer for all three); the
+ * row is read again once the lock is held, so `fn` sees what no one else is changing.
+ */
+export async function withTenant<T>(deps: Deps, slug: string, visible: Visible, fn: (tenant: Tenant, cluster: ClusterAdmin) => Promise<T>): Promise<T> {
+  const found = await deps.db.tenant.findUnique({ where: { slug } });
+  if (!found || !visible(found) || found.status === 'DEPROVISIONED') throw new UserError('NOT_FOUND', `no tenant ${slug}`, 'slug');
+  const cluster = await deps.clusters.get(found.clusterId);
+  return underTenantLock(deps, cluster, found, async () => fn(await deps.db.tenant.findUniqueOrThrow({ where: { id: found.id } }), cluster));
+}
+
+/**
+ * Work on a tenant's database needs it ACTIVE or SUSPENDED. A tenant still PROVISIONING is
+ * TENANT_BUSY (its provisioning, or recovery, settles it: retrying helps); FAILED,
+ * DEPROVISIONING and DEPROVISIONED are INVALID_STATE (retrying never helps), with the state.
+ */
+export function assertSettled(tenant: Tenant, what = 'this'): void {
+  if (tenant.status === 'ACTIVE' || tenant.status === 'SUSPENDED') return;
+  if (tenant.status === 'PROVISIONING') {
+    throw new UserError('TENANT_BUSY', `tenant ${tenant.slug} is PROVISIONING; ${what} can run once it is ACTIVE`, 'slug');
+  }
+  const next = tenant.status === 'FAILED' ? ' (provisioning it again completes it)' : '';
+  throw new UserError('INVALID_STATE', `tenant ${tenant.slug} is ${tenant.status}${next}; ${what} needs it ACTIVE or SUSPENDED`, 'slug');
+}

@@ -1,0 +1,206 @@
+import { maskQuery } from '../query-text.js';
+import type { BackendSummary, RemovedTenant } from '../usage-sample.js';
+import type { UsageBatchView, UsageValue } from '../usage-service.js';
+import { readUsageHistories, type UsagePoint } from '../usage-history.js';
+import { tenantsByIds } from '../../tenants/tenant-queries.js';
+import { sessionsOfRoles } from '../activity.sql.js';
+import type { SessionRow } from '../usage-sample.js';
+import { builder } from '../../../graphql/builder.js';
+import type { GraphQLContext } from '../../../graphql/context.js';
+import { isUuid } from '../../../graphql/ids.js';
+import { liveFieldCost, liveRead } from '../../../graphql/live-read.js';
+import { TenantRef } from '../../tenants/graphql/Tenant.js';
+
+const StateCountRef = builder.objectRef<{ state: string; count: number }>('ConnectionStateCount').implement({
+  fields: (t) => ({ state: t.exposeString('state'), count: t.exposeInt('count') }),
+});
+
+const BusyBackendRef = builder.objectRef<BackendSummary>('BusyBackend').implement({
+  description: 'One of the longest-running non-idle sessions at the sample.',
+  fields: (t) => ({
+    pid: t.exposeInt('pid'),
+    state: t.exposeString('state'),
+    applicationName: t.exposeString('applicationName', { nullable: true }),
+    durationSeconds: t.exposeFloat('durationSeconds'),
+    query: t.exposeString('query', { nullable: true, description: 'At most 100 characters, literals masked.' }),
+  }),
+});
+
+export const ConnectionUsageRef = builder.objectRef<UsageValue>('ConnectionUsage');
+
+builder.node(ConnectionUsageRef, {
+  description:
+    'A tenant\'s sessions against its quota, as of one pg_stat_activity sample. Its id is derived from the tenant\'s, the ' +
+    'same in Tenant.usage, connectionUsage and connectionUsageBatch: a client cache keyed by __typename and id (Apollo, ' +
+    'urql\'s graphcache) merges the streamed values into the tenant\'s usage.',
+  id: { resolve: (u) => u.tenantId },
+  // The tenant's current usage; null unless it is ACTIVE and the key may see it.
+  loadMany: async (ids, ctx) => {
+    const rows = await tenantsByIds(ctx.deps.db, ids.filter(isUuid));
+    const visible = ids.map((id) => rows.find((r) => r?.id === id && r.status === 'ACTIVE' && ctx.canSee(r))?.id ?? null);
+    const values = await ctx.deps.usage.usageOf(visible.filter((id): id is string => id !== null));
+    return visible.map((id) => (id === null ? null : (values.find((v) => v?.tenantId === id) ?? null)));
+  },
+  fields: (t) => ({
+    tenant: t.loadable({
+      type: TenantRef,
+      load: (ids: string[], ctx) => tenantsByIds(ctx.deps.db, ids).then((rows) => rows.map((r) => r ?? new Error('tenant not found'))),
+      resolve: (u) => u.tenantId,
+    }),
+    tenantSlug: t.exposeString('tenantSlug'),
+    current: t.exposeInt('current', { description: 'Sessions of the tenant\'s role.' }),
+    max: t.exposeInt('max', { description: 'Its quota (the role\'s CONNECTION LIMIT).' }),
+    usagePercent: t.exposeFloat('usagePercent'),
+    peak24h: t.exposeInt('peak24h', { description: 'The most sessions seen in the last 24 hours (per-minute maxima; as sampled, the window reaches back to the start of the hour 24 hours ago).' }),
+    byState: t.field({ type: [StateCountRef], resolve: (u) => u.byState }),
+    pooled: t.exposeInt('pooled', {
+      nullable: true,
+      description: 'Of `current`, the sessions that are PgBouncer\'s server connections (from SHOW SERVERS); null without a pooler or when it did not answer.',
+    }),
+    poolerIdle: t.exposeInt('poolerIdle', {
+      nullable: true,
+      description:
+        'Of `pooled`, those idle in the pool with no client attached: no client is using them, yet they count against the quota ' +
+        'until PgBouncer closes them (server_idle_timeout). Null as `pooled`.',
+    }),
+    direct: t.exposeInt('direct', { nullable: true, description: 'Of `current`, the sessions opened directly, not through the pooler. Null as `pooled`.' }),
+    busiest: t.field({ type: [BusyBackendRef], resolve: (u) => u.busiest }),
+    sampledAt: t.field({ type: 'DateTime', description: 'The sample this value is current as of.', resolve: (u) => new Date(u.sampledAt) }),
+    degraded: t.boolean({
+      description:
+        'True when this is the last value heard, re-sent because this replica cannot hear the sampling leader of the tenant\'s ' +
+        'cluster (the event bus, Redis, is unreachable): sent at once when that happens, then every USAGE_HEARTBEAT_MS until ' +
+        'it is back, when the current value follows. Always false in Tenant.usage, which is then read live.',
+      resolve: (u) => u.degraded === true,
+    }),
+  }),
+});
+
+export const ConnectionUsageBatchRef = builder.objectRef<UsageBatchView>('ConnectionUsageBatch').implement({
+  description: 'One sample\'s news: the tenants whose usage changed or whose heartbeat fell in it, and those that left.',
+  fields: (t) => ({
+    sampledAt: t.field({ type: 'DateTime', resolve: (b) => new Date(b.sampledAt) }),
+    snapshot: t.boolean({
+      description:
+        'True for the opening message of a subscription that named its tenants (tenantSlugs): it lists every one of them, ' +
+        'the ACTIVE ones in usage and the others in removedTenantSlugs, so a client can replace what it holds.',
+      resolve: (b) => b.snapshot,
+    }),
+    degraded: t.boolean({
+      description:
+        'True while this replica cannot hear the sampling leader of some cluster (the event bus, Redis, is unreachable): ' +
+        'usage from it is not arriving. A message with no usage says so at once, then every USAGE_HEARTBEAT_MS; once the bus ' +
+        'is back, the current values of every tenant follow.',
+      resolve: (b) => b.degraded,
+    }),
+    usage: t.field({ type: [ConnectionUsageRef], resolve: (b) => b.tenants }),
+    removedTenantSlugs: t.field({
+      type: ['String'],
+      description: 'Tenants no longer ACTIVE (suspended, deprovisioned): no more values will come for them.',
+      resolve: (b) => b.removed.map((r: RemovedTenant) => r.tenantSlug),
+    }),
+  }),
+});
+
+interface ConnectionRow {
+  pid: number;
+  state: string;
+  applicationName: string | null;
+  backendStart: Date;
+  queryStart: Date | null;
+  durationSeconds: number;
+  query: string | null;
+}
+
+const ConnectionRef = builder.objectRef<ConnectionRow>('Connection').implement({
+  description: 'One session of the tenant\'s role (a row of pg_stat_activity).',
+  fields: (t) => ({
+    pid: t.exposeInt('pid'),
+    state: t.exposeString('state'),
+    applicationName: t.exposeString('applicationName', { nullable: true }),
+    backendStart: t.expose('backendStart', { type: 'DateTime' }),
+    queryStart: t.expose('queryStart', { type: 'DateTime', nullable: true }),
+    durationSeconds: t.exposeFloat('durationSeconds', { description: 'Since the current or last query started (or the session, before any).' }),
+    query: t.exposeString('query', { nullable: true, description: 'At most 100 characters, literals masked.' }),
+  }),
+});
+
+const UsagePointRef = builder.objectRef<{ minute: Date; peakConnections: number; maxConnections: number }>('UsagePoint').implement({
+  fields: (t) => ({
+    minute: t.expose('minute', { type: 'DateTime' }),
+    peakConnections: t.exposeInt('peakConnections', { description: 'The most sessions seen in that minute.' }),
+    maxConnections: t.exposeInt('maxConnections', { description: 'The quota then.' }),
+  }),
+});
+
+const UsageRangeEnum = builder.enumType('UsageRange', {
+  values: { HOUR: { value: 3600 }, DAY: { value: 86_400 }, WEEK: { value: 7 * 86_400 } },
+});
+
+/** The sessions of a page's tenants: one pg_stat_activity read per cluster, inside the live-read budget. */
+function sessionsLoader(ctx: GraphQLContext) {
+  return ctx.loader<string, ConnectionRow[]>('tenant-connections', null, async (keys) => {
+    const byRole = new Map<string, ConnectionRow[]>();
+    const wanted = keys.map((k) => k.split('/') as [string, string]);
+    for (const clusterId of new Set(wanted.map(([c]) => c))) {
+      const roles = wanted.filter(([c]) => c === clusterId).map(([, role]) => role);
+      const cluster = await ctx.deps.clusters.get(clusterId);
+      const { rows } = await liveRead(ctx, clusterId, async () => {
+        await ctx.deps.hooks.duringLiveRead?.('connections', clusterId);
+        return cluster.query<SessionRow>(sessionsOfRoles, [roles]);
+      });
+      for (const r of rows) {
+        const list = byRole.get(`${clusterId}/${r.role}`) ?? [];
+        list.push({
+          pid: r.pid,
+          state: r.state,
+          applicationName: r.application_name,
+          backendStart: r.backend_start,
+          queryStart: r.query_start,
+          durationSeconds: Math.round(r.duration_seconds * 10) / 10,
+          query: maskQuery(r.query),
+        });
+        byRole.set(`${clusterId}/${r.role}`, list);
+      }
+    }
+    return keys.map((k) => byRole.get(k) ?? []);
+  });
+}
+
+/** Per-minute points of a page's tenants over one range: one query. */
+function historyLoader(ctx: GraphQLContext, rangeSeconds: number) {
+  return ctx.loader<string, UsagePoint[]>('tenant-usage-history', rangeSeconds, (tenantIds) => readUsageHistories(ctx.deps.db, tenantIds, rangeSeconds));
+}
+
+builder.objectFields(TenantRef, (t) => ({
+  usage: t.loadable({
+    type: ConnectionUsageRef,
+    nullable: true,
+    description: 'Sessions against the quota: the latest sample, or read now (one query per cluster for a whole page); null unless ACTIVE.',
+    // Usually the latest sample; when none is current it is read now, once per cluster for the page.
+    complexity: (_args, ctx) => ({ field: Math.ceil(liveFieldCost(ctx) / 10), multiplier: 1 }),
+    load: (ids: string[], ctx) => ctx.deps.usage.usageOf(ids),
+    resolve: (tenant) => tenant.id,
+  }),
+  connections: t.field({
+    type: [ConnectionRef],
+    description:
+      'The tenant\'s sessions now, oldest first (read live: one pg_stat_activity read per cluster for a page, within the ' +
+      'live-read budget; costs GRAPHQL_LIVE_FIELD_COST).',
+    complexity: (_args, ctx) => ({ field: liveFieldCost(ctx), multiplier: 10 }),
+    resolve: async (tenant, _, ctx) => {
+      if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') return [];
+      return sessionsLoader(ctx).load(`${tenant.clusterId}/${tenant.roleName}`);
+    },
+  }),
+  usageHistory: t.field({
+    type: [UsagePointRef],
+    description:
+      'Per-minute maxima for charts, oldest first, one point per minute from the start of the range (or the first sample) to now ' +
+      '(kept USAGE_RETENTION_DAYS). Only minutes whose value changed are stored; the others carry the value before them.',
+    args: { range: t.arg({ type: UsageRangeEnum, defaultValue: 86_400 }) },
+    // One point per minute: a week is 10,080 of them.
+    complexity: (args) => ({ field: 2, multiplier: Math.ceil((args.range ?? 86_400) / 6000) }),
+    resolve: (tenant, { range }, ctx) => historyLoader(ctx, range ?? 86_400).load(tenant.id),
+  }),
+}));
