@@ -31,7 +31,7 @@ if (!url) {
 const cluster = new ClusterAdmin('bench', 'bench', url, true, { statementTimeoutMs: 600_000, lockTimeoutMs: 60_000, connectTimeoutMs: 10_000 });
 const catalog = await TemplateCatalog.load('templates');
 const version = catalog.resolve('default')!;
-const templates = new TemplateDatabases(catalog, 'tenantry_bench', logger);
+const templates = new TemplateDatabases({ catalog, controlDatabase: 'tenantry_bench', logger });
 const template = await templates.ensure(cluster, version);
 const facts = await cluster.facts();
 

@@ -1,37 +1,66 @@
 import pg from 'pg';
 import type { Config } from './platform/config.js';
-import { AdvisoryLocks } from './platform/locks/advisory-locks.js';
 import type { SessionLimits } from './platform/db/cluster-admin.js';
 import { CONTROL_LOCK_POOL } from './platform/db/connection-budget.js';
-import { createControlClient } from './platform/db/control-client.js';
+import { createControlClient, type ControlClient, type ControlQueryCounter } from './platform/db/control-client.js';
 import { prepareControlDatabase } from './platform/db/control-database.js';
 import { describeMissingPrivileges, readControlPlanePrivileges } from './platform/db/control-plane-privileges.js';
 import { checkNothingLeftBySuperuser } from './platform/db/least-privilege-switch.js';
 import { startupOptions } from './platform/db/session-settings.js';
-import { ClusterRegistry } from './modules/clusters/cluster-registry.js';
-import type { Deps, Hooks } from './deps.js';
+import { DomainEvents } from './platform/domain-events.js';
 import { EventBus } from './platform/events/event-bus.js';
-import { ReadinessMonitor } from './modules/health/readiness.js';
-import { TenantInventory } from './modules/health/tenant-inventory.js';
-import { bootstrapAdminKey } from './modules/keys/api-keys.js';
-import { FleetOperations } from './modules/operations/fleet-operations.js';
-import { capacityAdvice } from './modules/quotas/cluster-capacity.js';
-import { startPooler, type Pooler } from './modules/pools/pooler-setup.js';
-import { TemplateCatalog } from './modules/templates/template-catalog.js';
-import { TemplateDatabases } from './modules/templates/template-databases.js';
-import { TenantRecovery } from './modules/provisioning/tenant-recovery.js';
-import { UsageService } from './modules/usage/usage-service.js';
-import { HttpFront } from './http/http-server.js';
+import { Failpoints } from './platform/failpoints.js';
+import { LiveReadBudget } from './platform/live-read-budget.js';
+import { AdvisoryLocks } from './platform/locks/advisory-locks.js';
+import { TenantLocks } from './platform/locks/locking.js';
 import type { Logger } from './platform/logger.js';
 import { TenantryMetrics } from './platform/metrics.js';
-import { ApiKeyAuthenticator } from './modules/keys/key-authenticator.js';
-import { LiveReadBudget } from './platform/live-read-budget.js';
-import { OfferedExtensions } from './modules/extensions/offered-extensions.js';
+import { ServiceRegistry } from './platform/services.js';
+import { AuditLog } from './modules/audit/index.js';
+import { ClusterRegistry, ClusterStore } from './modules/clusters/index.js';
+import { ApiKeyAuthenticator, ApiKeys, bootstrapAdminKey } from './modules/keys/index.js';
+import {
+  ConnectionStrings,
+  CredentialHandoffs,
+  TenantAccess,
+  TenantChanges,
+  TenantConnections,
+  TenantDeprovisioning,
+  TenantLifecycle,
+  TenantSecurity,
+  TenantStore,
+} from './modules/tenants/index.js';
+import { OfferedExtensions, TenantExtensions } from './modules/extensions/index.js';
+import { CapacityPlanner, ConnectionLimits, LimitDrift, QuotaStore, QuotaUpdates } from './modules/quotas/index.js';
+import { SchemaUpgrades, SchemaVersionStore, TemplateCatalog, TemplateDatabases } from './modules/templates/index.js';
+import { TenantProvisioning, TenantRecovery } from './modules/provisioning/index.js';
+import { PoolSync, startPooler, type Pooler } from './modules/pools/index.js';
+import { UsageService } from './modules/usage/index.js';
+import { ReadinessMonitor, TenantInventory, TenantRefresh } from './modules/health/index.js';
+import { FleetOperations } from './modules/operations/index.js';
+import { LiveSessions } from './graphql/live-sessions.js';
+import { HttpFront } from './http/http-server.js';
+
+export interface TenantryParts {
+  db: ControlClient;
+  controlQueries: ControlQueryCounter;
+  clusters: ClusterRegistry;
+  locks: TenantLocks;
+  events: EventBus;
+  metrics: TenantryMetrics;
+  pools: PoolSync;
+  usage: UsageService;
+  inventory: TenantInventory;
+  recovery: TenantRecovery;
+  liveReads: LiveReadBudget;
+  offeredExtensions: OfferedExtensions;
+  capacity: CapacityPlanner;
+}
 
 export interface Tenantry {
   /** Base URL, e.g. http://127.0.0.1:4000 */
   url: string;
-  deps: Deps;
+  parts: TenantryParts;
   /** Set only while no ADMIN key exists and ADMIN_API_KEY is unset: to be shown, then committed. */
   generatedAdminKey: string | null;
   /** Stores the generated key (by hash): call it once the key has been shown. */
@@ -49,7 +78,14 @@ export interface Tenantry {
  * it touches PostgreSQL, the pooler or the admin key. /health/live answers from the first
  * moment; the inventory, recovery and readiness run in the background once serving.
  */
-export async function startTenantry(options: { config: Config; serverUrl: string; logger: Logger; hooks?: Hooks; front?: HttpFront }): Promise<Tenantry> {
+export async function startTenantry(options: {
+  config: Config;
+  serverUrl: string;
+  logger: Logger;
+  /** Tests: what happens at named points (src/platform/failpoints.ts); inert when not given. */
+  failpoints?: Failpoints;
+  front?: HttpFront;
+}): Promise<Tenantry> {
   const { config, logger } = options;
   const front = options.front ?? (await HttpFront.listen(config, logger));
   // What has been started so far, stopped in reverse if a later step fails (and by close()).
@@ -84,6 +120,10 @@ export async function startTenantry(options: { config: Config; serverUrl: string
     });
     lockPool.on('error', (err) => logger.warn({ err }, 'control database connection lost'));
     stack.push(() => lockPool.end());
+    const locks = new AdvisoryLocks(lockPool);
+    const failpoints = options.failpoints ?? new Failpoints();
+    const domainEvents = new DomainEvents(logger);
+    const tenantLocks = new TenantLocks({ locks, failpoints });
     const clusters = new ClusterRegistry(db, options.serverUrl, limits);
     stack.push(() => clusters.close());
     const defaultCluster = await clusters.ensureDefault();
@@ -97,105 +137,100 @@ export async function startTenantry(options: { config: Config; serverUrl: string
     front.phase = 'starting the pooler';
     const metrics = new TenantryMetrics();
     metrics.countControlStatements(controlQueries);
-    const pooler = await startPooler({ config, cluster: defaultCluster, db, logger, registry: metrics.registry, beforeRestart: options.hooks?.beforePoolerRestart });
+    const pooler = await startPooler({ config, cluster: defaultCluster, db, logger, registry: metrics.registry, failpoints, events: domainEvents, locks: tenantLocks });
     stack.push(() => pooler.stop());
     logger.info({ pooler: pooler.kind }, pooler.description);
     const pools = pooler.pools;
 
     const events = EventBus.create({ redisUrl: config.REDIS_URL, prefix: config.REDIS_CHANNEL_PREFIX ?? `tenantry:${config.CONTROL_DATABASE}`, logger, metrics });
     stack.push(() => events.close());
-    const usage = new UsageService({
-      db,
-      clusters,
-      bus: events,
-      metrics,
-      logger,
-      timing: {
-        intervalMs: config.USAGE_SAMPLE_MS,
-        idleIntervalMs: Math.max(config.USAGE_IDLE_SAMPLE_MS, config.USAGE_SAMPLE_MS),
-        heartbeatMs: config.USAGE_HEARTBEAT_MS,
-        retentionDays: config.USAGE_RETENTION_DAYS,
-        leaseMs: config.USAGE_LEASE_MS,
-      },
-      subscriberQueue: config.USAGE_SUBSCRIBER_QUEUE,
-      maxSubscriptionsPerSocket: config.MAX_SUBSCRIPTIONS_PER_SOCKET,
-      pooler: { clusterId: defaultCluster.id, driver: () => pools.driver },
-    });
+    const timing = {
+      intervalMs: config.USAGE_SAMPLE_MS,
+      idleIntervalMs: Math.max(config.USAGE_IDLE_SAMPLE_MS, config.USAGE_SAMPLE_MS),
+      heartbeatMs: config.USAGE_HEARTBEAT_MS,
+      retentionDays: config.USAGE_RETENTION_DAYS,
+      leaseMs: config.USAGE_LEASE_MS,
+    };
+    const pooled = { clusterId: defaultCluster.id, driver: () => pools.driver };
+    const usage = new UsageService({ db, clusters, bus: events, metrics, logger, timing, subscriberQueue: config.USAGE_SUBSCRIBER_QUEUE, pooler: pooled });
     stack.push(() => usage.stop());
-    const auth = new ApiKeyAuthenticator({
-      db,
-      events,
-      logger,
-      cacheMs: config.API_KEY_CACHE_MS,
-      failureLimit: config.AUTH_FAILURE_LIMIT,
-      failureWindowMs: config.AUTH_FAILURE_WINDOW_MS,
-      beforeAuthenticate: options.hooks?.beforeAuthenticate,
-    });
+    const rateLimit = { failureLimit: config.AUTH_FAILURE_LIMIT, failureWindowMs: config.AUTH_FAILURE_WINDOW_MS };
+    const auth = new ApiKeyAuthenticator({ db, events, logger, failpoints, cacheMs: config.API_KEY_CACHE_MS, ...rateLimit });
     auth.start();
     stack.push(() => auth.close());
+    const liveReads = new LiveReadBudget({ concurrency: config.LIVE_READ_CONCURRENCY, queue: config.LIVE_READ_QUEUE });
+    const offeredExtensions = new OfferedExtensions({ clusters, ttlMs: config.CATALOG_CACHE_MS });
 
-    const deps = {
-      config,
-      logger,
-      db,
-      controlQueries,
-      locks: new AdvisoryLocks(lockPool),
-      clusters,
-      catalog,
-      templateDatabases: new TemplateDatabases(catalog, config.CONTROL_DATABASE, logger, pools),
-      pools,
-      pooler: { kind: pooler.kind, description: pooler.description, address: pooler.driver?.address ?? null },
-      usage,
-      events,
-      metrics,
-      hooks: options.hooks ?? {},
-      auth,
-      liveReads: new LiveReadBudget({ concurrency: config.LIVE_READ_CONCURRENCY, queue: config.LIVE_READ_QUEUE }),
-      offeredExtensions: new OfferedExtensions(clusters, config.CATALOG_CACHE_MS),
-    } as Omit<Deps, 'operations' | 'inventory' | 'recovery' | 'readiness'> as Deps;
-    // Operations run the same domain code as single-tenant calls, so they need the rest first.
-    deps.operations = new FleetOperations(deps, control.url);
-    stack.push(() => deps.operations.stop());
-    deps.inventory = new TenantInventory(deps);
-    stack.push(() => deps.inventory.stop());
-    deps.recovery = new TenantRecovery(deps);
-    stack.push(() => deps.recovery.stop());
-    deps.readiness = new ReadinessMonitor(deps);
-    stack.push(async () => deps.readiness.stop());
-    deps.inventory.onPass = () => deps.readiness.refreshTenants();
-    deps.inventory.onCheck = (tenantId) => deps.readiness.refreshTenant(tenantId);
-    // The pooler's files turning unwritable (or writable again) changes readiness at once.
-    pools.on('configWrite', () => void deps.readiness.refreshChecks().catch((err) => logger.warn({ err }, 'readiness check failed')));
+    // The modules' services, lowest layer first (docs/architecture.md): each is given what it uses.
+    const clusterStore = new ClusterStore({ db });
+    const auditLog = new AuditLog({ db });
+    const apiKeys = new ApiKeys({ db, auth, events });
+    const tenantStore = new TenantStore(db);
+    const access = new TenantAccess({ db, clusters, locks: tenantLocks });
+    const changes = new TenantChanges({ events: domainEvents, poolApplyWaitMs: config.POOL_APPLY_WAIT_MS });
+    const security = new TenantSecurity({ db, config });
+    const connectionStrings = new ConnectionStrings({ config, poolerAddress: pooler.driver?.address ?? null });
+    const handoffs = new CredentialHandoffs({ db, config });
+    const lifecycle = new TenantLifecycle({ db, access, locks: tenantLocks, changes, connectionStrings, handoffs });
+    const deprovisioning = new TenantDeprovisioning({ db, clusters, locks: tenantLocks, changes, auth, events });
+    const connections = new TenantConnections({ db, access });
+
+    const tenantExtensions = new TenantExtensions({ db, catalog, clusters, access, security, locks: tenantLocks, changes, failpoints, logger });
+    const quotaStore = new QuotaStore({ db });
+    const connectionLimits = new ConnectionLimits({ config });
+    const capacity = new CapacityPlanner({ db, config });
+    const limitDrift = new LimitDrift({ db, config, logger, locks: tenantLocks, connectionLimits });
+    const quotaUpdates = new QuotaUpdates({ db, config, logger, metrics, access, locks: tenantLocks, changes, capacity, connectionLimits });
+
+    const installPoolerLookup = pools.installLookup.bind(pools);
+    const templateDatabases = new TemplateDatabases({ catalog, controlDatabase: config.CONTROL_DATABASE, logger, installPoolerLookup });
+    const schemaVersions = new SchemaVersionStore({ db });
+    const upgrades = new SchemaUpgrades({ db, catalog, access, security, locks: tenantLocks, changes, schemaVersions, tenantExtensions });
+
+    const provisioning = new TenantProvisioning({ db, config, logger, clusters, catalog, templateDatabases, locks: tenantLocks, failpoints, changes, capacity, connectionStrings, handoffs, schemaVersions, pools });
+    const recovery = new TenantRecovery({ db, logger, clusters, locks: tenantLocks, provisioning, deprovisioning, limitDrift, changes });
+    stack.push(() => recovery.stop());
+
+    const operations = new FleetOperations({ db, logger, controlUrl: control.url, clusters, catalog, locks: tenantLocks, failpoints, events, access, upgrades, tenantExtensions, security });
+    stack.push(() => operations.stop());
+    const inventory = new TenantInventory({ db, logger, clusters, catalog, locks: tenantLocks, events: domainEvents, tenantExtensions, schemaVersions });
+    stack.push(() => inventory.stop());
+    const readiness = new ReadinessMonitor({ db, config, logger, clusters, clusterStore, catalog, pooler, events, domainEvents, inventory, capacity, tenantExtensions });
+    stack.push(() => readiness.stop());
+    const refresh = new TenantRefresh({ db, access, inventory });
     await usage.start([defaultCluster.id]);
 
+    // What resolvers may ask for (ctx.services.get(Class)).
+    const services = new ServiceRegistry([
+      clusters, clusterStore, auditLog, apiKeys, auth, tenantStore, lifecycle, deprovisioning, connections,
+      connectionStrings, tenantExtensions, offeredExtensions, quotaStore, capacity, quotaUpdates, catalog,
+      schemaVersions, upgrades, provisioning, pools, usage, inventory, readiness, refresh, operations,
+      liveReads, metrics, failpoints,
+    ]);
+
     front.phase = 'checking readiness';
-    await deps.readiness.start(config.READINESS_INTERVAL_MS);
-    const readiness = deps.readiness.current();
-    if (!readiness.ready) logger.error({ reasons: readiness.reasons }, 'not ready');
-    if (readiness.warnings.length) logger.warn({ warnings: readiness.warnings.slice(0, 20) }, 'readiness warnings');
-    const capacity = await capacityAdvice(deps, defaultCluster);
-    if (capacity.warning) logger.warn(capacity.warning);
-    else logger.info(capacity.summary);
-    front.attach(deps);
+    await readiness.start(config.READINESS_INTERVAL_MS);
+    const ready = readiness.current();
+    if (!ready.ready) logger.error({ reasons: ready.reasons }, 'not ready');
+    if (ready.warnings.length) logger.warn({ warnings: ready.warnings.slice(0, 20) }, 'readiness warnings');
+    const advice = await capacity.capacityAdvice(defaultCluster);
+    if (advice.warning) logger.warn(advice.warning);
+    else logger.info(advice.summary);
+    front.attach({ config, logger, services }, new LiveSessions({ events, keys: apiKeys, logger, metrics, onStream: (res) => front.streamStarted(res) }));
 
     // In the background from here: the pooler catching up, the fleet's inventory (progress in
     // /health/ready), interrupted work, fleet operations a stopped server left.
-    void pools.reconcile().then(
-      (report) => report.actions.length && logger.info({ report }, 'pools reconciled at start'),
-      (err) => logger.error({ err }, 'pool reconciliation at start failed'),
-    );
-    pools.startTimer(config.RECONCILE_INTERVAL_MS, (report) => {
-      if (report.actions.length || report.outcome !== 'IN_SYNC') logger.info({ report }, 'pools reconciled');
-    });
-    deps.inventory.start(config.INVENTORY_INTERVAL_MS);
-    deps.recovery.start(config.RECOVERY_INTERVAL_MS);
-    deps.operations.resumeUnfinished(config.OPERATION_RESUME_INTERVAL_MS);
-    void deps.operations.secureLegacyTenants().catch((err) => logger.error({ err }, 'starting the operation that secures legacy tenants failed'));
+    pools.startReconciler(config.RECONCILE_INTERVAL_MS);
+    inventory.start(config.INVENTORY_INTERVAL_MS);
+    recovery.start(config.RECOVERY_INTERVAL_MS);
+    operations.resumeUnfinished(config.OPERATION_RESUME_INTERVAL_MS);
+    void operations.secureLegacyTenants().catch((err) => logger.error({ err }, 'starting the operation that secures legacy tenants failed'));
 
+    const parts: TenantryParts = { db, controlQueries, clusters, locks: tenantLocks, events, metrics, pools, usage, inventory, recovery, liveReads, offeredExtensions, capacity };
     let closing: Promise<void> | undefined;
     return {
       url: front.url,
-      deps,
+      parts,
       generatedAdminKey: adminKey.generatedKey,
       commitAdminKey: adminKey.commit,
       pooler,

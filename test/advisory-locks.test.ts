@@ -7,7 +7,6 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { AdvisoryLocks, type LockName } from '../src/platform/locks/advisory-locks.js';
-import { underTenantLock } from '../src/platform/locks/locking.js';
 import { PROVISION, startTestTenantry, testServerUrl, type TestTenantry } from './support/test-tenantry.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -56,18 +55,18 @@ describe('the inventory asked to look at a tenant by a change that holds its loc
   test('looks only after the change let go of the lock', async () => {
     const r = await t.gql(PROVISION, { input: { slug: 'watched', displayName: 'w' } });
     assert.deepEqual(r.data.provisionTenant.userErrors, []);
-    const { deps } = t.app;
-    await deps.inventory.idle();
-    const tenant = await deps.db.tenant.findUniqueOrThrow({ where: { slug: 'watched' } });
-    const cluster = await deps.clusters.get(tenant.clusterId);
+    const { parts } = t.app;
+    await parts.inventory.idle();
+    const tenant = await parts.db.tenant.findUniqueOrThrow({ where: { slug: 'watched' } });
+    const cluster = await parts.clusters.get(tenant.clusterId);
     let released = 0;
-    await underTenantLock(deps, cluster, tenant, async () => {
-      deps.inventory.checkSoon(tenant.id);
+    await parts.locks.underTenantLock(cluster, tenant, async () => {
+      parts.inventory.checkSoon(tenant.id);
       await sleep(400);
       released = Date.now();
     });
-    await deps.inventory.idle();
-    const checked = await deps.db.tenantInventory.findUniqueOrThrow({ where: { tenantId: tenant.id } });
+    await parts.inventory.idle();
+    const checked = await parts.db.tenantInventory.findUniqueOrThrow({ where: { tenantId: tenant.id } });
     assert.ok(checked.checkedAt.getTime() >= released, `checked ${checked.checkedAt.toISOString()}, lock released ${new Date(released).toISOString()}`);
   });
 });

@@ -49,15 +49,15 @@ describe('the key cache', () => {
   test('a known key costs no control-database read; last use is written at most once a minute', async () => {
     const { key, apiKey } = await createKey({ name: 'busy reader', role: 'TENANT_READER', tenantSlug: 'keyed' });
     await settle(t);
-    const before = t.app.deps.controlQueries.queries;
+    const before = t.app.parts.controlQueries.queries;
     assert.equal((await t.gql(VIEWER, {}, key)).data.viewer.role, 'TENANT_READER');
-    const firstUse = t.app.deps.controlQueries.queries - before;
+    const firstUse = t.app.parts.controlQueries.queries - before;
     assert.ok(firstUse >= 2, `the first use reads the key and records its use (${firstUse} statements)`);
     const warm = await fewestStatements(t, async () => {
       for (let i = 0; i < 10; i++) assert.equal((await t.gql(VIEWER, {}, key)).data.viewer.role, 'TENANT_READER');
     });
     assert.equal(warm.statements, 0, 'ten more requests read nothing from the control database');
-    const row = await t.app.deps.db.apiKey.findUniqueOrThrow({ where: { id: localId(apiKey.id) } });
+    const row = await t.app.parts.db.apiKey.findUniqueOrThrow({ where: { id: localId(apiKey.id) } });
     assert.ok(row.lastUsedAt, 'last use is recorded');
   });
 
@@ -74,7 +74,7 @@ describe('the key cache', () => {
   test('deprovisioning revokes the tenant\'s keys, cached or not, and announces them on keys:revoked', async () => {
     const { key, apiKey } = await createKey({ name: 'doomed admin', role: 'TENANT_ADMIN', tenantSlug: 'doomed' });
     assert.equal((await t.gql(VIEWER, {}, key)).data.viewer.role, 'TENANT_ADMIN');
-    const heard = t.app.deps.events.keysRevoked()[Symbol.asyncIterator]();
+    const heard = t.app.parts.events.keysRevoked()[Symbol.asyncIterator]();
     const next = heard.next();
     const d = await t.gql(DEPROVISION, { input: { slug: 'doomed', confirm: 'doomed' } });
     assert.deepEqual(d.data.deprovisionTenant.userErrors, []);
@@ -138,7 +138,7 @@ describe('keys a TENANT_ADMIN creates', () => {
     const independent = await createKey({ name: 'admin-made', role: 'TENANT_READER', tenantSlug: 'keyed' });
     for (const k of [creator, deputy, reader, independent]) assert.ok((await t.gql(VIEWER, {}, k.key)).data.viewer);
 
-    const heard = t.app.deps.events.keysRevoked()[Symbol.asyncIterator]();
+    const heard = t.app.parts.events.keysRevoked()[Symbol.asyncIterator]();
     const next = heard.next();
     const r = await t.gql(REVOKE_KEY, { id: creator.apiKey.id });
     assert.deepEqual(r.data.revokeApiKey.userErrors, []);

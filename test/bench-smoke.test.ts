@@ -2,7 +2,7 @@
 // control plane's privileges, so CI runs it in the first configuration only (TEST_SCOPE).
 // Issue 10: the fleet benchmark at a tiny size, so that `npm run bench` cannot rot between the
 // runs that fill BENCHMARKS.md. It measures every row and leaves nothing behind. The same for
-// `npm run bench:pooler`.
+// `npm run bench:pooler` and `npm run bench:request`.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -52,4 +52,28 @@ test('npm run bench:pooler at 2 and 4 pools: a table with every part measured', 
   const rows = out.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| one pool change'));
   assert.equal(rows.length, 5, out);
   for (const row of rows) assert.match(row, /^\| [^|]+ \| \d[\d.]* ms \| \d[\d.]* ms \(\d+\.\dx\) \|$/, row);
+});
+
+test('npm run bench:request, one short round: Tenantry and bare yoga side by side, every figure measured, nothing left on the server', async () => {
+  const tag = randomBytes(4).toString('hex');
+  const out = await runBench('bench/request-path.bench.ts', { BENCH_SMOKE: '1', BENCH_DATABASE_URL: process.env.TEST_DATABASE_URL!, BENCH_TAG: tag });
+  const rows = out.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| `{ __typename }`'));
+  assert.equal(rows.length, 6, out);
+  assert.match(out, /\| requests\/s, 10 connections \(saturation\) \|/, out);
+  for (const row of rows) {
+    const cells = row.split('|').slice(2, -1).map((c) => c.trim());
+    assert.equal(cells.length, 3, row);
+    assert.match(cells[0]!, /^\d[\d.]*( ms| µs)?$/, row);
+    assert.match(cells[1]!, /^\d[\d.]*( ms| µs)?$/, row);
+    assert.match(cells[2]!, /^\d+\.\d\dx$/, row);
+  }
+
+  const admin = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL, statement_timeout: TEST_LIMITS.statementTimeoutMs });
+  await admin.connect();
+  try {
+    const left = await admin.query(`SELECT datname AS name FROM pg_database WHERE datname LIKE $1 UNION ALL SELECT rolname FROM pg_roles WHERE rolname LIKE $2`, [`tenantry_r${tag}%`, `r${tag}%`]);
+    assert.deepEqual(left.rows, []);
+  } finally {
+    await admin.end();
+  }
 });

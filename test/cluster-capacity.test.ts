@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { controlPlaneConnections } from '../src/platform/db/connection-budget.js';
-import { capacityAdvice, FEW_DEFAULT_TENANTS } from '../src/modules/quotas/cluster-capacity.js';
+import { FEW_DEFAULT_TENANTS } from '../src/modules/quotas/cluster-capacity.js';
 import { PROVISION, startTestTenantry, testServerUrl, type TestTenantry } from './support/test-tenantry.js';
 import pg from 'pg';
 
@@ -31,8 +31,8 @@ before(async () => {
 after(() => t?.cleanup());
 
 async function advice() {
-  const cluster = await t.app.deps.clusters.ensureDefault();
-  return capacityAdvice(t.app.deps, cluster);
+  const cluster = await t.app.parts.clusters.ensureDefault();
+  return t.app.parts.capacity.capacityAdvice(cluster);
 }
 
 async function provision(slug: string, maxConnections?: number) {
@@ -90,7 +90,7 @@ test('with less room left than QUOTA_MIN, no maximum is suggested: the tenant ca
 test('a roomy cluster: no warning, and the figures say how many fit', async () => {
   const roomy = await startTestTenantry({ env: { OVERCOMMIT_FACTOR: String((10 * DEFAULT + 0.5) / usable), DEFAULT_MAX_CONNECTIONS: String(DEFAULT) } });
   try {
-    const a = await capacityAdvice(roomy.app.deps, await roomy.app.deps.clusters.ensureDefault());
+    const a = await roomy.app.parts.capacity.capacityAdvice(await roomy.app.parts.clusters.ensureDefault());
     assert.equal(a.defaultTenantsFit, 10);
     assert.equal(a.moreDefaultTenantsFit, 10);
     assert.equal(a.warning, null);

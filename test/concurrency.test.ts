@@ -49,7 +49,7 @@ function suite() {
    */
   async function assertConsistent(slugs: string[]): Promise<void> {
     await settle(t);
-    const tenants = await t.app.deps.db.tenant.findMany({ where: { slug: { in: slugs } }, include: { quota: true, pool: true } });
+    const tenants = await t.app.parts.db.tenant.findMany({ where: { slug: { in: slugs } }, include: { quota: true, pool: true } });
     const names = tenants.map((x) => x.roleName);
     const { rows } = await t.admin.query(
       `SELECT r.rolname AS name, r.rolcanlogin AS login, r.rolconnlimit AS role_limit, d.datconnlimit AS db_limit
@@ -58,7 +58,7 @@ function suite() {
     );
     const onServer = new Map(rows.map((r) => [r.name, r]));
     const dbs = new Set((await t.admin.query('SELECT datname FROM pg_database WHERE datname = ANY($1)', [names])).rows.map((r) => r.datname));
-    const bouncer = new Map((await t.app.deps.pools.driver!.observe()).map((p) => [p.name, p]));
+    const bouncer = new Map((await t.app.parts.pools.driver!.observe()).map((p) => [p.name, p]));
     for (const x of tenants) {
       const where = `tenant ${x.slug} (${x.status})`;
       assert.ok(!['PROVISIONING', 'DEPROVISIONING'].includes(x.status), `${where} is stuck`);
@@ -93,7 +93,7 @@ function suite() {
       assert.ok(outcomes.filter((o) => o.ok).length >= 1, 'at least one change went through');
       await assertConsistent(['contended']);
       // The recorded quota is one that was asked for, and the history holds every change that answered ok.
-      const tenant = await t.app.deps.db.tenant.findUniqueOrThrow({ where: { slug: 'contended' }, include: { quota: true, quotaChanges: true } });
+      const tenant = await t.app.parts.db.tenant.findUniqueOrThrow({ where: { slug: 'contended' }, include: { quota: true, quotaChanges: true } });
       assert.ok(values.includes(tenant.quota!.maxConnections));
       assert.equal(tenant.quotaChanges.length - 1, outcomes.filter((o) => o.ok).length, 'one QuotaChange per change that answered ok');
     });
@@ -134,7 +134,7 @@ function suite() {
       await Promise.all(calls.map((c) => c()));
       await assertConsistent([...slugs, ...fresh]);
       // The service is not wedged: a mutation now goes straight through.
-      const live = await t.app.deps.db.tenant.findFirstOrThrow({ where: { slug: { in: [...slugs, ...fresh] }, status: 'ACTIVE' } });
+      const live = await t.app.parts.db.tenant.findFirstOrThrow({ where: { slug: { in: [...slugs, ...fresh] }, status: 'ACTIVE' } });
       const r = await t.gql(QUOTA, { slug: live.slug, n: 9 });
       assert.deepEqual(r.data.updateTenantQuota.userErrors, []);
       await assertConsistent([live.slug]);

@@ -5,7 +5,8 @@ import { getDMMF } from '@prisma/get-dmmf';
 import pg from 'pg';
 import format from 'pg-format';
 import { withDatabase } from '../src/platform/db/connection-url.js';
-import { loadControlMigrations, migrateControlDatabase, prismaMigrationsLedger, PRISMA_MIGRATE_LOCK } from '../src/platform/db/control-migrations.js';
+import { loadControlMigrations, migrateControlDatabase, prismaMigrationsLedger } from '../src/platform/db/control-migrations.js';
+import { PRISMA_MIGRATE_LOCK } from '../src/platform/locks/lock-names.js';
 import { applyMigrations, checksumOf, MigrationChecksumError } from '../src/platform/db/migrations.js';
 import { testServerUrl } from './support/test-tenantry.js';
 

@@ -63,7 +63,7 @@ async function onCluster(name: string): Promise<{ database: boolean; role: boole
  * then a pass leaves the tenant for a later one, as the periodic pass would.
  */
 async function recovered(done: (r: RecoveryReport) => boolean): Promise<RecoveryReport> {
-  return until(() => t.app.deps.recovery.run(), done, 'a recovery pass to settle the killed call');
+  return until(() => t.app.parts.recovery.run(), done, 'a recovery pass to settle the killed call');
 }
 
 async function provisioned(slug: string, maxConnections = 5) {
@@ -87,10 +87,10 @@ describe('SIGKILL during provisioning', () => {
       await replica.kill('SIGKILL');
       await answered;
 
-      const stuck = await t.app.deps.db.tenant.findUniqueOrThrow({ where: { slug } });
+      const stuck = await t.app.parts.db.tenant.findUniqueOrThrow({ where: { slug } });
       assert.equal(stuck.status, 'PROVISIONING', 'the killed server left it half-way');
       const outcome = (await recovered((r) => r.provisioning.some((p) => p.slug === slug))).provisioning.find((p) => p.slug === slug)!.outcome;
-      const row = await t.app.deps.db.tenant.findUniqueOrThrow({ where: { slug } });
+      const row = await t.app.parts.db.tenant.findUniqueOrThrow({ where: { slug } });
       if (point === 'after:CREDENTIALS') {
         // Its password was set and kept for the caller's key: finished, not undone.
         assert.equal(outcome, 'completed');
@@ -130,7 +130,7 @@ describe('SIGKILL inside other mutations', () => {
     await answered;
     const name = p.tenant.roleName;
     assert.equal((await onCluster(name)).roleLimit, 5, 'PostgreSQL still has the old limit');
-    const row = await t.app.deps.db.tenant.findUniqueOrThrow({ where: { slug: 'quota-crash' }, include: { quota: true } });
+    const row = await t.app.parts.db.tenant.findUniqueOrThrow({ where: { slug: 'quota-crash' }, include: { quota: true } });
     assert.equal(row.quota!.maxConnections, 9, 'the control database has the new quota');
 
     await recovered((r) => r.repaired.some((x) => x.slug === 'quota-crash'));
@@ -175,16 +175,16 @@ describe('SIGKILL inside other mutations', () => {
     assert.equal(await replica.paused, 'deprovision.recorded');
     await replica.kill('SIGKILL');
     await answered;
-    assert.equal((await t.app.deps.db.tenant.findUniqueOrThrow({ where: { slug: 'gone-crash' } })).status, 'DEPROVISIONING');
+    assert.equal((await t.app.parts.db.tenant.findUniqueOrThrow({ where: { slug: 'gone-crash' } })).status, 'DEPROVISIONING');
 
     const report = await recovered((r) => r.deprovisioned.length > 0);
     assert.deepEqual(report.deprovisioned, ['gone-crash']);
-    assert.equal((await t.app.deps.db.tenant.findUniqueOrThrow({ where: { slug: 'gone-crash' } })).status, 'DEPROVISIONED');
+    assert.equal((await t.app.parts.db.tenant.findUniqueOrThrow({ where: { slug: 'gone-crash' } })).status, 'DEPROVISIONED');
     assert.deepEqual(await onCluster(p.tenant.roleName), { database: false, role: false, roleLimit: null, databaseLimit: null });
   });
 
   test('afterwards: every database and role of this control plane belongs to a live tenant, and nothing is stuck', async () => {
-    const tenants = await t.app.deps.db.tenant.findMany();
+    const tenants = await t.app.parts.db.tenant.findMany();
     assert.deepEqual(tenants.filter((x) => x.status === 'PROVISIONING' || x.status === 'DEPROVISIONING').map((x) => x.slug), []);
     const live = new Set(tenants.filter((x) => x.status === 'ACTIVE' || x.status === 'SUSPENDED').map((x) => x.databaseName));
     const { rows } = await t.admin.query(

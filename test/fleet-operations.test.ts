@@ -100,7 +100,7 @@ describe('upgradeAllTenantSchemas', () => {
       assert.match(r.message, /step 1\.1\.0 failed: relation "idx_documents_deleted_at" already exists/);
       assert.equal(r.toVersion, '1.0.0');
     }
-    const versions = await t.app.deps.db.tenantSchemaVersion.findMany({ where: { tenant: { slug: { in: slugs } } }, include: { tenant: true } });
+    const versions = await t.app.parts.db.tenantSchemaVersion.findMany({ where: { tenant: { slug: { in: slugs } } }, include: { tenant: true } });
     const at = (v: string) => versions.filter((x) => x.version === v).map((x) => x.tenant.slug).sort();
     assert.equal(at('1.1.0').length, 18);
     assert.deepEqual(at('1.0.0'), ['fleet-17', 'fleet-19']);

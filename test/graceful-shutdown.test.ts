@@ -11,6 +11,7 @@ import { createClient } from 'graphql-ws';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { withDatabase } from '../src/platform/db/connection-url.js';
+import type { FailpointContext } from '../src/platform/failpoints.js';
 import { freePort } from './support/free-port.js';
 import { subscribeSse, subscribeWs, until, wsClient } from './support/subscriptions.js';
 import { connectAs, PROVISION, startTestTenantry, testServerUrl, type TestTenantry } from './support/test-tenantry.js';
@@ -32,9 +33,9 @@ function holdAt(step: string, slug: string) {
   const atStep = new Promise<void>((resolve) => (reached = resolve));
   const released = new Promise<void>((resolve) => (release = resolve));
   return {
-    hooks: {
-      beforeProvisionStep: async (s: string, tenantSlug: string) => {
-        if (s !== step || tenantSlug !== slug) return;
+    failpoints: {
+      [`provision.before:${step}`]: async ({ tenantSlug }: FailpointContext) => {
+        if (tenantSlug !== slug) return;
         reached();
         await released;
       },
@@ -84,7 +85,7 @@ async function tenantRows(t: TestTenantry): Promise<Record<string, { status: str
 describe('work under way when the service stops', () => {
   test('a provisionTenant under way finishes and returns working credentials; meanwhile a kept-alive connection gets 503 with Retry-After and a new graphql-ws connection is closed with 1001', async () => {
     const hold = holdAt('CREDENTIALS', 'in-flight');
-    const t = await startTestTenantry({ hooks: hold.hooks });
+    const t = await startTestTenantry({ failpoints: hold.failpoints });
     started.push(t);
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     try {
@@ -129,7 +130,7 @@ describe('work under way when the service stops', () => {
 
   test('over graphql-ws: a mutation under way finishes before its socket closes with 1001; one sent meanwhile on the same socket gets SHUTTING_DOWN', async () => {
     const hold = holdAt('CREDENTIALS', 'over-ws');
-    const t = await startTestTenantry({ hooks: hold.hooks });
+    const t = await startTestTenantry({ failpoints: hold.failpoints });
     started.push(t);
     let closedWith = 0;
     const client = wsClient(t.url, t.adminKey, (code) => (closedWith = code));
@@ -167,7 +168,7 @@ describe('work under way when the service stops', () => {
 
   test('the wait is bounded by SHUTDOWN_GRACE_MS: a request that does not finish in time does not hold the stop', async () => {
     const hold = holdAt('DATABASE', 'stuck');
-    const t = await startTestTenantry({ hooks: hold.hooks, env: { SHUTDOWN_GRACE_MS: '300' } });
+    const t = await startTestTenantry({ failpoints: hold.failpoints, env: { SHUTDOWN_GRACE_MS: '300' } });
     started.push(t);
     try {
       const provisioning = t.gql(PROVISION, { input: { slug: 'stuck', displayName: 'stuck', maxConnections: 3 } }).catch((err: Error) => err);

@@ -10,7 +10,7 @@ import format from 'pg-format';
 import { connectAs, PROVISION, settle, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 import { inDatabase, TestTemplates } from './support/templates.js';
 import { until } from './support/subscriptions.js';
-import { SCHEMA_MIGRATION_LOCK } from '../src/modules/templates/schema-version-ledger.js';
+import { SCHEMA_MIGRATION_LOCK } from '../src/platform/locks/lock-names.js';
 
 let t: TestTenantry;
 let templates: TestTemplates;
@@ -150,7 +150,7 @@ describe('a tenant cannot turn its database against the control plane', () => {
     await me.end().catch(() => undefined);
 
     // The periodic inventory, an on-demand refresh, and every read of this tenant.
-    await t.app.deps.inventory.run();
+    await t.app.parts.inventory.run();
     assert.deepEqual((await t.gql(`mutation { refreshTenant(input: { slug: "mallory" }) { userErrors { code } } }`)).data.refreshTenant.userErrors, []);
     const read = await t.gql(`{ tenant(slug: "mallory") {
       slug status securedAt quota { maxConnections history(first: 5) { newMaxConnections } }
@@ -310,7 +310,7 @@ describe('a tenant provisioned before Tenantry owned tenant databases', () => {
       await c.query(format('ALTER SCHEMA public OWNER TO %I', role));
       await c.query('ALTER EXTENSION pg_trgm SET SCHEMA public');
     });
-    await t.app.deps.db.tenant.update({ where: { slug }, data: { securedAt: null } });
+    await t.app.parts.db.tenant.update({ where: { slug }, data: { securedAt: null } });
     return { databaseName: db, roleName: role, connectionString: p.connectionString };
   }
 
@@ -328,7 +328,7 @@ describe('a tenant provisioned before Tenantry owned tenant databases', () => {
     } finally {
       await me.end();
     }
-    await t.app.deps.inventory.run();
+    await t.app.parts.inventory.run();
     await t.gql(`{ tenant(slug: "oldtimer") { extensions(live: true) { name } } }`);
     assert.equal(await isSuperuser(legacy.roleName), false);
     for (const r of await tripwire(legacy.databaseName)) assert.equal(r.cu, legacy.roleName, `"${r.what}" ran as ${r.cu}`);
@@ -345,11 +345,11 @@ describe('a tenant provisioned before Tenantry owned tenant databases', () => {
     const mine = op.results.find((r: any) => r.tenantSlug === 'oldtimer');
     assert.equal(mine.status, 'SUCCEEDED', mine.message);
     assert.match(mine.message, /database now belongs to the control plane/);
-    const { superuser } = await t.app.deps.clusters.defaultCluster.identity();
+    const { superuser } = await t.app.parts.clusters.defaultCluster.identity();
     // A superuser control plane moves the extension out of public; a least-privilege one cannot (its objects are the bootstrap superuser's) and says so.
     assert.match(mine.message, superuser ? /extension pg_trgm moved from public to extensions/ : /extension pg_trgm stays in schema public: moving it needs a superuser/);
 
-    const controlPlane = (await t.app.deps.clusters.defaultCluster.identity()).role;
+    const controlPlane = (await t.app.parts.clusters.defaultCluster.identity()).role;
     const owner = await t.admin.query(
       `SELECT pg_get_userbyid(datdba) AS owner, (SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0) AS settings FROM pg_database d WHERE datname = $1`,
       [legacy.databaseName],
@@ -379,10 +379,10 @@ describe('a tenant provisioned before Tenantry owned tenant databases', () => {
     } finally {
       await me.end();
     }
-    await t.app.deps.inventory.run();
+    await t.app.parts.inventory.run();
     const inv = await t.gql(`{ tenant(slug: "forger") { schemaVersion { version } inventory { drift missingTables error } } }`);
     assert.equal(inv.data.tenant.schemaVersion.version, '1.1.0', 'the forged version is not believed');
-    const controlPlane = await t.app.deps.clusters.defaultCluster.identity();
+    const controlPlane = await t.app.parts.clusters.defaultCluster.identity();
     if (!controlPlane.superuser && controlPlane.serverVersionNum >= 160000) {
       // A least-privilege control plane on 16+ holds tenant roles without inheriting them: it
       // cannot enter a database the tenant owns until the database is taken back, and says so.

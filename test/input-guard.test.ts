@@ -55,7 +55,7 @@ function poisonable(): { mutation: string; inputType: string; field: string; lis
 }
 
 async function snapshot() {
-  const db = t.app.deps.db;
+  const db = t.app.parts.db;
   const [audit, tenants, keys, changes, operations, tenant, quota] = await Promise.all([
     db.auditEvent.count(),
     db.tenant.count(),

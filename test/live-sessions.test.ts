@@ -129,14 +129,14 @@ const BIG_BATCH = `subscription { connectionUsageBatch { sampledAt usage { tenan
 
 /** Big batches straight onto the bus, as a leader of a large, busy fleet would publish them. */
 function flood(tt: TestTenantry, batches: number, tenants: number): void {
-  const sampler = tt.app.deps.usage.sampler(tt.app.deps.clusters.defaultCluster.id)!;
+  const sampler = tt.app.parts.usage.sampler(tt.app.parts.clusters.defaultCluster.id)!;
   const epoch = sampler.lease.epoch ?? 0;
   for (let b = 0; b < batches; b++) {
     const sampledAt = new Date().toISOString();
     const samples: TenantUsageSample[] = Array.from({ length: tenants }, (_, i) => ({
       tenantId: randomUUID(),
       tenantSlug: `flood-${b}-${i}`,
-      clusterId: tt.app.deps.clusters.defaultCluster.id,
+      clusterId: tt.app.parts.clusters.defaultCluster.id,
       current: 1,
       max: 10,
       usagePercent: 10,
@@ -148,8 +148,8 @@ function flood(tt: TestTenantry, batches: number, tenants: number): void {
       busiest: [],
       sampledAt,
     }));
-    const batch: UsageBatch = { clusterId: tt.app.deps.clusters.defaultCluster.id, epoch, leader: 'flood', sampledAt, tenants: samples, removed: [], cluster: null };
-    tt.app.deps.events.publishUsage(batch);
+    const batch: UsageBatch = { clusterId: tt.app.parts.clusters.defaultCluster.id, epoch, leader: 'flood', sampledAt, tenants: samples, removed: [], cluster: null };
+    tt.app.parts.events.publishUsage(batch);
   }
 }
 
@@ -164,7 +164,7 @@ describe('slow subscribers are dropped, never the server', () => {
       await tt.gql(`mutation { updateTenantQuota(input: { slug: "steady", maxConnections: 4 }) { userErrors { code } } }`);
       await stuck.firsts;
       stuck.stall();
-      const dropped = () => tt.app.deps.usage.stats.dropped;
+      const dropped = () => tt.app.parts.usage.stats.dropped;
       for (let i = 0; i < 40 && dropped() === 0; i++) {
         flood(tt, 5, 1000);
         await new Promise((r) => setTimeout(r, 50));
@@ -224,11 +224,11 @@ describe('slow subscribers are dropped, never the server', () => {
       let text = '';
       while (!text.includes('event: next')) text += new TextDecoder().decode((await reader.read()).value);
       // Stops reading; the server keeps publishing.
-      for (let i = 0; i < 200 && tt.app.deps.usage.stats.dropped === 0; i++) {
+      for (let i = 0; i < 200 && tt.app.parts.usage.stats.dropped === 0; i++) {
         flood(tt, 5, 1000);
         await new Promise((r) => setTimeout(r, 50));
       }
-      assert.ok(tt.app.deps.usage.stats.dropped >= 1, 'dropped');
+      assert.ok(tt.app.parts.usage.stats.dropped >= 1, 'dropped');
       text = '';
       for (;;) {
         const { value, done } = await reader.read();

@@ -27,18 +27,19 @@ before(async () => {
   t = await startTestTenantry({
     // Recovery runs when the test says so (it would otherwise repair the first change's leftovers at any moment).
     env: { TEMPLATES_DIR: templates.dir, RECOVERY_INTERVAL_MS: '0' },
-    hooks: {
-      checkpoint: async (name) => {
-        steps.push(name);
-        if (name !== holdAt) return;
-        holdAt = null;
-        const gate = new Promise<void>((resolve) => (release = resolve));
-        held?.();
-        await gate;
-      },
-    },
+    failpoints: { 'quota.*': checkpoint, 'upgrade.step:*': checkpoint },
   });
 });
+/** Every step boundary of a quota change or an upgrade: recorded, and held when the test asks. */
+async function checkpoint({ point }: { point: string }): Promise<void> {
+  steps.push(point);
+  if (point !== holdAt) return;
+  holdAt = null;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  held?.();
+  await gate;
+}
+
 after(async () => {
   await t.cleanup();
   await templates.remove();
@@ -92,10 +93,10 @@ describe('a mutation whose lock session ends', () => {
     // PostgreSQL has the second change's limit, not the first's stale one.
     const limit = await t.admin.query<{ n: number }>('SELECT rolconnlimit AS n FROM pg_catalog.pg_roles WHERE rolname = $1', [role]);
     assert.equal(limit.rows[0]!.n, 20);
-    const recorded = await t.app.deps.db.tenant.findUniqueOrThrow({ where: { slug: 'lost' }, include: { quota: true } });
+    const recorded = await t.app.parts.db.tenant.findUniqueOrThrow({ where: { slug: 'lost' }, include: { quota: true } });
     assert.equal(recorded.quota!.maxConnections, 20);
     // And nothing is left for recovery to disagree with.
-    const report = await t.app.deps.recovery.run();
+    const report = await t.app.parts.recovery.run();
     assert.deepEqual(report.repaired.filter((r) => r.slug === 'lost'), []);
   });
 
@@ -114,7 +115,7 @@ describe('a mutation whose lock session ends', () => {
     assert.match(answer.userErrors[0].message, /lost its lock/);
     assert.deepEqual(steps, ['upgrade.step:1.1.0', 'upgrade.step:1.2.0', 'quota.recorded', 'quota.applied']);
 
-    const tenant = await t.app.deps.db.tenant.findUniqueOrThrow({ where: { slug: 'lost' } });
+    const tenant = await t.app.parts.db.tenant.findUniqueOrThrow({ where: { slug: 'lost' } });
     await inDatabase(tenant.databaseName, async (c) => {
       assert.equal((await c.query(`SELECT "Version" FROM "__SchemaVersion"`)).rows[0].Version, '1.1.0', 'step 1.2.0 never ran');
       const columns = await c.query(`SELECT column_name FROM information_schema.columns WHERE table_name = 'notes' ORDER BY ordinal_position`);

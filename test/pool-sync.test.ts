@@ -37,7 +37,7 @@ async function suite() {
   const tenantIds: string[] = [];
 
   const start = async () => {
-    const cluster = await t.app.deps.clusters.ensureDefault();
+    const cluster = await t.app.parts.clusters.ensureDefault();
     pooler = await startPooler({ config, cluster, db, logger: createLogger('silent') });
   };
   const own = async (): Promise<Map<string, ObservedPool>> =>
@@ -183,7 +183,7 @@ async function suite() {
       const events: string[] = [];
       pooler.process!.on('down', () => events.push('down'));
       pooler.process!.on('up', () => events.push('up'));
-      const watch = t.app.deps.db; // another client, so polling does not count as PoolSync's statements
+      const watch = t.app.parts.db; // another client, so polling does not count as PoolSync's statements
       const before = counter.queries;
       process.kill(pooler.process!.pid!, 'SIGKILL');
       await until(() => watch.pool.count({ where: { status: 'ERROR' } }), (n) => n === 300, 'every pool ERROR');

@@ -55,7 +55,7 @@ async function suite() {
     // No reconciler and readiness checked only on demand: what follows is the apply's own doing.
     t = await startTestTenantry({
       env: { POOLER: 'pgbouncer', POOLER_PORT: String(await freePort()), POOLER_DIR: poolerDir, RECONCILE_INTERVAL_MS: '0' },
-      hooks: { beforePoolerRestart: () => gate },
+      failpoints: { 'pooler.before-restart': () => gate },
     });
   });
   after(async () => {

@@ -37,8 +37,8 @@ async function suite() {
     poolerDir = path.join(tmp, 'pgbouncer');
     t = await startTestTenantry({
       env: { POOLER: 'pgbouncer', POOLER_PORT: String(await freePort()), POOLER_DIR: poolerDir, RECONCILE_INTERVAL_MS: String(RECONCILE_INTERVAL_MS) },
-      hooks: {
-        beforePoolerRestart: async () => {
+      failpoints: {
+        'pooler.before-restart': async () => {
           restartsAsked.push(Date.now());
           await gate;
         },

@@ -30,7 +30,7 @@ before(async () => {
     serverUrl: server.url,
     env: { OPERATION_RESUME_INTERVAL_MS: '500', RECOVERY_INTERVAL_MS: '1000', LOCK_TIMEOUT_MS: '2000', POOL_ACQUIRE_TIMEOUT_MS: '2000' },
     // Each tenant's step takes a moment, so the restart lands in the middle of the operation.
-    hooks: { beforeOperationItem: () => new Promise((r) => setTimeout(r, 300)) },
+    failpoints: { 'operation.item': () => new Promise((r) => setTimeout(r, 300)) },
   });
 });
 after(async () => {
@@ -83,7 +83,7 @@ test('PostgreSQL restarting under a fleet operation and a stream of mutations: t
   // Afterwards the service works as before, and PostgreSQL agrees with the records.
   const r = await t.gql(`mutation { updateTenantQuota(input: { slug: "restart-7", maxConnections: 12 }) { quota { maxConnections } userErrors { code } } }`);
   assert.deepEqual(r.data.updateTenantQuota, { quota: { maxConnections: 12 }, userErrors: [] });
-  await t.app.deps.recovery.run();
+  await t.app.parts.recovery.run();
   const limits = await t.admin.query(`SELECT rolconnlimit FROM pg_roles WHERE rolname = $1`, [`${t.prefix}restart_7`]);
   assert.equal(limits.rows[0].rolconnlimit, 12);
   // Failed items (cut by the restart) are the operation's to report; running it again finishes them.

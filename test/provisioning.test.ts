@@ -10,9 +10,10 @@ let failAt: { step: ProvisionStep; slug: string } | null = null;
 
 before(async () => {
   t = await startTestTenantry({
-    hooks: {
-      beforeProvisionStep: (step, slug) => {
-        if (failAt && failAt.step === step && failAt.slug === slug) throw new Error(`injected failure before ${step}`);
+    failpoints: {
+      'provision.before:*': ({ point, tenantSlug }) => {
+        const step = point.slice('provision.before:'.length);
+        if (failAt && failAt.step === step && failAt.slug === tenantSlug) throw new Error(`injected failure before ${step}`);
       },
     },
   });
@@ -53,7 +54,7 @@ describe('provisionTenant', () => {
     );
     // The control plane owns the database (the tenant cannot ALTER DATABASE it); it allows the
     // quota plus the control plane's reserve (3 by default).
-    const controlPlane = (await t.app.deps.clusters.defaultCluster.identity()).role;
+    const controlPlane = (await t.app.parts.clusters.defaultCluster.identity()).role;
     assert.deepEqual(db.rows[0], { owner: controlPlane, datconnlimit: 15, public_connect: false, default_acl: false });
 
     const inside = await import('pg').then(({ default: pg }) => new pg.Client({ connectionString: withDatabase(process.env.TEST_DATABASE_URL!, name) }));
@@ -71,7 +72,7 @@ describe('provisionTenant', () => {
       assert.equal(gin.rowCount, 1);
       const version = await inside.query(`SELECT "Component", "Version", "AppliedBy", "Description" FROM "__SchemaVersion"`);
       // Who applied it: the key's name and id (never key text).
-      const adminKey = await t.app.deps.db.apiKey.findFirstOrThrow({ where: { name: 'ADMIN_API_KEY' } });
+      const adminKey = await t.app.parts.db.apiKey.findFirstOrThrow({ where: { name: 'ADMIN_API_KEY' } });
       assert.deepEqual(version.rows, [{ Component: 'Tenant', Version: '1.1.0', AppliedBy: `ADMIN_API_KEY (apikey:${adminKey.id})`, Description: 'provisioned from template default 1.1.0' }]);
       const deleted = await inside.query(`SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_documents_deleted_at'`);
       assert.equal(deleted.rowCount, 1, 'the newest version (1.1.0) is the default');

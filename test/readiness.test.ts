@@ -44,7 +44,7 @@ describe('inventory', () => {
     const before = await t.gql(`{ tenant(slug: "tampered") { schemaVersion { version } extensions { installedVersion } } }`);
     assert.deepEqual(before.data.tenant, { schemaVersion: { version: '1.1.0' }, extensions: [{ installedVersion: '1.6' }] });
 
-    const findings = await t.app.deps.inventory.run();
+    const findings = await t.app.parts.inventory.run();
     const mine = findings.find((f) => f.slug === 'tampered')!;
     assert.deepEqual(mine.drift, ['schema version is 1.0.0, recorded 1.1.0', 'extension pg_trgm is at 1.3, recorded 1.6']);
     assert.deepEqual(mine.missingTables, ['documents']);

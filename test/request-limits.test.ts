@@ -18,8 +18,8 @@ const startedReads: string[] = [];
 before(async () => {
   t = await startTestTenantry({
     env: { LIVE_READ_CONCURRENCY: '2', LIVE_READ_QUEUE: '50' },
-    hooks: {
-      duringLiveRead: async (_what, _cluster, database) => {
+    failpoints: {
+      'live-read': async ({ database }) => {
         entered++;
         startedReads.push(database ?? '');
         await gate;
@@ -47,11 +47,11 @@ const limitOf = (r: GraphQLResponse) => (r.errors?.[0]?.extensions as { limit?: 
 
 /** Everything that reads a cluster or a tenant database on a request's behalf. */
 async function liveReadCounters() {
-  const cluster = await t.app.deps.clusters.get((await t.app.deps.clusters.ensureDefault()).id);
+  const cluster = await t.app.parts.clusters.get((await t.app.parts.clusters.ensureDefault()).id);
   return {
-    budget: t.app.deps.liveReads.stats.started,
+    budget: t.app.parts.liveReads.stats.started,
     activity: cluster.stats.activityReads,
-    usage: t.app.deps.usage.stats.liveReads,
+    usage: t.app.parts.usage.stats.liveReads,
   };
 }
 
@@ -257,7 +257,7 @@ describe('list fields are batched: a page costs the same whatever its size', () 
   });
 
   test('connections: one pg_stat_activity read for a page, whatever its size', async () => {
-    const cluster = t.app.deps.clusters.defaultCluster;
+    const cluster = t.app.parts.clusters.defaultCluster;
     const reads = async (first: number) => {
       const before = cluster.stats.activityReads;
       const r = await t.gql('query($first: Int) { tenants(first: $first) { edges { node { slug connections { pid applicationName } } } } }', { first });
@@ -279,13 +279,13 @@ describe('list fields are batched: a page costs the same whatever its size', () 
   test('what a cluster offers is read once, then served from the cache', async () => {
     const q = '{ tenants(first: 5) { edges { node { extensions { name availableVersion } } } } clusters { extensions { name } } }';
     await t.gql(q);
-    const before = t.app.deps.offeredExtensions.stats.reads;
+    const before = t.app.parts.offeredExtensions.stats.reads;
     for (let i = 0; i < 3; i++) {
       const r = await t.gql(q);
       assert.equal(r.errors, undefined);
       assert.ok(r.data.tenants.edges[0].node.extensions.some((e: any) => e.name === 'pg_trgm' && e.availableVersion));
     }
-    assert.equal(t.app.deps.offeredExtensions.stats.reads, before, 'pg_available_extensions was read again');
+    assert.equal(t.app.parts.offeredExtensions.stats.reads, before, 'pg_available_extensions was read again');
   });
 });
 
@@ -315,7 +315,7 @@ test('100 concurrent live reads keep Tenantry within its budget, and the tenant 
   let release!: () => void;
   gate = new Promise<void>((resolve) => (release = resolve));
   entered = 0;
-  const started = t.app.deps.liveReads.stats.started;
+  const started = t.app.parts.liveReads.stats.started;
   const inTenantDb = async () =>
     Number(
       (
@@ -353,7 +353,7 @@ test('100 concurrent live reads keep Tenantry within its budget, and the tenant 
   const ok = all.filter((r) => r.errors === undefined);
   assert.equal(ok.length, 52);
   assert.ok(ok.every((r) => r.data.tenant.extensions.some((e: any) => e.name === 'pg_trgm' && e.status === 'OK')));
-  assert.equal(t.app.deps.liveReads.stats.started - started, 52);
+  assert.equal(t.app.parts.liveReads.stats.started - started, 52);
   assert.ok((await inTenantDb()) <= 2);
 });
 
@@ -362,9 +362,9 @@ test('one tenant flooding live reads never refuses or starves another\'s: a queu
     (await t.gql(`mutation($slug: String!) { createApiKey(input: { name: "reader", role: TENANT_READER, tenantSlug: $slug }) { key } }`, { slug })).data.createApiKey.key as string;
   const floodKey = await readerKey('live');
   const otherKey = await readerKey('limit-b');
-  const otherDatabase = (await t.app.deps.db.tenant.findUniqueOrThrow({ where: { slug: 'limit-b' } })).databaseName;
+  const otherDatabase = (await t.app.parts.db.tenant.findUniqueOrThrow({ where: { slug: 'limit-b' } })).databaseName;
   const read = (slug: string) => `{ tenant(slug: "${slug}") { extensions(live: true) { name status } } }`;
-  const { stats } = t.app.deps.liveReads;
+  const { stats } = t.app.parts.liveReads;
   const queuedBefore = stats.queued;
   let release!: () => void;
   gate = new Promise<void>((resolve) => (release = resolve));

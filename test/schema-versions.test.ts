@@ -42,7 +42,7 @@ describe('upgradeTenantSchema', () => {
     const r = (await t.gql(UPGRADE, { input: { slug: 'old-timer' } })).data.upgradeTenantSchema;
     assert.deepEqual(r.userErrors, []);
     assert.deepEqual([r.fromVersion, r.toVersion, r.appliedVersions, r.failedStep], ['1.0.0', '1.1.0', ['1.1.0'], null]);
-    const adminKey = await t.app.deps.db.apiKey.findFirstOrThrow({ where: { name: 'ADMIN_API_KEY' } });
+    const adminKey = await t.app.parts.db.apiKey.findFirstOrThrow({ where: { name: 'ADMIN_API_KEY' } });
     assert.deepEqual(r.tenant.schemaVersion, { version: '1.1.0', expectedVersion: '1.1.0', compatibility: 'COMPATIBLE', appliedBy: `ADMIN_API_KEY (apikey:${adminKey.id})` });
 
     await inTenant(tenant.databaseName, async (c) => {

@@ -69,7 +69,7 @@ before(async () => {
   const r = await leader.gql(PROVISION, { input: { slug: 'steady', displayName: 'steady', maxConnections: 5 } });
   assert.deepEqual(r.data.provisionTenant.userErrors, []);
   // The leader is the replica that keeps running: it holds the lease before the other starts.
-  await until(() => leader!.app.deps.usage.sampler(leader!.app.deps.clusters.defaultCluster.id)!.stats.leader, Boolean, 'the first replica to lead');
+  await until(() => leader!.app.parts.usage.sampler(leader!.app.parts.clusters.defaultCluster.id)!.stats.leader, Boolean, 'the first replica to lead');
   replica = await startReplica(leader);
 });
 
@@ -83,7 +83,7 @@ after(async () => {
 });
 
 test('a replica stopped for 6 s keeps its subscribers: none is closed with 1013 or dropped as too slow, and they keep receiving', { skip: noRedis }, async () => {
-  const sampler = leader!.app.deps.usage.sampler(leader!.app.deps.clusters.defaultCluster.id)!;
+  const sampler = leader!.app.parts.usage.sampler(leader!.app.parts.clusters.defaultCluster.id)!;
   const { child, url } = replica!;
   // A watcher on the leader keeps it sampling at full rate while the other replica cannot ask.
   const onLeader = wsClient(leader!.url, leader!.adminKey);

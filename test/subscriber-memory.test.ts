@@ -53,7 +53,7 @@ before(async () => {
   }
   const k = await setup.gql(`mutation { createApiKey(input: { name: "mem", role: TENANT_READER, tenantSlug: "mem-b" }) { key } }`);
   tenantKey = k.data.createApiKey.key;
-  clusterId = setup.app.deps.clusters.defaultCluster.id;
+  clusterId = setup.app.parts.clusters.defaultCluster.id;
   await setup.stop();
   server = await spawnReplica(
     {

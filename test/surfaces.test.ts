@@ -13,8 +13,8 @@ let explode = false;
 
 before(async () => {
   t = await startTestTenantry({
-    hooks: {
-      beforeAuthenticate: () => {
+    failpoints: {
+      'auth.before': () => {
         if (explode) throw new Error('the control database is on fire');
       },
     },

@@ -9,12 +9,12 @@ let holdDeprovision: { reached: () => void; gate: Promise<void> } | null = null;
 before(async () => {
   t = await startTestTenantry({
     env: { RECOVERY_INTERVAL_MS: '0' },
-    hooks: {
-      beforeProvisionStep: (step, slug) => {
-        if (slug === 'never-ready' && step === 'DATABASE') throw new Error('injected failure before DATABASE');
+    failpoints: {
+      'provision.before:DATABASE': ({ tenantSlug }) => {
+        if (tenantSlug === 'never-ready') throw new Error('injected failure before DATABASE');
       },
-      checkpoint: async (name) => {
-        if (name !== 'deprovision.recorded' || !holdDeprovision) return;
+      'deprovision.recorded': async () => {
+        if (!holdDeprovision) return;
         const { reached, gate } = holdDeprovision;
         holdDeprovision = null;
         reached();

@@ -66,7 +66,7 @@ before(async () => {
          RETURNING id
        )
        INSERT INTO quotas (tenant_id, max_connections, updated_by) SELECT id, 10, 'fleet test' FROM tenants`,
-      [FLEET, prefix, first.app.deps.clusters.defaultCluster.id],
+      [FLEET, prefix, first.app.parts.clusters.defaultCluster.id],
     );
   } finally {
     await control.end();
@@ -89,12 +89,12 @@ after(async () => {
 });
 
 test('1,100 ACTIVE tenants: the server starts, samples once per interval, and streams to per-tenant and all-tenant subscribers without error', async (ctx) => {
-  const sampler = t.app.deps.usage.sampler(t.app.deps.clusters.defaultCluster.id)!;
+  const sampler = t.app.parts.usage.sampler(t.app.parts.clusters.defaultCluster.id)!;
   await until(() => sampler.stats.samples, (n) => n >= 2, 'samples from the new instance');
   assert.equal(sampler.roster.size, FLEET);
 
   const batches: UsageBatch[] = [];
-  const stopListening = t.app.deps.events.onUsage((b) => batches.push(b));
+  const stopListening = t.app.parts.events.onUsage((b: UsageBatch) => batches.push(b));
   const client = wsClient(t.url, t.adminKey);
   const perTenant = subscribeWs(client, USAGE, { slug: ACTIVE[0] }, (d) => d.connectionUsage);
   const sse = subscribeSse(t.url, t.adminKey, USAGE, { slug: ACTIVE[1] }, (d) => d.connectionUsage);
@@ -116,13 +116,13 @@ test('1,100 ACTIVE tenants: the server starts, samples once per interval, and st
     await until(() => new Set(everyTenant.values.map((v) => v.tenantSlug)).size, (n) => n >= 50, 'heartbeats of idle tenants');
     await until(() => batch.values.length, (n) => n >= 3, 'batches');
 
-    const before = { samples: sampler.stats.samples, reads: t.app.deps.clusters.defaultCluster.stats.activityReads, messages: batches.length };
+    const before = { samples: sampler.stats.samples, reads: t.app.parts.clusters.defaultCluster.stats.activityReads, messages: batches.length };
     await until(() => sampler.stats.samples, (n) => n >= before.samples + 12, '12 more samples').catch((err: Error) => {
       // Whether the sampler lost its lease or stopped counting (seen once under CI load).
       throw new Error(`${err.message}; sampler ${JSON.stringify(sampler.stats)}`);
     });
     const samples = sampler.stats.samples - before.samples;
-    const reads = t.app.deps.clusters.defaultCluster.stats.activityReads - before.reads;
+    const reads = t.app.parts.clusters.defaultCluster.stats.activityReads - before.reads;
     const messages = batches.length - before.messages;
     // ±1: a sample may be between its read (or its message) and its count at either end of the window.
     assert.ok(Math.abs(reads - samples) <= 1, `${reads} pg_stat_activity reads for ${samples} samples`);
@@ -132,7 +132,7 @@ test('1,100 ACTIVE tenants: the server starts, samples once per interval, and st
     const largest = Math.max(...batches.map((b) => b.tenants.length));
     ctx.diagnostic(`start-up with ${FLEET} tenants: ${startupMs} ms (the inventory visits each); largest batch: ${largest} tenants of ${FLEET}`);
     assert.ok(largest < FLEET / 4, `a batch carried ${largest} of ${FLEET} tenants`);
-    assert.ok(batches.every((b) => b.clusterId === t.app.deps.clusters.defaultCluster.id));
+    assert.ok(batches.every((b) => b.clusterId === t.app.parts.clusters.defaultCluster.id));
     const newest = batches.at(-1)!;
     assert.ok(newest.tenants.length < FLEET / 4);
 
@@ -147,7 +147,7 @@ test('1,100 ACTIVE tenants: the server starts, samples once per interval, and st
 });
 
 test('an idle fleet costs two control-database statements per sample and writes no usage rows', async (ctx) => {
-  const sampler = t.app.deps.usage.sampler(t.app.deps.clusters.defaultCluster.id)!;
+  const sampler = t.app.parts.usage.sampler(t.app.parts.clusters.defaultCluster.id)!;
   // A subscriber keeps the sampler at full rate; nobody's usage changes meanwhile.
   const client = wsClient(t.url, t.adminKey);
   const watcher = subscribeWs(client, USAGE, { slug: ACTIVE[2] }, (d) => d.connectionUsage);
@@ -173,10 +173,10 @@ test('an idle fleet costs two control-database statements per sample and writes 
     // behind records already made (here: the CREATE EXTENSION above).
     const lsn0 = (await control.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
     const s0 = sampler.stats.samples;
-    const q0 = t.app.deps.controlQueries.queries;
+    const q0 = t.app.parts.controlQueries.queries;
     const h0 = sampler.stats.historyRows;
     await until(() => sampler.stats.samples, (n) => n >= s0 + 20, '20 idle samples');
-    const q1 = t.app.deps.controlQueries.queries;
+    const q1 = t.app.parts.controlQueries.queries;
     const s1 = sampler.stats.samples;
     const lsn1 = (await control.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
     // pg_walinspect reads only flushed WAL (the WAL writer gets there within wal_writer_delay).

@@ -79,7 +79,7 @@ if (!findPgBouncer() && process.env.CI !== 'true') {
         'Tenant.usage after the direct session closed',
       );
       assert.deepEqual(listed, { current: 1, pooled: 1, poolerIdle: 1, direct: 0 });
-      const sampler = t.app.deps.usage.sampler(t.app.deps.clusters.defaultCluster.id)!;
+      const sampler = t.app.parts.usage.sampler(t.app.parts.clusters.defaultCluster.id)!;
       assert.ok(Math.abs(sampler.stats.poolerReads - sampler.stats.samples) <= 1, `one SHOW SERVERS per sample (${JSON.stringify(sampler.stats)})`);
       assert.deepEqual(sub.errors, []);
     } finally {

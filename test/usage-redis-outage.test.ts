@@ -37,7 +37,7 @@ after(async () => {
   await redis?.kill();
 });
 
-const sampler = (t: TestTenantry) => t.app.deps.usage.sampler(t.app.deps.clusters.defaultCluster.id)!;
+const sampler = (t: TestTenantry) => t.app.parts.usage.sampler(t.app.parts.clusters.defaultCluster.id)!;
 const ready = async (t: TestTenantry) => (await (await fetch(`${t.url}/health/ready`)).json()) as { ready: boolean; degraded: boolean; checks: { name: string; ok: boolean; detail: string }[] };
 const busCheck = async (t: TestTenantry) => (await ready(t)).checks.find((c) => c.name === 'event-bus');
 const metric = async (t: TestTenantry, line: RegExp) => line.test(await (await fetch(`${t.url}/metrics`)).text());
@@ -54,7 +54,7 @@ test('Redis killed: readiness and /metrics say the bus is down, the leader\'s su
   const onFollower = subscribeWs(followerClient, USAGE, { slug: 'outage' }, (d) => d.connectionUsage as Usage);
   const sseOnFollower = subscribeSse(follower.url, follower.adminKey, USAGE, { slug: 'outage' }, (d) => d.connectionUsage as Usage);
   const batchOnFollower = subscribeWs(followerClient, BATCH, {}, (d) => d.connectionUsageBatch as Batch);
-  const clusterOnFollower = subscribeWs(followerClient, `subscription($id: ID!) { clusterUsage(clusterId: $id) { tenantConnections degraded } }`, { id: follower.app.deps.clusters.defaultCluster.id }, (d) => d.clusterUsage as { tenantConnections: number; degraded: boolean });
+  const clusterOnFollower = subscribeWs(followerClient, `subscription($id: ID!) { clusterUsage(clusterId: $id) { tenantConnections degraded } }`, { id: follower.app.parts.clusters.defaultCluster.id }, (d) => d.clusterUsage as { tenantConnections: number; degraded: boolean });
   try {
     for (const sub of [onLeader, onFollower, sseOnFollower, clusterOnFollower]) await until(() => sub.values.length, (n) => n > 0, 'a first value');
     assert.equal(last(onFollower)!.degraded, false);

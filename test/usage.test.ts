@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { UsageBatch } from '../src/modules/usage/usage-sample.js';
 import { createConnection } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type pg from 'pg';
@@ -46,7 +47,7 @@ after(async () => {
   await t.cleanup();
 });
 
-const sampler = (tt: TestTenantry) => tt.app.deps.usage.sampler(tt.app.deps.clusters.defaultCluster.id)!;
+const sampler = (tt: TestTenantry) => tt.app.parts.usage.sampler(tt.app.parts.clusters.defaultCluster.id)!;
 
 describe('subscriptions', () => {
   test('a graphql-ws and an SSE subscriber see current follow real connections', async () => {
@@ -90,7 +91,7 @@ describe('subscriptions', () => {
       // Counted on the cluster's admin connection: every statement that reads pg_stat_activity,
       // from the sampler or anyone else, against the samples taken meanwhile.
       const s = sampler(t);
-      const cluster = t.app.deps.clusters.defaultCluster;
+      const cluster = t.app.parts.clusters.defaultCluster;
       const before = { samples: s.stats.samples, reads: cluster.stats.activityReads };
       const c = await open('watched');
       await until(() => subs.filter((x) => last(x.values)?.current === 1).length, (n) => n === 200, 'all 200 to see current = 1');
@@ -147,7 +148,7 @@ describe('subscriptions', () => {
       assert.deepEqual(none.values, []);
 
       // clusterUsage is for admins.
-      const cluster = subscribeWs(mine, `subscription($id: ID!) { clusterUsage(clusterId: $id) { current } }`, { id: t.app.deps.clusters.defaultCluster.id }, (d) => d);
+      const cluster = subscribeWs(mine, `subscription($id: ID!) { clusterUsage(clusterId: $id) { current } }`, { id: t.app.parts.clusters.defaultCluster.id }, (d) => d);
       await until(() => cluster.errors.length, Boolean, 'clusterUsage refused');
       assert.match(JSON.stringify(cluster.errors), /FORBIDDEN|not allowed/);
 
@@ -161,7 +162,7 @@ describe('subscriptions', () => {
   test('an admin subscribes to every tenant, and to the cluster', async () => {
     const client = wsClient(t.url, t.adminKey);
     const all = subscribeWs(client, USAGE, {}, pickUsage);
-    const cluster = subscribeWs(client, `subscription($id: ID!) { clusterUsage(clusterId: $id) { current tenantConnections tenantCount maxConnections sampledAt } }`, { id: t.app.deps.clusters.defaultCluster.id }, (d) => d.clusterUsage);
+    const cluster = subscribeWs(client, `subscription($id: ID!) { clusterUsage(clusterId: $id) { current tenantConnections tenantCount maxConnections sampledAt } }`, { id: t.app.parts.clusters.defaultCluster.id }, (d) => d.clusterUsage);
     try {
       await until(() => new Set(all.values.map((v) => v.tenantSlug)).size, (n) => n >= 3, 'values for every tenant');
       const c = await open('other');
@@ -182,7 +183,7 @@ describe('one message per sample', () => {
     const client = wsClient(t.url, t.adminKey);
     const batches = subscribeWs(client, `subscription { connectionUsageBatch { sampledAt usage { tenantSlug current } removedTenantSlugs } }`, {}, (d) => d.connectionUsageBatch);
     const heard: string[] = [];
-    const stop = t.app.deps.events.onUsage((b) => heard.push(b.sampledAt));
+    const stop = t.app.parts.events.onUsage((b: UsageBatch) => heard.push(b.sampledAt));
     try {
       const c = await open('leaving');
       await until(() => batches.values.some((b: any) => b.usage.some((u: any) => u.tenantSlug === 'leaving' && u.current === 1)), Boolean, 'a batch with the session');
@@ -204,14 +205,14 @@ describe('one message per sample', () => {
   });
 
   test('an every-tenant subscriber hears the samples published while it was starting (it is subscribed before its opening values)', async () => {
-    const usage = t.app.deps.usage;
+    const usage = t.app.parts.usage;
     const s = sampler(t);
     await until(() => s.lease.epoch, (e) => e !== null, 'the lease');
     const all = usage.watchAll(() => true);
     try {
       // Published before the subscriber reads anything.
-      const probe = { tenantId: '00000000-0000-4000-8000-000000000001', tenantSlug: 'race-probe', clusterId: t.app.deps.clusters.defaultCluster.id, current: 1, max: 2, usagePercent: 50, peak24h: 1, byState: [], pooled: null, poolerIdle: null, direct: null, busiest: [], sampledAt: new Date().toISOString() };
-      t.app.deps.events.publishUsage({ clusterId: probe.clusterId, epoch: s.lease.epoch!, leader: 'test', sampledAt: probe.sampledAt, tenants: [probe], removed: [], cluster: null });
+      const probe = { tenantId: '00000000-0000-4000-8000-000000000001', tenantSlug: 'race-probe', clusterId: t.app.parts.clusters.defaultCluster.id, current: 1, max: 2, usagePercent: 50, peak24h: 1, byState: [], pooled: null, poolerIdle: null, direct: null, busiest: [], sampledAt: new Date().toISOString() };
+      t.app.parts.events.publishUsage({ clusterId: probe.clusterId, epoch: s.lease.epoch!, leader: 'test', sampledAt: probe.sampledAt, tenants: [probe], removed: [], cluster: null });
       await new Promise((r) => setTimeout(r, 50));
       const seen: string[] = [];
       for (;;) {
@@ -223,7 +224,7 @@ describe('one message per sample', () => {
     } finally {
       await all.return!();
     }
-    t.app.deps.metrics.removeTenant('race-probe');
+    t.app.parts.metrics.removeTenant('race-probe');
   });
 });
 
@@ -260,7 +261,7 @@ describe('what the API shows', () => {
     const held = [await open('busy'), await open('busy'), await open('busy'), await open('watched')];
     try {
       await until(
-        async () => (await t.app.deps.db.tenantUsage.findMany({ where: { current: { gt: 0 } }, include: { tenant: true } })).map((u) => `${u.tenant.slug}=${u.current}`).sort().join(','),
+        async () => (await t.app.parts.db.tenantUsage.findMany({ where: { current: { gt: 0 } }, include: { tenant: true } })).map((u) => `${u.tenant.slug}=${u.current}`).sort().join(','),
         (v) => v === 'busy=3,watched=1',
         'samples recorded',
       );
@@ -278,7 +279,7 @@ describe('what the API shows', () => {
   });
 
   test('usage history records per-minute maxima and prunes what is older than the retention', async () => {
-    const tenant = await t.app.deps.db.tenant.findUniqueOrThrow({ where: { slug: 'busy' } });
+    const tenant = await t.app.parts.db.tenant.findUniqueOrThrow({ where: { slug: 'busy' } });
     const held = [await open('busy'), await open('busy'), await open('busy')];
     try {
       await until(
@@ -295,26 +296,26 @@ describe('what the API shows', () => {
     older.setSeconds(0, 0);
     const old = new Date(Date.now() - 9 * 86_400_000);
     old.setSeconds(0, 0);
-    await t.app.deps.db.usageMinute.createMany({ data: [older, old].map((minute) => ({ tenantId: tenant.id, minute, peakConnections: 4, maxConnections: 4 })) });
+    await t.app.parts.db.usageMinute.createMany({ data: [older, old].map((minute) => ({ tenantId: tenant.id, minute, peakConnections: 4, maxConnections: 4 })) });
     const week = (await t.gql(`{ tenant(slug: "busy") { usageHistory(range: WEEK) { minute } } }`)).data.tenant.usageHistory;
     assert.ok(!week.some((p: any) => Date.parse(p.minute) === old.getTime()), 'WEEK covers 7 days');
     assert.ok(week.length <= 7 * 1440 + 1, `${week.length} points: at most one per minute`);
-    const removed = await pruneUsageHistory(t.app.deps.db, 8);
+    const removed = await pruneUsageHistory(t.app.parts.db, 8);
     assert.ok(removed >= 1);
-    assert.equal(await t.app.deps.db.usageMinute.count({ where: { tenantId: tenant.id, minute: older } }), 0);
-    assert.equal(await t.app.deps.db.usageMinute.count({ where: { tenantId: tenant.id, minute: old } }), 1, 'the row in effect at the cut stays');
-    assert.ok((await t.app.deps.db.usageMinute.count({ where: { tenantId: tenant.id, minute: { gt: old } } })) >= 1, 'recent minutes stay');
+    assert.equal(await t.app.parts.db.usageMinute.count({ where: { tenantId: tenant.id, minute: older } }), 0);
+    assert.equal(await t.app.parts.db.usageMinute.count({ where: { tenantId: tenant.id, minute: old } }), 1, 'the row in effect at the cut stays');
+    assert.ok((await t.app.parts.db.usageMinute.count({ where: { tenantId: tenant.id, minute: { gt: old } } })) >= 1, 'recent minutes stay');
   });
 
   test('history is a step function (a row when the minute\'s maximum changes): usageHistory and peak24h fill the minutes between rows', async () => {
     // A tenant no sampler looks at (not ACTIVE), with hand-made rows.
-    const cluster = t.app.deps.clusters.defaultCluster.id;
-    const tenant = await t.app.deps.db.tenant.create({
+    const cluster = t.app.parts.clusters.defaultCluster.id;
+    const tenant = await t.app.parts.db.tenant.create({
       data: { slug: 'stepped', displayName: 'stepped', status: 'SUSPENDED', databaseName: `${t.prefix}stepped`, roleName: `${t.prefix}stepped`, clusterId: cluster, templateName: 'default', templateVersion: '1.1.0' },
     });
     const now = Math.floor(Date.now() / 60_000) * 60_000;
     const at = (minutesAgo: number) => new Date(now - minutesAgo * 60_000);
-    await t.app.deps.db.usageMinute.createMany({
+    await t.app.parts.db.usageMinute.createMany({
       data: [
         { minute: at(26 * 60), peak: 7 }, // in effect as the last 24 hours began
         { minute: at(23 * 60), peak: 1 },
@@ -323,14 +324,14 @@ describe('what the API shows', () => {
         { minute: at(2), peak: 0 },
       ].map((r) => ({ tenantId: tenant.id, minute: r.minute, peakConnections: r.peak, maxConnections: 9 })),
     });
-    const hour = await readUsageHistory(t.app.deps.db, tenant.id, 3600, now + 30_000);
+    const hour = await readUsageHistory(t.app.parts.db, tenant.id, 3600, now + 30_000);
     assert.equal(hour.length, 60, 'one point per minute of the last hour');
     const valueAt = (minutesAgo: number) => hour.find((p) => p.minute.getTime() === at(minutesAgo).getTime())?.peakConnections;
     assert.deepEqual([59, 11, 10, 9, 6, 5, 3, 2, 1, 0].map(valueAt), [1, 1, 2, 2, 2, 4, 4, 0, 0, 0]);
     assert.ok(hour.every((p) => p.maxConnections === 9));
-    assert.equal((await readPeaks24h(t.app.deps.db, [tenant.id])).get(tenant.id), 7, 'the value in effect as the window began counts');
+    assert.equal((await readPeaks24h(t.app.parts.db, [tenant.id])).get(tenant.id), 7, 'the value in effect as the window began counts');
     // A new sampling leader starts from the same rows (its 24 hours are whole hours: 24 to 25 hours back).
-    const history = new UsageHistory(t.app.deps.db);
+    const history = new UsageHistory(t.app.parts.db);
     await history.load([tenant.id], now + 30_000);
     assert.equal(history.peak24h(tenant.id, now + 30_000), 7);
     const sample = { tenantId: tenant.id, tenantSlug: 'stepped', clusterId: cluster, current: 0, max: 9, usagePercent: 0, peak24h: 7, byState: [], pooled: null, poolerIdle: null, direct: null, busiest: [], sampledAt: new Date(now + 30_000).toISOString() };
@@ -338,8 +339,8 @@ describe('what the API shows', () => {
     assert.deepEqual(history.observe({ ...sample, current: 3 }, now + 40_000).minute, { tenantId: tenant.id, minute: now, peak: 3, max: 9 });
     assert.equal(history.observe({ ...sample, current: 1 }, now + 50_000).minute, null, 'a lower value in the same minute keeps its maximum');
     assert.deepEqual(history.observe({ ...sample, current: 1 }, now + 70_000).minute, { tenantId: tenant.id, minute: now + 60_000, peak: 1, max: 9 });
-    await t.app.deps.db.usageMinute.deleteMany({ where: { tenantId: tenant.id, minute: at(26 * 60) } });
-    assert.equal((await readPeaks24h(t.app.deps.db, [tenant.id])).get(tenant.id), 4);
+    await t.app.parts.db.usageMinute.deleteMany({ where: { tenantId: tenant.id, minute: at(26 * 60) } });
+    assert.equal((await readPeaks24h(t.app.parts.db, [tenant.id])).get(tenant.id), 4);
   });
 
   test('/metrics has per-tenant usage, quota updates, samples and their duration', async () => {
@@ -372,7 +373,7 @@ describe('what the API shows', () => {
     try {
       await elsewhere.query('BEGIN');
       await elsewhere.query('SELECT pg_current_xact_id()');
-      const max = async () => (await t.app.deps.usage.usageOf([(await t.app.deps.db.tenant.findUniqueOrThrow({ where: { slug: 'watched' } })).id]))[0]?.max;
+      const max = async () => (await t.app.parts.usage.usageOf([(await t.app.parts.db.tenant.findUniqueOrThrow({ where: { slug: 'watched' } })).id]))[0]?.max;
       await t.gql(`mutation { updateTenantQuota(input: { slug: "watched", maxConnections: 12 }) { userErrors { code } } }`);
       await until(() => s.roster.get([...s.roster.tenants].find((e) => e.slug === 'watched')!.id)?.maxConnections, (m) => m === 12, 'the sampler to read the new quota');
       const read = s.roster.stats.rowsRead;
@@ -418,7 +419,7 @@ describe('replicas', () => {
       await until(() => last(sub.values)?.current, (c) => c === 1, 'the follower\'s subscriber to see the leader\'s sample');
       assert.equal(sampler(follower).stats.activityQueries, 0);
       // At most one read for the first value, if the leader's samples had not reached it yet.
-      assert.ok(follower.app.deps.usage.stats.liveReads <= 1);
+      assert.ok(follower.app.parts.usage.stats.liveReads <= 1);
 
       await leader.stop();
       await until(() => sampler(follower).stats.leader, Boolean, 'the follower to take over');

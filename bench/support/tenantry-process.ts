@@ -86,6 +86,11 @@ export class TenantryProcess {
     return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
   }
 
+  /** CPU time (user + system) the server process has used so far, in seconds, from /proc. */
+  cpuSeconds(): Promise<number> {
+    return processCpuSeconds(this.child.pid!);
+  }
+
   async stop(): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const exited = new Promise((r) => this.child.once('exit', r));
@@ -94,4 +99,12 @@ export class TenantryProcess {
     await exited;
     clearTimeout(timer);
   }
+}
+
+/** CPU time (user + system) process `pid` has used so far, in seconds (/proc/<pid>/stat, clock ticks of 10 ms). */
+export async function processCpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // After the command name (in parentheses, which may hold spaces): state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }

@@ -57,7 +57,7 @@ export const builder = new SchemaBuilder<{
     cursorType: 'String',
     nodesQueryOptions: false,
     // A connection costs its page size times what each edge selects (edges themselves add nothing).
-    defaultConnectionFieldOptions: { complexity: (args, ctx) => ({ field: 1, multiplier: pageSizeOf(args, ctx.deps.config) }) },
+    defaultConnectionFieldOptions: { complexity: (args, ctx) => ({ field: 1, multiplier: pageSizeOf(args, ctx.config) }) },
     edgesFieldOptions: { complexity: { field: 0, multiplier: 1 } },
   },
 });

@@ -29,7 +29,7 @@ export function useErrorCorrelation(logger: Logger): Plugin<GraphQLContext> {
                 return new GraphQLError(error.message, { path: error.path, nodes: error.nodes, extensions: { ...error.extensions, code: 'BAD_USER_INPUT' } });
               }
               if (!original || original instanceof GraphQLError) return error;
-              const unavailable = serviceUnavailableError(ctx.deps, original, ctx.correlationId, { path: error.path, nodes: error.nodes });
+              const unavailable = serviceUnavailableError(ctx, original, ctx.correlationId, { path: error.path, nodes: error.nodes });
               if (unavailable) return unavailable;
               logger.error({ err: original, correlationId: ctx.correlationId, path: error.path?.join('.') }, 'unexpected error');
               return new GraphQLError(`Unexpected error; correlation id ${ctx.correlationId}`, {

@@ -1,5 +1,5 @@
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
-import { createGraphQLError, processRegularResult, type Plugin } from 'graphql-yoga';
+import { createGraphQLError, isAsyncIterable, processRegularResult, type Plugin } from 'graphql-yoga';
 
 /**
  * What the HTTP side of /graphql refuses, each with a code and a sentence a client can act on
@@ -29,10 +29,6 @@ export function useCsrfPreventionWithCode(): Plugin {
 const SUBSCRIPTION_TRANSPORTS =
   "Server-Sent Events (a POST or GET with Accept: text/event-stream: graphql-sse's distinct-connections mode, its createClient's default) " +
   'or graphql-ws over WebSocket on the same path';
-
-function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return typeof (value as { [Symbol.asyncIterator]?: unknown } | null)?.[Symbol.asyncIterator] === 'function';
-}
 
 /**
  * Says which transports are served when a request uses another: a method other than GET and
@@ -75,4 +71,56 @@ export function useCloseAfterTooLarge(): Plugin {
       if (response.status === 413) response.headers.set('connection', 'close');
     },
   };
+}
+
+/**
+ * MAX_REQUEST_BYTES, as yoga's own `maxRequestBodySize` applies it (same checks, errors and
+ * statuses: 400 BAD_REQUEST for a Content-Length that is not one number, 413
+ * REQUEST_ENTITY_TOO_LARGE over the limit), but without copying every body through a
+ * TransformStream: a body announced by a valid Content-Length is no longer than that (Node's
+ * parser reads exactly that many bytes), so only bodies without one are counted as they are
+ * read. yoga's option is turned off where this is used (yoga.ts); it must be the last plugin,
+ * where yoga puts its own, so that it wraps whichever request parser was chosen.
+ */
+export function useRequestBodyLimit(limit: number): Plugin {
+  return {
+    onRequestParse({ request, requestParser, setRequestParser, fetchAPI }) {
+      const contentLength = request.headers.get('content-length');
+      if (contentLength != null) {
+        if (!CONTENT_LENGTH.test(contentLength)) {
+          throw createGraphQLError('Content-Length header is invalid.', { extensions: { http: { status: 400 }, code: 'BAD_REQUEST' } });
+        }
+        if (Number(contentLength) > limit) throw bodyTooLarge();
+        return;
+      }
+      if (requestParser == null || request.body == null) return;
+      const parse = requestParser;
+      setRequestParser((req) => parse(countedBody(req, limit, fetchAPI)));
+    },
+  };
+}
+
+/** Only a single non-negative integer is a valid Content-Length (as yoga checks it). */
+const CONTENT_LENGTH = /^\d+$/;
+
+function bodyTooLarge() {
+  return createGraphQLError('Request body too large', { extensions: { http: { status: 413 }, code: 'REQUEST_ENTITY_TOO_LARGE' } });
+}
+
+/** The request with its body counted as it is read: an error once it passes `limit` (yoga's limitRequestBodySize). */
+function countedBody(request: Request, limit: number, fetchAPI: { Request: typeof Request; TransformStream: typeof TransformStream }): Request {
+  const body = request.body!;
+  // The native TransformStream for a native body (see graphql-yoga's use-limit-request-body-size.ts, issue 4583).
+  const Transform = body instanceof ReadableStream ? globalThis.TransformStream : fetchAPI.TransformStream;
+  let bytesRead = 0;
+  const counted = body.pipeThrough(
+    new Transform<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        bytesRead += chunk.byteLength;
+        if (bytesRead > limit) return controller.error(bodyTooLarge());
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+  return new fetchAPI.Request(request.url, { method: request.method, headers: request.headers, signal: request.signal, body: counted, duplex: 'half' } as RequestInit);
 }

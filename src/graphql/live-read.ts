@@ -1,10 +1,10 @@
 import { GraphQLError } from 'graphql';
-import { LiveReadsBusyError } from '../platform/live-read-budget.js';
+import { LiveReadBudget, LiveReadsBusyError } from '../platform/live-read-budget.js';
 import type { GraphQLContext } from './context.js';
 
 /** What a field that reads a tenant database or pg_stat_activity now costs (GRAPHQL_LIVE_FIELD_COST), against 1 for a recorded one. */
 export function liveFieldCost(ctx: GraphQLContext): number {
-  return ctx.deps.config.GRAPHQL_LIVE_FIELD_COST;
+  return ctx.config.GRAPHQL_LIVE_FIELD_COST;
 }
 
 /** Whose share of the live-read budget a request draws on: its tenant (all of that tenant's keys together), or its admin key. */
@@ -21,7 +21,7 @@ function requesterOf(ctx: GraphQLContext): string {
  */
 export async function liveRead<T>(ctx: GraphQLContext, clusterId: string, read: () => Promise<T>): Promise<T> {
   try {
-    return await ctx.deps.liveReads.run(clusterId, requesterOf(ctx), read);
+    return await ctx.services.get(LiveReadBudget).run(clusterId, requesterOf(ctx), read);
   } catch (err) {
     if (err instanceof LiveReadsBusyError) {
       throw new GraphQLError(err.message, { extensions: { code: 'SERVER_BUSY', retryable: true, limit: 'LIVE_READ_QUEUE' } });

@@ -1,20 +1,19 @@
 import type { ServerResponse } from 'node:http';
 import { GraphQLError, type ExecutionResult } from 'graphql';
-import { isAsyncIterable, type Plugin } from 'graphql-yoga';
-import type { Deps } from '../deps.js';
+import { isAsyncIterable, Repeater, type Plugin } from 'graphql-yoga';
+import type { Config } from '../platform/config.js';
+import type { EventBus } from '../platform/events/event-bus.js';
+import type { Logger } from '../platform/logger.js';
+import type { TenantryMetrics } from '../platform/metrics.js';
+import { PeriodicTask } from '../platform/periodic-task.js';
 import type { Viewer } from '../platform/viewer.js';
-import type { WatchOptions } from '../modules/usage/usage-service.js';
+import { addToSet } from '../platform/streams/keyed-sets.js';
 import { SubscriptionEndedError, type SubscriptionEndCode } from '../platform/streams/subscriber-queue.js';
 
-/**
- * How a live session ends: a code the subscriber hears (the stream is over), or this server
- * going away (`shutdown`): the stream is not over, so it is not completed; its transport is
- * closed under it and the client reconnects and subscribes again, here once restarted or
- * on another replica.
- */
+/** How a live session ends: a code the subscriber hears (the stream is over), or this server going away (see leaveAll). */
 export type EndReason = { code: SubscriptionEndCode; message: string } | 'shutdown';
 
-/** WebSocket close codes (documented in the README, "Live usage"; shutting down: 1001, going away). */
+/** WebSocket close codes (documented in docs/live-usage.md; shutting down: 1001, going away). */
 export const CLOSE_TOO_SLOW = 1013;
 export const CLOSE_FORBIDDEN = 4403;
 
@@ -40,16 +39,16 @@ const MAX_DELAY = 2 ** 31 - 1;
 const handles = new WeakMap<object, LiveSubscription>();
 
 /**
- * For subscription resolvers: ends the subscription of this context at once (its source
- * dropped it as too slow); the transport is told, so a stuck socket is closed now.
+ * For usage subscriptions: a subscriber that falls too far behind (its source dropped it) is
+ * ended at once, and its transport is told, so a stuck socket is closed now (1013 on graphql-ws).
  */
-export function endSubscription(context: object, reason: Exclude<EndReason, 'shutdown'>): void {
-  handles.get(context)?.end(reason);
+export function dropWhenTooSlow(ctx: { config: Pick<Config, 'USAGE_SUBSCRIBER_QUEUE'> }): { onOverflow: () => void } {
+  return { onOverflow: () => handles.get(ctx)?.end({ code: 'SUBSCRIBER_TOO_SLOW', message: `it fell ${ctx.config.USAGE_SUBSCRIBER_QUEUE} samples behind` }) };
 }
 
-/** For usage subscriptions: a subscriber that falls too far behind is ended at once (on graphql-ws its socket closes with 1013). */
-export function dropWhenTooSlow(ctx: { deps: Pick<Deps, 'config'> }): WatchOptions {
-  return { onOverflow: () => endSubscription(ctx, { code: 'SUBSCRIBER_TOO_SLOW', message: `it fell ${ctx.deps.config.USAGE_SUBSCRIBER_QUEUE} samples behind` }) };
+/** Which of these API keys are revoked now (the keys module's ApiKeys answers it from the control database). */
+export interface KeyRevocations {
+  revokedAmong(keyIds: readonly string[]): Promise<string[]>;
 }
 
 interface Session {
@@ -62,34 +61,40 @@ interface Session {
 /**
  * The open subscriptions and graphql-ws sockets of this replica, each bound to the API key
  * that opened it. A key revoked anywhere (bus: keysRevoked) or reaching its expiresAt ends
- * them within seconds; a subscriber that falls behind ends alone. Shutting down completes
- * nothing: the streams are cut at their transport, so clients subscribe again.
+ * them within seconds; a subscriber that falls behind ends alone.
  */
 export class LiveSessions {
   private readonly byKey = new Map<string, Set<Session>>();
   private readonly sessions = new Set<Session>();
   private readonly transports = new WeakMap<object, Transport>();
   private revocations: AsyncIterator<{ keyIds: string[] }> | undefined;
-  private recheck: NodeJS.Timeout | undefined;
+  private readonly recheck: PeriodicTask;
 
   constructor(
-    private readonly deps: Pick<Deps, 'db' | 'events' | 'logger' | 'metrics'>,
-    /** An SSE response turned into a subscription stream (it no longer counts as a request under way). */
-    private readonly onStream: (res: ServerResponse) => void = () => {},
-  ) {}
+    private readonly p: {
+      /** Where revocations arrive from every replica (keysRevoked). */
+      events: EventBus;
+      keys: KeyRevocations;
+      logger: Logger;
+      metrics: TenantryMetrics;
+      /** An SSE response turned into a subscription stream (it no longer counts as a request under way). */
+      onStream?: (res: ServerResponse) => void;
+    },
+  ) {
+    this.recheck = new PeriodicTask({ name: 'key re-check of open subscriptions', intervalMs: RECHECK_MS, run: () => this.recheckKeys(), logger: p.logger });
+  }
 
   start(): void {
-    const revocations = this.deps.events.keysRevoked()[Symbol.asyncIterator]();
+    const revocations = this.p.events.keysRevoked()[Symbol.asyncIterator]();
     this.revocations = revocations;
     void (async () => {
       for (let next = await revocations.next(); !next.done; next = await revocations.next()) this.endKeys(next.value.keyIds, 'KEY_REVOKED');
-    })().catch((err) => this.deps.logger.error({ err }, 'key revocations: listener stopped'));
-    this.recheck = setInterval(() => void this.recheckKeys(), RECHECK_MS);
-    this.recheck.unref();
+    })().catch((err) => this.p.logger.error({ err }, 'key revocations: listener stopped'));
+    this.recheck.start();
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.recheck);
+    await this.recheck.stop();
     await this.revocations?.return?.();
   }
 
@@ -104,32 +109,20 @@ export class LiveSessions {
         end(reason);
       },
     };
+    this.sessions.add(session);
+    const unkey = session.keyId ? addToSet(this.byKey, session.keyId, session) : () => {};
     const close = () => {
       clearTimeout(timer);
       this.sessions.delete(session);
-      if (session.keyId) {
-        const set = this.byKey.get(session.keyId);
-        set?.delete(session);
-        if (set?.size === 0) this.byKey.delete(session.keyId);
-      }
+      unkey();
     };
-    this.sessions.add(session);
-    if (session.keyId) {
-      const set = this.byKey.get(session.keyId) ?? new Set();
-      this.byKey.set(session.keyId, set);
-      set.add(session);
-    }
     const expiresAt = viewer?.expiresAt?.getTime();
     if (expiresAt !== undefined) {
       const arm = () => {
         const left = expiresAt - Date.now();
-        if (left > 0) {
-          timer = setTimeout(arm, Math.min(left, MAX_DELAY));
-          timer.unref();
-          return;
-        }
         // Everything of the key ends together, as on revocation (subscriptions, then their socket).
-        this.endKeys([session.keyId!], 'KEY_EXPIRED');
+        if (left <= 0) return this.endKeys([session.keyId!], 'KEY_EXPIRED');
+        timer = setTimeout(arm, Math.min(left, MAX_DELAY)).unref();
       };
       arm();
     }
@@ -140,23 +133,20 @@ export class LiveSessions {
   endKeys(keyIds: readonly string[], code: 'KEY_REVOKED' | 'KEY_EXPIRED'): void {
     for (const keyId of keyIds) {
       for (const session of [...(this.byKey.get(keyId) ?? [])]) {
-        if (session.kind === 'subscription') this.deps.metrics.subscribersDropped.inc({ reason: code });
+        if (session.kind === 'subscription') this.p.metrics.subscribersDropped.inc({ reason: code });
         session.end({ code, message: code === 'KEY_REVOKED' ? 'the API key was revoked' : 'the API key expired' });
       }
     }
   }
 
   /**
-   * Shutting down: no subscription completes. Each stops producing and its transport is
-   * closed (SSE responses end without a `complete` event; graphql-ws sockets are closed
-   * with 1001 by their server), so clients see a lost connection and resubscribe.
+   * Shutting down: no subscription completes (the stream is not over). Each stops producing
+   * and its transport is closed (SSE responses end without a `complete` event; graphql-ws
+   * sockets are closed with 1001 by their server), so clients see a lost connection and
+   * subscribe again, here once restarted or on another replica.
    */
   leaveAll(): void {
     for (const session of [...this.sessions]) session.end('shutdown');
-  }
-
-  get size(): number {
-    return this.sessions.size;
   }
 
   /** What it holds (for tests and diagnostics): both return to zero once every subscriber left. */
@@ -173,16 +163,23 @@ export class LiveSessions {
   plugin(): Plugin {
     return {
       onSubscribe: ({ args }) => {
-        const context = args.contextValue as { viewer?: Viewer | null; res?: ServerResponse };
-        const transport = this.transports.get(context) ?? sseTransport(context.res);
-        const handle = new LiveSubscription(transport);
-        handles.set(context, handle);
+        const context = args.contextValue as { viewer?: Viewer | null; res?: ServerResponse; request?: Request };
         return {
           onSubscribeResult: ({ result, setResult }) => {
             if (!isAsyncIterable(result)) return;
-            if (context.res) this.onStream(context.res);
-            handle.attach(result as AsyncIterable<ExecutionResult>, this.open(context.viewer ?? null, 'subscription', (reason) => handle.end(reason)));
-            setResult(handle);
+            if (context.res) this.p.onStream?.(context.res);
+            const transport = this.transports.get(context) ?? sseTransport(context.res);
+            const live = new LiveSubscription(result as AsyncIterable<ExecutionResult>, transport, (end) => this.open(context.viewer ?? null, 'subscription', end));
+            handles.set(context, live);
+            setResult(live);
+            // An SSE client that left before the server started sending: the server adapter skips
+            // its response without cancelling the body, so the request's signal is what ends the
+            // subscription (else its queue, live session and the sampler's demand stayed for good).
+            // graphql-ws ends its own operations when its socket closes.
+            const signal = context.request?.signal;
+            const leave = () => void live.return().catch(() => undefined);
+            if (signal?.aborted) leave();
+            else signal?.addEventListener('abort', leave, { once: true });
           },
         };
       },
@@ -192,10 +189,9 @@ export class LiveSessions {
   private async recheckKeys(): Promise<void> {
     if (this.byKey.size === 0) return;
     try {
-      const gone = await this.deps.db.apiKey.findMany({ where: { id: { in: [...this.byKey.keys()] }, revokedAt: { not: null } }, select: { id: true } });
-      this.endKeys(gone.map((k) => k.id), 'KEY_REVOKED');
+      this.endKeys(await this.p.keys.revokedAmong([...this.byKey.keys()]), 'KEY_REVOKED');
     } catch (err) {
-      this.deps.logger.warn({ err }, 'could not re-check the keys of open subscriptions');
+      this.p.logger.warn({ err }, 'could not re-check the keys of open subscriptions');
     }
   }
 }
@@ -223,106 +219,87 @@ function sseTransport(res: ServerResponse | undefined): Transport | null {
  * result the subscriber sees (SUBSCRIBER_TOO_SLOW, KEY_REVOKED, KEY_EXPIRED), then its end;
  * or, when shutting down, with nothing at all: the reader waits until its transport is
  * closed and returns it, so no completion reaches the client. It never waits for its source
- * to end.
+ * to end. `return()` lets go even before the reader's first call (a Repeater that never
+ * started would not run its stop callbacks).
  */
-class LiveSubscription implements AsyncIterableIterator<ExecutionResult> {
-  private source: AsyncIterator<ExecutionResult> | null = null;
-  private unbind: () => void = () => {};
+class LiveSubscription extends Repeater<ExecutionResult> {
+  private readonly source: AsyncIterator<ExecutionResult>;
+  private readonly unbind: () => void;
   private ending: EndReason | null = null;
-  private errorSent = false;
+  /** The reader took the end, or left (what a transport's `finished` tells). */
   private finished = false;
-  private waiting: ((r: IteratorResult<ExecutionResult>) => void) | null = null;
+  /** The Repeater's push and stop, once the reader started it. */
+  private controls: { push: (value: ExecutionResult) => Promise<unknown>; stop: (error?: unknown) => void } | undefined;
 
-  constructor(private readonly transport: Transport | null) {}
-
-  attach(source: AsyncIterable<ExecutionResult>, unbind: () => void): void {
+  constructor(
+    source: AsyncIterable<ExecutionResult>,
+    private readonly transport: Transport | null,
+    bind: (end: (reason: EndReason) => void) => () => void,
+  ) {
+    let self: LiveSubscription | undefined;
+    // The executor runs at the reader's first call, long after `self` is set.
+    super((push, stop) => self!.started(push, stop));
+    self = this;
     this.source = source[Symbol.asyncIterator]();
-    this.unbind = unbind;
-    if (this.ending) void this.source.return?.();
+    this.unbind = bind((reason) => this.end(reason));
   }
 
   end(reason: EndReason): void {
     if (this.finished || this.ending) return;
     this.ending = reason;
-    this.unbind();
-    void this.source?.return?.()?.catch(() => undefined);
-    if (reason === 'shutdown') {
-      this.transport?.goingAway();
-      return;
-    }
-    if (this.waiting) {
-      const resolve = this.waiting;
-      this.waiting = null;
-      resolve(this.afterEnd(reason));
-    }
+    this.leave();
+    if (reason === 'shutdown') return this.transport?.goingAway();
+    if (this.controls) this.sendEnd(reason);
     this.transport?.ended(reason, () => this.finished);
   }
 
-  next(): Promise<IteratorResult<ExecutionResult>> {
-    if (this.finished) return Promise.resolve({ value: undefined, done: true });
-    // Until return(): the transport closing is the only end the client may see.
-    if (this.ending === 'shutdown') return new Promise((resolve) => (this.waiting = resolve));
-    if (this.ending) return Promise.resolve(this.afterEnd(this.ending));
-    const source = this.source!;
-    return new Promise((resolve, reject) => {
-      this.waiting = resolve;
-      source.next().then(
-        (r) => {
-          if (this.waiting !== resolve || this.ending === 'shutdown') return;
-          this.waiting = null;
-          if (r.done) this.finish();
-          resolve(r.done ? { value: undefined, done: true } : r);
-        },
-        (err: unknown) => {
-          if (this.waiting !== resolve || this.ending === 'shutdown') return;
-          this.waiting = null;
-          if (err instanceof SubscriptionEndedError) {
-            const reason = { code: err.code, message: err.message };
-            this.end(reason);
-            resolve(this.afterEnd(reason));
-            return;
-          }
-          this.finish();
-          reject(err);
-        },
-      );
-    });
+  override return(value?: unknown): Promise<IteratorResult<ExecutionResult>> {
+    this.finished = true;
+    this.leave();
+    return super.return(value);
   }
 
-  return(): Promise<IteratorResult<ExecutionResult>> {
-    this.finish();
-    void this.source?.return?.()?.catch(() => undefined);
-    if (this.waiting) {
-      const resolve = this.waiting;
-      this.waiting = null;
-      resolve({ value: undefined, done: true });
-    }
-    return Promise.resolve({ value: undefined, done: true });
-  }
-
-  throw(error?: unknown): Promise<IteratorResult<ExecutionResult>> {
-    this.finish();
-    void this.source?.return?.()?.catch(() => undefined);
+  override throw(error: unknown): Promise<IteratorResult<ExecutionResult>> {
+    void this.return();
     return Promise.reject(error);
   }
 
-  [Symbol.asyncIterator](): this {
-    return this;
+  private started(push: (value: ExecutionResult) => Promise<unknown>, stop: (error?: unknown) => void): void {
+    this.controls = { push, stop };
+    // Shutting down: until return(), the transport closing is the only end the client may see.
+    if (this.ending === 'shutdown') return;
+    if (this.ending) return this.sendEnd(this.ending);
+    void this.pump();
   }
 
-  /** What the reader gets once ended: the error result (once), then the end. */
-  private afterEnd(reason: Exclude<EndReason, 'shutdown'>): IteratorResult<ExecutionResult> {
-    if (!this.errorSent) {
-      this.errorSent = true;
-      return { value: { errors: [new GraphQLError(`subscription ended: ${reason.message}`, { extensions: { code: reason.code } })] }, done: false };
+  /** Pulls the source as the reader asks; detached from the executor, so no end waits for the source's. */
+  private async pump(): Promise<void> {
+    const { push } = this.controls!;
+    try {
+      for (let r = await this.source.next(); !r.done && !this.finished && !this.ending; r = await this.source.next()) await push(r.value);
+      if (!this.finished && !this.ending) this.finish();
+    } catch (err) {
+      if (this.finished || this.ending) return;
+      if (err instanceof SubscriptionEndedError) return this.end({ code: err.code, message: err.message });
+      this.finish(err);
     }
-    this.finish();
-    return { value: undefined, done: true };
   }
 
-  private finish(): void {
-    if (this.finished) return;
+  /** The error result, then the end once the reader asks for more (or leaves). */
+  private sendEnd(reason: Exclude<EndReason, 'shutdown'>): void {
+    const error = new GraphQLError(`subscription ended: ${reason.message}`, { extensions: { code: reason.code } });
+    void this.controls!.push({ errors: [error] }).then(() => this.finish());
+  }
+
+  /** Over for the reader: the end (or `error`) once it has taken what was pushed. */
+  private finish(error?: unknown): void {
     this.finished = true;
     this.unbind();
+    this.controls!.stop(error);
+  }
+
+  private leave(): void {
+    this.unbind();
+    void this.source.return?.()?.catch(() => undefined);
   }
 }

@@ -4,10 +4,7 @@ import type { Config } from '../platform/config.js';
 /** Rows a connection or list returns when the caller names no size. */
 export const DEFAULT_PAGE_SIZE = 20;
 
-interface PageArgs {
-  first?: number | null;
-  last?: number | null;
-}
+type PageArgs = { first?: number | null; last?: number | null };
 
 type Limits = Pick<Config, 'GRAPHQL_MAX_PAGE_SIZE'>;
 

@@ -3,6 +3,7 @@ import { createComplexityRule } from '@pothos/plugin-complexity';
 import {
   getOperationAST,
   GraphQLError,
+  Kind,
   NoSchemaIntrospectionCustomRule,
   validate,
   valueFromASTUntyped,
@@ -20,14 +21,8 @@ export const QUERY_TOO_COMPLEX = 'QUERY_TOO_COMPLEX';
 
 type Limits = Pick<
   Config,
-  | 'GRAPHQL_MAX_DEPTH'
-  | 'GRAPHQL_MAX_BREADTH'
-  | 'GRAPHQL_MAX_COST'
-  | 'GRAPHQL_MAX_ALIASES'
-  | 'GRAPHQL_MAX_DIRECTIVES'
-  | 'GRAPHQL_MAX_TOKENS'
-  | 'GRAPHQL_INTROSPECTION'
-  | 'GRAPHQL_FIELD_SUGGESTIONS'
+  'GRAPHQL_MAX_DEPTH' | 'GRAPHQL_MAX_BREADTH' | 'GRAPHQL_MAX_COST' | 'GRAPHQL_MAX_ALIASES' | 'GRAPHQL_MAX_DIRECTIVES' | 'GRAPHQL_MAX_TOKENS'
+  | 'GRAPHQL_INTROSPECTION' | 'GRAPHQL_FIELD_SUGGESTIONS'
 >;
 
 function tooComplex(what: string, actual: number | null, max: number, variable: keyof Limits): GraphQLError {
@@ -72,17 +67,35 @@ export function useQueryLimits(config: Limits): Plugin[] {
   if (!config.GRAPHQL_INTROSPECTION) {
     plugins.push({ onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule) });
   }
-  plugins.push({
-    onExecute({ args, setResultAndStopExecution }) {
-      const errors = refusals(config, args);
-      if (errors.length) setResultAndStopExecution({ errors });
-    },
-    onSubscribe({ args, setResultAndStopExecution }) {
-      const errors = refusals(config, args);
-      if (errors.length) setResultAndStopExecution({ errors });
-    },
-  });
+  // Operations found within the limits, per document (yoga's parser cache hands the same
+  // DocumentNode to every request with the same text) and operation name: only documents that
+  // declare no variables, whose argument values and costs are then fixed by their text and
+  // the configuration, so the answer cannot change between requests. A refusal is not
+  // remembered: it is computed again, with errors of its own.
+  const withinLimits = new WeakMap<DocumentNode, Set<string | null | undefined>>();
+  const check = (args: ExecutionArgs): readonly GraphQLError[] => {
+    const known = withinLimits.get(args.document);
+    if (known?.has(args.operationName)) return NONE;
+    const errors = refusals(config, args);
+    if (errors.length === 0 && !declaresVariables(args.document)) {
+      if (known) known.add(args.operationName);
+      else withinLimits.set(args.document, new Set([args.operationName]));
+    }
+    return errors;
+  };
+  const refuse = ({ args, setResultAndStopExecution }: { args: ExecutionArgs; setResultAndStopExecution: (r: { errors: readonly GraphQLError[] }) => void }) => {
+    const errors = check(args);
+    if (errors.length) setResultAndStopExecution({ errors });
+  };
+  plugins.push({ onExecute: refuse, onSubscribe: refuse });
   return plugins;
+}
+
+const NONE: readonly GraphQLError[] = Object.freeze([]);
+
+/** Whether any operation of the document declares variables (a valid document uses no others). */
+function declaresVariables(document: DocumentNode): boolean {
+  return document.definitions.some((d) => d.kind === Kind.OPERATION_DEFINITION && (d.variableDefinitions?.length ?? 0) > 0);
 }
 
 function refusals(config: Limits, args: ExecutionArgs): readonly GraphQLError[] {

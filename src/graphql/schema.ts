@@ -1,34 +1,17 @@
-// The schema index only imports: each file adds its types and the fields that return them.
+// The schema index only imports: each module's graphql/index.ts adds its types, its root fields,
+// and the fields it contributes to lower modules' types (docs/architecture.md).
 import { builder } from './builder.js';
-import '../modules/clusters/graphql/Cluster.js';
-import '../modules/quotas/graphql/Quota.js';
-import '../modules/templates/graphql/SchemaVersion.js';
-import '../modules/tenants/graphql/Tenant.js';
-import '../modules/audit/graphql/AuditEvent.js';
-import '../modules/keys/graphql/ApiKey.js';
-import '../modules/keys/graphql/Viewer.js';
-import '../modules/templates/graphql/SchemaTemplate.js';
-import '../modules/pools/graphql/Pool.js';
-import '../modules/usage/graphql/ConnectionUsage.js';
-import '../modules/usage/graphql/ClusterUsage.js';
-import '../modules/extensions/graphql/Extension.js';
-import '../modules/operations/graphql/Operation.js';
-import '../modules/health/graphql/Health.js';
-import '../modules/provisioning/graphql/provisionTenant.js';
-import '../modules/tenants/graphql/deprovisionTenant.js';
-import '../modules/keys/graphql/createApiKey.js';
-import '../modules/keys/graphql/revokeApiKey.js';
-import '../modules/quotas/graphql/updateTenantQuota.js';
-import '../modules/tenants/graphql/terminateConnection.js';
-import '../modules/pools/graphql/reconcilePools.js';
-import '../modules/templates/graphql/upgradeTenantSchema.js';
-import '../modules/extensions/graphql/updateTenantExtensions.js';
-import '../modules/operations/graphql/fleetOperations.js';
-import '../modules/tenants/graphql/tenantLifecycle.js';
-import '../modules/health/graphql/refreshTenant.js';
-import '../modules/usage/graphql/connectionUsageSubscription.js';
-import '../modules/usage/graphql/connectionUsageBatchSubscription.js';
-import '../modules/usage/graphql/clusterUsageSubscription.js';
-import '../modules/operations/graphql/operationSubscription.js';
+import '../modules/audit/graphql/index.js';
+import '../modules/clusters/graphql/index.js';
+import '../modules/keys/graphql/index.js';
+import '../modules/tenants/graphql/index.js';
+import '../modules/extensions/graphql/index.js';
+import '../modules/quotas/graphql/index.js';
+import '../modules/templates/graphql/index.js';
+import '../modules/provisioning/graphql/index.js';
+import '../modules/pools/graphql/index.js';
+import '../modules/usage/graphql/index.js';
+import '../modules/health/graphql/index.js';
+import '../modules/operations/graphql/index.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

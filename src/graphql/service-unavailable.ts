@@ -1,6 +1,8 @@
 import { GraphQLError, type ASTNode } from 'graphql';
 import { isFromControlClient, isUnreachable } from '../platform/db/reachability.js';
-import type { Deps } from '../deps.js';
+import type { Logger } from '../platform/logger.js';
+import type { ServiceRegistry } from '../platform/services.js';
+import { ReadinessMonitor } from '../modules/health/index.js';
 
 /**
  * How long a client is told to wait before retrying while a database is unreachable. Readiness
@@ -15,18 +17,17 @@ export const RETRY_AFTER_SECONDS = 5;
  * once, so /health/ready follows the outage instead of the next READINESS_INTERVAL_MS.
  */
 export function serviceUnavailableError(
-  deps: Pick<Deps, 'readiness' | 'logger'>,
+  api: { logger: Logger; services: ServiceRegistry },
   err: unknown,
   correlationId: string,
   at: { path?: readonly (string | number)[]; nodes?: readonly ASTNode[] } = {},
 ): GraphQLError | null {
   if (!isUnreachable(err)) return null;
-  deps.logger.warn({ err, correlationId, path: at.path?.join('.') }, 'a database could not be reached');
-  deps.readiness.recheckSoon();
+  api.logger.warn({ err, correlationId, path: at.path?.join('.') }, 'a database could not be reached');
+  api.services.get(ReadinessMonitor).recheckSoon();
   const what = isFromControlClient(err) ? 'the control database' : 'a PostgreSQL server it needs';
   return new GraphQLError(`Tenantry cannot reach ${what} right now; retry in ${RETRY_AFTER_SECONDS} s (correlation id ${correlationId})`, {
-    path: at.path,
-    nodes: at.nodes,
+    ...at,
     extensions: {
       code: 'SERVICE_UNAVAILABLE',
       retryable: true,

@@ -30,11 +30,7 @@ export function userErrorShape(e: UserError): UserErrorShape {
  * masked) error. The input is checked first (no NUL character, no string over its field's
  * length: INVALID_INPUT naming the field), so a bad value never reaches a half-done change.
  */
-export async function withUserErrors<T extends object>(
-  input: unknown,
-  fn: () => Promise<T>,
-  onUserError?: (e: UserError) => Promise<Partial<T>>,
-): Promise<Payload<T>> {
+export async function withUserErrors<T extends object>(input: unknown, fn: () => Promise<T>, onUserError?: (e: UserError) => Promise<Partial<T>>): Promise<Payload<T>> {
   const problem = findInputProblem(input);
   if (problem) return { userErrors: [{ code: 'INVALID_INPUT', field: problem.field, message: problem.message }] } as Payload<T>;
   try {
@@ -42,8 +38,7 @@ export async function withUserErrors<T extends object>(
   } catch (err) {
     if (!(err instanceof UserError)) throw err;
     const partial = onUserError ? await onUserError(err) : {};
-    const userErrors: UserErrorShape[] = [userErrorShape(err)];
-    return { ...partial, userErrors } as Payload<T>;
+    return { ...partial, userErrors: [userErrorShape(err)] } as Payload<T>;
   }
 }
 

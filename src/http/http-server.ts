@@ -2,16 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../platform/config.js';
-import type { Deps } from '../deps.js';
-import { RateLimitedError } from '../modules/keys/key-authenticator.js';
+import type { ApiSetup } from '../graphql/context.js';
+import { ReadinessMonitor } from '../modules/health/index.js';
+import { ApiKeyAuthenticator, RateLimitedError } from '../modules/keys/index.js';
+import { TenantryMetrics } from '../platform/metrics.js';
 import type { Logger } from '../platform/logger.js';
-import { sourceAddressOf } from '../graphql/context.js';
+import { clientAddressOf } from '../platform/http/client-address.js';
 import { createTenantryYoga } from '../graphql/yoga.js';
 import { RETRY_AFTER_SECONDS, serviceUnavailableError } from '../graphql/service-unavailable.js';
-import { LiveSessions } from '../graphql/live-sessions.js';
-import { useEndAbandonedSubscriptions } from '../graphql/abandoned-streams.js';
+import type { LiveSessions } from '../graphql/live-sessions.js';
 import { InFlightWork, SHUTTING_DOWN_RETRY_AFTER_SECONDS, shuttingDownError } from './in-flight-work.js';
-import { serveWebSockets } from './websocket.js';
+import { headerOf, serveWebSockets } from './websocket.js';
 
 /** How long closing waits, once subscriptions are closed, for the last responses to end before cutting connections. */
 const DRAIN_MS = 2000;
@@ -113,24 +114,26 @@ export class HttpFront {
   }
 
   /** From now on the service answers: GraphQL over HTTP, SSE and WebSocket, health and metrics. */
-  attach(deps: Deps): void {
-    const live = new LiveSessions(deps, (res) => this.work.finish(res));
-    const yoga = createTenantryYoga(deps, [live.plugin(), useEndAbandonedSubscriptions()]);
+  attach(api: ApiSetup, live: LiveSessions): void {
+    const yoga = createTenantryYoga(api, [live.plugin()]);
     const separate = this.internal !== null;
-    this.handler = async (req, res) => {
+    const serve = (internal: boolean): Handler => async (req, res) => {
       if (pathOf(req) === '/health/live') return json(res, 200, { status: 'ok' });
-      if (!separate && (await serveInternal(deps, req, res))) return;
-      return yoga(req, res);
-    };
-    this.internalHandler = async (req, res) => {
-      if (pathOf(req) === '/health/live') return json(res, 200, { status: 'ok' });
-      if (await serveInternal(deps, req, res)) return;
+      if ((internal || !separate) && (await serveInternal(api, req, res))) return;
+      if (!internal) return yoga(req, res);
       json(res, 404, { error: 'not found: this address serves /metrics, /health/ready and /health/live' });
     };
+    this.handler = serve(false);
+    this.internalHandler = serve(true);
     live.start();
     this.live = live;
-    this.websockets = serveWebSockets(this.server, yoga, deps, live, this.work);
+    this.websockets = serveWebSockets(this.server, yoga, api, live, this.work);
     this.phase = 'serving';
+  }
+
+  /** An SSE response turned into a subscription stream: it no longer counts as a request under way. */
+  streamStarted(res: ServerResponse): void {
+    this.work.finish(res);
   }
 
   /** Live sessions, their keys and open graphql-ws sockets (for tests and diagnostics). */
@@ -166,31 +169,28 @@ export class HttpFront {
 }
 
 /** /metrics and /health/ready: true when the request was one of them (and was answered). */
-async function serveInternal(deps: Deps, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+async function serveInternal(api: ApiSetup, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
   const path = pathOf(req);
   if (path !== '/metrics' && path !== '/health/ready') return false;
-  if (deps.config.INTERNAL_ENDPOINTS_AUTH === 'admin' && !(await adminOnly(deps, req, res))) return true;
+  if (api.config.INTERNAL_ENDPOINTS_AUTH === 'admin' && !(await adminOnly(api, req, res))) return true;
   if (path === '/metrics') {
-    res.writeHead(200, { 'content-type': deps.metrics.registry.contentType }).end(await deps.metrics.registry.metrics());
+    const { registry } = api.services.get(TenantryMetrics);
+    res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics());
   } else {
-    // Computed in the background (src/domain/health/readiness.ts): a probe costs nothing.
-    const report = deps.readiness.current();
+    // Computed in the background (src/modules/health/readiness.ts): a probe costs nothing.
+    const report = api.services.get(ReadinessMonitor).current();
     json(res, report.ready ? 200 : 503, report);
   }
   return true;
 }
 
 /** Lets the request through with an ADMIN key; otherwise answers 401, 403, 429 or (control database unreachable) 503 and returns false. */
-async function adminOnly(deps: Deps, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-  const header = (name: string) => {
-    const v = req.headers[name];
-    return Array.isArray(v) ? (v[0] ?? null) : (v ?? null);
-  };
+async function adminOnly(api: ApiSetup, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
   const correlationId = randomUUID();
   try {
-    const { viewer, authFailure } = await deps.auth.authenticate({
-      authorization: header('authorization'),
-      sourceAddress: sourceAddressOf(deps.config, req.socket.remoteAddress, header('x-forwarded-for')),
+    const { viewer, authFailure } = await api.services.get(ApiKeyAuthenticator).authenticate({
+      authorization: headerOf(req, 'authorization'),
+      sourceAddress: clientAddressOf(api.config.TRUST_PROXY, req.socket.remoteAddress, headerOf(req, 'x-forwarded-for')),
       transport: 'internal-http',
       correlationId,
     });
@@ -198,13 +198,10 @@ async function adminOnly(deps: Deps, req: IncomingMessage, res: ServerResponse):
     if (viewer) json(res, 403, { error: 'an ADMIN key is required (INTERNAL_ENDPOINTS_AUTH=admin)', code: 'FORBIDDEN' });
     else json(res, 401, { error: `an ADMIN key is required (INTERNAL_ENDPOINTS_AUTH=admin): ${authFailure}`, code: 'UNAUTHENTICATED' }, { 'www-authenticate': 'Bearer' });
   } catch (err) {
-    const unavailable = err instanceof RateLimitedError ? null : serviceUnavailableError(deps, err, correlationId);
-    if (unavailable) {
-      json(res, 503, { error: unavailable.message, code: 'SERVICE_UNAVAILABLE' }, { 'retry-after': String(RETRY_AFTER_SECONDS) });
-      return false;
-    }
-    if (!(err instanceof RateLimitedError)) throw err;
-    json(res, 429, { error: err.message, code: 'RATE_LIMITED' }, { 'retry-after': String(err.retryAfterSeconds) });
+    const unavailable = err instanceof RateLimitedError ? null : serviceUnavailableError(api, err, correlationId);
+    if (unavailable) json(res, 503, { error: unavailable.message, code: 'SERVICE_UNAVAILABLE' }, { 'retry-after': String(RETRY_AFTER_SECONDS) });
+    else if (!(err instanceof RateLimitedError)) throw err;
+    else json(res, 429, { error: err.message, code: 'RATE_LIMITED' }, { 'retry-after': String(err.retryAfterSeconds) });
   }
   return false;
 }

@@ -4,16 +4,14 @@ import { getOperationAST, GraphQLError, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import type { TenantryYoga } from '../graphql/yoga.js';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { Deps } from '../deps.js';
-import { RateLimitedError } from '../modules/keys/key-authenticator.js';
-import { createContext, sourceAddressOf, type GraphQLContext } from '../graphql/context.js';
+import { ApiKeyAuthenticator, RateLimitedError } from '../modules/keys/index.js';
+import { createContext, type ApiSetup, type GraphQLContext } from '../graphql/context.js';
+import { clientAddressOf } from '../platform/http/client-address.js';
 import { RETRY_AFTER_SECONDS, serviceUnavailableError } from '../graphql/service-unavailable.js';
 import { verifyWebSocketOrigin } from '../platform/http/origin-policy.js';
 import { CLOSE_FORBIDDEN, CLOSE_TOO_SLOW, GRACE_MS, type LiveSessions } from '../graphql/live-sessions.js';
 import { eventLoopStalls } from '../platform/event-loop-stalls.js';
 import { SHUTTING_DOWN_RETRY_AFTER_SECONDS, shuttingDownError, type InFlightWork } from './in-flight-work.js';
-
-type Yoga = TenantryYoga;
 
 /** How long closing the service waits for sockets to answer the close handshake before cutting them. */
 const CLOSE_WAIT_MS = 2000;
@@ -32,7 +30,7 @@ function authorizationOf(params: Readonly<Record<string, unknown>> | undefined):
   return typeof value === 'string' ? value : null;
 }
 
-function headerOf(request: IncomingMessage, name: string): string | null {
+export function headerOf(request: IncomingMessage, name: string): string | null {
   const value = request.headers[name];
   return Array.isArray(value) ? (value[0] ?? null) : (value ?? null);
 }
@@ -60,32 +58,33 @@ function closeSocket(socket: WebSocket, code: number, reason: string, waitMs = C
  * (going away: graphql-ws clients retry after a close code, but give up on an HTTP error
  * answering the upgrade) and a query or mutation on an open socket gets SHUTTING_DOWN.
  */
-export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: LiveSessions, work: InFlightWork): { close(): Promise<void>; readonly sockets: number } {
+export function serveWebSockets(server: Server, yoga: TenantryYoga, api: ApiSetup, live: LiveSessions, work: InFlightWork): { close(): Promise<void>; readonly sockets: number } {
   const wss = new WebSocketServer({
     server,
     path: '/graphql',
     // A bigger message closes the socket with 1009, as a bigger HTTP body gets 413.
-    maxPayload: deps.config.MAX_REQUEST_BYTES,
-    verifyClient: verifyWebSocketOrigin(deps.config.CORS_ORIGINS),
+    maxPayload: api.config.MAX_REQUEST_BYTES,
+    verifyClient: verifyWebSocketOrigin(api.config.CORS_ORIGINS),
   });
   const open = new WeakMap<WebSocket, Set<string>>();
   const unbind = new WeakMap<WebSocket, () => void>();
   /** Per socket, its queries and mutations under way (id → the work item, their context). */
   const underWay = new WeakMap<WebSocket, Map<string, object>>();
   const finishWork = (socket: WebSocket, id: string) => {
+    open.get(socket)?.delete(id);
     const item = underWay.get(socket)?.get(id);
     if (!item) return;
     underWay.get(socket)!.delete(id);
     // graphql-ws calls onComplete just before it writes `complete`: stopping may close the socket once that is written.
     setImmediate(() => work.finish(item));
   };
-  const limit = deps.config.MAX_SUBSCRIPTIONS_PER_SOCKET;
-  const maxBuffered = deps.config.WS_MAX_BUFFERED_BYTES;
-  const sourceOf = (request: IncomingMessage) => sourceAddressOf(deps.config, request.socket.remoteAddress, headerOf(request, 'x-forwarded-for'));
+  const limit = api.config.MAX_SUBSCRIPTIONS_PER_SOCKET;
+  const maxBuffered = api.config.WS_MAX_BUFFERED_BYTES;
+  const sourceOf = (request: IncomingMessage) => clientAddressOf(api.config.TRUST_PROXY, request.socket.remoteAddress, headerOf(request, 'x-forwarded-for'));
   // Bytes that piled up while this server stalled (SIGSTOP, a blocked loop) are not the client's doing.
   const overBuffered = (socket: WebSocket) => socket.bufferedAmount > maxBuffered && !eventLoopStalls.recovering();
   const tooSlow = (socket: WebSocket, why: string) => {
-    deps.logger.info({ why }, 'closing a slow graphql-ws socket (1013)');
+    api.logger.info({ why }, 'closing a slow graphql-ws socket (1013)');
     closeSocket(socket, CLOSE_TOO_SLOW, `subscriber too slow: ${why}`, GRACE_MS);
   };
 
@@ -110,20 +109,17 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
         let viewer;
         const correlationId = randomUUID();
         try {
-          ({ viewer } = await deps.auth.authenticate({
+          ({ viewer } = await api.services.get(ApiKeyAuthenticator).authenticate({
             authorization: authorizationOf(ctx.connectionParams),
             sourceAddress: sourceOf(ctx.extra.request),
             transport: 'graphql-ws',
             correlationId,
           }));
         } catch (err) {
-          const unavailable = err instanceof RateLimitedError ? null : serviceUnavailableError(deps, err, correlationId);
-          if (unavailable) {
-            socket.close(CLOSE_TRY_AGAIN_LATER, `SERVICE_UNAVAILABLE: retry in ${RETRY_AFTER_SECONDS} s (correlation id ${correlationId})`);
-            return false;
-          }
-          if (!(err instanceof RateLimitedError)) throw err;
-          socket.close(CLOSE_RATE_LIMITED, `RATE_LIMITED: retry in ${err.retryAfterSeconds} s`);
+          const unavailable = err instanceof RateLimitedError ? null : serviceUnavailableError(api, err, correlationId);
+          if (unavailable) socket.close(CLOSE_TRY_AGAIN_LATER, `SERVICE_UNAVAILABLE: retry in ${RETRY_AFTER_SECONDS} s (correlation id ${correlationId})`);
+          else if (!(err instanceof RateLimitedError)) throw err;
+          else socket.close(CLOSE_RATE_LIMITED, `RATE_LIMITED: retry in ${err.retryAfterSeconds} s`);
           return false;
         }
         if (!viewer) return false;
@@ -163,7 +159,7 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
         ids.add(id);
         let contextValue: GraphQLContext;
         try {
-          contextValue = await createContext(deps, {
+          contextValue = await createContext(api, {
             authorization: authorizationOf(ctx.connectionParams),
             sourceAddress: sourceOf(ctx.extra.request),
             transport: 'graphql-ws',
@@ -198,22 +194,15 @@ export function serveWebSockets(server: Server, yoga: Yoga, deps: Deps, live: Li
         const socket = ctx.extra.socket;
         if (overBuffered(socket)) tooSlow(socket, `${socket.bufferedAmount} bytes unsent`);
       },
-      onComplete: (ctx, id) => {
-        open.get(ctx.extra.socket)?.delete(id);
-        finishWork(ctx.extra.socket, id);
-      },
-      onError: (ctx, id) => {
-        open.get(ctx.extra.socket)?.delete(id);
-        finishWork(ctx.extra.socket, id);
-      },
+      onComplete: (ctx, id) => finishWork(ctx.extra.socket, id),
+      onError: (ctx, id) => finishWork(ctx.extra.socket, id),
     },
     wss,
   );
   // A socket whose every operation waits on a send never reaches onNext: look at all of them every second too.
   const sweep = setInterval(() => {
     for (const socket of wss.clients) if (overBuffered(socket)) tooSlow(socket, `${socket.bufferedAmount} bytes unsent`);
-  }, 1000);
-  sweep.unref();
+  }, 1000).unref();
   return {
     get sockets() {
       return wss.clients.size;

@@ -162,44 +162,36 @@ const schema = z
   // after a failed field unless told `when`), so one start reports every problem.
   .refine((c) => c.QUOTA_MIN <= c.QUOTA_MAX, {
     error: (i) => `QUOTA_MIN (${cfg(i).QUOTA_MIN}) must not exceed QUOTA_MAX (${cfg(i).QUOTA_MAX})`,
-    path: ['QUOTA_MIN'],
-    when: fieldsValid('QUOTA_MIN', 'QUOTA_MAX'),
+    ...checkedOn('QUOTA_MIN', 'QUOTA_MAX'),
   })
   .refine((c) => c.DEFAULT_MAX_CONNECTIONS >= c.QUOTA_MIN && c.DEFAULT_MAX_CONNECTIONS <= c.QUOTA_MAX, {
     error: (i) => `DEFAULT_MAX_CONNECTIONS (${cfg(i).DEFAULT_MAX_CONNECTIONS}) must lie within QUOTA_MIN..QUOTA_MAX (${cfg(i).QUOTA_MIN}..${cfg(i).QUOTA_MAX})`,
-    path: ['DEFAULT_MAX_CONNECTIONS'],
-    when: fieldsValid('DEFAULT_MAX_CONNECTIONS', 'QUOTA_MIN', 'QUOTA_MAX'),
+    ...checkedOn('DEFAULT_MAX_CONNECTIONS', 'QUOTA_MIN', 'QUOTA_MAX'),
   })
   .refine((c) => c.USAGE_LEASE_MS === undefined || c.USAGE_LEASE_MS >= 2 * c.USAGE_SAMPLE_MS, {
     error: (i) => `USAGE_LEASE_MS (${cfg(i).USAGE_LEASE_MS}) must be at least twice USAGE_SAMPLE_MS (${cfg(i).USAGE_SAMPLE_MS}): the leader renews its lease every sample interval`,
-    path: ['USAGE_LEASE_MS'],
-    when: fieldsValid('USAGE_LEASE_MS', 'USAGE_SAMPLE_MS'),
+    ...checkedOn('USAGE_LEASE_MS', 'USAGE_SAMPLE_MS'),
   })
   .refine((c) => c.PORT === 0 || c.POOLER === 'none' || c.PORT !== c.POOLER_PORT, {
     error: (i) => `PORT and POOLER_PORT are both ${cfg(i).PORT}: the service and PgBouncer need a port each`,
-    path: ['POOLER_PORT'],
-    when: fieldsValid('PORT', 'POOLER_PORT', 'POOLER'),
+    ...checkedOn('POOLER_PORT', 'PORT', 'POOLER'),
   })
   .refine((c) => c.DATABASE_URL !== undefined || (c.EMBEDDED_PG_PORT !== c.PORT && (c.POOLER === 'none' || c.EMBEDDED_PG_PORT !== c.POOLER_PORT)), {
     error: (i) => `EMBEDDED_PG_PORT (${cfg(i).EMBEDDED_PG_PORT}) must differ from PORT and POOLER_PORT`,
-    path: ['EMBEDDED_PG_PORT'],
-    when: fieldsValid('DATABASE_URL', 'EMBEDDED_PG_PORT', 'PORT', 'POOLER_PORT', 'POOLER'),
+    ...checkedOn('EMBEDDED_PG_PORT', 'DATABASE_URL', 'PORT', 'POOLER_PORT', 'POOLER'),
   })
   // A tenant's role is <TENANT_DB_PREFIX><slug>: the pooler's roles must never be one a tenant could be given.
   .refine((c) => !(c.POOLER_AUTH_USER ?? `${c.CONTROL_DATABASE}_pooler`).startsWith(c.TENANT_DB_PREFIX), {
     error: 'POOLER_AUTH_USER (default <CONTROL_DATABASE>_pooler) must not start with TENANT_DB_PREFIX',
-    path: ['POOLER_AUTH_USER'],
-    when: fieldsValid('POOLER_AUTH_USER', 'CONTROL_DATABASE', 'TENANT_DB_PREFIX'),
+    ...checkedOn('POOLER_AUTH_USER', 'CONTROL_DATABASE', 'TENANT_DB_PREFIX'),
   })
   .refine((c) => !c.POOLER_LOOKUP_ROLE.startsWith(c.TENANT_DB_PREFIX), {
     error: 'POOLER_LOOKUP_ROLE must not start with TENANT_DB_PREFIX',
-    path: ['POOLER_LOOKUP_ROLE'],
-    when: fieldsValid('POOLER_LOOKUP_ROLE', 'TENANT_DB_PREFIX'),
+    ...checkedOn('POOLER_LOOKUP_ROLE', 'TENANT_DB_PREFIX'),
   })
   .refine((c) => !c.INTERNAL_PORT || c.INTERNAL_PORT !== c.PORT, {
     error: 'INTERNAL_PORT must differ from PORT (leave it unset to serve /metrics and /health/ready on PORT)',
-    path: ['INTERNAL_PORT'],
-    when: fieldsValid('INTERNAL_PORT', 'PORT'),
+    ...checkedOn('INTERNAL_PORT', 'PORT'),
   })
   .transform((c) => {
     const production = c.NODE_ENV === 'production';
@@ -221,10 +213,14 @@ function cfg(issue: { input?: unknown }): Record<string, unknown> {
   return issue.input as Record<string, unknown>;
 }
 
-/** For a cross-field rule: run it when the variables it reads parsed (whatever else failed). */
-function fieldsValid(...names: string[]): (payload: { issues: readonly { code?: string; path?: readonly PropertyKey[] }[] }) => boolean {
-  // Another rule's finding (code "custom") does not stop this one: only a variable that did not parse.
-  return (payload) => !payload.issues.some((issue) => issue.code !== 'custom' && names.includes(String(issue.path?.[0])));
+/** For a cross-field rule reading `names`: reported on the first; run when they all parsed (whatever else failed). */
+function checkedOn(...names: string[]) {
+  return {
+    path: names.slice(0, 1),
+    // Another rule's finding (code "custom") does not stop this one: only a variable that did not parse.
+    when: (payload: { issues: readonly { code?: string; path?: readonly PropertyKey[] }[] }) =>
+      !payload.issues.some((issue) => issue.code !== 'custom' && names.includes(String(issue.path?.[0]))),
+  };
 }
 
 export type Config = z.output<typeof schema>;

@@ -38,26 +38,16 @@ export function findInputProblem(value: unknown, path = ''): InputProblem | null
   if (typeof value === 'string') {
     const field = path || 'input';
     if (value.includes('\u0000')) return { field, message: `${field} must not contain NUL characters (\\u0000)` };
-    const max = INPUT_LIMITS[lastSegment(field)] ?? DEFAULT_MAX_LENGTH;
+    // Limits are by the field's own name: `a.b[2]` is held to b's.
+    const max = INPUT_LIMITS[field.replace(/\[\d+\]$/, '').split('.').at(-1)!] ?? DEFAULT_MAX_LENGTH;
     if (value.length > max) return { field, message: `${field} must be at most ${max} characters (got ${value.length})` };
-    return null;
-  }
-  if (Array.isArray(value)) {
-    for (const [i, item] of value.entries()) {
-      const found = findInputProblem(item, `${path}[${i}]`);
-      if (found) return found;
-    }
     return null;
   }
   if (value && typeof value === 'object' && !(value instanceof Date)) {
     for (const [key, item] of Object.entries(value)) {
-      const found = findInputProblem(item, path ? `${path}.${key}` : key);
+      const found = findInputProblem(item, Array.isArray(value) ? `${path}[${key}]` : path ? `${path}.${key}` : key);
       if (found) return found;
     }
   }
   return null;
-}
-
-function lastSegment(path: string): string {
-  return path.replace(/\[\d+\]$/, '').split('.').at(-1) ?? path;
 }

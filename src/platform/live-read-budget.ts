@@ -36,23 +36,14 @@ export class LiveReadBudget {
   constructor(private readonly p: { concurrency: number; queue: number }) {}
 
   run<T>(clusterId: string, requester: string, read: () => Promise<T>): Promise<T> {
-    let slots = this.clusters.get(clusterId);
-    if (!slots) {
-      slots = { running: 0, waiting: new Map() };
-      this.clusters.set(clusterId, slots);
-    }
-    const cluster = slots;
+    const cluster: ClusterSlots = this.clusters.get(clusterId) ?? { running: 0, waiting: new Map() };
+    this.clusters.set(clusterId, cluster);
     return new Promise<T>((resolve, reject) => {
       const start = () => {
         cluster.running++;
         this.stats.started++;
-        let reading: Promise<T>;
-        try {
-          reading = read();
-        } catch (err) {
-          reading = Promise.reject(err);
-        }
-        reading
+        // A read that throws at once fails like one that rejects.
+        new Promise<T>((started) => started(read()))
           .then(resolve, reject)
           .finally(() => {
             cluster.running--;

@@ -1,5 +1,4 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { TenantUsageSample } from '../modules/usage/usage-sample.js';
 
 /** Tenantry's Prometheus metrics, on a registry of its own (one per service instance). */
 export class TenantryMetrics {
@@ -63,7 +62,7 @@ export class TenantryMetrics {
   }
 
   /** Per-tenant gauges, from a sample taken here or received from another replica. */
-  recordTenantSample(s: TenantUsageSample): void {
+  recordTenantSample(s: { tenantSlug: string; current: number; max: number }): void {
     this.tenantConnections.set({ tenant: s.tenantSlug }, s.current);
     this.tenantLimit.set({ tenant: s.tenantSlug }, s.max);
     this.tenantUsageRatio.set({ tenant: s.tenantSlug }, s.max > 0 ? s.current / s.max : 0);

@@ -19,8 +19,6 @@ export function actorOf(viewer: Viewer | null): string {
   return viewer ? `${viewer.name} (apikey:${viewer.keyId})` : 'system';
 }
 
-export const SYSTEM_ACTOR = 'system';
-
 /** A Prisma `where` on tenants that keeps only what the viewer may see. */
 export function visibleTenants(viewer: Viewer): { id?: string } {
   return viewer.role === 'ADMIN' ? {} : { id: viewer.tenantId ?? '00000000-0000-0000-0000-000000000000' };

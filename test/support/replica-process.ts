@@ -7,8 +7,8 @@
 // REPLICA_AUTH_DELAY_MS below). Spawned with
 // an IPC channel, it answers `{ type: 'live-state' }` with what it holds for live clients and
 // its heap after a full garbage collection (started with --expose-gc).
-import type { Hooks } from '../../src/deps.js';
 import { loadConfig } from '../../src/platform/config.js';
+import { Failpoints } from '../../src/platform/failpoints.js';
 import { createLogger } from '../../src/platform/logger.js';
 import { startTenantry } from '../../src/server.js';
 
@@ -21,14 +21,12 @@ const pause = async (point: string) => {
 };
 // REPLICA_AUTH_DELAY_MS: every authentication takes this long (a client can leave during it).
 const authDelayMs = Number(process.env.REPLICA_AUTH_DELAY_MS ?? 0);
-const hooks: Hooks = {
-  beforeAuthenticate: authDelayMs ? () => new Promise((r) => setTimeout(r, authDelayMs)) : undefined,
-  beforeProvisionStep: (step) => pause(`before:${step}`),
-  afterProvisionStep: (step) => pause(`after:${step}`),
-  checkpoint: (name) => pause(name),
-};
-const app = await startTenantry({ config, serverUrl: config.DATABASE_URL!, logger: createLogger(config.LOG_LEVEL), hooks });
-process.stdout.write(`REPLICA ${JSON.stringify({ url: app.url, replica: app.deps.usage.replica })}\n`);
+// Points are named as in src/platform/failpoints.ts, except provisioning's: `before:<STEP>` stands for `provision.before:<STEP>`.
+const failpoints = new Failpoints();
+if (authDelayMs) failpoints.set('auth.before', () => new Promise((r) => setTimeout(r, authDelayMs)));
+if (pauseAt) failpoints.set(pauseAt.replace(/^(before|after):/, 'provision.$1:'), () => pause(pauseAt));
+const app = await startTenantry({ config, serverUrl: config.DATABASE_URL!, logger: createLogger(config.LOG_LEVEL), failpoints });
+process.stdout.write(`REPLICA ${JSON.stringify({ url: app.url, replica: app.parts.usage.replica })}\n`);
 process.on('message', (message: { type?: string }) => {
   if (message?.type !== 'live-state') return;
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -39,8 +37,8 @@ process.on('message', (message: { type?: string }) => {
     type: 'live-state',
     heapUsed: gc ? process.memoryUsage().heapUsed : null,
     live: app.liveCounts(),
-    usage: app.deps.usage.subscriberCounts(),
-    busListeners: app.deps.events.listenerCount,
+    usage: app.parts.usage.subscriberCounts(),
+    busListeners: app.parts.events.listenerCount,
   });
 });
 process.on('SIGTERM', () => {

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import pg from 'pg';
 import format from 'pg-format';
 import { loadConfig } from '../../src/platform/config.js';
-import type { Hooks } from '../../src/deps.js';
+import { Failpoints, type FailpointAction } from '../../src/platform/failpoints.js';
 import { generateApiKey } from '../../src/modules/keys/api-keys.js';
 import { createLogger } from '../../src/platform/logger.js';
 import { startTenantry, type Tenantry } from '../../src/server.js';
@@ -53,7 +53,11 @@ export interface TestTenantry {
  * Pass `shareWith` to start a second instance on the same control database.
  */
 export async function startTestTenantry(
-  options: { env?: Record<string, string>; hooks?: Hooks; shareWith?: TestTenantry; /** A server of the test's own (superuser URL) instead of the test server. */ serverUrl?: string } = {},
+  options: {
+    env?: Record<string, string>;
+    /** What happens at named points of the service (src/platform/failpoints.ts lists them): `{ 'provision.before:DATABASE': () => { throw … } }`. */
+    failpoints?: Record<string, FailpointAction>;
+    shareWith?: TestTenantry; /** A server of the test's own (superuser URL) instead of the test server. */ serverUrl?: string } = {},
 ): Promise<TestTenantry> {
   const serviceUrl = options.serverUrl ?? controlPlaneUrl();
   const inspectUrl = options.serverUrl ?? testServerUrl();
@@ -86,7 +90,7 @@ export async function startTestTenantry(
       done();
     },
   });
-  const app = await startTenantry({ config, serverUrl: serviceUrl, logger: createLogger('debug', sink), hooks: options.hooks });
+  const app = await startTenantry({ config, serverUrl: serviceUrl, logger: createLogger('debug', sink), failpoints: failpointsOf(options.failpoints) });
   const admin = new pg.Pool({ connectionString: inspectUrl, max: 3 });
   admin.on('error', () => undefined);
 
@@ -122,6 +126,13 @@ export async function startTestTenantry(
       await admin.end();
     },
   };
+}
+
+/** A Failpoints with these actions set (none: inert). */
+export function failpointsOf(actions: Record<string, FailpointAction> = {}): Failpoints {
+  const failpoints = new Failpoints();
+  for (const [name, action] of Object.entries(actions)) failpoints.set(name, action);
+  return failpoints;
 }
 
 /** Drops the control database, template databases and every tenant database and role of one test instance. */
@@ -169,15 +180,15 @@ export const TEST_LIMITS = { statementTimeoutMs: 120_000, lockTimeoutMs: 10_000,
  * control-database statement for a moment. Tests that count statements measure after it.
  */
 export async function settle(t: { app: Tenantry }, quietMs = 200, timeoutMs = 60_000): Promise<void> {
-  const { deps } = t.app;
+  const { parts } = t.app;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    await deps.inventory.idle();
-    await deps.recovery.idle();
-    await deps.pools.idle();
-    const before = deps.controlQueries.queries;
+    await parts.inventory.idle();
+    await parts.recovery.idle();
+    await parts.pools.idle();
+    const before = parts.controlQueries.queries;
     await new Promise((r) => setTimeout(r, quietMs));
-    if (deps.controlQueries.queries === before) return;
+    if (parts.controlQueries.queries === before) return;
     if (Date.now() > deadline) throw new Error('the service did not settle');
   }
 }
@@ -190,9 +201,9 @@ export async function settle(t: { app: Tenantry }, quietMs = 200, timeoutMs = 60
 export async function fewestStatements<T>(t: { app: Tenantry }, work: () => Promise<T>, tries = 3): Promise<{ statements: number; result: T }> {
   let best: { statements: number; result: T } | undefined;
   for (let i = 0; i < tries; i++) {
-    const before = t.app.deps.controlQueries.queries;
+    const before = t.app.parts.controlQueries.queries;
     const result = await work();
-    const statements = t.app.deps.controlQueries.queries - before;
+    const statements = t.app.parts.controlQueries.queries - before;
     if (!best || statements < best.statements) best = { statements, result };
   }
   return best!;
@@ -202,7 +213,7 @@ export async function fewestStatements<T>(t: { app: Tenantry }, work: () => Prom
 export async function poolStatus(t: { app: Tenantry }, slug: string, status = 'IN_SYNC', timeoutMs = 20_000): Promise<{ status: string; poolSize: number; maxConnections: number }> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const tenant = await t.app.deps.db.tenant.findUnique({ where: { slug }, include: { pool: true } });
+    const tenant = await t.app.parts.db.tenant.findUnique({ where: { slug }, include: { pool: true } });
     if (tenant?.pool?.status === status) return tenant.pool;
     if (Date.now() > deadline) throw new Error(`pool of ${slug} is ${tenant?.pool?.status ?? 'missing'}, not ${status}`);
     await new Promise((r) => setTimeout(r, 50));

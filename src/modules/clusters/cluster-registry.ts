@@ -1,7 +1,7 @@
 import type { ControlClient } from '../../platform/db/control-client.js';
 import { ClusterAdmin, type SessionLimits } from '../../platform/db/cluster-admin.js';
 
-export const DEFAULT_CLUSTER_NAME = 'default';
+const DEFAULT_CLUSTER_NAME = 'default';
 
 /** The managed servers, by control-database id, each with its admin connection pool. */
 export class ClusterRegistry {

@@ -1,4 +1,4 @@
-import type { ExtensionRequirement } from '../templates/template-catalog.js';
+import type { ExtensionPolicy } from './extension-policy.js';
 import { compareExtensionVersions, meetsMinimum } from './extension-versions.js';
 
 export type ExtensionStatus = 'OK' | 'OUTDATED' | 'MISSING' | 'UNAVAILABLE';
@@ -21,7 +21,7 @@ export interface ExtensionReport {
  * reported once installed.
  */
 export function extensionReport(
-  policy: { required: ExtensionRequirement[]; optional: ExtensionRequirement[] },
+  policy: ExtensionPolicy,
   installed: ReadonlyMap<string, string>,
   offered: ReadonlyMap<string, readonly string[]>,
 ): ExtensionReport[] {

@@ -1,12 +1,9 @@
 import format from 'pg-format';
+import { EXTENSION_SCHEMA } from '../tenants/index.js';
 
-/**
- * The schema extensions live in, in every tenant database: owned by the control plane, with
- * USAGE for everyone and CREATE for nobody else. Extension scripts run with their schema as
- * search_path (as the bootstrap superuser, for trusted extensions): a schema a tenant could
- * create objects in would let it plant what those scripts resolve.
- */
-export const EXTENSION_SCHEMA = 'extensions';
+// The extensions schema itself (EXTENSION_SCHEMA, createExtensionSchema), and what is installed
+// where (installedExtensions, moveExtension), are the tenants module's: securing a tenant
+// database sets them up (src/modules/tenants/extension-schema.sql.ts).
 
 export const availableExtensionVersions = `SELECT name, version FROM pg_catalog.pg_available_extension_versions WHERE name = ANY($1::pg_catalog.text[])`;
 
@@ -14,16 +11,6 @@ export const availableExtensionVersions = `SELECT name, version FROM pg_catalog.
 export const availableExtensions = `SELECT e.name, e.default_version, e.comment, pg_catalog.array_agg(v.version::pg_catalog.text ORDER BY v.version) AS versions
   FROM pg_catalog.pg_available_extensions e JOIN pg_catalog.pg_available_extension_versions v ON v.name = e.name
   GROUP BY e.name, e.default_version, e.comment ORDER BY e.name`;
-
-export const installedExtensions = `SELECT e.extname AS name, e.extversion AS version, n.nspname AS schema, e.extrelocatable AS relocatable
-  FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace`;
-
-export const createExtensionSchema = format(
-  'CREATE SCHEMA IF NOT EXISTS %I; REVOKE ALL ON SCHEMA %I FROM PUBLIC; GRANT USAGE ON SCHEMA %I TO PUBLIC',
-  EXTENSION_SCHEMA,
-  EXTENSION_SCHEMA,
-  EXTENSION_SCHEMA,
-);
 
 export const createExtension = (name: string, version: string) =>
   format('CREATE EXTENSION IF NOT EXISTS %I WITH SCHEMA %I VERSION %L', name, EXTENSION_SCHEMA, version);
@@ -36,5 +23,3 @@ export const updateExtension = (name: string, version: string) => format('ALTER 
  */
 export const extensionsNotOurs = `SELECT e.extname AS name, pg_catalog.pg_get_userbyid(e.extowner) AS owner
   FROM pg_catalog.pg_extension e WHERE NOT pg_catalog.pg_has_role(CURRENT_USER, e.extowner, 'USAGE')`;
-
-export const moveExtension = (name: string) => format('ALTER EXTENSION %I SET SCHEMA %I', name, EXTENSION_SCHEMA);

@@ -1,10 +1,10 @@
 import type pg from 'pg';
 import { UserError } from '../../platform/errors.js';
-import type { ExtensionRequirement } from '../templates/template-catalog.js';
+import type { ExtensionPolicy, ExtensionRequirement } from './extension-policy.js';
 import { availableExtensionVersions, createExtension } from './extensions.sql.js';
 import { compareExtensionVersions, meetsMinimum } from './extension-versions.js';
 
-export interface InstalledExtension {
+interface InstalledExtension {
   name: string;
   version: string;
 }
@@ -15,7 +15,7 @@ export interface InstalledExtension {
  */
 export async function installExtensions(
   client: pg.ClientBase,
-  policy: { required: ExtensionRequirement[]; optional: ExtensionRequirement[] },
+  policy: ExtensionPolicy,
 ): Promise<InstalledExtension[]> {
   const all = [...policy.required, ...policy.optional];
   const { rows } = await client.query<{ name: string; version: string }>(availableExtensionVersions, [all.map((e) => e.name)]);
@@ -27,30 +27,25 @@ export async function installExtensions(
       .at(-1);
 
   const installed: InstalledExtension[] = [];
-  for (const req of policy.required) {
+  for (const req of all) {
     const version = newest(req);
-    if (!version) {
+    const required = policy.required.includes(req);
+    if (!version && required) {
       throw new UserError(
         'EXTENSION_UNAVAILABLE',
         `the server does not offer the required extension ${req.name}${req.minVersion ? ` >= ${req.minVersion}` : ''}`,
         'template',
       );
     }
-    await installExtension(client, req.name, version);
-    installed.push({ name: req.name, version });
-  }
-  for (const req of policy.optional) {
-    const version = newest(req);
     if (!version) continue;
-    // An optional one the control plane may not install is left out.
-    const done = await installExtension(client, req.name, version).then(
-      () => true,
-      (err: unknown) => {
-        if (err instanceof UserError) return false;
-        throw err;
-      },
-    );
-    if (done) installed.push({ name: req.name, version });
+    try {
+      await installExtension(client, req.name, version);
+    } catch (err) {
+      // An optional one the control plane may not install is left out.
+      if (required || !(err instanceof UserError)) throw err;
+      continue;
+    }
+    installed.push({ name: req.name, version });
   }
   return installed;
 }

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { availableExtensions } from './extensions.sql.js';
-import type { ClusterRegistry } from '../clusters/cluster-registry.js';
+import type { ClusterRegistry } from '../clusters/index.js';
 
 /** One extension a server offers (pg_available_extensions with every installable version). */
 export interface OfferedExtension {
@@ -20,14 +20,13 @@ export class OfferedExtensions {
   /** Catalog reads sent to the clusters (how tests prove the cache). */
   readonly stats = { reads: 0 };
 
-  constructor(clusters: ClusterRegistry, ttlMs: number) {
+  constructor(p: { clusters: ClusterRegistry; ttlMs: number }) {
     this.cache = new LRUCache<string, OfferedExtension[]>({
       max: 1000,
-      ttl: Math.max(ttlMs, 1),
+      ttl: Math.max(p.ttlMs, 1),
       fetchMethod: async (clusterId) => {
         this.stats.reads++;
-        const { rows } = await (await clusters.get(clusterId)).query<OfferedExtension>(availableExtensions);
-        return rows;
+        return (await (await p.clusters.get(clusterId)).query<OfferedExtension>(availableExtensions)).rows;
       },
     });
   }

@@ -1,11 +1,17 @@
+import type { Prisma } from '../../generated/prisma/client.js';
+import type { Config } from '../../platform/config.js';
+import type { ControlClient } from '../../platform/db/control-client.js';
 import { loadControlMigrations } from '../../platform/db/control-migrations.js';
-import { availableExtensions } from '../extensions/extensions.sql.js';
-import type { Deps } from '../../deps.js';
-import { extensionReport } from '../extensions/extension-status.js';
-import { policyOf } from '../extensions/tenant-extensions.js';
-import type { InventoryProgress } from './tenant-inventory.js';
-import { compatibilityOf } from '../templates/compatibility.js';
-import { capacityAdvice } from '../quotas/cluster-capacity.js';
+import type { DomainEvents } from '../../platform/domain-events.js';
+import type { EventBus } from '../../platform/events/event-bus.js';
+import type { Logger } from '../../platform/logger.js';
+import { PeriodicTask } from '../../platform/periodic-task.js';
+import type { ClusterRegistry, ClusterStore } from '../clusters/index.js';
+import { availableExtensions, extensionReport, type TenantExtensions } from '../extensions/index.js';
+import type { Pooler } from '../pools/index.js';
+import type { CapacityPlanner } from '../quotas/index.js';
+import { compatibilityOf, type TemplateCatalog } from '../templates/index.js';
+import type { InventoryProgress, TenantInventory } from './tenant-inventory.js';
 
 export interface ReadinessCheck {
   name: string;
@@ -53,13 +59,18 @@ const RECHECK_WHILE_DOWN_MS = 1000;
 let shippedMigrations: Promise<string[]> | undefined;
 const migrationNames = () => (shippedMigrations ??= loadControlMigrations().then((ms) => ms.map((m) => m.name)));
 
+/** What a tenant's health is judged from: its records. */
+const WITH_RECORDS = { inventory: true, extensions: true, schemaVersions: true } as const;
+type TenantWithRecords = Prisma.TenantGetPayload<{ include: typeof WITH_RECORDS }>;
+
 /**
  * Readiness, computed in the background and served from memory: a probe never reaches a
  * database. The cheap checks (control database, clusters, pooler) run every
  * READINESS_INTERVAL (every second while the control database or the pooler is down, and at
- * once when a request finds a database unreachable); each tenant's health (from what the inventory recorded: database,
- * required tables, extensions against policy, schema compatibility) is rebuilt after every
- * inventory pass and refreshed one tenant at a time after single checks.
+ * once when a request finds a database unreachable); each tenant's health (from what the
+ * inventory recorded: database, required tables, extensions against policy, schema
+ * compatibility) is rebuilt after every inventory pass, and one tenant's after a single check
+ * or a change to it.
  *
  * In production an unreachable or unmigrated control database, a pooler that is down, or a
  * tenant Tenantry itself recorded as INCOMPATIBLE makes the server not ready. Nothing a
@@ -73,15 +84,51 @@ export class ReadinessMonitor {
   private readonly tenants = new Map<string, TenantHealth>();
   private tenantsChecked = 0;
   private report: ReadinessReport;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly task: PeriodicTask;
   private intervalMs = 0;
-  private stopped = false;
+  private started = false;
   private lastCheckStarted = 0;
-  private stopWatchingBus: (() => void) | undefined;
+  private readonly unsubscribe: (() => void)[];
   private refreshing: Promise<void> | undefined;
 
-  constructor(private readonly deps: Deps) {
+  constructor(
+    private readonly p: {
+      db: ControlClient;
+      config: Pick<Config, 'NODE_ENV'>;
+      logger: Logger;
+      clusters: ClusterRegistry;
+      clusterStore: ClusterStore;
+      catalog: TemplateCatalog;
+      /** The pooler: its driver and configuration writes (pools), and what runs (description). */
+      pooler: Pooler;
+      /** The cross-replica bus: its link to Redis is a check of its own. */
+      events: EventBus;
+      domainEvents: DomainEvents;
+      inventory: TenantInventory;
+      capacity: CapacityPlanner;
+      tenantExtensions: TenantExtensions;
+    },
+  ) {
     this.report = this.assemble();
+    this.task = new PeriodicTask({
+      name: 'readiness',
+      intervalMs: () => (this.checks.some((c) => !c.ok && HARD_CHECKS.has(c.name)) ? Math.min(this.intervalMs, RECHECK_WHILE_DOWN_MS) : this.intervalMs),
+      logger: p.logger,
+      run: () => this.refreshChecks().catch((err) => p.logger.warn({ err }, 'readiness check failed')),
+    });
+    const { domainEvents, logger } = p;
+    this.unsubscribe = [
+      // After an inventory pass every tenant's health is rebuilt; after a single check, that tenant's.
+      domainEvents.subscribe('inventory.checked', ({ tenantId }) =>
+        tenantId === null
+          ? this.refreshTenants().catch((err) => logger.warn({ err }, 'readiness refresh after the inventory failed'))
+          : this.refreshTenant(tenantId).catch((err) => logger.warn({ err, tenantId }, 'readiness refresh failed')),
+      ),
+      // The pooler's files turning unwritable (or writable again) changes readiness at once.
+      domainEvents.subscribe('pooler.writable', () => this.refreshChecks().catch((err) => logger.warn({ err }, 'readiness check failed'))),
+      // Readiness follows a tenant's records at once after a change (one small query), not at the next pass.
+      domainEvents.subscribe('tenant.changed', ({ tenantId }) => this.refreshTenant(tenantId).catch((err) => logger.warn({ err, tenantId }, 'readiness refresh failed'))),
+    ];
   }
 
   current(): ReadinessReport {
@@ -91,40 +138,24 @@ export class ReadinessMonitor {
   /** Computes everything once now, then the cheap checks every `intervalMs` (every second while a hard check fails). */
   async start(intervalMs: number): Promise<void> {
     this.intervalMs = intervalMs;
+    this.started = true;
     // The event bus reports its own changes: the report follows at once, not at the next interval.
-    this.stopWatchingBus = this.deps.events.onLink(() => (this.report = this.assemble()));
+    this.unsubscribe.push(this.p.events.onLink(() => (this.report = this.assemble())));
+    // The task's first run is under way: this joins it (and fails if it does).
+    this.task.start();
     await this.refreshChecks();
     await this.refreshTenants();
-    this.scheduleNext();
   }
 
-  stop(): void {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    this.stopWatchingBus?.();
+  async stop(): Promise<void> {
+    for (const off of this.unsubscribe) off();
+    await this.task.stop();
   }
 
   /** A request found a database unreachable: check now rather than at the next interval (at most once a second). */
   recheckSoon(): void {
-    if (this.stopped || this.intervalMs === 0 || Date.now() - this.lastCheckStarted < RECHECK_WHILE_DOWN_MS) return;
-    this.schedule(0);
-  }
-
-  private scheduleNext(): void {
-    const down = this.checks.some((c) => !c.ok && HARD_CHECKS.has(c.name));
-    this.schedule(down ? Math.min(this.intervalMs, RECHECK_WHILE_DOWN_MS) : this.intervalMs);
-  }
-
-  /** One timer at a time: a later call replaces the pending one. */
-  private schedule(delayMs: number): void {
-    if (this.stopped) return;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      void this.refreshChecks()
-        .catch((err) => this.deps.logger.warn({ err }, 'readiness check failed'))
-        .finally(() => this.scheduleNext());
-    }, delayMs);
-    this.timer.unref();
+    if (!this.started || Date.now() - this.lastCheckStarted < RECHECK_WHILE_DOWN_MS) return;
+    void this.task.runNow(); // nothing once stopped
   }
 
   /** The control database, every cluster, the pooler: a handful of tiny statements. */
@@ -137,34 +168,34 @@ export class ReadinessMonitor {
   }
 
   private async computeChecks(): Promise<void> {
-    const { deps } = this;
+    const { db, clusters, clusterStore, capacity } = this.p;
     const checks: ReadinessCheck[] = [];
     const advice: string[] = [];
     try {
-      const applied = await deps.db.$queryRaw<{ migration_name: string }[]>`SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`;
+      const applied = await db.$queryRaw<{ migration_name: string }[]>`SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`;
       const missing = (await migrationNames()).filter((n) => !applied.some((a) => a.migration_name === n));
       checks.push({ name: 'control-database', ok: missing.length === 0, detail: missing.length === 0 ? `reachable, ${applied.length} migrations applied` : `migrations not applied: ${missing.join(', ')}` });
     } catch (err) {
       checks.push({ name: 'control-database', ok: false, detail: `unreachable: ${(err as Error).message}` });
     }
     if (checks[0]!.ok) {
-      for (const row of await deps.db.cluster.findMany({ orderBy: { name: 'asc' } })) {
+      for (const row of await clusterStore.list()) {
         try {
-          const cluster = await deps.clusters.get(row.id);
+          const cluster = await clusters.get(row.id);
           const facts = await cluster.facts();
           if (!this.offered.has(row.id)) {
             const offered = await cluster.query<{ name: string; versions: string[] }>(availableExtensions);
             this.offered.set(row.id, new Map(offered.rows.map((o) => [o.name, o.versions])));
           }
-          const capacity = await capacityAdvice(deps, cluster, facts);
-          if (capacity.warning) advice.push(capacity.warning);
-          checks.push({ name: `cluster:${row.name}`, ok: true, detail: `PostgreSQL ${facts.serverVersion}; ${capacity.summary}` });
+          const fit = await capacity.capacityAdvice(cluster, facts);
+          if (fit.warning) advice.push(fit.warning);
+          checks.push({ name: `cluster:${row.name}`, ok: true, detail: `PostgreSQL ${facts.serverVersion}; ${fit.summary}` });
         } catch (err) {
           checks.push({ name: `cluster:${row.name}`, ok: false, detail: `unreachable: ${(err as Error).message}` });
         }
       }
     }
-    checks.push(await poolerCheck(deps));
+    checks.push(await poolerCheck(this.p.pooler));
     this.checks = checks;
     this.advice = advice;
     this.report = this.assemble();
@@ -172,42 +203,23 @@ export class ReadinessMonitor {
 
   /** Every tenant's health from its records (after an inventory pass). */
   async refreshTenants(): Promise<void> {
-    const rows = await this.deps.db.tenant.findMany({
-      where: { status: { in: ['ACTIVE', 'SUSPENDED'] } },
-      include: { inventory: true, extensions: true, schemaVersions: true },
-      orderBy: { slug: 'asc' },
-    });
+    const rows = await this.p.db.tenant.findMany({ where: { status: { in: ['ACTIVE', 'SUSPENDED'] } }, include: WITH_RECORDS, orderBy: { slug: 'asc' } });
     this.tenants.clear();
-    for (const t of rows) {
-      const health = this.healthOf(t);
-      if (health.problems.length) this.tenants.set(t.id, health);
-    }
+    for (const t of rows) this.judge(t);
     this.tenantsChecked = rows.length;
     this.report = this.assemble();
   }
 
   /** One tenant's health again (after a change or a single check). */
   async refreshTenant(tenantId: string): Promise<void> {
-    const t = await this.deps.db.tenant.findUnique({ where: { id: tenantId }, include: { inventory: true, extensions: true, schemaVersions: true } });
+    const t = await this.p.db.tenant.findUnique({ where: { id: tenantId }, include: WITH_RECORDS });
     this.tenants.delete(tenantId);
-    if (t && (t.status === 'ACTIVE' || t.status === 'SUSPENDED')) {
-      const health = this.healthOf(t);
-      if (health.problems.length) this.tenants.set(t.id, health);
-    }
+    if (t && (t.status === 'ACTIVE' || t.status === 'SUSPENDED')) this.judge(t);
     this.report = this.assemble();
   }
 
-  private healthOf(t: {
-    slug: string;
-    clusterId: string;
-    databaseName: string;
-    templateName: string;
-    templateVersion: string;
-    securedAt: Date | null;
-    inventory: { databasePresent: boolean; missingTables: unknown; error: string | null } | null;
-    extensions: { name: string; version: string }[];
-    schemaVersions: { version: string }[];
-  }): TenantHealth {
+  /** Keeps the tenant's health when it has problems. */
+  private judge(t: TenantWithRecords): void {
     const problems: string[] = [];
     let blocking = false;
     const inv = t.inventory;
@@ -219,7 +231,7 @@ export class ReadinessMonitor {
     }
     if (!t.securedAt) problems.push('provisioned before Tenantry owned tenant databases: the SECURE_TENANTS operation brings it under the ownership model');
     const version = t.schemaVersions[0]?.version;
-    const expected = this.deps.catalog.resolve(t.templateName)?.version;
+    const expected = this.p.catalog.resolve(t.templateName)?.version;
     if (version && expected && compatibilityOf(version, expected) === 'INCOMPATIBLE') {
       problems.push(`schema ${version} is INCOMPATIBLE with ${t.templateName} ${expected}`);
       // Only a version the tenant cannot have forged (its database is Tenantry's) blocks readiness.
@@ -227,28 +239,28 @@ export class ReadinessMonitor {
     }
     const offered = this.offered.get(t.clusterId);
     if (offered) {
-      for (const e of extensionReport(policyOf(this.deps, t), new Map(t.extensions.map((x) => [x.name, x.version])), offered)) {
+      for (const e of extensionReport(this.p.tenantExtensions.policyOf(t), new Map(t.extensions.map((x) => [x.name, x.version])), offered)) {
         if (e.status !== 'OK') problems.push(`extension ${e.name} is ${e.status}${e.installedVersion ? ` (${e.installedVersion})` : ''}`);
       }
     }
-    return { slug: t.slug, problems, blocking };
+    if (problems.length) this.tenants.set(t.id, { slug: t.slug, problems, blocking });
   }
 
   private assemble(): ReadinessReport {
-    const production = this.deps.config.NODE_ENV === 'production';
+    const production = this.p.config.NODE_ENV === 'production';
     const hard: string[] = [];
     const soft: string[] = [];
-    const inventory = this.deps.inventory?.progress() ?? null;
+    const inventory = this.p.inventory.progress();
     if (this.checks.length === 0) hard.push('readiness has not been checked yet');
-    const checks = this.checks.length && this.deps.events.transport === 'redis' ? [...this.checks, eventBusCheck(this.deps)] : this.checks;
+    const checks = this.checks.length && this.p.events.transport === 'redis' ? [...this.checks, eventBusCheck(this.p.events)] : this.checks;
     for (const c of checks) {
       if (c.ok) continue;
       if (HARD_CHECKS.has(c.name)) hard.push(`${c.name}: ${c.detail}`);
       else soft.push(`${c.name}: ${c.detail}`);
     }
     soft.push(...this.advice);
-    if (inventory?.running) soft.push(`inventory in progress: ${inventory.checked} of ${inventory.total} tenants checked`);
-    const withProblems = [...this.tenants.values()].sort((a, b) => a.slug.localeCompare(b.slug));
+    if (inventory.running) soft.push(`inventory in progress: ${inventory.checked} of ${inventory.total} tenants checked`);
+    const withProblems = this.allTenantProblems();
     for (const t of withProblems.slice(0, TENANT_LIST_LIMIT)) (t.blocking ? hard : soft).push(`tenant ${t.slug}: ${t.problems.join('; ')}`);
     for (const t of withProblems.slice(TENANT_LIST_LIMIT)) if (t.blocking) hard.push(`tenant ${t.slug}: ${t.problems.join('; ')}`);
     if (withProblems.length > TENANT_LIST_LIMIT) soft.push(`${withProblems.length - TENANT_LIST_LIMIT} more tenants have problems (the health query lists them all)`);
@@ -269,7 +281,7 @@ export class ReadinessMonitor {
     };
   }
 
-  /** Every tenant with a problem (for the admins' health query). */
+  /** Every tenant with a problem, by slug (for the admins' health query). */
   allTenantProblems(): TenantHealth[] {
     return [...this.tenants.values()].sort((a, b) => a.slug.localeCompare(b.slug));
   }
@@ -281,28 +293,25 @@ export class ReadinessMonitor {
  * reason to be unready: every replica shares the one Redis, and taking them all out of a
  * load balancer would stop queries and mutations too, which do not need it.
  */
-function eventBusCheck(deps: Deps): ReadinessCheck {
-  const link = deps.events.link;
+function eventBusCheck(events: EventBus): ReadinessCheck {
+  const link = events.link;
   if (link.up) return { name: 'event-bus', ok: true, detail: 'Redis reachable' };
   // No error yet: the first connection is under way (at start).
   const state = link.error ? `Redis unreachable since ${link.since.toISOString()} (${link.error})` : `connecting to Redis since ${link.since.toISOString()}`;
-  return {
-    name: 'event-bus',
-    ok: false,
-    detail: `${state}: live usage sampled by other replicas is not arriving; their subscribers here get degraded heartbeats`,
-  };
+  const detail = `${state}: live usage sampled by other replicas is not arriving; their subscribers here get degraded heartbeats`;
+  return { name: 'event-bus', ok: false, detail };
 }
 
-async function poolerCheck(deps: Deps): Promise<ReadinessCheck> {
-  const driver = deps.pools.driver;
-  if (!driver) return { name: 'pooler', ok: true, detail: deps.pooler.description };
+async function poolerCheck(pooler: Pooler): Promise<ReadinessCheck> {
+  const driver = pooler.pools.driver;
+  if (!driver) return { name: 'pooler', ok: true, detail: pooler.description };
   try {
     await driver.ping();
   } catch (err) {
     return { name: 'pooler', ok: false, detail: `${driver.kind} unreachable: ${(err as Error).message}` };
   }
   // Reachable is not enough: a pooler whose configuration cannot be written runs an old one.
-  const { error } = deps.pools.configWrite;
+  const { error } = pooler.pools.configWrite;
   if (error) return { name: 'pooler', ok: false, detail: `${driver.kind} reachable, but its configuration cannot be written: ${error}` };
   return { name: 'pooler', ok: true, detail: `${driver.kind} reachable` };
 }

@@ -1,10 +1,19 @@
-import type { Tenant } from '../../generated/prisma/client.js';
-import { tryTenantLock } from '../../platform/locks/locking.js';
-import { recordAuditEvent } from '../audit/audit-log.js';
-import type { Deps } from '../../deps.js';
-import { readInstalledExtensions, recordExtensions } from '../extensions/tenant-extensions.js';
-import { TENANT_COMPONENT } from '../templates/schema-version-ledger.js';
-import { mirrorSchemaVersion, readSchemaVersion, SchemaVersionTableError } from '../tenants/schema-version-record.js';
+import type { Tenant, TenantInventory as InventoryRecord } from '../../generated/prisma/client.js';
+import type { ControlClient } from '../../platform/db/control-client.js';
+import { rowsInOrder } from '../../platform/db/rows-in-order.js';
+import type { DomainEvents } from '../../platform/domain-events.js';
+import type { TenantLocks } from '../../platform/locks/locking.js';
+import type { Logger } from '../../platform/logger.js';
+import { PeriodicTask } from '../../platform/periodic-task.js';
+import { recordAuditEvent } from '../audit/index.js';
+import type { ClusterRegistry } from '../clusters/index.js';
+import { readInstalledExtensions, type TenantExtensions } from '../extensions/index.js';
+import type { SchemaVersionStore, TemplateCatalog } from '../templates/index.js';
+import { databasePresent, presentTables } from './inventory.sql.js';
+import { readSchemaVersion, SchemaVersionTableError, TENANT_COMPONENT } from '../tenants/index.js';
+
+/** What the inventory last recorded for a tenant (table tenant_inventory). */
+export type { InventoryRecord };
 
 export interface InventoryFinding {
   tenantId: string;
@@ -31,10 +40,8 @@ export interface InventoryProgress {
 
 const OP = { actor: 'inventory', correlationId: 'inventory' };
 const PASS_CONCURRENCY = 4;
-
-/** Which of the template's tables exist in `public` (catalog only). */
-const PRESENT_TABLES = `SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-  WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname = ANY($1::pg_catalog.text[])`;
+/** A single check asked for after a change waits this long (changes close together share one look; a busy tenant is retried this often). */
+const SOON_DELAY_MS = 50;
 
 /**
  * Visits every tenant database (bounded concurrency, direct connections, in the background)
@@ -46,100 +53,145 @@ const PRESENT_TABLES = `SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_cata
  * object is ever read as the control plane).
  */
 export class TenantInventory {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<InventoryFinding[]> | undefined;
+  /** The passes over the fleet (`run`, `start`). */
+  private readonly passes: PeriodicTask;
+  /** The single checks asked for by `checkSoon`, SOON_DELAY_MS after the first ask. */
+  private readonly singles: PeriodicTask;
+  private intervalMs = 0;
+  /** How the last pass ended (what `run` returns). */
+  private lastPass: { findings: InventoryFinding[] } | { error: unknown } | undefined;
+  /** Tenants to look at soon; `soonAsked`: a single-check run is already asked for. */
   private readonly soon = new Set<string>();
-  private soonTimer: NodeJS.Timeout | undefined;
+  private soonAsked = false;
   private stopped = false;
+  /** `idle()` callers waiting for tenants to be looked at soon, woken whenever a batch of single checks ends. */
+  private waiters: (() => void)[] = [];
   private readonly state: InventoryProgress = { running: false, total: 0, checked: 0, skipped: 0, startedAt: null, finishedAt: null, passes: 0 };
-  /** Called after each pass (readiness recomputes its cached report). */
-  onPass: (findings: InventoryFinding[]) => Promise<void> = async () => undefined;
-  /** Called after each single tenant's check (readiness refreshes that tenant). */
-  onCheck: (tenantId: string) => Promise<void> = async () => undefined;
 
-  constructor(private readonly deps: Deps) {}
+  constructor(
+    private readonly p: {
+      db: ControlClient;
+      logger: Logger;
+      clusters: ClusterRegistry;
+      catalog: TemplateCatalog;
+      locks: TenantLocks;
+      events: DomainEvents;
+      tenantExtensions: TenantExtensions;
+      schemaVersions: SchemaVersionStore;
+    },
+  ) {
+    this.passes = new PeriodicTask({ name: 'inventory', intervalMs: () => this.intervalMs, logger: p.logger, run: () => this.passOnce() });
+    this.singles = new PeriodicTask({
+      name: 'inventory of single tenants',
+      intervalMs: () => (this.soon.size > 0 ? SOON_DELAY_MS : 0),
+      logger: p.logger,
+      run: () => this.drainSoon(),
+    });
+    // Runs only when asked (checkSoon); started now so that an ask schedules it.
+    this.singles.start();
+    // A change to a tenant's database: take a fresh look at it soon (its records follow what is there).
+    p.events.subscribe('tenant.changed', ({ tenantId, inventory }) => {
+      if (inventory) this.checkSoon(tenantId);
+    });
+  }
 
   progress(): InventoryProgress {
     return { ...this.state };
   }
 
-  /** One pass over the fleet (a second call while one runs joins it). */
-  run(): Promise<InventoryFinding[]> {
-    this.running ??= this.pass().finally(() => (this.running = undefined));
-    return this.running;
+  /** What the inventory recorded for each tenant (null: never looked at), one query for a page, in the order of `tenantIds`. */
+  async byTenantIds(tenantIds: readonly string[]): Promise<(InventoryRecord | null)[]> {
+    const rows = await this.p.db.tenantInventory.findMany({ where: { tenantId: { in: [...tenantIds] } } });
+    return rowsInOrder(tenantIds, rows, (r) => r.tenantId);
   }
 
-  /** A pass now in the background, then one every `intervalMs` (0: none after the first). */
+  /**
+   * One pass over the fleet, started after this call (a pass already under way may have read
+   * the fleet before what the caller just changed: the new one follows it); calls made while
+   * one is waiting share it. Its findings, sorted by slug.
+   */
+  async run(): Promise<InventoryFinding[]> {
+    if (this.stopped) return [];
+    await this.passes.runNow();
+    const last = this.lastPass;
+    if (!last) return [];
+    if ('error' in last) throw last.error;
+    return last.findings;
+  }
+
+  /** A pass now in the background, then one every `intervalMs` after the last ended (0: none after the first). */
   start(intervalMs: number): void {
-    const runLogged = () =>
-      void this.run().catch((err) => {
-        this.deps.logger.error({ err }, 'inventory failed');
-      });
-    runLogged();
-    if (intervalMs > 0) {
-      this.timer = setInterval(runLogged, intervalMs);
-      this.timer.unref();
-    }
+    this.intervalMs = intervalMs;
+    this.passes.start();
   }
 
   /** A look at one tenant soon, in the background (after a change, or on demand); a tenant whose lock is held is retried. */
   checkSoon(tenantId: string): void {
     if (this.stopped) return;
     this.soon.add(tenantId);
+    if (this.soonAsked) return;
+    this.soonAsked = true;
     // Started outside the caller's locks: the look waits for (or skips) a change that holds them.
-    this.soonTimer ??= this.deps.locks.detached(() => setTimeout(() => void this.drainSoon(), 50));
-    this.soonTimer.unref?.();
+    this.p.locks.detached(() => this.singles.reschedule());
   }
 
-  /** Resolves once no pass and no single check is running or queued (tests wait for it before measuring). */
+  /** Resolves once no pass and no single check is running or asked for (tests wait for it before measuring). */
   async idle(): Promise<void> {
-    while (this.running || this.soon.size > 0 || this.draining) {
-      await this.running?.catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 20));
+    for (;;) {
+      // A task's idle() also covers the run asked for behind the one under way.
+      await Promise.all([this.passes.idle(), this.singles.idle()]);
+      if (this.soon.size === 0 || this.stopped) return;
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.timer);
-    clearTimeout(this.soonTimer);
-    await this.running?.catch(() => undefined);
+    await Promise.all([this.passes.stop(), this.singles.stop()]);
+    this.wake();
   }
 
-  private draining = false;
+  private wake(): void {
+    for (const resolve of this.waiters.splice(0)) resolve();
+  }
 
-  private async drainSoon(): Promise<void> {
-    this.draining = true;
+  private async passOnce(): Promise<void> {
     try {
-      await this.drainSoonNow();
-    } finally {
-      this.draining = false;
+      this.lastPass = { findings: await this.pass() };
+    } catch (error) {
+      this.lastPass = { error };
+      throw error;
     }
   }
 
-  private async drainSoonNow(): Promise<void> {
+  private async drainSoon(): Promise<void> {
     const ids = [...this.soon];
     this.soon.clear();
-    this.soonTimer = undefined;
-    const tenants = await this.deps.db.tenant.findMany({ where: { id: { in: ids }, status: { in: ['ACTIVE', 'SUSPENDED'] } } }).catch(() => []);
-    for (const tenant of tenants) {
-      if (this.stopped) return;
-      const result = await this.checkUnlessBusy(tenant).catch((err) => {
-        this.deps.logger.warn({ err, tenant: tenant.slug }, 'inventory of one tenant failed');
-        return null;
-      });
-      if (result && 'busy' in result) this.checkSoon(tenant.id);
+    this.soonAsked = false;
+    if (ids.length === 0) return;
+    try {
+      const tenants = await this.p.db.tenant.findMany({ where: { id: { in: ids }, status: { in: ['ACTIVE', 'SUSPENDED'] } } }).catch(() => []);
+      for (const tenant of tenants) {
+        if (this.stopped) return;
+        const result = await this.checkUnlessBusy(tenant).catch((err) => {
+          this.p.logger.warn({ err, tenant: tenant.slug }, 'inventory of one tenant failed');
+          return null;
+        });
+        if (result && 'busy' in result) this.checkSoon(tenant.id);
+      }
+    } finally {
+      this.wake();
     }
   }
 
   private async checkUnlessBusy(tenant: Tenant): Promise<InventoryFinding | { busy: true }> {
-    const cluster = await this.deps.clusters.get(tenant.clusterId);
+    const cluster = await this.p.clusters.get(tenant.clusterId);
     // A tenant being changed right now (upgrade, provisioning…) is looked at later: half-way through a change is not drift.
-    return tryTenantLock(this.deps, cluster, tenant, () => this.check(tenant));
+    return this.p.locks.tryTenantLock(cluster, tenant, () => this.check(tenant));
   }
 
   private async pass(): Promise<InventoryFinding[]> {
-    const tenants = await this.deps.db.tenant.findMany({ where: { status: { in: ['ACTIVE', 'SUSPENDED'] } }, orderBy: { slug: 'asc' } });
+    const tenants = await this.p.db.tenant.findMany({ where: { status: { in: ['ACTIVE', 'SUSPENDED'] } }, orderBy: { slug: 'asc' } });
     Object.assign(this.state, { running: true, total: tenants.length, checked: 0, skipped: 0, startedAt: new Date(), finishedAt: null });
     const findings: InventoryFinding[] = [];
     const queue = [...tenants];
@@ -152,7 +204,7 @@ export class TenantInventory {
         this.state.checked++;
         if (Date.now() - lastLog > 10_000) {
           lastLog = Date.now();
-          this.deps.logger.info({ checked: this.state.checked, total: this.state.total }, 'inventory in progress');
+          this.p.logger.info({ checked: this.state.checked, total: this.state.total }, 'inventory in progress');
         }
       }
     };
@@ -162,24 +214,25 @@ export class TenantInventory {
       Object.assign(this.state, { running: false, finishedAt: new Date(), passes: this.state.passes + 1 });
     }
     const sorted = findings.sort((a, b) => a.slug.localeCompare(b.slug));
-    await this.onPass(sorted).catch((err) => this.deps.logger.warn({ err }, 'readiness refresh after the inventory failed'));
+    // Readiness rebuilds every tenant's health from these records before the pass counts as done.
+    await this.p.events.publish('inventory.checked', { tenantId: null });
     return sorted;
   }
 
   /** Looks at one tenant database and records what it found (the caller holds the tenant's lock). */
   async check(tenant: Tenant): Promise<InventoryFinding> {
-    const { deps } = this;
+    const { db, logger, clusters, catalog } = this.p;
     const finding = emptyFinding(tenant);
     try {
-      const cluster = await deps.clusters.get(tenant.clusterId);
-      const present = await cluster.query(`SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1`, [tenant.databaseName]);
+      const cluster = await clusters.get(tenant.clusterId);
+      const present = await cluster.query(databasePresent, [tenant.databaseName]);
       if (!present.rowCount) {
         finding.databasePresent = false;
         finding.drift.push(`database ${tenant.databaseName} is missing`);
       } else {
         const seen = await cluster.withDatabase(tenant.databaseName, async (client) => {
-          const required = deps.catalog.resolve(tenant.templateName, tenant.templateVersion)?.tables ?? [];
-          const { rows: tables } = await client.query<{ relname: string }>(PRESENT_TABLES, [required]);
+          const required = catalog.resolve(tenant.templateName, tenant.templateVersion)?.tables ?? [];
+          const { rows: tables } = await client.query<{ relname: string }>(presentTables, [required]);
           const missingTables = required.filter((t) => !tables.some((r) => r.relname === t));
           const live = await readSchemaVersion(client).catch((err) => {
             if (err instanceof SchemaVersionTableError) return err;
@@ -192,37 +245,38 @@ export class TenantInventory {
           finding.missingTables.push('__SchemaVersion');
           finding.drift.push(seen.live.message);
         } else {
-          const recorded = await deps.db.tenantSchemaVersion.findUnique({ where: { tenantId_component: { tenantId: tenant.id, component: TENANT_COMPONENT } } });
+          const recorded = await db.tenantSchemaVersion.findUnique({ where: { tenantId_component: { tenantId: tenant.id, component: TENANT_COMPONENT } } });
           if (seen.live && seen.live.version !== recorded?.version) {
             finding.drift.push(`schema version is ${seen.live.version}, recorded ${recorded?.version ?? 'nothing'}`);
-            await mirrorSchemaVersion(deps.db, tenant.id, seen.live);
+            await this.p.schemaVersions.mirrorSchemaVersion(tenant.id, seen.live);
           } else if (!seen.live) {
             finding.drift.push('no schema version in __SchemaVersion');
           }
         }
-        const known = new Map((await deps.db.tenantExtension.findMany({ where: { tenantId: tenant.id } })).map((e) => [e.name, e.version]));
+        const known = new Map((await db.tenantExtension.findMany({ where: { tenantId: tenant.id } })).map((e) => [e.name, e.version]));
         for (const [name, version] of seen.installed) {
           if (!known.has(name)) finding.drift.push(`extension ${name} ${version} is installed, not recorded`);
           else if (known.get(name) !== version) finding.drift.push(`extension ${name} is at ${version}, recorded ${known.get(name)}`);
         }
         for (const [name, version] of known) if (!seen.installed.has(name)) finding.drift.push(`extension ${name} ${version} is recorded, not installed`);
-        if (finding.drift.some((d) => d.startsWith('extension'))) await recordExtensions(deps.db, tenant.id, seen.installed);
+        if (finding.drift.some((d) => d.startsWith('extension'))) await this.p.tenantExtensions.recordExtensions(tenant.id, seen.installed);
       }
     } catch (err) {
       finding.error = (err as Error).message.slice(0, 500);
     }
 
     const record = { checkedAt: new Date(), databasePresent: finding.databasePresent, missingTables: finding.missingTables, drift: finding.drift, error: finding.error };
-    await deps.db.$transaction(async (tx) => {
+    await db.$transaction(async (tx) => {
       const previous = await tx.tenantInventory.findUnique({ where: { tenantId: tenant.id } });
       await tx.tenantInventory.upsert({ where: { tenantId: tenant.id }, create: { tenantId: tenant.id, ...record }, update: record });
       const news = finding.drift.length > 0 || (finding.missingTables.length > 0 && JSON.stringify(previous?.missingTables) !== JSON.stringify(finding.missingTables));
       if (news) {
         await recordAuditEvent(tx, OP, { category: 'inventory', action: 'tenant.drift.detected', tenant, subject: tenant.databaseName, metadata: { drift: finding.drift, missingTables: finding.missingTables } });
-        deps.logger.warn({ tenant: tenant.slug, drift: finding.drift, missingTables: finding.missingTables }, 'tenant drift detected');
+        logger.warn({ tenant: tenant.slug, drift: finding.drift, missingTables: finding.missingTables }, 'tenant drift detected');
       }
     });
-    if (!this.state.running) await this.onCheck(tenant.id).catch(() => undefined);
+    // Outside a pass (which tells readiness once, at its end): readiness follows this tenant now.
+    if (!this.state.running) await this.p.events.publish('inventory.checked', { tenantId: tenant.id });
     return finding;
   }
 }

@@ -1,8 +1,9 @@
 import { LRUCache } from 'lru-cache';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { ControlClient } from '../../platform/db/control-client.js';
+import type { Failpoints } from '../../platform/failpoints.js';
 import type { Logger } from '../../platform/logger.js';
-import { recordAuditEvent } from '../audit/audit-log.js';
+import { recordAuditEvent } from '../audit/index.js';
 import type { EventBus } from '../../platform/events/event-bus.js';
 import { findKeyRecord, hashApiKey, judgeKey, type KeyRecord } from './api-keys.js';
 import type { Viewer } from '../../platform/viewer.js';
@@ -66,8 +67,8 @@ export class ApiKeyAuthenticator {
       cacheMs: number;
       failureLimit: number;
       failureWindowMs: number;
-      /** Test seam: runs before each authentication. */
-      beforeAuthenticate?: () => void | Promise<void>;
+      /** `auth.before` is hit before each authentication (a test makes it throw to see what a caller gets). */
+      failpoints: Failpoints;
     },
   ) {
     this.cache =
@@ -102,7 +103,7 @@ export class ApiKeyAuthenticator {
   }
 
   async authenticate(c: Credentials): Promise<Identity> {
-    await this.p.beforeAuthenticate?.();
+    await this.p.failpoints.hit('auth.before');
     if (!c.authorization) return { viewer: null, authFailure: 'MISSING' };
     // GraphiQL's starter header sent unchanged ("Bearer <paste your admin key>"): guidance, not an attempt.
     if (PLACEHOLDER.test(c.authorization)) return { viewer: null, authFailure: 'PLACEHOLDER' };

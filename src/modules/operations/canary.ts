@@ -27,9 +27,8 @@ export function validateCanaryChoice(
   const picked = [...new Set(input.canary ?? [])];
   const excluded = [...new Set(input.exclude ?? [])];
   const known = new Map(tenants.map((t) => [t.slug, t]));
-  const unknown = (slugs: string[]) => slugs.filter((s) => !known.has(s));
   for (const [field, slugs] of [['canary', picked], ['exclude', excluded]] as const) {
-    const missing = unknown(slugs);
+    const missing = slugs.filter((s) => !known.has(s));
     if (missing.length) throw new UserError('INVALID_INPUT', `not among the tenants this operation would run on (ACTIVE, of its template): ${missing.join(', ')}`, field);
   }
   const both = picked.filter((s) => excluded.includes(s));

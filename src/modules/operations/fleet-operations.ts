@@ -1,22 +1,27 @@
 import { v7 as uuidv7 } from 'uuid';
-import pg from 'pg';
-import type { Operation, OperationItem } from '../../generated/prisma/client.js';
-import type { OperationKind } from '../../generated/prisma/enums.js';
-import { TENANT_COMPONENT } from '../tenants/schema-version-record.js';
-import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
-import type { Deps } from '../../deps.js';
-import { UserError } from '../../platform/errors.js';
-import { updateTenantExtensions } from '../extensions/tenant-extensions.js';
-import { DEFAULT_TEMPLATE } from '../templates/template-catalog.js';
-import { defaultTarget, upgradeTenantSchema } from '../templates/upgrade-tenant-schema.js';
-import { extensionReport } from '../extensions/extension-status.js';
-import { policyOf } from '../extensions/tenant-extensions.js';
-import { availableExtensions } from '../extensions/extensions.sql.js';
-import { secureTenant } from '../tenants/secure-tenant.js';
-import { runOrder, validateCanaryChoice } from './canary.js';
-import { failureCauseOf, type FailureCause } from './failure-cause.js';
-import { withTenant } from '../tenants/tenant-access.js';
 import semver from 'semver';
+import type { Operation, OperationItem, Prisma } from '../../generated/prisma/client.js';
+import { OperationItemStatus, OperationKind } from '../../generated/prisma/enums.js';
+import type { ControlClient } from '../../platform/db/control-client.js';
+import { rowsGrouped, rowsInOrder } from '../../platform/db/rows-in-order.js';
+import { withCatalogSession } from '../../platform/db/session-settings.js';
+import { UserError } from '../../platform/errors.js';
+import type { EventBus } from '../../platform/events/event-bus.js';
+import type { Failpoints } from '../../platform/failpoints.js';
+import { operationLockKey } from '../../platform/locks/lock-names.js';
+import type { TenantLocks } from '../../platform/locks/locking.js';
+import type { Logger } from '../../platform/logger.js';
+import { PeriodicTask } from '../../platform/periodic-task.js';
+import { recordAuditEvent, type OperationContext } from '../audit/index.js';
+import type { ClusterRegistry } from '../clusters/index.js';
+import { availableExtensions, extensionReport, type TenantExtensions } from '../extensions/index.js';
+import { DEFAULT_TEMPLATE, defaultTarget, failureCauseOf, type FailureCause, type SchemaUpgrades, type TemplateCatalog } from '../templates/index.js';
+import { TENANT_COMPONENT, type TenantAccess, type TenantSecurity } from '../tenants/index.js';
+import { runOrder, validateCanaryChoice } from './canary.js';
+
+export type { Operation, OperationItem };
+/** Prisma's enums, for the GraphQL enum types and callers naming a kind or status. */
+export { OperationItemStatus, OperationKind };
 
 export interface StartFleetOperationInput {
   kind: OperationKind;
@@ -42,6 +47,13 @@ export interface OperationParams {
   exclude?: string[];
 }
 
+/** A page of per-tenant results: these statuses (null or empty: all), the first `first` after `afterPosition`. */
+interface OperationResultsPage {
+  statuses: readonly OperationItemStatus[] | null;
+  first: number;
+  afterPosition: number | null;
+}
+
 const MAX_CONCURRENCY = 16;
 
 /**
@@ -54,18 +66,73 @@ const MAX_CONCURRENCY = 16;
 export class FleetOperations {
   private readonly running = new Map<string, Promise<void>>();
   private stopping = false;
-  private timer: NodeJS.Timeout | undefined;
+  private resumer: PeriodicTask | undefined;
 
   constructor(
-    private readonly deps: Deps,
-    private readonly controlUrl: string,
+    private readonly p: {
+      db: ControlClient;
+      logger: Logger;
+      /** The control database's URL: each running operation holds its advisory lock on a session of its own. */
+      controlUrl: string;
+      clusters: ClusterRegistry;
+      catalog: TemplateCatalog;
+      locks: TenantLocks;
+      failpoints: Failpoints;
+      /** Progress goes out on the bus (the operation subscription, on every replica). */
+      events: EventBus;
+      access: TenantAccess;
+      upgrades: SchemaUpgrades;
+      tenantExtensions: TenantExtensions;
+      security: TenantSecurity;
+    },
   ) {}
 
+  /** Operations by id (one query), in the order of `ids`. */
+  async byIds(ids: readonly string[]): Promise<(Operation | null)[]> {
+    const rows = await this.p.db.operation.findMany({ where: { id: { in: [...ids] } } });
+    return rowsInOrder(ids, rows, (r) => r.id);
+  }
+
+  /** A page of operations, newest first (ids are UUIDv7: their order is their creation order); `after`/`before` are ids. */
+  list(page: { after?: string | null; before?: string | null; limit: number; inverted: boolean }): Promise<Operation[]> {
+    return this.p.db.operation.findMany({
+      where: { AND: [page.after ? { id: { lt: page.after } } : {}, page.before ? { id: { gt: page.before } } : {}] },
+      orderBy: { id: page.inverted ? 'asc' : 'desc' },
+      take: page.limit,
+    });
+  }
+
+  /**
+   * A page of each operation's per-tenant results, in run order: at most `first` per operation
+   * after `afterPosition`, with the given statuses. One query for a whole page of operations (a
+   * window over operation_items, served by its (operation_id, position) index).
+   */
+  async resultsByIds(operationIds: readonly string[], page: OperationResultsPage): Promise<OperationItem[][]> {
+    if (page.first <= 0 || operationIds.length === 0) return operationIds.map(() => []);
+    const statuses = page.statuses?.length ? [...page.statuses] : Object.values(OperationItemStatus);
+    const rows = await this.p.db.$queryRaw<OperationItem[]>`
+      SELECT operation_id::text AS "operationId", tenant_id::text AS "tenantId", tenant_slug AS "tenantSlug", position, status::text AS status,
+             message, from_version AS "fromVersion", to_version AS "toVersion", started_at AS "startedAt", finished_at AS "finishedAt",
+             canary, failure_cause::text AS "failureCause"
+      FROM (SELECT i.*, row_number() OVER (PARTITION BY i.operation_id ORDER BY i.position) AS n
+            FROM operation_items i
+            WHERE i.operation_id = ANY(${[...operationIds]}::uuid[]) AND i.position > ${page.afterPosition ?? -1}
+              AND i.status::text = ANY(${statuses}::text[])) ranked
+      WHERE n <= ${page.first}
+      ORDER BY position`;
+    return rowsGrouped(operationIds, rows, (r) => r.operationId);
+  }
+
+  /** Progress of one operation as it is published (after every tenant, and when it starts and finishes), from any replica. */
+  progress(operationId: string): AsyncIterable<unknown> {
+    return this.p.events.operation(operationId);
+  }
+
   async start(op: OperationContext, input: StartFleetOperationInput): Promise<Operation> {
-    const { deps } = this;
+    const { db, catalog } = this.p;
     const template = input.template ?? DEFAULT_TEMPLATE;
-    if (!deps.catalog.get(template)) throw new UserError('TEMPLATE_NOT_FOUND', `no template named ${template}`, 'template');
-    if (input.targetVersion && !deps.catalog.resolve(template, input.targetVersion)) {
+    if (!catalog.get(template)) throw new UserError('TEMPLATE_NOT_FOUND', `no template named ${template}`, 'template');
+    if (input.targetVersion && !catalog.resolve(template, input.targetVersion)) {
       throw new UserError('TEMPLATE_NOT_FOUND', `template ${template} has no version ${input.targetVersion}`, 'targetVersion');
     }
     const concurrency = input.concurrency ?? 4;
@@ -74,30 +141,21 @@ export class FleetOperations {
     }
     if (input.canarySize != null && (!Number.isInteger(input.canarySize) || input.canarySize < 0)) throw new UserError('INVALID_INPUT', 'canarySize must be 0 or more', 'canarySize');
 
-    const candidates =
-      input.kind === 'SECURE_TENANTS'
-        ? await deps.db.tenant.findMany({ where: { status: { in: ['ACTIVE', 'SUSPENDED'] }, securedAt: null }, orderBy: { slug: 'asc' }, select: { id: true, slug: true, templateVersion: true } })
-        : await deps.db.tenant.findMany({ where: { status: 'ACTIVE', templateName: template }, orderBy: { slug: 'asc' }, select: { id: true, slug: true, templateVersion: true } });
+    const where: Prisma.TenantWhereInput =
+      input.kind === 'SECURE_TENANTS' ? { status: { in: ['ACTIVE', 'SUSPENDED'] }, securedAt: null } : { status: 'ACTIVE', templateName: template };
+    const candidates = await db.tenant.findMany({ where, orderBy: { slug: 'asc' }, select: { id: true, slug: true, templateVersion: true } });
     // Tenants the records show at the target already are done before anything is opened.
-    const settled = await alreadyDone(deps, input.kind, template, input.targetVersion ?? null, candidates.map((t) => t.id));
+    const settled = await this.alreadyDone(input.kind, template, input.targetVersion ?? null, candidates.map((t) => t.id));
     const settledIds = new Set(settled.keys());
     const choice = validateCanaryChoice(input, candidates, settledIds);
-    const tenants = await runOrder(deps.db, input.kind, candidates, choice, settledIds);
+    const tenants = await runOrder(db, input.kind, candidates, choice, settledIds);
     const settledHere = tenants.filter((t) => settledIds.has(t.id)).length;
     const canarySize = Math.min(input.canarySize ?? (choice.picked.length || 3), tenants.length - settledHere);
     const params: OperationParams = { template, targetVersion: input.targetVersion ?? null, canary: choice.picked, exclude: choice.excluded };
     const id = uuidv7();
-    const operation = await deps.db.$transaction(async (tx) => {
+    const operation = await db.$transaction(async (tx) => {
       const created = await tx.operation.create({
-        data: {
-          id,
-          kind: input.kind,
-          params: { ...params },
-          total: tenants.length,
-          canarySize,
-          concurrency,
-          createdBy: op.actor,
-        },
+        data: { id, kind: input.kind, params: { ...params }, total: tenants.length, canarySize, concurrency, createdBy: op.actor },
       });
       const now = new Date();
       await tx.operationItem.createMany({
@@ -127,67 +185,69 @@ export class FleetOperations {
    * securing operation is under way, one is started (audited like any other).
    */
   async secureLegacyTenants(): Promise<Operation | null> {
-    const legacy = await this.deps.db.tenant.count({ where: { status: { in: ['ACTIVE', 'SUSPENDED'] }, securedAt: null } });
+    const legacy = await this.p.db.tenant.count({ where: { status: { in: ['ACTIVE', 'SUSPENDED'] }, securedAt: null } });
     if (legacy === 0) return null;
-    const open = await this.deps.db.operation.findFirst({ where: { kind: 'SECURE_TENANTS', status: { in: ['PENDING', 'RUNNING'] } } });
+    const open = await this.p.db.operation.findFirst({ where: { kind: 'SECURE_TENANTS', status: { in: ['PENDING', 'RUNNING'] } } });
     if (open) return null;
-    this.deps.logger.info({ tenants: legacy }, 'securing tenants provisioned before Tenantry owned tenant databases');
+    this.p.logger.info({ tenants: legacy }, 'securing tenants provisioned before Tenantry owned tenant databases');
     return this.start({ actor: 'system', correlationId: 'startup' }, { kind: 'SECURE_TENANTS', concurrency: 4, canarySize: 0 });
   }
 
   /** Picks up operations nobody is running (left by a stopped server), now and every `intervalMs`. */
   resumeUnfinished(intervalMs: number): void {
-    const check = async () => {
-      const open = await this.deps.db.operation.findMany({ where: { status: { in: ['PENDING', 'RUNNING'] } }, select: { id: true } });
-      for (const { id } of open) this.launch(id);
-    };
-    void check().catch((err) => this.deps.logger.error({ err }, 'resuming operations failed'));
-    this.timer = setInterval(() => void check().catch((err) => this.deps.logger.error({ err }, 'resuming operations failed')), intervalMs);
-    this.timer.unref();
+    if (this.resumer || this.stopping) return;
+    this.resumer = new PeriodicTask({
+      name: 'operation resume',
+      intervalMs,
+      logger: this.p.logger,
+      run: async () => {
+        try {
+          const open = await this.p.db.operation.findMany({ where: { status: { in: ['PENDING', 'RUNNING'] } }, select: { id: true } });
+          for (const { id } of open) this.launch(id);
+        } catch (err) {
+          this.p.logger.error({ err }, 'resuming operations failed');
+        }
+      },
+    });
+    this.resumer.start();
   }
 
   /** Stops taking new tenants, lets the ones in flight finish, and lets go of the operations (another server may resume them). */
   async stop(): Promise<void> {
     this.stopping = true;
-    clearInterval(this.timer);
+    await this.resumer?.stop();
     await Promise.allSettled([...this.running.values()]);
   }
 
   private launch(id: string): void {
     if (this.running.has(id) || this.stopping) return;
     // Outlives the request that started it: never inside that request's locks.
-    const run = this.deps.locks.detached(() => this.run(id))
-      .catch((err) => this.deps.logger.error({ err, operation: id }, 'operation failed'))
+    const run = this.p.locks
+      .detached(() => this.run(id))
+      .catch((err) => this.p.logger.error({ err, operation: id }, 'operation failed'))
       .finally(() => this.running.delete(id));
     this.running.set(id, run);
   }
 
   private async run(id: string): Promise<void> {
-    const { deps } = this;
+    const { db, logger, events } = this.p;
     // The operation's lock lives as long as this session: a server that dies lets go of it.
-    const lock = new pg.Client({ connectionString: this.controlUrl, application_name: 'tenantry-operation' });
-    lock.on('error', () => undefined);
-    await lock.connect();
-    try {
-      const { rows } = await lock.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [`tenantry:operation:${id}`]);
+    await withCatalogSession(this.p.controlUrl, { applicationName: 'tenantry-operation' }, async (lock) => {
+      const { rows } = await lock.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [operationLockKey(id)]);
       if (!rows[0]?.ok) return; // another server runs it
-      let operation = await deps.db.operation.findUniqueOrThrow({ where: { id } });
+      let operation = await db.operation.findUniqueOrThrow({ where: { id } });
       if (operation.status !== 'PENDING' && operation.status !== 'RUNNING') return;
       // Items that were in flight when a server stopped are run again: every step is idempotent.
-      await deps.db.operationItem.updateMany({ where: { operationId: id, status: 'RUNNING' }, data: { status: 'PENDING', startedAt: null } });
-      operation = await deps.db.operation.update({ where: { id }, data: { status: 'RUNNING', startedAt: operation.startedAt ?? new Date() } });
-      deps.logger.info({ operation: id, kind: operation.kind }, 'running operation');
-      this.deps.events.publishOperation(id);
-
-      const pending = () => deps.db.operationItem.findMany({ where: { operationId: id, status: 'PENDING' }, orderBy: { position: 'asc' } });
+      await db.operationItem.updateMany({ where: { operationId: id, status: 'RUNNING' }, data: { status: 'PENDING', startedAt: null } });
+      operation = await db.operation.update({ where: { id }, data: { status: 'RUNNING', startedAt: operation.startedAt ?? new Date() } });
+      logger.info({ operation: id, kind: operation.kind }, 'running operation');
+      events.publishOperation(id);
       if (!(await this.runCanaries(operation))) return;
-      await this.runItems(operation, await pending());
+      await this.runItems(operation, await db.operationItem.findMany({ where: { operationId: id, status: 'PENDING' }, orderBy: { position: 'asc' } }));
       if (this.stopping) return;
-      const failed = await deps.db.operationItem.count({ where: { operationId: id, status: 'FAILED' } });
+      const failed = await db.operationItem.count({ where: { operationId: id, status: 'FAILED' } });
       await this.finish(id, failed > 0 ? 'COMPLETED_WITH_ERRORS' : 'SUCCEEDED', null);
-    } finally {
-      await lock.end().catch(() => undefined);
-    }
+    });
   }
 
   /**
@@ -198,7 +258,7 @@ export class FleetOperations {
    * not run (stopped, or stopping).
    */
   private async runCanaries(operation: Operation): Promise<boolean> {
-    const { db } = this.deps;
+    const { db } = this.p;
     const id = operation.id;
     for (;;) {
       if (this.stopping) return false;
@@ -212,10 +272,10 @@ export class FleetOperations {
       // Replacing canaries has a bound: a step broken in a way that looks like each tenant's own
       // doing (an object it creates that the template already made, say) must not run through
       // the whole fleet as an endless canary phase.
-      const ownFailures = canaries.filter((c) => c.status === 'FAILED').length;
-      if (ownFailures > Math.max(operation.canarySize, 1)) {
+      const ownFailures = canaries.filter((c) => c.status === 'FAILED');
+      if (ownFailures.length > Math.max(operation.canarySize, 1)) {
         await db.operationItem.updateMany({ where: { operationId: id, status: 'PENDING' }, data: { status: 'SKIPPED', message: 'not run: too many canaries failed' } });
-        await this.finish(id, 'FAILED', `${ownFailures} canaries failed, each for what looks like its own objects (${canaries.filter((c) => c.status === 'FAILED').map((c) => c.tenantSlug).join(', ')}); so many suggest the step itself, so the rest was not run`);
+        await this.finish(id, 'FAILED', `${ownFailures.length} canaries failed, each for what looks like its own objects (${ownFailures.map((c) => c.tenantSlug).join(', ')}); so many suggest the step itself, so the rest was not run`);
         return false;
       }
       const waiting = canaries.filter((c) => c.status === 'PENDING');
@@ -241,23 +301,26 @@ export class FleetOperations {
   }
 
   private async runItem(operation: Operation, item: OperationItem): Promise<void> {
-    const { deps } = this;
-    await deps.db.operationItem.update({ where: { operationId_tenantId: { operationId: operation.id, tenantId: item.tenantId } }, data: { status: 'RUNNING', startedAt: new Date() } });
+    const { db, logger, events } = this.p;
+    const where = { operationId_tenantId: { operationId: operation.id, tenantId: item.tenantId } };
+    await db.operationItem.update({ where, data: { status: 'RUNNING', startedAt: new Date() } });
     const op: OperationContext = { actor: `operation ${operation.id}`, correlationId: operation.id };
     const params = operation.params as unknown as OperationParams;
     let outcome: { status: 'SUCCEEDED' | 'FAILED'; message: string | null; failureCause?: FailureCause; fromVersion?: string; toVersion?: string };
     try {
-      await deps.hooks.beforeOperationItem?.(operation.kind, item.tenantSlug);
+      await this.p.failpoints.hit('operation.item', { tenantSlug: item.tenantSlug, detail: operation.kind });
       if (operation.kind === 'UPGRADE_SCHEMAS') {
-        const r = await upgradeTenantSchema(deps, op, { slug: item.tenantSlug, targetVersion: params.targetVersion });
+        const r = await this.p.upgrades.upgradeTenantSchema(op, { slug: item.tenantSlug, targetVersion: params.targetVersion });
         outcome = r.failed
           ? { status: 'FAILED', message: `step ${r.failed.version} failed: ${r.failed.message}`, failureCause: r.failed.cause, fromVersion: r.fromVersion, toVersion: r.toVersion }
           : { status: 'SUCCEEDED', message: r.applied.length ? `applied ${r.applied.join(', ')}` : 'already at the target', fromVersion: r.fromVersion, toVersion: r.toVersion };
       } else if (operation.kind === 'SECURE_TENANTS') {
-        const changes = await secureTenantNamed(deps, op, item.tenantSlug);
+        const changes = await this.p.access.withTenant(item.tenantSlug, () => true, async (tenant, cluster) =>
+          tenant.securedAt ? [] : this.p.security.secureTenant(op, cluster, tenant),
+        );
         outcome = { status: 'SUCCEEDED', message: changes.length ? changes.join('; ') : 'already secured' };
       } else {
-        const r = await updateTenantExtensions(deps, op, { slug: item.tenantSlug });
+        const r = await this.p.tenantExtensions.updateTenantExtensions(op, { slug: item.tenantSlug });
         const unavailable = r.after.filter((e) => e.status === 'UNAVAILABLE').map((e) => e.name);
         const done = r.changes.length ? r.changes.join('; ') : 'nothing to do';
         if (unavailable.length) outcome = { status: 'FAILED', message: `unavailable on the server: ${unavailable.join(', ')}`, failureCause: 'STEP' };
@@ -265,68 +328,60 @@ export class FleetOperations {
         else outcome = { status: 'SUCCEEDED', message: done };
       }
     } catch (err) {
-      if (!(err instanceof UserError)) deps.logger.error({ err, operation: operation.id, tenant: item.tenantSlug }, 'operation item failed');
+      if (!(err instanceof UserError)) logger.error({ err, operation: operation.id, tenant: item.tenantSlug }, 'operation item failed');
       outcome = { status: 'FAILED', message: (err as Error).message.slice(0, 500), failureCause: failureCauseOf(err) };
     }
-    await deps.db.$transaction([
-      deps.db.operationItem.update({
-        where: { operationId_tenantId: { operationId: operation.id, tenantId: item.tenantId } },
-        data: { ...outcome, finishedAt: new Date() },
-      }),
-      deps.db.operation.update({ where: { id: operation.id }, data: { done: { increment: 1 }, ...(outcome.status === 'FAILED' ? { failed: { increment: 1 } } : {}) } }),
+    await db.$transaction([
+      db.operationItem.update({ where, data: { ...outcome, finishedAt: new Date() } }),
+      db.operation.update({ where: { id: operation.id }, data: { done: { increment: 1 }, ...(outcome.status === 'FAILED' ? { failed: { increment: 1 } } : {}) } }),
     ]);
-    deps.events.publishOperation(operation.id);
+    events.publishOperation(operation.id);
   }
 
   private async finish(id: string, status: 'SUCCEEDED' | 'COMPLETED_WITH_ERRORS' | 'FAILED', error: string | null): Promise<void> {
-    const operation = await this.deps.db.operation.update({ where: { id }, data: { status, error, finishedAt: new Date() } });
-    await recordAuditEvent(this.deps.db, { actor: `operation ${id}`, correlationId: id }, {
+    const operation = await this.p.db.operation.update({ where: { id }, data: { status, error, finishedAt: new Date() } });
+    await recordAuditEvent(this.p.db, { actor: `operation ${id}`, correlationId: id }, {
       category: 'operation',
       action: 'operation.finished',
       subject: id,
       metadata: { kind: operation.kind, status, total: operation.total, done: operation.done, failed: operation.failed, error },
     });
-    this.deps.events.publishOperation(id);
+    this.p.events.publishOperation(id);
   }
-}
 
-/** Secures one tenant by slug, under its lock (the securing operation's step). */
-async function secureTenantNamed(deps: Deps, op: OperationContext, slug: string): Promise<string[]> {
-  return withTenant(deps, slug, () => true, async (tenant, cluster) => (tenant.securedAt ? [] : secureTenant(deps, op, cluster, tenant)));
-}
-
-/**
- * The tenants whose recorded state (schema version, installed extensions) shows the
- * operation has nothing to do for them, with the message their item gets: a fleet
- * already at the target costs a few control-database queries, not a connection per tenant.
- * A tenant not yet secured is never skipped (its step secures it first).
- */
-async function alreadyDone(deps: Deps, kind: OperationKind, template: string, targetVersion: string | null, tenantIds: string[]): Promise<Map<string, string>> {
-  const done = new Map<string, string>();
-  if (kind === 'SECURE_TENANTS' || tenantIds.length === 0) return done;
-  const tenants = await deps.db.tenant.findMany({
-    where: { id: { in: tenantIds }, securedAt: { not: null } },
-    select: { id: true, clusterId: true, templateName: true, templateVersion: true, schemaVersions: { select: { component: true, version: true } }, extensions: { select: { name: true, version: true } } },
-  });
-  const versions = deps.catalog.get(template)?.versions ?? [];
-  if (kind === 'UPGRADE_SCHEMAS') {
+  /**
+   * The tenants whose recorded state (schema version, installed extensions) shows the
+   * operation has nothing to do for them, with the message their item gets: a fleet
+   * already at the target costs a few control-database queries, not a connection per tenant.
+   * A tenant not yet secured is never skipped (its step secures it first).
+   */
+  private async alreadyDone(kind: OperationKind, template: string, targetVersion: string | null, tenantIds: string[]): Promise<Map<string, string>> {
+    const done = new Map<string, string>();
+    if (kind === 'SECURE_TENANTS' || tenantIds.length === 0) return done;
+    const tenants = await this.p.db.tenant.findMany({
+      where: { id: { in: tenantIds }, securedAt: { not: null } },
+      select: { id: true, clusterId: true, templateName: true, templateVersion: true, schemaVersions: { select: { component: true, version: true } }, extensions: { select: { name: true, version: true } } },
+    });
+    const versions = this.p.catalog.get(template)?.versions ?? [];
+    if (kind === 'UPGRADE_SCHEMAS') {
+      for (const t of tenants) {
+        const recorded = t.schemaVersions.find((v) => v.component === TENANT_COMPONENT)?.version;
+        if (!recorded || !semver.valid(recorded)) continue;
+        const target = targetVersion ?? defaultTarget(versions, recorded)?.version;
+        if (target && semver.gte(recorded, target)) done.set(t.id, 'already at the target');
+      }
+      return done;
+    }
+    const offeredByCluster = new Map<string, Map<string, string[]>>();
+    for (const clusterId of new Set(tenants.map((t) => t.clusterId))) {
+      const cluster = await this.p.clusters.get(clusterId);
+      const { rows } = await cluster.query<{ name: string; versions: string[] }>(availableExtensions);
+      offeredByCluster.set(clusterId, new Map(rows.map((r) => [r.name, r.versions])));
+    }
     for (const t of tenants) {
-      const recorded = t.schemaVersions.find((v) => v.component === TENANT_COMPONENT)?.version;
-      if (!recorded || !semver.valid(recorded)) continue;
-      const target = targetVersion ?? defaultTarget(versions, recorded)?.version;
-      if (target && semver.gte(recorded, target)) done.set(t.id, 'already at the target');
+      const report = extensionReport(this.p.tenantExtensions.policyOf(t), new Map(t.extensions.map((e) => [e.name, e.version])), offeredByCluster.get(t.clusterId)!);
+      if (report.every((e) => e.status === 'OK')) done.set(t.id, 'nothing to do');
     }
     return done;
   }
-  const offeredByCluster = new Map<string, Map<string, string[]>>();
-  for (const clusterId of new Set(tenants.map((t) => t.clusterId))) {
-    const cluster = await deps.clusters.get(clusterId);
-    const { rows } = await cluster.query<{ name: string; versions: string[] }>(availableExtensions);
-    offeredByCluster.set(clusterId, new Map(rows.map((r) => [r.name, r.versions])));
-  }
-  for (const t of tenants) {
-    const report = extensionReport(policyOf(deps, t), new Map(t.extensions.map((e) => [e.name, e.version])), offeredByCluster.get(t.clusterId)!);
-    if (report.every((e) => e.status === 'OK')) done.set(t.id, 'nothing to do');
-  }
-  return done;
 }

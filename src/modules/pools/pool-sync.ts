@@ -1,15 +1,21 @@
 import { EventEmitter } from 'node:events';
 import type { ClusterAdmin } from '../../platform/db/cluster-admin.js';
 import type { ControlClient } from '../../platform/db/control-client.js';
-import type { Prisma } from '../../generated/prisma/client.js';
+import { rowsInOrder } from '../../platform/db/rows-in-order.js';
+import type { DomainEvents } from '../../platform/domain-events.js';
+import type { TenantLocks } from '../../platform/locks/locking.js';
 import type { Logger } from '../../platform/logger.js';
+import { PeriodicTask } from '../../platform/periodic-task.js';
+import type { Pool, Prisma } from '../../generated/prisma/client.js';
+import { recordAuditEvent, type OperationContext } from '../audit/index.js';
+import type { PgBouncerDriver } from './pgbouncer/pgbouncer-driver.js';
 import type { PoolerStatus } from './pgbouncer/pgbouncer-process.js';
 import type { PoolerAuth, Queryable } from './pgbouncer/pooler-auth.js';
 import { comparePools, type PoolDrift } from './pool-drift.js';
-import { PoolerConfigError, PoolerFilesError, PoolerUnavailableError, type ObservedPool, type PoolerDriver, type PoolMode, type PoolSpec } from './pooler-driver.js';
-import { OneAtATime } from './pooler-plumbing.js';
+import { desiredPools } from './pools.sql.js';
+import { PoolerConfigError, PoolerFilesError, PoolerUnavailableError, type ObservedPool, type PoolMode, type PoolSpec } from './pooler-driver.js';
 
-export type { PoolDrift };
+export type { Pool, PoolDrift };
 
 export type SyncOutcome = 'IN_SYNC' | 'PENDING' | 'ERROR';
 
@@ -21,7 +27,6 @@ export interface SyncResult {
 
 export interface ReconcileReport {
   pooler: string;
-  /** Whether the pooler answered. */
   reachable: boolean;
   found: PoolDrift;
   outcome: SyncOutcome;
@@ -33,10 +38,23 @@ export interface ReconcileReport {
 export type PoolerHealth = Omit<PoolerStatus, 'state'> & { state: PoolerStatus['state'] | 'none' | 'external' };
 
 export interface PoolSyncOptions {
+  db: ControlClient;
+  /** The pooler's driver; null without a pooler (POOLER=none): then every request is IN_SYNC at once. */
+  driver: PgBouncerDriver | null;
+  mode: PoolMode;
+  logger: Logger;
   /** The pooler's process, when Tenantry runs it: a pooler known to be down makes every pool ERROR. */
   status?: () => PoolerStatus;
   /** auth_query set-up, and the cluster the pooler fronts (PgBouncer). */
   auth?: { auth: PoolerAuth; cluster: ClusterAdmin };
+  /**
+   * The service's domain events: 'pooler.writable' is published when whether the pooler's
+   * configuration can be written changes (readiness follows it), and with `locks` a committed
+   * change whose pool must follow ('tenant.changed' with `pool`) is applied.
+   */
+  events?: DomainEvents;
+  /** The apply after a change outlives the request that made it: it runs outside the request's locks. */
+  locks?: TenantLocks;
 }
 
 interface Desired {
@@ -64,7 +82,7 @@ export interface ConfigWriteState {
   code: string | null;
 }
 
-/** First retry of an apply whose files could not be written; doubles up to the cap. */
+/** First retry of an apply whose files could not be written; doubles up to the cap (PoolSync.filesRetry). */
 const FILES_RETRY_FIRST_MS = 1000;
 const FILES_RETRY_MAX_MS = 30_000;
 
@@ -80,14 +98,19 @@ const ID_LIST_MAX = 200;
  * renders the pooler's whole configuration once and writes only the rows that changed.
  */
 export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; configWriteFailed: [code: string] }> {
-  private timer: NodeJS.Timeout | undefined;
-  private filesRetry: { timer: NodeJS.Timeout | undefined; delayMs: number } = { timer: undefined, delayMs: FILES_RETRY_FIRST_MS };
-  private closed = false;
+  private reconciler: PeriodicTask | undefined;
+  /**
+   * While the configuration cannot be written, applies again on its own (1 s, doubling up to
+   * 30 s), so the pools are repaired soon after the folder is writable again, reconciler or not.
+   */
+  private readonly filesRetry: PeriodicTask;
+  private filesRetryMs = FILES_RETRY_FIRST_MS;
+  private filesRetryPending = false;
   /** Emitted as `configWrite` when it changes (readiness and metrics follow it); each failure also as `configWriteFailed`. */
   private writeState: ConfigWriteState = { error: null, code: null };
   private readonly lane = new OneAtATime();
-  /** Callers waiting for the next apply (one not yet started). */
-  private waiting: ((r: SyncResult) => void)[] = [];
+  /** The next apply, queued and not yet started: every request meanwhile takes it. */
+  private next: Promise<SyncResult> | undefined;
   private remainingRepairs = 0;
   /**
    * The pools the last record() wrote for, by tenant: the next one reads only the rows of
@@ -96,17 +119,28 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
    * which so also catches rows changed by hand).
    */
   private recorded: Map<string, PoolRow> | null = null;
+  private readonly unsubscribe: () => void;
   /** Recorded pool rows read back by applies (a quota change reads its own row, not the fleet's). */
   readonly stats = { rowsRead: 0 };
 
-  constructor(
-    private readonly db: ControlClient,
-    readonly driver: PoolerDriver | null,
-    private readonly mode: PoolMode,
-    private readonly logger: Logger,
-    private readonly options: PoolSyncOptions = {},
-  ) {
+  constructor(private readonly p: PoolSyncOptions) {
     super();
+    this.filesRetry = new PeriodicTask({
+      name: 'pooler configuration retry',
+      intervalMs: () => this.nextFilesRetryMs(),
+      run: async () => {
+        this.filesRetryPending = false;
+        if (this.writeState.error !== null) await this.request();
+      },
+      logger: p.logger,
+    });
+    // Started idle: it waits until an apply finds the files unwritable (nextFilesRetryMs).
+    this.filesRetry.start();
+    this.unsubscribe = this.followChanges();
+  }
+
+  get driver(): PgBouncerDriver | null {
+    return this.p.driver;
   }
 
   /** Whether the last apply could write the pooler's configuration (readiness, metrics). */
@@ -114,23 +148,14 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     return this.writeState;
   }
 
-  get enabled(): boolean {
-    return this.driver !== null;
+  /** The recorded pool of each tenant, in the order of `ids` (null: none, e.g. POOLER=none or not ACTIVE). */
+  async byTenantIds(ids: readonly string[]): Promise<(Pool | null)[]> {
+    const rows = await this.p.db.pool.findMany({ where: { tenantId: { in: [...ids] } } });
+    return rowsInOrder(ids, rows, (r) => r.tenantId);
   }
 
-  /** What the pool of a tenant with this quota should be. */
-  specFor(tenant: { databaseName: string; roleName: string }, quota: number): PoolSpec {
-    return { name: tenant.databaseName, database: tenant.databaseName, user: tenant.roleName, poolSize: quota, maxDbConnections: quota, mode: this.mode };
-  }
-
-  /** The pool of every active tenant, sized to its quota (one statement, whatever the fleet). */
-  async desired(): Promise<Desired[]> {
-    const rows = await this.db.$queryRaw<{ tenant_id: string; database_name: string; role_name: string; max_connections: number }[]>`
-      SELECT t.id::text AS tenant_id, t.database_name, t.role_name, q.max_connections
-        FROM tenants t JOIN quotas q ON q.tenant_id = t.id
-       WHERE t.status = 'ACTIVE'
-       ORDER BY t.database_name`;
-    return rows.map((r) => ({ tenantId: r.tenant_id, spec: this.specFor({ databaseName: r.database_name, roleName: r.role_name }, Number(r.max_connections)) }));
+  byTenantId(tenantId: string): Promise<Pool | null> {
+    return this.p.db.pool.findUnique({ where: { tenantId } });
   }
 
   /**
@@ -140,26 +165,17 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
    */
   request(): Promise<SyncResult> {
     if (!this.driver) return Promise.resolve({ outcome: 'IN_SYNC', error: null });
-    return new Promise((resolve) => {
-      this.waiting.push(resolve);
-      if (this.waiting.length > 1) return; // the apply already queued takes this request too
-      void this.lane.run(async () => {
-        const batch = this.waiting.splice(0);
-        const result = await this.applyNow();
-        for (const done of batch) done(result);
-      });
+    this.next ??= this.lane.run(() => {
+      this.next = undefined; // started: later requests need the apply after this one
+      return this.applyNow();
     });
+    return this.next;
   }
 
   /** Resolves once no apply is queued or running (tests wait for it before measuring). */
   async idle(): Promise<void> {
     do await this.lane.idle();
-    while (this.waiting.length > 0);
-  }
-
-  /** The former name of request(), kept for callers that await the outcome. */
-  sync(): Promise<SyncResult> {
-    return this.request();
+    while (this.next);
   }
 
   /**
@@ -169,22 +185,21 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
    */
   async writeInitial(): Promise<void> {
     const driver = this.driver;
-    if (!driver?.writeFiles) return;
+    if (!driver) return;
     await this.lane.run(async () => {
       const desired = await this.desired();
       try {
-        await driver.writeFiles!(desired.map((d) => d.spec));
+        await driver.writeFiles(desired.map((d) => d.spec));
       } catch (err) {
         if (!(err instanceof PoolerConfigError)) throw err;
-        this.logger.error({ err }, 'the pools cannot be rendered; the pooler starts with none');
-        await driver.writeFiles!([]);
+        this.p.logger.error({ err }, 'the pools cannot be rendered; the pooler starts with none');
+        await driver.writeFiles([]);
       }
     });
   }
 
-  /** The pooler's state for readiness. */
   status(): PoolerHealth {
-    if (this.options.status) return this.options.status();
+    if (this.p.status) return this.p.status();
     return { state: this.driver ? 'external' : 'none', since: new Date(0), restarts: 0, lastExit: null, pid: null };
   }
 
@@ -194,50 +209,83 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
    * user. A no-op without PgBouncer, or on a cluster the pooler does not front.
    */
   async allowPoolerLogin(cluster: ClusterAdmin, database: string): Promise<void> {
-    const a = this.options.auth;
-    if (!a || a.cluster.id !== cluster.id) return;
-    await a.auth.allowLogin(cluster, database);
+    await this.authFor(cluster)?.allowLogin(cluster, database);
   }
 
   /** For template databases (TemplateDatabases.prepare): installs the lookup function through `client`, connected to the new template. */
   async installLookup(cluster: ClusterAdmin, client: Queryable): Promise<void> {
-    const a = this.options.auth;
-    if (!a || a.cluster.id !== cluster.id) return;
-    await a.auth.install(client);
+    await this.authFor(cluster)?.install(client);
+  }
+
+  private authFor(cluster: ClusterAdmin): PoolerAuth | undefined {
+    return this.p.auth?.cluster.id === cluster.id ? this.p.auth.auth : undefined;
   }
 
   /** Compares the active tenants with what the pooler runs, repairs any drift, and says what it found and did. */
   async reconcile(): Promise<ReconcileReport> {
-    const pooler = this.driver?.kind ?? 'none';
-    const found: PoolDrift = { missing: [], orphaned: [], mismatched: [] };
-    if (!this.driver) return { pooler, reachable: false, found, outcome: 'IN_SYNC', actions: [], error: null };
-    return this.lane.run(() => this.reconcileNow(this.driver!, pooler, found));
+    const driver = this.driver;
+    if (!driver) return { pooler: 'none', reachable: false, found: noDrift(), outcome: 'IN_SYNC', actions: [], error: null };
+    return this.lane.run(() => this.reconcileNow(driver));
   }
 
-  /** Reconciles every `intervalMs` in the background (the timer never keeps the process alive). */
-  startTimer(intervalMs: number, onReport: (r: ReconcileReport) => void): void {
-    if (!this.driver || intervalMs <= 0) return;
-    let running = false;
-    this.timer = setInterval(() => {
-      if (running) return;
-      running = true;
-      this.reconcile()
-        .then(onReport, (err) => this.logger.error({ err }, 'pool reconciliation failed'))
-        .finally(() => (running = false));
-    }, intervalMs);
-    this.timer.unref();
+  /** reconcilePools (the mutation): reconciles now and records it in the audit trail, with the caller's reason. */
+  async reconcilePools(op: OperationContext, reason: string | null): Promise<ReconcileReport> {
+    const report = await this.reconcile();
+    await recordAuditEvent(this.p.db, op, {
+      category: 'pool',
+      action: 'pools.reconciled',
+      metadata: { ...report.found, actions: report.actions, outcome: report.outcome, reason },
+    });
+    return report;
+  }
+
+  /**
+   * The reconciler: reconciles now (the pooler catching up at start), then every
+   * `intervalMs` in the background (0: only now), logging what it repaired. Its timer never
+   * keeps the process alive.
+   */
+  startReconciler(intervalMs: number): void {
+    if (!this.driver || this.reconciler) return;
+    this.reconciler = new PeriodicTask({
+      name: 'pool reconciliation',
+      intervalMs,
+      run: async () => {
+        const report = await this.reconcile();
+        if (report.actions.length || report.outcome !== 'IN_SYNC') this.p.logger.info({ report }, 'pools reconciled');
+      },
+      logger: this.p.logger,
+    });
+    this.reconciler.start();
   }
 
   /** Stops the timers and waits for the apply in flight. */
   async close(): Promise<void> {
-    this.closed = true;
-    clearInterval(this.timer);
-    clearTimeout(this.filesRetry.timer);
+    this.unsubscribe();
+    await this.reconciler?.stop();
+    await this.filesRetry.stop();
     await this.lane.idle();
-    await this.driver?.close();
   }
 
-  private async reconcileNow(driver: PoolerDriver, pooler: string, found: PoolDrift): Promise<ReconcileReport> {
+  /**
+   * A committed change whose pool must follow ('tenant.changed' with `pool`): applied outside
+   * the request's locks (it outlives the request), never failing the change; the publisher
+   * waits for it at most POOL_APPLY_WAIT_MS (TenantChanges).
+   */
+  private followChanges(): () => void {
+    const { events, locks, logger } = this.p;
+    if (!events || !locks) return () => undefined;
+    return events.subscribe('tenant.changed', async ({ tenantId, pool }) => {
+      if (!pool) return;
+      try {
+        await locks.detached(() => this.request());
+      } catch (err) {
+        logger.warn({ err, tenantId }, 'pool update after a change failed; the reconciler retries');
+      }
+    });
+  }
+
+  private async reconcileNow(driver: PgBouncerDriver): Promise<ReconcileReport> {
+    const pooler = driver.kind;
     this.recorded = null;
     const desired = await this.desired();
     await this.repairAccess(desired);
@@ -248,15 +296,15 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
       if (!(err instanceof PoolerUnavailableError)) throw err;
       const failure = this.failureFrom(err);
       await this.record(desired, failure);
-      return { pooler, reachable: false, found, outcome: failure.outcome, actions: [], error: failure.error };
+      return { pooler, reachable: false, found: noDrift(), outcome: failure.outcome, actions: [], error: failure.error };
     }
-    Object.assign(found, comparePools(desired.map((d) => d.spec), observed));
-    const drifted = new Set([...found.missing, ...found.mismatched.map((m) => m.name)]);
+    const found = comparePools(desired.map((d) => d.spec), observed);
+    const drifted = notRunAsWanted(found);
     if (drifted.size > 0) {
-      await this.db.pool.updateMany({ where: { name: { in: [...drifted] } }, data: { status: 'DRIFTED' } });
+      await this.p.db.pool.updateMany({ where: { name: { in: [...drifted] } }, data: { status: 'DRIFTED' } });
     }
-    const unsettled = await this.db.pool.count({ where: { status: { not: 'IN_SYNC' } } });
-    const recorded = unsettled > 0 ? -1 : await this.db.pool.count();
+    const unsettled = await this.p.db.pool.count({ where: { status: { not: 'IN_SYNC' } } });
+    const recorded = unsettled > 0 ? -1 : await this.p.db.pool.count();
     const anyPending = unsettled > 0 || recorded !== desired.length;
     const actions = [
       ...found.missing.map((n) => `added pool ${n}`),
@@ -280,7 +328,7 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
       } catch (err) {
         if (!(err instanceof PoolerUnavailableError) && !(err instanceof PoolerConfigError) && !(err instanceof PoolerFilesError)) throw err;
         failure = this.failureFrom(err);
-        this.logger.warn({ err, pooler: driver.kind, outcome: failure.outcome }, failure.everyPool ? 'pooler is down; pools are ERROR until it is back' : err instanceof PoolerUnavailableError ? 'pooler unreachable; changed pools stay PENDING' : err instanceof PoolerFilesError ? 'the pooler\'s configuration cannot be written; pools it does not run are ERROR until it can' : 'pooler refused the configuration');
+        this.p.logger.warn({ err, pooler: driver.kind, outcome: failure.outcome }, failure.everyPool ? 'pooler is down; pools are ERROR until it is back' : err instanceof PoolerUnavailableError ? 'pooler unreachable; changed pools stay PENDING' : err instanceof PoolerFilesError ? 'the pooler\'s configuration cannot be written; pools it does not run are ERROR until it can' : 'pooler refused the configuration');
         // An unreachable pooler is found after the file was written; a refusal may come before any write.
         if (err instanceof PoolerFilesError) this.filesWritten(err);
         else if (err instanceof PoolerUnavailableError) this.filesWritten(null);
@@ -288,13 +336,13 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
       await this.record(desired, failure);
       return failure ? { outcome: failure.outcome, error: failure.error } : { outcome: 'IN_SYNC', error: null };
     } catch (err) {
-      this.logger.error({ err }, 'pool sync failed');
+      this.p.logger.error({ err }, 'pool sync failed');
       return { outcome: 'ERROR', error: (err as Error).message.slice(0, 500) };
     }
   }
 
   private failureFrom(err: Error): Failure {
-    const status = this.options.status?.();
+    const status = this.p.status?.();
     // Down (and being restarted): every pool, whether or not the file could be written too.
     const unanswered = err instanceof PoolerUnavailableError || (err instanceof PoolerFilesError && err.running === null);
     if (unanswered && status && status.state !== 'up' && status.state !== 'stopped') {
@@ -308,32 +356,44 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
 
   /**
    * Records whether the configuration could be written; tells listeners when that changes.
-   * While it cannot, the apply is retried on its own (1 s, doubling up to 30 s), so the
-   * pools are repaired soon after the folder is writable again, reconciler or not.
+   * While it cannot, the apply is retried on its own (filesRetry).
    */
   private filesWritten(failure: PoolerFilesError | null): void {
     const next: ConfigWriteState = failure ? { error: failure.message.slice(0, 500), code: failure.code } : { error: null, code: null };
+    const changed = next.error !== this.writeState.error || next.code !== this.writeState.code;
+    this.writeState = next;
     if (failure) {
       this.emit('configWriteFailed', failure.code);
-      this.scheduleFilesRetry();
+      // A retry already waiting keeps its time (and its delay does not double).
+      if (!this.filesRetryPending) this.filesRetry.reschedule();
     } else {
-      clearTimeout(this.filesRetry.timer);
-      this.filesRetry = { timer: undefined, delayMs: FILES_RETRY_FIRST_MS };
+      this.filesRetryMs = FILES_RETRY_FIRST_MS;
+      this.filesRetry.reschedule();
     }
-    if (next.error === this.writeState.error && next.code === this.writeState.code) return;
-    this.writeState = next;
+    if (!changed) return;
     this.emit('configWrite', next);
+    void this.p.events?.publish('pooler.writable', { writable: next.error === null });
   }
 
-  private scheduleFilesRetry(): void {
-    if (this.closed || this.filesRetry.timer) return;
-    const delayMs = this.filesRetry.delayMs;
-    this.filesRetry.delayMs = Math.min(FILES_RETRY_MAX_MS, delayMs * 2);
-    this.filesRetry.timer = setTimeout(() => {
-      this.filesRetry.timer = undefined;
-      void this.request();
-    }, delayMs);
-    this.filesRetry.timer.unref();
+  /** The files-retry task's next delay: none while the files can be written; else 1 s, doubling up to 30 s. */
+  private nextFilesRetryMs(): number {
+    if (this.writeState.error === null) {
+      this.filesRetryPending = false;
+      return 0;
+    }
+    const delayMs = this.filesRetryMs;
+    this.filesRetryMs = Math.min(FILES_RETRY_MAX_MS, delayMs * 2);
+    this.filesRetryPending = true;
+    return delayMs;
+  }
+
+  private async desired(): Promise<Desired[]> {
+    const rows = await this.p.db.$queryRaw<{ tenant_id: string; database_name: string; role_name: string; max_connections: number }[]>(desiredPools);
+    return rows.map((r) => {
+      const quota = Number(r.max_connections);
+      const spec: PoolSpec = { name: r.database_name, database: r.database_name, user: r.role_name, poolSize: quota, maxDbConnections: quota, mode: this.p.mode };
+      return { tenantId: r.tenant_id, spec };
+    });
   }
 
   /**
@@ -345,20 +405,17 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     const previous = this.recorded;
     this.recorded = null; // until this record() has written
     const changed = previous ? changedSince(previous, desired) : null;
-    const rows = new Map(
-      (
-        await this.db.pool.findMany({
-          where: changed ? { OR: [{ tenantId: { in: [...changed] } }, { status: { not: 'IN_SYNC' } }] } : undefined,
-          select: { tenantId: true, name: true, mode: true, poolSize: true, maxConnections: true, status: true, lastError: true },
-        })
-      ).map((r) => [r.tenantId, r]),
-    );
+    const read = await this.p.db.pool.findMany({
+      where: changed ? { OR: [{ tenantId: { in: [...changed] } }, { status: { not: 'IN_SYNC' } }] } : undefined,
+      select: { tenantId: true, name: true, mode: true, poolSize: true, maxConnections: true, status: true, lastError: true },
+    });
+    const rows = new Map(read.map((r) => [r.tenantId, r]));
     this.stats.rowsRead += rows.size;
     const now = new Date();
     const inSync: PoolState = { status: 'IN_SYNC', lastError: null, lastSyncedAt: now };
     const failed: PoolState | null = failure && { status: failure.outcome, lastError: failure.error };
     // After a failure that left the pooler answering, a pool is IN_SYNC only if it was shown to run it.
-    const unshown = failure?.running ? notRunning(desired, failure.running) : null;
+    const unshown = failure?.running ? notRunAsWanted(comparePools(desired.map((d) => d.spec), failure.running)) : null;
     const stateOf = (spec: PoolSpec): PoolState => (failed && (!unshown || unshown.has(spec.name)) ? failed : inSync);
     const writes: Prisma.PrismaPromise<unknown>[] = [];
     const creates: Prisma.PoolCreateManyInput[] = [];
@@ -384,7 +441,7 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
         continue;
       }
       if (!sameRow(row, data)) {
-        writes.push(this.db.pool.update({ where: { tenantId }, data: { ...data, ...state, updatedAt: now } }));
+        writes.push(this.p.db.pool.update({ where: { tenantId }, data: { ...data, ...state, updatedAt: now } }));
         continue;
       }
       const already = row.status === state.status && row.lastError === state.lastError;
@@ -394,31 +451,31 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
       if (affected && !already) setStatus(state, tenantId);
     }
     const gone = [...rows.keys()];
-    if (gone.length > 0) writes.unshift(this.db.pool.deleteMany({ where: { tenantId: { in: gone } } }));
-    if (creates.length > 0) writes.push(this.db.pool.createMany({ data: creates, skipDuplicates: true }));
+    if (gone.length > 0) writes.unshift(this.p.db.pool.deleteMany({ where: { tenantId: { in: gone } } }));
+    if (creates.length > 0) writes.push(this.p.db.pool.createMany({ data: creates, skipDuplicates: true }));
     for (const [state, ids] of statusOnly) {
       // Many at once (the pooler went down, or came back): one statement by condition.
       const where: Prisma.PoolWhereInput =
         ids.length <= ID_LIST_MAX || unshown
           ? { tenantId: { in: ids } }
           : { NOT: { status: state.status, lastError: state.lastError }, ...(failure && !failure.everyPool ? { status: { not: 'IN_SYNC' } } : {}) };
-      writes.push(this.db.pool.updateMany({ where, data: { ...state, updatedAt: now } }));
+      writes.push(this.p.db.pool.updateMany({ where, data: { ...state, updatedAt: now } }));
     }
     if (writes.length === 1) await writes[0];
-    else if (writes.length > 1) await this.db.$transaction(writes);
+    else if (writes.length > 1) await this.p.db.$transaction(writes);
     this.recorded = new Map(desired.map((d) => [d.tenantId, poolRow(d.spec)]));
   }
 
   /** Tenant databases made before auth_query (or while POOLER=none) get pooler access, a bounded number per pass. */
   private async repairAccess(desired: Desired[]): Promise<void> {
-    const a = this.options.auth;
+    const a = this.p.auth;
     if (!a) return;
     try {
-      const left = await a.auth.repair(a.cluster, desired.map((d) => d.spec.database), this.logger);
-      if (left > 0 || this.remainingRepairs > 0) this.logger.info({ left }, 'tenant databases still waiting for pooler access (the next reconciliation continues)');
+      const left = await a.auth.repair(a.cluster, desired.map((d) => d.spec.database), this.p.logger);
+      if (left > 0 || this.remainingRepairs > 0) this.p.logger.info({ left }, 'tenant databases still waiting for pooler access (the next reconciliation continues)');
       this.remainingRepairs = left;
     } catch (err) {
-      this.logger.warn({ err }, 'could not check pooler access of tenant databases');
+      this.p.logger.warn({ err }, 'could not check pooler access of tenant databases');
     }
   }
 }
@@ -430,9 +487,10 @@ interface PoolState {
   lastSyncedAt?: Date;
 }
 
-/** Names of the desired pools the pooler does not run as wanted. */
-function notRunning(desired: Desired[], running: readonly ObservedPool[]): Set<string> {
-  const drift = comparePools(desired.map((d) => d.spec), running);
+const noDrift = (): PoolDrift => ({ missing: [], orphaned: [], mismatched: [] });
+
+/** Names of the wanted pools the pooler does not run as wanted. */
+function notRunAsWanted(drift: PoolDrift): Set<string> {
   return new Set([...drift.missing, ...drift.mismatched.map((m) => m.name)]);
 }
 
@@ -449,13 +507,27 @@ function sameRow(a: PoolRow, b: PoolRow): boolean {
 
 /** Tenants whose pool is new, gone or different since `previous` (what the last record() wrote). */
 function changedSince(previous: Map<string, PoolRow>, desired: Desired[]): Set<string> {
-  const changed = new Set<string>();
-  const now = new Set<string>();
+  const changed = new Set(previous.keys()); // gone, unless still desired
   for (const { tenantId, spec } of desired) {
-    now.add(tenantId);
     const before = previous.get(tenantId);
-    if (!before || !sameRow(before, poolRow(spec))) changed.add(tenantId);
+    if (before && sameRow(before, poolRow(spec))) changed.delete(tenantId);
+    else changed.add(tenantId);
   }
-  for (const tenantId of previous.keys()) if (!now.has(tenantId)) changed.add(tenantId);
   return changed;
+}
+
+/** Runs tasks one after another (each apply rewrites the same files); a failure does not stop the next. */
+class OneAtATime {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(task);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Resolves when the task in flight (if any) is done. */
+  async idle(): Promise<void> {
+    await this.tail;
+  }
 }

@@ -1,5 +1,5 @@
-// The small contract between Tenantry's pool sync and a connection pooler (PgBouncer is the
-// one supported): "run exactly these pools", "what are you running", "how busy are they".
+// What Tenantry's pool sync and the pooler driver (PgBouncer's, the one supported pooler) speak
+// in: the pools wanted and observed, their live numbers, and how an apply fails.
 
 export type PoolMode = 'session' | 'transaction';
 
@@ -7,7 +7,6 @@ export type PoolMode = 'session' | 'transaction';
 export interface PoolSpec {
   /** The alias clients connect to; Tenantry uses the tenant database name. */
   name: string;
-  /** The database on the PostgreSQL server. */
   database: string;
   /** The tenant role: the pooler must be able to authenticate it. */
   user: string;
@@ -33,50 +32,14 @@ export interface PoolStats {
   maxWaitSeconds: number;
 }
 
-export interface PoolerDriver {
-  readonly kind: 'pgbouncer';
-  /**
-   * Render the whole configuration for exactly these pools, validate it, write it
-   * atomically (keeping the last good copy), reload, and verify with what the pooler reports.
-   * Throws PoolerUnavailableError when the pooler cannot be reached (the file is still
-   * written, so a restarted pooler picks it up: retry later), PoolerConfigError when the
-   * pools cannot be applied (nothing written, or the last good configuration restored:
-   * retrying the same pools will not help), PoolerFilesError when the configuration cannot
-   * be written (the pooler keeps what it runs: retry once the folder is writable).
-   */
-  apply(pools: PoolSpec[]): Promise<void>;
-  /** Resolves once the pooler answers (cheap: for readiness). */
-  ping(): Promise<void>;
-  /** Writes the configuration for these pools without reloading: for a pooler about to start. */
-  writeFiles?(pools: readonly PoolSpec[]): Promise<void>;
-  /** What the pooler is running now, tenant pools only. */
-  observe(): Promise<ObservedPool[]>;
-  /** Client and server counts, summed per pool name. */
-  stats(): Promise<Map<string, PoolStats>>;
-  /**
-   * The pooler's server connections by PostgreSQL backend pid, and whether a client is
-   * attached to each (one query; the usage sampler tells pooled from direct sessions).
-   */
-  serverBackends?(): Promise<Map<number, { clientAttached: boolean }>>;
-  /** Public address clients use. */
-  readonly address: { host: string; port: number };
-  close(): Promise<void>;
-}
-
 /** The pooler did not answer; the desired configuration is on disk, waiting for it. */
 export class PoolerUnavailableError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'PoolerUnavailableError';
-  }
+  override name = 'PoolerUnavailableError';
 }
 
 /** These pools cannot be applied as given (invalid, unknown role, or rejected by the pooler). */
 export class PoolerConfigError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'PoolerConfigError';
-  }
+  override name = 'PoolerConfigError';
 }
 
 /**
@@ -85,6 +48,8 @@ export class PoolerConfigError extends Error {
  * failure (null when it could not be asked), so that only the pools it has are IN_SYNC.
  */
 export class PoolerFilesError extends Error {
+  override name = 'PoolerFilesError';
+
   constructor(
     message: string,
     /** The errno code, e.g. EPERM (a metric label). */
@@ -93,6 +58,5 @@ export class PoolerFilesError extends Error {
     options?: ErrorOptions,
   ) {
     super(message, options);
-    this.name = 'PoolerFilesError';
   }
 }

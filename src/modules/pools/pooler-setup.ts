@@ -2,40 +2,34 @@ import path from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../../platform/config.js';
 import type { ClusterAdmin } from '../../platform/db/cluster-admin.js';
-import type { ControlClient } from '../../platform/db/control-client.js';
-import type { Logger } from '../../platform/logger.js';
+import type { Failpoints } from '../../platform/failpoints.js';
 import { AUTH_QUERY } from './pooler-auth.sql.js';
 import { openFileLimit } from './pgbouncer/client-slots.js';
 import { PgBouncerDriver } from './pgbouncer/pgbouncer-driver.js';
 import { findPgBouncer, PgBouncerProcess, type PoolerStatus } from './pgbouncer/pgbouncer-process.js';
 import { PoolerAuth, poolerPassword } from './pgbouncer/pooler-auth.js';
-import { PoolSync, type PoolerHealth } from './pool-sync.js';
-import type { PoolerDriver } from './pooler-driver.js';
+import { PoolSync, type PoolerHealth, type PoolSyncOptions } from './pool-sync.js';
 
 export interface Pooler {
   kind: 'pgbouncer' | 'none';
-  driver: PoolerDriver | null;
-  /** Keeps the pooler's pools equal to the active tenants (deps.pools). */
+  driver: PgBouncerDriver | null;
   pools: PoolSync;
   /** Why this pooler (for the start-up banner and logs). */
   description: string;
-  /** The PgBouncer process Tenantry runs, when it runs one. */
   process: PgBouncerProcess | null;
   /** For readiness: `up`, `starting`, `down` (restarting), `stopped`, or `none`. */
   status(): PoolerHealth;
   stop(): Promise<void>;
 }
 
-export interface StartPoolerOptions {
+/** Without `events` and `locks` (tests that run a pooler alone) the pools follow request() only. */
+interface StartPoolerOptions extends Pick<PoolSyncOptions, 'db' | 'logger' | 'events' | 'locks'> {
   config: Config;
   /** The cluster the pooler fronts (the default cluster). */
   cluster: ClusterAdmin;
-  db: ControlClient;
-  logger: Logger;
-  /** Where the pooler's metrics go (restarts, up). */
   registry?: Registry;
-  /** Test seam: awaited before each restart of a PgBouncer that exited. */
-  beforeRestart?: () => void | Promise<void>;
+  /** Named points tests may step in at: `pooler.before-restart`, before each restart of a PgBouncer that exited. */
+  failpoints?: Failpoints;
 }
 
 /**
@@ -48,12 +42,12 @@ export interface StartPoolerOptions {
  * PgBouncer started (so it starts with every pool), then one apply to verify it.
  */
 export async function startPooler(options: StartPoolerOptions): Promise<Pooler> {
-  const { config, cluster, db, logger } = options;
+  const { config, cluster, db, logger, events, locks } = options;
   const binary = findPgBouncer();
   const kind = config.POOLER ?? (binary ? 'pgbouncer' : 'none');
   if (kind === 'none') {
     const description = config.POOLER === 'none' ? 'POOLER=none: no pooler' : 'POOLER=none: pgbouncer was not found on PATH, so no pooler runs (install PgBouncer to get pooled connections)';
-    const pools = new PoolSync(db, null, config.POOL_MODE, logger);
+    const pools = new PoolSync({ db, driver: null, mode: config.POOL_MODE, logger, events, locks });
     return { kind, driver: null, pools, description, process: null, status: () => pools.status(), stop: () => pools.close() };
   }
   if (!binary) throw new Error('POOLER=pgbouncer, but pgbouncer was not found on PATH or in /usr/sbin (Debian: apt-get install pgbouncer)');
@@ -73,7 +67,7 @@ export async function startPooler(options: StartPoolerOptions): Promise<Pooler> 
     defaultPoolMode: config.POOL_MODE,
     // The default folder lives in TENANTRY_HOME, Tenantry's own: it may be opened to PgBouncer's user.
     ownFolders: config.POOLER_DIR ? [] : [config.TENANTRY_HOME],
-    beforeRestart: options.beforeRestart,
+    failpoints: options.failpoints,
     logger,
   });
   await pgbouncer.claim(); // fails, touching nothing, if another live Tenantry owns the folder
@@ -92,7 +86,7 @@ export async function startPooler(options: StartPoolerOptions): Promise<Pooler> 
     fileOwner: pgbouncer.fileOwner,
     logger,
   });
-  const pools = new PoolSync(db, driver, config.POOL_MODE, logger, { status: () => pgbouncer.status(), auth: { auth, cluster } });
+  const pools = new PoolSync({ db, driver, mode: config.POOL_MODE, logger, status: () => pgbouncer.status(), auth: { auth, cluster }, events, locks });
 
   // Down: pools turn ERROR; back: the configuration is re-applied and they return to IN_SYNC.
   const metrics = options.registry ? poolerMetrics(options.registry) : null;

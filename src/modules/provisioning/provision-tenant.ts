@@ -1,22 +1,30 @@
-import { LockLostError } from '../../platform/locks/advisory-locks.js';
+import type { Config } from '../../platform/config.js';
 import type { ClusterAdmin } from '../../platform/db/cluster-admin.js';
-import type { Tenant } from '../../generated/prisma/client.js';
-import { databaseExists } from '../tenants/databases.sql.js';
-import { roleExists } from '../tenants/roles.sql.js';
-import { recordAuditEvent, type OperationContext } from '../audit/audit-log.js';
-import type { Deps } from '../../deps.js';
 import { UserError } from '../../platform/errors.js';
-import { underCapacityLock, underTenantLock } from '../../platform/locks/locking.js';
-import { DEFAULT_TEMPLATE, type TemplateVersion } from '../templates/template-catalog.js';
-import { assertWithinCapacity } from '../quotas/cluster-capacity.js';
-import { afterCommit } from '../tenants/after-commit.js';
-import { tenantConnectionStrings } from '../tenants/connection-strings.js';
-import { findHandoff, validateIdempotencyKey } from '../tenants/credential-handoff.js';
-import { tenantObjectName, validateDisplayName, validateSlug } from '../tenants/names.js';
-import { PROVISION_STEPS, runStep, type ProvisionStep, type StepContext } from './provisioning-steps.js';
-import { rollBackProvisioning } from './roll-back-provisioning.js';
+import type { Failpoints } from '../../platform/failpoints.js';
+import { LockLostError } from '../../platform/locks/advisory-locks.js';
+import type { TenantLocks } from '../../platform/locks/locking.js';
+import type { Logger } from '../../platform/logger.js';
+import { recordAuditEvent, type OperationContext } from '../audit/index.js';
+import type { ClusterRegistry } from '../clusters/index.js';
+import {
+  databaseExists,
+  dropTenantObjects,
+  roleExists,
+  tenantObjectName,
+  validateIdempotencyKey,
+  validateSlug,
+  validateText,
+  type ConnectionStrings,
+  type CredentialHandoffs,
+  type Tenant,
+  type TenantChanges,
+} from '../tenants/index.js';
+import type { CapacityPlanner } from '../quotas/index.js';
+import { DEFAULT_TEMPLATE, type TemplateCatalog, type TemplateVersion } from '../templates/index.js';
+import { PROVISION_STEPS, runStep, type ProvisionStep, type StepContext, type StepServices } from './provisioning-steps.js';
 
-export interface ProvisionTenantInput {
+interface ProvisionTenantInput {
   slug: string;
   displayName: string;
   maxConnections?: number | null;
@@ -26,7 +34,7 @@ export interface ProvisionTenantInput {
   idempotencyKey?: string | null;
 }
 
-export interface ProvisionTenantResult {
+interface ProvisionTenantResult {
   tenant: Tenant;
   /** Only when this call set the credentials (or the idempotency key finds them); null otherwise. */
   connectionString: string | null;
@@ -34,226 +42,241 @@ export interface ProvisionTenantResult {
   pooledConnectionString: string | null;
 }
 
-/**
- * Creates a tenant's role and database from its template, idempotently: the same
- * request twice returns the existing tenant (with the same credentials when it carries
- * the same idempotency key); two servers provisioning one name take turns on an advisory
- * lock; a failed attempt is rolled back on the cluster and leaves the row FAILED with the
- * step it reached, and calling again completes it. Every state change of the row commits
- * together with its audit event.
- */
-export async function provisionTenant(deps: Deps, op: OperationContext, input: ProvisionTenantInput): Promise<ProvisionTenantResult> {
-  const { config } = deps;
-  const slug = input.slug;
-  validateSlug(slug);
-  const displayName = validateDisplayName(input.displayName);
-  const idempotencyKey = validateIdempotencyKey(input.idempotencyKey);
-  const maxConnections = input.maxConnections ?? config.DEFAULT_MAX_CONNECTIONS;
-  if (!Number.isInteger(maxConnections) || maxConnections < config.QUOTA_MIN || maxConnections > config.QUOTA_MAX) {
-    throw new UserError('QUOTA_OUT_OF_RANGE', `maxConnections must be between ${config.QUOTA_MIN} and ${config.QUOTA_MAX}`, 'maxConnections');
-  }
-  const templateName = input.template ?? DEFAULT_TEMPLATE;
-  const template = deps.catalog.resolve(templateName, input.templateVersion);
-  if (!template) {
-    const known = deps.catalog.get(templateName);
-    throw new UserError(
-      'TEMPLATE_NOT_FOUND',
-      known ? `template ${templateName} has no version ${input.templateVersion}` : `no template named ${templateName}`,
-      known ? 'templateVersion' : 'template',
-    );
-  }
-
-  const cluster = await deps.clusters.ensureDefault();
-  const objectName = tenantObjectName(config.TENANT_DB_PREFIX, slug);
-
-  const done = await underTenantLock(deps, cluster, { slug, databaseName: objectName }, async (): Promise<ProvisionTenantResult & { settled?: Promise<void> }> => {
-    let tenant = await deps.db.tenant.findUnique({ where: { slug } });
-    if (tenant && (tenant.status === 'ACTIVE' || tenant.status === 'SUSPENDED')) {
-      await assertSameRequest(deps, tenant, { displayName, maxConnections: input.maxConnections, template: input.template, templateVersion: input.templateVersion });
-      // A caller whose first response was lost gets the same credentials back with the same key.
-      const kept = idempotencyKey ? await findHandoff(deps, tenant.id, idempotencyKey) : null;
-      const strings = kept?.purpose === 'PROVISION' ? tenantConnectionStrings(deps, cluster, tenant, kept.password) : null;
-      return { tenant, connectionString: strings?.direct ?? null, pooledConnectionString: strings?.pooled ?? null };
-    }
-    if (tenant?.status === 'DEPROVISIONING') {
-      throw new UserError('TENANT_BUSY', `tenant ${slug} is being deprovisioned; try again when it is DEPROVISIONED`, 'slug');
-    }
-    if (!tenant || tenant.status === 'DEPROVISIONED') {
-      await assertNameFree(deps, cluster, objectName, tenant?.id);
-      const existing = tenant;
-      tenant = await underCapacityLock(deps, cluster, async () => {
-        await assertWithinCapacity(deps, cluster, { tenantId: existing?.id ?? null, slug, quota: maxConnections, defaulted: input.maxConnections == null });
-        return startRecord(deps, op, { tenant: existing, slug, displayName, objectName, clusterId: cluster.id, template, maxConnections });
-      });
-    } else {
-      // PROVISIONING (its server stopped mid-way) or FAILED: resume where it stopped.
-      const resumed = tenant;
-      tenant = await deps.db.$transaction(async (tx) => {
-        await recordAuditEvent(tx, op, { category: 'tenant', action: 'tenant.provision.resumed', tenant: resumed, metadata: { fromStep: resumed.provisionStep, failedStep: resumed.failedStep } });
-        return tx.tenant.update({ where: { id: resumed.id }, data: { status: 'PROVISIONING', failedStep: null, lastError: null } });
-      });
-    }
-    const resumedTemplate = deps.catalog.resolve(tenant.templateName, tenant.templateVersion) ?? template;
-    const quota = await deps.db.quota.findUniqueOrThrow({ where: { tenantId: tenant.id } });
-    const ctx: StepContext = { deps, cluster, tenant, maxConnections: quota.maxConnections, template: resumedTemplate, actor: op.actor, idempotencyKey };
-    const { tenant: active, settled } = await runProvisioningSteps(deps, op, tenant, ctx);
-    const strings = tenantConnectionStrings(deps, cluster, active, ctx.password!);
-    return { tenant: active, connectionString: strings.direct, pooledConnectionString: strings.pooled, settled };
-  });
-  // The pooler takes the new pool after the tenant's lock is let go; a usable pooled
-  // connection string is worth waiting for (a bounded time).
-  const { settled, ...result } = done;
-  await settled;
-  return result;
+interface TenantProvisioningOptions extends StepServices {
+  config: Pick<Config, 'DEFAULT_MAX_CONNECTIONS' | 'QUOTA_MIN' | 'QUOTA_MAX' | 'TENANT_DB_PREFIX' | 'CONNECTION_RESERVE' | 'DATABASE_COPY_STRATEGY'>;
+  logger: Logger;
+  clusters: ClusterRegistry;
+  catalog: TemplateCatalog;
+  locks: TenantLocks;
+  /** provision.before:<STEP> (with the lock check, TenantLocks.nextStep) and provision.after:<STEP>. */
+  failpoints: Failpoints;
+  changes: TenantChanges;
+  capacity: CapacityPlanner;
+  connectionStrings: ConnectionStrings;
 }
 
-/**
- * Runs the steps after the last completed one (the caller holds the tenant's lock). On
- * failure everything created on the cluster is dropped and the row turns FAILED with its
- * step (UserError). Used by provisionTenant and by crash recovery.
- */
-export async function runProvisioningSteps(deps: Deps, op: OperationContext, tenant: Tenant, ctx: StepContext): Promise<{ tenant: Tenant; settled: Promise<void> }> {
-  const done = tenant.provisionStep ? PROVISION_STEPS.indexOf(tenant.provisionStep as ProvisionStep) : -1;
-  let step: ProvisionStep | undefined;
-  try {
-    for (step of PROVISION_STEPS.slice(done + 1)) {
-      await deps.hooks.beforeProvisionStep?.(step, tenant.slug);
-      // A lock lost with its session stops here; recovery finishes or rolls back what is done.
-      await deps.locks.assertHeld();
-      ctx.record = undefined;
-      await runStep[step](ctx);
-      // Done on the cluster, not yet recorded: the worst moment to stop (a test seam).
-      await deps.hooks.afterProvisionStep?.(step, tenant.slug);
-      if (step !== 'CREDENTIALS') {
-        await deps.db.tenant.update({ where: { id: tenant.id }, data: { provisionStep: step, ...(ctx.record ?? {}) } });
+/** Provisioning tenants: creating them, completing an interrupted attempt, and undoing a failed one. */
+export class TenantProvisioning {
+  constructor(private readonly p: TenantProvisioningOptions) {}
+
+  /**
+   * Creates a tenant's role and database from its template, idempotently: the same
+   * request twice returns the existing tenant (with the same credentials when it carries
+   * the same idempotency key); two servers provisioning one name take turns on an advisory
+   * lock; a failed attempt is rolled back on the cluster and leaves the row FAILED with the
+   * step it reached, and calling again completes it. Every state change of the row commits
+   * together with its audit event.
+   */
+  async provisionTenant(op: OperationContext, input: ProvisionTenantInput): Promise<ProvisionTenantResult> {
+    const { config, db } = this.p;
+    const slug = input.slug;
+    validateSlug(slug);
+    const displayName = validateText(input.displayName, 'displayName', 200);
+    const idempotencyKey = validateIdempotencyKey(input.idempotencyKey);
+    const maxConnections = input.maxConnections ?? config.DEFAULT_MAX_CONNECTIONS;
+    if (!Number.isInteger(maxConnections) || maxConnections < config.QUOTA_MIN || maxConnections > config.QUOTA_MAX) {
+      throw new UserError('QUOTA_OUT_OF_RANGE', `maxConnections must be between ${config.QUOTA_MIN} and ${config.QUOTA_MAX}`, 'maxConnections');
+    }
+    const templateName = input.template ?? DEFAULT_TEMPLATE;
+    const template = this.p.catalog.resolve(templateName, input.templateVersion);
+    if (!template) {
+      const known = this.p.catalog.get(templateName);
+      throw new UserError(
+        'TEMPLATE_NOT_FOUND',
+        known ? `template ${templateName} has no version ${input.templateVersion}` : `no template named ${templateName}`,
+        known ? 'templateVersion' : 'template',
+      );
+    }
+
+    const cluster = await this.p.clusters.ensureDefault();
+    const objectName = tenantObjectName(config.TENANT_DB_PREFIX, slug);
+
+    const done = await this.p.locks.underTenantLock(cluster, { slug, databaseName: objectName }, async (): Promise<ProvisionTenantResult & { settled?: Promise<void> }> => {
+      let tenant = await db.tenant.findUnique({ where: { slug } });
+      if (tenant && (tenant.status === 'ACTIVE' || tenant.status === 'SUSPENDED')) {
+        await this.assertSameRequest(tenant, { ...input, displayName });
+        // A caller whose first response was lost gets the same credentials back with the same key.
+        const kept = idempotencyKey ? await this.p.handoffs.findHandoff(tenant.id, idempotencyKey) : null;
+        const strings = kept?.purpose === 'PROVISION' ? this.p.connectionStrings.tenantConnectionStrings(cluster, tenant, kept.password) : null;
+        return { tenant, connectionString: strings?.direct ?? null, pooledConnectionString: strings?.pooled ?? null };
       }
+      if (tenant?.status === 'DEPROVISIONING') {
+        throw new UserError('TENANT_BUSY', `tenant ${slug} is being deprovisioned; try again when it is DEPROVISIONED`, 'slug');
+      }
+      if (!tenant || tenant.status === 'DEPROVISIONED') {
+        await this.assertNameFree(cluster, objectName, tenant?.id);
+        const existing = tenant;
+        tenant = await this.p.locks.underCapacityLock(cluster, async () => {
+          await this.p.capacity.assertWithinCapacity(cluster, { tenantId: existing?.id ?? null, slug, quota: maxConnections, defaulted: input.maxConnections == null });
+          return this.startRecord(op, { tenant: existing, slug, displayName, objectName, clusterId: cluster.id, template, maxConnections });
+        });
+      } else {
+        // PROVISIONING (its server stopped mid-way) or FAILED: resume where it stopped.
+        const resumed = tenant;
+        tenant = await db.$transaction(async (tx) => {
+          await recordAuditEvent(tx, op, { category: 'tenant', action: 'tenant.provision.resumed', tenant: resumed, metadata: { fromStep: resumed.provisionStep, failedStep: resumed.failedStep } });
+          return tx.tenant.update({ where: { id: resumed.id }, data: { status: 'PROVISIONING', failedStep: null, lastError: null } });
+        });
+      }
+      const resumedTemplate = this.p.catalog.resolve(tenant.templateName, tenant.templateVersion) ?? template;
+      const quota = await db.quota.findUniqueOrThrow({ where: { tenantId: tenant.id } });
+      const ctx: StepContext = { services: this.p, cluster, tenant, maxConnections: quota.maxConnections, template: resumedTemplate, actor: op.actor, idempotencyKey };
+      const { tenant: active, settled } = await this.runProvisioningSteps(op, tenant, ctx);
+      const strings = this.p.connectionStrings.tenantConnectionStrings(cluster, active, ctx.password!);
+      return { tenant: active, connectionString: strings.direct, pooledConnectionString: strings.pooled, settled };
+    });
+    // The pooler takes the new pool after the tenant's lock is let go; a usable pooled
+    // connection string is worth waiting for (a bounded time).
+    const { settled, ...result } = done;
+    await settled;
+    return result;
+  }
+
+  /**
+   * Runs the steps after the last completed one (the caller holds the tenant's lock). On
+   * failure everything created on the cluster is dropped and the row turns FAILED with its
+   * step (UserError).
+   */
+  private async runProvisioningSteps(op: OperationContext, tenant: Tenant, ctx: StepContext): Promise<{ tenant: Tenant; settled: Promise<void> }> {
+    const { db, locks, failpoints } = this.p;
+    const done = tenant.provisionStep ? PROVISION_STEPS.indexOf(tenant.provisionStep as ProvisionStep) : -1;
+    let step: ProvisionStep | undefined;
+    try {
+      for (step of PROVISION_STEPS.slice(done + 1)) {
+        // A lock lost with its session stops here; recovery finishes or rolls back what is done.
+        await locks.nextStep(`provision.before:${step}`, tenant.slug);
+        ctx.record = undefined;
+        await runStep[step](ctx);
+        // Done on the cluster, not yet recorded: the worst moment to stop (the crash tests stop here).
+        await failpoints.hit(`provision.after:${step}`, { tenantSlug: tenant.slug });
+        if (step !== 'CREDENTIALS') {
+          await db.tenant.update({ where: { id: tenant.id }, data: { provisionStep: step, ...(ctx.record ?? {}) } });
+        }
+      }
+    } catch (err) {
+      // Without the lock, rolling back could undo what the lock's new holder is doing: left to recovery.
+      if (err instanceof LockLostError) throw err;
+      this.p.logger.error({ err, correlationId: op.correlationId, tenant: tenant.slug, step }, 'provisioning failed');
+      const lastError = (err as Error).message.slice(0, 500);
+      await this.rollBack(op, ctx.cluster, ctx.tenant, { failedStep: step!, lastError, action: 'tenant.provision.failed', metadata: { step: step!, error: lastError } });
+      throw new UserError(
+        err instanceof UserError ? err.code : 'PROVISIONING_FAILED',
+        `provisioning ${tenant.slug} failed at step ${step}${err instanceof UserError ? `: ${err.message}` : ''}; nothing was left on the cluster and provisioning it again retries (correlation id ${op.correlationId})`,
+        err instanceof UserError ? err.field : undefined,
+      );
     }
-  } catch (err) {
-    // Without the lock, rolling back could undo what the lock's new holder is doing: left to recovery.
-    if (err instanceof LockLostError) throw err;
-    await failProvisioning(deps, op, ctx, step!, err as Error);
-    throw new UserError(
-      err instanceof UserError ? err.code : 'PROVISIONING_FAILED',
-      `provisioning ${tenant.slug} failed at step ${step}${err instanceof UserError ? `: ${err.message}` : ''}; nothing was left on the cluster and provisioning it again retries (correlation id ${op.correlationId})`,
-      err instanceof UserError ? err.field : undefined,
-    );
-  }
-  // The row turns ACTIVE with its audit event, and the kept credentials count as applied.
-  const active = await deps.db.$transaction(async (tx) => {
-    const t = await tx.tenant.update({ where: { id: tenant.id }, data: { status: 'ACTIVE', provisionStep: 'CREDENTIALS', failedStep: null, lastError: null } });
-    await tx.credentialHandoff.updateMany({ where: { tenantId: t.id, purpose: 'PROVISION', appliedAt: null }, data: { appliedAt: new Date(), verifier: null } });
-    await recordAuditEvent(tx, op, {
-      category: 'tenant',
-      action: 'tenant.provisioned',
-      tenant: t,
-      subject: t.databaseName,
-      metadata: { databaseName: t.databaseName, roleName: t.roleName, maxConnections: ctx.maxConnections, template: t.templateName, templateVersion: t.templateVersion },
-    });
-    return t;
-  });
-  // Past the point of no return: the pool and the inventory follow in the background.
-  return { tenant: active, settled: afterCommit(deps, { tenantId: active.id, pool: true, inventory: true }) };
-}
-
-/** Undo on the cluster what the attempt created, then record where it failed (with its audit event). */
-async function failProvisioning(deps: Deps, op: OperationContext, ctx: StepContext, step: ProvisionStep, err: Error): Promise<void> {
-  const { tenant, cluster } = ctx;
-  deps.logger.error({ err, correlationId: op.correlationId, tenant: tenant.slug, step }, 'provisioning failed');
-  const rolledBack = await rollBackProvisioning(deps, cluster, tenant, op);
-  await deps.db.$transaction(async (tx) => {
-    await tx.tenant.update({
-      where: { id: tenant.id },
-      data: {
-        status: 'FAILED',
-        failedStep: step,
-        lastError: err.message.slice(0, 500),
-        // Rolled back: a retry starts from the first step. Otherwise it resumes after the last good one.
-        ...(rolledBack ? { provisionStep: null } : {}),
-      },
-    });
-    if (rolledBack) await tx.credentialHandoff.deleteMany({ where: { tenantId: tenant.id, purpose: 'PROVISION' } });
-    await recordAuditEvent(tx, op, {
-      category: 'tenant',
-      action: 'tenant.provision.failed',
-      tenant,
-      subject: tenant.databaseName,
-      metadata: { step, error: err.message.slice(0, 500), rolledBack },
-    });
-  });
-}
-
-/** A new tenant may not take a name that another tenant or a foreign object already has. */
-async function assertNameFree(deps: Deps, cluster: ClusterAdmin, objectName: string, reprovisioningId: string | undefined): Promise<void> {
-  const holder = await deps.db.tenant.findFirst({
-    where: { clusterId: cluster.id, databaseName: objectName, status: { not: 'DEPROVISIONED' }, ...(reprovisioningId ? { id: { not: reprovisioningId } } : {}) },
-  });
-  if (holder) {
-    throw new UserError('NAME_COLLISION', `tenant ${holder.slug} already uses the database and role name ${objectName}`, 'slug');
-  }
-  const [db, role] = await Promise.all([cluster.query(databaseExists, [objectName]), cluster.query(roleExists, [objectName])]);
-  if (db.rowCount || role.rowCount) {
-    throw new UserError('NAME_COLLISION', `a ${db.rowCount ? 'database' : 'role'} named ${objectName} already exists on the cluster and is not managed by Tenantry`, 'slug');
-  }
-}
-
-async function startRecord(
-  deps: Deps,
-  op: OperationContext,
-  p: { tenant: Tenant | null; slug: string; displayName: string; objectName: string; clusterId: string; template: TemplateVersion; maxConnections: number },
-): Promise<Tenant> {
-  const fields = {
-    displayName: p.displayName,
-    status: 'PROVISIONING' as const,
-    databaseName: p.objectName,
-    roleName: p.objectName,
-    clusterId: p.clusterId,
-    templateName: p.template.template,
-    templateVersion: p.template.version,
-    provisionStep: null,
-    failedStep: null,
-    lastError: null,
-    deprovisionedAt: null,
-    securedAt: null,
-  };
-  return deps.db.$transaction(async (tx) => {
-    const tenant = p.tenant
-      ? await tx.tenant.update({ where: { id: p.tenant.id }, data: fields })
-      : await tx.tenant.create({ data: { slug: p.slug, ...fields } });
-    const previous = await tx.quota.findUnique({ where: { tenantId: tenant.id } });
-    await tx.quota.upsert({
-      where: { tenantId: tenant.id },
-      create: { tenantId: tenant.id, maxConnections: p.maxConnections, updatedBy: op.actor },
-      update: { maxConnections: p.maxConnections, updatedBy: op.actor, updatedAt: new Date() },
-    });
-    if (previous?.maxConnections !== p.maxConnections) {
-      await tx.quotaChange.create({
-        data: { tenantId: tenant.id, actor: op.actor, oldMaxConnections: previous?.maxConnections ?? null, newMaxConnections: p.maxConnections, reason: 'provisioned' },
+    // The row turns ACTIVE with its audit event, and the kept credentials count as applied.
+    const active = await db.$transaction(async (tx) => {
+      const t = await tx.tenant.update({ where: { id: tenant.id }, data: { status: 'ACTIVE', provisionStep: 'CREDENTIALS', failedStep: null, lastError: null } });
+      await tx.credentialHandoff.updateMany({ where: { tenantId: t.id, purpose: 'PROVISION', appliedAt: null }, data: { appliedAt: new Date(), verifier: null } });
+      await recordAuditEvent(tx, op, {
+        category: 'tenant',
+        action: 'tenant.provisioned',
+        tenant: t,
+        subject: t.databaseName,
+        metadata: { databaseName: t.databaseName, roleName: t.roleName, maxConnections: ctx.maxConnections, template: t.templateName, templateVersion: t.templateVersion },
       });
-    }
-    await recordAuditEvent(tx, op, {
-      category: 'tenant',
-      action: 'tenant.provision.started',
-      tenant,
-      subject: p.objectName,
-      metadata: { template: p.template.template, templateVersion: p.template.version, maxConnections: p.maxConnections },
+      return t;
     });
-    return tenant;
-  });
-}
+    // Past the point of no return: the pool and the inventory follow in the background.
+    return { tenant: active, settled: this.p.changes.committed(active.id, { pool: true, inventory: true }) };
+  }
 
-/** Idempotency: the same slug with the same request returns the tenant; a different request is a conflict. */
-async function assertSameRequest(
-  deps: Deps,
-  tenant: Tenant,
-  request: { displayName: string; maxConnections?: number | null; template?: string | null; templateVersion?: string | null },
-): Promise<void> {
-  const quota = await deps.db.quota.findUnique({ where: { tenantId: tenant.id } });
-  const differs =
-    request.displayName !== tenant.displayName ||
-    (request.maxConnections != null && request.maxConnections !== quota?.maxConnections) ||
-    (request.template != null && request.template !== tenant.templateName) ||
-    (request.templateVersion != null && request.templateVersion !== tenant.templateVersion);
-  if (differs) {
-    throw new UserError('SLUG_TAKEN', `tenant ${tenant.slug} already exists with different settings`, 'slug');
+  /** A new tenant may not take a name that another tenant or a foreign object already has. */
+  private async assertNameFree(cluster: ClusterAdmin, objectName: string, reprovisioningId: string | undefined): Promise<void> {
+    const holder = await this.p.db.tenant.findFirst({
+      where: { clusterId: cluster.id, databaseName: objectName, status: { not: 'DEPROVISIONED' }, ...(reprovisioningId ? { id: { not: reprovisioningId } } : {}) },
+    });
+    if (holder) {
+      throw new UserError('NAME_COLLISION', `tenant ${holder.slug} already uses the database and role name ${objectName}`, 'slug');
+    }
+    const [db, role] = await Promise.all([cluster.query(databaseExists, [objectName]), cluster.query(roleExists, [objectName])]);
+    if (db.rowCount || role.rowCount) {
+      throw new UserError('NAME_COLLISION', `a ${db.rowCount ? 'database' : 'role'} named ${objectName} already exists on the cluster and is not managed by Tenantry`, 'slug');
+    }
+  }
+
+  private async startRecord(
+    op: OperationContext,
+    p: { tenant: Tenant | null; slug: string; displayName: string; objectName: string; clusterId: string; template: TemplateVersion; maxConnections: number },
+  ): Promise<Tenant> {
+    const fields = {
+      displayName: p.displayName,
+      status: 'PROVISIONING' as const,
+      databaseName: p.objectName,
+      roleName: p.objectName,
+      clusterId: p.clusterId,
+      templateName: p.template.template,
+      templateVersion: p.template.version,
+      provisionStep: null,
+      failedStep: null,
+      lastError: null,
+      deprovisionedAt: null,
+      securedAt: null,
+    };
+    return this.p.db.$transaction(async (tx) => {
+      const tenant = p.tenant
+        ? await tx.tenant.update({ where: { id: p.tenant.id }, data: fields })
+        : await tx.tenant.create({ data: { slug: p.slug, ...fields } });
+      const previous = await tx.quota.findUnique({ where: { tenantId: tenant.id } });
+      await tx.quota.upsert({
+        where: { tenantId: tenant.id },
+        create: { tenantId: tenant.id, maxConnections: p.maxConnections, updatedBy: op.actor },
+        update: { maxConnections: p.maxConnections, updatedBy: op.actor, updatedAt: new Date() },
+      });
+      if (previous?.maxConnections !== p.maxConnections) {
+        await tx.quotaChange.create({
+          data: { tenantId: tenant.id, actor: op.actor, oldMaxConnections: previous?.maxConnections ?? null, newMaxConnections: p.maxConnections, reason: 'provisioned' },
+        });
+      }
+      await recordAuditEvent(tx, op, {
+        category: 'tenant',
+        action: 'tenant.provision.started',
+        tenant,
+        subject: p.objectName,
+        metadata: { template: p.template.template, templateVersion: p.template.version, maxConnections: p.maxConnections },
+      });
+      return tenant;
+    });
+  }
+
+  /** Idempotency: the same slug with the same request returns the tenant; a different request is a conflict. */
+  private async assertSameRequest(tenant: Tenant, request: ProvisionTenantInput): Promise<void> {
+    const quota = await this.p.db.quota.findUnique({ where: { tenantId: tenant.id } });
+    const differs =
+      request.displayName !== tenant.displayName ||
+      (request.maxConnections != null && request.maxConnections !== quota?.maxConnections) ||
+      (request.template != null && request.template !== tenant.templateName) ||
+      (request.templateVersion != null && request.templateVersion !== tenant.templateVersion);
+    if (differs) {
+      throw new UserError('SLUG_TAKEN', `tenant ${tenant.slug} already exists with different settings`, 'slug');
+    }
+  }
+
+  /**
+   * Drops what a provisioning attempt created and records the row FAILED with its audit event
+   * (also crash recovery's). False (logged) when dropping failed too: then the row keeps its step
+   * and a retry resumes after the last good one; rolled back, a retry starts from the first step.
+   */
+  async rollBack(
+    op: OperationContext,
+    cluster: ClusterAdmin,
+    tenant: StepContext['tenant'],
+    failure: { failedStep: string; lastError: string; action: string; metadata: Record<string, string | null> },
+  ): Promise<boolean> {
+    let rolledBack = true;
+    await dropTenantObjects(cluster, tenant).catch((err: unknown) => {
+      this.p.logger.error({ err, correlationId: op.correlationId, tenant: tenant.slug }, 'rolling back a failed provisioning failed');
+      rolledBack = false;
+    });
+    await this.p.db.$transaction(async (tx) => {
+      await tx.tenant.update({
+        where: { id: tenant.id },
+        data: { status: 'FAILED', failedStep: failure.failedStep, lastError: failure.lastError, ...(rolledBack ? { provisionStep: null } : {}) },
+      });
+      if (rolledBack) await tx.credentialHandoff.deleteMany({ where: { tenantId: tenant.id, purpose: 'PROVISION' } });
+      await recordAuditEvent(tx, op, { category: 'tenant', action: failure.action, tenant, subject: tenant.databaseName, metadata: { ...failure.metadata, rolledBack } });
+    });
+    return rolledBack;
   }
 }

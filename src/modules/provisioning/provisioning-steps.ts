@@ -1,30 +1,49 @@
+import type { Config } from '../../platform/config.js';
 import type { ClusterAdmin } from '../../platform/db/cluster-admin.js';
+import type { ControlClient } from '../../platform/db/control-client.js';
 import type { Prisma } from '../../generated/prisma/client.js';
 import {
+  canSetRole,
   createDatabaseFromTemplate,
+  createTenantRole,
   databaseExists,
+  generatePassword,
+  grantRoleToControlPlane,
   grantTenantDatabaseAccess,
   handTablesToTenant,
+  lockSchemaVersionTable,
   normaliseTenantDatabase,
+  readSchemaVersionIn,
   revokeConnectFromPublic,
+  roleExists,
+  scramSha256Verifier,
   setDatabaseOwnerToUs,
+  setRoleConnectionLimit,
+  setRolePassword,
   setTenantSearchPath,
-} from '../tenants/databases.sql.js';
-import { canSetRole, createTenantRole, grantRoleToControlPlane, roleExists, setRoleConnectionLimit, setRolePassword } from '../tenants/roles.sql.js';
-import type { Deps } from '../../deps.js';
-import type { TemplateVersion } from '../templates/template-catalog.js';
-import { TENANT_COMPONENT } from '../templates/schema-version-ledger.js';
-import { lockSchemaVersionTable, mirrorSchemaVersion, readSchemaVersionIn } from '../tenants/schema-version-record.js';
-import { readInstalledExtensions, recordExtensions } from '../extensions/tenant-extensions.js';
-import { generatePassword, scramSha256Verifier } from '../tenants/credentials.js';
-import { findHandoff, storeHandoff } from '../tenants/credential-handoff.js';
+  type CredentialHandoffs,
+} from '../tenants/index.js';
+import { readInstalledExtensions, recordExtensions } from '../extensions/index.js';
+import { TENANT_COMPONENT, type SchemaVersionStore, type TemplateDatabases, type TemplateVersion } from '../templates/index.js';
+import type { PoolSync } from '../pools/index.js';
+import { stampSchemaVersion } from './provisioning.sql.js';
 
 /** The provisioning state machine, in order. A tenant row records the last step that completed. */
 export const PROVISION_STEPS = ['ROLE', 'TEMPLATE', 'DATABASE', 'ACCESS', 'SCHEMA_VERSION', 'CREDENTIALS'] as const;
 export type ProvisionStep = (typeof PROVISION_STEPS)[number];
 
+/** What the steps use besides the cluster: TenantProvisioning's own collaborators. */
+export interface StepServices {
+  db: ControlClient;
+  config: Pick<Config, 'CONNECTION_RESERVE' | 'DATABASE_COPY_STRATEGY'>;
+  templateDatabases: TemplateDatabases;
+  pools: PoolSync;
+  schemaVersions: SchemaVersionStore;
+  handoffs: CredentialHandoffs;
+}
+
 export interface StepContext {
-  deps: Deps;
+  services: StepServices;
   cluster: ClusterAdmin;
   tenant: { id: string; slug: string; databaseName: string; roleName: string };
   maxConnections: number;
@@ -56,12 +75,12 @@ export const runStep: Record<ProvisionStep, (ctx: StepContext) => Promise<void>>
     }
   },
 
-  async TEMPLATE({ deps, cluster, template }) {
-    await deps.templateDatabases.ensure(cluster, template);
+  async TEMPLATE({ services, cluster, template }) {
+    await services.templateDatabases.ensure(cluster, template);
   },
 
-  async DATABASE({ deps, cluster, tenant, maxConnections, template }) {
-    const limit = maxConnections + deps.config.CONNECTION_RESERVE;
+  async DATABASE({ services, cluster, tenant, maxConnections, template }) {
+    const limit = maxConnections + services.config.CONNECTION_RESERVE;
     const { rows } = await cluster.query<{ owned_by_us: boolean }>(databaseExists, [tenant.databaseName]);
     if (rows[0]) {
       // Left by an attempt that stopped after creating it.
@@ -69,11 +88,11 @@ export const runStep: Record<ProvisionStep, (ctx: StepContext) => Promise<void>>
       await cluster.query(normaliseTenantDatabase(tenant.databaseName, limit));
     } else {
       const create = async () =>
-        cluster.query(createDatabaseFromTemplate(tenant.databaseName, await deps.templateDatabases.ensure(cluster, template), limit, deps.config.DATABASE_COPY_STRATEGY ?? null));
+        cluster.query(createDatabaseFromTemplate(tenant.databaseName, await services.templateDatabases.ensure(cluster, template), limit, services.config.DATABASE_COPY_STRATEGY ?? null));
       await create().catch(async (err: { code?: string }) => {
         if (err.code !== UNDEFINED_DATABASE) throw err;
         // Someone dropped the template database since this process prepared it: prepare it again.
-        deps.templateDatabases.forget(cluster, template);
+        services.templateDatabases.forget(cluster, template);
         await create();
       });
     }
@@ -81,26 +100,22 @@ export const runStep: Record<ProvisionStep, (ctx: StepContext) => Promise<void>>
   },
 
   async ACCESS(ctx) {
-    const { deps, cluster, tenant } = ctx;
+    const { services, cluster, tenant } = ctx;
     await cluster.query(revokeConnectFromPublic(tenant.databaseName));
     await cluster.query(grantTenantDatabaseAccess(tenant.databaseName, tenant.roleName));
-    await deps.pools.allowPoolerLogin(cluster, tenant.databaseName);
+    await services.pools.allowPoolerLogin(cluster, tenant.databaseName);
     await cluster.withDatabase(tenant.databaseName, async (client) => {
       await client.query(handTablesToTenant(tenant.roleName));
     });
     ctx.record = { securedAt: new Date() };
   },
 
-  async SCHEMA_VERSION({ deps, cluster, tenant, template, actor }) {
+  async SCHEMA_VERSION({ services, cluster, tenant, template, actor }) {
     const row = await cluster.withDatabase(tenant.databaseName, async (client) => {
       await client.query('BEGIN');
       try {
         await lockSchemaVersionTable(client);
-        await client.query(
-          `UPDATE public."__SchemaVersion" SET "AppliedAt" = pg_catalog.now(), "AppliedBy" = $2::pg_catalog.text, "Description" = $3::pg_catalog.text
-           WHERE "Component" = $1::pg_catalog.text`,
-          [TENANT_COMPONENT, actor, `provisioned from template ${template.template} ${template.version}`],
-        );
+        await client.query(stampSchemaVersion, [TENANT_COMPONENT, actor, `provisioned from template ${template.template} ${template.version}`]);
         const stamped = await readSchemaVersionIn(client);
         await client.query('COMMIT');
         if (!stamped) throw new Error(`${tenant.databaseName} has no ${TENANT_COMPONENT} row in __SchemaVersion`);
@@ -110,14 +125,14 @@ export const runStep: Record<ProvisionStep, (ctx: StepContext) => Promise<void>>
         throw err;
       }
     });
-    await mirrorSchemaVersion(deps.db, tenant.id, row.stamped);
-    await recordExtensions(deps.db, tenant.id, row.extensions);
+    await services.schemaVersions.mirrorSchemaVersion(tenant.id, row.stamped);
+    await recordExtensions(services.db, tenant.id, row.extensions);
   },
 
   async CREDENTIALS(ctx) {
-    const { deps, cluster, tenant, idempotencyKey } = ctx;
+    const { services, cluster, tenant, idempotencyKey } = ctx;
     // Resuming with the caller's key: the password kept for it is the one to set.
-    const kept = idempotencyKey ? await findHandoff(deps, tenant.id, idempotencyKey) : null;
+    const kept = idempotencyKey ? await services.handoffs.findHandoff(tenant.id, idempotencyKey) : null;
     if (kept) {
       if (kept.verifier) await cluster.query(setRolePassword(tenant.roleName, kept.verifier));
       ctx.password = kept.password;
@@ -127,7 +142,7 @@ export const runStep: Record<ProvisionStep, (ctx: StepContext) => Promise<void>>
     const verifier = scramSha256Verifier(password);
     // Kept before PostgreSQL gets it: a crash after this line leaves something to complete.
     if (idempotencyKey) {
-      await deps.db.$transaction((tx) => storeHandoff(tx, deps, { tenantId: tenant.id, purpose: 'PROVISION', key: idempotencyKey, password, verifier }));
+      await services.db.$transaction((tx) => services.handoffs.storeHandoff(tx, { tenantId: tenant.id, purpose: 'PROVISION', key: idempotencyKey, password, verifier }));
     }
     await cluster.query(setRolePassword(tenant.roleName, verifier));
     ctx.password = password;

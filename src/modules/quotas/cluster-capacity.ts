@@ -1,7 +1,7 @@
-import type { LockName } from '../../platform/locks/advisory-locks.js';
 import type { ClusterAdmin, ServerFacts } from '../../platform/db/cluster-admin.js';
+import type { Config } from '../../platform/config.js';
 import { controlPlaneConnections } from '../../platform/db/connection-budget.js';
-import type { Deps } from '../../deps.js';
+import type { ControlClient } from '../../platform/db/control-client.js';
 import { UserError } from '../../platform/errors.js';
 
 export interface ClusterCapacity {
@@ -14,35 +14,6 @@ export interface ClusterCapacity {
   capacity: number;
 }
 
-/** (max_connections − superuser-reserved − reserved − the control plane's own) × the over-commit factor. */
-export async function clusterCapacity(deps: Deps, cluster: ClusterAdmin, known?: ServerFacts): Promise<ClusterCapacity> {
-  const facts = known ?? (await cluster.facts());
-  const controlPlane = controlPlaneConnections(cluster.holdsControlDatabase);
-  const usable = facts.maxConnections - facts.superuserReservedConnections - facts.reservedConnections - controlPlane;
-  return {
-    maxConnections: facts.maxConnections,
-    superuserReserved: facts.superuserReservedConnections,
-    reserved: facts.reservedConnections,
-    controlPlane,
-    overcommitFactor: deps.config.OVERCOMMIT_FACTOR,
-    capacity: Math.max(0, Math.floor(usable * deps.config.OVERCOMMIT_FACTOR)),
-  };
-}
-
-/** Connections promised to the cluster's tenants, leaving one tenant out (the one being changed). */
-export async function allocatedExcept(deps: Deps, clusterId: string, tenantId: string | null): Promise<number> {
-  const { _sum } = await deps.db.quota.aggregate({
-    _sum: { maxConnections: true },
-    where: { tenant: { clusterId, status: { not: 'DEPROVISIONED' }, ...(tenantId ? { id: { not: tenantId } } : {}) } },
-  });
-  return _sum.maxConnections ?? 0;
-}
-
-/** Callers hold this while they check and change quotas on a cluster, so two changes cannot both fit. */
-export function capacityLock(clusterId: string): LockName {
-  return { kind: 'capacity', key: `tenantry:capacity:${clusterId}`, label: `the capacity of cluster ${clusterId}` };
-}
-
 /** How the capacity is reached, for messages: "(max_connections 100 − 3 superuser-reserved − … ) × OVERCOMMIT_FACTOR 1". */
 function formula(cap: ClusterCapacity): string {
   return (
@@ -53,36 +24,6 @@ function formula(cap: ClusterCapacity): string {
 
 const MORE_ROOM = 'raise the server\'s max_connections or OVERCOMMIT_FACTOR, or lower other tenants\' quotas';
 
-/**
- * CLUSTER_CAPACITY_EXCEEDED, with the numbers, when `quota` does not fit beside the others.
- * `defaulted`: the caller sent no maxConnections, so the message names DEFAULT_MAX_CONNECTIONS
- * (and no field). It never suggests a quota below QUOTA_MIN: with less room than that left,
- * the tenant cannot be placed on this cluster, and the message says so.
- */
-export async function assertWithinCapacity(
-  deps: Deps,
-  cluster: ClusterAdmin,
-  p: { tenantId: string | null; slug: string; quota: number; defaulted?: boolean },
-): Promise<void> {
-  const [cap, others] = await Promise.all([clusterCapacity(deps, cluster), allocatedExcept(deps, cluster.id, p.tenantId)]);
-  if (others + p.quota <= cap.capacity) return;
-  const { QUOTA_MIN } = deps.config;
-  const room = Math.max(0, cap.capacity - others);
-  const budget = `cluster ${cluster.name} can serve ${cap.capacity} tenant connections (${formula(cap)}); ${others} are allocated to other tenants`;
-  let message: string;
-  if (room < QUOTA_MIN) {
-    const asked = p.defaulted ? `DEFAULT_MAX_CONNECTIONS ${p.quota}` : `${p.quota}`;
-    message = `${budget}, leaving ${room}, below QUOTA_MIN ${QUOTA_MIN}: ${p.slug} (${asked}) cannot be placed on this cluster; ${MORE_ROOM}`;
-  } else if (p.defaulted) {
-    message =
-      `${budget}, so ${p.slug} cannot have DEFAULT_MAX_CONNECTIONS ${p.quota}: pass maxConnections of at most ${room} ` +
-      `(QUOTA_MIN is ${QUOTA_MIN}), lower DEFAULT_MAX_CONNECTIONS, or ${MORE_ROOM}`;
-  } else {
-    message = `${budget}, so ${p.slug} can have at most ${room}, not ${p.quota}`;
-  }
-  throw new UserError('CLUSTER_CAPACITY_EXCEEDED', message, p.defaulted ? undefined : 'maxConnections');
-}
-
 /** Below this many default tenants on an empty cluster, start-up warns: the server is too small for the defaults. */
 export const FEW_DEFAULT_TENANTS = 3;
 
@@ -90,8 +31,6 @@ export interface CapacityAdvice {
   capacity: ClusterCapacity;
   /** Connections promised to the cluster's tenants now. */
   allocated: number;
-  /** DEFAULT_MAX_CONNECTIONS: the quota of a tenant provisioned without maxConnections. */
-  defaultQuota: number;
   /** How many tenants at the default quota the cluster serves when empty. */
   defaultTenantsFit: number;
   /** How many more fit beside today's tenants. */
@@ -103,25 +42,88 @@ export interface CapacityAdvice {
 }
 
 /**
- * How many tenants at DEFAULT_MAX_CONNECTIONS a cluster can take, in all and from now on:
- * stock PostgreSQL (max_connections 100) takes one, and a user should hear so at start and
- * in /health/ready rather than from the second provisionTenant.
+ * How many connections a cluster's tenants may be promised, and whether a quota still fits:
+ * the figures behind CLUSTER_CAPACITY_EXCEEDED, Cluster.capacity and the start-up advice.
  */
-export async function capacityAdvice(deps: Deps, cluster: ClusterAdmin, known?: ServerFacts): Promise<CapacityAdvice> {
-  const [capacity, allocated] = await Promise.all([clusterCapacity(deps, cluster, known), allocatedExcept(deps, cluster.id, null)]);
-  const defaultQuota = deps.config.DEFAULT_MAX_CONNECTIONS;
-  const defaultTenantsFit = Math.floor(capacity.capacity / defaultQuota);
-  const moreDefaultTenantsFit = Math.floor(Math.max(0, capacity.capacity - allocated) / defaultQuota);
-  const tenants = (n: number) => `${n} tenant${n === 1 ? '' : 's'}`;
-  const summary =
-    `cluster ${cluster.name} can serve ${capacity.capacity} tenant connections (${formula(capacity)}): ` +
-    `${tenants(defaultTenantsFit)} at DEFAULT_MAX_CONNECTIONS ${defaultQuota}; ${allocated} allocated, room for ${moreDefaultTenantsFit} more`;
-  const fix = 'raise max_connections on the server, lower DEFAULT_MAX_CONNECTIONS (or pass maxConnections), or raise OVERCOMMIT_FACTOR';
-  let warning: string | null = null;
-  if (defaultTenantsFit < FEW_DEFAULT_TENANTS) {
-    warning = `cluster ${cluster.name} fits only ${tenants(defaultTenantsFit)} at DEFAULT_MAX_CONNECTIONS ${defaultQuota} (${capacity.capacity} tenant connections: ${formula(capacity)}); ${fix}`;
-  } else if (moreDefaultTenantsFit === 0) {
-    warning = `cluster ${cluster.name} has room for no further tenant at DEFAULT_MAX_CONNECTIONS ${defaultQuota} (${allocated} of ${capacity.capacity} allocated); ${fix}`;
+export class CapacityPlanner {
+  constructor(
+    private readonly p: {
+      db: ControlClient;
+      config: Pick<Config, 'OVERCOMMIT_FACTOR' | 'QUOTA_MIN' | 'DEFAULT_MAX_CONNECTIONS'>;
+    },
+  ) {}
+
+  /** (max_connections − superuser-reserved − reserved − the control plane's own) × the over-commit factor. */
+  async clusterCapacity(cluster: ClusterAdmin, known?: ServerFacts): Promise<ClusterCapacity> {
+    const facts = known ?? (await cluster.facts());
+    const controlPlane = controlPlaneConnections(cluster.holdsControlDatabase);
+    const usable = facts.maxConnections - facts.superuserReservedConnections - facts.reservedConnections - controlPlane;
+    return {
+      maxConnections: facts.maxConnections,
+      superuserReserved: facts.superuserReservedConnections,
+      reserved: facts.reservedConnections,
+      controlPlane,
+      overcommitFactor: this.p.config.OVERCOMMIT_FACTOR,
+      capacity: Math.max(0, Math.floor(usable * this.p.config.OVERCOMMIT_FACTOR)),
+    };
   }
-  return { capacity, allocated, defaultQuota, defaultTenantsFit, moreDefaultTenantsFit, summary, warning };
+
+  /** Connections promised to the cluster's tenants, leaving one tenant out (the one being changed). */
+  async allocatedExcept(clusterId: string, tenantId: string | null): Promise<number> {
+    const { _sum } = await this.p.db.quota.aggregate({
+      _sum: { maxConnections: true },
+      where: { tenant: { clusterId, status: { not: 'DEPROVISIONED' }, ...(tenantId ? { id: { not: tenantId } } : {}) } },
+    });
+    return _sum.maxConnections ?? 0;
+  }
+
+  /**
+   * CLUSTER_CAPACITY_EXCEEDED, with the numbers, when `quota` does not fit beside the others.
+   * `defaulted`: the caller sent no maxConnections, so the message names DEFAULT_MAX_CONNECTIONS
+   * (and no field). It never suggests a quota below QUOTA_MIN: with less room than that left,
+   * the tenant cannot be placed on this cluster, and the message says so.
+   */
+  async assertWithinCapacity(cluster: ClusterAdmin, p: { tenantId: string | null; slug: string; quota: number; defaulted?: boolean }): Promise<void> {
+    const [cap, others] = await Promise.all([this.clusterCapacity(cluster), this.allocatedExcept(cluster.id, p.tenantId)]);
+    if (others + p.quota <= cap.capacity) return;
+    const { QUOTA_MIN } = this.p.config;
+    const room = Math.max(0, cap.capacity - others);
+    const budget = `cluster ${cluster.name} can serve ${cap.capacity} tenant connections (${formula(cap)}); ${others} are allocated to other tenants`;
+    let message: string;
+    if (room < QUOTA_MIN) {
+      const asked = p.defaulted ? `DEFAULT_MAX_CONNECTIONS ${p.quota}` : `${p.quota}`;
+      message = `${budget}, leaving ${room}, below QUOTA_MIN ${QUOTA_MIN}: ${p.slug} (${asked}) cannot be placed on this cluster; ${MORE_ROOM}`;
+    } else if (p.defaulted) {
+      message =
+        `${budget}, so ${p.slug} cannot have DEFAULT_MAX_CONNECTIONS ${p.quota}: pass maxConnections of at most ${room} ` +
+        `(QUOTA_MIN is ${QUOTA_MIN}), lower DEFAULT_MAX_CONNECTIONS, or ${MORE_ROOM}`;
+    } else {
+      message = `${budget}, so ${p.slug} can have at most ${room}, not ${p.quota}`;
+    }
+    throw new UserError('CLUSTER_CAPACITY_EXCEEDED', message, p.defaulted ? undefined : 'maxConnections');
+  }
+
+  /**
+   * How many tenants at DEFAULT_MAX_CONNECTIONS a cluster can take, in all and from now on:
+   * stock PostgreSQL (max_connections 100) takes one, and a user should hear so at start and
+   * in /health/ready rather than from the second provisionTenant.
+   */
+  async capacityAdvice(cluster: ClusterAdmin, known?: ServerFacts): Promise<CapacityAdvice> {
+    const [capacity, allocated] = await Promise.all([this.clusterCapacity(cluster, known), this.allocatedExcept(cluster.id, null)]);
+    const defaultQuota = this.p.config.DEFAULT_MAX_CONNECTIONS;
+    const defaultTenantsFit = Math.floor(capacity.capacity / defaultQuota);
+    const moreDefaultTenantsFit = Math.floor(Math.max(0, capacity.capacity - allocated) / defaultQuota);
+    const tenants = (n: number) => `${n} tenant${n === 1 ? '' : 's'}`;
+    const summary =
+      `cluster ${cluster.name} can serve ${capacity.capacity} tenant connections (${formula(capacity)}): ` +
+      `${tenants(defaultTenantsFit)} at DEFAULT_MAX_CONNECTIONS ${defaultQuota}; ${allocated} allocated, room for ${moreDefaultTenantsFit} more`;
+    const fix = 'raise max_connections on the server, lower DEFAULT_MAX_CONNECTIONS (or pass maxConnections), or raise OVERCOMMIT_FACTOR';
+    let warning: string | null = null;
+    if (defaultTenantsFit < FEW_DEFAULT_TENANTS) {
+      warning = `cluster ${cluster.name} fits only ${tenants(defaultTenantsFit)} at DEFAULT_MAX_CONNECTIONS ${defaultQuota} (${capacity.capacity} tenant connections: ${formula(capacity)}); ${fix}`;
+    } else if (moreDefaultTenantsFit === 0) {
+      warning = `cluster ${cluster.name} has room for no further tenant at DEFAULT_MAX_CONNECTIONS ${defaultQuota} (${allocated} of ${capacity.capacity} allocated); ${fix}`;
+    }
+    return { capacity, allocated, defaultTenantsFit, moreDefaultTenantsFit, summary, warning };
+  }
 }

@@ -1,11 +1,8 @@
 import semver from 'semver';
 import type { MigrationLedger } from '../../platform/db/migrations.js';
-import { readSchemaVersion, TENANT_COMPONENT } from '../tenants/schema-version-record.js';
+import { readSchemaVersion, TENANT_COMPONENT } from '../tenants/index.js';
 
 export { TENANT_COMPONENT };
-
-/** Advisory lock taken while a tenant or template database's schema moves (per database). */
-export const SCHEMA_MIGRATION_LOCK = 0x7e4a4e7an;
 
 /**
  * `__SchemaVersion` in a template or tenant database: one row per component holding the

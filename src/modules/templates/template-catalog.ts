@@ -4,13 +4,8 @@ import path from 'node:path';
 import semver from 'semver';
 import { z } from 'zod';
 import { checksumOf, type Migration } from '../../platform/db/migrations.js';
+import { extensionRequirementSchema as extensionRequirement, type ExtensionPolicy } from '../extensions/index.js';
 
-const extensionRequirement = z.object({
-  name: z.string().regex(/^[a-z0-9_-]+$/),
-  minVersion: z.string().optional(),
-  /** Keep it at the newest version the server offers: below that it is OUTDATED. */
-  track: z.boolean().default(false),
-});
 const manifestSchema = z.object({
   description: z.string(),
   /** Tables every tenant database of this version must have (readiness checks them). */
@@ -21,14 +16,12 @@ const manifestSchema = z.object({
   }),
 });
 
-export type ExtensionRequirement = z.infer<typeof extensionRequirement>;
-
 export interface TemplateVersion {
   template: string;
   version: string;
   description: string;
   tables: string[];
-  extensions: { required: ExtensionRequirement[]; optional: ExtensionRequirement[] };
+  extensions: ExtensionPolicy;
   /** The SQL that brings the previous version to this one (the first version: from empty). */
   migration: Migration;
 }
@@ -46,7 +39,8 @@ export const DEFAULT_TEMPLATE = 'default';
  * `templates/<name>/<semver>/{manifest.json,migration.sql}`.
  */
 export class TemplateCatalog {
-  private constructor(private readonly templates: Map<string, SchemaTemplate>) {}
+  /** Use `TemplateCatalog.load(dir)`. */
+  constructor(private readonly templates: Map<string, SchemaTemplate>) {}
 
   static async load(dir: string): Promise<TemplateCatalog> {
     const templates = new Map<string, SchemaTemplate>();

@@ -3,11 +3,20 @@ import type pg from 'pg';
 import type { ClusterAdmin } from '../../platform/db/cluster-admin.js';
 import { withCheckedOutClient } from '../../platform/db/checked-out-client.js';
 import { applyMigrations } from '../../platform/db/migrations.js';
+import { SCHEMA_MIGRATION_LOCK, templateLockKey } from '../../platform/locks/lock-names.js';
 import type { Logger } from '../../platform/logger.js';
-import { createEmptyDatabase, databaseExists, dropDatabase, revokeConnectFromPublic, sealTemplateDatabase, unsealTemplateDatabase } from '../tenants/databases.sql.js';
-import { createExtensionSchema, EXTENSION_SCHEMA } from '../extensions/extensions.sql.js';
-import { installExtensions } from '../extensions/install-extensions.js';
-import { SCHEMA_MIGRATION_LOCK, schemaVersionLedger, TENANT_COMPONENT } from './schema-version-ledger.js';
+import {
+  createEmptyDatabase,
+  createExtensionSchema,
+  databaseExists,
+  dropDatabase,
+  EXTENSION_SCHEMA,
+  revokeConnectFromPublic,
+  sealTemplateDatabase,
+  unsealTemplateDatabase,
+} from '../tenants/index.js';
+import { installExtensions } from '../extensions/index.js';
+import { schemaVersionLedger, TENANT_COMPONENT } from './schema-version-ledger.js';
 import type { TemplateCatalog, TemplateVersion } from './template-catalog.js';
 
 /**
@@ -26,17 +35,23 @@ export class TemplateDatabases {
   private readonly prepared = new Map<string, Promise<string>>();
 
   constructor(
-    private readonly catalog: TemplateCatalog,
-    /** Names are scoped by the control database, so separate control planes never share one. */
-    private readonly scope: string,
-    private readonly logger: Logger,
-    /** Installs PgBouncer's auth_query lookup function (a no-op without PgBouncer). */
-    private readonly pooler?: { installLookup(cluster: ClusterAdmin, client: pg.Client): Promise<void> },
+    private readonly p: {
+      catalog: TemplateCatalog;
+      /** The control database's name: it scopes every template database's name, so separate control planes never share one. */
+      controlDatabase: string;
+      logger: Logger;
+      /**
+       * Run in each new template database once its extensions are in, before the template's SQL
+       * (tenants copy what it makes): the pools module installs PgBouncer's auth_query lookup
+       * function there (a no-op without PgBouncer, or on a cluster it does not front).
+       */
+      installPoolerLookup?: (cluster: ClusterAdmin, client: pg.Client) => Promise<void>;
+    },
   ) {}
 
   nameFor(version: TemplateVersion): string {
-    const fingerprint = createHash('sha256').update(`layout ${TEMPLATE_LAYOUT}`).update(this.catalog.fingerprint(version)).digest('hex').slice(0, 10);
-    const base = `${this.scope}_tpl_${version.template}_${version.version}`.replace(/[^a-z0-9_]/g, '_');
+    const fingerprint = createHash('sha256').update(`layout ${TEMPLATE_LAYOUT}`).update(this.p.catalog.fingerprint(version)).digest('hex').slice(0, 10);
+    const base = `${this.p.controlDatabase}_tpl_${version.template}_${version.version}`.replace(/[^a-z0-9_]/g, '_');
     return `${base.slice(0, 63 - fingerprint.length - 1)}_${fingerprint}`;
   }
 
@@ -63,7 +78,7 @@ export class TemplateDatabases {
 
   /** Drops every template database of this control plane on `cluster` (used by tests and teardown). */
   async dropAll(cluster: ClusterAdmin): Promise<void> {
-    const { rows } = await cluster.query<{ datname: string }>(`SELECT datname FROM pg_catalog.pg_database WHERE datname LIKE $1`, [`${this.scope}\\_tpl\\_%`]);
+    const { rows } = await cluster.query<{ datname: string }>(`SELECT datname FROM pg_catalog.pg_database WHERE datname LIKE $1`, [`${this.p.controlDatabase}\\_tpl\\_%`]);
     for (const { datname } of rows) {
       await cluster.query(unsealTemplateDatabase(datname));
       await cluster.query(dropDatabase(datname));
@@ -76,7 +91,7 @@ export class TemplateDatabases {
       // Held on the managed server itself: any control plane preparing this name waits (longer
       // than an ordinary lock wait: preparing takes a moment).
       await lock.query(`SET lock_timeout = '120s'`);
-      await lock.query('SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtextextended($1, 0))', [`tenantry:template:${name}`]);
+      await lock.query('SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtextextended($1, 0))', [templateLockKey(name)]);
       try {
         return await this.prepareLocked(cluster, version, name);
       } finally {
@@ -97,10 +112,10 @@ export class TemplateDatabases {
     await cluster.query(createEmptyDatabase(name));
     try {
       await cluster.withDatabase(name, async (client) => {
-        const steps = this.catalog.stepsTo(version);
+        const steps = this.p.catalog.stepsTo(version);
         await client.query(createExtensionSchema);
         await installExtensions(client, version.extensions);
-        await this.pooler?.installLookup(cluster, client);
+        await this.p.installPoolerLookup?.(cluster, client);
         // The template's SQL creates its tables in public and may use what the extensions define.
         await client.query(`SELECT pg_catalog.set_config('search_path', $1, false)`, [`public, ${EXTENSION_SCHEMA}`]);
         await applyMigrations(
@@ -116,7 +131,7 @@ export class TemplateDatabases {
       await cluster.query(dropDatabase(name)).catch(() => undefined);
       throw err;
     }
-    this.logger.info({ template: version.template, version: version.version, database: name, ms: Date.now() - started }, 'template database prepared');
+    this.p.logger.info({ template: version.template, version: version.version, database: name, ms: Date.now() - started }, 'template database prepared');
     return name;
   }
 }

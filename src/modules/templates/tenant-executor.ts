@@ -1,6 +1,6 @@
 import format from 'pg-format';
 import type pg from 'pg';
-import { EXTENSION_SCHEMA } from '../extensions/extensions.sql.js';
+import { EXTENSION_SCHEMA } from '../tenants/index.js';
 
 /**
  * Template steps that touch a tenant's tables run AS THE TENANT, never as the control plane:

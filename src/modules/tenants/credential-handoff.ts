@@ -1,7 +1,8 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
 import type { Prisma } from '../../generated/prisma/client.js';
 import type { CredentialPurpose } from '../../generated/prisma/enums.js';
-import type { Deps } from '../../deps.js';
+import type { Config } from '../../platform/config.js';
+import type { ControlClient } from '../../platform/db/control-client.js';
 import { UserError } from '../../platform/errors.js';
 
 /**
@@ -11,18 +12,13 @@ import { UserError } from '../../platform/errors.js';
  * key's SHA-256 is stored, so the control database alone cannot decrypt it: whoever holds
  * the idempotency key (the caller) can, by repeating the call.
  */
-export interface SealedPassword {
-  salt: Uint8Array<ArrayBuffer>;
-  iv: Uint8Array<ArrayBuffer>;
-  ciphertext: Uint8Array<ArrayBuffer>;
-  authTag: Uint8Array<ArrayBuffer>;
-}
+type SealedPassword = ReturnType<typeof sealPassword>;
 
 const bytes = (b: Buffer): Uint8Array<ArrayBuffer> => new Uint8Array(b);
 
 const INFO = 'tenantry credential hand-off v1';
 
-export function idempotencyKeyHash(key: string): string {
+function idempotencyKeyHash(key: string): string {
   return createHash('sha256').update(key).digest('hex');
 }
 
@@ -30,7 +26,7 @@ function derive(key: string, salt: Buffer): Buffer {
   return Buffer.from(hkdfSync('sha256', key, salt, INFO, 32));
 }
 
-export function sealPassword(password: string, key: string): SealedPassword {
+function sealPassword(password: string, key: string) {
   const salt = randomBytes(16);
   const iv = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', derive(key, salt), iv);
@@ -38,7 +34,7 @@ export function sealPassword(password: string, key: string): SealedPassword {
   return { salt: bytes(salt), iv: bytes(iv), ciphertext: bytes(ciphertext), authTag: bytes(cipher.getAuthTag()) };
 }
 
-export function openPassword(sealed: SealedPassword, key: string): string {
+function openPassword(sealed: SealedPassword, key: string): string {
   const decipher = createDecipheriv('aes-256-gcm', derive(key, Buffer.from(sealed.salt)), Buffer.from(sealed.iv));
   decipher.setAuthTag(Buffer.from(sealed.authTag));
   return Buffer.concat([decipher.update(Buffer.from(sealed.ciphertext)), decipher.final()]).toString('utf8');
@@ -53,29 +49,6 @@ export function validateIdempotencyKey(key: string | null | undefined): string |
   return key;
 }
 
-type Tx = Prisma.TransactionClient;
-
-/** Keeps a new password for the caller (inside the caller's transaction), with the verifier still to apply. */
-export async function storeHandoff(
-  tx: Tx,
-  deps: Deps,
-  p: { tenantId: string; purpose: CredentialPurpose; key: string; password: string; verifier: string },
-): Promise<void> {
-  const sealed = sealPassword(p.password, p.key);
-  await tx.credentialHandoff.upsert({
-    where: { tenantId_keyHash: { tenantId: p.tenantId, keyHash: idempotencyKeyHash(p.key) } },
-    create: {
-      tenantId: p.tenantId,
-      purpose: p.purpose,
-      keyHash: idempotencyKeyHash(p.key),
-      verifier: p.verifier,
-      ...sealed,
-      expiresAt: new Date(Date.now() + deps.config.CREDENTIAL_HANDOFF_TTL_MS),
-    },
-    update: { purpose: p.purpose, verifier: p.verifier, ...sealed, appliedAt: null, expiresAt: new Date(Date.now() + deps.config.CREDENTIAL_HANDOFF_TTL_MS) },
-  });
-}
-
 export interface Handoff {
   id: string;
   purpose: CredentialPurpose;
@@ -84,9 +57,26 @@ export interface Handoff {
   password: string;
 }
 
-/** The credentials kept for this tenant and idempotency key, if any and not expired. */
-export async function findHandoff(deps: Deps, tenantId: string, key: string): Promise<Handoff | null> {
-  const row = await deps.db.credentialHandoff.findUnique({ where: { tenantId_keyHash: { tenantId, keyHash: idempotencyKeyHash(key) } } });
-  if (!row || row.expiresAt.getTime() <= Date.now()) return null;
-  return { id: row.id, purpose: row.purpose, verifier: row.verifier, password: openPassword(row, key) };
+/** The hand-offs (above) as the control database keeps them, for CREDENTIAL_HANDOFF_TTL_MS. */
+export class CredentialHandoffs {
+  constructor(private readonly p: { db: ControlClient; config: Pick<Config, 'CREDENTIAL_HANDOFF_TTL_MS'> }) {}
+
+  /** Keeps a new password for the caller (inside the caller's transaction), with the verifier still to apply. */
+  async storeHandoff(tx: Prisma.TransactionClient, p: { tenantId: string; purpose: CredentialPurpose; key: string; password: string; verifier: string }): Promise<void> {
+    const keyHash = idempotencyKeyHash(p.key);
+    const expiresAt = new Date(Date.now() + this.p.config.CREDENTIAL_HANDOFF_TTL_MS);
+    const kept = { purpose: p.purpose, verifier: p.verifier, ...sealPassword(p.password, p.key), expiresAt };
+    await tx.credentialHandoff.upsert({
+      where: { tenantId_keyHash: { tenantId: p.tenantId, keyHash } },
+      create: { tenantId: p.tenantId, keyHash, ...kept },
+      update: { ...kept, appliedAt: null },
+    });
+  }
+
+  /** The credentials kept for this tenant and idempotency key, if any and not expired. */
+  async findHandoff(tenantId: string, key: string): Promise<Handoff | null> {
+    const row = await this.p.db.credentialHandoff.findUnique({ where: { tenantId_keyHash: { tenantId, keyHash: idempotencyKeyHash(key) } } });
+    if (!row || row.expiresAt.getTime() <= Date.now()) return null;
+    return { id: row.id, purpose: row.purpose, verifier: row.verifier, password: openPassword(row, key) };
+  }
 }

@@ -1,5 +1,5 @@
 import format from 'pg-format';
-import { EXTENSION_SCHEMA } from '../extensions/extensions.sql.js';
+import { EXTENSION_SCHEMA } from './extension-schema.sql.js';
 
 export const databaseExists = `SELECT datname, datistemplate, datallowconn, datconnlimit, pg_catalog.pg_get_userbyid(datdba) AS owner,
     datdba = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = CURRENT_USER) AS owned_by_us
@@ -11,13 +11,7 @@ export const databaseExists = `SELECT datname, datistemplate, datallowconn, datc
  * extensions in it, and cannot drop or replace what the control plane keeps there.
  */
 export const createDatabaseFromTemplate = (database: string, template: string, connectionLimit: number, strategy: 'wal_log' | 'file_copy' | null) =>
-  format(
-    `CREATE DATABASE %I WITH TEMPLATE %I CONNECTION LIMIT %s${strategy ? ' STRATEGY %s' : ''}`,
-    database,
-    template,
-    connectionLimit,
-    ...(strategy ? [strategy.toUpperCase()] : []),
-  );
+  format('CREATE DATABASE %I WITH TEMPLATE %I CONNECTION LIMIT %s', database, template, connectionLimit) + (strategy ? format(' STRATEGY %s', strategy.toUpperCase()) : '');
 
 /** Names in a tenant's sessions resolve in its own schema, then public, then the extensions. */
 export const setTenantSearchPath = (database: string) =>
@@ -58,7 +52,7 @@ export const setDatabaseConnectionLimit = (database: string, limit: number) => f
  * (with their sequences and indexes); `__SchemaVersion` stays the control plane's.
  */
 export const handTablesToTenant = (role: string) => format(
-  `GRANT USAGE, CREATE ON SCHEMA public TO %I;
+  `GRANT USAGE, CREATE ON SCHEMA public TO %1$I;
    DO $$
    DECLARE r record;
    BEGIN
@@ -68,9 +62,8 @@ export const handTablesToTenant = (role: string) => format(
                 AND c.relowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = CURRENT_USER)
                 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
      LOOP
-       EXECUTE pg_catalog.format('ALTER TABLE public.%%I OWNER TO %%I', r.relname, %L);
+       EXECUTE pg_catalog.format('ALTER TABLE public.%%I OWNER TO %%I', r.relname, %1$L);
      END LOOP;
    END $$`,
-  role,
   role,
 );

@@ -31,7 +31,3 @@ export function validateText(value: string, field: string, max: number): string 
   if (CONTROL.test(text)) throw new UserError('INVALID_INPUT', `${field} must not contain control characters (such as NUL)`, field);
   return text;
 }
-
-export function validateDisplayName(displayName: string): string {
-  return validateText(displayName, 'displayName', 200);
-}

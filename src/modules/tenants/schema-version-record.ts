@@ -1,5 +1,4 @@
 import type pg from 'pg';
-import type { ControlClient } from '../../platform/db/control-client.js';
 
 /** The component a tenant template's version is recorded under in `__SchemaVersion`. */
 export const TENANT_COMPONENT = 'Tenant';
@@ -65,16 +64,4 @@ export async function readSchemaVersion(client: pg.ClientBase): Promise<SchemaVe
   } finally {
     await client.query('ROLLBACK');
   }
-}
-
-/** Mirrors it in the control database, so lists never open a tenant database. */
-export async function mirrorSchemaVersion(db: ControlClient, tenantId: string, row: SchemaVersionRow): Promise<void> {
-  await db.$transaction([
-    db.tenantSchemaVersion.upsert({
-      where: { tenantId_component: { tenantId, component: TENANT_COMPONENT } },
-      create: { tenantId, component: TENANT_COMPONENT, ...row },
-      update: row,
-    }),
-    db.tenant.update({ where: { id: tenantId }, data: { templateVersion: row.version } }),
-  ]);
 }

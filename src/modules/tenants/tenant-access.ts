@@ -1,22 +1,29 @@
-import type { ClusterAdmin } from '../../platform/db/cluster-admin.js';
 import type { Tenant } from '../../generated/prisma/client.js';
-import type { Deps } from '../../deps.js';
+import type { ClusterAdmin } from '../../platform/db/cluster-admin.js';
+import type { ControlClient } from '../../platform/db/control-client.js';
 import { UserError } from '../../platform/errors.js';
-import { underTenantLock } from '../../platform/locks/locking.js';
+import type { TenantLocks } from '../../platform/locks/locking.js';
+import type { ClusterRegistry } from '../clusters/index.js';
 
 /** Whether the caller may see a tenant (a tenant key: only its own). */
 export type Visible = (tenant: Tenant) => boolean;
 
-/**
- * The tenant a call names, under its lock, on its cluster: NOT_FOUND when it does not
- * exist, is deprovisioned, or is not the caller's to see (one answer for all three); the
- * row is read again once the lock is held, so `fn` sees what no one else is changing.
- */
-export async function withTenant<T>(deps: Deps, slug: string, visible: Visible, fn: (tenant: Tenant, cluster: ClusterAdmin) => Promise<T>): Promise<T> {
-  const found = await deps.db.tenant.findUnique({ where: { slug } });
-  if (!found || !visible(found) || found.status === 'DEPROVISIONED') throw new UserError('NOT_FOUND', `no tenant ${slug}`, 'slug');
-  const cluster = await deps.clusters.get(found.clusterId);
-  return underTenantLock(deps, cluster, found, async () => fn(await deps.db.tenant.findUniqueOrThrow({ where: { id: found.id } }), cluster));
+/** The way into one tenant for any change: its row, its cluster, its lock. */
+export class TenantAccess {
+  constructor(private readonly p: { db: ControlClient; clusters: ClusterRegistry; locks: TenantLocks }) {}
+
+  /**
+   * The tenant a call names, under its lock, on its cluster: NOT_FOUND when it does not
+   * exist, is deprovisioned, or is not the caller's to see (one answer for all three); the
+   * row is read again once the lock is held, so `fn` sees what no one else is changing.
+   */
+  async withTenant<T>(slug: string, visible: Visible, fn: (tenant: Tenant, cluster: ClusterAdmin) => Promise<T>): Promise<T> {
+    const { db, clusters, locks } = this.p;
+    const found = await db.tenant.findUnique({ where: { slug } });
+    if (!found || !visible(found) || found.status === 'DEPROVISIONED') throw new UserError('NOT_FOUND', `no tenant ${slug}`, 'slug');
+    const cluster = await clusters.get(found.clusterId);
+    return locks.underTenantLock(cluster, found, async () => fn(await db.tenant.findUniqueOrThrow({ where: { id: found.id } }), cluster));
+  }
 }
 
 /**

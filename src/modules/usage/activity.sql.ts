@@ -3,13 +3,10 @@
  * sampler reads once per interval for all tenants of a cluster (and the cluster total).
  */
 export const tenantSessions = `SELECT usename AS role, pid, coalesce(state, 'unknown') AS state, application_name,
-    backend_start, query_start, state_change, pg_catalog.left(query, 4000) AS query,
+    backend_start, query_start, pg_catalog.left(query, 4000) AS query,
     extract(epoch FROM (pg_catalog.now() - coalesce(query_start, backend_start)))::pg_catalog.float8 AS duration_seconds
   FROM pg_catalog.pg_stat_activity
   WHERE backend_type = 'client backend'`;
-
-/** The sessions of one role, for a tenant's connection list. */
-export const sessionsOfRole = `${tenantSessions} AND usename = $1 ORDER BY backend_start`;
 
 /** The sessions of several roles (a page of tenants), oldest first: one read for all of them. */
 export const sessionsOfRoles = `${tenantSessions} AND usename = ANY($1::text[]) ORDER BY backend_start`;

@@ -17,7 +17,8 @@ export interface LeaseFence {
  * a replica that is not the leader sends an UPDATE that matches nothing (no write).
  */
 export class SamplingLease {
-  private epoch_: number | null = null;
+  /** The lease's epoch while it is ours. */
+  epoch: number | null = null;
   /** Local monotonic time until which the lease is surely ours (from before the renewal was sent). */
   private validUntil = 0;
 
@@ -30,12 +31,8 @@ export class SamplingLease {
     },
   ) {}
 
-  get epoch(): number | null {
-    return this.epoch_;
-  }
-
   get fence(): LeaseFence | null {
-    return this.epoch_ === null ? null : { clusterId: this.p.clusterId, holder: this.p.holder, epoch: this.epoch_ };
+    return this.epoch === null ? null : { clusterId: this.p.clusterId, holder: this.p.holder, epoch: this.epoch };
   }
 
   /** Takes the lease if it is free or expired, or renews it if it is ours: one statement. */
@@ -60,32 +57,30 @@ export class SamplingLease {
       SELECT epoch FROM renewed UNION ALL SELECT epoch FROM created`;
     const epoch = rows[0]?.epoch;
     if (epoch === undefined) {
-      this.epoch_ = null;
-      this.validUntil = 0;
+      this.drop();
       return false;
     }
-    this.epoch_ = epoch;
+    this.epoch = epoch;
     this.validUntil = sentAt + ttlMs * 0.9;
     return true;
   }
 
   /** Whether the lease is still ours by the local clock (checked right before publishing). */
   stillValid(): boolean {
-    return this.epoch_ !== null && performance.now() < this.validUntil;
+    return this.epoch !== null && performance.now() < this.validUntil;
   }
 
   /** Gives the lease up (a clean stop), so another replica takes over at its next try. */
   async release(): Promise<void> {
-    if (this.epoch_ === null) return;
-    this.epoch_ = null;
-    this.validUntil = 0;
+    if (this.epoch === null) return;
+    this.drop();
     await this.p.db.$executeRaw`
       UPDATE usage_leases SET expires_at = '-infinity' WHERE cluster_id = ${this.p.clusterId}::uuid AND holder = ${this.p.holder}`;
   }
 
   /** Forgets the lease locally (it was lost). */
   drop(): void {
-    this.epoch_ = null;
+    this.epoch = null;
     this.validUntil = 0;
   }
 }

@@ -81,7 +81,12 @@ export class TenantRoster {
   /** One statement: the changed rows (or all of them); returns the tenants that left the roster. */
   async refresh(): Promise<RemovedTenant[]> {
     const full = this.horizon === null || Date.now() - this.fullReadAt >= this.p.fullRefreshMs;
-    const rows = full ? await this.readAll() : await this.readChanged(this.horizon!);
+    const rows = await this.read(
+      full
+        ? Prisma.sql`t.cluster_id = ${this.p.clusterId}::uuid AND t.status = 'ACTIVE'`
+        : Prisma.sql`t.id IN (SELECT id FROM tenants WHERE roster_xid >= ${this.horizon}::bigint
+                              UNION SELECT tenant_id FROM quotas WHERE roster_xid >= ${this.horizon}::bigint)`,
+    );
     const removed: RemovedTenant[] = [];
     const seen = new Set<string>();
     for (const r of rows) {
@@ -121,26 +126,15 @@ export class TenantRoster {
     return removed;
   }
 
-  private readAll(): Promise<RosterRow[]> {
+  /** The tenants `which` selects (with the quota), and the next horizon even when there are none. */
+  private read(which: Prisma.Sql): Promise<RosterRow[]> {
     return this.p.db.$queryRaw<RosterRow[]>`
       SELECT h.horizon, r.id::text, r.slug, r.status::text, r.role_name, r.cluster_id::text, r.max_connections
       FROM (${HORIZON}) h
       LEFT JOIN LATERAL (
         SELECT t.id, t.slug, t.status, t.role_name, t.cluster_id, q.max_connections
         FROM tenants t LEFT JOIN quotas q ON q.tenant_id = t.id
-        WHERE t.cluster_id = ${this.p.clusterId}::uuid AND t.status = 'ACTIVE'
-      ) r ON true`;
-  }
-
-  private readChanged(horizon: string): Promise<RosterRow[]> {
-    return this.p.db.$queryRaw<RosterRow[]>`
-      SELECT h.horizon, r.id::text, r.slug, r.status::text, r.role_name, r.cluster_id::text, r.max_connections
-      FROM (${HORIZON}) h
-      LEFT JOIN LATERAL (
-        SELECT t.id, t.slug, t.status, t.role_name, t.cluster_id, q.max_connections
-        FROM tenants t LEFT JOIN quotas q ON q.tenant_id = t.id
-        WHERE t.id IN (SELECT id FROM tenants WHERE roster_xid >= ${horizon}::bigint
-                       UNION SELECT tenant_id FROM quotas WHERE roster_xid >= ${horizon}::bigint)
+        WHERE ${which}
       ) r ON true`;
   }
 }

@@ -56,6 +56,7 @@ export class UsageHistory {
   /** Reads what the control database holds for these tenants: a few statements per 1,000 tenants. */
   async load(tenantIds: readonly string[], now: number): Promise<void> {
     const since = new Date(now - DAY);
+    const thisMinute = Math.floor(now / MINUTE) * MINUTE;
     for (let i = 0; i < tenantIds.length; i += 1000) {
       const ids = tenantIds.slice(i, i + 1000);
       const rows = await this.db.$queryRaw<{ tenant_id: string; current: number | null; max_connections: number | null; by_state: { state: string; count: number }[] | null; rows: [number, number, number][] }[]>`
@@ -70,20 +71,17 @@ export class UsageHistory {
         LEFT JOIN tenant_usage u ON u.tenant_id = ids.id`;
       for (const r of rows) {
         const points = r.rows.map(([minute, peak, max]) => ({ minute, peak, max }));
+        const last = points.at(-1) ?? null;
+        // A minute already under way (another leader wrote it) keeps its maximum so far.
+        const underWay = last?.minute === thisMinute;
         const state: TenantHistory = {
           usage: r.current === null ? null : usageSignature(r.current, r.max_connections!, r.by_state ?? []),
-          last: points.at(-1) ?? null,
-          minute: -1,
-          running: 0,
+          last,
+          minute: underWay ? thisMinute : -1,
+          running: underWay ? last.peak : 0,
           hourOf: new Float64Array(SLOTS).fill(-1),
           hourPeak: new Int32Array(SLOTS),
         };
-        // A minute already under way (another leader wrote it) keeps its maximum so far.
-        const thisMinute = Math.floor(now / MINUTE) * MINUTE;
-        if (state.last && state.last.minute === thisMinute) {
-          state.minute = thisMinute;
-          state.running = state.last.peak;
-        }
         foldHours(state, points, now);
         this.tenants.set(r.tenant_id, state);
       }
@@ -239,14 +237,11 @@ export async function readUsageHistories(db: ControlClient, tenantIds: readonly 
     const mine = rows.filter((r) => r.tenant_id === tenantId);
     const points: UsagePoint[] = [];
     let i = 0;
-    let current: { peak: number; max: number } | null = null;
+    let current: (typeof mine)[number] | undefined;
     // A row holds from its minute until the next one (history is written only when the value changes).
     for (let m = start; m <= end; m += MINUTE) {
-      while (i < mine.length && mine[i]!.minute.getTime() <= m) {
-        current = { peak: mine[i]!.peak_connections, max: mine[i]!.max_connections };
-        i++;
-      }
-      if (current) points.push({ minute: new Date(m), peakConnections: current.peak, maxConnections: current.max });
+      while (i < mine.length && mine[i]!.minute.getTime() <= m) current = mine[i++];
+      if (current) points.push({ minute: new Date(m), peakConnections: current.peak_connections, maxConnections: current.max_connections });
     }
     return points;
   });

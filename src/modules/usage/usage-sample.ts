@@ -9,7 +9,6 @@ export interface SessionRow {
   application_name: string | null;
   backend_start: Date;
   query_start: Date | null;
-  state_change: Date | null;
   query: string | null;
   duration_seconds: number;
 }
@@ -118,6 +117,11 @@ export function sessionsByRole(rows: readonly SessionRow[]): Map<string, Session
 
 const NO_SESSIONS: readonly SessionRow[] = [];
 
+/** What the API shows of a session: its duration to a tenth of a second, its query masked. */
+export function backendSummary(r: SessionRow): BackendSummary {
+  return { pid: r.pid, state: r.state, applicationName: r.application_name, durationSeconds: Math.round(r.duration_seconds * 10) / 10, query: maskQuery(r.query) };
+}
+
 /**
  * Turns one read of pg_stat_activity into a payload per tenant. `pooled` is the pooler's
  * server connections when a pooler runs and answered (null otherwise).
@@ -159,7 +163,7 @@ export function buildTenantSamples(
         .filter((r) => r.state !== 'idle')
         .sort((a, b) => b.duration_seconds - a.duration_seconds)
         .slice(0, BUSIEST)
-        .map((r) => ({ pid: r.pid, state: r.state, applicationName: r.application_name, durationSeconds: Math.round(r.duration_seconds * 10) / 10, query: maskQuery(r.query) })),
+        .map(backendSummary),
       sampledAt: at,
     };
   });

@@ -5,7 +5,8 @@ import type { Logger } from '../../platform/logger.js';
 import type { TenantryMetrics } from '../../platform/metrics.js';
 import { tenantSessions } from './activity.sql.js';
 import type { EventBus } from '../../platform/events/event-bus.js';
-import type { PoolerDriver } from '../pools/pooler-driver.js';
+import type { PoolerDriver } from '../pools/index.js';
+import { PeriodicTask } from '../../platform/periodic-task.js';
 import { SamplingLease } from './sampling-lease.js';
 import { TenantRoster } from './tenant-roster.js';
 import { pruneUsageHistory, UsageHistory, type MinuteRow } from './usage-history.js';
@@ -50,14 +51,13 @@ const ROSTER_FULL_REFRESH_MS = 10 * 60_000;
  */
 export class UsageSampler {
   /** The sampler's own counters: `activityQueries` is every pg_stat_activity read it made. */
-  readonly stats = { activityQueries: 0, poolerReads: 0, samples: 0, leader: false, batches: 0, tenantsPublished: 0, historyRows: 0, leadershipsLost: 0, resyncs: 0 };
+  readonly stats = { activityQueries: 0, poolerReads: 0, samples: 0, leader: false, batches: 0, historyRows: 0, resyncs: 0 };
   readonly lease: SamplingLease;
   readonly roster: TenantRoster;
   private readonly history: UsageHistory;
-  private timer: NodeJS.Timeout | undefined;
+  /** One tick per USAGE_SAMPLE_MS; a kick (demand after idling, a resync) runs one at once, or right after the one under way. */
+  private readonly ticks: PeriodicTask;
   private stopped = false;
-  private inflight: Promise<void> | null = null;
-  private kickPending = false;
   private lastDemandAt = 0;
   private lastSampleAt = 0;
   /** Per tenant: the signature of what was last published. */
@@ -68,8 +68,7 @@ export class UsageSampler {
   private lastPruneAt = 0;
   private facts: { at: number; value: ServerFacts } | undefined;
   private poolerFailing = false;
-  private stopDemand: (() => void) | undefined;
-  private stopResync: (() => void) | undefined;
+  private stopListening: (() => void)[] = [];
   /**
    * Requests for everything again (a replica's link to the others came back), and how many
    * of them a published sample answered: while fewer, the next sample publishes every tenant.
@@ -93,20 +92,18 @@ export class UsageSampler {
     this.lease = new SamplingLease({ db: p.db, clusterId: p.cluster.id, holder: p.replica, ttlMs: p.timing.leaseMs });
     this.roster = new TenantRoster({ db: p.db, clusterId: p.cluster.id, heartbeatMs: p.timing.heartbeatMs, fullRefreshMs: ROSTER_FULL_REFRESH_MS });
     this.history = new UsageHistory(p.db);
+    this.ticks = new PeriodicTask({ name: `usage sampler of ${p.cluster.name}`, intervalMs: p.timing.intervalMs, run: () => this.tick(), logger: p.logger });
   }
 
   start(): void {
-    this.stopDemand = this.p.bus.onDemand(() => this.onDemand());
-    this.stopResync = this.p.bus.onResync(() => this.onResync());
-    this.schedule(0);
+    this.stopListening.push(this.p.bus.onDemand(() => this.onDemand()), this.p.bus.onResync(() => this.onResync()));
+    this.ticks.start();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
-    this.stopDemand?.();
-    this.stopResync?.();
-    await this.inflight;
+    for (const stop of this.stopListening.splice(0)) stop();
+    await this.ticks.stop();
     if (this.stats.leader) await this.lease.release().catch((err) => this.p.logger.warn({ err }, 'could not release the sampling lease'));
     this.setLeader(false);
   }
@@ -115,36 +112,17 @@ export class UsageSampler {
   private onDemand(): void {
     const wasIdle = !this.watched();
     this.lastDemandAt = Date.now();
-    if (wasIdle && this.stats.leader && !this.stopped) this.kick();
+    if (wasIdle && this.stats.leader && !this.stopped) void this.ticks.runNow();
   }
 
   /** Someone missed samples: publish every tenant, at once. */
   private onResync(): void {
     this.resyncs.requested++;
-    if (this.stats.leader && !this.stopped) this.kick();
+    if (this.stats.leader && !this.stopped) void this.ticks.runNow();
   }
 
   private watched(): boolean {
     return Date.now() - this.lastDemandAt < 3 * this.p.timing.intervalMs;
-  }
-
-  private kick(): void {
-    if (this.inflight) this.kickPending = true;
-    else this.schedule(0);
-  }
-
-  private schedule(delayMs: number): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.inflight = this.tick().finally(() => {
-        this.inflight = null;
-        if (this.stopped) return;
-        const kicked = this.kickPending;
-        this.kickPending = false;
-        this.schedule(kicked ? 0 : this.p.timing.intervalMs);
-      });
-    }, delayMs);
-    this.timer.unref();
   }
 
   private async tick(): Promise<void> {
@@ -152,7 +130,9 @@ export class UsageSampler {
     try {
       if (!this.stats.leader) {
         if (!(await this.lease.acquireOrRenew())) return;
-        this.becomeLeader();
+        this.forget();
+        this.setLeader(true);
+        this.p.logger.info({ cluster: this.p.cluster.name, epoch: this.lease.epoch }, 'sampling usage for this cluster (leader)');
       }
       const due = this.lastSampleAt === 0 || this.resyncs.requested > this.resyncs.answered || this.watched() || Date.now() - this.lastSampleAt >= this.p.timing.idleIntervalMs;
       if (due) await this.sample();
@@ -164,17 +144,10 @@ export class UsageSampler {
     }
   }
 
-  private becomeLeader(): void {
-    this.forget();
-    this.setLeader(true);
-    this.p.logger.info({ cluster: this.p.cluster.name, epoch: this.lease.epoch }, 'sampling usage for this cluster (leader)');
-  }
-
   private stepDown(why: string): void {
     this.lease.drop();
     this.forget();
     this.setLeader(false);
-    this.stats.leadershipsLost++;
     this.p.logger.warn({ cluster: this.p.cluster.name, why }, 'no longer sampling usage for this cluster');
   }
 
@@ -261,7 +234,6 @@ export class UsageSampler {
       this.stats.resyncs++;
     }
     this.stats.batches++;
-    this.stats.tenantsPublished += publish.length;
     metrics.batchTenants.observe({ cluster: cluster.name }, publish.length);
     this.gauge(samples);
 
@@ -301,12 +273,12 @@ export class UsageSampler {
    */
   private gauge(samples: readonly TenantUsageSample[]): void {
     for (const s of samples) {
+      if (s.current >= s.max) this.p.metrics.tenantAtLimit.inc({ tenant: s.tenantSlug });
       const key = `${s.current}/${s.max}`;
       if (this.gauged.get(s.tenantId) === key) continue;
       this.gauged.set(s.tenantId, key);
       this.p.metrics.recordTenantSample(s);
     }
-    for (const s of samples) if (s.current >= s.max) this.p.metrics.tenantAtLimit.inc({ tenant: s.tenantSlug });
   }
 
   private async clusterSample(samples: readonly TenantUsageSample[], sessions: number, allocated: number, sampledAt: Date): Promise<ClusterUsageSample> {
@@ -327,8 +299,7 @@ export class UsageSampler {
 
   private isClusterNews(sample: ClusterUsageSample, now: number): boolean {
     const signature = sampleSignature(sample);
-    const last = this.clusterPublished;
-    if (last && last.signature === signature && now - last.at < this.p.timing.heartbeatMs) return false;
+    if (this.clusterPublished?.signature === signature && now - this.clusterPublished.at < this.p.timing.heartbeatMs) return false;
     this.clusterPublished = { signature, at: now };
     return true;
   }

@@ -1,14 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import type { ClusterRegistry } from '../clusters/cluster-registry.js';
+import { filter, map, pipe, type Repeater } from 'graphql-yoga';
+import type { ClusterRegistry } from '../clusters/index.js';
 import type { ControlClient } from '../../platform/db/control-client.js';
 import type { Logger } from '../../platform/logger.js';
 import type { TenantryMetrics } from '../../platform/metrics.js';
-import { tenantSessions } from './activity.sql.js';
+import { sessionsOfRoles, tenantSessions } from './activity.sql.js';
 import type { EventBus } from '../../platform/events/event-bus.js';
-import type { PoolerDriver } from '../pools/pooler-driver.js';
-import { SubscriberQueue } from '../../platform/streams/subscriber-queue.js';
+import type { PoolerDriver } from '../pools/index.js';
+import { PeriodicTask } from '../../platform/periodic-task.js';
+import { flatMap } from '../../platform/streams/flat-map.js';
+import { addToSet } from '../../platform/streams/keyed-sets.js';
+import { SubscriberQueue, type SubscriberQueueOptions } from '../../platform/streams/subscriber-queue.js';
 import { eventLoopStalls } from '../../platform/event-loop-stalls.js';
-import { readPeaks24h } from './usage-history.js';
+import { readPeaks24h, readUsageHistories, type UsagePoint } from './usage-history.js';
 import { UsageSampler, type SamplerTiming } from './usage-sampler.js';
 import { buildTenantSamples, sessionsByRole, type ClusterUsageSample, type RemovedTenant, type SessionRow, type TenantUsageSample, type UsageBatch } from './usage-sample.js';
 
@@ -43,17 +47,10 @@ interface DegradedHeartbeat {
 /** What an every-tenant subscriber's queue holds: batches as heard, and messages made here. */
 type FanOutItem = UsageBatch | UsageBatchView | DegradedHeartbeat;
 
-export interface WatchOptions {
-  /** Runs at once when the subscriber falls too far behind and is dropped (to close its transport). */
-  onOverflow?: () => void;
-}
+/** `onOverflow`: the subscriber fell too far behind and is dropped (to close its transport at once). */
+export type WatchOptions = Pick<SubscriberQueueOptions, 'onOverflow'>;
 
 type Visible = (tenantId: string) => boolean;
-
-interface BatchSubscriber {
-  queue: SubscriberQueue<FanOutItem>;
-  visible: Visible;
-}
 
 interface TenantSubscriber {
   queue: SubscriberQueue<UsageValue>;
@@ -70,8 +67,9 @@ interface TenantSubscriber {
  * sample costs what changed, not subscribers × tenants. Every subscriber has a bounded
  * queue (USAGE_SUBSCRIBER_QUEUE samples); one that falls further behind is dropped, unless
  * this replica itself stalled (what piled up meanwhile arrives at once: see EventLoopStalls).
- * It also keeps the latest value of every tenant heard, for Tenant.usage, and starts one
- * sampler per cluster (only the lease holder among replicas samples).
+ * A subscriber is registered when its stream is first read, so one that never reads holds
+ * nothing here. It also keeps the latest value of every tenant heard, for Tenant.usage, and
+ * starts one sampler per cluster (only the lease holder among replicas samples).
  */
 export class UsageService {
   readonly replica = randomUUID();
@@ -81,17 +79,20 @@ export class UsageService {
   /** Per cluster: the newest batch heard (its epoch, when it arrived, when it was sampled). */
   private readonly heard = new Map<string, { epoch: number; at: number; sampledAt: string }>();
   private readonly tenantSubscribers = new Map<string, Set<TenantSubscriber>>();
-  private readonly everyTenantSubscribers = new Set<BatchSubscriber>();
+  private readonly everyTenantSubscribers = new Set<SubscriberQueue<FanOutItem>>();
   private readonly clusterSubscribers = new Map<string, Set<SubscriberQueue<ClusterUsageValue>>>();
   private watchers = 0;
-  private demandTimer: NodeJS.Timeout | undefined;
-  private stopListening: (() => void)[] = [];
-  /** While the event bus is down: the degraded heartbeats. */
-  private degradedTimer: NodeJS.Timeout | undefined;
+  /** While anyone watches on this replica: tells the sampling leader (wherever it runs) every interval. */
+  private readonly demand: PeriodicTask;
+  /** While the event bus is down: the degraded heartbeats, every USAGE_HEARTBEAT_MS. */
+  private readonly degraded: PeriodicTask;
+  private busDown = false;
   /** Whether the bus was ever up (its first connection is no recovery). */
   private busWasUp = false;
-  /** Reads of pg_stat_activity made outside the samplers (a first value nobody had yet), and batches heard. */
-  readonly stats = { liveReads: 0, batchesHeard: 0, staleBatches: 0, dropped: 0, degradedHeartbeats: 0, resyncsRequested: 0 };
+  private stopped = false;
+  private stopListening: (() => void)[] = [];
+  /** Reads of pg_stat_activity made outside the samplers (a first value nobody had yet), and subscribers dropped as too slow. */
+  readonly stats = { liveReads: 0, dropped: 0 };
 
   constructor(
     private readonly p: {
@@ -103,34 +104,35 @@ export class UsageService {
       timing: SamplerTiming;
       /** Samples a subscriber may fall behind before it is dropped. */
       subscriberQueue: number;
-      maxSubscriptionsPerSocket: number;
       /** The pooler and the cluster it fronts (the default cluster), when one runs. */
       pooler?: { clusterId: string; driver: () => PoolerDriver | null };
     },
-  ) {}
-
-  get bus(): EventBus {
-    return this.p.bus;
-  }
-
-  get maxSubscriptionsPerSocket(): number {
-    return this.p.maxSubscriptionsPerSocket;
+  ) {
+    this.demand = new PeriodicTask({
+      name: 'usage demand',
+      intervalMs: () => (this.watchers > 0 ? p.timing.intervalMs : 0),
+      run: async () => {
+        if (this.watchers > 0) p.bus.publishDemand(this.replica);
+      },
+      logger: p.logger,
+    });
+    const heartbeatMs = () => (this.busDown ? p.timing.heartbeatMs : 0);
+    this.degraded = new PeriodicTask({ name: 'degraded usage heartbeat', intervalMs: heartbeatMs, run: async () => this.degradedHeartbeat(), logger: p.logger });
   }
 
   async start(clusterIds: string[]): Promise<void> {
+    this.demand.start();
+    this.degraded.start();
     this.stopListening.push(
-      this.p.bus.onUsage((batch) => this.onBatch(batch)),
-      this.p.bus.onLink((link) => (link.up ? this.busBack() : this.busDown())),
+      this.p.bus.onUsage<UsageBatch>((batch) => this.onBatch(batch)),
+      this.p.bus.onLink((link) => (link.up ? this.busBack() : this.busLost())),
     );
     this.busWasUp = this.p.bus.link.up;
-    if (!this.busWasUp) this.busDown();
+    if (!this.busWasUp) this.busLost();
+    const { db, bus, metrics, logger, timing } = this.p;
     for (const id of clusterIds) {
-      const sampler = new UsageSampler({
-        ...this.p,
-        cluster: await this.p.clusters.get(id),
-        pooler: () => (this.p.pooler?.clusterId === id ? this.p.pooler.driver() : null),
-        replica: this.replica,
-      });
+      const pooler = () => (this.p.pooler?.clusterId === id ? this.p.pooler.driver() : null);
+      const sampler = new UsageSampler({ db, bus, metrics, logger, timing, cluster: await this.p.clusters.get(id), pooler, replica: this.replica });
       this.samplers.set(id, sampler);
       sampler.start();
     }
@@ -140,19 +142,14 @@ export class UsageService {
     return this.samplers.get(clusterId);
   }
 
-  /** Stops sampling (handing the lease over) and completes every subscription. */
+  /** Stops sampling (handing the lease over) and completes every subscription (their streams end cleanly). */
   async stop(): Promise<void> {
-    clearInterval(this.demandTimer);
-    clearInterval(this.degradedTimer);
+    this.stopped = true;
+    await Promise.all([this.demand.stop(), this.degraded.stop()]);
     for (const stop of this.stopListening.splice(0)) stop();
     await Promise.all([...this.samplers.values()].map((s) => s.stop()));
-    this.endSubscriptions();
-  }
-
-  /** Completes every usage subscription of this replica (their streams end cleanly). */
-  endSubscriptions(): void {
     for (const set of this.tenantSubscribers.values()) for (const s of set) s.queue.end();
-    for (const s of this.everyTenantSubscribers) s.queue.end();
+    for (const q of this.everyTenantSubscribers) q.end();
     for (const set of this.clusterSubscribers.values()) for (const q of set) q.end();
   }
 
@@ -160,22 +157,15 @@ export class UsageService {
   private onBatch(batch: UsageBatch): void {
     const heard = this.heard.get(batch.clusterId);
     // A deposed leader's late batch: a newer leader has spoken already.
-    if (heard && batch.epoch < heard.epoch) {
-      this.stats.staleBatches++;
-      return;
-    }
+    if (heard && batch.epoch < heard.epoch) return;
     this.heard.set(batch.clusterId, { epoch: batch.epoch, at: Date.now(), sampledAt: batch.sampledAt });
-    this.stats.batchesHeard++;
     for (const s of batch.tenants) {
       this.latest.set(s.tenantId, s);
       this.p.metrics.recordTenantSample(s);
-      const subscribers = this.tenantSubscribers.get(s.tenantId);
-      if (subscribers) {
-        for (const sub of subscribers) {
-          sub.live = true;
-          sub.last = s;
-          sub.queue.push(s);
-        }
+      for (const sub of this.tenantSubscribers.get(s.tenantId) ?? []) {
+        sub.live = true;
+        sub.last = s;
+        sub.queue.push(s);
       }
     }
     for (const r of batch.removed) {
@@ -184,7 +174,7 @@ export class UsageService {
       // A suspended tenant may come back: its subscribers wait. One on its way out is done.
       if (r.status !== 'SUSPENDED') for (const sub of this.tenantSubscribers.get(r.tenantId) ?? []) sub.queue.end();
     }
-    if (batch.tenants.length || batch.removed.length) for (const sub of this.everyTenantSubscribers) sub.queue.push(batch);
+    if (batch.tenants.length || batch.removed.length) for (const q of this.everyTenantSubscribers) q.push(batch);
     if (batch.cluster) {
       this.latestCluster.set(batch.clusterId, batch.cluster);
       for (const q of this.clusterSubscribers.get(batch.clusterId) ?? []) q.push(batch.cluster);
@@ -231,27 +221,34 @@ export class UsageService {
     return tenantIds.map((id) => this.fresh(id) ?? read.get(id) ?? null);
   }
 
+  /** The sessions of these roles on one cluster now, oldest first (one pg_stat_activity read; the caller holds a live-read slot). */
+  async sessionsOfRoles(clusterId: string, roles: readonly string[]): Promise<SessionRow[]> {
+    const cluster = await this.p.clusters.get(clusterId);
+    return (await cluster.query<SessionRow>(sessionsOfRoles, [roles])).rows;
+  }
+
+  /** Per-minute points of many tenants over the last `rangeSeconds` (one query). */
+  readUsageHistories(tenantIds: readonly string[], rangeSeconds: number): Promise<UsagePoint[][]> {
+    return readUsageHistories(this.p.db, tenantIds, rangeSeconds);
+  }
+
   /** One tenant's usage: the current value at once, then each one the leader publishes. */
-  watchTenant(tenantId: string, options: WatchOptions = {}): AsyncIterableIterator<UsageValue> {
-    const subscriber: TenantSubscriber = { queue: this.queue<UsageValue>(options), live: false, last: undefined };
-    const set = this.tenantSubscribers.get(tenantId) ?? new Set();
-    this.tenantSubscribers.set(tenantId, set);
-    set.add(subscriber);
-    subscriber.queue.onEnd(() => {
-      set.delete(subscriber);
-      if (set.size === 0 && this.tenantSubscribers.get(tenantId) === set) this.tenantSubscribers.delete(tenantId);
+  watchTenant(tenantId: string, options: WatchOptions = {}): SubscriberQueue<UsageValue> {
+    return this.subscriber<UsageValue>(options, (queue) => {
+      const subscriber: TenantSubscriber = { queue, live: false, last: undefined };
+      const unregister = addToSet(this.tenantSubscribers, tenantId, subscriber);
+      // Subscribed first, then the opening value: a sample published meanwhile is not lost,
+      // and the opening value is skipped if a newer one already arrived.
+      void this.usageOf([tenantId]).then(
+        ([first]) => {
+          if (!first || subscriber.live) return;
+          subscriber.last = first;
+          queue.push(first);
+        },
+        (err) => this.p.logger.warn({ err, tenantId }, 'could not read the opening usage value'),
+      );
+      return unregister;
     });
-    // Subscribed first, then the opening value: a sample published meanwhile is not lost,
-    // and the opening value is skipped if a newer one already arrived.
-    void this.usageOf([tenantId]).then(
-      ([first]) => {
-        if (!first || subscriber.live || !subscriber.queue.open) return;
-        subscriber.last = first;
-        subscriber.queue.unshift(first);
-      },
-      (err) => this.p.logger.warn({ err, tenantId }, 'could not read the opening usage value'),
-    );
-    return subscriber.queue;
   }
 
   /**
@@ -259,48 +256,54 @@ export class UsageService {
    * that hold sessions now (not the whole fleet); the others arrive when they change or
    * with their heartbeats, spread over USAGE_HEARTBEAT_MS.
    */
-  watchAll(visible: Visible, options: WatchOptions = {}): AsyncIterableIterator<UsageValue> {
-    const queue = this.watchBatchesRaw(visible, options, this.openingOfActive(visible));
-    return flatten(queue, (b) => b.tenants.filter((s) => visible(s.tenantId)));
+  watchAll(visible: Visible, options: WatchOptions = {}): Repeater<UsageValue> {
+    return pipe(
+      this.batchSubscriber(options, () => this.openingOfActive(visible)),
+      flatMap((b: FanOutItem) => b.tenants.filter((s) => visible(s.tenantId))),
+    );
   }
 
   /** Per sample, the visible tenants that changed or are due a heartbeat, as one list (opening as watchAll does). */
-  watchBatches(visible: Visible, options: WatchOptions = {}): AsyncIterableIterator<UsageBatchView> {
-    return this.batchViews(this.watchBatchesRaw(visible, options, this.openingOfActive(visible)), visible);
+  watchBatches(visible: Visible, options: WatchOptions = {}): Repeater<UsageBatchView> {
+    return this.batchViews(this.batchSubscriber(options, () => this.openingOfActive(visible)), visible);
   }
 
   /**
    * The batch stream of the tenants asked for, opening with a snapshot of every one of them:
    * the current usage of the ACTIVE ones, the others as removed (no usage comes for them).
    */
-  async watchTenantBatches(tenants: readonly { id: string; slug: string; status: string }[], options: WatchOptions = {}): Promise<AsyncIterableIterator<UsageBatchView>> {
+  async watchTenantBatches(tenants: readonly { id: string; slug: string; status: string }[], options: WatchOptions = {}): Promise<Repeater<UsageBatchView>> {
     const active = tenants.filter((t) => t.status === 'ACTIVE');
     const read = await this.usageOf(active.map((t) => t.id));
-    // Nothing awaits from here to registering the subscriber: a batch heard while the values
-    // were read is in `latest` (newer than what was read), and every later one is queued.
-    const values: TenantUsageSample[] = [];
-    active.forEach((t, i) => {
-      const heard = this.latest.get(t.id);
-      const value = heard && !this.cut(heard.clusterId) && (!read[i] || heard.sampledAt > read[i]!.sampledAt) ? heard : read[i];
-      if (value) values.push(value);
-    });
     const removed = tenants.filter((t) => t.status !== 'ACTIVE').map((t) => ({ tenantId: t.id, tenantSlug: t.slug, status: t.status }));
     const asked = new Set(tenants.map((t) => t.id));
     const visible = (tenantId: string) => asked.has(tenantId);
-    const sampledAt = values.map((v) => v.sampledAt).sort().at(-1) ?? new Date().toISOString();
-    const snapshot: UsageBatchView = { sampledAt, tenants: values, removed, degraded: this.anyCut(), snapshot: true };
-    return this.batchViews(this.watchBatchesRaw(visible, options, snapshot), visible);
+    // Made when the subscriber registers, in the same step: a batch heard since the values
+    // were read is in `latest` (newer than what was read), and every later one is queued.
+    const snapshot = (): UsageBatchView => {
+      const values = active.flatMap((t, i) => {
+        const heard = this.latest.get(t.id);
+        return (heard && !this.cut(heard.clusterId) && (!read[i] || heard.sampledAt > read[i]!.sampledAt) ? heard : read[i]) ?? [];
+      });
+      const sampledAt = values.map((v) => v.sampledAt).sort().at(-1) ?? new Date().toISOString();
+      return { sampledAt, tenants: values, removed, degraded: this.anyCut(), snapshot: true };
+    };
+    return this.batchViews(this.batchSubscriber(options, snapshot), visible);
   }
 
   /** What a batch subscriber reads: the visible part of each message; a degraded heartbeat says so, without values. */
-  private batchViews(queue: SubscriberQueue<FanOutItem>, visible: Visible): AsyncIterableIterator<UsageBatchView> {
-    return filterMap(queue, (b): UsageBatchView | null => {
-      if ('degradedHeartbeat' in b) return { sampledAt: b.sampledAt, tenants: [], removed: [], degraded: true, snapshot: false };
-      if (!('epoch' in b)) return b;
-      const tenants = b.tenants.filter((s) => visible(s.tenantId));
-      const removed = b.removed.filter((r) => visible(r.tenantId));
-      return tenants.length || removed.length ? { sampledAt: b.sampledAt, tenants, removed, degraded: this.anyCut(), snapshot: false } : null;
-    });
+  private batchViews(source: SubscriberQueue<FanOutItem>, visible: Visible): Repeater<UsageBatchView> {
+    return pipe(
+      source,
+      map((b: FanOutItem): UsageBatchView | null => {
+        if ('degradedHeartbeat' in b) return { sampledAt: b.sampledAt, tenants: [], removed: [], degraded: true, snapshot: false };
+        if (!('epoch' in b)) return b;
+        const tenants = b.tenants.filter((s) => visible(s.tenantId));
+        const removed = b.removed.filter((r) => visible(r.tenantId));
+        return tenants.length || removed.length ? { sampledAt: b.sampledAt, tenants, removed, degraded: this.anyCut(), snapshot: false } : null;
+      }),
+      filter((view): view is UsageBatchView => view !== null),
+    );
   }
 
   /** The opening message of an every-tenant stream: the visible tenants holding sessions now. */
@@ -311,46 +314,40 @@ export class UsageService {
     return { sampledAt: newest, tenants: active, removed: [], degraded: this.anyCut(), snapshot: false };
   }
 
-  private watchBatchesRaw(visible: Visible, options: WatchOptions, opening: UsageBatchView | null): SubscriberQueue<FanOutItem> {
-    const subscriber: BatchSubscriber = { queue: this.queue(options), visible };
-    // Registered and given its opening value in one step: no batch can fall in between.
-    if (opening) subscriber.queue.push(opening);
-    this.everyTenantSubscribers.add(subscriber);
-    subscriber.queue.onEnd(() => this.everyTenantSubscribers.delete(subscriber));
-    return subscriber.queue;
+  /** An every-tenant subscriber: each batch heard goes to it whole (filtered as it reads). */
+  private batchSubscriber(options: WatchOptions, opening: () => UsageBatchView | null): SubscriberQueue<FanOutItem> {
+    return this.subscriber<FanOutItem>(options, (queue) => {
+      // Registered and given its opening value in one step: no batch can fall in between.
+      const first = opening();
+      if (first) queue.push(first);
+      this.everyTenantSubscribers.add(queue);
+      return () => this.everyTenantSubscribers.delete(queue);
+    });
   }
 
-  watchCluster(clusterId: string, options: WatchOptions = {}): AsyncIterableIterator<ClusterUsageValue> {
-    const queue = this.queue<ClusterUsageValue>(options);
-    const set = this.clusterSubscribers.get(clusterId) ?? new Set();
-    this.clusterSubscribers.set(clusterId, set);
-    set.add(queue);
-    queue.onEnd(() => {
-      set.delete(queue);
-      if (set.size === 0 && this.clusterSubscribers.get(clusterId) === set) this.clusterSubscribers.delete(clusterId);
+  watchCluster(clusterId: string, options: WatchOptions = {}): SubscriberQueue<ClusterUsageValue> {
+    return this.subscriber<ClusterUsageValue>(options, (queue) => {
+      const unregister = addToSet(this.clusterSubscribers, clusterId, queue);
+      const first = this.latestCluster.get(clusterId);
+      if (first) queue.push(first);
+      return unregister;
     });
-    const first = this.latestCluster.get(clusterId);
-    if (first) queue.push(first);
-    return queue;
   }
 
   /**
    * What this replica holds per subscriber, for tests and diagnostics: once every
-   * subscriber has left, every count is zero.
+   * subscriber has left, every count is zero (`demandTimer`: demand is being sent).
    */
   subscriberCounts(): { watchers: number; tenantsWatched: number; tenantSubscribers: number; everyTenantSubscribers: number; clustersWatched: number; clusterSubscribers: number; demandTimer: boolean } {
-    let tenantSubscribers = 0;
-    for (const set of this.tenantSubscribers.values()) tenantSubscribers += set.size;
-    let clusterSubscribers = 0;
-    for (const set of this.clusterSubscribers.values()) clusterSubscribers += set.size;
+    const total = (map: Map<string, Set<unknown>>) => [...map.values()].reduce((n, set) => n + set.size, 0);
     return {
       watchers: this.watchers,
       tenantsWatched: this.tenantSubscribers.size,
-      tenantSubscribers,
+      tenantSubscribers: total(this.tenantSubscribers),
       everyTenantSubscribers: this.everyTenantSubscribers.size,
       clustersWatched: this.clusterSubscribers.size,
-      clusterSubscribers,
-      demandTimer: this.demandTimer !== undefined,
+      clusterSubscribers: total(this.clusterSubscribers),
+      demandTimer: this.watchers > 0,
     };
   }
 
@@ -360,17 +357,14 @@ export class UsageService {
   }
 
   private anyCut(): boolean {
-    if (this.p.bus.link.up) return false;
-    for (const id of this.samplers.keys()) if (this.cut(id)) return true;
-    return false;
+    return [...this.samplers.keys()].some((id) => this.cut(id));
   }
 
   /** The bus went down: subscribers of the clusters no longer heard are told at once, then every USAGE_HEARTBEAT_MS. */
-  private busDown(): void {
-    if (this.degradedTimer) return;
-    this.degradedTimer = setInterval(() => this.degradedHeartbeat(), this.p.timing.heartbeatMs);
-    this.degradedTimer.unref();
-    this.degradedHeartbeat();
+  private busLost(): void {
+    if (this.busDown) return;
+    this.busDown = true;
+    void this.degraded.runNow();
   }
 
   /**
@@ -379,8 +373,8 @@ export class UsageService {
    * samples arrive), and every replica's leaders are asked to publish every tenant again.
    */
   private busBack(): void {
-    clearInterval(this.degradedTimer);
-    this.degradedTimer = undefined;
+    this.busDown = false;
+    this.degraded.reschedule();
     // The first connection at start: nothing was missed.
     if (!this.busWasUp) {
       this.busWasUp = true;
@@ -388,13 +382,11 @@ export class UsageService {
     }
     for (const [tenantId, s] of this.latest) if (!this.samplers.get(s.clusterId)?.stats.leader) this.latest.delete(tenantId);
     for (const clusterId of this.latestCluster.keys()) if (!this.samplers.get(clusterId)?.stats.leader) this.latestCluster.delete(clusterId);
-    this.stats.resyncsRequested++;
     this.p.bus.publishResync(this.replica);
   }
 
   private degradedHeartbeat(): void {
     if (!this.anyCut()) return;
-    this.stats.degradedHeartbeats++;
     for (const set of this.tenantSubscribers.values()) {
       for (const sub of set) if (sub.last && this.cut(sub.last.clusterId)) sub.queue.push({ ...sub.last, degraded: true });
     }
@@ -403,15 +395,18 @@ export class UsageService {
       if (last && this.cut(clusterId)) for (const q of set) q.push({ ...last, degraded: true });
     }
     if (this.everyTenantSubscribers.size === 0) return;
-    const tenants: UsageValue[] = [];
-    for (const s of this.latest.values()) if (this.cut(s.clusterId)) tenants.push({ ...s, degraded: true });
+    const tenants = [...this.latest.values()].filter((s) => this.cut(s.clusterId)).map((s): UsageValue => ({ ...s, degraded: true }));
     const heartbeat: DegradedHeartbeat = { degradedHeartbeat: true, sampledAt: new Date().toISOString(), tenants };
-    for (const sub of this.everyTenantSubscribers) sub.queue.push(heartbeat);
+    for (const q of this.everyTenantSubscribers) q.push(heartbeat);
   }
 
-  /** A subscriber's bounded queue, counted while it lives. */
-  private queue<T>(options: WatchOptions): SubscriberQueue<T> {
-    const queue = new SubscriberQueue<T>({
+  /**
+   * A subscriber's bounded queue. `register` runs when the stream is first read (after this
+   * service stopped, the stream just ends) and returns how to unregister; the subscriber is
+   * counted while registered.
+   */
+  private subscriber<T>(options: WatchOptions, register: (queue: SubscriberQueue<T>) => () => void): SubscriberQueue<T> {
+    const queue: SubscriberQueue<T> = new SubscriberQueue<T>({
       capacity: this.p.subscriberQueue,
       overflow: 'fail',
       // A backlog this replica piled up while it stalled is not the subscriber's doing.
@@ -421,60 +416,24 @@ export class UsageService {
         this.p.metrics.subscribersDropped.inc({ reason: 'SUBSCRIBER_TOO_SLOW' });
         options.onOverflow?.();
       },
+      start: () => {
+        if (this.stopped) return queue.end();
+        this.watching(+1);
+        const unregister = register(queue);
+        queue.onEnd(() => {
+          unregister();
+          this.watching(-1);
+        });
+      },
     });
-    this.watching(+1);
-    queue.onEnd(() => this.watching(-1));
     return queue;
   }
 
-  /** While anyone watches on this replica, tell the sampling leader (wherever it runs) every interval. */
+  /** Demand goes out at once when the first subscriber comes, then every interval, and stops with the last one. */
   private watching(delta: number): void {
     this.watchers += delta;
     this.p.metrics.subscribers.set(this.watchers);
-    const ping = () => this.p.bus.publishDemand(this.replica);
-    if (this.watchers > 0 && !this.demandTimer) {
-      ping();
-      this.demandTimer = setInterval(ping, this.p.timing.intervalMs);
-      this.demandTimer.unref();
-    } else if (this.watchers === 0 && this.demandTimer) {
-      clearInterval(this.demandTimer);
-      this.demandTimer = undefined;
-    }
+    if (delta > 0 && this.watchers === 1) void this.demand.runNow();
+    else if (this.watchers === 0) this.demand.reschedule();
   }
-}
-
-/** Each item of `source` expanded into zero or more values, read one at a time. */
-function flatten<T, U>(source: AsyncIterableIterator<T>, expand: (item: T) => U[]): AsyncIterableIterator<U> {
-  let buffer: U[] = [];
-  let at = 0;
-  const iterator: AsyncIterableIterator<U> = {
-    async next() {
-      for (;;) {
-        if (at < buffer.length) return { value: buffer[at++]!, done: false };
-        const r = await source.next();
-        if (r.done) return { value: undefined, done: true };
-        buffer = expand(r.value);
-        at = 0;
-      }
-    },
-    return() {
-      buffer = [];
-      return source.return!().then(() => ({ value: undefined, done: true as const }));
-    },
-    throw(error?: unknown) {
-      return source.throw!(error) as Promise<IteratorResult<U>>;
-    },
-    [Symbol.asyncIterator]() {
-      return iterator;
-    },
-  };
-  return iterator;
-}
-
-/** Each item of `source` mapped, skipping those mapped to null. */
-function filterMap<T, U>(source: AsyncIterableIterator<T>, map: (item: T) => U | null): AsyncIterableIterator<U> {
-  return flatten(source, (item) => {
-    const value = map(item);
-    return value === null ? [] : [value];
-  });
 }

@@ -60,9 +60,7 @@ export class ClusterAdmin {
     });
     // An idle client that dies (server restart) must not crash the process.
     this.pool.on('error', () => undefined);
-    const server = describeServer(url);
-    this.host = server.host;
-    this.port = server.port;
+    ({ host: this.host, port: this.port } = describeServer(url));
   }
 
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>> {
@@ -105,21 +103,7 @@ export class ClusterAdmin {
   }
 
   async facts(): Promise<ServerFacts> {
-    const { rows } = await this.query<{
-      server_version: string;
-      server_version_num: number;
-      max_connections: number;
-      superuser_reserved_connections: number;
-      reserved_connections: number;
-    }>(serverFacts);
-    const r = rows[0]!;
-    return {
-      serverVersion: r.server_version,
-      serverVersionNum: r.server_version_num,
-      maxConnections: r.max_connections,
-      superuserReservedConnections: r.superuser_reserved_connections,
-      reservedConnections: r.reserved_connections,
-    };
+    return (await this.query<ServerFacts>(serverFacts)).rows[0]!;
   }
 
   close(): Promise<void> {

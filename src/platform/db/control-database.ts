@@ -2,6 +2,7 @@ import pg from 'pg';
 import format from 'pg-format';
 import { withDatabase } from './connection-url.js';
 import { migrateControlDatabase } from './control-migrations.js';
+import { withCatalogSession } from './session-settings.js';
 import type { Migration } from './migrations.js';
 
 /**
@@ -9,9 +10,7 @@ import type { Migration } from './migrations.js';
  * connect to it) and brings it to the newest migration.
  */
 export async function prepareControlDatabase(serverUrl: string, name: string): Promise<{ url: string; applied: Migration[] }> {
-  const admin = new pg.Client({ connectionString: serverUrl, application_name: 'tenantry-admin' });
-  await admin.connect();
-  try {
+  await withCatalogSession(serverUrl, {}, async (admin) => {
     const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
     if (!rowCount) {
       await admin.query(format('CREATE DATABASE %I', name)).catch((err: { code?: string }) => {
@@ -19,9 +18,7 @@ export async function prepareControlDatabase(serverUrl: string, name: string): P
       });
     }
     await admin.query(format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', name));
-  } finally {
-    await admin.end();
-  }
+  });
   const url = withDatabase(serverUrl, name);
   const client = new pg.Client({ connectionString: url, application_name: 'tenantry-migrate' });
   await client.connect();

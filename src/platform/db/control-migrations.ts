@@ -2,10 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
+import { PRISMA_MIGRATE_LOCK } from '../locks/lock-names.js';
 import { applyMigrations, checksumOf, type Migration, type MigrationLedger } from './migrations.js';
-
-/** The advisory lock id `prisma migrate` itself takes, so the two never run together. */
-export const PRISMA_MIGRATE_LOCK = 72707369n;
 
 export async function loadControlMigrations(dir = path.resolve('prisma/migrations')): Promise<Migration[]> {
   const entries = await readdir(dir, { withFileTypes: true });

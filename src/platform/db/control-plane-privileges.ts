@@ -1,5 +1,4 @@
-import pg from 'pg';
-import { CATALOG_SEARCH_PATH, startupOptions } from './session-settings.js';
+import { withCatalogSession } from './session-settings.js';
 
 export interface ControlPlanePrivileges {
   role: string;
@@ -15,29 +14,24 @@ export interface ControlPlanePrivileges {
  * so a missing grant is named before anything fails half-way.
  */
 export async function readControlPlanePrivileges(serverUrl: string, connectTimeoutMs: number): Promise<ControlPlanePrivileges> {
-  const client = new pg.Client({ connectionString: serverUrl, application_name: 'tenantry-admin', options: startupOptions({ searchPath: CATALOG_SEARCH_PATH }), connectionTimeoutMillis: connectTimeoutMs });
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ role: string; rolsuper: boolean; rolcreatedb: boolean; rolcreaterole: boolean; read_all_stats: boolean; signal_backend: boolean }>(
+  const { rows } = await withCatalogSession(serverUrl, { connectTimeoutMs }, (client) =>
+    client.query<{ role: string; rolsuper: boolean; rolcreatedb: boolean; rolcreaterole: boolean; read_all_stats: boolean; signal_backend: boolean }>(
       `SELECT r.rolname AS role, r.rolsuper, r.rolcreatedb, r.rolcreaterole,
          pg_catalog.pg_has_role(CURRENT_USER, 'pg_read_all_stats', 'USAGE') AS read_all_stats,
          pg_catalog.pg_has_role(CURRENT_USER, 'pg_signal_backend', 'USAGE') AS signal_backend
        FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER`,
-    );
-    const r = rows[0]!;
-    const quoted = `"${r.role.replace(/"/g, '""')}"`;
-    const missing: ControlPlanePrivileges['missing'] = [];
-    if (!r.rolsuper) {
-      if (!r.rolcreatedb) missing.push({ what: 'CREATEDB (tenant, template and control databases)', fix: `ALTER ROLE ${quoted} CREATEDB;` });
-      if (!r.rolcreaterole) missing.push({ what: 'CREATEROLE (tenant roles)', fix: `ALTER ROLE ${quoted} CREATEROLE;` });
-      if (!r.read_all_stats) missing.push({ what: 'the privileges of pg_read_all_stats (usage sampling)', fix: `GRANT pg_read_all_stats TO ${quoted};` });
-      if (!r.signal_backend) missing.push({ what: 'the privileges of pg_signal_backend (ending tenant sessions)', fix: `GRANT pg_signal_backend TO ${quoted};` });
-    }
-    return { role: r.role, superuser: r.rolsuper, missing };
-  } finally {
-    await client.end().catch(() => undefined);
+    ),
+  );
+  const r = rows[0]!;
+  const quoted = `"${r.role.replace(/"/g, '""')}"`;
+  const missing: ControlPlanePrivileges['missing'] = [];
+  if (!r.rolsuper) {
+    if (!r.rolcreatedb) missing.push({ what: 'CREATEDB (tenant, template and control databases)', fix: `ALTER ROLE ${quoted} CREATEDB;` });
+    if (!r.rolcreaterole) missing.push({ what: 'CREATEROLE (tenant roles)', fix: `ALTER ROLE ${quoted} CREATEROLE;` });
+    if (!r.read_all_stats) missing.push({ what: 'the privileges of pg_read_all_stats (usage sampling)', fix: `GRANT pg_read_all_stats TO ${quoted};` });
+    if (!r.signal_backend) missing.push({ what: 'the privileges of pg_signal_backend (ending tenant sessions)', fix: `GRANT pg_signal_backend TO ${quoted};` });
   }
+  return { role: r.role, superuser: r.rolsuper, missing };
 }
 
 export function describeMissingPrivileges(p: ControlPlanePrivileges): string {

@@ -6,11 +6,10 @@
 // superuser can hand them over: `npm run least-privilege-sql -- <role> --existing` reads the
 // install and prints the psql script that does it; the start-up check below names that
 // command when a least-privilege start finds the superuser's objects.
-import pg from 'pg';
 import format from 'pg-format';
 import { describeServer, withDatabase } from './connection-url.js';
 import { leastPrivilegeSetupSql } from './least-privilege-setup.js';
-import { CATALOG_SEARCH_PATH, startupOptions } from './session-settings.js';
+import { withCatalogSession } from './session-settings.js';
 
 /** What a switch hands over, read from the server and the control database. */
 export interface SwitchPlan {
@@ -45,13 +44,8 @@ const ROLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 /** Reads what a switch to `settings.role` hands over (through a superuser's URL; the control database must exist). */
 export async function readSwitchPlan(superuserUrl: string, settings: SwitchSettings): Promise<SwitchPlan> {
   if (!ROLE_NAME.test(settings.role)) throw new Error(`role name ${JSON.stringify(settings.role)}: use letters, digits and _ only`);
-  const connect = async (url: string) => {
-    const client = new pg.Client({ connectionString: url, application_name: 'tenantry-switch', options: startupOptions({ searchPath: CATALOG_SEARCH_PATH }) });
-    await client.connect();
-    return client;
-  };
-  const server = await connect(superuserUrl);
-  try {
+  const session = { applicationName: 'tenantry-switch' };
+  return withCatalogSession(superuserUrl, session, async (server) => {
     const { rows: facts } = await server.query<{ version: number; owner: string | null; superuser: boolean }>(
       `SELECT pg_catalog.current_setting('server_version_num')::int AS version,
          (SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database WHERE datname = $1) AS owner,
@@ -61,19 +55,13 @@ export async function readSwitchPlan(superuserUrl: string, settings: SwitchSetti
     const { version, owner, superuser } = facts[0]!;
     if (!superuser) throw new Error(`${describeServer(superuserUrl).user} is not a superuser: give DATABASE_URL a superuser's URL`);
     if (owner === null) throw new Error(`there is no control database "${settings.controlDatabase}" on this server: nothing to switch (set CONTROL_DATABASE), or set up a new install with the SQL printed without --existing`);
-    const control = await connect(withDatabase(superuserUrl, settings.controlDatabase));
-    let tenants: { database_name: string; role_name: string }[];
-    try {
-      // Tenants on this server (a cluster row without a URL): their database and role, whatever their status.
-      tenants = (
-        await control.query<{ database_name: string; role_name: string }>(
-          `SELECT t.database_name, t.role_name FROM public.tenants t JOIN public.clusters c ON c.id OPERATOR(pg_catalog.=) t.cluster_id
-            WHERE c.connection_url IS NULL ORDER BY t.database_name`,
-        )
-      ).rows;
-    } finally {
-      await control.end();
-    }
+    // Tenants on this server (a cluster row without a URL): their database and role, whatever their status.
+    const { rows: tenants } = await withCatalogSession(withDatabase(superuserUrl, settings.controlDatabase), session, (control) =>
+      control.query<{ database_name: string; role_name: string }>(
+        `SELECT t.database_name, t.role_name FROM public.tenants t JOIN public.clusters c ON c.id OPERATOR(pg_catalog.=) t.cluster_id
+          WHERE c.connection_url IS NULL ORDER BY t.database_name`,
+      ),
+    );
     const { rows: databases } = await server.query<{ datname: string }>(`SELECT datname FROM pg_catalog.pg_database WHERE datname = ANY($1::pg_catalog.text[]) ORDER BY datname`, [
       tenants.map((t) => t.database_name),
     ]);
@@ -98,9 +86,7 @@ export async function readSwitchPlan(superuserUrl: string, settings: SwitchSetti
       tenantRoles: tenants.map((t) => t.role_name).filter((r) => existingRoles.has(r)),
       poolerAuthUser: existingRoles.has(settings.authUser) ? settings.authUser : null,
     };
-  } finally {
-    await server.end();
-  }
+  });
 }
 
 /**
@@ -229,43 +215,30 @@ export function switchCommand(serverUrl: string, superuser: string, role: string
  * database is touched (with no tenant databases: they are not known yet) and once it is read.
  */
 export async function checkNothingLeftBySuperuser(serverUrl: string, settings: SwitchCommandSettings, tenantDatabases: readonly string[], connectTimeoutMs: number): Promise<void> {
-  const client = new pg.Client({
-    connectionString: serverUrl,
-    application_name: 'tenantry-admin',
-    options: startupOptions({ searchPath: CATALOG_SEARCH_PATH }),
-    connectionTimeoutMillis: connectTimeoutMs,
-  });
-  client.on('error', () => undefined);
-  await client.connect();
-  let rows: { me: string; datname: string; owner: string; owner_is_superuser: boolean; control: boolean }[];
-  try {
-    ({ rows } = await client.query(
+  const { rows } = await withCatalogSession(serverUrl, { connectTimeoutMs }, (client) =>
+    client.query<{ me: string; datname: string; owner: string; owner_is_superuser: boolean; control: boolean }>(
       `SELECT CURRENT_USER AS me, d.datname, pg_catalog.pg_get_userbyid(d.datdba) AS owner, r.rolsuper AS owner_is_superuser, d.datname = $1 AS control
          FROM pg_catalog.pg_database d JOIN pg_catalog.pg_roles r ON r.oid = d.datdba
         WHERE (d.datname = $1 AND NOT pg_catalog.pg_has_role(CURRENT_USER, d.datdba, 'USAGE'))
            OR (d.datname = ANY($2::pg_catalog.text[]) AND r.rolsuper AND r.rolname <> CURRENT_USER)
         ORDER BY d.datname <> $1, d.datname`,
       [settings.controlDatabase, tenantDatabases],
-    ));
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+    ),
+  );
   if (rows.length === 0) return;
   const { me, owner, owner_is_superuser: ownerIsSuperuser } = rows[0]!;
   const control = rows.find((r) => r.control);
-  if (control && !ownerIsSuperuser) {
+  const controlOwned = control && `the control database "${control.datname}" belongs to "${owner}", not to "${me}" (the role DATABASE_URL logs in as)`;
+  if (controlOwned && !ownerIsSuperuser) {
     throw new SuperuserLeftoversError(
-      `the control database "${control.datname}" belongs to "${owner}", not to "${me}" (the role DATABASE_URL logs in as): start Tenantry as "${owner}", ` +
+      `${controlOwned}: start Tenantry as "${owner}", ` +
         `or have a superuser run REASSIGN OWNED BY ${format('%I', owner)} TO ${format('%I', me)} in the control database and in each tenant database`,
     );
   }
   const tenants = rows.filter((r) => !r.control);
-  const found = control
-    ? `the control database "${control.datname}" belongs to "${owner}", not to "${me}" (the role DATABASE_URL logs in as)`
-    : `${tenants.length === 1 ? 'tenant database' : `${tenants.length} tenant databases`} ${tenants
-        .slice(0, 3)
-        .map((t) => `"${t.datname}"`)
-        .join(', ')}${tenants.length > 3 ? ', ...' : ''} belong${tenants.length === 1 ? 's' : ''} to the superuser "${owner}", not to "${me}"`;
+  const named = `${tenants.slice(0, 3).map((t) => `"${t.datname}"`).join(', ')}${tenants.length > 3 ? ', ...' : ''}`;
+  const count = tenants.length === 1 ? 'tenant database' : `${tenants.length} tenant databases`;
+  const found = controlOwned || `${count} ${named} belong${tenants.length === 1 ? 's' : ''} to the superuser "${owner}", not to "${me}"`;
   throw new SuperuserLeftoversError(
     `${found}: this install ran as "${owner}". Switching it to a least-privilege role also hands over what "${owner}" made ` +
       '(the control database, the tenant databases and roles). Stop every Tenantry on it, then run once:\n' +

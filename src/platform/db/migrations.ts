@@ -55,17 +55,13 @@ export async function applyMigrations(
   try {
     await ledger.ensure(client);
     const applied = await ledger.applied(client, migrations);
-    const pending: Migration[] = [];
     for (const m of migrations) {
-      if (!applied.has(m.name)) {
-        pending.push(m);
-        continue;
-      }
       const recorded = applied.get(m.name);
       if (recorded && recorded !== m.checksum) {
         throw new MigrationChecksumError(`migration ${m.name} was changed after it was applied (checksum ${recorded.slice(0, 12)}… recorded, ${m.checksum.slice(0, 12)}… on disk)`);
       }
     }
+    const pending = migrations.filter((m) => !applied.has(m.name));
     for (const m of pending) {
       const startedAt = new Date();
       await client.query('BEGIN');

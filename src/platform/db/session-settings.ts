@@ -1,3 +1,5 @@
+import pg from 'pg';
+
 /**
  * Settings every connection the control plane opens starts with, sent as libpq `options`
  * in the startup packet. Settings from the startup packet take precedence over
@@ -16,13 +18,30 @@ export const CATALOG_SEARCH_PATH = 'pg_catalog,pg_temp';
 
 /** The `options` startup parameter for these settings. */
 export function startupOptions(settings: SessionSettings): string {
-  const parts: string[] = [];
-  const set = (name: string, value: string) => {
+  const values = { search_path: settings.searchPath, statement_timeout: settings.statementTimeoutMs, lock_timeout: settings.lockTimeoutMs };
+  return Object.entries(values)
+    .filter(([, value]) => value !== undefined)
     // libpq splits `options` on spaces; a backslash escapes one. Our values have none, but stay safe.
-    parts.push(`-c ${name}=${value.replace(/([\\ ])/g, '\\$1')}`);
-  };
-  if (settings.searchPath !== undefined) set('search_path', settings.searchPath);
-  if (settings.statementTimeoutMs !== undefined) set('statement_timeout', String(settings.statementTimeoutMs));
-  if (settings.lockTimeoutMs !== undefined) set('lock_timeout', String(settings.lockTimeoutMs));
-  return parts.join(' ');
+    .map(([name, value]) => `-c ${name}=${String(value).replace(/([\\ ])/g, '\\$1')}`)
+    .join(' ');
+}
+
+/**
+ * Runs `fn` on a session of its own to `url` that looks names up in the catalog only (for
+ * start-up checks and the switch script's reads), closed afterwards whatever happens.
+ */
+export async function withCatalogSession<T>(url: string, p: { applicationName?: string; connectTimeoutMs?: number }, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({
+    connectionString: url,
+    application_name: p.applicationName ?? 'tenantry-admin',
+    options: startupOptions({ searchPath: CATALOG_SEARCH_PATH }),
+    connectionTimeoutMillis: p.connectTimeoutMs,
+  });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }

@@ -57,10 +57,9 @@ export async function startPostgresProcess(options: { binary: string; dataDir: s
     ...(options.runAsPostgresUser ? osUserIds('postgres') : {}),
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  let running = true;
-  void exited.then(() => (running = false));
+  const running = () => child.exitCode === null && child.signalCode === null;
   const stopOnExit = () => {
-    if (running) child.kill('SIGINT');
+    if (running()) child.kill('SIGINT');
   };
   process.once('exit', stopOnExit);
 
@@ -78,18 +77,16 @@ export async function startPostgresProcess(options: { binary: string; dataDir: s
     child.once('error', reject);
     void exited.then(() => reject(new Error(`PostgreSQL exited while starting: ${output.slice(-5).join(' | ') || 'no output'}`)));
   });
-  try {
-    await ready;
-  } catch (err) {
+  await ready.catch((err: unknown) => {
     process.removeListener('exit', stopOnExit);
     throw err;
-  }
+  });
 
   return {
     pid: child.pid!,
     stop: async () => {
       process.removeListener('exit', stopOnExit);
-      if (!running) return;
+      if (!running()) return;
       child.kill('SIGINT');
       const immediate = setTimeout(() => child.kill('SIGQUIT'), FAST_SHUTDOWN_MS);
       await exited;

@@ -1,16 +1,8 @@
 import type { Logger } from '../logger.js';
 import type { TenantryMetrics } from '../metrics.js';
-import type { UsageBatch } from '../../modules/usage/usage-sample.js';
 import { SubscriberQueue } from '../streams/subscriber-queue.js';
 import { redisTransport } from './redis-transport.js';
 import { inProcessTransport, type BusLink, type Transport } from './transport.js';
-
-export type { BusLink } from './transport.js';
-
-/** A message's kind, for metrics: its topic's name, but one kind for every operation's topic. */
-function kindOf(name: string): string {
-  return name.startsWith('operation:') ? 'operation' : name;
-}
 
 /**
  * Where usage samples, demand, key revocations and operation progress travel between the
@@ -39,7 +31,9 @@ export class EventBus {
     this.stopWatching.push(
       transport_.onDropped((topic) => {
         droppedSinceDown++;
-        metrics?.eventBusDropped.inc({ kind: kindOf(topic.slice(prefix.length + 1)) });
+        // The kind of message: its topic's name, but one kind for every operation's topic.
+        const name = topic.slice(prefix.length + 1);
+        metrics?.eventBusDropped.inc({ kind: name.startsWith('operation:') ? 'operation' : name });
       }),
       transport_.onLink((link) => {
         metrics?.eventBusUp.set(link.up ? 1 : 0);
@@ -102,14 +96,14 @@ export class EventBus {
     };
   }
 
-  /** One message per cluster per sample: the tenants that changed or are due a heartbeat. */
-  publishUsage(batch: UsageBatch): void {
+  /** One message per cluster per sample (the usage module's UsageBatch): the tenants that changed or are due a heartbeat. */
+  publishUsage<Batch extends object>(batch: Batch): void {
     this.transport_.publish(this.topic('usage:batch'), batch);
   }
 
   /** Every replica listens once (UsageService) and fans out to its own subscribers. */
-  onUsage(listener: (batch: UsageBatch) => void): () => void {
-    return this.listen('usage:batch', listener);
+  onUsage<Batch extends object>(listener: (batch: Batch) => void): () => void {
+    return this.listen<Batch>('usage:batch', listener);
   }
 
   /** "Someone is watching": sent by any replica with subscribers, heard by the sampling leader. */

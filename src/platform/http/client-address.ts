@@ -41,9 +41,8 @@ export function parseProxyTrust(value: string): ProxyTrust {
       if (family === 0 || rest.length > 0 || (prefix !== undefined && !(/^\d+$/.test(prefix) && Number(prefix) <= bits))) {
         throw new Error(`"${entry}" is not an IP address, a CIDR range (10.0.0.0/8) or one of loopback, linklocal, uniquelocal; TRUST_PROXY takes false, true, a hop count or a comma-separated list of those`);
       }
-      const type = family === 4 ? 'ipv4' : 'ipv6';
-      if (prefix === undefined) list.addAddress(address, type);
-      else list.addSubnet(address, Number(prefix), type);
+      // A single address is the subnet of all its bits.
+      list.addSubnet(address, prefix === undefined ? bits : Number(prefix), family === 4 ? 'ipv4' : 'ipv6');
       ranges.push(range);
     }
   }

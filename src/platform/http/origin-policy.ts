@@ -17,12 +17,7 @@ export function parseAllowedOrigins(value: string): AllowedOrigins {
   if (entries.includes('*')) return ANY_ORIGIN;
   const origins = new Set<string>();
   for (const entry of entries) {
-    let url: URL | undefined;
-    try {
-      url = new URL(entry);
-    } catch {
-      // reported below
-    }
+    const url = URL.canParse(entry) ? new URL(entry) : undefined;
     // An origin is scheme, host and port only: a path or a trailing slash would never match a browser's Origin header.
     if (!url || !['http:', 'https:'].includes(url.protocol) || url.origin !== entry.toLowerCase()) {
       throw new Error(`"${entry}" is not an origin (scheme://host[:port], no path, e.g. https://console.example.com); CORS_ORIGINS takes * or a comma-separated list of origins`);
@@ -34,11 +29,8 @@ export function parseAllowedOrigins(value: string): AllowedOrigins {
 
 /** The request's own origin, as far as the Host header tells (scheme aside: a TLS proxy may sit in front). */
 function isSameOrigin(origin: string, host: string | null | undefined): boolean {
-  try {
-    return host != null && new URL(origin).host === host.toLowerCase();
-  } catch {
-    return false; // "null" (a sandboxed frame, a file) is no origin of ours
-  }
+  // "null" (a sandboxed frame, a file) is no origin of ours.
+  return host != null && URL.canParse(origin) && new URL(origin).host === host.toLowerCase();
 }
 
 export function originAllowed(allowed: AllowedOrigins, origin: string | null | undefined, host: string | null | undefined): boolean {

@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type pg from 'pg';
+import { withCheckedOutClient } from '../db/checked-out-client.js';
 import { LOCK_NOT_AVAILABLE } from '../db/sql-state.js';
 
 /**
@@ -124,23 +125,16 @@ export class AdvisoryLocks {
       }
       return this.acquireOn(session, lock, mode, fn);
     }
-    let client: pg.PoolClient;
+    let connected = false;
     try {
-      client = await this.pool.connect();
+      return await withCheckedOutClient(this.pool, (client, state) => {
+        connected = true;
+        // One object: the client's error listener marks the session broken.
+        const fresh: Session = Object.assign(state, { client, held: [], open: true });
+        return this.context.run(fresh, () => this.acquireOn(fresh, lock, mode, fn)).finally(() => (fresh.open = false));
+      });
     } catch (err) {
-      throw /timeout/i.test((err as Error).message) ? new LockPoolTimeoutError(err) : err;
-    }
-    const fresh: Session = { client, held: [], broken: null, open: true };
-    const onError = (err: Error) => {
-      fresh.broken ??= err;
-    };
-    client.on('error', onError);
-    try {
-      return await this.context.run(fresh, () => this.acquireOn(fresh, lock, mode, fn));
-    } finally {
-      fresh.open = false;
-      client.removeListener('error', onError);
-      client.release(fresh.broken ?? undefined);
+      throw !connected && /timeout/i.test((err as Error).message) ? new LockPoolTimeoutError(err) : err;
     }
   }
 

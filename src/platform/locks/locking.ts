@@ -1,17 +1,52 @@
-import { LockLostError, LockPoolTimeoutError, LockTimeoutError } from './advisory-locks.js';
 import type { ClusterAdmin } from '../db/cluster-admin.js';
 import { LOCK_NOT_AVAILABLE, sqlStateOf } from '../db/sql-state.js';
-import type { Deps } from '../../deps.js';
 import { UserError } from '../errors.js';
-import { capacityLock } from '../../modules/quotas/cluster-capacity.js';
-import { tenantLock } from './tenant-lock.js';
+import type { Failpoints } from '../failpoints.js';
+import { LockLostError, LockPoolTimeoutError, LockTimeoutError, type AdvisoryLocks } from './advisory-locks.js';
+import { capacityLock, tenantLock } from './lock-names.js';
 
 /**
- * The domain's view of the control plane's locks (src/db/advisory-locks.ts has the order):
- * waiting too long is an answer the caller can act on, not a hang and not a masked error.
- * That holds for any lock the work waits for: ours, a row of the control database, or an
- * object in the tenant database that someone (the tenant, often) holds past lock_timeout.
+ * The domain's view of the control plane's locks (advisory-locks.ts has the order): waiting
+ * too long is an answer the caller can act on (TENANT_BUSY, TIMEOUT), not a hang and not a
+ * masked error. That holds for any lock the work waits for: ours, a row of the control
+ * database, or an object in the tenant database that someone (the tenant, often) holds past
+ * lock_timeout.
  */
+export class TenantLocks {
+  constructor(private readonly p: { locks: AdvisoryLocks; failpoints: Failpoints }) {}
+
+  /** Holds the tenant's lock (by database name, so two slugs with one name serialise) for `fn`. */
+  underTenantLock<T>(cluster: ClusterAdmin, tenant: { slug: string; databaseName: string }, fn: () => Promise<T>): Promise<T> {
+    return asUserErrors(`tenant ${tenant.slug}`, () => this.p.locks.with(tenantLock(cluster.id, tenant.databaseName), fn));
+  }
+
+  /** Holds the cluster's capacity lock for `fn` (taken after, never before, a tenant lock). */
+  underCapacityLock<T>(cluster: ClusterAdmin, fn: () => Promise<T>): Promise<T> {
+    return asUserErrors(`the capacity of cluster ${cluster.name}`, () => this.p.locks.with(capacityLock(cluster.id), fn));
+  }
+
+  /** The tenant's lock if nobody holds it, else `{ busy: true }` at once (background passes skip busy tenants). */
+  tryTenantLock<T>(cluster: ClusterAdmin, tenant: { databaseName: string }, fn: () => Promise<T>): Promise<T | { busy: true }> {
+    return this.p.locks.try(tenantLock(cluster.id, tenant.databaseName), fn);
+  }
+
+  /**
+   * A step boundary of a change made under a tenant's lock: its failpoint (`name`), then proof
+   * that the lock is still held. If its session ended, the change stops here with LockLostError
+   * (TENANT_BUSY for the caller) instead of running on beside whoever holds the lock now;
+   * recovery finishes what it recorded.
+   */
+  async nextStep(name: string, tenantSlug: string): Promise<void> {
+    await this.p.failpoints.hit(name, { tenantSlug });
+    await this.p.locks.assertHeld();
+  }
+
+  /** Runs `fn` (which may outlive the request) outside the current request's locks. */
+  detached<T>(fn: () => T): T {
+    return this.p.locks.detached(fn);
+  }
+}
+
 async function asUserErrors<T>(what: string, work: () => Promise<T>): Promise<T> {
   try {
     return await work();
@@ -34,30 +69,4 @@ async function asUserErrors<T>(what: string, work: () => Promise<T>): Promise<T>
     }
     throw err;
   }
-}
-
-/** Holds the tenant's lock (by database name, so two slugs with one name serialise) for `fn`. */
-export function underTenantLock<T>(deps: Deps, cluster: ClusterAdmin, tenant: { slug: string; databaseName: string }, fn: () => Promise<T>): Promise<T> {
-  return asUserErrors(`tenant ${tenant.slug}`, () => deps.locks.with(tenantLock(cluster.id, tenant.databaseName), fn));
-}
-
-/**
- * A step boundary of a change made under a tenant's lock: the test seam (Hooks.checkpoint), then
- * proof that the lock is still held. If its session ended, the change stops here with
- * LockLostError (TENANT_BUSY for the caller) instead of running on beside whoever holds the
- * lock now; recovery finishes what it recorded.
- */
-export async function nextStep(deps: Deps, name: string, tenantSlug: string): Promise<void> {
-  await deps.hooks.checkpoint?.(name, tenantSlug);
-  await deps.locks.assertHeld();
-}
-
-/** Holds the cluster's capacity lock for `fn` (taken after, never before, a tenant lock). */
-export function underCapacityLock<T>(deps: Deps, cluster: ClusterAdmin, fn: () => Promise<T>): Promise<T> {
-  return asUserErrors(`the capacity of cluster ${cluster.name}`, () => deps.locks.with(capacityLock(cluster.id), fn));
-}
-
-/** The tenant's lock if nobody holds it, else `{ busy: true }` at once (background passes skip busy tenants). */
-export function tryTenantLock<T>(deps: Deps, cluster: ClusterAdmin, tenant: { databaseName: string }, fn: () => Promise<T>): Promise<T | { busy: true }> {
-  return deps.locks.try(tenantLock(cluster.id, tenant.databaseName), fn);
 }

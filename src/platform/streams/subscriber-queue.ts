@@ -1,3 +1,5 @@
+import { Repeater, SlidingBuffer } from 'graphql-yoga';
+
 /** Why a live subscription was ended by the server (the code reaches the client). */
 export type SubscriptionEndCode = 'SUBSCRIBER_TOO_SLOW' | 'KEY_REVOKED' | 'KEY_EXPIRED';
 
@@ -30,142 +32,103 @@ export interface SubscriberQueueOptions {
    * server runs normally.
    */
   forgive?: () => boolean;
+  /** Runs when the reader first asks for an item: a subscriber registers itself then, so one that never reads holds nothing. */
+  start?: () => void;
 }
 
 /** How far past its capacity a queue may grow with what piled up while the server stalled. */
 export const STALL_BACKLOG_FACTOR = 8;
 
 /**
- * The only buffer between a message arriving on a replica and one subscriber: bounded,
- * an async iterator the transport pulls from. `push` never waits and never throws, so a
- * subscriber that cannot keep up costs its own subscription, never the dispatcher.
+ * The only buffer between a message arriving on a replica and one subscriber: a graphql-yoga
+ * Repeater over a bounded backlog, which the transport pulls from (directly, or through
+ * yoga's `pipe`/`map`/`filter`). `push` never waits and never throws, so a subscriber that
+ * cannot keep up costs its own subscription, never the dispatcher. What is pushed before the
+ * reader's first call waits in the backlog; `return()` ends it even then (a Repeater that
+ * never started would not run its stop callbacks).
  */
-export class SubscriberQueue<T> implements AsyncIterableIterator<T> {
-  private items: T[] = [];
-  private waiting: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void } | null = null;
-  private state: 'open' | 'ending' | 'done' = 'open';
-  private failure: Error | null = null;
+export class SubscriberQueue<T> extends Repeater<T> {
+  private readonly options: SubscriberQueueOptions;
+  /** The Repeater's buffer: never full (a push never waits for the reader); past its capacity the oldest go. */
+  private readonly backlog: SlidingBuffer;
+  /** The Repeater's push and stop, once the reader started it. */
+  private pushToReader: ((item: T) => unknown) | undefined;
+  private stop: ((error?: unknown) => void) | undefined;
+  private failure: Error | undefined;
+  private accepting = true;
   private readonly endListeners: (() => void)[] = [];
 
-  constructor(private readonly options: SubscriberQueueOptions) {}
-
-  get size(): number {
-    return this.items.length;
+  constructor(options: SubscriberQueueOptions) {
+    const backlog = new SlidingBuffer(options.overflow === 'fail' ? options.capacity * STALL_BACKLOG_FACTOR : options.capacity);
+    let self: SubscriberQueue<T> | undefined;
+    // The executor runs at the reader's first call, long after `self` is set.
+    super((push, stop) => self!.started(push, stop), backlog);
+    self = this;
+    this.options = options;
+    this.backlog = backlog;
   }
 
-  get open(): boolean {
-    return this.state === 'open';
+  get size(): number {
+    return this.backlog._q.length;
   }
 
   /** Offers an item; false when the subscription is over (or just ended by this overflow). */
   push(item: T): boolean {
-    if (this.state !== 'open') return false;
-    if (this.waiting) {
-      const { resolve } = this.waiting;
-      this.waiting = null;
-      resolve({ value: item, done: false });
-      return true;
+    if (!this.accepting) return false;
+    const { capacity, overflow, forgive, onOverflow } = this.options;
+    // Past its capacity a `fail` queue grows only with what piled up while the server stalled.
+    if (overflow === 'fail' && this.size >= capacity && !forgive?.()) {
+      this.fail(new SubscriptionEndedError('SUBSCRIBER_TOO_SLOW', `dropped: this subscriber fell ${capacity} messages behind`));
+      onOverflow?.();
+      return false;
     }
-    if (this.items.length >= this.options.capacity) {
-      if (this.options.overflow === 'drop-oldest') {
-        this.items.shift();
-      } else if (this.options.forgive?.()) {
-        if (this.items.length >= this.options.capacity * STALL_BACKLOG_FACTOR) this.items.shift();
-      } else {
-        this.fail(new SubscriptionEndedError('SUBSCRIBER_TOO_SLOW', `dropped: this subscriber fell ${this.options.capacity} messages behind`));
-        this.options.onOverflow?.();
-        return false;
-      }
-    }
-    this.items.push(item);
+    if (this.pushToReader) void this.pushToReader(item);
+    else this.backlog.add(item);
     return true;
-  }
-
-  /** Puts an item first (a subscription's opening value); ignored once over. */
-  unshift(item: T): void {
-    if (this.state !== 'open') return;
-    if (this.waiting) this.push(item);
-    else this.items.unshift(item);
   }
 
   /** No more items: the reader gets what is queued, then the end. */
   end(): void {
-    if (this.state !== 'open') return;
-    this.stopAccepting('ending');
-    if (this.items.length === 0) this.finish();
-  }
-
-  /** Over at once: what is queued is discarded and the reader's next call rejects with `error`. */
-  fail(error: Error): void {
-    if (this.state === 'done') return;
-    this.items = [];
-    this.failure = error;
-    this.stopAccepting('ending');
-    if (this.waiting) {
-      const { reject } = this.waiting;
-      this.waiting = null;
-      this.failure = null;
-      reject(error);
-      this.finish();
-    }
+    if (!this.accepting) return;
+    this.close();
+    this.stop?.();
   }
 
   /** Runs once the queue stops taking items, however that happens (to unregister it). */
   onEnd(listener: () => void): void {
-    if (this.state !== 'open') listener();
-    else this.endListeners.push(listener);
+    if (this.accepting) this.endListeners.push(listener);
+    else listener();
   }
 
-  next(): Promise<IteratorResult<T>> {
-    if (this.failure) {
-      const error = this.failure;
-      this.failure = null;
-      this.finish();
-      return Promise.reject(error);
-    }
-    if (this.items.length) {
-      const value = this.items.shift()!;
-      if (this.state === 'ending' && this.items.length === 0 && !this.failure) this.finish();
-      return Promise.resolve({ value, done: false });
-    }
-    if (this.state !== 'open') {
-      this.finish();
-      return Promise.resolve({ value: undefined, done: true });
-    }
-    return new Promise((resolve, reject) => {
-      this.waiting = { resolve, reject };
-    });
+  override async return(value?: unknown): Promise<IteratorResult<T>> {
+    this.close();
+    // A failure nobody read yet is not the caller's problem: the reader left.
+    return super.return(value).catch(() => ({ value: undefined, done: true as const }));
   }
 
-  return(): Promise<IteratorResult<T>> {
-    this.items = [];
-    this.failure = null;
-    this.finish();
-    return Promise.resolve({ value: undefined, done: true });
+  override throw(error: unknown): Promise<IteratorResult<T>> {
+    this.close();
+    return super.throw(error);
   }
 
-  throw(error?: unknown): Promise<IteratorResult<T>> {
-    this.finish();
-    return Promise.reject(error);
+  /** Over at once: what is queued is discarded and the reader's next call rejects with `error`. */
+  private fail(error: Error): void {
+    this.backlog._q = [];
+    this.failure = error;
+    this.close();
+    this.stop?.(error);
   }
 
-  [Symbol.asyncIterator](): this {
-    return this;
+  private started(push: (item: T) => unknown, stop: (error?: unknown) => void): void {
+    this.pushToReader = push;
+    this.stop = stop;
+    if (this.accepting) this.options.start?.();
+    else stop(this.failure);
   }
 
-  private stopAccepting(next: 'ending' | 'done'): void {
-    const wasOpen = this.state === 'open';
-    this.state = next;
-    if (wasOpen) for (const listener of this.endListeners.splice(0)) listener();
-  }
-
-  private finish(): void {
-    if (this.state === 'done') return;
-    this.stopAccepting('done');
-    if (this.waiting) {
-      const { resolve } = this.waiting;
-      this.waiting = null;
-      resolve({ value: undefined, done: true });
-    }
+  private close(): void {
+    if (!this.accepting) return;
+    this.accepting = false;
+    for (const listener of this.endListeners.splice(0)) listener();
   }
 }

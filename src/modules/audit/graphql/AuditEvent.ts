@@ -1,26 +1,20 @@
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
-import type { AuditEvent } from '../../../generated/prisma/client.js';
-import { auditEventsByTenantIds, listAuditEvents, type AuditFilter } from '../audit-queries.js';
+import { AuditLog, type AuditEvent, type AuditPage } from '../audit-log.js';
 import { canSeeTenant } from '../../../platform/viewer.js';
-import { tenantsByIds } from '../../tenants/tenant-queries.js';
 import { builder } from '../../../graphql/builder.js';
-import type { GraphQLContext } from '../../../graphql/context.js';
 import { isUuid } from '../../../graphql/ids.js';
 import { pageOptions } from '../../../graphql/pagination.js';
-import { TenantRef } from '../../tenants/graphql/Tenant.js';
 
+// AuditEvent.tenant and Tenant.auditEvents are the tenants module's (tenants/graphql/tenantFieldsOnOthers.ts).
 export const AuditEventRef = builder.objectRef<AuditEvent>('AuditEvent');
 
 builder.node(AuditEventRef, {
   description: 'Something that happened to the fleet: who, what, to which tenant, under which request.',
   id: { resolve: (e) => e.id },
   loadMany: async (ids, ctx) => {
-    const rows = await ctx.deps.db.auditEvent.findMany({ where: { id: { in: ids.filter(isUuid) } } });
-    return ids.map((id) => {
-      const row = rows.find((r) => r.id === id);
-      // Events of no tenant (key management, fleet operations) are for admins; canSeeTenant says so.
-      return row && ctx.viewer && canSeeTenant(ctx.viewer, row.tenantId) ? row : null;
-    });
+    const rows = await ctx.services.get(AuditLog).byIds(ids.filter(isUuid));
+    // Events of no tenant (key management, fleet operations) are for admins; canSeeTenant says so.
+    return ids.map((id) => rows.find((r) => r?.id === id && ctx.viewer && canSeeTenant(ctx.viewer, r.tenantId)) ?? null);
   },
   fields: (t) => ({
     when: t.expose('whenUtc', { type: 'DateTime' }),
@@ -32,21 +26,8 @@ builder.node(AuditEventRef, {
     correlationId: t.exposeString('correlationId', { nullable: true }),
     metadata: t.expose('metadata', { type: 'JSON', nullable: true }),
     tenantSlug: t.exposeString('tenantSlug', { nullable: true }),
-    tenant: t.loadable({
-      type: TenantRef,
-      nullable: true,
-      load: (ids: string[], ctx) => tenantsByIds(ctx.deps.db, ids),
-      resolve: (e) => e.tenantId,
-    }),
   }),
 });
-
-interface ConnectionArgs {
-  first?: number | null;
-  last?: number | null;
-  after?: string | null;
-  before?: string | null;
-}
 
 const AuditEventFilter = builder.inputType('AuditEventFilter', {
   fields: (t) => ({
@@ -56,18 +37,9 @@ const AuditEventFilter = builder.inputType('AuditEventFilter', {
   }),
 });
 
-function auditConnection(ctx: GraphQLContext, args: ConnectionArgs, filter: AuditFilter | null | undefined) {
-  return resolveCursorConnection(
-    { args, toCursor: (e: AuditEvent) => e.id, ...pageOptions(args, ctx.deps.config) },
-    ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
-      listAuditEvents(ctx.deps.db, ctx.viewer!, {
-        filter,
-        after: after && isUuid(after) ? after : undefined,
-        before: before && isUuid(before) ? before : undefined,
-        limit,
-        inverted,
-      }),
-  );
+/** A page of the trail after/before the connection's cursors (a cursor that is no event id is ignored). */
+export function auditPage({ before, after, limit, inverted }: ResolveCursorConnectionArgs): AuditPage {
+  return { after: after && isUuid(after) ? after : undefined, before: before && isUuid(before) ? before : undefined, limit, inverted };
 }
 
 builder.queryField('auditEvents', (t) =>
@@ -75,22 +47,9 @@ builder.queryField('auditEvents', (t) =>
     type: AuditEventRef,
     description: 'The audit trail, newest first. A tenant key sees its own tenant\'s events.',
     args: { filter: t.arg({ type: AuditEventFilter }) },
-    resolve: (_, args, ctx) => auditConnection(ctx, args, args.filter),
-  }),
-);
-
-builder.objectField(TenantRef, 'auditEvents', (t) =>
-  t.connection({
-    type: AuditEventRef,
-    description: 'This tenant\'s audit trail, newest first (for a page of tenants, one query for all of them).',
-    resolve: (tenant, args, ctx) =>
-      resolveCursorConnection(
-        { args, toCursor: (e: AuditEvent) => e.id, ...pageOptions(args, ctx.deps.config) },
-        ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) => {
-          // The tenant is visible (it was resolved for this caller), so is its whole trail.
-          const page = { after: after && isUuid(after) ? after : undefined, before: before && isUuid(before) ? before : undefined, limit, inverted };
-          return ctx.loader<string, AuditEvent[]>('tenant-audit-events', page, (ids) => auditEventsByTenantIds(ctx.deps.db, ids, page)).load(tenant.id);
-        },
+    resolve: (_, args, ctx) =>
+      resolveCursorConnection({ args, toCursor: (e: AuditEvent) => e.id, ...pageOptions(args, ctx.config) }, (page: ResolveCursorConnectionArgs) =>
+        ctx.services.get(AuditLog).listAuditEvents(ctx.viewer!, { ...auditPage(page), filter: args.filter }),
       ),
   }),
 );

@@ -1,12 +1,12 @@
 import { extensionReport, type ExtensionReport } from '../extension-status.js';
-import { policyOf, readExtensionReport } from '../tenant-extensions.js';
+import { TenantExtensions, type TenantExtension } from '../tenant-extensions.js';
 import { builder } from '../../../graphql/builder.js';
 import type { OfferedExtension } from '../offered-extensions.js';
 import { liveFieldCost, liveRead } from '../../../graphql/live-read.js';
-import { ADMIN_FIGURE, ClusterRef } from '../../clusters/graphql/Cluster.js';
-import { TenantRef } from '../../tenants/graphql/Tenant.js';
+import { ADMIN_FIGURE, ClusterRef } from '../../clusters/graphql/index.js';
+import { TenantRef } from '../../tenants/graphql/index.js';
 
-export const ExtensionStatusEnum = builder.enumType('ExtensionStatus', {
+const ExtensionStatusEnum = builder.enumType('ExtensionStatus', {
   values: {
     OK: { description: 'Installed, meeting the policy.' },
     OUTDATED: { description: 'Below the minimum, or below the newest offered version when the policy tracks it; updateTenantExtensions fixes it.' },
@@ -26,19 +26,17 @@ export function readAt(report: ExtensionReport[], at: Date): ExtensionView[] {
 export const InstalledExtensionRef = builder.objectRef<ExtensionView>('InstalledExtension').implement({
   description: 'One extension of a tenant\'s template policy, against the tenant database and the server.',
   fields: (t) => ({
-    recordedAt: t.field({
+    recordedAt: t.expose('recordedAt', {
       type: 'DateTime',
       nullable: true,
       description: 'When Tenantry recorded the installed version (null when not installed, or read live).',
-      resolve: (e) => e.recordedAt ?? null,
     }),
-    checkedAt: t.field({
+    checkedAt: t.expose('checkedAt', {
       type: 'DateTime',
       nullable: true,
       description:
         'When the tenant database was last read for this: the last inventory (refreshTenant runs one now), or the moment of a live read. ' +
         'Null when no inventory has looked at it yet.',
-      resolve: (e) => e.checkedAt ?? null,
     }),
     name: t.exposeString('name'),
     required: t.exposeBoolean('required'),
@@ -79,21 +77,14 @@ builder.objectField(TenantRef, 'extensions', (t) =>
     complexity: (args, ctx) => ({ field: args.live ? liveFieldCost(ctx) : 1, multiplier: 10 }),
     resolve: async (tenant, { live }, ctx) => {
       if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') return [];
-      const policy = policyOf(ctx.deps, tenant);
-      if (live) {
-        const cluster = await ctx.deps.clusters.get(tenant.clusterId);
-        return liveRead(ctx, tenant.clusterId, () =>
-          cluster.withDatabase(tenant.databaseName, async (client) => {
-            await ctx.deps.hooks.duringLiveRead?.('extensions', tenant.clusterId, tenant.databaseName);
-            return readAt((await readExtensionReport(client, policy)).report, new Date());
-          }),
-        );
-      }
+      const extensions = ctx.services.get(TenantExtensions);
+      if (live) return liveRead(ctx, tenant.clusterId, async () => readAt(await extensions.liveReport(tenant), new Date()));
       const [recorded, offered, checkedAt] = await Promise.all([
-        ctx.tenantExtensions.load(tenant.id),
+        ctx.loader<string, TenantExtension[]>('tenantExtensions', null, (ids) => extensions.recordedByTenantIds(ids)).load(tenant.id),
         ctx.clusterExtensions.load(tenant.clusterId),
-        ctx.tenantCheckedAt.load(tenant.id),
+        ctx.loader<string, Date | null>('tenantCheckedAt', null, (ids) => extensions.checkedAtByTenantIds(ids)).load(tenant.id),
       ]);
+      const policy = extensions.policyOf(tenant);
       const report = extensionReport(policy, new Map(recorded.map((e) => [e.name, e.version])), new Map(offered.map((o) => [o.name, o.versions])));
       return report.map((e) => ({ ...e, recordedAt: recorded.find((r) => r.name === e.name)?.recordedAt ?? null, checkedAt }));
     },

@@ -1,8 +1,7 @@
-import type { Tenant } from '../../../generated/prisma/client.js';
-import { updateTenantExtensions, type ExtensionUpdate } from '../tenant-extensions.js';
+import { TenantExtensions, type ExtensionUpdate } from '../tenant-extensions.js';
 import { builder } from '../../../graphql/builder.js';
 import { InstalledExtensionRef, readAt } from './Extension.js';
-import { TenantRef } from '../../tenants/graphql/Tenant.js';
+import { TenantRef } from '../../tenants/graphql/index.js';
 import { UserErrorRef, userErrorShape, withUserErrors, type Payload } from '../../../graphql/user-errors.js';
 
 const UpdateTenantExtensionsInput = builder.inputType('UpdateTenantExtensionsInput', {
@@ -11,7 +10,7 @@ const UpdateTenantExtensionsInput = builder.inputType('UpdateTenantExtensionsInp
 
 const UpdateTenantExtensionsPayload = builder.objectRef<Payload<ExtensionUpdate>>('UpdateTenantExtensionsPayload').implement({
   fields: (t) => ({
-    tenant: t.field({ type: TenantRef, nullable: true, resolve: (p) => (p.tenant as Tenant | undefined) ?? null }),
+    tenant: t.field({ type: TenantRef, nullable: true, resolve: (p) => p.tenant ?? null }),
     extensions: t.field({ type: [InstalledExtensionRef], description: 'After the update, read from the tenant database.', resolve: (p) => readAt(p.after ?? [], new Date()) }),
     changes: t.stringList({ description: 'What was done, e.g. "moved pg_trgm from public to extensions", "updated pg_trgm 1.3 → 1.6". An extension left as it is (in a schema the tenant can write to, or owned by another role) is a userError that says why and what a superuser runs.', resolve: (p) => p.changes ?? [] }),
     userErrors: t.field({ type: [UserErrorRef], resolve: (p) => p.userErrors }),
@@ -28,7 +27,7 @@ builder.mutationField('updateTenantExtensions', (t) =>
     authScopes: { admin: true },
     args: { input: t.arg({ type: UpdateTenantExtensionsInput, required: true }) },
     resolve: async (_, { input }, ctx) => {
-      const payload = await withUserErrors(input, () => updateTenantExtensions(ctx.deps, ctx.op, input, ctx.canSee));
+      const payload = await withUserErrors(input, () => ctx.services.get(TenantExtensions).updateTenantExtensions(ctx.op, input, ctx.canSee));
       return { ...payload, userErrors: [...payload.userErrors, ...(payload.problems ?? []).map(userErrorShape)] };
     },
   }),

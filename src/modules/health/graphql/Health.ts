@@ -1,7 +1,7 @@
-import type { ReadinessCheck, ReadinessReport, TenantHealth } from '../readiness.js';
-import type { TenantInventory } from '../../../generated/prisma/client.js';
+import { ReadinessMonitor, type ReadinessCheck, type ReadinessReport, type TenantHealth } from '../readiness.js';
+import { TenantInventory, type InventoryRecord } from '../tenant-inventory.js';
 import { builder } from '../../../graphql/builder.js';
-import { TenantRef } from '../../tenants/graphql/Tenant.js';
+import { TenantRef } from '../../tenants/graphql/index.js';
 
 const HealthCheckRef = builder.objectRef<ReadinessCheck>('HealthCheck').implement({
   fields: (t) => ({ name: t.exposeString('name'), ok: t.exposeBoolean('ok'), detail: t.exposeString('detail') }),
@@ -23,7 +23,7 @@ const HealthRef = builder.objectRef<ReadinessReport>('Health').implement({
     mode: t.exposeString('mode', { description: 'production (NODE_ENV=production) or development.' }),
     checks: t.field({ type: [HealthCheckRef], resolve: (r) => r.checks }),
     tenantsChecked: t.exposeInt('tenantsChecked'),
-    tenants: t.field({ type: [TenantHealthRef], description: 'Every tenant with problems (GET /health/ready lists the first 50).', resolve: (r, _, ctx) => ctx.deps.readiness.allTenantProblems() }),
+    tenants: t.field({ type: [TenantHealthRef], description: 'Every tenant with problems (GET /health/ready lists the first 50).', resolve: (_r, _, ctx) => ctx.services.get(ReadinessMonitor).allTenantProblems() }),
     tenantsWithProblems: t.exposeInt('tenantsWithProblems'),
     reasons: t.exposeStringList('reasons', { description: 'Why the server is not ready.' }),
     warnings: t.exposeStringList('warnings'),
@@ -36,11 +36,11 @@ builder.queryField('health', (t) =>
     type: HealthRef,
     description: 'Readiness, with every check and every tenant problem (admins only); computed in the background, see checkedAt.',
     authScopes: { admin: true },
-    resolve: (_, __, ctx) => ctx.deps.readiness.current(),
+    resolve: (_, __, ctx) => ctx.services.get(ReadinessMonitor).current(),
   }),
 );
 
-const InventoryRef = builder.objectRef<TenantInventory>('TenantInventory').implement({
+const InventoryRef = builder.objectRef<InventoryRecord>('TenantInventory').implement({
   description: 'What the last inventory found in the tenant database.',
   fields: (t) => ({
     checkedAt: t.expose('checkedAt', { type: 'DateTime' }),
@@ -55,10 +55,7 @@ builder.objectField(TenantRef, 'inventory', (t) =>
   t.loadable({
     type: InventoryRef,
     nullable: true,
-    load: async (ids: string[], ctx) => {
-      const rows = await ctx.deps.db.tenantInventory.findMany({ where: { tenantId: { in: ids } } });
-      return ids.map((id) => rows.find((r) => r.tenantId === id) ?? null);
-    },
+    load: (ids: string[], ctx) => ctx.services.get(TenantInventory).byTenantIds(ids),
     resolve: (tenant) => tenant.id,
   }),
 );

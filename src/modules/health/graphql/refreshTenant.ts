@@ -1,13 +1,13 @@
-import { refreshTenant, type TenantRefresh } from '../refresh-tenant.js';
+import { TenantRefresh, type TenantRefreshResult } from '../refresh-tenant.js';
 import { builder } from '../../../graphql/builder.js';
-import { TenantRef } from '../../tenants/graphql/Tenant.js';
+import { TenantRef } from '../../tenants/graphql/index.js';
 import { UserErrorRef, withUserErrors, type Payload } from '../../../graphql/user-errors.js';
 
 const RefreshTenantInput = builder.inputType('RefreshTenantInput', {
   fields: (t) => ({ slug: t.string({ required: true }) }),
 });
 
-const RefreshTenantPayload = builder.objectRef<Payload<TenantRefresh>>('RefreshTenantPayload').implement({
+const RefreshTenantPayload = builder.objectRef<Payload<TenantRefreshResult>>('RefreshTenantPayload').implement({
   fields: (t) => ({
     tenant: t.field({
       type: TenantRef,
@@ -26,6 +26,6 @@ builder.mutationField('refreshTenant', (t) =>
     description: 'Runs the inventory for one tenant now (the periodic pass runs every INVENTORY_INTERVAL_MS): audited as tenant.refreshed.',
     authScopes: { admin: true, tenantAdmin: true },
     args: { input: t.arg({ type: RefreshTenantInput, required: true }) },
-    resolve: (_, { input }, ctx) => withUserErrors(input, () => refreshTenant(ctx.deps, ctx.op, input, ctx.canSee)),
+    resolve: (_, { input }, ctx) => withUserErrors(input, () => ctx.services.get(TenantRefresh).refreshTenant(ctx.op, input, ctx.canSee)),
   }),
 );

@@ -1,5 +1,5 @@
-import { createApiKey } from '../api-keys.js';
-import type { ApiKey } from '../../../generated/prisma/client.js';
+import type { ApiKey } from '../api-keys.js';
+import { ApiKeys } from '../api-key-service.js';
 import { builder } from '../../../graphql/builder.js';
 import { ApiKeyRef, ApiKeyRoleEnum } from './ApiKey.js';
 import { UserErrorRef, withUserErrors, type Payload } from '../../../graphql/user-errors.js';
@@ -31,6 +31,6 @@ builder.mutationField('createApiKey', (t) =>
     description: 'Admins create any key; a TENANT_ADMIN creates keys for its own tenant.',
     authScopes: { admin: true, tenantAdmin: true },
     args: { input: t.arg({ type: CreateApiKeyInput, required: true }) },
-    resolve: (_, { input }, ctx) => withUserErrors(input, () => createApiKey(ctx.deps.db, ctx.op, ctx.viewer!, input)),
+    resolve: (_, { input }, ctx) => withUserErrors(input, () => ctx.services.get(ApiKeys).createApiKey(ctx.op, ctx.viewer!, input)),
   }),
 );

@@ -1,6 +1,5 @@
-import { revokeApiKey } from '../api-keys.js';
-import { UserError } from '../../../platform/errors.js';
-import type { ApiKey } from '../../../generated/prisma/client.js';
+import type { ApiKey } from '../api-keys.js';
+import { ApiKeys } from '../api-key-service.js';
 import { builder } from '../../../graphql/builder.js';
 import { localIdOf } from '../../../graphql/ids.js';
 import { ApiKeyRef } from './ApiKey.js';
@@ -17,12 +16,6 @@ const RevokeApiKeyPayload = builder.objectRef<Payload<{ apiKey: ApiKey }>>('Revo
   }),
 });
 
-function apiKeyId(globalId: string): string {
-  const id = localIdOf(globalId, 'ApiKey');
-  if (!id) throw new UserError('NOT_FOUND', 'no such API key', 'id');
-  return id;
-}
-
 builder.mutationField('revokeApiKey', (t) =>
   t.field({
     type: RevokeApiKeyPayload,
@@ -30,6 +23,6 @@ builder.mutationField('revokeApiKey', (t) =>
     authScopes: { admin: true, tenantAdmin: true },
     args: { input: t.arg({ type: RevokeApiKeyInput, required: true }) },
     resolve: (_, { input }, ctx) =>
-      withUserErrors(input, async () => ({ apiKey: await revokeApiKey(ctx.deps, ctx.op, ctx.viewer!, apiKeyId(input.id.toString())) })),
+      withUserErrors(input, async () => ({ apiKey: await ctx.services.get(ApiKeys).revokeApiKey(ctx.op, ctx.viewer!, localIdOf(input.id.toString(), 'ApiKey')) })),
   }),
 );

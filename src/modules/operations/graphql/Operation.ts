@@ -1,15 +1,12 @@
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
-import type { Operation, OperationItem } from '../../../generated/prisma/client.js';
-import { OperationItemStatus, OperationKind, OperationStatus } from '../../../generated/prisma/enums.js';
-import type { OperationParams } from '../fleet-operations.js';
-import { operationResultsByIds } from '../operation-results.js';
-import { tenantsByIds } from '../../tenants/tenant-queries.js';
+import { FleetOperations, OperationItemStatus, OperationKind, type Operation, type OperationItem, type OperationParams } from '../fleet-operations.js';
+import { TenantStore } from '../../tenants/index.js';
 import { builder } from '../../../graphql/builder.js';
 import { isUuid } from '../../../graphql/ids.js';
 import { assertPageSize, DEFAULT_PAGE_SIZE, pageOptions, pageSizeOf } from '../../../graphql/pagination.js';
-import { TenantRef } from '../../tenants/graphql/Tenant.js';
+import { TenantRef } from '../../tenants/graphql/index.js';
 
-export const OperationKindEnum = builder.enumType('OperationKind', { values: Object.values(OperationKind) });
+const OperationKindEnum = builder.enumType('OperationKind', { values: Object.values(OperationKind) });
 const OperationStatusEnum = builder.enumType('OperationStatus', {
   values: {
     PENDING: {},
@@ -36,7 +33,7 @@ const OperationResultRef = builder.objectRef<OperationItem>('OperationResult').i
   description: 'What an operation did to one tenant.',
   fields: (t) => ({
     tenantSlug: t.exposeString('tenantSlug'),
-    tenant: t.loadable({ type: TenantRef, nullable: true, load: (ids: string[], ctx) => tenantsByIds(ctx.deps.db, ids), resolve: (i) => i.tenantId }),
+    tenant: t.loadable({ type: TenantRef, nullable: true, load: (ids: string[], ctx) => ctx.services.get(TenantStore).byIds(ids), resolve: (i) => i.tenantId }),
     position: t.exposeInt('position'),
     status: t.field({ type: OperationItemStatusEnum, resolve: (i) => i.status }),
     message: t.exposeString('message', { nullable: true }),
@@ -56,8 +53,8 @@ builder.node(OperationRef, {
   id: { resolve: (o) => o.id },
   loadMany: async (ids, ctx) => {
     if (ctx.viewer?.role !== 'ADMIN') return ids.map(() => null);
-    const rows = await ctx.deps.db.operation.findMany({ where: { id: { in: ids.filter(isUuid) } } });
-    return ids.map((id) => rows.find((r) => r.id === id) ?? null);
+    const rows = await ctx.services.get(FleetOperations).byIds(ids.filter(isUuid));
+    return ids.map((id) => rows.find((r) => r?.id === id) ?? null);
   },
   fields: (t) => ({
     kind: t.field({ type: OperationKindEnum, resolve: (o) => o.kind }),
@@ -87,14 +84,14 @@ builder.node(OperationRef, {
         first: t.arg.int({ defaultValue: DEFAULT_PAGE_SIZE }),
         afterPosition: t.arg.int({ required: false }),
       },
-      complexity: (args, ctx) => ({ field: 1, multiplier: pageSizeOf({ first: args.first }, ctx.deps.config) }),
+      complexity: (args, ctx) => ({ field: 1, multiplier: pageSizeOf({ first: args.first }, ctx.config) }),
       resolve: (o, args, ctx) => {
         const first = args.first ?? DEFAULT_PAGE_SIZE;
-        assertPageSize('first', first, ctx.deps.config);
+        assertPageSize('first', first, ctx.config);
         const page = { statuses: args.status ?? null, first, afterPosition: args.afterPosition ?? null };
         // Every operation of a page asks with the same arguments: one query for all of them.
         return ctx
-          .loader<string, OperationItem[]>('operation-results', page, (ids) => operationResultsByIds(ctx.deps.db, ids, page))
+          .loader<string, OperationItem[]>('operation-results', page, (ids) => ctx.services.get(FleetOperations).resultsByIds(ids, page))
           .load(o.id);
       },
     }),
@@ -107,12 +104,8 @@ builder.queryField('operations', (t) =>
     description: 'Fleet operations, newest first (admins only).',
     authScopes: { admin: true },
     resolve: (_, args, ctx) =>
-      resolveCursorConnection({ args, toCursor: (o: Operation) => o.id, ...pageOptions(args, ctx.deps.config) }, ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
-        ctx.deps.db.operation.findMany({
-          where: { AND: [after && isUuid(after) ? { id: { lt: after } } : {}, before && isUuid(before) ? { id: { gt: before } } : {}] },
-          orderBy: { id: inverted ? 'asc' : 'desc' },
-          take: limit,
-        }),
+      resolveCursorConnection({ args, toCursor: (o: Operation) => o.id, ...pageOptions(args, ctx.config) }, ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
+        ctx.services.get(FleetOperations).list({ after: after && isUuid(after) ? after : null, before: before && isUuid(before) ? before : null, limit, inverted }),
       ),
   }),
 );

@@ -1,4 +1,4 @@
-import type { Operation } from '../../../generated/prisma/client.js';
+import { FleetOperations, type Operation } from '../fleet-operations.js';
 import { builder } from '../../../graphql/builder.js';
 import { OperationRef } from './Operation.js';
 import { UserErrorRef, withUserErrors, type Payload } from '../../../graphql/user-errors.js';
@@ -14,14 +14,12 @@ const CANARY_HELP =
   'Canaries go first; the rest runs once canarySize of them succeeded. A canary that fails because of its own objects, data or sessions ' +
   '(failureCause TENANT: something the step creates already exists, a lock its sessions hold, its data against a new constraint, ' +
   'deferrable constraints, code that changed the step runner) is recorded FAILED and the next tenant takes its place; one that fails ' +
-  'because of the step (failureCause STEP) stops the operation (FAILED, the rest SKIPPED).';
-
-const CANARY_ORDER =
+  'because of the step (failureCause STEP) stops the operation (FAILED, the rest SKIPPED). ' +
   'Without a pick, the canaries are the first tenants with work to do by slug, except that tenants whose latest result in an operation ' +
   'of the same kind FAILED come last (they would most likely fail again for their own reasons).';
 
 const UpgradeAllTenantSchemasInput = builder.inputType('UpgradeAllTenantSchemasInput', {
-  description: `${CANARY_HELP} ${CANARY_ORDER}`,
+  description: CANARY_HELP,
   fields: (t) => ({
     template: t.string({ required: false, description: 'The tenants of this template (default "default").' }),
     targetVersion: t.string({ required: false, description: 'Default: each tenant\'s newest version of its major.' }),
@@ -33,7 +31,7 @@ const UpgradeAllTenantSchemasInput = builder.inputType('UpgradeAllTenantSchemasI
 });
 
 const UpdateAllTenantExtensionsInput = builder.inputType('UpdateAllTenantExtensionsInput', {
-  description: `${CANARY_HELP} ${CANARY_ORDER}`,
+  description: CANARY_HELP,
   fields: (t) => ({
     template: t.string({ required: false }),
     concurrency: t.int({ required: false }),
@@ -49,7 +47,7 @@ builder.mutationField('upgradeAllTenantSchemas', (t) =>
     description: 'Starts an operation that upgrades every active tenant of a template, canary first.',
     authScopes: { admin: true },
     args: { input: t.arg({ type: UpgradeAllTenantSchemasInput, required: false }) },
-    resolve: (_, { input }, ctx) => withUserErrors(input, async () => ({ operation: await ctx.deps.operations.start(ctx.op, { kind: 'UPGRADE_SCHEMAS', ...input }) })),
+    resolve: (_, { input }, ctx) => withUserErrors(input, async () => ({ operation: await ctx.services.get(FleetOperations).start(ctx.op, { kind: 'UPGRADE_SCHEMAS', ...input }) })),
   }),
 );
 
@@ -59,7 +57,7 @@ builder.mutationField('updateAllTenantExtensions', (t) =>
     description: 'Starts an operation that runs updateTenantExtensions on every active tenant of a template, canary first.',
     authScopes: { admin: true },
     args: { input: t.arg({ type: UpdateAllTenantExtensionsInput, required: false }) },
-    resolve: (_, { input }, ctx) => withUserErrors(input, async () => ({ operation: await ctx.deps.operations.start(ctx.op, { kind: 'UPDATE_EXTENSIONS', ...input }) })),
+    resolve: (_, { input }, ctx) => withUserErrors(input, async () => ({ operation: await ctx.services.get(FleetOperations).start(ctx.op, { kind: 'UPDATE_EXTENSIONS', ...input }) })),
   }),
 );
 
@@ -72,6 +70,6 @@ builder.mutationField('secureAllTenants', (t) =>
     authScopes: { admin: true },
     args: { input: t.arg({ type: builder.inputType('SecureAllTenantsInput', { fields: (f) => ({ concurrency: f.int({ required: false }) }) }), required: false }) },
     resolve: (_, { input }, ctx) =>
-      withUserErrors(input ?? {}, async () => ({ operation: await ctx.deps.operations.start(ctx.op, { kind: 'SECURE_TENANTS', concurrency: input?.concurrency, canarySize: 0 }) })),
+      withUserErrors(input ?? {}, async () => ({ operation: await ctx.services.get(FleetOperations).start(ctx.op, { kind: 'SECURE_TENANTS', concurrency: input?.concurrency, canarySize: 0 }) })),
   }),
 );

@@ -1,6 +1,6 @@
 import { GraphQLError } from 'graphql';
 import { Repeater } from 'graphql-yoga';
-import type { Operation } from '../../../generated/prisma/client.js';
+import { FleetOperations, type Operation } from '../fleet-operations.js';
 import { builder } from '../../../graphql/builder.js';
 import { localIdOf } from '../../../graphql/ids.js';
 import { OperationRef } from './Operation.js';
@@ -13,10 +13,11 @@ builder.subscriptionField('operation', (t) =>
     args: { id: t.arg.id({ required: true }) },
     subscribe: async (_, args, ctx) => {
       const id = localIdOf(String(args.id), 'Operation');
-      const load = () => (id ? ctx.deps.db.operation.findUnique({ where: { id } }) : Promise.resolve(null));
+      const operations = ctx.services.get(FleetOperations);
+      const load = async () => (id ? ((await operations.byIds([id]))[0] ?? null) : null);
       if (!(await load())) throw new GraphQLError(`no operation ${args.id}`, { extensions: { code: 'NOT_FOUND' } });
       return new Repeater<Operation>(async (push, stop) => {
-        const events = ctx.deps.events.operation(id!)[Symbol.asyncIterator]();
+        const events = operations.progress(id!)[Symbol.asyncIterator]();
         let stopped = false;
         void stop.then(() => {
           stopped = true;

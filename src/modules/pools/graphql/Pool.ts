@@ -1,9 +1,9 @@
-import type { Pool } from '../../../generated/prisma/client.js';
-import type { PoolStats } from '../pooler-driver.js';
 import { builder } from '../../../graphql/builder.js';
-import { TenantRef } from '../../tenants/graphql/Tenant.js';
+import { TenantRef } from '../../tenants/graphql/index.js';
+import { PoolSync, type Pool } from '../pool-sync.js';
+import type { PoolStats } from '../pooler-driver.js';
 
-export const PoolStatusEnum = builder.enumType('PoolStatus', {
+const PoolStatusEnum = builder.enumType('PoolStatus', {
   values: {
     IN_SYNC: { description: 'The pooler was shown to run this pool as wanted (checked after each reload).' },
     PENDING: { description: 'Changed, not yet applied (the pooler was unreachable); the reconciler retries.' },
@@ -52,10 +52,7 @@ builder.objectField(TenantRef, 'pool', (t) =>
     type: PoolRef,
     nullable: true,
     description: 'Null when no pooler is configured (POOLER=none) or the tenant is not active.',
-    load: async (ids: string[], ctx) => {
-      const rows = await ctx.deps.db.pool.findMany({ where: { tenantId: { in: ids } } });
-      return ids.map((id) => rows.find((r) => r.tenantId === id) ?? null);
-    },
+    load: (ids: string[], ctx) => ctx.services.get(PoolSync).byTenantIds(ids),
     resolve: (tenant) => tenant.id,
   }),
 );

@@ -1,5 +1,4 @@
-import { recordAuditEvent } from '../../audit/audit-log.js';
-import type { PoolDrift, ReconcileReport } from '../pool-sync.js';
+import { PoolSync, type PoolDrift, type ReconcileReport } from '../pool-sync.js';
 import { builder } from '../../../graphql/builder.js';
 import { UserErrorRef, withUserErrors, type Payload } from '../../../graphql/user-errors.js';
 
@@ -37,14 +36,6 @@ builder.mutationField('reconcilePools', (t) =>
     authScopes: { admin: true },
     args: { input: t.arg({ type: ReconcilePoolsInput, required: false }) },
     resolve: (_, { input }, ctx) =>
-      withUserErrors(input, async () => {
-        const report = await ctx.deps.pools.reconcile();
-        await recordAuditEvent(ctx.deps.db, ctx.op, {
-          category: 'pool',
-          action: 'pools.reconciled',
-          metadata: { ...report.found, actions: report.actions, outcome: report.outcome, reason: input?.reason ?? null },
-        });
-        return { report };
-      }),
+      withUserErrors(input, async () => ({ report: await ctx.services.get(PoolSync).reconcilePools(ctx.op, input?.reason ?? null) })),
   }),
 );

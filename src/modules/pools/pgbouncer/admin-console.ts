@@ -2,10 +2,9 @@
 // It speaks only the simple query protocol, so every call is a parameterless query string.
 import pg from 'pg';
 import { PoolerUnavailableError, type ObservedPool, type PoolStats } from '../pooler-driver.js';
-import { num, text } from '../pooler-plumbing.js';
 import { ADMIN_DATABASE } from './pgbouncer-config.js';
 
-export interface AdminConsoleTarget {
+interface AdminConsoleTarget {
   host: string;
   port: number;
   user: string;
@@ -15,50 +14,11 @@ export interface AdminConsoleTarget {
 
 type Row = Record<string, unknown>;
 
-/** SHOW DATABASES rows → tenant pools (the console's own `pgbouncer` entry left out). */
-export function toObservedPools(rows: readonly Row[]): ObservedPool[] {
-  return rows
-    .filter((r) => r.name !== ADMIN_DATABASE)
-    .map((r) => ({
-      name: String(r.name),
-      database: String(r.database),
-      poolSize: num(r.pool_size),
-      // PgBouncer shows the database's max_db_connections as `max_connections` (0 = unlimited).
-      maxDbConnections: num(r.max_connections),
-      mode: text(r.pool_mode),
-    }));
-}
-
-/** SHOW POOLS has one row per (database, user): summed per database, i.e. per pool name. */
-export function toPoolStats(rows: readonly Row[]): Map<string, PoolStats> {
-  const stats = new Map<string, PoolStats>();
-  for (const r of rows) {
-    const name = String(r.database);
-    if (name === ADMIN_DATABASE) continue;
-    const s = stats.get(name) ?? { clientsActive: 0, clientsWaiting: 0, serversActive: 0, serversIdle: 0, maxWaitSeconds: 0 };
-    s.clientsActive += num(r.cl_active) ?? 0;
-    s.clientsWaiting += num(r.cl_waiting) ?? 0;
-    s.serversActive += num(r.sv_active) ?? 0;
-    s.serversIdle += num(r.sv_idle) ?? 0;
-    // maxwait is whole seconds, maxwait_us the microseconds on top.
-    s.maxWaitSeconds = Math.max(s.maxWaitSeconds, (num(r.maxwait) ?? 0) + (num(r.maxwait_us) ?? 0) / 1e6);
-    stats.set(name, s);
-  }
-  return stats;
-}
-
-/**
- * SHOW SERVERS rows → backend pid (`remote_pid`) → whether a client is linked to it
- * (`link` names the client; empty while the connection waits idle in the pool).
- */
-export function toServerBackends(rows: readonly Row[]): Map<number, { clientAttached: boolean }> {
-  const backends = new Map<number, { clientAttached: boolean }>();
-  for (const r of rows) {
-    const pid = num(r.remote_pid);
-    if (r.database === ADMIN_DATABASE || !pid) continue;
-    backends.set(pid, { clientAttached: Boolean(text(r.link)) });
-  }
-  return backends;
+/** A number from an admin console row (they come as text or numbers); null when absent. */
+function num(v: unknown): number | null {
+  if (v === null || v === undefined || v === '') return null;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : null;
 }
 
 /** An error the server sent (it has a SQLSTATE), as opposed to a broken connection. */
@@ -113,16 +73,50 @@ export class AdminConsole {
     await this.run((c) => c.query('RELOAD'));
   }
 
+  /** SHOW DATABASES → tenant pools (the console's own `pgbouncer` entry left out). */
   async showDatabases(): Promise<ObservedPool[]> {
-    return toObservedPools(await this.rows('SHOW DATABASES'));
+    return (await this.rows('SHOW DATABASES'))
+      .filter((r) => r.name !== ADMIN_DATABASE)
+      .map((r) => ({
+        name: String(r.name),
+        database: String(r.database),
+        poolSize: num(r.pool_size),
+        // PgBouncer shows the database's max_db_connections as `max_connections` (0 = unlimited).
+        maxDbConnections: num(r.max_connections),
+        mode: typeof r.pool_mode === 'string' && r.pool_mode !== '' ? r.pool_mode : null,
+      }));
   }
 
+  /** SHOW POOLS has one row per (database, user): summed per database, i.e. per pool name. */
   async showPools(): Promise<Map<string, PoolStats>> {
-    return toPoolStats(await this.rows('SHOW POOLS'));
+    const stats = new Map<string, PoolStats>();
+    for (const r of await this.rows('SHOW POOLS')) {
+      const name = String(r.database);
+      if (name === ADMIN_DATABASE) continue;
+      const s = stats.get(name) ?? { clientsActive: 0, clientsWaiting: 0, serversActive: 0, serversIdle: 0, maxWaitSeconds: 0 };
+      s.clientsActive += num(r.cl_active) ?? 0;
+      s.clientsWaiting += num(r.cl_waiting) ?? 0;
+      s.serversActive += num(r.sv_active) ?? 0;
+      s.serversIdle += num(r.sv_idle) ?? 0;
+      // maxwait is whole seconds, maxwait_us the microseconds on top.
+      s.maxWaitSeconds = Math.max(s.maxWaitSeconds, (num(r.maxwait) ?? 0) + (num(r.maxwait_us) ?? 0) / 1e6);
+      stats.set(name, s);
+    }
+    return stats;
   }
 
+  /**
+   * SHOW SERVERS → backend pid (`remote_pid`) → whether a client is linked to it
+   * (`link` names the client; empty while the connection waits idle in the pool).
+   */
   async showServers(): Promise<Map<number, { clientAttached: boolean }>> {
-    return toServerBackends(await this.rows('SHOW SERVERS'));
+    const backends = new Map<number, { clientAttached: boolean }>();
+    for (const r of await this.rows('SHOW SERVERS')) {
+      const pid = num(r.remote_pid);
+      if (r.database === ADMIN_DATABASE || !pid) continue;
+      backends.set(pid, { clientAttached: typeof r.link === 'string' && r.link !== '' });
+    }
+    return backends;
   }
 
   /** Resolves once the console answers a query. */

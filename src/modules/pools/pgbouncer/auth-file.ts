@@ -2,7 +2,7 @@
 // console's user (a SCRAM verifier of a password kept in memory) and the auth user
 // (plaintext: PgBouncer logs in to PostgreSQL as it to run auth_query, and needs the
 // password itself for that). Tenants are looked up through auth_query (pooler-auth.ts).
-import { generatePassword, scramSha256Verifier } from '../../tenants/credentials.js';
+import { generatePassword, scramSha256Verifier } from '../../tenants/index.js';
 import { PoolerConfigError } from '../pooler-driver.js';
 import { isSafeName } from './pgbouncer-config.js';
 
@@ -18,9 +18,9 @@ export interface AdminCredentials extends Credentials {
   readonly verifier: string;
 }
 
-export function generateAdminCredentials(user = 'tenantry_pgbouncer_admin'): AdminCredentials {
+export function generateAdminCredentials(): AdminCredentials {
   const password = generatePassword();
-  return { user, password, verifier: scramSha256Verifier(password) };
+  return { user: 'tenantry_pgbouncer_admin', password, verifier: scramSha256Verifier(password) };
 }
 
 /** RFC 5803 form, as in pg_authid.rolpassword. Strict, so nothing else can ride into the file. */

@@ -13,7 +13,7 @@
 //   max_client_conn ≤ nofile − Σ max_db_connections − 64 (listen sockets, log, DNS, admin console)
 //
 // A tenant that opens more clients than its share still can, up to max_client_conn:
-// see README, "Poolers" (fairness), for what happens then.
+// see docs/poolers.md, "Fairness between tenants", for what happens then.
 import { readFileSync } from 'node:fs';
 import type { PoolSpec } from '../pooler-driver.js';
 import { MAX_CLIENT_CONN } from './pgbouncer-config.js';
@@ -35,9 +35,9 @@ export interface ClientSlots {
   capped: boolean;
 }
 
-export const MIN_CLIENT_CONN = 100;
+const MIN_CLIENT_CONN = 100;
 /** Descriptors PgBouncer needs besides clients and servers. */
-export const FD_RESERVE = 64;
+const FD_RESERVE = 64;
 
 export function clientSlots(pools: readonly Pick<PoolSpec, 'maxDbConnections'>[], sizing: ClientSlotSizing): ClientSlots {
   const servers = pools.reduce((sum, p) => sum + p.maxDbConnections, 0);

@@ -17,7 +17,7 @@ const INI_MODE = 0o644;
 const AUTH_MODE = 0o600;
 
 /** Temp file in the same folder (same filesystem), fsync, rename over, fsync the folder. */
-export async function writeFileAtomic(file: string, data: string, mode: number, owner?: FileOwner): Promise<void> {
+async function writeFileAtomic(file: string, data: string, mode: number, owner?: FileOwner): Promise<void> {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', mode);
@@ -61,13 +61,6 @@ export function describeWriteFailure(file: string, err: NodeJS.ErrnoException & 
   return `${file} cannot be written (${err.code}${words ? `, ${words}` : ''}, in ${err.syscall})`;
 }
 
-async function readIfExists(file: string): Promise<string | null> {
-  return readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return null;
-    throw err;
-  });
-}
-
 /** The auth file changes only when PgBouncer (re)starts: its two logins are fixed for a process's life. */
 export async function writeAuthFile(files: PgBouncerFiles, text: string, owner?: FileOwner): Promise<void> {
   await writeFileAtomic(files.authFile, text, AUTH_MODE, owner);
@@ -84,7 +77,10 @@ export async function saveLastGood(files: PgBouncerFiles, ini: string, owner?: F
 
 /** Puts the last accepted ini back in place; false when there is none. */
 export async function restoreLastGood(files: PgBouncerFiles, owner?: FileOwner): Promise<boolean> {
-  const ini = await readIfExists(files.lastGoodIni);
+  const ini = await readFile(files.lastGoodIni, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
   if (ini === null) return false;
   await writeIni(files, ini, owner);
   return true;

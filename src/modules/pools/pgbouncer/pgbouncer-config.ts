@@ -3,7 +3,6 @@
 // `key=value` smuggled into a name would become configuration.
 import path from 'node:path';
 import { PoolerConfigError, type PoolMode, type PoolSpec } from '../pooler-driver.js';
-import { localAddress as reachableAt } from '../pooler-plumbing.js';
 
 /** Where a Tenantry-owned PgBouncer keeps its files, all in one folder. */
 export interface PgBouncerFiles {
@@ -45,9 +44,9 @@ export interface PgBouncerSettings {
   files: PgBouncerFiles;
 }
 
-/** Where this machine reaches the listener (a wildcard listen address means loopback too). */
-export function localAddress(settings: PgBouncerSettings): { host: string; port: number } {
-  return reachableAt(settings.listenHost, settings.listenPort);
+/** Where this machine reaches the listener (a wildcard listen address means loopback). */
+export function localAddress({ listenHost, listenPort }: PgBouncerSettings): { host: string; port: number } {
+  return { host: ['0.0.0.0', '::', '*'].includes(listenHost) ? '127.0.0.1' : listenHost, port: listenPort };
 }
 
 /** The admin console's pseudo-database: no tenant pool may take its name. */
@@ -110,13 +109,6 @@ function settingsProblems(s: PgBouncerSettings): string[] {
   return problems;
 }
 
-/** Throws PoolerConfigError listing every problem; renders nothing partial. */
-export function validatePgBouncerConfig(settings: PgBouncerSettings, pools: readonly PoolSpec[], maxClientConn: number): void {
-  const problems = [...settingsProblems(settings), ...poolSpecProblems(pools)];
-  if (!Number.isSafeInteger(maxClientConn) || maxClientConn < 1 || maxClientConn > MAX_CLIENT_CONN) problems.push(`maxClientConn must be an integer from 1 to ${MAX_CLIENT_CONN}`);
-  if (problems.length > 0) throw new PoolerConfigError(`invalid PgBouncer configuration: ${problems.join('; ')}`);
-}
-
 /**
  * Server connections a database allows beyond the tenant's pool: auth_query runs on a
  * connection of auth_user's own in the same database, and it counts against
@@ -138,9 +130,11 @@ function databaseLine(settings: PgBouncerSettings, p: PoolSpec): string {
   return `${p.name} = host=${settings.serverHost} port=${settings.serverPort} dbname=${p.database} auth_user=${settings.authUser} pool_size=${p.poolSize} max_db_connections=${maxDb} pool_mode=${p.mode}`;
 }
 
-/** The whole pgbouncer.ini; validated first (throws PoolerConfigError), rendered once per apply. */
+/** The whole pgbouncer.ini, rendered once per apply; validated first (PoolerConfigError listing every problem). */
 export function renderPgBouncerIni(settings: PgBouncerSettings, pools: readonly PoolSpec[], maxClientConn: number): string {
-  validatePgBouncerConfig(settings, pools, maxClientConn);
+  const problems = [...settingsProblems(settings), ...poolSpecProblems(pools)];
+  if (!Number.isSafeInteger(maxClientConn) || maxClientConn < 1 || maxClientConn > MAX_CLIENT_CONN) problems.push(`maxClientConn must be an integer from 1 to ${MAX_CLIENT_CONN}`);
+  if (problems.length > 0) throw new PoolerConfigError(`invalid PgBouncer configuration: ${problems.join('; ')}`);
   const sorted = [...pools].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return [
     ';; Written by Tenantry; edits are overwritten on the next apply.',

@@ -1,4 +1,4 @@
-// The PgBouncer PoolerDriver: desired pools → pgbouncer.ini (rendered once per apply) →
+// The pooler driver: desired pools → pgbouncer.ini (rendered once per apply) →
 // RELOAD → checked against SHOW DATABASES, rolled back to the last accepted ini when
 // PgBouncer disagrees. Tenants authenticate through auth_query, so no apply reads or
 // writes a password.
@@ -8,7 +8,6 @@ import {
   PoolerFilesError,
   PoolerUnavailableError,
   type ObservedPool,
-  type PoolerDriver,
   type PoolSpec,
   type PoolStats,
 } from '../pooler-driver.js';
@@ -28,7 +27,7 @@ import {
 } from './config-files.js';
 import { AUTH_QUERY_SLOTS, localAddress, renderPgBouncerIni, type PgBouncerSettings } from './pgbouncer-config.js';
 
-export interface PgBouncerDriverOptions {
+interface PgBouncerDriverOptions {
   settings: PgBouncerSettings;
   admin: AdminCredentials;
   /** The login auth_query runs as, with its plaintext password (it goes to the 0600 auth file only). */
@@ -37,21 +36,14 @@ export interface PgBouncerDriverOptions {
   clientSlots: ClientSlotSizing;
   /** Owner for the files when PgBouncer runs as another OS user. */
   fileOwner?: FileOwner;
-  /** Host clients should use, when it differs from the listen address (e.g. 0.0.0.0). */
-  publicHost?: string;
   logger?: Logger;
-}
-
-/** What differs between the pools we asked for and what PgBouncer runs; empty when they match. */
-export function poolDifferences(expected: readonly PoolSpec[], observed: readonly ObservedPool[]): string[] {
-  return describeDrift(comparePools(expected, observed));
 }
 
 /**
  * Not safe for concurrent calls: PoolSync's single apply queue is its only caller (tests
  * call it one step at a time).
  */
-export class PgBouncerDriver implements PoolerDriver {
+export class PgBouncerDriver {
   readonly kind = 'pgbouncer' as const;
   readonly address: { host: string; port: number };
   private readonly console: AdminConsole;
@@ -59,9 +51,8 @@ export class PgBouncerDriver implements PoolerDriver {
   lastClientSlots: ClientSlots | null = null;
 
   constructor(private readonly options: PgBouncerDriverOptions) {
-    const local = localAddress(options.settings);
-    this.address = { host: options.publicHost ?? local.host, port: local.port };
-    this.console = new AdminConsole({ ...local, user: options.admin.user, password: options.admin.password });
+    this.address = localAddress(options.settings);
+    this.console = new AdminConsole({ ...this.address, user: options.admin.user, password: options.admin.password });
   }
 
   /**
@@ -82,6 +73,15 @@ export class PgBouncerDriver implements PoolerDriver {
     await this.writing(settings.files.ini, () => writeIni(settings.files, ini, fileOwner), atStart);
   }
 
+  /**
+   * Renders the whole configuration for exactly these pools, validates it, writes it
+   * atomically (keeping the last good copy), reloads, and verifies with what the pooler reports.
+   * Throws PoolerUnavailableError when the pooler cannot be reached (the file is still
+   * written, so a restarted pooler picks it up: retry later), PoolerConfigError when the
+   * pools cannot be applied (nothing written, or the last good configuration restored:
+   * retrying the same pools will not help), PoolerFilesError when the configuration cannot
+   * be written (the pooler keeps what it runs: retry once the folder is writable).
+   */
   async apply(pools: PoolSpec[]): Promise<void> {
     const { settings, fileOwner } = this.options;
     // Rendering validates: everything that can be refused is checked before a byte is written.
@@ -90,7 +90,7 @@ export class PgBouncerDriver implements PoolerDriver {
     await this.console.reload(); // PoolerUnavailableError: the file waits for the next start
 
     // RELOAD succeeds even when PgBouncer rejected part of the file: compare what it runs.
-    const diffs = poolDifferences(pools, await this.observe());
+    const diffs = describeDrift(comparePools(pools, await this.observe()));
     if (diffs.length === 0) {
       // PgBouncer runs these pools; a last good copy that cannot be saved still leaves the
       // folder broken (a later rollback would restore an older file): PoolerFilesError.
@@ -100,20 +100,26 @@ export class PgBouncerDriver implements PoolerDriver {
     throw new PoolerConfigError(`PgBouncer did not apply the configuration (${diffs.join('; ')}); ${await this.rollBack()}; see ${settings.files.logFile}`);
   }
 
-  /** What PgBouncer runs, in the terms of PoolSpec (max_db_connections less the auth_query slot). */
+  /** What PgBouncer runs now, tenant pools only, in the terms of PoolSpec (max_db_connections less the auth_query slot). */
   async observe(): Promise<ObservedPool[]> {
     const pools = await this.console.showDatabases();
     return pools.map((p) => ({ ...p, maxDbConnections: p.maxDbConnections ? p.maxDbConnections - AUTH_QUERY_SLOTS : p.maxDbConnections }));
   }
 
+  /** Client and server counts, summed per pool name. */
   stats(): Promise<Map<string, PoolStats>> {
     return this.console.showPools();
   }
 
+  /** Resolves once the pooler answers (cheap: for readiness). */
   ping(): Promise<void> {
     return this.console.ping();
   }
 
+  /**
+   * The pooler's server connections by PostgreSQL backend pid, and whether a client is
+   * attached to each (one query; the usage sampler tells pooled from direct sessions).
+   */
   serverBackends(): Promise<Map<number, { clientAttached: boolean }>> {
     return this.console.showServers();
   }

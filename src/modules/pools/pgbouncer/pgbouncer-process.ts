@@ -7,13 +7,13 @@ import { EventEmitter } from 'node:events';
 import { accessSync, constants } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Failpoints } from '../../../platform/failpoints.js';
 import type { Logger } from '../../../platform/logger.js';
-import type { PoolMode } from '../pooler-driver.js';
 import { AdminConsole } from './admin-console.js';
 import { generateAdminCredentials, type AdminCredentials } from './auth-file.js';
 import type { FileOwner } from './config-files.js';
 import { localAddress, pgBouncerFiles, type PgBouncerSettings } from './pgbouncer-config.js';
-import { lockPoolerFolder, lookupOsUser, preparePoolerFolder, type OsUser } from './pooler-folder.js';
+import { isAlive, lockPoolerFolder, lookupOsUser, preparePoolerFolder, type OsUser } from './pooler-folder.js';
 
 /** The pgbouncer executable on PATH, else in the usual package locations; null when absent. */
 export function findPgBouncer(): string | null {
@@ -30,33 +30,22 @@ export function findPgBouncer(): string | null {
   return null;
 }
 
-export interface PgBouncerProcessOptions {
+interface PgBouncerProcessOptions
+  extends Pick<PgBouncerSettings, 'listenPort' | 'serverHost' | 'serverPort' | 'authUser' | 'authQuery'>,
+    Partial<Pick<PgBouncerSettings, 'listenHost' | 'serverIdleTimeout' | 'defaultPoolMode'>> {
   /** Folder for the ini, auth file, log and pid file; created if missing (see preparePoolerFolder). */
   dir: string;
-  listenHost?: string;
-  listenPort: number;
-  serverHost: string;
-  serverPort: number;
-  /** The login auth_query runs as, and the query (see pooler-auth.ts). */
-  authUser: string;
-  authQuery: string;
   binary?: string;
-  /** OS user PgBouncer runs as; defaults to `postgres` when we are root (PgBouncer refuses root). */
-  runAs?: string;
-  /** Folders of Tenantry's own above `dir` that may be opened to `runAs` (TENANTRY_HOME). */
+  /** Folders of Tenantry's own above `dir` that may be opened to PgBouncer's OS user (TENANTRY_HOME). */
   ownFolders?: string[];
-  adminUser?: string;
-  serverIdleTimeout?: number;
-  defaultPoolMode?: PoolMode;
-  startTimeoutMs?: number;
   /** Restart PgBouncer when it exits on its own (default true). */
   supervise?: boolean;
-  /** Test seam: awaited before each restart. */
-  beforeRestart?: () => void | Promise<void>;
+  /** Named points tests may step in at: `pooler.before-restart` is awaited before each restart. */
+  failpoints?: Failpoints;
   logger?: Logger;
 }
 
-export type PoolerState = 'stopped' | 'starting' | 'up' | 'down';
+type PoolerState = 'stopped' | 'starting' | 'up' | 'down';
 
 /** What readiness and pool statuses read: is the pooler Tenantry runs serving? */
 export interface PoolerStatus {
@@ -79,17 +68,8 @@ async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: numbe
   }
 }
 
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 /** 250 ms after the first exit, doubling per exit that follows a short run, at most 30 s. */
-export function restartDelayMs(consecutiveFailures: number): number {
+function restartDelayMs(consecutiveFailures: number): number {
   return Math.min(30_000, 250 * 2 ** Math.min(consecutiveFailures, 7));
 }
 /** A run at least this long resets the backoff. */
@@ -123,10 +103,10 @@ export class PgBouncerProcess extends EventEmitter<{ up: [PoolerStatus]; down: [
     const binary = options.binary ?? findPgBouncer();
     if (!binary) throw new Error('pgbouncer was not found on PATH or in /usr/sbin; install PgBouncer or pass its path');
     this.binary = binary;
-    const runAs = options.runAs ?? (process.getuid?.() === 0 ? 'postgres' : undefined);
-    this.runAs = runAs ? lookupOsUser(runAs) : undefined;
+    // PgBouncer refuses to run as root: then it runs as postgres.
+    this.runAs = process.getuid?.() === 0 ? lookupOsUser('postgres') : undefined;
     this.fileOwner = this.runAs ? { uid: this.runAs.uid, gid: this.runAs.gid } : undefined;
-    this.admin = generateAdminCredentials(options.adminUser);
+    this.admin = generateAdminCredentials();
     this.settings = {
       listenHost: options.listenHost ?? '127.0.0.1',
       listenPort: options.listenPort,
@@ -229,7 +209,7 @@ export class PgBouncerProcess extends EventEmitter<{ up: [PoolerStatus]; down: [
     const probe = new AdminConsole({ ...localAddress(this.settings), user: this.admin.user, password: this.admin.password, connectTimeoutMs: 1000 });
     const up = await waitFor(
       () => this.child !== child || this.pid === undefined || probe.ping().then(() => true, () => false),
-      this.options.startTimeoutMs ?? 10_000,
+      10_000,
       100,
     );
     if (!up || this.child !== child || this.pid === undefined) {
@@ -262,7 +242,7 @@ export class PgBouncerProcess extends EventEmitter<{ up: [PoolerStatus]; down: [
       this.restarting = (async () => {
         if (this.stopping) return;
         try {
-          await this.options.beforeRestart?.();
+          await this.options.failpoints?.hit('pooler.before-restart');
           if (this.stopping) return;
           await this.spawnAndWait(true);
           this.options.logger?.warn({ pid: this.pid, restarts: this.restarts, after: this.lastExit }, 'PgBouncer restarted');

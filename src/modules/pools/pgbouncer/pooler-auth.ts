@@ -2,7 +2,7 @@
 // logs in to each tenant database as the pooler's own role (auth_user) and asks the
 // lookup function for the tenant's SCRAM verifier (auth_query). The verifier never leaves
 // PostgreSQL and PgBouncer; a rotated password works at the next login, with no file
-// rewritten. See README, "Poolers".
+// rewritten. See docs/poolers.md, "Authentication".
 import format from 'pg-format';
 import type { ClusterAdmin } from '../../../platform/db/cluster-admin.js';
 import type { ControlClient } from '../../../platform/db/control-client.js';
@@ -21,7 +21,7 @@ import {
   poolerRoleFacts,
   setAuthUserPassword,
 } from '../pooler-auth.sql.js';
-import { generatePassword, scramSha256Verifier } from '../../tenants/credentials.js';
+import { generatePassword, scramSha256Verifier } from '../../tenants/index.js';
 
 export interface PoolerRoles {
   /** NOLOGIN owner of the lookup function; reads pg_authid through pg_read_all_data. */
@@ -37,10 +37,7 @@ export interface Queryable {
 
 /** The server lacks something only a superuser can set up; the message holds the SQL. */
 export class PoolerSetupError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'PoolerSetupError';
-  }
+  override name = 'PoolerSetupError';
 }
 
 /** SQL a superuser runs once so that a control plane without superuser can use PgBouncer. */

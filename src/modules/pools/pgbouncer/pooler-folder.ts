@@ -20,14 +20,11 @@ export function lookupOsUser(name: string): OsUser {
 }
 
 /** Another live Tenantry holds the folder: nothing in it was touched. */
-export class PoolerFolderBusyError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'PoolerFolderBusyError';
-  }
+class PoolerFolderBusyError extends Error {
+  override name = 'PoolerFolderBusyError';
 }
 
-const isAlive = (pid: number) => {
+export const isAlive = (pid: number) => {
   try {
     process.kill(pid, 0);
     return true;

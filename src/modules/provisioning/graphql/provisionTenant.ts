@@ -1,8 +1,8 @@
-import { provisionTenant } from '../provision-tenant.js';
-import type { Tenant } from '../../../generated/prisma/client.js';
 import { builder } from '../../../graphql/builder.js';
-import { TenantRef } from '../../tenants/graphql/Tenant.js';
 import { UserErrorRef, withUserErrors, type Payload } from '../../../graphql/user-errors.js';
+import { TenantStore, type Tenant } from '../../tenants/index.js';
+import { TenantRef } from '../../tenants/graphql/index.js';
+import { TenantProvisioning } from '../provision-tenant.js';
 
 const ProvisionTenantInput = builder.inputType('ProvisionTenantInput', {
   fields: (t) => ({
@@ -48,9 +48,9 @@ builder.mutationField('provisionTenant', (t) =>
     resolve: (_, { input }, ctx) =>
       withUserErrors<ProvisionResult>(
         input,
-        () => provisionTenant(ctx.deps, ctx.op, input),
+        () => ctx.services.get(TenantProvisioning).provisionTenant(ctx.op, input),
         // A failed attempt still has a row (FAILED, with its step): return it.
-        async () => ({ tenant: await ctx.deps.db.tenant.findUnique({ where: { slug: input.slug } }) }),
+        async () => ({ tenant: await ctx.services.get(TenantStore).bySlug(input.slug) }),
       ),
   }),
 );

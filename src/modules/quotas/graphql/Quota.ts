@@ -1,7 +1,10 @@
-import type { Quota, QuotaChange } from '../../../generated/prisma/client.js';
-import { quotaHistoryByTenantIds } from '../quota-history.js';
+import { QuotaStore, type Quota, type QuotaChange } from '../quota-store.js';
+import { CapacityPlanner } from '../cluster-capacity.js';
 import { builder } from '../../../graphql/builder.js';
 import { assertPageSize, pageSizeOf } from '../../../graphql/pagination.js';
+import { ClusterRegistry } from '../../clusters/index.js';
+import { ADMIN_FIGURE, ClusterRef } from '../../clusters/graphql/index.js';
+import { TenantRef } from '../../tenants/graphql/index.js';
 
 export const QuotaChangeRef = builder.objectRef<QuotaChange>('QuotaChange').implement({
   description: 'One change of a tenant\'s connection quota.',
@@ -24,13 +27,50 @@ export const QuotaRef = builder.objectRef<Quota>('Quota').implement({
       type: [QuotaChangeRef],
       description: 'Changes, newest first: at most GRAPHQL_MAX_PAGE_SIZE (more is refused).',
       args: { first: t.arg.int({ defaultValue: 20 }) },
-      complexity: (args, ctx) => ({ field: 1, multiplier: pageSizeOf({ first: args.first }, ctx.deps.config) }),
+      complexity: (args, ctx) => ({ field: 1, multiplier: pageSizeOf({ first: args.first }, ctx.config) }),
       resolve: (q, args, ctx) => {
         const first = args.first ?? 20;
-        assertPageSize('first', first, ctx.deps.config);
+        assertPageSize('first', first, ctx.config);
         // Every quota of a page asks with the same `first`: one query for all of them.
-        return ctx.loader<string, QuotaChange[]>('quota-history', first, (ids) => quotaHistoryByTenantIds(ctx.deps.db, ids, first)).load(q.tenantId);
+        return ctx.loader<string, QuotaChange[]>('quota-history', first, (ids) => ctx.services.get(QuotaStore).historyByTenantIds(ids, first)).load(q.tenantId);
       },
     }),
   }),
 });
+
+builder.objectField(TenantRef, 'quota', (t) =>
+  t.loadable({
+    type: QuotaRef,
+    nullable: true,
+    load: (ids: string[], ctx) => ctx.services.get(QuotaStore).byTenantIds(ids),
+    resolve: (tenant) => tenant.id,
+  }),
+);
+
+builder.objectFields(ClusterRef, (t) => ({
+  allocatedConnections: t.loadable({
+    ...ADMIN_FIGURE,
+    type: 'Int',
+    nullable: true,
+    description: 'Sum of the quotas of the tenants on this cluster (null for tenant keys).',
+    load: (ids: string[], ctx) => ctx.services.get(QuotaStore).allocationsByClusterIds(ids).then((rows) => rows.map((r) => r.allocatedConnections)),
+    resolve: (c) => c.id,
+  }),
+  tenantCount: t.loadable({
+    ...ADMIN_FIGURE,
+    type: 'Int',
+    nullable: true,
+    description: 'Tenants on this cluster, deprovisioned ones excepted (null for tenant keys).',
+    load: (ids: string[], ctx) => ctx.services.get(QuotaStore).allocationsByClusterIds(ids).then((rows) => rows.map((r) => r.tenantCount)),
+    resolve: (c) => c.id,
+  }),
+  capacity: t.int({
+    ...ADMIN_FIGURE,
+    nullable: true,
+    description: 'Connections its tenants may be promised in all: (max_connections − reserved − Tenantry\'s own) × OVERCOMMIT_FACTOR (null for tenant keys).',
+    resolve: async (c, _, ctx) => {
+      const [cluster, facts] = await Promise.all([ctx.services.get(ClusterRegistry).get(c.id), ctx.clusterFacts.load(c.id).catch(() => null)]);
+      return facts ? ctx.services.get(CapacityPlanner).clusterCapacity(cluster, facts).then((cap) => cap.capacity) : null;
+    },
+  }),
+}));

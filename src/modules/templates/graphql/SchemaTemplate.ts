@@ -1,4 +1,5 @@
-import type { ExtensionRequirement, SchemaTemplate, TemplateVersion } from '../template-catalog.js';
+import { TemplateCatalog, type SchemaTemplate, type TemplateVersion } from '../template-catalog.js';
+import type { ExtensionRequirement } from '../../extensions/index.js';
 import { builder } from '../../../graphql/builder.js';
 
 const ExtensionRequirementRef = builder.objectRef<ExtensionRequirement>('ExtensionRequirement').implement({
@@ -27,5 +28,5 @@ const SchemaTemplateRef = builder.objectRef<SchemaTemplate>('SchemaTemplate').im
 });
 
 builder.queryField('schemaTemplates', (t) =>
-  t.field({ type: [SchemaTemplateRef], resolve: (_, __, ctx) => ctx.deps.catalog.list() }),
+  t.field({ type: [SchemaTemplateRef], resolve: (_, __, ctx) => ctx.services.get(TemplateCatalog).list() }),
 );

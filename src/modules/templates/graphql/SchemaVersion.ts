@@ -1,8 +1,11 @@
 import { compatibilityOf } from '../compatibility.js';
-import type { SchemaVersionRow } from '../../tenants/tenant-queries.js';
+import { TENANT_COMPONENT } from '../schema-version-ledger.js';
+import { SchemaVersionStore, type RecordedSchemaVersion } from '../schema-version-store.js';
+import { TemplateCatalog } from '../template-catalog.js';
 import { builder } from '../../../graphql/builder.js';
+import { TenantRef } from '../../tenants/graphql/index.js';
 
-export const CompatibilityEnum = builder.enumType('SchemaCompatibility', {
+const CompatibilityEnum = builder.enumType('SchemaCompatibility', {
   values: {
     COMPATIBLE: { description: 'Same major version, at or past the expected one.' },
     UPGRADE_AVAILABLE: { description: 'Same major version, older than expected: upgradeTenantSchema applies the missing steps.' },
@@ -10,7 +13,7 @@ export const CompatibilityEnum = builder.enumType('SchemaCompatibility', {
   },
 });
 
-export const SchemaVersionRef = builder.objectRef<SchemaVersionRow>('SchemaVersion').implement({
+const SchemaVersionRef = builder.objectRef<RecordedSchemaVersion>('SchemaVersion').implement({
   description: 'The schema version of a tenant database (its __SchemaVersion row), as last recorded by Tenantry.',
   fields: (t) => ({
     component: t.exposeString('component'),
@@ -21,14 +24,30 @@ export const SchemaVersionRef = builder.objectRef<SchemaVersionRow>('SchemaVersi
     expectedVersion: t.string({
       nullable: true,
       description: 'The newest version of the tenant\'s template.',
-      resolve: (v, _, ctx) => ctx.deps.catalog.resolve(v.tenant.templateName)?.version ?? null,
+      resolve: (v, _, ctx) => ctx.services.get(TemplateCatalog).resolve(v.tenant.templateName)?.version ?? null,
     }),
     compatibility: t.field({
       type: CompatibilityEnum,
       resolve: (v, _, ctx) => {
-        const expected = ctx.deps.catalog.resolve(v.tenant.templateName)?.version;
+        const expected = ctx.services.get(TemplateCatalog).resolve(v.tenant.templateName)?.version;
         return expected ? compatibilityOf(v.version, expected) : 'INCOMPATIBLE';
       },
     }),
   }),
 });
+
+builder.objectFields(TenantRef, (t) => ({
+  schemaVersions: t.loadableList({
+    type: SchemaVersionRef,
+    description: 'Every component\'s version in the tenant\'s __SchemaVersion, as last recorded.',
+    load: (ids: string[], ctx) => ctx.services.get(SchemaVersionStore).rowsByTenantIds(ids),
+    resolve: (tenant) => tenant.id,
+  }),
+  schemaVersion: t.loadable({
+    type: SchemaVersionRef,
+    nullable: true,
+    description: 'The version Tenantry last recorded for this tenant\'s database (no connection to it is opened).',
+    load: (ids: string[], ctx) => ctx.services.get(SchemaVersionStore).byTenantIds(ids, TENANT_COMPONENT),
+    resolve: (tenant) => tenant.id,
+  }),
+}));

@@ -1,9 +1,8 @@
-import type { Tenant } from '../../../generated/prisma/client.js';
 import { UserError } from '../../../platform/errors.js';
-import { upgradeTenantSchema, type UpgradeResult } from '../upgrade-tenant-schema.js';
+import { SchemaUpgrades, type UpgradeResult } from '../upgrade-tenant-schema.js';
 import { builder } from '../../../graphql/builder.js';
-import { TenantRef } from '../../tenants/graphql/Tenant.js';
-import { UserErrorRef, withUserErrors, type Payload } from '../../../graphql/user-errors.js';
+import { TenantRef } from '../../tenants/graphql/index.js';
+import { UserErrorRef, userErrorShape, withUserErrors, type Payload } from '../../../graphql/user-errors.js';
 
 const UpgradeTenantSchemaInput = builder.inputType('UpgradeTenantSchemaInput', {
   fields: (t) => ({
@@ -18,7 +17,7 @@ const FailedStepRef = builder.objectRef<{ version: string; message: string }>('F
 
 const UpgradeTenantSchemaPayload = builder.objectRef<Payload<UpgradeResult>>('UpgradeTenantSchemaPayload').implement({
   fields: (t) => ({
-    tenant: t.field({ type: TenantRef, nullable: true, resolve: (p) => (p.tenant as Tenant | undefined) ?? null }),
+    tenant: t.field({ type: TenantRef, nullable: true, resolve: (p) => p.tenant ?? null }),
     fromVersion: t.string({ nullable: true, resolve: (p) => p.fromVersion ?? null }),
     toVersion: t.string({ nullable: true, description: 'Where the tenant is now.', resolve: (p) => p.toVersion ?? null }),
     appliedVersions: t.stringList({ resolve: (p) => p.applied ?? [] }),
@@ -34,11 +33,11 @@ builder.mutationField('upgradeTenantSchema', (t) =>
     authScopes: { admin: true },
     args: { input: t.arg({ type: UpgradeTenantSchemaInput, required: true }) },
     resolve: async (_, { input }, ctx) => {
-      const payload = await withUserErrors(input, () => upgradeTenantSchema(ctx.deps, ctx.op, input, ctx.canSee));
+      const payload = await withUserErrors(input, () => ctx.services.get(SchemaUpgrades).upgradeTenantSchema(ctx.op, input, ctx.canSee));
       // A failed step is reported beside the result: the tenant stays at its last good version.
       if (payload.failed) {
-        const e = new UserError('UPGRADE_FAILED', `step ${payload.failed.version} failed and was rolled back: ${payload.failed.message}`, 'targetVersion');
-        payload.userErrors.push({ code: e.code, field: e.field ?? null, message: e.message });
+        const message = `step ${payload.failed.version} failed and was rolled back: ${payload.failed.message}`;
+        payload.userErrors.push(userErrorShape(new UserError('UPGRADE_FAILED', message, 'targetVersion')));
       }
       return payload;
     },

@@ -1,26 +1,13 @@
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
-import type { Tenant } from '../../../generated/prisma/client.js';
-import { TenantStatus } from '../../../generated/prisma/enums.js';
-import { TENANT_COMPONENT } from '../../templates/schema-version-ledger.js';
-import {
-  clustersByIds,
-  listTenants,
-  quotasByTenantIds,
-  schemaVersionsByTenantIds,
-  schemaVersionRowsByTenantIds,
-  tenantCursorValue,
-  tenantsByIds,
-  type ListedTenant,
-} from '../tenant-queries.js';
+import { ClusterStore } from '../../clusters/index.js';
+import { ClusterRef } from '../../clusters/graphql/index.js';
+import { TenantStatus, TenantStore, tenantCursorValue, type ListedTenant, type Tenant } from '../tenant-store.js';
 import { builder } from '../../../graphql/builder.js';
 import { decodeCursor, encodeCursor } from '../../../graphql/connection-cursor.js';
 import { isUuid } from '../../../graphql/ids.js';
 import { pageOptions } from '../../../graphql/pagination.js';
-import { ClusterRef } from '../../clusters/graphql/Cluster.js';
-import { QuotaRef } from '../../quotas/graphql/Quota.js';
-import { SchemaVersionRef } from '../../templates/graphql/SchemaVersion.js';
 
-export const TenantStatusEnum = builder.enumType('TenantStatus', { values: Object.values(TenantStatus) });
+const TenantStatusEnum = builder.enumType('TenantStatus', { values: Object.values(TenantStatus) });
 
 export const TenantRef = builder.objectRef<Tenant>('Tenant');
 
@@ -35,16 +22,15 @@ const ProvisioningStateRef = builder.objectRef<Tenant>('ProvisioningState').impl
   }),
 });
 
+// Tenant.quota is the quotas module's, Tenant.schemaVersion(s) the templates module's (their graphql/);
+// Tenant.auditEvents is in tenantFieldsOnOthers.ts.
 builder.node(TenantRef, {
   description: 'A customer with its own database and role on a managed cluster.',
   id: { resolve: (tenant) => tenant.id },
   // A tenant key gets null for every tenant but its own: never an error that would confirm one exists.
   loadMany: async (ids, ctx) => {
-    const rows = await tenantsByIds(ctx.deps.db, ids.filter(isUuid));
-    return ids.map((id) => {
-      const row = rows.find((r) => r?.id === id);
-      return row && ctx.canSee(row) ? row : null;
-    });
+    const rows = await ctx.services.get(TenantStore).byIds(ids.filter(isUuid));
+    return ids.map((id) => rows.find((r) => r?.id === id && ctx.canSee(r)) ?? null);
   },
   fields: (t) => ({
     slug: t.exposeString('slug'),
@@ -63,27 +49,8 @@ builder.node(TenantRef, {
     provisioning: t.field({ type: ProvisioningStateRef, resolve: (tenant) => tenant }),
     cluster: t.loadable({
       type: ClusterRef,
-      load: (ids: string[], ctx) => clustersByIds(ctx.deps.db, ids).then((rows) => rows.map((r) => r ?? new Error('cluster not found'))),
+      load: (ids: string[], ctx) => ctx.services.get(ClusterStore).byIds(ids).then((rows) => rows.map((r) => r ?? new Error('cluster not found'))),
       resolve: (tenant) => tenant.clusterId,
-    }),
-    quota: t.loadable({
-      type: QuotaRef,
-      nullable: true,
-      load: (ids: string[], ctx) => quotasByTenantIds(ctx.deps.db, ids),
-      resolve: (tenant) => tenant.id,
-    }),
-    schemaVersions: t.loadableList({
-      type: SchemaVersionRef,
-      description: 'Every component\'s version in the tenant\'s __SchemaVersion, as last recorded.',
-      load: (ids: string[], ctx) => schemaVersionRowsByTenantIds(ctx.deps.db, ids),
-      resolve: (tenant) => tenant.id,
-    }),
-    schemaVersion: t.loadable({
-      type: SchemaVersionRef,
-      nullable: true,
-      description: 'The version Tenantry last recorded for this tenant\'s database (no connection to it is opened).',
-      load: (ids: string[], ctx) => schemaVersionsByTenantIds(ctx.deps.db, ids, TENANT_COMPONENT),
-      resolve: (tenant) => tenant.id,
     }),
   }),
 });
@@ -96,7 +63,7 @@ const TenantOrderFieldEnum = builder.enumType('TenantOrderField', {
     USAGE_PERCENT: { description: 'By the latest usage sample (DESC: closest to their limit first); lists sampled (ACTIVE) tenants.' },
   },
 });
-export const OrderDirectionEnum = builder.enumType('OrderDirection', { values: ['ASC', 'DESC'] as const });
+const OrderDirectionEnum = builder.enumType('OrderDirection', { values: ['ASC', 'DESC'] as const });
 
 const TenantOrder = builder.inputType('TenantOrder', {
   fields: (t) => ({
@@ -125,9 +92,9 @@ builder.queryFields((t) => ({
       const field = args.orderBy?.field ?? 'SLUG';
       const direction = args.orderBy?.direction ?? 'ASC';
       return resolveCursorConnection(
-        { args, toCursor: (tenant: ListedTenant) => encodeCursor([tenantCursorValue(tenant, field), tenant.id]), ...pageOptions(args, ctx.deps.config) },
+        { args, toCursor: (tenant: ListedTenant) => encodeCursor([tenantCursorValue(tenant, field), tenant.id]), ...pageOptions(args, ctx.config) },
         ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
-          listTenants(ctx.deps.db, ctx.viewer!, {
+          ctx.services.get(TenantStore).list(ctx.viewer!, {
             filter: args.filter ? { ...args.filter, clusterId: args.filter.clusterId?.toString() } : null,
             field,
             direction,
@@ -145,7 +112,7 @@ builder.queryFields((t) => ({
     description: 'One tenant by slug; null when it does not exist or the caller may not see it.',
     args: { slug: t.arg.string({ required: true }) },
     resolve: async (_, { slug }, ctx) => {
-      const tenant = await ctx.deps.db.tenant.findUnique({ where: { slug } });
+      const tenant = await ctx.services.get(TenantStore).bySlug(slug);
       return tenant && ctx.canSee(tenant) ? tenant : null;
     },
   }),

@@ -1,5 +1,5 @@
-import { deprovisionTenant } from '../deprovision-tenant.js';
-import type { Tenant } from '../../../generated/prisma/client.js';
+import { TenantDeprovisioning } from '../deprovision-tenant.js';
+import type { Tenant } from '../tenant-store.js';
 import { builder } from '../../../graphql/builder.js';
 import { TenantRef } from './Tenant.js';
 import { UserErrorRef, withUserErrors, type Payload } from '../../../graphql/user-errors.js';
@@ -26,7 +26,7 @@ builder.mutationField('deprovisionTenant', (t) =>
     args: { input: t.arg({ type: DeprovisionTenantInput, required: true }) },
     resolve: (_, { input }, ctx) =>
       withUserErrors(input, async () => ({
-        tenant: await deprovisionTenant(ctx.deps, ctx.op, input, ctx.canSee),
+        tenant: await ctx.services.get(TenantDeprovisioning).deprovisionTenant(ctx.op, input, ctx.canSee),
       })),
   }),
 );

@@ -1,5 +1,5 @@
-import type { Tenant } from '../../../generated/prisma/client.js';
-import { resumeTenant, rotateTenantCredentials, suspendTenant } from '../tenant-lifecycle.js';
+import { TenantLifecycle } from '../tenant-lifecycle.js';
+import type { Tenant } from '../tenant-store.js';
 import { builder } from '../../../graphql/builder.js';
 import { TenantRef } from './Tenant.js';
 import { UserErrorRef, withUserErrors, type Payload } from '../../../graphql/user-errors.js';
@@ -25,7 +25,7 @@ builder.mutationField('suspendTenant', (t) =>
     description: 'The tenant\'s role may no longer log in and its pool leaves the pooler; data, quota and credentials stay.',
     authScopes: { admin: true },
     args: { input: t.arg({ type: SuspendTenantInput, required: true }) },
-    resolve: (_, { input }, ctx) => withUserErrors(input, async () => ({ tenant: await suspendTenant(ctx.deps, ctx.op, input, ctx.canSee) })),
+    resolve: (_, { input }, ctx) => withUserErrors(input, async () => ({ tenant: await ctx.services.get(TenantLifecycle).suspendTenant(ctx.op, input, ctx.canSee) })),
   }),
 );
 
@@ -34,7 +34,7 @@ builder.mutationField('resumeTenant', (t) =>
     type: TenantPayload,
     authScopes: { admin: true },
     args: { input: t.arg({ type: builder.inputType('ResumeTenantInput', { fields: (f) => ({ slug: f.string({ required: true }) }) }), required: true }) },
-    resolve: (_, { input }, ctx) => withUserErrors(input, async () => ({ tenant: await resumeTenant(ctx.deps, ctx.op, input, ctx.canSee) })),
+    resolve: (_, { input }, ctx) => withUserErrors(input, async () => ({ tenant: await ctx.services.get(TenantLifecycle).resumeTenant(ctx.op, input, ctx.canSee) })),
   }),
 );
 
@@ -68,6 +68,6 @@ builder.mutationField('rotateTenantCredentials', (t) =>
         required: true,
       }),
     },
-    resolve: (_, { input }, ctx) => withUserErrors(input, () => rotateTenantCredentials(ctx.deps, ctx.op, input, ctx.canSee)),
+    resolve: (_, { input }, ctx) => withUserErrors(input, () => ctx.services.get(TenantLifecycle).rotateTenantCredentials(ctx.op, input, ctx.canSee)),
   }),
 );

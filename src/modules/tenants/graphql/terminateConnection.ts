@@ -1,5 +1,5 @@
-import type { Tenant } from '../../../generated/prisma/client.js';
-import { terminateConnection } from '../terminate-connection.js';
+import { TenantConnections } from '../terminate-connection.js';
+import type { Tenant } from '../tenant-store.js';
 import { builder } from '../../../graphql/builder.js';
 import { TenantRef } from './Tenant.js';
 import { UserErrorRef, withUserErrors, type Payload } from '../../../graphql/user-errors.js';
@@ -25,6 +25,6 @@ builder.mutationField('terminateConnection', (t) =>
     description: 'Ends one session of the tenant\'s role. Any other pid (another tenant\'s, the control plane\'s) is NOT_FOUND.',
     authScopes: { admin: true, tenantAdmin: true },
     args: { input: t.arg({ type: TerminateConnectionInput, required: true }) },
-    resolve: (_, { input }, ctx) => withUserErrors(input, () => terminateConnection(ctx.deps, ctx.op, input, ctx.canSee)),
+    resolve: (_, { input }, ctx) => withUserErrors(input, () => ctx.services.get(TenantConnections).terminateConnection(ctx.op, input, ctx.canSee)),
   }),
 );

@@ -1,14 +1,14 @@
 import type { ClusterUsageValue } from '../usage-service.js';
-import { clustersByIds } from '../../tenants/tenant-queries.js';
+import { ClusterStore } from '../../clusters/index.js';
 import { builder } from '../../../graphql/builder.js';
-import { ClusterRef } from '../../clusters/graphql/Cluster.js';
+import { ClusterRef } from '../../clusters/graphql/index.js';
 
 export const ClusterUsageRef = builder.objectRef<ClusterUsageValue>('ClusterUsage').implement({
   description: 'A cluster\'s sessions as of one sample.',
   fields: (t) => ({
     cluster: t.loadable({
       type: ClusterRef,
-      load: (ids: string[], ctx) => clustersByIds(ctx.deps.db, ids).then((rows) => rows.map((r) => r ?? new Error('cluster not found'))),
+      load: (ids: string[], ctx) => ctx.services.get(ClusterStore).byIds(ids).then((rows) => rows.map((r) => r ?? new Error('cluster not found'))),
       resolve: (u) => u.clusterId,
     }),
     current: t.exposeInt('current', { description: 'Client sessions on the whole server.' }),

@@ -1,15 +1,13 @@
-import { maskQuery } from '../query-text.js';
-import type { BackendSummary, RemovedTenant } from '../usage-sample.js';
-import type { UsageBatchView, UsageValue } from '../usage-service.js';
-import { readUsageHistories, type UsagePoint } from '../usage-history.js';
-import { tenantsByIds } from '../../tenants/tenant-queries.js';
-import { sessionsOfRoles } from '../activity.sql.js';
-import type { SessionRow } from '../usage-sample.js';
+import { Failpoints } from '../../../platform/failpoints.js';
+import { backendSummary, sessionsByRole, type BackendSummary, type RemovedTenant } from '../usage-sample.js';
+import { UsageService, type UsageBatchView, type UsageValue } from '../usage-service.js';
+import type { UsagePoint } from '../usage-history.js';
+import { TenantStore } from '../../tenants/index.js';
 import { builder } from '../../../graphql/builder.js';
 import type { GraphQLContext } from '../../../graphql/context.js';
 import { isUuid } from '../../../graphql/ids.js';
 import { liveFieldCost, liveRead } from '../../../graphql/live-read.js';
-import { TenantRef } from '../../tenants/graphql/Tenant.js';
+import { TenantRef } from '../../tenants/graphql/index.js';
 
 const StateCountRef = builder.objectRef<{ state: string; count: number }>('ConnectionStateCount').implement({
   fields: (t) => ({ state: t.exposeString('state'), count: t.exposeInt('count') }),
@@ -36,15 +34,15 @@ builder.node(ConnectionUsageRef, {
   id: { resolve: (u) => u.tenantId },
   // The tenant's current usage; null unless it is ACTIVE and the key may see it.
   loadMany: async (ids, ctx) => {
-    const rows = await tenantsByIds(ctx.deps.db, ids.filter(isUuid));
+    const rows = await ctx.services.get(TenantStore).byIds(ids.filter(isUuid));
     const visible = ids.map((id) => rows.find((r) => r?.id === id && r.status === 'ACTIVE' && ctx.canSee(r))?.id ?? null);
-    const values = await ctx.deps.usage.usageOf(visible.filter((id): id is string => id !== null));
+    const values = await ctx.services.get(UsageService).usageOf(visible.filter((id): id is string => id !== null));
     return visible.map((id) => (id === null ? null : (values.find((v) => v?.tenantId === id) ?? null)));
   },
   fields: (t) => ({
     tenant: t.loadable({
       type: TenantRef,
-      load: (ids: string[], ctx) => tenantsByIds(ctx.deps.db, ids).then((rows) => rows.map((r) => r ?? new Error('tenant not found'))),
+      load: (ids: string[], ctx) => ctx.services.get(TenantStore).byIds(ids).then((rows) => rows.map((r) => r ?? new Error('tenant not found'))),
       resolve: (u) => u.tenantId,
     }),
     tenantSlug: t.exposeString('tenantSlug'),
@@ -102,15 +100,7 @@ export const ConnectionUsageBatchRef = builder.objectRef<UsageBatchView>('Connec
   }),
 });
 
-interface ConnectionRow {
-  pid: number;
-  state: string;
-  applicationName: string | null;
-  backendStart: Date;
-  queryStart: Date | null;
-  durationSeconds: number;
-  query: string | null;
-}
+type ConnectionRow = BackendSummary & { backendStart: Date; queryStart: Date | null };
 
 const ConnectionRef = builder.objectRef<ConnectionRow>('Connection').implement({
   description: 'One session of the tenant\'s role (a row of pg_stat_activity).',
@@ -144,23 +134,12 @@ function sessionsLoader(ctx: GraphQLContext) {
     const wanted = keys.map((k) => k.split('/') as [string, string]);
     for (const clusterId of new Set(wanted.map(([c]) => c))) {
       const roles = wanted.filter(([c]) => c === clusterId).map(([, role]) => role);
-      const cluster = await ctx.deps.clusters.get(clusterId);
-      const { rows } = await liveRead(ctx, clusterId, async () => {
-        await ctx.deps.hooks.duringLiveRead?.('connections', clusterId);
-        return cluster.query<SessionRow>(sessionsOfRoles, [roles]);
+      const rows = await liveRead(ctx, clusterId, async () => {
+        await ctx.services.get(Failpoints).hit('live-read', { detail: 'connections', clusterId });
+        return ctx.services.get(UsageService).sessionsOfRoles(clusterId, roles);
       });
-      for (const r of rows) {
-        const list = byRole.get(`${clusterId}/${r.role}`) ?? [];
-        list.push({
-          pid: r.pid,
-          state: r.state,
-          applicationName: r.application_name,
-          backendStart: r.backend_start,
-          queryStart: r.query_start,
-          durationSeconds: Math.round(r.duration_seconds * 10) / 10,
-          query: maskQuery(r.query),
-        });
-        byRole.set(`${clusterId}/${r.role}`, list);
+      for (const [role, sessions] of sessionsByRole(rows)) {
+        byRole.set(`${clusterId}/${role}`, sessions.map((r) => ({ ...backendSummary(r), backendStart: r.backend_start, queryStart: r.query_start })));
       }
     }
     return keys.map((k) => byRole.get(k) ?? []);
@@ -169,7 +148,7 @@ function sessionsLoader(ctx: GraphQLContext) {
 
 /** Per-minute points of a page's tenants over one range: one query. */
 function historyLoader(ctx: GraphQLContext, rangeSeconds: number) {
-  return ctx.loader<string, UsagePoint[]>('tenant-usage-history', rangeSeconds, (tenantIds) => readUsageHistories(ctx.deps.db, tenantIds, rangeSeconds));
+  return ctx.loader<string, UsagePoint[]>('tenant-usage-history', rangeSeconds, (tenantIds) => ctx.services.get(UsageService).readUsageHistories(tenantIds, rangeSeconds));
 }
 
 builder.objectFields(TenantRef, (t) => ({
@@ -179,7 +158,7 @@ builder.objectFields(TenantRef, (t) => ({
     description: 'Sessions against the quota: the latest sample, or read now (one query per cluster for a whole page); null unless ACTIVE.',
     // Usually the latest sample; when none is current it is read now, once per cluster for the page.
     complexity: (_args, ctx) => ({ field: Math.ceil(liveFieldCost(ctx) / 10), multiplier: 1 }),
-    load: (ids: string[], ctx) => ctx.deps.usage.usageOf(ids),
+    load: (ids: string[], ctx) => ctx.services.get(UsageService).usageOf(ids),
     resolve: (tenant) => tenant.id,
   }),
   connections: t.field({

@@ -1,5 +1,6 @@
 import { GraphQLError } from 'graphql';
-import type { ClusterUsageValue } from '../usage-service.js';
+import { UsageService, type ClusterUsageValue } from '../usage-service.js';
+import { ClusterStore } from '../../clusters/index.js';
 import { builder } from '../../../graphql/builder.js';
 import { localIdOf } from '../../../graphql/ids.js';
 import { dropWhenTooSlow } from '../../../graphql/live-sessions.js';
@@ -13,9 +14,9 @@ builder.subscriptionField('clusterUsage', (t) =>
     args: { clusterId: t.arg.id({ required: true }) },
     subscribe: async (_, { clusterId }, ctx) => {
       const id = localIdOf(String(clusterId), 'Cluster');
-      const cluster = id ? await ctx.deps.db.cluster.findUnique({ where: { id } }) : null;
+      const [cluster] = id ? await ctx.services.get(ClusterStore).byIds([id]) : [null];
       if (!cluster) throw new GraphQLError(`no cluster ${clusterId}`, { extensions: { code: 'NOT_FOUND' } });
-      return ctx.deps.usage.watchCluster(cluster.id, dropWhenTooSlow(ctx));
+      return ctx.services.get(UsageService).watchCluster(cluster.id, dropWhenTooSlow(ctx));
     },
     resolve: (sample: ClusterUsageValue) => sample,
   }),

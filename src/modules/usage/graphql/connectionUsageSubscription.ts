@@ -1,5 +1,6 @@
 import { GraphQLError } from 'graphql';
-import type { UsageValue } from '../usage-service.js';
+import { UsageService, type UsageValue } from '../usage-service.js';
+import { TenantStore } from '../../tenants/index.js';
 import { builder } from '../../../graphql/builder.js';
 import { dropWhenTooSlow } from '../../../graphql/live-sessions.js';
 import { ConnectionUsageRef } from './ConnectionUsage.js';
@@ -16,16 +17,17 @@ builder.subscriptionField('connectionUsage', (t) =>
     args: { tenantSlug: t.arg.string({ required: false }) },
     subscribe: async (_, { tenantSlug }, ctx) => {
       const viewer = ctx.viewer!;
+      const usage = ctx.services.get(UsageService);
       if (!tenantSlug) {
-        if (viewer.role === 'ADMIN') return ctx.deps.usage.watchAll(() => true, dropWhenTooSlow(ctx));
-        return ctx.deps.usage.watchTenant(viewer.tenantId!, dropWhenTooSlow(ctx));
+        if (viewer.role === 'ADMIN') return usage.watchAll(() => true, dropWhenTooSlow(ctx));
+        return usage.watchTenant(viewer.tenantId!, dropWhenTooSlow(ctx));
       }
-      const tenant = await ctx.deps.db.tenant.findUnique({ where: { slug: tenantSlug } });
+      const tenant = await ctx.services.get(TenantStore).bySlug(tenantSlug);
       // Another tenant's slug gets the same answer as one that does not exist.
       if (!tenant || !ctx.canSee(tenant)) {
         throw new GraphQLError(`no tenant ${tenantSlug}`, { extensions: { code: 'NOT_FOUND' } });
       }
-      return ctx.deps.usage.watchTenant(tenant.id, dropWhenTooSlow(ctx));
+      return usage.watchTenant(tenant.id, dropWhenTooSlow(ctx));
     },
     resolve: (sample: UsageValue) => sample,
   }),

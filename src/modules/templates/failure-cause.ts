@@ -1,7 +1,7 @@
 import { sqlStateOf } from '../../platform/db/sql-state.js';
 import { UserError, type UserErrorCode } from '../../platform/errors.js';
-import { SchemaVersionTableError } from '../tenants/schema-version-record.js';
-import { StepRunnerTamperedError, UnsafeCommitError } from '../templates/tenant-executor.js';
+import { SchemaVersionTableError } from '../tenants/index.js';
+import { StepRunnerTamperedError, UnsafeCommitError } from './tenant-executor.js';
 
 /**
  * Why a fleet operation's step failed on one tenant:

@@ -1,0 +1,2 @@
+// The provisioning module's GraphQL: the provisionTenant mutation.
+import './provisionTenant.js';

@@ -1,0 +1,49 @@
+import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
+import { AuditLog, type AuditEvent } from '../../audit/index.js';
+import { AuditEventRef, auditPage } from '../../audit/graphql/index.js';
+import { ApiKeyRef, ViewerRef } from '../../keys/graphql/index.js';
+import { TenantStore } from '../tenant-store.js';
+import { builder } from '../../../graphql/builder.js';
+import { pageOptions } from '../../../graphql/pagination.js';
+import { TenantRef } from './Tenant.js';
+
+// The tenant of a lower module's object (an audit event, an API key, the caller's key) and a tenant's
+// audit trail: the audit and keys modules sit below tenants, so the tenants module adds these fields.
+
+for (const ref of [AuditEventRef, ApiKeyRef]) {
+  builder.objectField(ref, 'tenant', (t) =>
+    t.loadable({
+      type: TenantRef,
+      nullable: true,
+      load: (ids: string[], ctx) => ctx.services.get(TenantStore).byIds(ids),
+      resolve: (row) => row.tenantId,
+    }),
+  );
+}
+
+builder.objectField(ViewerRef, 'tenant', (t) =>
+  t.field({
+    type: TenantRef,
+    nullable: true,
+    description: 'The one tenant a TENANT_* key belongs to; null for ADMIN keys.',
+    resolve: (v, _, ctx) => (v.tenantId ? ctx.services.get(TenantStore).byId(v.tenantId) : null),
+  }),
+);
+
+builder.objectField(TenantRef, 'auditEvents', (t) =>
+  t.connection({
+    type: AuditEventRef,
+    description: 'This tenant\'s audit trail, newest first (for a page of tenants, one query for all of them).',
+    resolve: (tenant, args, ctx) =>
+      resolveCursorConnection(
+        { args, toCursor: (e: AuditEvent) => e.id, ...pageOptions(args, ctx.config) },
+        (cursors: ResolveCursorConnectionArgs) => {
+          // The tenant is visible (it was resolved for this caller), so is its whole trail.
+          const page = auditPage(cursors);
+          return ctx
+            .loader<string, AuditEvent[]>('tenant-audit-events', page, (ids) => ctx.services.get(AuditLog).auditEventsByTenantIds(ids, page))
+            .load(tenant.id);
+        },
+      ),
+  }),
+);

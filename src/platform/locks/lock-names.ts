@@ -1,0 +1,30 @@
+import type { LockName } from './advisory-locks.js';
+
+// Every advisory lock Tenantry takes, in one place (the rank order of the request locks is in
+// advisory-locks.ts). Keys of the request locks are text hashed by PostgreSQL
+// (hashtextextended); the migration locks are fixed numbers.
+
+/**
+ * Everything done to one tenant database and role name on one cluster: provisioning, quota
+ * changes, upgrades, extension updates, lifecycle changes, recovery, and the inventory's look.
+ */
+export function tenantLock(clusterId: string, databaseName: string): LockName {
+  return { kind: 'tenant', key: `tenantry:tenant:${clusterId}:${databaseName}`, label: `tenant ${databaseName}` };
+}
+
+/** Checking and changing the quotas promised on one cluster (taken after a tenant's lock, never before). */
+export function capacityLock(clusterId: string): LockName {
+  return { kind: 'capacity', key: `tenantry:capacity:${clusterId}`, label: `the capacity of cluster ${clusterId}` };
+}
+
+/** Held by the server running a fleet operation, for as long as its session lives (text key, hashed). */
+export const operationLockKey = (operationId: string): string => `tenantry:operation:${operationId}`;
+
+/** Held while a template database is prepared (text key, hashed), on the cluster that holds it. */
+export const templateLockKey = (templateDatabase: string): string => `tenantry:template:${templateDatabase}`;
+
+/** Taken in a tenant or template database while its schema moves (one per database). */
+export const SCHEMA_MIGRATION_LOCK = 0x7e4a4e7an;
+
+/** Prisma's own migration lock in the control database, so `prisma migrate deploy` and Tenantry never migrate at once. */
+export const PRISMA_MIGRATE_LOCK = 72707369n;
