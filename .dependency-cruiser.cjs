@@ -26,8 +26,8 @@ module.exports = {
     {
       name: 'outside-into-module-internals',
       severity: 'error',
-      comment: 'Code outside the modules (the GraphQL kit, HTTP, the composition root) uses a module through its index.ts.',
-      from: { path: '^src/', pathNot: '^src/modules/' },
+      comment: 'Code outside the modules (the GraphQL kit, HTTP, the composition root, scripts) uses a module through its index.ts.',
+      from: { path: '^(src|scripts)/', pathNot: '^src/modules/' },
       to: { path: '^src/modules/', pathNot: ['^src/modules/[^/]+/index\\.ts$', '^src/modules/[^/]+/graphql/index\\.ts$'] },
     },
     {

@@ -12,7 +12,7 @@ import { ConfigError, loadConfig } from '../src/platform/config.js';
 import { redactUrl, withDatabase } from '../src/platform/db/connection-url.js';
 import { createControlClient } from '../src/platform/db/control-client.js';
 import { embeddedServerUrl, embeddedStateFile, startEmbeddedServer, type EmbeddedServer } from '../src/platform/embedded/embedded-server.js';
-import { mintAdminKey } from '../src/modules/keys/api-keys.js';
+import { mintAdminKey } from '../src/modules/keys/index.js';
 import { createLogger } from '../src/platform/logger.js';
 
 class Refusal extends Error {}

@@ -11,7 +11,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { startEmbeddedServer, type EmbeddedServer } from '../src/platform/embedded/embedded-server.js';
 import { leastPrivilegeSetupSql } from '../src/platform/db/least-privilege-setup.js';
-import { generatePassword, scramSha256Verifier } from '../src/modules/tenants/credentials.js';
+import { generatePassword, scramSha256Verifier } from '../src/modules/tenants/index.js';
 import { loadConfig } from '../src/platform/config.js';
 import { createLogger } from '../src/platform/logger.js';
 import { freePort } from '../test/support/free-port.js';

@@ -105,7 +105,7 @@ const schema = z
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     NODE_ENV: z.string().default('development'),
 
-    // What one request may ask for (refused before it runs; see README, "Limits").
+    // What one request may ask for (refused before it runs; see docs/api.md, "Limits").
     /** Deepest selection nesting a query may have. */
     GRAPHQL_MAX_DEPTH: positiveInt.default(8),
     /** Field selections in one query, counted over the whole document. */

@@ -34,7 +34,6 @@ export interface InventoryProgress {
   skipped: number;
   startedAt: Date | null;
   finishedAt: Date | null;
-  /** Passes completed since start. */
   passes: number;
 }
 

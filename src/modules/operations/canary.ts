@@ -10,7 +10,6 @@ export interface RunOrderTenant {
 export interface CanaryChoice {
   /** Slugs the operator picked as canaries (validated, in order). */
   picked: string[];
-  /** Slugs left out of the operation. */
   excluded: string[];
 }
 

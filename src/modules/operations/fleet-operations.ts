@@ -34,7 +34,6 @@ export interface StartFleetOperationInput {
   canarySize?: number | null;
   /** Slugs of the tenants to go first, as canaries, in this order. */
   canary?: readonly string[] | null;
-  /** Slugs of the tenants to leave out. */
   exclude?: readonly string[] | null;
 }
 

@@ -2,9 +2,7 @@ import type { ObservedPool, PoolSpec } from './pooler-driver.js';
 
 /** How what a pooler runs differs from what Tenantry wants. */
 export interface PoolDrift {
-  /** Wanted pools the pooler does not have. */
   missing: string[];
-  /** Pools the pooler has that nobody wants. */
   orphaned: string[];
   /** Pools whose database, size or mode differ, with what differs. */
   mismatched: { name: string; differences: string[] }[];

@@ -375,7 +375,6 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     void this.p.events?.publish('pooler.writable', { writable: next.error === null });
   }
 
-  /** The files-retry task's next delay: none while the files can be written; else 1 s, doubling up to 30 s. */
   private nextFilesRetryMs(): number {
     if (this.writeState.error === null) {
       this.filesRetryPending = false;

@@ -15,7 +15,6 @@ export interface PoolSpec {
   mode: PoolMode;
 }
 
-/** A pool as the pooler reports it. */
 export interface ObservedPool {
   name: string;
   database: string;

@@ -16,7 +16,6 @@ import {
   validateSlug,
   validateText,
   type ConnectionStrings,
-  type CredentialHandoffs,
   type Tenant,
   type TenantChanges,
 } from '../tenants/index.js';

@@ -17,7 +17,6 @@ export interface LeaseFence {
  * a replica that is not the leader sends an UPDATE that matches nothing (no write).
  */
 export class SamplingLease {
-  /** The lease's epoch while it is ours. */
   epoch: number | null = null;
   /** Local monotonic time until which the lease is surely ours (from before the renewal was sent). */
   private validUntil = 0;
@@ -78,7 +77,6 @@ export class SamplingLease {
       UPDATE usage_leases SET expires_at = '-infinity' WHERE cluster_id = ${this.p.clusterId}::uuid AND holder = ${this.p.holder}`;
   }
 
-  /** Forgets the lease locally (it was lost). */
   drop(): void {
     this.epoch = null;
     this.validUntil = 0;

@@ -52,7 +52,6 @@ export interface ClusterUsageSample {
   clusterName: string;
   /** Client sessions on the whole server. */
   current: number;
-  /** Sessions of tenant roles. */
   tenantConnections: number;
   maxConnections: number;
   usagePercent: number;

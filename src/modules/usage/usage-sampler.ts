@@ -79,7 +79,6 @@ export class UsageSampler {
     private readonly p: {
       db: ControlClient;
       cluster: ClusterAdmin;
-      /** The pooler in front of this cluster, if any. */
       pooler: () => PoolerDriver | null;
       bus: EventBus;
       metrics: TenantryMetrics;

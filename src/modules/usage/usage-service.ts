@@ -84,7 +84,6 @@ export class UsageService {
   private watchers = 0;
   /** While anyone watches on this replica: tells the sampling leader (wherever it runs) every interval. */
   private readonly demand: PeriodicTask;
-  /** While the event bus is down: the degraded heartbeats, every USAGE_HEARTBEAT_MS. */
   private readonly degraded: PeriodicTask;
   private busDown = false;
   /** Whether the bus was ever up (its first connection is no recovery). */

@@ -11,7 +11,7 @@ export interface SessionLimits {
   connectTimeoutMs: number;
 }
 
-/** Who the control plane is on a server: a superuser, or a least-privilege role (see README, "Security"). */
+/** Who the control plane is on a server: a superuser, or a least-privilege role (see docs/security.md). */
 export interface ControlPlaneIdentity {
   role: string;
   superuser: boolean;

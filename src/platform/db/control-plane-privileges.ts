@@ -8,7 +8,7 @@ export interface ControlPlanePrivileges {
 }
 
 /**
- * Tenantry runs as a superuser or as a least-privilege role (README, "Security"): CREATEDB,
+ * Tenantry runs as a superuser or as a least-privilege role (docs/security.md): CREATEDB,
  * CREATEROLE, and the privileges of pg_read_all_stats (every session's query and state in
  * pg_stat_activity) and pg_signal_backend (ending tenants' sessions). Checked once at start,
  * so a missing grant is named before anything fails half-way.

@@ -2,7 +2,7 @@ import format from 'pg-format';
 
 /**
  * The one-time SQL a superuser runs so that Tenantry can run as a role that is not superuser
- * (README, "Security: a least-privilege control plane"). Idempotent: running it again changes
+ * (docs/security.md, "A least-privilege control plane"). Idempotent: running it again changes
  * nothing but the password (when one is given, as a SCRAM verifier).
  *
  * - the control plane's role: LOGIN, CREATEDB (tenant, template and control databases),

@@ -1,4 +1,4 @@
-// Switching an install that ran as a superuser to a least-privilege role (README, "Switching
+// Switching an install that ran as a superuser to a least-privilege role (docs/security.md, "Switching
 // an existing install to a least-privilege role"). What the superuser control plane made is
 // the superuser's: the control database and everything in it, the tenant databases with
 // `__SchemaVersion` and the `extensions` schema, the template databases, and the tenant roles

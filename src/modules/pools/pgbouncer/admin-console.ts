@@ -119,7 +119,6 @@ export class AdminConsole {
     return backends;
   }
 
-  /** Resolves once the console answers a query. */
   async ping(): Promise<void> {
     await this.rows('SHOW VERSION');
   }

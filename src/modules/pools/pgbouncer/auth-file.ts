@@ -14,7 +14,6 @@ export interface Credentials {
 
 /** The admin-console login. The plaintext lives only in this object, never on disk. */
 export interface AdminCredentials extends Credentials {
-  /** What goes into the auth file. */
   readonly verifier: string;
 }
 

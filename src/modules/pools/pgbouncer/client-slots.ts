@@ -19,7 +19,6 @@ import type { PoolSpec } from '../pooler-driver.js';
 import { MAX_CLIENT_CONN } from './pgbouncer-config.js';
 
 export interface ClientSlotSizing {
-  /** Client slots per connection of quota. */
   perConnection: number;
   /** A fixed max_client_conn instead of the formula. */
   fixed?: number;

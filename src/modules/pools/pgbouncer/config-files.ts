@@ -70,7 +70,6 @@ export async function writeIni(files: PgBouncerFiles, ini: string, owner?: FileO
   await writeFileAtomic(files.ini, ini, INI_MODE, owner);
 }
 
-/** Records the ini PgBouncer just accepted. */
 export async function saveLastGood(files: PgBouncerFiles, ini: string, owner?: FileOwner): Promise<void> {
   await writeFileAtomic(files.lastGoodIni, ini, INI_MODE, owner);
 }

@@ -29,7 +29,6 @@ export function pgBouncerFiles(dir: string): PgBouncerFiles {
 export interface PgBouncerSettings {
   listenHost: string;
   listenPort: number;
-  /** The PostgreSQL server every pool points at. */
   serverHost: string;
   serverPort: number;
   /** The only user allowed on the admin console (database `pgbouncer`). */

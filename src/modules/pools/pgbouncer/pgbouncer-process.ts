@@ -50,7 +50,6 @@ type PoolerState = 'stopped' | 'starting' | 'up' | 'down';
 /** What readiness and pool statuses read: is the pooler Tenantry runs serving? */
 export interface PoolerStatus {
   state: PoolerState;
-  /** When it entered this state. */
   since: Date;
   /** Restarts after an exit Tenantry did not ask for, since this process started. */
   restarts: number;
