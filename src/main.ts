@@ -62,6 +62,7 @@ async function main(): Promise<void> {
     const lines = [
       '',
       `  Tenantry is ready: GraphiQL at ${app.url}/graphql`,
+      ...(config.DASHBOARD ? [`  Dashboard: ${app.url}/dashboard/`] : []),
       `  PostgreSQL: ${redactUrl(serverUrl)}${embedded ? ` (embedded, data in ${config.TENANTRY_HOME}/)` : ''}`,
       `  Pooler: ${app.pooler.description}`,
       app.generatedAdminKey

@@ -36,6 +36,7 @@ import { SchemaUpgrades, SchemaVersionStore, TemplateCatalog, TemplateDatabases 
 import { TenantProvisioning, TenantRecovery } from './modules/provisioning/index.js';
 import { PoolSync, startPooler, type Pooler } from './modules/pools/index.js';
 import { UsageService } from './modules/usage/index.js';
+import { ReadOnlyCredentials } from './modules/credentials/index.js';
 import { ReadinessMonitor, TenantInventory, TenantRefresh } from './modules/health/index.js';
 import { FleetOperations } from './modules/operations/index.js';
 import { LiveSessions } from './graphql/live-sessions.js';
@@ -198,6 +199,7 @@ export async function startTenantry(options: {
     const readiness = new ReadinessMonitor({ db, config, logger, clusters, clusterStore, catalog, pooler, events, domainEvents, inventory, capacity, tenantExtensions });
     stack.push(() => readiness.stop());
     const refresh = new TenantRefresh({ db, access, inventory });
+    const readOnlyCredentials = new ReadOnlyCredentials({ db, access, quotas: quotaStore, connectionStrings });
     await usage.start([defaultCluster.id]);
 
     // What resolvers may ask for (ctx.services.get(Class)).
@@ -205,7 +207,7 @@ export async function startTenantry(options: {
       clusters, clusterStore, auditLog, apiKeys, auth, tenantStore, lifecycle, deprovisioning, connections,
       connectionStrings, tenantExtensions, offeredExtensions, quotaStore, capacity, quotaUpdates, catalog,
       schemaVersions, upgrades, provisioning, pools, usage, inventory, readiness, refresh, operations,
-      liveReads, metrics, failpoints,
+      liveReads, metrics, failpoints, readOnlyCredentials,
     ]);
 
     front.phase = 'checking readiness';

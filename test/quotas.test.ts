@@ -95,7 +95,7 @@ async function suite() {
       });
       // What an admin sees meanwhile.
       const usage = await t.gql(`{ tenant(slug: "direct") { usage { current max usagePercent byState { state count } } } }`);
-      assert.deepEqual(usage.data.tenant.usage, { current: 3, max: 3, usagePercent: 100, byState: [{ state: 'idle', count: 3 }] });
+      assert.deepEqual(usage.data.tenant.usage, { current: 3, max: 3, usagePercent: 100, byState: [{ state: 'IDLE', count: 3 }] });
 
       const r = await update({ slug: 'direct', maxConnections: 4, reason: 'launch day' });
       assert.deepEqual(r.userErrors, []);
@@ -120,7 +120,7 @@ async function suite() {
       const p = await provision('pooled', 2);
       assert.match(p.pooledConnectionString, new RegExp(`:${t.app.pooler.process!.settings.listenPort}/${p.tenant.databaseName}$`));
       const pool = await t.gql(`{ tenant(slug: "pooled") { pool { name mode poolSize maxConnections status } } }`);
-      assert.deepEqual(pool.data.tenant.pool, { name: p.tenant.databaseName, mode: 'transaction', poolSize: 2, maxConnections: 2, status: 'IN_SYNC' });
+      assert.deepEqual(pool.data.tenant.pool, { name: p.tenant.databaseName, mode: 'TRANSACTION', poolSize: 2, maxConnections: 2, status: 'IN_SYNC' });
 
       // Two clients each hold a transaction: both server connections the pool may open are taken.
       const busy = [await open(p.pooledConnectionString), await open(p.pooledConnectionString)];

@@ -193,8 +193,8 @@ describe('page sizes', () => {
       '{ auditEvents(last: 101) { edges { node { action } } } }',
       '{ operations(first: 101) { edges { node { id } } } }',
       '{ tenant(slug: "live") { auditEvents(first: 101) { edges { node { action } } } } }',
-      '{ tenant(slug: "live") { quota { history(first: 101) { at } } } }',
-      '{ tenant(slug: "live") { quota { history(first: -1) { at } } } }',
+      '{ tenant(slug: "live") { quota { history(first: 101) { changedAt } } } }',
+      '{ tenant(slug: "live") { quota { history(first: -1) { changedAt } } } }',
     ]) {
       const refused = await t.gql(q);
       assert.equal(code(refused), 'BAD_USER_INPUT', `${q}: ${JSON.stringify(refused.errors ?? refused.data)}`);
@@ -209,7 +209,7 @@ describe('list fields are batched: a page costs the same whatever its size', () 
     quota { maxConnections history(first: 2) { newMaxConnections reason } }
     auditEvents(first: 3) { edges { node { action } } }
     schemaVersions { version }
-    usageHistory(range: HOUR) { minute }
+    usageHistory(range: HOUR) { minuteStartAt }
     inventory { checkedAt }
     pool { status }
     extensions { name status }

@@ -236,7 +236,7 @@ describe('what the API shows', () => {
     try {
       const connections = await until(
         async () => (await t.gql(`{ tenant(slug: "busy") { connections { pid state applicationName durationSeconds query } } }`)).data.tenant.connections,
-        (rows: any[]) => rows.some((r) => r.state === 'active'),
+        (rows: any[]) => rows.some((r) => r.state === 'ACTIVE'),
         'the active query',
       );
       const row = connections.find((r: any) => r.pid === pid);
@@ -283,7 +283,7 @@ describe('what the API shows', () => {
     const held = [await open('busy'), await open('busy'), await open('busy')];
     try {
       await until(
-        async () => (await t.gql(`{ tenant(slug: "busy") { usageHistory(range: HOUR) { minute peakConnections maxConnections } } }`)).data.tenant.usageHistory,
+        async () => (await t.gql(`{ tenant(slug: "busy") { usageHistory(range: HOUR) { minuteStartAt peakConnections maxConnections } } }`)).data.tenant.usageHistory,
         (history: any[]) => history.some((p) => p.peakConnections === 3 && p.maxConnections === 4),
         'a minute with a peak of 3',
       );
@@ -297,8 +297,8 @@ describe('what the API shows', () => {
     const old = new Date(Date.now() - 9 * 86_400_000);
     old.setSeconds(0, 0);
     await t.app.parts.db.usageMinute.createMany({ data: [older, old].map((minute) => ({ tenantId: tenant.id, minute, peakConnections: 4, maxConnections: 4 })) });
-    const week = (await t.gql(`{ tenant(slug: "busy") { usageHistory(range: WEEK) { minute } } }`)).data.tenant.usageHistory;
-    assert.ok(!week.some((p: any) => Date.parse(p.minute) === old.getTime()), 'WEEK covers 7 days');
+    const week = (await t.gql(`{ tenant(slug: "busy") { usageHistory(range: WEEK) { minuteStartAt } } }`)).data.tenant.usageHistory;
+    assert.ok(!week.some((p: any) => Date.parse(p.minuteStartAt) === old.getTime()), 'WEEK covers 7 days');
     assert.ok(week.length <= 7 * 1440 + 1, `${week.length} points: at most one per minute`);
     const removed = await pruneUsageHistory(t.app.parts.db, 8);
     assert.ok(removed >= 1);

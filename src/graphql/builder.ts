@@ -58,7 +58,25 @@ export const builder = new SchemaBuilder<{
     nodesQueryOptions: false,
     // A connection costs its page size times what each edge selects (edges themselves add nothing).
     defaultConnectionFieldOptions: { complexity: (args, ctx) => ({ field: 1, multiplier: pageSizeOf(args, ctx.config) }) },
-    edgesFieldOptions: { complexity: { field: 0, multiplier: 1 } },
+    edgesFieldOptions: { complexity: { field: 0, multiplier: 1 }, description: 'The rows of this page, in order.' },
+    nodeFieldOptions: { description: 'The row.' },
+    cursorFieldOptions: { description: 'Opaque; pass it as after (or before) to page on from this row.' },
+    pageInfoFieldOptions: { description: 'Where this page sits: whether there are more rows, and the cursors to fetch them.' },
+    pageInfoTypeOptions: { description: 'Whether more rows lie before or after a page, and the cursors of its first and last rows.' },
+    hasNextPageFieldOptions: { description: 'Whether rows follow this page (fetch them with after: endCursor).' },
+    hasPreviousPageFieldOptions: { description: 'Whether rows precede this page (fetch them with before: startCursor and last).' },
+    startCursorFieldOptions: { description: "The first row's cursor; null when the page is empty." },
+    endCursorFieldOptions: { description: "The last row's cursor; null when the page is empty." },
+    firstArgOptions: { description: 'Return the first this many rows (after the after cursor); 0 to GRAPHQL_MAX_PAGE_SIZE, default 20.' },
+    lastArgOptions: { description: 'Return the last this many rows (before the before cursor); 0 to GRAPHQL_MAX_PAGE_SIZE.' },
+    afterArgOptions: { description: "Start after this row: a cursor from an edge or from pageInfo.endCursor." },
+    beforeArgOptions: { description: "End before this row: a cursor from an edge or from pageInfo.startCursor." },
+    nodeQueryOptions: {
+      description: 'The object with this global id, or null when there is none or the key may not see it (a tenant key sees its own).',
+      args: { id: { description: 'A global id, as an object\'s id field gives it.' } },
+    },
+    nodeTypeOptions: { description: 'An object with a global id, unique across types: Query.node(id) refetches it.' },
+    idFieldOptions: { description: 'Global id, unique across types (opaque; pass it back as it is).' },
   },
 });
 
@@ -66,6 +84,12 @@ builder.addScalarType('DateTime', DateTimeResolver);
 builder.addScalarType('JSON', JSONResolver);
 
 // Every root field needs a valid key unless it says otherwise.
-builder.queryType({ authScopes: { authenticated: true } });
-builder.mutationType({ authScopes: { authenticated: true } });
-builder.subscriptionType({ authScopes: { authenticated: true } });
+builder.queryType({ description: 'Reads. Every field needs a valid API key; each says what a tenant key sees.', authScopes: { authenticated: true } });
+builder.mutationType({
+  description: 'Changes. Each needs a valid API key of the role it names; expected failures come back in the payload\'s userErrors.',
+  authScopes: { authenticated: true },
+});
+builder.subscriptionType({
+  description: 'Live streams over graphql-ws or SSE. Each needs a valid API key, and ends when the key is revoked or expires.',
+  authScopes: { authenticated: true },
+});

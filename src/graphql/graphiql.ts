@@ -37,6 +37,7 @@ mutation ProvisionTenant {
 # The fleet (a tenant's key sees only its own tenant).
 query Tenants {
   tenants(first: 20) {
+    totalCount
     edges {
       node {
         slug status databaseName

@@ -13,6 +13,7 @@ import { RETRY_AFTER_SECONDS, serviceUnavailableError } from '../graphql/service
 import type { LiveSessions } from '../graphql/live-sessions.js';
 import { InFlightWork, SHUTTING_DOWN_RETRY_AFTER_SECONDS, shuttingDownError } from './in-flight-work.js';
 import { headerOf, serveWebSockets } from './websocket.js';
+import { BUILT_DASHBOARD_DIR, dashboardServer } from './dashboard.js';
 
 /** How long closing waits, once subscriptions are closed, for the last responses to end before cutting connections. */
 const DRAIN_MS = 2000;
@@ -52,7 +53,7 @@ function listen(server: Server, port: number, host: string): Promise<void> {
 /**
  * The HTTP ports, bound first thing at start: a busy port fails the start before anything
  * else (PostgreSQL, the pooler, the admin key) is touched. GraphQL over HTTP, SSE and
- * WebSocket on /graphql and /health/live on PORT; /metrics and /health/ready there too, or
+ * WebSocket on /graphql, the dashboard on /dashboard/ (DASHBOARD) and /health/live on PORT; /metrics and /health/ready there too, or
  * only on INTERNAL_HOST:INTERNAL_PORT when that is set, and behind an ADMIN key with
  * INTERNAL_ENDPOINTS_AUTH=admin. Until the service is attached, /health/live answers 200
  * and everything else 503 with the start-up phase; once it is stopping, 503 SHUTTING_DOWN.
@@ -117,9 +118,12 @@ export class HttpFront {
   attach(api: ApiSetup, live: LiveSessions): void {
     const yoga = createTenantryYoga(api, [live.plugin()]);
     const separate = this.internal !== null;
+    // Off (production without DASHBOARD=on): /dashboard/ is not there at all, like any unknown path.
+    const dashboard = api.config.DASHBOARD ? dashboardServer(api.config.DASHBOARD_DIR ?? BUILT_DASHBOARD_DIR) : null;
     const serve = (internal: boolean): Handler => async (req, res) => {
       if (pathOf(req) === '/health/live') return json(res, 200, { status: 'ok' });
       if ((internal || !separate) && (await serveInternal(api, req, res))) return;
+      if (!internal && dashboard && (await dashboard(req, res))) return;
       if (!internal) return yoga(req, res);
       json(res, 404, { error: 'not found: this address serves /metrics, /health/ready and /health/live' });
     };

@@ -152,6 +152,10 @@ const schema = z
 
     /** Defaults follow NODE_ENV: on in development, off in production. */
     GRAPHIQL: flag,
+    /** The web dashboard at /dashboard/ (docs/dashboard.md). */
+    DASHBOARD: flag,
+    /** Where the built dashboard is (default: the package's dashboard/dist, written by `npm run build:dashboard`). */
+    DASHBOARD_DIR: z.string().min(1).optional(),
     GRAPHQL_INTROSPECTION: flag,
     /** "Did you mean …" in validation errors. */
     GRAPHQL_FIELD_SUGGESTIONS: flag,
@@ -199,6 +203,7 @@ const schema = z
       ...c,
       USAGE_LEASE_MS: c.USAGE_LEASE_MS ?? Math.max(5000, 3 * c.USAGE_SAMPLE_MS),
       GRAPHIQL: c.GRAPHIQL ?? !production,
+      DASHBOARD: c.DASHBOARD ?? !production,
       GRAPHQL_INTROSPECTION: c.GRAPHQL_INTROSPECTION ?? !production,
       GRAPHQL_FIELD_SUGGESTIONS: c.GRAPHQL_FIELD_SUGGESTIONS ?? !production,
       CSRF_PREVENTION: c.CSRF_PREVENTION ?? production,

@@ -42,7 +42,7 @@ export class TenantryMetrics {
     labelNames: ['kind'],
     registers: [this.registry],
   });
-  readonly historyRows = new Counter({ name: 'tenantry_usage_history_rows_total', help: 'Rows of tenant_usage and usage_minutes written (only for tenants whose values changed)', labelNames: ['cluster'], registers: [this.registry] });
+  readonly historyRows = new Counter({ name: 'tenantry_usage_history_rows_total', help: 'Rows of tenant_usage, usage_minutes and cluster_usage_minutes written (only for tenants and cluster totals whose values changed)', labelNames: ['cluster'], registers: [this.registry] });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tenantry_process_' });

@@ -12,8 +12,12 @@ export interface OperationContext {
   correlationId: string;
 }
 
+/** What part of the fleet an event is about: a closed set (AuditCategory in the schema). */
+export const AUDIT_CATEGORIES = ['tenant', 'quota', 'security', 'schema', 'extension', 'inventory', 'operation', 'connection', 'pool'] as const;
+export type AuditCategory = (typeof AUDIT_CATEGORIES)[number];
+
 interface AuditEventInput {
-  category: string;
+  category: AuditCategory;
   action: string;
   tenant?: { id: string; slug: string } | null;
   subject?: string | null;
@@ -43,6 +47,26 @@ interface AuditFilter {
   tenantSlug?: string | null;
   action?: string | null;
   category?: string | null;
+  actor?: string | null;
+  /** At or after this instant. */
+  occurredAfter?: Date | null;
+  /** Before this instant. */
+  occurredBefore?: Date | null;
+}
+
+/** Events the caller may see (a tenant key: its own tenant's) that match the filter: a list and its totalCount share it. */
+function matching(viewer: Viewer, filter: AuditFilter | null | undefined): Prisma.AuditEventWhereInput {
+  return {
+    AND: [
+      viewer.role === 'ADMIN' ? {} : { tenantId: viewer.tenantId ?? '00000000-0000-0000-0000-000000000000' },
+      filter?.tenantSlug ? { tenantSlug: filter.tenantSlug } : {},
+      filter?.action ? { action: filter.action } : {},
+      filter?.category ? { category: filter.category } : {},
+      filter?.actor ? { actor: filter.actor } : {},
+      filter?.occurredAfter ? { whenUtc: { gte: filter.occurredAfter } } : {},
+      filter?.occurredBefore ? { whenUtc: { lt: filter.occurredBefore } } : {},
+    ],
+  };
 }
 
 /** A page of events, after/before an event id (keyset on UUIDv7). */
@@ -64,19 +88,26 @@ export class AuditLog {
   }
 
   /** Newest first (ids are UUIDv7, so id order is time order); a tenant key sees its own tenant's events. */
-  listAuditEvents(viewer: Viewer, p: AuditPage & { filter?: AuditFilter | null; tenantId?: string }): Promise<AuditEvent[]> {
+  listAuditEvents(viewer: Viewer, p: AuditPage & { filter?: AuditFilter | null }): Promise<AuditEvent[]> {
     const where: Prisma.AuditEventWhereInput = {
       AND: [
-        viewer.role === 'ADMIN' ? {} : { tenantId: viewer.tenantId ?? '00000000-0000-0000-0000-000000000000' },
-        p.tenantId ? { tenantId: p.tenantId } : {},
-        p.filter?.tenantSlug ? { tenantSlug: p.filter.tenantSlug } : {},
-        p.filter?.action ? { action: p.filter.action } : {},
-        p.filter?.category ? { category: p.filter.category } : {},
+        matching(viewer, p.filter),
         p.after ? { id: { lt: p.after } } : {},
         p.before ? { id: { gt: p.before } } : {},
       ],
     };
     return this.p.db.auditEvent.findMany({ where, orderBy: { id: p.inverted ? 'asc' : 'desc' }, take: p.limit });
+  }
+
+  /** How many events listAuditEvents gives over all its pages. */
+  countAuditEvents(viewer: Viewer, filter?: AuditFilter | null): Promise<number> {
+    return this.p.db.auditEvent.count({ where: matching(viewer, filter) });
+  }
+
+  /** How many events each tenant's trail holds, in the order of `tenantIds` (one query). */
+  async countsByTenantIds(tenantIds: readonly string[]): Promise<number[]> {
+    const rows = await this.p.db.auditEvent.groupBy({ by: ['tenantId'], where: { tenantId: { in: [...tenantIds] } }, _count: { _all: true } });
+    return tenantIds.map((id) => rows.find((r) => r.tenantId === id)?._count._all ?? 0);
   }
 
   /**

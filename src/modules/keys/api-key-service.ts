@@ -1,4 +1,4 @@
-import type { Tenant } from '../../generated/prisma/client.js';
+import type { Prisma, Tenant } from '../../generated/prisma/client.js';
 import type { ControlClient } from '../../platform/db/control-client.js';
 import { rowsInOrder } from '../../platform/db/rows-in-order.js';
 import { UserError } from '../../platform/errors.js';
@@ -13,6 +13,34 @@ interface CreateApiKeyInput {
   role: ApiKeyRole;
   tenantSlug?: string | null;
   expiresAt?: Date | null;
+}
+
+/** Which keys to list: by tenant, and the revoked ones too or not. */
+export interface ApiKeyFilter {
+  tenantSlug?: string | null;
+  includeRevoked?: boolean | null;
+}
+
+/** A page of keys, newest first, after/before a keyset cursor [createdAt ISO, id]. */
+export interface ApiKeyPage {
+  after?: [string, string];
+  before?: [string, string];
+  limit: number;
+  inverted: boolean;
+}
+
+/**
+ * Keys the caller may list that match the filter: an ADMIN every key; a TENANT_ADMIN the keys
+ * it made itself (createdByKeyId, not createdBy, which is an actor string); others none.
+ */
+function listable(viewer: Viewer, filter: ApiKeyFilter | null | undefined): Prisma.ApiKeyWhereInput {
+  return {
+    AND: [
+      viewer.role === 'ADMIN' ? {} : viewer.role === 'TENANT_ADMIN' ? { createdByKeyId: viewer.keyId } : { id: { in: [] } },
+      filter?.tenantSlug ? { tenant: { slug: filter.tenantSlug } } : {},
+      filter?.includeRevoked ? {} : { revokedAt: null },
+    ],
+  };
 }
 
 /** Key text in a name would end up in audit actors and logs. */
@@ -30,6 +58,25 @@ export class ApiKeys {
   async keysByIds(ids: readonly string[]): Promise<(ApiKey | null)[]> {
     const rows = await this.p.db.apiKey.findMany({ where: { id: { in: [...ids] } } });
     return rowsInOrder(ids, rows, (r) => r.id);
+  }
+
+  /** Newest first (createdAt, then id). */
+  listKeys(viewer: Viewer, filter: ApiKeyFilter | null | undefined, page: ApiKeyPage): Promise<ApiKey[]> {
+    // Newest first: "after" a cursor is older, "before" it newer; inverted reads from the other end.
+    const beyond = ([at, id]: [string, string], op: 'lt' | 'gt'): Prisma.ApiKeyWhereInput => ({
+      OR: [{ createdAt: { [op]: new Date(at) } }, { createdAt: new Date(at), id: { [op]: id } }],
+    });
+    const dir = page.inverted ? 'asc' : 'desc';
+    return this.p.db.apiKey.findMany({
+      where: { AND: [listable(viewer, filter), page.after ? beyond(page.after, 'lt') : {}, page.before ? beyond(page.before, 'gt') : {}] },
+      orderBy: [{ createdAt: dir }, { id: dir }],
+      take: page.limit,
+    });
+  }
+
+  /** How many keys listKeys gives over all its pages. */
+  countKeys(viewer: Viewer, filter: ApiKeyFilter | null | undefined): Promise<number> {
+    return this.p.db.apiKey.count({ where: listable(viewer, filter) });
   }
 
   /** Which of these keys have been revoked (live subscriptions opened with them end). */

@@ -1,7 +1,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import semver from 'semver';
 import type { Operation, OperationItem, Prisma } from '../../generated/prisma/client.js';
-import { OperationItemStatus, OperationKind } from '../../generated/prisma/enums.js';
+import { OperationItemStatus, OperationKind, type OperationStatus } from '../../generated/prisma/enums.js';
 import type { ControlClient } from '../../platform/db/control-client.js';
 import { rowsGrouped, rowsInOrder } from '../../platform/db/rows-in-order.js';
 import { withCatalogSession } from '../../platform/db/session-settings.js';
@@ -55,6 +55,18 @@ interface OperationResultsPage {
 
 const MAX_CONCURRENCY = 16;
 
+/** Operations with any of these statuses and kinds (empty or absent: any). */
+export interface OperationFilter {
+  status?: OperationStatus[] | null;
+  kind?: OperationKind[] | null;
+}
+
+function matching(filter: OperationFilter | null | undefined): Prisma.OperationWhereInput {
+  return {
+    AND: [filter?.status?.length ? { status: { in: filter.status } } : {}, filter?.kind?.length ? { kind: { in: filter.kind } } : {}],
+  };
+}
+
 /**
  * Fleet-wide schema upgrades and extension updates as persisted operations: one row per
  * operation and per tenant, run with bounded concurrency after a canary, each tenant under
@@ -93,12 +105,17 @@ export class FleetOperations {
   }
 
   /** A page of operations, newest first (ids are UUIDv7: their order is their creation order); `after`/`before` are ids. */
-  list(page: { after?: string | null; before?: string | null; limit: number; inverted: boolean }): Promise<Operation[]> {
+  list(page: { filter?: OperationFilter | null; after?: string | null; before?: string | null; limit: number; inverted: boolean }): Promise<Operation[]> {
     return this.p.db.operation.findMany({
-      where: { AND: [page.after ? { id: { lt: page.after } } : {}, page.before ? { id: { gt: page.before } } : {}] },
+      where: { AND: [matching(page.filter), page.after ? { id: { lt: page.after } } : {}, page.before ? { id: { gt: page.before } } : {}] },
       orderBy: { id: page.inverted ? 'asc' : 'desc' },
       take: page.limit,
     });
+  }
+
+  /** How many operations list() gives over all its pages. */
+  count(filter?: OperationFilter | null): Promise<number> {
+    return this.p.db.operation.count({ where: matching(filter) });
   }
 
   /**

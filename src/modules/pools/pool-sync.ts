@@ -26,7 +26,7 @@ export interface SyncResult {
 }
 
 export interface ReconcileReport {
-  pooler: string;
+  pooler: 'pgbouncer' | 'none';
   reachable: boolean;
   found: PoolDrift;
   outcome: SyncOutcome;

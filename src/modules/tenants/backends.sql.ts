@@ -12,8 +12,8 @@ export const terminateNewestBackendsOf = `SELECT pid, pg_catalog.pg_terminate_ba
         WHERE usename = $1 AND backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()
         ORDER BY backend_start DESC LIMIT $2) newest`;
 
-/** One backend, only if it is a session of the tenant's role. */
+/** One backend, only if it is a session of the tenant's role or of one of its read-only roles (`<role>.ro.<hex>`). */
 export const tenantBackend = `SELECT pid FROM pg_catalog.pg_stat_activity
-  WHERE pid = $1 AND backend_type = 'client backend' AND usename = $2`;
+  WHERE pid = $1 AND backend_type = 'client backend' AND pg_catalog.split_part(usename, '.ro.', 1) = $2`;
 
 export const terminateBackend = `SELECT pg_catalog.pg_terminate_backend($1) AS terminated`;

@@ -1,7 +1,7 @@
 import type { ClusterAdmin } from '../../platform/db/cluster-admin.js';
 import { terminateBackendsOf } from './backends.sql.js';
 import { databaseExists, dropDatabase, setDatabaseOwnerToUs, unsealTemplateDatabase } from './databases.sql.js';
-import { disableLogin, dropRole, roleExists } from './roles.sql.js';
+import { disableLogin, dropRole, readOnlyRolesOf, roleExists } from './roles.sql.js';
 
 /**
  * Removes a tenant's database and role from the cluster, whatever state they are in: its
@@ -20,5 +20,8 @@ export async function dropTenantObjects(cluster: ClusterAdmin, tenant: { roleNam
     await cluster.query(dropDatabase(tenant.databaseName));
   }
   await cluster.query(dropRole(tenant.roleName));
+  // Its read-only roles held privileges in that database only: nothing else keeps them.
+  const readOnly = await cluster.query<{ rolname: string }>(readOnlyRolesOf, [tenant.roleName]);
+  for (const { rolname } of readOnly.rows) await cluster.query(dropRole(rolname));
   return { terminatedBackends: rows[0]?.terminated ?? 0 };
 }

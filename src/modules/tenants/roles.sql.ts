@@ -29,6 +29,12 @@ export const canSetRole = (serverVersionNum: number) =>
 export const setRolePassword = (role: string, scramVerifier: string) =>
   format('ALTER ROLE %I WITH PASSWORD %L', role, scramVerifier);
 
+/**
+ * A tenant's read-only roles ($1: its role): named `<role>.ro.<hex>` (createReadOnlyCredentials),
+ * which no tenant's role can be (theirs hold no '.'). They go with the tenant: suspended, resumed, dropped.
+ */
+export const readOnlyRolesOf = `SELECT rolname FROM pg_catalog.pg_roles WHERE pg_catalog.starts_with(rolname, $1::pg_catalog.text || '.ro.')`;
+
 export const disableLogin = (role: string) => format('ALTER ROLE %I WITH NOLOGIN', role);
 
 export const dropRole = (role: string) => format('DROP ROLE IF EXISTS %I', role);

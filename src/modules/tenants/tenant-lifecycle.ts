@@ -1,4 +1,5 @@
 import type { Tenant } from '../../generated/prisma/client.js';
+import type { ClusterAdmin } from '../../platform/db/cluster-admin.js';
 import type { ControlClient } from '../../platform/db/control-client.js';
 import type { TenantLocks } from '../../platform/locks/locking.js';
 import { recordAuditEvent, type OperationContext } from '../audit/index.js';
@@ -7,9 +8,13 @@ import type { ConnectionStrings } from './connection-strings.js';
 import { validateIdempotencyKey, type CredentialHandoffs } from './credential-handoff.js';
 import { generatePassword, scramSha256Verifier } from './credentials.js';
 import { validateText } from './names.js';
-import { disableLogin, enableLogin, setRolePassword } from './roles.sql.js';
+import { disableLogin, enableLogin, readOnlyRolesOf, setRolePassword } from './roles.sql.js';
 import { assertSettled, type TenantAccess, type Visible } from './tenant-access.js';
 import type { TenantChanges } from './tenant-changes.js';
+
+async function readOnlyRoles(cluster: ClusterAdmin, tenantRole: string): Promise<string[]> {
+  return (await cluster.query<{ rolname: string }>(readOnlyRolesOf, [tenantRole])).rows.map((r) => r.rolname);
+}
 
 /** Suspending, resuming, and new credentials for a tenant's role. */
 export class TenantLifecycle {
@@ -46,6 +51,7 @@ export class TenantLifecycle {
       await locks.nextStep('suspend.recorded', tenant.slug);
       // Applied again when already suspended: repairs a login left enabled.
       await cluster.query(disableLogin(tenant.roleName));
+      for (const role of await readOnlyRoles(cluster, tenant.roleName)) await cluster.query(disableLogin(role));
       if (terminate && tenant.status === 'ACTIVE') await cluster.query(terminateBackendsOf, [tenant.roleName, tenant.databaseName]);
       return { suspended, settled: tenant.status === 'ACTIVE' ? changes.committed(tenant.id, { pool: true }) : Promise.resolve() };
     });
@@ -66,6 +72,8 @@ export class TenantLifecycle {
             });
       await locks.nextStep('resume.recorded', tenant.slug);
       await cluster.query(enableLogin(tenant.roleName));
+      // Revoked ones are gone; expired ones stay refused by their VALID UNTIL.
+      for (const role of await readOnlyRoles(cluster, tenant.roleName)) await cluster.query(enableLogin(role));
       return { resumed, settled: tenant.status === 'SUSPENDED' ? changes.committed(tenant.id, { pool: true }) : Promise.resolve() };
     });
     await done.settled;

@@ -15,6 +15,8 @@ interface TenantFilter {
   /** Matches slug or display name, case-insensitively. */
   search?: string | null;
   clusterId?: string | null;
+  /** ACTIVE tenants whose latest usage sample is above this percent (served by tenant_usage's usage_percent index). */
+  usagePercentAbove?: number | null;
 }
 
 /** A page row: the tenant, with its latest usage sample when the page is ordered by usage. */
@@ -72,12 +74,7 @@ export class TenantStore {
     };
     const where: Prisma.TenantWhereInput = {
       AND: [
-        visibleTenants(viewer),
-        p.filter?.status?.length ? { status: { in: p.filter.status } } : { status: { not: 'DEPROVISIONED' } },
-        p.filter?.search
-          ? { OR: [{ slug: { contains: p.filter.search, mode: 'insensitive' } }, { displayName: { contains: p.filter.search, mode: 'insensitive' } }] }
-          : {},
-        p.filter?.clusterId ? { clusterId: p.filter.clusterId } : {},
+        matching(viewer, p.filter),
         byUsage ? { usage: { isNot: null } } : {},
         p.after ? beyond(p.after, true) : {},
         p.before ? beyond(p.before, false) : {},
@@ -86,6 +83,26 @@ export class TenantStore {
     const orderBy: Prisma.TenantOrderByWithRelationInput[] = [byUsage ? { usage: { usagePercent: dir } } : { [column]: dir }, { id: dir }];
     return this.db.tenant.findMany({ where, orderBy, take: p.limit, include: byUsage ? { usage: { select: { usagePercent: true } } } : undefined });
   }
+
+  /** How many tenants list() gives over all its pages (ordered by usage, only those sampled). */
+  count(viewer: Viewer, filter: TenantFilter | null | undefined, field: TenantOrderField): Promise<number> {
+    return this.db.tenant.count({ where: { AND: [matching(viewer, filter), field === 'USAGE_PERCENT' ? { usage: { isNot: null } } : {}] } });
+  }
+}
+
+/** Tenants the caller may see that match the filter (a list and its totalCount share it). */
+function matching(viewer: Viewer, filter: TenantFilter | null | undefined): Prisma.TenantWhereInput {
+  return {
+    AND: [
+      visibleTenants(viewer),
+      filter?.status?.length ? { status: { in: filter.status } } : { status: { not: 'DEPROVISIONED' } },
+      filter?.search
+        ? { OR: [{ slug: { contains: filter.search, mode: 'insensitive' } }, { displayName: { contains: filter.search, mode: 'insensitive' } }] }
+        : {},
+      filter?.clusterId ? { clusterId: filter.clusterId } : {},
+      filter?.usagePercentAbove != null ? { status: 'ACTIVE', usage: { usagePercent: { gt: filter.usagePercentAbove } } } : {},
+    ],
+  };
 }
 
 /** The value a keyset cursor holds for a tenant in this order. */

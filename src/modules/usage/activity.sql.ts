@@ -8,5 +8,8 @@ export const tenantSessions = `SELECT usename AS role, pid, coalesce(state, 'unk
   FROM pg_catalog.pg_stat_activity
   WHERE backend_type = 'client backend'`;
 
-/** The sessions of several roles (a page of tenants), oldest first: one read for all of them. */
-export const sessionsOfRoles = `${tenantSessions} AND usename = ANY($1::text[]) ORDER BY backend_start`;
+/**
+ * The sessions of several tenants' roles (a page of tenants) and of their read-only roles
+ * (`<role>.ro.<hex>`), oldest first: one read for all of them.
+ */
+export const sessionsOfRoles = `${tenantSessions} AND pg_catalog.split_part(usename, '.ro.', 1) = ANY($1::text[]) ORDER BY backend_start`;

@@ -147,8 +147,16 @@ export class UsageHistory {
    * current lease (a deposed leader's late write is a no-op). Returns the rows written and
    * whether the lease held.
    */
-  async write(fence: LeaseFence, usage: readonly TenantUsageSample[], minutes: readonly MinuteRow[], removedIds: readonly string[], sampledAt: Date): Promise<{ rows: number; held: boolean }> {
-    const [r] = await this.db.$queryRaw<{ rows: number; held: boolean }[]>`
+  async write(
+    fence: LeaseFence,
+    usage: readonly TenantUsageSample[],
+    minutes: readonly MinuteRow[],
+    removedIds: readonly string[],
+    sampledAt: Date,
+    clusterMinute: ClusterMinuteRow | null = null,
+  ): Promise<{ rows: number; clusterRows: number; held: boolean }> {
+    const cluster = clusterMinute ? [clusterMinute] : [];
+    const [r] = await this.db.$queryRaw<{ rows: number; clusterRows: number; held: boolean }[]>`
       WITH fence AS (
         SELECT 1 FROM usage_leases
         WHERE cluster_id = ${fence.clusterId}::uuid AND holder = ${fence.holder} AND epoch = ${fence.epoch}::int AND expires_at > now()
@@ -173,10 +181,84 @@ export class UsageHistory {
       ), gone AS (
         DELETE FROM tenant_usage WHERE tenant_id = ANY(${removedIds}::uuid[]) AND EXISTS (SELECT 1 FROM fence)
         RETURNING 1
+      ), cluster_minute AS (
+        INSERT INTO cluster_usage_minutes (cluster_id, minute, sessions, tenant_sessions, allocated_connections)
+        SELECT ${fence.clusterId}::uuid, to_timestamp(m.minute / 1000.0), m.sessions, m.tenant_sessions, m.allocated
+        FROM unnest(${cluster.map((c) => c.minute)}::float8[], ${cluster.map((c) => c.sessions)}::int[], ${cluster.map((c) => c.tenantSessions)}::int[],
+                    ${cluster.map((c) => c.allocatedConnections)}::int[]) AS m(minute, sessions, tenant_sessions, allocated)
+        WHERE EXISTS (SELECT 1 FROM fence)
+        ON CONFLICT (cluster_id, minute) DO UPDATE SET sessions = GREATEST(cluster_usage_minutes.sessions, EXCLUDED.sessions),
+          tenant_sessions = GREATEST(cluster_usage_minutes.tenant_sessions, EXCLUDED.tenant_sessions),
+          allocated_connections = GREATEST(cluster_usage_minutes.allocated_connections, EXCLUDED.allocated_connections)
+        RETURNING 1
       )
       SELECT ((SELECT count(*) FROM latest) + (SELECT count(*) FROM minutes) + (SELECT count(*) FROM gone))::int AS rows,
+             (SELECT count(*) FROM cluster_minute)::int AS "clusterRows",
              EXISTS (SELECT 1 FROM fence) AS held`;
     return r!;
+  }
+}
+
+/** A row of cluster_usage_minutes: from `minute` on, until the next row, these were the cluster's per-minute maxima. */
+export interface ClusterMinuteRow {
+  minute: number;
+  sessions: number;
+  tenantSessions: number;
+  allocatedConnections: number;
+}
+
+type ClusterTotals = Omit<ClusterMinuteRow, 'minute'>;
+
+const sameTotals = (a: ClusterTotals, b: ClusterTotals) =>
+  a.sessions === b.sessions && a.tenantSessions === b.tenantSessions && a.allocatedConnections === b.allocatedConnections;
+
+/**
+ * The same step function for one cluster's totals (cluster_usage_minutes), kept by its
+ * sampling leader: one row per minute at most, written only when a minute's maxima differ
+ * from the row before, so the fleet chart reads clusters × changed minutes, never tenants.
+ */
+export class ClusterHistory {
+  /** The newest row (null: none yet; undefined: not read since this replica became leader). */
+  private last: ClusterMinuteRow | null | undefined;
+  /** The minute being accumulated, and its maxima so far. */
+  private running: ClusterMinuteRow | null = null;
+
+  constructor(private readonly db: ControlClient, private readonly clusterId: string) {}
+
+  get loaded(): boolean {
+    return this.last !== undefined;
+  }
+
+  clear(): void {
+    this.last = undefined;
+    this.running = null;
+  }
+
+  async load(now: number): Promise<void> {
+    const [row] = await this.db.$queryRaw<{ minute: Date; sessions: number; tenant_sessions: number; allocated_connections: number }[]>`
+      SELECT minute, sessions, tenant_sessions, allocated_connections FROM cluster_usage_minutes
+      WHERE cluster_id = ${this.clusterId}::uuid ORDER BY minute DESC LIMIT 1`;
+    this.last = row ? { minute: row.minute.getTime(), sessions: row.sessions, tenantSessions: row.tenant_sessions, allocatedConnections: row.allocated_connections } : null;
+    // A minute already under way (another leader wrote it) keeps its maxima so far.
+    this.running = this.last?.minute === Math.floor(now / MINUTE) * MINUTE ? { ...this.last } : null;
+  }
+
+  /** Takes in one sample's totals; returns the row to write, if this minute's maxima moved away from the newest row. */
+  observe(totals: ClusterTotals, now: number): ClusterMinuteRow | null {
+    const thisMinute = Math.floor(now / MINUTE) * MINUTE;
+    const r = this.running;
+    this.running =
+      r?.minute === thisMinute
+        ? {
+            minute: thisMinute,
+            sessions: Math.max(r.sessions, totals.sessions),
+            tenantSessions: Math.max(r.tenantSessions, totals.tenantSessions),
+            allocatedConnections: Math.max(r.allocatedConnections, totals.allocatedConnections),
+          }
+        : { minute: thisMinute, ...totals };
+    if (this.last && sameTotals(this.last, this.running)) return null;
+    this.last = { ...this.running };
+    return this.last;
   }
 }
 
@@ -253,8 +335,50 @@ export async function readUsageHistories(db: ControlClient, tenantIds: readonly 
  */
 export async function pruneUsageHistory(db: ControlClient, retentionDays: number): Promise<number> {
   const cutoff = new Date(Date.now() - retentionDays * DAY);
-  return db.$executeRaw`
+  const tenants = await db.$executeRaw`
     DELETE FROM usage_minutes u
     WHERE u.minute < ${cutoff}
       AND EXISTS (SELECT 1 FROM usage_minutes n WHERE n.tenant_id = u.tenant_id AND n.minute > u.minute AND n.minute <= ${cutoff})`;
+  const clusters = await db.$executeRaw`
+    DELETE FROM cluster_usage_minutes u
+    WHERE u.minute < ${cutoff}
+      AND EXISTS (SELECT 1 FROM cluster_usage_minutes n WHERE n.cluster_id = u.cluster_id AND n.minute > u.minute AND n.minute <= ${cutoff})`;
+  return tenants + clusters;
+}
+
+export interface FleetUsagePoint {
+  minute: Date;
+  sessions: number;
+  tenantSessions: number;
+  allocatedConnections: number;
+}
+
+/**
+ * The clusters' per-minute maxima over the last `rangeSeconds`, summed over the clusters (or
+ * one cluster's), one point per minute from the range's start (or the first row) to now: each
+ * cluster's row holds until its next one. Reads clusters × changed minutes, whatever the fleet's size.
+ */
+export async function readFleetUsageHistory(db: ControlClient, rangeSeconds: number, clusterId: string | null, now = Date.now()): Promise<FleetUsagePoint[]> {
+  const start = Math.ceil((now - rangeSeconds * 1000) / MINUTE) * MINUTE;
+  const end = Math.floor(now / MINUTE) * MINUTE;
+  const rows = await db.$queryRaw<{ cluster_id: string; minute: Date; sessions: number; tenant_sessions: number; allocated_connections: number }[]>`
+    SELECT c.cluster_id::text AS cluster_id, c.minute, c.sessions, c.tenant_sessions, c.allocated_connections FROM cluster_usage_minutes c
+    WHERE (${clusterId}::uuid IS NULL OR c.cluster_id = ${clusterId}::uuid) AND c.minute <= ${new Date(end)}
+      AND c.minute >= coalesce((SELECT max(p.minute) FROM cluster_usage_minutes p WHERE p.cluster_id = c.cluster_id AND p.minute <= ${new Date(start)}), ${new Date(start)})
+    ORDER BY c.minute`;
+  const current = new Map<string, (typeof rows)[number]>();
+  const points: FleetUsagePoint[] = [];
+  let i = 0;
+  for (let m = start; m <= end; m += MINUTE) {
+    while (i < rows.length && rows[i]!.minute.getTime() <= m) current.set(rows[i]!.cluster_id, rows[i++]!);
+    if (current.size === 0) continue;
+    const point = { minute: new Date(m), sessions: 0, tenantSessions: 0, allocatedConnections: 0 };
+    for (const r of current.values()) {
+      point.sessions += r.sessions;
+      point.tenantSessions += r.tenant_sessions;
+      point.allocatedConnections += r.allocated_connections;
+    }
+    points.push(point);
+  }
+  return points;
 }

@@ -104,12 +104,20 @@ export function percent(current: number, max: number): number {
 }
 
 /** Sessions grouped by role: built once per read of pg_stat_activity. */
+/**
+ * The tenant role a session counts for: a read-only role (`<tenant role>.ro.<hex>`, see
+ * createReadOnlyCredentials) uses the same database, whose CONNECTION LIMIT is the quota, so its
+ * sessions are the tenant's. Tenant roles hold no '.', and tenants cannot create roles.
+ */
+export const tenantRoleOf = (role: string): string => role.split('.ro.', 1)[0]!;
+
 export function sessionsByRole(rows: readonly SessionRow[]): Map<string, SessionRow[]> {
   const byRole = new Map<string, SessionRow[]>();
   for (const row of rows) {
-    const list = byRole.get(row.role);
+    const role = tenantRoleOf(row.role);
+    const list = byRole.get(role);
     if (list) list.push(row);
-    else byRole.set(row.role, [row]);
+    else byRole.set(role, [row]);
   }
   return byRole;
 }

@@ -9,7 +9,7 @@ import type { PoolerDriver } from '../pools/index.js';
 import { PeriodicTask } from '../../platform/periodic-task.js';
 import { SamplingLease } from './sampling-lease.js';
 import { TenantRoster } from './tenant-roster.js';
-import { pruneUsageHistory, UsageHistory, type MinuteRow } from './usage-history.js';
+import { ClusterHistory, pruneUsageHistory, UsageHistory, type MinuteRow } from './usage-history.js';
 import {
   buildTenantSamples,
   heartbeatDue,
@@ -51,10 +51,11 @@ const ROSTER_FULL_REFRESH_MS = 10 * 60_000;
  */
 export class UsageSampler {
   /** The sampler's own counters: `activityQueries` is every pg_stat_activity read it made. */
-  readonly stats = { activityQueries: 0, poolerReads: 0, samples: 0, leader: false, batches: 0, historyRows: 0, resyncs: 0 };
+  readonly stats = { activityQueries: 0, poolerReads: 0, samples: 0, leader: false, batches: 0, historyRows: 0, clusterHistoryRows: 0, resyncs: 0 };
   readonly lease: SamplingLease;
   readonly roster: TenantRoster;
   private readonly history: UsageHistory;
+  private readonly clusterHistory: ClusterHistory;
   /** One tick per USAGE_SAMPLE_MS; a kick (demand after idling, a resync) runs one at once, or right after the one under way. */
   private readonly ticks: PeriodicTask;
   private stopped = false;
@@ -91,6 +92,7 @@ export class UsageSampler {
     this.lease = new SamplingLease({ db: p.db, clusterId: p.cluster.id, holder: p.replica, ttlMs: p.timing.leaseMs });
     this.roster = new TenantRoster({ db: p.db, clusterId: p.cluster.id, heartbeatMs: p.timing.heartbeatMs, fullRefreshMs: ROSTER_FULL_REFRESH_MS });
     this.history = new UsageHistory(p.db);
+    this.clusterHistory = new ClusterHistory(p.db, p.cluster.id);
     this.ticks = new PeriodicTask({ name: `usage sampler of ${p.cluster.name}`, intervalMs: p.timing.intervalMs, run: () => this.tick(), logger: p.logger });
   }
 
@@ -159,6 +161,7 @@ export class UsageSampler {
   private forget(): void {
     this.roster.reset();
     this.history.clear();
+    this.clusterHistory.clear();
     this.published.clear();
     this.clusterPublished = undefined;
     this.lastSampleAt = 0;
@@ -172,6 +175,7 @@ export class UsageSampler {
     const removed = await this.roster.refresh();
     const unknown = [...this.roster.tenants].filter((t) => !this.history.has(t.id)).map((t) => t.id);
     if (unknown.length) await this.history.load(unknown, Date.now());
+    if (!this.clusterHistory.loaded) await this.clusterHistory.load(Date.now());
     if (firstSample) await this.p.db.$executeRaw`
       DELETE FROM tenant_usage u USING tenants t WHERE t.id = u.tenant_id AND t.cluster_id = ${cluster.id}::uuid AND t.status <> 'ACTIVE'`;
 
@@ -213,6 +217,10 @@ export class UsageSampler {
     }
     const clusterSample = await this.clusterSample(samples, rows.length, tenants.reduce((n, t) => n + t.maxConnections, 0), sampledAt);
     const clusterNews = this.isClusterNews(clusterSample, now) || resync;
+    const clusterMinute = this.clusterHistory.observe(
+      { sessions: clusterSample.current, tenantSessions: clusterSample.tenantConnections, allocatedConnections: clusterSample.allocatedConnections },
+      now,
+    );
 
     // Nothing leaves this replica unless the lease is still ours, renewed just now.
     if (this.stopped) return;
@@ -236,10 +244,11 @@ export class UsageSampler {
     metrics.batchTenants.observe({ cluster: cluster.name }, publish.length);
     this.gauge(samples);
 
-    if (usageWrites.length || minuteRows.length || removed.length) {
-      const written = await this.history.write(fence, usageWrites, minuteRows, removed.map((r) => r.tenantId), sampledAt);
+    if (usageWrites.length || minuteRows.length || removed.length || clusterMinute) {
+      const written = await this.history.write(fence, usageWrites, minuteRows, removed.map((r) => r.tenantId), sampledAt, clusterMinute);
       this.stats.historyRows += written.rows;
-      metrics.historyRows.inc({ cluster: cluster.name }, written.rows);
+      this.stats.clusterHistoryRows += written.clusterRows;
+      metrics.historyRows.inc({ cluster: cluster.name }, written.rows + written.clusterRows);
       if (!written.held) return this.stepDown('its lease was taken while it wrote history');
     }
     await this.pruneHourly();

@@ -12,7 +12,7 @@ import { flatMap } from '../../platform/streams/flat-map.js';
 import { addToSet } from '../../platform/streams/keyed-sets.js';
 import { SubscriberQueue, type SubscriberQueueOptions } from '../../platform/streams/subscriber-queue.js';
 import { eventLoopStalls } from '../../platform/event-loop-stalls.js';
-import { readPeaks24h, readUsageHistories, type UsagePoint } from './usage-history.js';
+import { readFleetUsageHistory, readPeaks24h, readUsageHistories, type FleetUsagePoint, type UsagePoint } from './usage-history.js';
 import { UsageSampler, type SamplerTiming } from './usage-sampler.js';
 import { buildTenantSamples, sessionsByRole, type ClusterUsageSample, type RemovedTenant, type SessionRow, type TenantUsageSample, type UsageBatch } from './usage-sample.js';
 
@@ -229,6 +229,11 @@ export class UsageService {
   /** Per-minute points of many tenants over the last `rangeSeconds` (one query). */
   readUsageHistories(tenantIds: readonly string[], rangeSeconds: number): Promise<UsagePoint[][]> {
     return readUsageHistories(this.p.db, tenantIds, rangeSeconds);
+  }
+
+  /** Per-minute sessions of the clusters (summed) or of one, over the last `rangeSeconds` (one query). */
+  readFleetUsageHistory(rangeSeconds: number, clusterId: string | null): Promise<FleetUsagePoint[]> {
+    return readFleetUsageHistory(this.p.db, rangeSeconds, clusterId);
   }
 
   /** One tenant's usage: the current value at once, then each one the leader publishes. */

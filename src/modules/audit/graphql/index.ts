@@ -1,4 +1,4 @@
 // The audit module's GraphQL: the AuditEvent node and the auditEvents query.
 import './AuditEvent.js';
 
-export { AuditEventRef, auditPage } from './AuditEvent.js';
+export { AuditEventConnectionRef, AuditEventRef, auditPage } from './AuditEvent.js';

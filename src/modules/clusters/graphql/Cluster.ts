@@ -21,7 +21,7 @@ builder.node(ClusterRef, {
     return ids.map((id) => rows.find((r) => r?.id === id) ?? null);
   },
   fields: (t) => ({
-    name: t.exposeString('name'),
+    name: t.exposeString('name', { description: 'Its name, unique among clusters.' }),
     serverVersion: t.string({
       nullable: true,
       description: 'The server\'s version; null when it cannot be reached.',
@@ -33,7 +33,7 @@ builder.node(ClusterRef, {
       description: 'The server\'s max_connections; null when it cannot be reached, and for tenant keys.',
       resolve: async (c, _, ctx) => (await ctx.clusterFacts.load(c.id).catch(() => null))?.maxConnections ?? null,
     }),
-    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When Tenantry started managing it.' }),
   }),
 });
 

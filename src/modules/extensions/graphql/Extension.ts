@@ -7,6 +7,7 @@ import { ADMIN_FIGURE, ClusterRef } from '../../clusters/graphql/index.js';
 import { TenantRef } from '../../tenants/graphql/index.js';
 
 const ExtensionStatusEnum = builder.enumType('ExtensionStatus', {
+  description: 'How a tenant\'s extension stands against its template\'s policy and the server.',
   values: {
     OK: { description: 'Installed, meeting the policy.' },
     OUTDATED: { description: 'Below the minimum, or below the newest offered version when the policy tracks it; updateTenantExtensions fixes it.' },
@@ -38,21 +39,22 @@ export const InstalledExtensionRef = builder.objectRef<ExtensionView>('Installed
         'When the tenant database was last read for this: the last inventory (refreshTenant runs one now), or the moment of a live read. ' +
         'Null when no inventory has looked at it yet.',
     }),
-    name: t.exposeString('name'),
-    required: t.exposeBoolean('required'),
-    installedVersion: t.exposeString('installedVersion', { nullable: true }),
+    name: t.exposeString('name', { description: 'The extension\'s name.' }),
+    required: t.exposeBoolean('required', { description: 'Whether the policy requires it (false: optional, installed when offered).' }),
+    installedVersion: t.exposeString('installedVersion', { nullable: true, description: 'The version in the tenant database; null when not installed.' }),
     availableVersion: t.exposeString('availableVersion', { nullable: true, description: 'The newest version the server offers.' }),
     requiredVersion: t.exposeString('requiredVersion', { nullable: true, description: 'The policy\'s minimum.' }),
-    status: t.field({ type: ExtensionStatusEnum, resolve: (e) => e.status }),
+    status: t.field({ type: ExtensionStatusEnum, description: 'How it stands against the policy and the server.', resolve: (e) => e.status }),
   }),
 });
 
 const AvailableExtensionRef = builder.objectRef<OfferedExtension>('AvailableExtension').implement({
+  description: 'An extension the server offers (a row of pg_available_extensions, with its versions).',
   fields: (t) => ({
-    name: t.exposeString('name'),
-    defaultVersion: t.exposeString('default_version', { nullable: true }),
-    versions: t.exposeStringList('versions'),
-    comment: t.exposeString('comment', { nullable: true }),
+    name: t.exposeString('name', { description: 'The extension\'s name.' }),
+    defaultVersion: t.exposeString('default_version', { nullable: true, description: 'The version CREATE EXTENSION installs when none is named; null when the server gives none.' }),
+    versions: t.exposeStringList('versions', { description: 'Every version the server can install (pg_available_extension_versions).' }),
+    comment: t.exposeString('comment', { nullable: true, description: 'The extension\'s own description; null when it has none.' }),
   }),
 });
 
@@ -73,7 +75,7 @@ builder.objectField(TenantRef, 'extensions', (t) =>
       'The template policy\'s extensions against this tenant. By default from what Tenantry last recorded (no connection to the tenant ' +
       'database, so lists stay cheap; checkedAt says how old it is, refreshTenant brings it up to date); live: true reads the tenant database now, within the shared live-read budget ' +
       '(LIVE_READ_CONCURRENCY per cluster, shared fairly between tenants and admin keys; SERVER_BUSY past the caller\'s LIVE_READ_QUEUE), and costs GRAPHQL_LIVE_FIELD_COST.',
-    args: { live: t.arg.boolean({ defaultValue: false }) },
+    args: { live: t.arg.boolean({ defaultValue: false, description: 'Read the tenant database now instead of the last record (default false).' }) },
     complexity: (args, ctx) => ({ field: args.live ? liveFieldCost(ctx) : 1, multiplier: 10 }),
     resolve: async (tenant, { live }, ctx) => {
       if (tenant.status !== 'ACTIVE' && tenant.status !== 'SUSPENDED') return [];

@@ -1,4 +1,4 @@
-// The keys module's GraphQL: the ApiKey node, the viewer query, createApiKey and revokeApiKey.
+// The keys module's GraphQL: the ApiKey node and the apiKeys list, the viewer query, createApiKey and revokeApiKey.
 import './ApiKey.js';
 import './Viewer.js';
 import './createApiKey.js';

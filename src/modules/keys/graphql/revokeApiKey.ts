@@ -6,23 +6,25 @@ import { ApiKeyRef } from './ApiKey.js';
 import { UserErrorRef, withUserErrors, type Payload } from '../../../graphql/user-errors.js';
 
 const RevokeApiKeyInput = builder.inputType('RevokeApiKeyInput', {
+  description: 'Which key to revoke.',
   fields: (t) => ({ id: t.id({ required: true, description: 'The ApiKey\'s global id.' }) }),
 });
 
 const RevokeApiKeyPayload = builder.objectRef<Payload<{ apiKey: ApiKey }>>('RevokeApiKeyPayload').implement({
+  description: 'The result of revokeApiKey.',
   fields: (t) => ({
-    apiKey: t.field({ type: ApiKeyRef, nullable: true, resolve: (p) => p.apiKey ?? null }),
-    userErrors: t.field({ type: [UserErrorRef], resolve: (p) => p.userErrors }),
+    apiKey: t.field({ type: ApiKeyRef, nullable: true, description: 'The key, now with revokedAt; null when the mutation was refused.', resolve: (p) => p.apiKey ?? null }),
+    userErrors: t.field({ type: [UserErrorRef], description: 'What went wrong, when the mutation was refused (empty on success).', resolve: (p) => p.userErrors }),
   }),
 });
 
 builder.mutationField('revokeApiKey', (t) =>
   t.field({
     type: RevokeApiKeyPayload,
-    description: 'Revokes a key at once; requests with it fail authentication from then on.',
+    description: 'Admins revoke any key; a TENANT_ADMIN the keys of its own tenant. Revokes a key at once; requests with it fail authentication from then on.',
     authScopes: { admin: true, tenantAdmin: true },
-    args: { input: t.arg({ type: RevokeApiKeyInput, required: true }) },
+    args: { input: t.arg({ type: RevokeApiKeyInput, required: true, description: 'The key\'s global id.' }) },
     resolve: (_, { input }, ctx) =>
-      withUserErrors(input, async () => ({ apiKey: await ctx.services.get(ApiKeys).revokeApiKey(ctx.op, ctx.viewer!, localIdOf(input.id.toString(), 'ApiKey')) })),
+      withUserErrors('revokeApiKey', input, async () => ({ apiKey: await ctx.services.get(ApiKeys).revokeApiKey(ctx.op, ctx.viewer!, localIdOf(input.id.toString(), 'ApiKey')) })),
   }),
 );

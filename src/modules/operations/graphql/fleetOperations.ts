@@ -4,9 +4,10 @@ import { OperationRef } from './Operation.js';
 import { UserErrorRef, withUserErrors, type Payload } from '../../../graphql/user-errors.js';
 
 const FleetOperationPayload = builder.objectRef<Payload<{ operation: Operation }>>('FleetOperationPayload').implement({
+  description: 'The result of a fleet mutation: the operation it started.',
   fields: (t) => ({
     operation: t.field({ type: OperationRef, nullable: true, description: 'Started; watch it with the operation(id) subscription.', resolve: (p) => p.operation ?? null }),
-    userErrors: t.field({ type: [UserErrorRef], resolve: (p) => p.userErrors }),
+    userErrors: t.field({ type: [UserErrorRef], description: 'What went wrong, when the mutation was refused (empty on success).', resolve: (p) => p.userErrors }),
   }),
 });
 
@@ -33,8 +34,8 @@ const UpgradeAllTenantSchemasInput = builder.inputType('UpgradeAllTenantSchemasI
 const UpdateAllTenantExtensionsInput = builder.inputType('UpdateAllTenantExtensionsInput', {
   description: CANARY_HELP,
   fields: (t) => ({
-    template: t.string({ required: false }),
-    concurrency: t.int({ required: false }),
+    template: t.string({ required: false, description: 'The tenants of this template (default "default").' }),
+    concurrency: t.int({ required: false, description: 'Tenants at once, 1 to 16 (default 4).' }),
     canarySize: t.int({ required: false, description: 'As for upgradeAllTenantSchemas.' }),
     canary: t.stringList({ required: false, description: 'As for upgradeAllTenantSchemas.' }),
     exclude: t.stringList({ required: false, description: 'As for upgradeAllTenantSchemas.' }),
@@ -44,20 +45,20 @@ const UpdateAllTenantExtensionsInput = builder.inputType('UpdateAllTenantExtensi
 builder.mutationField('upgradeAllTenantSchemas', (t) =>
   t.field({
     type: FleetOperationPayload,
-    description: 'Starts an operation that upgrades every active tenant of a template, canary first.',
+    description: 'Admins only. Starts an operation that upgrades every active tenant of a template, canary first.',
     authScopes: { admin: true },
-    args: { input: t.arg({ type: UpgradeAllTenantSchemasInput, required: false }) },
-    resolve: (_, { input }, ctx) => withUserErrors(input, async () => ({ operation: await ctx.services.get(FleetOperations).start(ctx.op, { kind: 'UPGRADE_SCHEMAS', ...input }) })),
+    args: { input: t.arg({ type: UpgradeAllTenantSchemasInput, required: false, description: 'Template, target, concurrency and canaries (all optional).' }) },
+    resolve: (_, { input }, ctx) => withUserErrors('upgradeAllTenantSchemas', input, async () => ({ operation: await ctx.services.get(FleetOperations).start(ctx.op, { kind: 'UPGRADE_SCHEMAS', ...input }) })),
   }),
 );
 
 builder.mutationField('updateAllTenantExtensions', (t) =>
   t.field({
     type: FleetOperationPayload,
-    description: 'Starts an operation that runs updateTenantExtensions on every active tenant of a template, canary first.',
+    description: 'Admins only. Starts an operation that runs updateTenantExtensions on every active tenant of a template, canary first.',
     authScopes: { admin: true },
-    args: { input: t.arg({ type: UpdateAllTenantExtensionsInput, required: false }) },
-    resolve: (_, { input }, ctx) => withUserErrors(input, async () => ({ operation: await ctx.services.get(FleetOperations).start(ctx.op, { kind: 'UPDATE_EXTENSIONS', ...input }) })),
+    args: { input: t.arg({ type: UpdateAllTenantExtensionsInput, required: false, description: 'Template, concurrency and canaries (all optional).' }) },
+    resolve: (_, { input }, ctx) => withUserErrors('updateAllTenantExtensions', input, async () => ({ operation: await ctx.services.get(FleetOperations).start(ctx.op, { kind: 'UPDATE_EXTENSIONS', ...input }) })),
   }),
 );
 
@@ -65,11 +66,20 @@ builder.mutationField('secureAllTenants', (t) =>
   t.field({
     type: FleetOperationPayload,
     description:
-      'Starts an operation that brings every tenant provisioned before Tenantry owned tenant databases under the ownership model ' +
-      '(README, "Security"). A server starts one by itself when it finds such tenants.',
+      'Admins only. Starts an operation that brings every tenant provisioned before Tenantry owned tenant databases under the ownership model ' +
+      '(docs/security.md). A server starts one by itself when it finds such tenants.',
     authScopes: { admin: true },
-    args: { input: t.arg({ type: builder.inputType('SecureAllTenantsInput', { fields: (f) => ({ concurrency: f.int({ required: false }) }) }), required: false }) },
+    args: {
+      input: t.arg({
+        type: builder.inputType('SecureAllTenantsInput', {
+          description: 'How to run secureAllTenants (it runs without canaries).',
+          fields: (f) => ({ concurrency: f.int({ required: false, description: 'Tenants at once, 1 to 16 (default 4).' }) }),
+        }),
+        required: false,
+        description: 'Concurrency (optional).',
+      }),
+    },
     resolve: (_, { input }, ctx) =>
-      withUserErrors(input ?? {}, async () => ({ operation: await ctx.services.get(FleetOperations).start(ctx.op, { kind: 'SECURE_TENANTS', concurrency: input?.concurrency, canarySize: 0 }) })),
+      withUserErrors('secureAllTenants', input ?? {}, async () => ({ operation: await ctx.services.get(FleetOperations).start(ctx.op, { kind: 'SECURE_TENANTS', concurrency: input?.concurrency, canarySize: 0 }) })),
   }),
 );

@@ -10,7 +10,7 @@ builder.subscriptionField('operation', (t) =>
     type: OperationRef,
     description: 'An operation\'s progress: its state at once, then after every tenant; ends when it finishes.',
     authScopes: { admin: true },
-    args: { id: t.arg.id({ required: true }) },
+    args: { id: t.arg.id({ required: true, description: 'The Operation\'s global id, as a fleet mutation returned it.' }) },
     subscribe: async (_, args, ctx) => {
       const id = localIdOf(String(args.id), 'Operation');
       const operations = ctx.services.get(FleetOperations);

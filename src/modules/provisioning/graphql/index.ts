@@ -1,2 +1,3 @@
-// The provisioning module's GraphQL: the provisionTenant mutation.
+// The provisioning module's GraphQL: the provisionTenant mutation and the steps of ProvisioningState.
 import './provisionTenant.js';
+import './provisioningSteps.js';

@@ -5,9 +5,10 @@ import { TenantRef } from '../../tenants/graphql/index.js';
 import { TenantProvisioning } from '../provision-tenant.js';
 
 const ProvisionTenantInput = builder.inputType('ProvisionTenantInput', {
+  description: 'The tenant to create.',
   fields: (t) => ({
     slug: t.string({ required: true, description: 'Lowercase letters, digits, "-", "." and "_"; 2 to 40 characters; starts with a letter or digit.' }),
-    displayName: t.string({ required: true }),
+    displayName: t.string({ required: true, description: 'Human-readable name (at most 200 characters).' }),
     maxConnections: t.int({ required: false, description: 'Connection quota; default DEFAULT_MAX_CONNECTIONS, within QUOTA_MIN..QUOTA_MAX.' }),
     template: t.string({ required: false, description: 'Schema template; default "default".' }),
     templateVersion: t.string({ required: false, description: 'Template version; default the newest.' }),
@@ -23,8 +24,9 @@ const ProvisionTenantInput = builder.inputType('ProvisionTenantInput', {
 type ProvisionResult = { tenant: Tenant | null; connectionString: string | null; pooledConnectionString: string | null };
 
 const ProvisionTenantPayload = builder.objectRef<Payload<ProvisionResult>>('ProvisionTenantPayload').implement({
+  description: 'The result of provisionTenant: the tenant, and its credentials once.',
   fields: (t) => ({
-    tenant: t.field({ type: TenantRef, nullable: true, resolve: (p) => p.tenant ?? null }),
+    tenant: t.field({ type: TenantRef, nullable: true, description: 'The tenant (FAILED, with its step, when provisioning failed); null when the input was refused.', resolve: (p) => p.tenant ?? null }),
     connectionString: t.string({
       nullable: true,
       description: 'Direct to PostgreSQL, with the new password. Null when the tenant already existed, unless the same idempotencyKey finds the credentials it was given.',
@@ -35,18 +37,19 @@ const ProvisionTenantPayload = builder.objectRef<Payload<ProvisionResult>>('Prov
       description: 'Through the pooler, with the same credentials; null with POOLER=none. Shown once.',
       resolve: (p) => p.pooledConnectionString ?? null,
     }),
-    userErrors: t.field({ type: [UserErrorRef], resolve: (p) => p.userErrors }),
+    userErrors: t.field({ type: [UserErrorRef], description: 'What went wrong, when the mutation was refused (empty on success).', resolve: (p) => p.userErrors }),
   }),
 });
 
 builder.mutationField('provisionTenant', (t) =>
   t.field({
     type: ProvisionTenantPayload,
-    description: 'Creates a tenant\'s role and database from a template. Idempotent: the same request again returns the tenant.',
+    description: 'Admins only. Creates a tenant\'s role and database from a template. Idempotent: the same request again returns the tenant.',
     authScopes: { admin: true },
-    args: { input: t.arg({ type: ProvisionTenantInput, required: true }) },
+    args: { input: t.arg({ type: ProvisionTenantInput, required: true, description: 'Slug, name, quota, template and idempotency key.' }) },
     resolve: (_, { input }, ctx) =>
       withUserErrors<ProvisionResult>(
+        'provisionTenant',
         input,
         () => ctx.services.get(TenantProvisioning).provisionTenant(ctx.op, input),
         // A failed attempt still has a row (FAILED, with its step): return it.

@@ -9,24 +9,24 @@ import { TenantRef } from '../../tenants/graphql/index.js';
 export const QuotaChangeRef = builder.objectRef<QuotaChange>('QuotaChange').implement({
   description: 'One change of a tenant\'s connection quota.',
   fields: (t) => ({
-    at: t.expose('at', { type: 'DateTime' }),
-    actor: t.exposeString('actor'),
-    oldMaxConnections: t.exposeInt('oldMaxConnections', { nullable: true }),
-    newMaxConnections: t.exposeInt('newMaxConnections'),
-    reason: t.exposeString('reason', { nullable: true }),
+    changedAt: t.expose('at', { type: 'DateTime', description: 'When the quota changed.' }),
+    actor: t.exposeString('actor', { description: 'Who changed it: "<key name> (apikey:<key id>)", or "system".' }),
+    oldMaxConnections: t.exposeInt('oldMaxConnections', { nullable: true, description: 'The quota before, in connections; null for the first quota (at provisioning).' }),
+    newMaxConnections: t.exposeInt('newMaxConnections', { description: 'The quota after, in connections.' }),
+    reason: t.exposeString('reason', { nullable: true, description: 'Why, as the caller gave it ("provisioned" for the first quota); null when none was given.' }),
   }),
 });
 
 export const QuotaRef = builder.objectRef<Quota>('Quota').implement({
   description: 'How many connections a tenant\'s role may hold (its CONNECTION LIMIT).',
   fields: (t) => ({
-    maxConnections: t.exposeInt('maxConnections'),
-    updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
-    updatedBy: t.exposeString('updatedBy'),
+    maxConnections: t.exposeInt('maxConnections', { description: 'Connections the role may hold at once.' }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime', description: 'When it was last set.' }),
+    updatedBy: t.exposeString('updatedBy', { description: 'Who last set it: "<key name> (apikey:<key id>)", or "system".' }),
     history: t.field({
       type: [QuotaChangeRef],
       description: 'Changes, newest first: at most GRAPHQL_MAX_PAGE_SIZE (more is refused).',
-      args: { first: t.arg.int({ defaultValue: 20 }) },
+      args: { first: t.arg.int({ defaultValue: 20, description: 'How many changes, 0 to GRAPHQL_MAX_PAGE_SIZE (default 20).' }) },
       complexity: (args, ctx) => ({ field: 1, multiplier: pageSizeOf({ first: args.first }, ctx.config) }),
       resolve: (q, args, ctx) => {
         const first = args.first ?? 20;
@@ -42,6 +42,7 @@ builder.objectField(TenantRef, 'quota', (t) =>
   t.loadable({
     type: QuotaRef,
     nullable: true,
+    description: 'Its connection quota; null when none is recorded.',
     load: (ids: string[], ctx) => ctx.services.get(QuotaStore).byTenantIds(ids),
     resolve: (tenant) => tenant.id,
   }),

@@ -5,8 +5,9 @@ import { TenantRef } from '../../tenants/graphql/index.js';
 import { UserErrorRef, withUserErrors, type Payload } from '../../../graphql/user-errors.js';
 
 const UpdateTenantQuotaInput = builder.inputType('UpdateTenantQuotaInput', {
+  description: 'The tenant and its new quota.',
   fields: (t) => ({
-    slug: t.string({ required: true }),
+    slug: t.string({ required: true, description: 'The tenant.' }),
     maxConnections: t.int({ required: true, description: 'Within QUOTA_MIN..QUOTA_MAX and the cluster\'s capacity.' }),
     reason: t.string({ required: false, description: 'Kept in the quota history and the audit trail.' }),
     terminateExcess: t.boolean({
@@ -19,9 +20,10 @@ const UpdateTenantQuotaInput = builder.inputType('UpdateTenantQuotaInput', {
 
 /** The pools module adds its `pool` field (builder.objectField). */
 export const UpdateTenantQuotaPayloadRef = builder.objectRef<Payload<UpdateTenantQuotaResult>>('UpdateTenantQuotaPayload').implement({
+  description: 'The result of updateTenantQuota.',
   fields: (t) => ({
-    tenant: t.field({ type: TenantRef, nullable: true, resolve: (p) => p.tenant ?? null }),
-    quota: t.field({ type: QuotaRef, nullable: true, resolve: (p) => p.quota ?? null }),
+    tenant: t.field({ type: TenantRef, nullable: true, description: 'The tenant; null when the mutation was refused.', resolve: (p) => p.tenant ?? null }),
+    quota: t.field({ type: QuotaRef, nullable: true, description: 'The quota now; null when the mutation was refused.', resolve: (p) => p.quota ?? null }),
     change: t.field({
       type: QuotaChangeRef,
       nullable: true,
@@ -37,16 +39,16 @@ export const UpdateTenantQuotaPayloadRef = builder.objectRef<Payload<UpdateTenan
       description: 'What is recorded but not done yet, and will be: e.g. PostgreSQL was unreachable and the reconciler applies the limit.',
       resolve: (p) => p.warnings ?? [],
     }),
-    userErrors: t.field({ type: [UserErrorRef], resolve: (p) => p.userErrors }),
+    userErrors: t.field({ type: [UserErrorRef], description: 'What went wrong, when the mutation was refused (empty on success).', resolve: (p) => p.userErrors }),
   }),
 });
 
 builder.mutationField('updateTenantQuota', (t) =>
   t.field({
     type: UpdateTenantQuotaPayloadRef,
-    description: 'Sets a tenant\'s connection quota in PostgreSQL (role and database CONNECTION LIMIT), the control database and the pooler.',
+    description: 'Admins only. Sets a tenant\'s connection quota in PostgreSQL (role and database CONNECTION LIMIT), the control database and the pooler.',
     authScopes: { admin: true },
-    args: { input: t.arg({ type: UpdateTenantQuotaInput, required: true }) },
-    resolve: (_, { input }, ctx) => withUserErrors(input, () => ctx.services.get(QuotaUpdates).updateTenantQuota(ctx.op, input, ctx.canSee)),
+    args: { input: t.arg({ type: UpdateTenantQuotaInput, required: true, description: 'The tenant, the new quota, and what to do with sessions beyond it.' }) },
+    resolve: (_, { input }, ctx) => withUserErrors('updateTenantQuota', input, () => ctx.services.get(QuotaUpdates).updateTenantQuota(ctx.op, input, ctx.canSee)),
   }),
 );

@@ -6,6 +6,7 @@ import { builder } from '../../../graphql/builder.js';
 import { TenantRef } from '../../tenants/graphql/index.js';
 
 const CompatibilityEnum = builder.enumType('SchemaCompatibility', {
+  description: 'How a tenant\'s recorded schema version compares with its template\'s newest.',
   values: {
     COMPATIBLE: { description: 'Same major version, at or past the expected one.' },
     UPGRADE_AVAILABLE: { description: 'Same major version, older than expected: upgradeTenantSchema applies the missing steps.' },
@@ -16,11 +17,11 @@ const CompatibilityEnum = builder.enumType('SchemaCompatibility', {
 const SchemaVersionRef = builder.objectRef<RecordedSchemaVersion>('SchemaVersion').implement({
   description: 'The schema version of a tenant database (its __SchemaVersion row), as last recorded by Tenantry.',
   fields: (t) => ({
-    component: t.exposeString('component'),
-    version: t.exposeString('version'),
-    appliedAt: t.expose('appliedAt', { type: 'DateTime' }),
-    appliedBy: t.exposeString('appliedBy', { nullable: true }),
-    description: t.exposeString('description', { nullable: true }),
+    component: t.exposeString('component', { description: 'What the version is of: the tenant schema, or another component recorded in the same table.' }),
+    version: t.exposeString('version', { description: 'The component\'s version, e.g. "1.2.0".' }),
+    appliedAt: t.expose('appliedAt', { type: 'DateTime', description: 'When that version was applied.' }),
+    appliedBy: t.exposeString('appliedBy', { nullable: true, description: 'Who applied it: "tenantry" for a template database copied at provisioning, the actor for an upgrade; null when not recorded.' }),
+    description: t.exposeString('description', { nullable: true, description: 'The step\'s description; null when it has none.' }),
     expectedVersion: t.string({
       nullable: true,
       description: 'The newest version of the tenant\'s template.',
@@ -28,6 +29,7 @@ const SchemaVersionRef = builder.objectRef<RecordedSchemaVersion>('SchemaVersion
     }),
     compatibility: t.field({
       type: CompatibilityEnum,
+      description: 'How version compares with expectedVersion (INCOMPATIBLE when the template is unknown).',
       resolve: (v, _, ctx) => {
         const expected = ctx.services.get(TemplateCatalog).resolve(v.tenant.templateName)?.version;
         return expected ? compatibilityOf(v.version, expected) : 'INCOMPATIBLE';

@@ -11,7 +11,7 @@ builder.subscriptionField('clusterUsage', (t) =>
     type: ClusterUsageRef,
     description: 'A cluster\'s sessions, per sample when they change, and at least every USAGE_HEARTBEAT_MS (admins only). clusterId is the Cluster\'s id.',
     authScopes: { admin: true },
-    args: { clusterId: t.arg.id({ required: true }) },
+    args: { clusterId: t.arg.id({ required: true, description: 'The Cluster\'s id.' }) },
     subscribe: async (_, { clusterId }, ctx) => {
       const id = localIdOf(String(clusterId), 'Cluster');
       const [cluster] = id ? await ctx.services.get(ClusterStore).byIds([id]) : [null];

@@ -15,7 +15,7 @@ builder.subscriptionField('connectionUsageBatch', (t) =>
       'the others follow; with tenantSlugs (at most GRAPHQL_MAX_PAGE_SIZE, e.g. the page a dashboard shows) it streams those ' +
       'tenants only and opens with a snapshot of every one of them (snapshot: true). Admins see every tenant, a tenant key ' +
       'its own (another tenant\'s slug is NOT_FOUND). Samples in which nothing visible changed send nothing.',
-    args: { tenantSlugs: t.arg.stringList({ required: false }) },
+    args: { tenantSlugs: t.arg.stringList({ required: false, description: 'Only these tenants (at most GRAPHQL_MAX_PAGE_SIZE); default: every tenant the key may see.' }) },
     subscribe: async (_, { tenantSlugs }, ctx) => {
       const viewer = ctx.viewer!;
       const usage = ctx.services.get(UsageService);

@@ -14,7 +14,7 @@ builder.subscriptionField('connectionUsage', (t) =>
       'sessions now (not the whole fleet) and the others follow as they change or with their heartbeats, which are spread ' +
       'over the heartbeat period. A tenant key gets its own tenant. A subscriber that falls USAGE_SUBSCRIBER_QUEUE samples ' +
       'behind is ended with SUBSCRIBER_TOO_SLOW; a revoked or expired key ends it with KEY_REVOKED / KEY_EXPIRED.',
-    args: { tenantSlug: t.arg.string({ required: false }) },
+    args: { tenantSlug: t.arg.string({ required: false, description: 'The tenant to watch; admins may leave it out for every tenant.' }) },
     subscribe: async (_, { tenantSlug }, ctx) => {
       const viewer = ctx.viewer!;
       const usage = ctx.services.get(UsageService);
