@@ -37,6 +37,6 @@ export function countedConnection<T extends object>(type: ObjectRef<Types, T>, n
         }),
       }),
     },
-    { name: `${name}Edge`, description: `One of ${holds} in a page, with its cursor.` },
+    { name: `${name}Edge`, description: `One of the ${holds} in a page, with its cursor.` },
   );
 }

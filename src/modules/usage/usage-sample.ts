@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { maskQuery } from './query-text.js';
 
-/** One row of pg_stat_activity for a tenant's role. */
+/** One row of pg_stat_activity (role: null for a backend pg_stat_activity shows no user for). */
 export interface SessionRow {
-  role: string;
+  role: string | null;
   pid: number;
   state: string;
   application_name: string | null;
@@ -114,6 +114,8 @@ export const tenantRoleOf = (role: string): string => role.split('.ro.', 1)[0]!;
 export function sessionsByRole(rows: readonly SessionRow[]): Map<string, SessionRow[]> {
   const byRole = new Map<string, SessionRow[]>();
   for (const row of rows) {
+    // pg_stat_activity shows no user for some backends (and for other users' sessions when not privileged).
+    if (row.role === null) continue;
     const role = tenantRoleOf(row.role);
     const list = byRole.get(role);
     if (list) list.push(row);

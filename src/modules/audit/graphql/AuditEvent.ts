@@ -17,7 +17,7 @@ const CATEGORY_DESCRIPTIONS: Record<AuditCategory, string> = {
   extension: 'A tenant\'s extensions changed.',
   inventory: 'What a tenant\'s database holds, checked and refreshed.',
   operation: 'A fleet operation started, finished or cancelled.',
-  connection: 'A session of a tenant\'s terminated.',
+  connection: 'A tenant\'s session terminated.',
   pool: 'The pooler\'s configuration reconciled.',
 };
 const AuditCategoryEnum = builder.enumType('AuditCategory', {

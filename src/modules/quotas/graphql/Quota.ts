@@ -53,7 +53,7 @@ builder.objectFields(ClusterRef, (t) => ({
     ...ADMIN_FIGURE,
     type: 'Int',
     nullable: true,
-    description: 'Sum of the quotas of the tenants on this cluster (null for tenant keys).',
+    description: 'Sum of the quotas of the tenants on this cluster, deprovisioned ones excepted (null for tenant keys).',
     load: (ids: string[], ctx) => ctx.services.get(QuotaStore).allocationsByClusterIds(ids).then((rows) => rows.map((r) => r.allocatedConnections)),
     resolve: (c) => c.id,
   }),
