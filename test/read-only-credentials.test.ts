@@ -118,6 +118,28 @@ test('read-only sessions are the tenant\'s: counted in its usage, listed in its 
   assert.deepEqual((await t.gql(REVOKE, { id: made.credentials.id })).data.revokeReadOnlyCredentials.userErrors, []);
 });
 
+test('lowering the quota counts read-only sessions (the database limit does) and terminateExcess can end them', async () => {
+  const made = await create({ slug: 'bi', expiresAt: inAnHour(), name: 'excess' });
+  assert.deepEqual(made.userErrors, []);
+  const own: pg.Client[] = [];
+  for (let i = 0; i < 9; i++) own.push(await connectAs(tenant.connectionString)); // with `owner`: 10 of the tenant's role
+  const reader = await connectAs(made.connectionString); // the newest
+  reader.on('error', () => undefined);
+  const readerPid = (await reader.query('SELECT pg_catalog.pg_backend_pid() AS pid')).rows[0].pid as number;
+  try {
+    const lowered = await t.gql(
+      `mutation { updateTenantQuota(input: { slug: "bi", maxConnections: 10, reason: "excess", terminateExcess: true }) { connectionsOverLimit terminatedPids userErrors { code } } }`,
+    );
+    assert.deepEqual(lowered.data.updateTenantQuota, { connectionsOverLimit: 1, terminatedPids: [readerPid], userErrors: [] });
+  } finally {
+    await reader.end().catch(() => undefined);
+    for (const c of own) await c.end();
+  }
+  const back = await t.gql(`mutation { updateTenantQuota(input: { slug: "bi", maxConnections: 20 }) { userErrors { code } } }`);
+  assert.deepEqual(back.data.updateTenantQuota.userErrors, []);
+  assert.deepEqual((await t.gql(REVOKE, { id: made.credentials.id })).data.revokeReadOnlyCredentials.userErrors, []);
+});
+
 test('bad input and a tenant that is not ACTIVE are refused', async () => {
   const codes = async (input: Record<string, unknown>) => (await create({ slug: 'bi', expiresAt: inAnHour(), ...input })).userErrors.map((e: { code: string; field: string }) => `${e.code}:${e.field}`);
   assert.deepEqual(await codes({ expiresAt: new Date(Date.now() - 1000).toISOString() }), ['INVALID_INPUT:expiresAt']);

@@ -3,13 +3,17 @@ export const terminateBackendsOf = `SELECT count(pg_catalog.pg_terminate_backend
   FROM pg_catalog.pg_stat_activity
   WHERE (usename = $1 OR datname = $2) AND pid <> pg_catalog.pg_backend_pid()`;
 
-/** How many sessions a role holds right now (on any database). */
-export const countBackendsOf = `SELECT count(*)::pg_catalog.int4 AS n FROM pg_catalog.pg_stat_activity WHERE usename = $1 AND backend_type = 'client backend'`;
+/**
+ * How many sessions a tenant's role and its read-only roles (`<role>.ro.<hex>`) hold right now:
+ * all of them count against the database's CONNECTION LIMIT, the quota.
+ */
+export const countBackendsOf = `SELECT count(*)::pg_catalog.int4 AS n FROM pg_catalog.pg_stat_activity
+  WHERE pg_catalog.split_part(usename, '.ro.', 1) = $1 AND backend_type = 'client backend'`;
 
-/** Ends the newest `$2` sessions of a role; returns their pids. */
+/** Ends the newest `$2` sessions of a tenant's role and its read-only roles; returns their pids. */
 export const terminateNewestBackendsOf = `SELECT pid, pg_catalog.pg_terminate_backend(pid) AS terminated
   FROM (SELECT pid FROM pg_catalog.pg_stat_activity
-        WHERE usename = $1 AND backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()
+        WHERE pg_catalog.split_part(usename, '.ro.', 1) = $1 AND backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()
         ORDER BY backend_start DESC LIMIT $2) newest`;
 
 /** One backend, only if it is a session of the tenant's role or of one of its read-only roles (`<role>.ro.<hex>`). */

@@ -13,7 +13,7 @@ const UpdateTenantQuotaInput = builder.inputType('UpdateTenantQuotaInput', {
     terminateExcess: t.boolean({
       required: false,
       defaultValue: false,
-      description: 'When lowering below the sessions the tenant holds: end the newest ones (PostgreSQL never disconnects them itself).',
+      description: 'When lowering below the sessions the tenant holds: end the newest ones, read-only sessions included (PostgreSQL never disconnects them itself).',
     }),
   }),
 });
@@ -31,7 +31,7 @@ export const UpdateTenantQuotaPayloadRef = builder.objectRef<Payload<UpdateTenan
       resolve: (p) => p.change ?? null,
     }),
     connectionsOverLimit: t.int({
-      description: 'Sessions the tenant held beyond the new limit when it was applied.',
+      description: 'Sessions the tenant held (read-only sessions included) beyond the new limit when it was applied.',
       resolve: (p) => p.connectionsOverLimit ?? 0,
     }),
     terminatedPids: t.intList({ description: 'Sessions ended because of terminateExcess.', resolve: (p) => p.terminatedPids ?? [] }),
