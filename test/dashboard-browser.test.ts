@@ -7,7 +7,8 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import pLimit from 'p-limit';
 import pg from 'pg';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { refuseOtherHosts } from './support/offline-browser.js';
 import { startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 
 // The dashboard in a real browser with the network cut off (Debian's chromium through
@@ -57,23 +58,6 @@ after(async () => {
   await t?.cleanup();
 });
 
-/** A browser context whose requests to any other host are aborted and recorded (the test fails on them). */
-async function offlineContext(offHost: string[]): Promise<BrowserContext> {
-  const context = await browser.newContext({ viewport: { width: 1500, height: 1000 } });
-  const local = (url: string) => ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(url).hostname);
-  await context.route('**/*', async (route) => {
-    const url = route.request().url();
-    if (local(url)) return route.continue();
-    offHost.push(url);
-    return route.abort('internetdisconnected');
-  });
-  context.on('request', (request) => {
-    const url = request.url();
-    if (/^(https?|wss?):/.test(url) && !local(url) && !offHost.includes(url)) offHost.push(url);
-  });
-  return context;
-}
-
 async function signIn(page: Page, key: string): Promise<void> {
   await page.goto(`${t.url}/dashboard/`);
   await page.getByTestId('key-prompt').waitFor();
@@ -96,8 +80,8 @@ const shot = (page: Page, name: string) => page.screenshot({ path: path.join(ART
 test('offline: the fleet page, live rows and gauges, the quota dialog, a tenant key and its revocation, rotation', { skip, timeout: 900_000 }, async () => {
   assert.ok(installed, `CI=true and ${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)`);
   await mkdir(ARTIFACTS, { recursive: true });
-  const offHost: string[] = [];
-  const context = await offlineContext(offHost);
+  const context = await browser.newContext({ viewport: { width: 1500, height: 1000 } });
+  const offHost = await refuseOtherHosts(context);
   const pageErrors: string[] = [];
   let failure: unknown;
   try {

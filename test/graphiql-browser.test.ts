@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { refuseOtherHosts } from './support/offline-browser.js';
 import { startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 
 // A new user's first minutes, in a real browser with the network cut off: GraphiQL loads
@@ -92,18 +93,7 @@ test('offline: GraphiQL opens, takes the key in the Headers tab, provisions a te
     viewport: { width: 1400, height: 900 },
   });
   // Anything the page asks of another host is refused and remembered: the test fails on it.
-  const offHost: string[] = [];
-  const local = (url: string) => ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(url).hostname);
-  await context.route('**/*', async (route) => {
-    const url = route.request().url();
-    if (local(url)) return route.continue();
-    offHost.push(url);
-    return route.abort('internetdisconnected');
-  });
-  context.on('request', (request) => {
-    const url = request.url();
-    if (/^(https?|wss?):/.test(url) && !local(url) && !offHost.includes(url)) offHost.push(url);
-  });
+  const offHost = await refuseOtherHosts(context);
   let failure: unknown;
   try {
     const page = context.pages()[0] ?? (await context.newPage());

@@ -1,6 +1,7 @@
-import { UserError, USER_ERROR_CODES, type UserErrorCode } from '../platform/errors.js';
+import { UserError, type UserErrorCode } from '../platform/errors.js';
 import { findInputProblem } from '../platform/input-limits.js';
 import { builder } from './builder.js';
+import { describedValues } from './enum-values.js';
 import { assertDeclaredCode, type MutationName } from './mutation-errors.js';
 
 export interface UserErrorShape {
@@ -32,10 +33,7 @@ const CODE_DESCRIPTIONS: Record<UserErrorCode, string> = {
 
 export const UserErrorCodeEnum = builder.enumType('UserErrorCode', {
   description: 'Why a mutation was refused: what the client can act on.',
-  values: Object.fromEntries(USER_ERROR_CODES.map((c) => [c, { value: c, description: CODE_DESCRIPTIONS[c] }])) as Record<
-    UserErrorCode,
-    { value: UserErrorCode; description: string }
-  >,
+  values: describedValues(CODE_DESCRIPTIONS),
 });
 
 export const UserErrorRef = builder.objectRef<UserErrorShape>('UserError').implement({

@@ -1,7 +1,8 @@
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
-import { FleetOperations, OperationItemStatus, OperationKind, type Operation, type OperationItem, type OperationParams } from '../fleet-operations.js';
+import { FleetOperations, type OperationItemStatus, type OperationKind, type Operation, type OperationItem, type OperationParams } from '../fleet-operations.js';
 import { TenantStore } from '../../tenants/index.js';
 import { builder } from '../../../graphql/builder.js';
+import { describedValues } from '../../../graphql/enum-values.js';
 import { isUuid } from '../../../graphql/ids.js';
 import { assertPageSize, DEFAULT_PAGE_SIZE, pageOptions, pageSizeOf } from '../../../graphql/pagination.js';
 import { countedConnection, withTotalCount } from '../../../graphql/total-count.js';
@@ -14,10 +15,7 @@ const KIND_DESCRIPTIONS: Record<OperationKind, string> = {
 };
 const OperationKindEnum = builder.enumType('OperationKind', {
   description: 'What a fleet operation does to each tenant.',
-  values: Object.fromEntries(Object.values(OperationKind).map((k) => [k, { value: k, description: KIND_DESCRIPTIONS[k] }])) as Record<
-    OperationKind,
-    { value: OperationKind; description: string }
-  >,
+  values: describedValues(KIND_DESCRIPTIONS),
 });
 const OperationStatusEnum = builder.enumType('OperationStatus', {
   description: 'Where a fleet operation stands.',
@@ -38,10 +36,7 @@ const RESULT_STATUS_DESCRIPTIONS: Record<OperationItemStatus, string> = {
 };
 const OperationItemStatusEnum = builder.enumType('OperationResultStatus', {
   description: 'Where an operation stands with one tenant.',
-  values: Object.fromEntries(Object.values(OperationItemStatus).map((s) => [s, { value: s, description: RESULT_STATUS_DESCRIPTIONS[s] }])) as Record<
-    OperationItemStatus,
-    { value: OperationItemStatus; description: string }
-  >,
+  values: describedValues(RESULT_STATUS_DESCRIPTIONS),
 });
 const OperationFailureCauseEnum = builder.enumType('OperationFailureCause', {
   description: 'Why a tenant\'s result FAILED.',

@@ -1,9 +1,10 @@
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
 import { ClusterStore } from '../../clusters/index.js';
 import { ClusterRef } from '../../clusters/graphql/index.js';
-import { TenantStatus, TenantStore, tenantCursorValue, type ListedTenant, type Tenant } from '../tenant-store.js';
+import { type TenantStatus, TenantStore, tenantCursorValue, type ListedTenant, type Tenant } from '../tenant-store.js';
 import { builder } from '../../../graphql/builder.js';
 import { decodeCursor, encodeCursor } from '../../../graphql/connection-cursor.js';
+import { describedValues } from '../../../graphql/enum-values.js';
 import { isUuid } from '../../../graphql/ids.js';
 import { pageOptions } from '../../../graphql/pagination.js';
 import { countedConnection, withTotalCount } from '../../../graphql/total-count.js';
@@ -18,10 +19,7 @@ const STATUS_DESCRIPTIONS: Record<TenantStatus, string> = {
 };
 const TenantStatusEnum = builder.enumType('TenantStatus', {
   description: 'Where a tenant is in its life.',
-  values: Object.fromEntries(Object.values(TenantStatus).map((s) => [s, { value: s, description: STATUS_DESCRIPTIONS[s] }])) as Record<
-    TenantStatus,
-    { value: TenantStatus; description: string }
-  >,
+  values: describedValues(STATUS_DESCRIPTIONS),
 });
 
 export const TenantRef = builder.objectRef<Tenant>('Tenant');
