@@ -17,7 +17,7 @@ import type { Logger } from './platform/logger.js';
 import { TenantryMetrics } from './platform/metrics.js';
 import { ServiceRegistry } from './platform/services.js';
 import { AuditLog } from './modules/audit/index.js';
-import { ClusterRegistry, ClusterStore } from './modules/clusters/index.js';
+import { ClusterRegistry, ClusterSecrets, ClusterStore } from './modules/clusters/index.js';
 import { ApiKeyAuthenticator, ApiKeys, bootstrapAdminKey } from './modules/keys/index.js';
 import {
   ConnectionStrings,
@@ -125,7 +125,7 @@ export async function startTenantry(options: {
     const failpoints = options.failpoints ?? new Failpoints();
     const domainEvents = new DomainEvents(logger);
     const tenantLocks = new TenantLocks({ locks, failpoints });
-    const clusters = new ClusterRegistry(db, options.serverUrl, limits);
+    const clusters = new ClusterRegistry(db, options.serverUrl, limits, new ClusterSecrets({ secretKey: config.CLUSTER_SECRET_KEY, home: config.TENANTRY_HOME }));
     stack.push(() => clusters.close());
     const defaultCluster = await clusters.ensureDefault();
     if (!privileges.superuser) {

@@ -59,7 +59,9 @@ test('the SQL migrations create exactly the tables, columns and indexes schema.p
   for (const model of datamodel.models) {
     for (const field of model.fields) {
       if (field.kind === 'object') continue;
-      expected.set(`${model.dbName ?? model.name}.${field.dbName ?? field.name}`, `${expectedSqlType(field as never)} ${field.isRequired ? 'NOT NULL' : 'NULL'}`);
+      // A list is an array column; Prisma's own migrations leave it nullable (an empty list is its default).
+      const type = field.isList ? `ARRAY:_${expectedSqlType(field as never)}` : expectedSqlType(field as never);
+      expected.set(`${model.dbName ?? model.name}.${field.dbName ?? field.name}`, `${type} ${field.isRequired && !field.isList ? 'NOT NULL' : 'NULL'}`);
     }
   }
   const { rows } = await client.query<{ table_name: string; column_name: string; data_type: string; udt_name: string; is_nullable: string }>(
@@ -69,7 +71,7 @@ test('the SQL migrations create exactly the tables, columns and indexes schema.p
   const actual = new Map(
     rows.map((r) => [
       `${r.table_name}.${r.column_name}`,
-      `${r.data_type === 'USER-DEFINED' ? `USER-DEFINED:${r.udt_name}` : r.data_type} ${r.is_nullable === 'YES' ? 'NULL' : 'NOT NULL'}`,
+      `${r.data_type === 'USER-DEFINED' ? `USER-DEFINED:${r.udt_name}` : r.data_type === 'ARRAY' ? `ARRAY:${r.udt_name}` : r.data_type} ${r.is_nullable === 'YES' ? 'NULL' : 'NOT NULL'}`,
     ]),
   );
   assert.deepEqual(Object.fromEntries([...actual].sort()), Object.fromEntries([...expected].sort()));

@@ -97,6 +97,14 @@ const schema = z
     REDIS_CHANNEL_PREFIX: z.string().optional(),
     /** Host written into tenants' connection strings; defaults to the cluster's own host. */
     TENANT_HOST: z.string().optional(),
+    /**
+     * Key that encrypts the admin URLs of clusters registered with `connectionUrl` (32 bytes,
+     * as 64 hex characters or base64); default: a key file made once in TENANTRY_HOME. Replicas
+     * sharing a control database need the same key. Not needed with `connectionUrlEnv`.
+     */
+    CLUSTER_SECRET_KEY: z.string().optional(),
+    /** Placement of a new tenant without an explicit one: spread (the emptiest cluster) or pack (the fullest with room). */
+    PLACEMENT_POLICY: z.enum(['spread', 'pack']).default('spread'),
     /** Where the embedded PostgreSQL keeps its data between runs. */
     TENANTRY_HOME: z.string().default('.tenantry'),
     EMBEDDED_PG_PORT: port.default(54329),

@@ -12,6 +12,7 @@ const KIND_DESCRIPTIONS: Record<OperationKind, string> = {
   UPGRADE_SCHEMAS: 'upgradeAllTenantSchemas: each ACTIVE tenant of a template to its target schema version.',
   UPDATE_EXTENSIONS: 'updateAllTenantExtensions: updateTenantExtensions on each ACTIVE tenant of a template.',
   SECURE_TENANTS: 'secureAllTenants: each tenant provisioned before the ownership model brought under it (docs/security.md).',
+  DRAIN_CLUSTER: 'drainCluster: each tenant of a cluster moved to another cluster placement picks, canary first.',
 };
 const OperationKindEnum = builder.enumType('OperationKind', {
   description: 'What a fleet operation does to each tenant.',
