@@ -29,6 +29,13 @@ const CODE_DESCRIPTIONS: Record<UserErrorCode, string> = {
   TIMEOUT: 'The control plane is busy (no connection came free in time): retry in a moment.',
   PROVISIONING_FAILED: 'Provisioning failed on the cluster; what it created was dropped and the tenant is FAILED (provisionTenant again retries).',
   UPGRADE_FAILED: 'A schema step failed and was rolled back; the steps before it stay applied (see failedStep).',
+  CLUSTER_UNREACHABLE: 'A cluster could not be reached (its URL, its environment variable, or the server is down); nothing was stored or changed.',
+  CLUSTER_UNSUITABLE: 'The server is not one Tenantry can manage: its version is outside 15 to 18, or the control plane lacks a privilege there (the message names it).',
+  CLUSTER_NOT_EMPTY: 'The cluster still holds tenants (move them away, e.g. drainCluster) or the control database.',
+  PLACEMENT_FAILED: 'No ACTIVE cluster matches the placement, or none that does has room for the quota (the message names each candidate and its room).',
+  MOVE_PREFLIGHT_FAILED: 'The move cannot start: the message lists what stops it (e.g. tables without a replica identity, wal_level, missing extensions, no room).',
+  MOVE_FAILED: 'The move failed and was rolled back: the tenant serves from its source cluster as before.',
+  DUMP_TOOL_UNAVAILABLE: 'An OFFLINE move needs pg_dump and pg_restore of a major version at least the servers\'; the message names the versions needed and found.',
 };
 
 export const UserErrorCodeEnum = builder.enumType('UserErrorCode', {

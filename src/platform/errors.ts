@@ -22,6 +22,20 @@ export const USER_ERROR_CODES = [
   'TIMEOUT',
   'PROVISIONING_FAILED',
   'UPGRADE_FAILED',
+  /** A cluster could not be reached (registerCluster, updateCluster, a move's target or source). */
+  'CLUSTER_UNREACHABLE',
+  /** A cluster's server is not one Tenantry can manage: version outside 15–18, or the control plane lacks a privilege there (the message names it). */
+  'CLUSTER_UNSUITABLE',
+  /** removeCluster of a cluster that still holds tenants (or the control database). */
+  'CLUSTER_NOT_EMPTY',
+  /** No cluster matches the placement asked for, or none of those that do has room (the message names each candidate and its room). */
+  'PLACEMENT_FAILED',
+  /** A move's preflight found what stops it (the message lists every problem). */
+  'MOVE_PREFLIGHT_FAILED',
+  /** A move failed and was rolled back: the tenant serves from its source. */
+  'MOVE_FAILED',
+  /** An OFFLINE move needs pg_dump/pg_restore of a major version at least the servers': none is installed (the message names both). */
+  'DUMP_TOOL_UNAVAILABLE',
 ] as const;
 
 export type UserErrorCode = (typeof USER_ERROR_CODES)[number];

@@ -13,7 +13,7 @@ export interface OperationContext {
 }
 
 /** What part of the fleet an event is about: a closed set (AuditCategory in the schema). */
-export const AUDIT_CATEGORIES = ['tenant', 'quota', 'security', 'schema', 'extension', 'inventory', 'operation', 'connection', 'pool'] as const;
+export const AUDIT_CATEGORIES = ['tenant', 'quota', 'security', 'schema', 'extension', 'inventory', 'operation', 'connection', 'pool', 'cluster', 'move'] as const;
 export type AuditCategory = (typeof AUDIT_CATEGORIES)[number];
 
 interface AuditEventInput {

@@ -19,6 +19,8 @@ const CATEGORY_DESCRIPTIONS: Record<AuditCategory, string> = {
   operation: 'A fleet operation started, finished or cancelled.',
   connection: 'A tenant\'s session terminated.',
   pool: 'The pooler\'s configuration reconciled.',
+  cluster: 'Clusters: registered, updated, cordoned, drained, removed.',
+  move: 'Tenant moves between clusters, at each phase.',
 };
 const AuditCategoryEnum = builder.enumType('AuditCategory', {
   description: 'What part of the fleet an audit event is about.',
