@@ -105,8 +105,3 @@ export async function startPrivateCluster(options: { version?: 15 | 18; settings
   };
 }
 
-/** The server's major version, as a check that the cluster is what the test asked for. */
-export async function majorVersionOf(url: string): Promise<number> {
-  const { stdout } = await run('psql', [url, '-Atc', 'SHOW server_version_num']);
-  return Math.floor(Number(stdout.trim()) / 10000);
-}

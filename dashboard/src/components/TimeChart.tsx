@@ -1,4 +1,4 @@
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 
@@ -36,8 +36,36 @@ export function TimeChart({ times, series, testId, height = 220, seconds }: { ti
   return <div class="chart" data-testid={testId} ref={box} />;
 }
 
+/**
+ * A step chart of per-minute points: fetched by `load` (again whenever `deps` change; a late
+ * answer to an earlier fetch is dropped), held until now, with its own loading and error states.
+ */
+export function MinuteChart<P extends { minuteStartAt: string }>({ load, deps, series, seconds }: { load: () => Promise<P[]>; deps: unknown[]; series: (points: P[]) => Series[]; seconds: number }) {
+  const [points, setPoints] = useState<P[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    let current = true;
+    setPoints(null);
+    setError(null);
+    load().then(
+      (p) => current && setPoints(p),
+      (err: Error) => current && setError(err.message),
+    );
+    return () => {
+      current = false;
+    };
+  }, deps);
+  const data = useMemo(() => {
+    if (!points) return null;
+    const all = heldUntilNow(points);
+    return { times: all.map((p) => Date.parse(p.minuteStartAt) / 1000), series: series(all) };
+  }, [points]);
+  if (error) return <p class="error" role="alert">{error}</p>;
+  return data ? <TimeChart times={data.times} series={data.series} seconds={seconds} /> : <p>Loading…</p>;
+}
+
 /** The points with the last one repeated at now: a step chart then reaches the present (the last minute's value holds). */
-export function heldUntilNow<P extends { minuteStartAt: string }>(points: readonly P[]): P[] {
+function heldUntilNow<P extends { minuteStartAt: string }>(points: readonly P[]): P[] {
   const last = points[points.length - 1];
   return last ? [...points, { ...last, minuteStartAt: new Date().toISOString() }] : [...points];
 }

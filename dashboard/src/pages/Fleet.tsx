@@ -6,7 +6,7 @@ import { ago, maybe, trendOf, when, who } from '../format.ts';
 import { Gauge } from '../components/Gauge.tsx';
 import { Link, tenantPath } from '../nav.ts';
 import { Sparkline } from '../components/Sparkline.tsx';
-import { heldUntilNow, TimeChart } from '../components/TimeChart.tsx';
+import { MinuteChart } from '../components/TimeChart.tsx';
 import { QuotaDialog, type QuotaSaved } from '../components/QuotaDialog.tsx';
 import { QuotaHistory } from '../components/QuotaHistory.tsx';
 
@@ -201,27 +201,19 @@ interface FleetPoint { minuteStartAt: string; sessions: number; tenantSessions: 
 
 function FleetChart() {
   const api = useApi();
-  const [points, setPoints] = useState<FleetPoint[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  useEffect(() => {
-    api.request<{ fleetUsageHistory: FleetPoint[] }>(FLEET_HISTORY).then((d) => setPoints(d.fleetUsageHistory), (err: Error) => setError(err.message));
-  }, []);
-  const data = useMemo(() => {
-    if (!points) return null;
-    const all = heldUntilNow(points);
-    return {
-      times: all.map((p) => Date.parse(p.minuteStartAt) / 1000),
-      series: [
-        { label: 'Sessions', values: all.map((p) => p.sessions), color: '#2563eb', step: true },
-        { label: 'Tenant sessions', values: all.map((p) => p.tenantSessions), color: '#16a34a', step: true },
-        { label: 'Quota allocated', values: all.map((p) => p.allocatedConnections), color: '#9ca3af', dashed: true, step: true },
-      ],
-    };
-  }, [points]);
   return (
     <section class="panel" data-testid="fleet-chart">
       <h3>Fleet sessions, last 24 hours</h3>
-      {error ? <p class="error">{error}</p> : data ? <TimeChart times={data.times} series={data.series} seconds={86_400} /> : <p>Loading…</p>}
+      <MinuteChart
+        load={() => api.request<{ fleetUsageHistory: FleetPoint[] }>(FLEET_HISTORY).then((d) => d.fleetUsageHistory)}
+        deps={[]}
+        seconds={86_400}
+        series={(all) => [
+          { label: 'Sessions', values: all.map((p) => p.sessions), color: '#2563eb', step: true },
+          { label: 'Tenant sessions', values: all.map((p) => p.tenantSessions), color: '#16a34a', step: true },
+          { label: 'Quota allocated', values: all.map((p) => p.allocatedConnections), color: '#9ca3af', dashed: true, step: true },
+        ]}
+      />
     </section>
   );
 }

@@ -1,10 +1,10 @@
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { useApi } from '../api-context.ts';
 import { ROTATE, TENANT_AUDIT, TENANT_ENDPOINTS, TENANT_PAGE, TENANT_SESSIONS, TENANT_USAGE, TENANT_USAGE_HISTORY, TERMINATE } from '../queries.ts';
 import type { QuotaSummary, Role, Usage, UsagePoint } from '../types.ts';
 import { duration, when, who } from '../format.ts';
 import { Gauge } from '../components/Gauge.tsx';
-import { heldUntilNow, TimeChart } from '../components/TimeChart.tsx';
+import { MinuteChart } from '../components/TimeChart.tsx';
 import { ReadOnlyCredentialsPanel } from '../components/ReadOnlyCredentials.tsx';
 
 interface Endpoint { host: string; port: number; database: string; user: string }
@@ -164,22 +164,6 @@ function ConnectionDetails({ tenant, canRotate, onRotated }: { tenant: TenantInf
 function UsageCharts({ slug }: { slug: string }) {
   const api = useApi();
   const [range, setRange] = useState<'DAY' | 'WEEK'>('DAY');
-  const [points, setPoints] = useState<UsagePoint[] | null>(null);
-  useEffect(() => {
-    setPoints(null);
-    api.request(TENANT_USAGE_HISTORY, { slug, range }).then((d) => setPoints(d.tenant?.usageHistory ?? []));
-  }, [slug, range]);
-  const data = useMemo(() => {
-    if (!points) return null;
-    const all = heldUntilNow(points);
-    return {
-      times: all.map((p) => Date.parse(p.minuteStartAt) / 1000),
-      series: [
-        { label: 'Sessions (per-minute peak)', values: all.map((p) => p.peakConnections), color: '#2563eb', step: true },
-        { label: 'Quota', values: all.map((p) => p.maxConnections), color: '#dc2626', dashed: true, step: true },
-      ],
-    };
-  }, [points]);
   return (
     <section class="panel" data-testid="usage-chart">
       <header>
@@ -189,7 +173,15 @@ function UsageCharts({ slug }: { slug: string }) {
           <button type="button" class={range === 'WEEK' ? 'active' : ''} onClick={() => setRange('WEEK')} data-testid="range-week">7 days</button>
         </div>
       </header>
-      {data ? <TimeChart times={data.times} series={data.series} seconds={range === 'DAY' ? 86_400 : 7 * 86_400} /> : <p>Loading…</p>}
+      <MinuteChart
+        load={() => api.request<{ tenant: { usageHistory: UsagePoint[] } | null }>(TENANT_USAGE_HISTORY, { slug, range }).then((d) => d.tenant?.usageHistory ?? [])}
+        deps={[slug, range]}
+        seconds={range === 'DAY' ? 86_400 : 7 * 86_400}
+        series={(all) => [
+          { label: 'Sessions (per-minute peak)', values: all.map((p) => p.peakConnections), color: '#2563eb', step: true },
+          { label: 'Quota', values: all.map((p) => p.maxConnections), color: '#dc2626', dashed: true, step: true },
+        ]}
+      />
     </section>
   );
 }

@@ -47,8 +47,10 @@ export class ClusterSecrets {
     }
   }
 
+  /** Read once (from CLUSTER_SECRET_KEY or the key file) and kept; a failed read is tried again next time. */
   private loadKey(create: boolean): Promise<Buffer> {
-    if (this.p.secretKey !== undefined) return (this.key ??= Promise.resolve().then(() => parseKey(this.p.secretKey!)));
+    if (this.key) return this.key;
+    if (this.p.secretKey !== undefined) return (this.key = Promise.resolve().then(() => parseKey(this.p.secretKey!)));
     const file = path.resolve(this.p.home, KEY_FILE);
     const load = readFile(file, 'utf8').then(parseKey, async (err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;

@@ -6,7 +6,7 @@ import type { ControlClient } from '../../platform/db/control-client.js';
 import { UserError } from '../../platform/errors.js';
 import { recordAuditEvent, type OperationContext } from '../audit/index.js';
 import type { QuotaStore } from '../quotas/index.js';
-import { generatePassword, scramSha256Verifier, validateText, type ConnectionStrings, type Tenant, type TenantAccess, type Visible } from '../tenants/index.js';
+import { generatePassword, readOnlyRoleName, scramSha256Verifier, validateText, type ConnectionStrings, type Tenant, type TenantAccess, type Visible } from '../tenants/index.js';
 import * as sql from './read-only.sql.js';
 
 export type { ReadOnlyCredential };
@@ -55,7 +55,7 @@ export class ReadOnlyCredentials {
       if (!Number.isInteger(limit) || limit < 1 || limit > max) {
         throw new UserError('INVALID_INPUT', `maxConnections must be 1 to the tenant's quota (${max})`, 'maxConnections');
       }
-      const roleName = `${tenant.roleName}.ro.${randomBytes(4).toString('hex')}`;
+      const roleName = readOnlyRoleName(tenant.roleName, randomBytes(4).toString('hex'));
       if (Buffer.byteLength(roleName) > MAX_ROLE_BYTES) {
         throw new UserError('INVALID_STATE', `the tenant's role name is too long to derive a read-only role from (${roleName} is over ${MAX_ROLE_BYTES} bytes)`, 'slug');
       }

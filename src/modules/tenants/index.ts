@@ -10,7 +10,7 @@ export { TenantConnections } from './terminate-connection.js';
 export { ConnectionStrings } from './connection-strings.js';
 export { CredentialHandoffs, validateIdempotencyKey } from './credential-handoff.js';
 export { generatePassword, scramSha256Verifier } from './credentials.js';
-export { tenantObjectName, validateSlug, validateText } from './names.js';
+export { readOnlyRoleName, SESSION_TENANT_ROLE, tenantObjectName, tenantRoleOf, validateSlug, validateText } from './names.js';
 export { dropTenantObjects } from './drop-tenant-objects.js';
 export {
   lockSchemaVersionTable,

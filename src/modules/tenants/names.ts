@@ -21,6 +21,27 @@ export function tenantObjectName(prefix: string, slug: string): string {
   return prefix + slug.replace(/[^a-z0-9]/g, '_');
 }
 
+/**
+ * A tenant's read-only roles are named `<tenant role>.ro.<hex>` (src/modules/credentials): the
+ * part before the mark names the tenant whose quota a session counts against.
+ */
+const READ_ONLY_MARK = '.ro.';
+
+export function readOnlyRoleName(tenantRole: string, suffix: string): string {
+  return `${tenantRole}${READ_ONLY_MARK}${suffix}`;
+}
+
+/** The tenant role a login role belongs to: itself, or the tenant of a read-only role. */
+export function tenantRoleOf(role: string): string {
+  return role.split(READ_ONLY_MARK, 1)[0]!;
+}
+
+/** The same in SQL, over pg_stat_activity's `usename`. */
+export const SESSION_TENANT_ROLE = `pg_catalog.split_part(usename, '${READ_ONLY_MARK}', 1)`;
+
+/** SQL: the role names of a tenant's read-only roles start with this, after the tenant's role name ($1). */
+export const READ_ONLY_PREFIX_OF = `$1::pg_catalog.text || '${READ_ONLY_MARK}'`;
+
 /** Control characters (NUL above all: PostgreSQL text cannot hold it) have no place in names and reasons. */
 const CONTROL = /[\u0000-\u001f\u007f]/;
 

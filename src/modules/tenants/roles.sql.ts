@@ -1,4 +1,5 @@
 import format from 'pg-format';
+import { READ_ONLY_PREFIX_OF } from './names.js';
 
 export const roleExists = `SELECT rolname, rolsuper, rolconnlimit, rolcanlogin FROM pg_catalog.pg_roles WHERE rolname = $1`;
 
@@ -33,7 +34,7 @@ export const setRolePassword = (role: string, scramVerifier: string) =>
  * A tenant's read-only roles ($1: its role): named `<role>.ro.<hex>` (createReadOnlyCredentials),
  * which no tenant's role can be (theirs hold no '.'). They go with the tenant: suspended, resumed, dropped.
  */
-export const readOnlyRolesOf = `SELECT rolname FROM pg_catalog.pg_roles WHERE pg_catalog.starts_with(rolname, $1::pg_catalog.text || '.ro.')`;
+export const readOnlyRolesOf = `SELECT rolname FROM pg_catalog.pg_roles WHERE pg_catalog.starts_with(rolname, ${READ_ONLY_PREFIX_OF})`;
 
 export const disableLogin = (role: string) => format('ALTER ROLE %I WITH NOLOGIN', role);
 

@@ -1,3 +1,5 @@
+import { SESSION_TENANT_ROLE } from '../tenants/index.js';
+
 /**
  * Every client session on the server, in one pass over pg_stat_activity: what the usage
  * sampler reads once per interval for all tenants of a cluster (and the cluster total).
@@ -12,4 +14,4 @@ export const tenantSessions = `SELECT usename AS role, pid, coalesce(state, 'unk
  * The sessions of several tenants' roles (a page of tenants) and of their read-only roles
  * (`<role>.ro.<hex>`), oldest first: one read for all of them.
  */
-export const sessionsOfRoles = `${tenantSessions} AND pg_catalog.split_part(usename, '.ro.', 1) = ANY($1::text[]) ORDER BY backend_start`;
+export const sessionsOfRoles = `${tenantSessions} AND ${SESSION_TENANT_ROLE} = ANY($1::text[]) ORDER BY backend_start`;

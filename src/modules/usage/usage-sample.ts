@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { maskQuery } from './query-text.js';
+import { tenantRoleOf } from '../tenants/index.js';
 
 /** One row of pg_stat_activity (role: null for a backend pg_stat_activity shows no user for). */
 export interface SessionRow {
@@ -103,14 +104,11 @@ export function percent(current: number, max: number): number {
   return max > 0 ? Math.round((current / max) * 1000) / 10 : 0;
 }
 
-/** Sessions grouped by role: built once per read of pg_stat_activity. */
 /**
- * The tenant role a session counts for: a read-only role (`<tenant role>.ro.<hex>`, see
- * createReadOnlyCredentials) uses the same database, whose CONNECTION LIMIT is the quota, so its
- * sessions are the tenant's. Tenant roles hold no '.', and tenants cannot create roles.
+ * Sessions grouped by the tenant role they count for (tenantRoleOf): a read-only role uses the
+ * tenant's database, whose CONNECTION LIMIT is the quota, so its sessions are the tenant's.
+ * Built once per read of pg_stat_activity.
  */
-export const tenantRoleOf = (role: string): string => role.split('.ro.', 1)[0]!;
-
 export function sessionsByRole(rows: readonly SessionRow[]): Map<string, SessionRow[]> {
   const byRole = new Map<string, SessionRow[]>();
   for (const row of rows) {
