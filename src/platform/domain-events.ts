@@ -16,6 +16,11 @@ export interface DomainEventMap {
   'tenant.changed': { tenantId: string; pool: boolean; inventory: boolean };
   /** The inventory looked at one tenant, or finished a pass over the fleet (tenantId null). */
   'inventory.checked': { tenantId: string | null };
+  /**
+   * A cluster was registered, changed (URL, status, labels, cap) or removed: per-cluster duties
+   * (usage sampler, readiness, pool sync) start, follow or stop for it.
+   */
+  'cluster.changed': { clusterId: string; removed: boolean };
   /** Whether the pooler's configuration can be written changed. */
   'pooler.writable': { writable: boolean };
 }
