@@ -118,12 +118,16 @@ export class TenantRecovery {
       }).catch((err) => logger.error({ err, tenant: h.tenant.slug }, 'completing a rotation failed'));
     }
 
-    for (const row of await db.cluster.findMany({ select: { id: true } })) {
-      const cluster = await clusters.get(row.id);
-      report.repaired.push(...(await this.p.limitDrift.reconcileClusterState(cluster).catch((err) => {
-        logger.warn({ err, cluster: cluster.name }, 'comparing PostgreSQL with the records failed');
-        return [];
-      })));
+    // Every cluster on its own: one that cannot be reached (or whose URL cannot be had) stops only its own comparison.
+    for (const row of await db.cluster.findMany({ select: { id: true, name: true } })) {
+      const repaired = await clusters
+        .get(row.id)
+        .then((cluster) => this.p.limitDrift.reconcileClusterState(cluster))
+        .catch((err) => {
+          logger.warn({ err, cluster: row.name }, 'comparing PostgreSQL with the records failed');
+          return [];
+        });
+      report.repaired.push(...repaired);
     }
     report.expiredHandoffs = (await db.credentialHandoff.deleteMany({ where: { expiresAt: { lt: new Date() } } })).count;
     return report;

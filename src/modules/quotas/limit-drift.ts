@@ -60,7 +60,8 @@ export class LimitDrift {
         // Read again under the lock: a change that just finished is not drift.
         const now = await db.tenant.findUnique({ where: { id: t.id }, include: { quota: true } });
         const again = (await cluster.query<Observed>(tenantLimits, [[t.roleName]])).rows[0];
-        if (!now?.quota || !again || (now.status !== 'ACTIVE' && now.status !== 'SUSPENDED')) return null;
+        // Moved away meanwhile: what is left on this cluster is the move's (kept NOLOGIN), not drift.
+        if (!now?.quota || !again || now.clusterId !== cluster.id || (now.status !== 'ACTIVE' && now.status !== 'SUSPENDED')) return null;
         const differences = this.differencesOf(now, now.quota.maxConnections, again);
         if (differences.length === 0) return null;
         await recordAuditEvent(db, OP, { category: 'tenant', action: 'tenant.drift.repaired', tenant: now, subject: now.roleName, metadata: { differences } });

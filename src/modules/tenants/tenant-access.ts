@@ -15,14 +15,22 @@ export class TenantAccess {
   /**
    * The tenant a call names, under its lock, on its cluster: NOT_FOUND when it does not
    * exist, is deprovisioned, or is not the caller's to see (one answer for all three); the
-   * row is read again once the lock is held, so `fn` sees what no one else is changing.
+   * row is read again once the lock is held, so `fn` sees what no one else is changing, on the
+   * cluster the tenant is on then (a move may have finished while the call waited). While a move
+   * of the tenant runs, TENANT_BUSY: its cluster is about to change.
    */
   async withTenant<T>(slug: string, visible: Visible, fn: (tenant: Tenant, cluster: ClusterAdmin) => Promise<T>): Promise<T> {
     const { db, clusters, locks } = this.p;
     const found = await db.tenant.findUnique({ where: { slug } });
     if (!found || !visible(found) || found.status === 'DEPROVISIONED') throw new UserError('NOT_FOUND', `no tenant ${slug}`, 'slug');
-    const cluster = await clusters.get(found.clusterId);
-    return locks.underTenantLock(cluster, found, async () => fn(await db.tenant.findUniqueOrThrow({ where: { id: found.id } }), cluster));
+    return locks.underTenantLock(await clusters.get(found.clusterId), found, async () => {
+      const [tenant, move] = await Promise.all([
+        db.tenant.findUniqueOrThrow({ where: { id: found.id } }),
+        db.tenantMove.findFirst({ where: { tenantId: found.id, status: 'RUNNING' }, select: { id: true } }),
+      ]);
+      if (move) throw new UserError('TENANT_BUSY', `tenant ${slug} is moving to another cluster (move ${move.id}); try again when the move has finished`, 'slug');
+      return fn(tenant, await clusters.get(tenant.clusterId));
+    });
   }
 }
 

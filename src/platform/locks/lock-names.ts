@@ -5,11 +5,15 @@ import type { LockName } from './advisory-locks.js';
 // (hashtextextended); the migration locks are fixed numbers.
 
 /**
- * Everything done to one tenant database and role name on one cluster: provisioning, quota
- * changes, upgrades, extension updates, lifecycle changes, recovery, and the inventory's look.
+ * Everything done to one tenant database and role name: provisioning, quota changes, upgrades,
+ * extension updates, lifecycle changes, recovery, moves, and the inventory's look. Not keyed by
+ * cluster: a tenant that moves keeps its lock, so a request that waited for the move's lock
+ * cannot then work on the cluster the tenant just left (TenantAccess reads the cluster again
+ * under the lock). Up to 0.6 the key held the cluster id: replicas of both versions must not
+ * serve one control database together.
  */
-export function tenantLock(clusterId: string, databaseName: string): LockName {
-  return { kind: 'tenant', key: `tenantry:tenant:${clusterId}:${databaseName}`, label: `tenant ${databaseName}` };
+export function tenantLock(databaseName: string): LockName {
+  return { kind: 'tenant', key: `tenantry:tenant:${databaseName}`, label: `tenant ${databaseName}` };
 }
 
 /** Checking and changing the quotas promised on one cluster (taken after a tenant's lock, never before). */

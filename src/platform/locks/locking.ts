@@ -15,9 +15,12 @@ import { capacityLock, tenantLock } from './lock-names.js';
 export class TenantLocks {
   constructor(private readonly p: { locks: AdvisoryLocks; failpoints: Failpoints }) {}
 
-  /** Holds the tenant's lock (by database name, so two slugs with one name serialise) for `fn`. */
-  underTenantLock<T>(cluster: ClusterAdmin, tenant: { slug: string; databaseName: string }, fn: () => Promise<T>): Promise<T> {
-    return asUserErrors(`tenant ${tenant.slug}`, () => this.p.locks.with(tenantLock(cluster.id, tenant.databaseName), fn));
+  /**
+   * Holds the tenant's lock (by database name, so two slugs with one name serialise, on any
+   * cluster: see tenantLock) for `fn`. `_cluster` is where the caller read the tenant to be.
+   */
+  underTenantLock<T>(_cluster: ClusterAdmin, tenant: { slug: string; databaseName: string }, fn: () => Promise<T>): Promise<T> {
+    return asUserErrors(`tenant ${tenant.slug}`, () => this.p.locks.with(tenantLock(tenant.databaseName), fn));
   }
 
   /** Holds the cluster's capacity lock for `fn` (taken after, never before, a tenant lock). */
@@ -26,8 +29,8 @@ export class TenantLocks {
   }
 
   /** The tenant's lock if nobody holds it, else `{ busy: true }` at once (background passes skip busy tenants). */
-  tryTenantLock<T>(cluster: ClusterAdmin, tenant: { databaseName: string }, fn: () => Promise<T>): Promise<T | { busy: true }> {
-    return this.p.locks.try(tenantLock(cluster.id, tenant.databaseName), fn);
+  tryTenantLock<T>(_cluster: ClusterAdmin, tenant: { databaseName: string }, fn: () => Promise<T>): Promise<T | { busy: true }> {
+    return this.p.locks.try(tenantLock(tenant.databaseName), fn);
   }
 
   /**
