@@ -179,26 +179,42 @@ export class ReadinessMonitor {
       checks.push({ name: 'control-database', ok: false, detail: `unreachable: ${(err as Error).message}` });
     }
     if (checks[0]!.ok) {
-      for (const row of await clusterStore.list()) {
-        try {
-          const cluster = await clusters.get(row.id);
-          const facts = await cluster.facts();
-          if (!this.offered.has(row.id)) {
-            const offered = await cluster.query<{ name: string; versions: string[] }>(availableExtensions);
-            this.offered.set(row.id, new Map(offered.rows.map((o) => [o.name, o.versions])));
+      // Every cluster at once, each on its own: one that is down (or slow to refuse) delays and fails only its own check.
+      const results = await Promise.all(
+        (await clusterStore.list()).map(async (row): Promise<ReadinessCheck> => {
+          try {
+            const cluster = await clusters.get(row.id);
+            const facts = await cluster.facts();
+            if (!this.offered.has(row.id)) {
+              const offered = await cluster.query<{ name: string; versions: string[] }>(availableExtensions);
+              this.offered.set(row.id, new Map(offered.rows.map((o) => [o.name, o.versions])));
+            }
+            const fit = await capacity.capacityAdvice(cluster, facts);
+            if (fit.warning) advice.push(fit.warning);
+            return { name: `cluster:${row.name}`, ok: true, detail: `PostgreSQL ${facts.serverVersion}; ${fit.summary}` };
+          } catch (err) {
+            return { name: `cluster:${row.name}`, ok: false, detail: `unreachable: ${(err as Error).message}${await this.strandedTenants(row.id)}` };
           }
-          const fit = await capacity.capacityAdvice(cluster, facts);
-          if (fit.warning) advice.push(fit.warning);
-          checks.push({ name: `cluster:${row.name}`, ok: true, detail: `PostgreSQL ${facts.serverVersion}; ${fit.summary}` });
-        } catch (err) {
-          checks.push({ name: `cluster:${row.name}`, ok: false, detail: `unreachable: ${(err as Error).message}` });
-        }
-      }
+        }),
+      );
+      checks.push(...results);
     }
     checks.push(await poolerCheck(this.p.pooler));
     this.checks = checks;
     this.advice = advice;
     this.report = this.assemble();
+  }
+
+  /** Which tenants a cluster that is down takes with it (the first few by slug, and how many). */
+  private async strandedTenants(clusterId: string): Promise<string> {
+    const where = { clusterId, status: { in: ['ACTIVE' as const, 'SUSPENDED' as const] } };
+    try {
+      const [count, first] = await Promise.all([this.p.db.tenant.count({ where }), this.p.db.tenant.findMany({ where, select: { slug: true }, orderBy: { slug: 'asc' }, take: 10 })]);
+      if (count === 0) return '; no tenants on it';
+      return `; its ${count} tenant${count === 1 ? ' is' : 's are'} unavailable (${first.map((t) => t.slug).join(', ')}${count > first.length ? ', …' : ''}); tenants on other clusters are not affected`;
+    } catch {
+      return '';
+    }
   }
 
   /** Every tenant's health from its records (after an inventory pass). */

@@ -23,8 +23,22 @@ export type { Operation, OperationItem };
 /** Prisma's enums, for the GraphQL enum types and callers naming a kind or status. */
 export { OperationItemStatus, OperationKind };
 
+/** How a tenant moves off a cluster being drained (moves and placement, wired in src/server.ts). */
+export interface ClusterEvacuation {
+  /**
+   * Moves the tenant to a cluster placement picks (never `fromClusterId`) and resolves once the
+   * move has SUCCEEDED, with what was done; a refused, failed or rolled-back move throws (UserError).
+   */
+  moveOff(op: OperationContext, p: { slug: string; fromClusterId: string; mode: MoveMode }, signal: AbortSignal): Promise<string>;
+}
+
+export type MoveMode = 'ONLINE' | 'OFFLINE';
+
 export interface StartFleetOperationInput {
   kind: OperationKind;
+  /** DRAIN_CLUSTER: the cluster whose tenants move away (a UUID; null: none), and how they move (default ONLINE). */
+  clusterId?: string | null;
+  mode?: MoveMode | null;
   /** Tenants of this template (default "default"). */
   template?: string | null;
   /** UPGRADE_SCHEMAS: the version to reach (default: each tenant's newest of its major). */
@@ -44,6 +58,9 @@ export interface OperationParams {
   /** Canaries the operator picked, and the tenants it left out (absent on operations started before they existed). */
   canary?: string[];
   exclude?: string[];
+  /** DRAIN_CLUSTER: the cluster drained, and the move mode. */
+  clusterId?: string;
+  mode?: MoveMode;
 }
 
 /** A page of per-tenant results: these statuses (null or empty: all), the first `first` after `afterPosition`. */
@@ -77,6 +94,8 @@ function matching(filter: OperationFilter | null | undefined): Prisma.OperationW
 export class FleetOperations {
   private readonly running = new Map<string, Promise<void>>();
   private stopping = false;
+  /** Aborted by stop(): an item waiting on long work (a drain's move) lets go, unrecorded, and is run again on resume. */
+  private readonly stopped = new AbortController();
   private resumer: PeriodicTask | undefined;
 
   constructor(
@@ -95,6 +114,8 @@ export class FleetOperations {
       upgrades: SchemaUpgrades;
       tenantExtensions: TenantExtensions;
       security: TenantSecurity;
+      /** DRAIN_CLUSTER's moves; without it (tests of other kinds) a drain is refused. */
+      evacuation?: ClusterEvacuation;
     },
   ) {}
 
@@ -147,7 +168,8 @@ export class FleetOperations {
   async start(op: OperationContext, input: StartFleetOperationInput): Promise<Operation> {
     const { db, catalog } = this.p;
     const template = input.template ?? DEFAULT_TEMPLATE;
-    if (!catalog.get(template)) throw new UserError('TEMPLATE_NOT_FOUND', `no template named ${template}`, 'template');
+    const drain = input.kind === 'DRAIN_CLUSTER' ? await this.drainTarget(input) : null;
+    if (!drain && !catalog.get(template)) throw new UserError('TEMPLATE_NOT_FOUND', `no template named ${template}`, 'template');
     if (input.targetVersion && !catalog.resolve(template, input.targetVersion)) {
       throw new UserError('TEMPLATE_NOT_FOUND', `template ${template} has no version ${input.targetVersion}`, 'targetVersion');
     }
@@ -157,8 +179,11 @@ export class FleetOperations {
     }
     if (input.canarySize != null && (!Number.isInteger(input.canarySize) || input.canarySize < 0)) throw new UserError('INVALID_INPUT', 'canarySize must be 0 or more', 'canarySize');
 
-    const where: Prisma.TenantWhereInput =
-      input.kind === 'SECURE_TENANTS' ? { status: { in: ['ACTIVE', 'SUSPENDED'] }, securedAt: null } : { status: 'ACTIVE', templateName: template };
+    const where: Prisma.TenantWhereInput = drain
+      ? { clusterId: drain.clusterId, status: { in: ['ACTIVE', 'SUSPENDED'] } }
+      : input.kind === 'SECURE_TENANTS'
+        ? { status: { in: ['ACTIVE', 'SUSPENDED'] }, securedAt: null }
+        : { status: 'ACTIVE', templateName: template };
     const candidates = await db.tenant.findMany({ where, orderBy: { slug: 'asc' }, select: { id: true, slug: true, templateVersion: true } });
     // Tenants the records show at the target already are done before anything is opened.
     const settled = await this.alreadyDone(input.kind, template, input.targetVersion ?? null, candidates.map((t) => t.id));
@@ -167,9 +192,11 @@ export class FleetOperations {
     const tenants = await runOrder(db, input.kind, candidates, choice, settledIds);
     const settledHere = tenants.filter((t) => settledIds.has(t.id)).length;
     const canarySize = Math.min(input.canarySize ?? (choice.picked.length || 3), tenants.length - settledHere);
-    const params: OperationParams = { template, targetVersion: input.targetVersion ?? null, canary: choice.picked, exclude: choice.excluded };
+    const params: OperationParams = { template, targetVersion: input.targetVersion ?? null, canary: choice.picked, exclude: choice.excluded, ...(drain ?? {}) };
     const id = uuidv7();
     const operation = await db.$transaction(async (tx) => {
+      // A cluster being drained takes no new tenants from the moment its drain is recorded.
+      if (drain) await tx.cluster.update({ where: { id: drain.clusterId }, data: { status: 'DRAINING' } });
       const created = await tx.operation.create({
         data: { id, kind: input.kind, params: { ...params }, total: tenants.length, canarySize, concurrency, createdBy: op.actor },
       });
@@ -187,12 +214,25 @@ export class FleetOperations {
         category: 'operation',
         action: 'operation.started',
         subject: id,
-        metadata: { kind: input.kind, template, targetVersion: input.targetVersion ?? null, total: tenants.length, concurrency, canarySize, canary: choice.picked, exclude: choice.excluded },
+        metadata: { kind: input.kind, template, targetVersion: input.targetVersion ?? null, total: tenants.length, concurrency, canarySize, canary: choice.picked, exclude: choice.excluded, ...(drain ?? {}) },
       });
+      if (drain) {
+        await recordAuditEvent(tx, op, { category: 'cluster', action: 'cluster.drain.started', subject: drain.clusterId, metadata: { operationId: id, tenants: tenants.length, mode: drain.mode } });
+      }
       return created;
     });
     this.launch(id);
     return operation;
+  }
+
+  /** DRAIN_CLUSTER's cluster (NOT_FOUND unless registered) and move mode; refused without moves wired. */
+  private async drainTarget(input: StartFleetOperationInput): Promise<{ clusterId: string; mode: MoveMode }> {
+    if (!this.p.evacuation) throw new UserError('INVALID_INPUT', 'this server cannot move tenants', 'clusterId');
+    const cluster = input.clusterId ? await this.p.db.cluster.findUnique({ where: { id: input.clusterId } }) : null;
+    if (!cluster) throw new UserError('NOT_FOUND', `no cluster ${input.clusterId ?? ''}`, 'id');
+    const open = await this.p.db.operation.findFirst({ where: { kind: 'DRAIN_CLUSTER', status: { in: ['PENDING', 'RUNNING'] }, params: { path: ['clusterId'], equals: cluster.id } } });
+    if (open) throw new UserError('INVALID_STATE', `cluster ${cluster.name} is being drained already (operation ${open.id})`, 'id');
+    return { clusterId: cluster.id, mode: input.mode ?? 'ONLINE' };
   }
 
   /**
@@ -231,6 +271,7 @@ export class FleetOperations {
   /** Stops taking new tenants, lets the ones in flight finish, and lets go of the operations (another server may resume them). */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.stopped.abort();
     await this.resumer?.stop();
     await Promise.allSettled([...this.running.values()]);
   }
@@ -330,6 +371,9 @@ export class FleetOperations {
         outcome = r.failed
           ? { status: 'FAILED', message: `step ${r.failed.version} failed: ${r.failed.message}`, failureCause: r.failed.cause, fromVersion: r.fromVersion, toVersion: r.toVersion }
           : { status: 'SUCCEEDED', message: r.applied.length ? `applied ${r.applied.join(', ')}` : 'already at the target', fromVersion: r.fromVersion, toVersion: r.toVersion };
+      } else if (operation.kind === 'DRAIN_CLUSTER') {
+        const message = await this.p.evacuation!.moveOff(op, { slug: item.tenantSlug, fromClusterId: params.clusterId!, mode: params.mode ?? 'ONLINE' }, this.stopped.signal);
+        outcome = { status: 'SUCCEEDED', message };
       } else if (operation.kind === 'SECURE_TENANTS') {
         const changes = await this.p.access.withTenant(item.tenantSlug, () => true, async (tenant, cluster) =>
           tenant.securedAt ? [] : this.p.security.secureTenant(op, cluster, tenant),
@@ -344,6 +388,8 @@ export class FleetOperations {
         else outcome = { status: 'SUCCEEDED', message: done };
       }
     } catch (err) {
+      // Stopping: the item stays RUNNING, and whoever resumes the operation runs it again (its work goes on meanwhile).
+      if (this.stopped.signal.aborted && !(err instanceof UserError)) return;
       if (!(err instanceof UserError)) logger.error({ err, operation: operation.id, tenant: item.tenantSlug }, 'operation item failed');
       outcome = { status: 'FAILED', message: (err as Error).message.slice(0, 500), failureCause: failureCauseOf(err) };
     }
@@ -373,7 +419,7 @@ export class FleetOperations {
    */
   private async alreadyDone(kind: OperationKind, template: string, targetVersion: string | null, tenantIds: string[]): Promise<Map<string, string>> {
     const done = new Map<string, string>();
-    if (kind === 'SECURE_TENANTS' || tenantIds.length === 0) return done;
+    if (kind === 'SECURE_TENANTS' || kind === 'DRAIN_CLUSTER' || tenantIds.length === 0) return done;
     const tenants = await this.p.db.tenant.findMany({
       where: { id: { in: tenantIds }, securedAt: { not: null } },
       select: { id: true, clusterId: true, templateName: true, templateVersion: true, schemaVersions: { select: { component: true, version: true } }, extensions: { select: { name: true, version: true } } },

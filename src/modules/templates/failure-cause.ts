@@ -33,7 +33,7 @@ const TENANT_SQLSTATES = new Set([
 ]);
 
 /** User errors that come from the tenant's state or its own objects, not from the step. */
-const TENANT_USER_ERRORS = new Set<UserErrorCode>(['TENANT_BUSY', 'INVALID_STATE', 'NOT_FOUND', 'INVALID_INPUT', 'EXTENSION_UNSAFE_SCHEMA', 'EXTENSION_NOT_OWNED']);
+const TENANT_USER_ERRORS = new Set<UserErrorCode>(['TENANT_BUSY', 'INVALID_STATE', 'NOT_FOUND', 'INVALID_INPUT', 'EXTENSION_UNSAFE_SCHEMA', 'EXTENSION_NOT_OWNED', 'MOVE_PREFLIGHT_FAILED']);
 
 export function failureCauseOf(err: unknown): FailureCause {
   if (err instanceof UserError) return TENANT_USER_ERRORS.has(err.code) ? 'TENANT' : 'STEP';

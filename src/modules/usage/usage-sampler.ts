@@ -76,6 +76,11 @@ export class UsageSampler {
    */
   private resyncs = { requested: 0, answered: 0 };
 
+  /** The cluster it samples, through this admin connection (a new one after the cluster's URL changed). */
+  get cluster(): ClusterAdmin {
+    return this.p.cluster;
+  }
+
   constructor(
     private readonly p: {
       db: ControlClient;

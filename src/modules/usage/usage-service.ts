@@ -128,13 +128,48 @@ export class UsageService {
     );
     this.busWasUp = this.p.bus.link.up;
     if (!this.busWasUp) this.busLost();
+    for (const id of clusterIds) await this.addCluster(id);
+  }
+
+  /**
+   * Samples a cluster (registered, or at start): one sampler each, contending for the cluster's
+   * own lease. A cluster whose URL cannot be had is logged and left out (readiness reports it);
+   * its registration or update (cluster.changed) tries again.
+   */
+  async addCluster(clusterId: string): Promise<void> {
+    if (this.stopped || this.samplers.has(clusterId)) return;
     const { db, bus, metrics, logger, timing } = this.p;
-    for (const id of clusterIds) {
-      const pooler = () => (this.p.pooler?.clusterId === id ? this.p.pooler.driver() : null);
-      const sampler = new UsageSampler({ db, bus, metrics, logger, timing, cluster: await this.p.clusters.get(id), pooler, replica: this.replica });
-      this.samplers.set(id, sampler);
-      sampler.start();
+    const cluster = await this.p.clusters.get(clusterId).catch((err: Error) => {
+      logger.error({ err, clusterId }, 'the cluster\'s usage cannot be sampled');
+      return null;
+    });
+    if (!cluster || this.samplers.has(clusterId) || this.stopped) return;
+    const pooler = () => (this.p.pooler?.clusterId === clusterId ? this.p.pooler.driver() : null);
+    const sampler = new UsageSampler({ db, bus, metrics, logger, timing, cluster, pooler, replica: this.replica });
+    this.samplers.set(clusterId, sampler);
+    sampler.start();
+  }
+
+  /**
+   * A registered cluster changed (cluster.changed): removed, it is no longer sampled; given a new
+   * URL (its admin connection replaced), its sampler starts again on the new one; new, it starts.
+   */
+  async followCluster(clusterId: string, removed: boolean): Promise<void> {
+    if (removed) return this.removeCluster(clusterId);
+    const sampler = this.samplers.get(clusterId);
+    if (sampler) {
+      const current = await this.p.clusters.get(clusterId).catch(() => null);
+      if (current === sampler.cluster) return;
+      await this.removeCluster(clusterId);
     }
+    await this.addCluster(clusterId);
+  }
+
+  /** Stops sampling a cluster (removed, or its URL changed: addCluster then starts it again). */
+  async removeCluster(clusterId: string): Promise<void> {
+    const sampler = this.samplers.get(clusterId);
+    this.samplers.delete(clusterId);
+    await sampler?.stop();
   }
 
   sampler(clusterId: string): UsageSampler | undefined {
@@ -201,9 +236,17 @@ export class UsageService {
     });
     const peaks = await readPeaks24h(this.p.db, tenants.map((t) => t.id));
     const result = new Map<string, TenantUsageSample>();
+    // Each cluster on its own: one that is down leaves only its own tenants without a value.
     for (const clusterId of new Set(tenants.map((t) => t.clusterId))) {
-      const cluster = await this.p.clusters.get(clusterId);
-      const { rows } = await cluster.query<SessionRow>(tenantSessions);
+      const rows = await this.p.clusters
+        .get(clusterId)
+        .then((cluster) => cluster.query<SessionRow>(tenantSessions))
+        .then((r) => r.rows)
+        .catch((err: Error) => {
+          this.p.logger.warn({ err, clusterId }, 'reading a cluster\'s sessions failed');
+          return null;
+        });
+      if (!rows) continue;
       this.stats.liveReads++;
       const driver = this.p.pooler?.clusterId === clusterId ? this.p.pooler.driver() : null;
       const pooled = driver?.serverBackends ? await driver.serverBackends().catch(() => null) : null;

@@ -1,6 +1,7 @@
 import { FleetOperations, type Operation } from '../fleet-operations.js';
 import { builder } from '../../../graphql/builder.js';
 import { OperationRef } from './Operation.js';
+import { localIdOf } from '../../../graphql/ids.js';
 import { UserErrorRef, withUserErrors, type Payload } from '../../../graphql/user-errors.js';
 
 const FleetOperationPayload = builder.objectRef<Payload<{ operation: Operation }>>('FleetOperationPayload').implement({
@@ -81,5 +82,48 @@ builder.mutationField('secureAllTenants', (t) =>
     },
     resolve: (_, { input }, ctx) =>
       withUserErrors('secureAllTenants', input ?? {}, async () => ({ operation: await ctx.services.get(FleetOperations).start(ctx.op, { kind: 'SECURE_TENANTS', concurrency: input?.concurrency, canarySize: 0 }) })),
+  }),
+);
+
+const MoveModeEnum = builder.enumType('DrainMoveMode', {
+  description: 'How drainCluster moves each tenant (see moveTenant).',
+  values: {
+    ONLINE: { description: 'Logical replication: the tenant keeps serving; its pool pauses for seconds at the cutover.' },
+    OFFLINE: { description: 'Dump and restore: the tenant is unavailable for the copy.' },
+  } as const,
+});
+
+builder.mutationField('drainCluster', (t) =>
+  t.field({
+    type: FleetOperationPayload,
+    description:
+      'Admins only. Marks the cluster DRAINING (it takes no new tenants) and starts an operation that moves every tenant on it ' +
+      'to a cluster placement picks (PLACEMENT_POLICY among the other ACTIVE clusters with room), canary first, with bounded concurrency; ' +
+      'resumed by another server if this one stops. When it has SUCCEEDED the cluster is empty and removeCluster takes it away. ' +
+      CANARY_HELP,
+    authScopes: { admin: true },
+    args: {
+      input: t.arg({
+        type: builder.inputType('DrainClusterInput', {
+          description: 'The cluster, how its tenants move, and the operation\'s pace.',
+          fields: (f) => ({
+            id: f.id({ required: true, description: 'The cluster to empty.' }),
+            mode: f.field({ type: MoveModeEnum, required: false, defaultValue: 'ONLINE', description: 'ONLINE (default) or OFFLINE.' }),
+            concurrency: f.int({ required: false, description: 'Tenants moving at once, 1 to 16 (default 4).' }),
+            canarySize: f.int({ required: false, description: 'Moves that must succeed before the rest runs (default: as many as picked in canary, else 3; 0: none).' }),
+            canary: f.stringList({ required: false, description: 'Slugs of the tenants to move first, in this order.' }),
+            exclude: f.stringList({ required: false, description: 'Slugs of tenants to leave on the cluster (then it is not empty at the end).' }),
+          }),
+        }),
+        required: true,
+        description: 'The cluster and the operation\'s settings.',
+      }),
+    },
+    resolve: (_, { input }, ctx) =>
+      withUserErrors('drainCluster', input, async () => {
+        const { id, mode, ...pace } = input;
+        const clusterId = localIdOf(String(id), 'Cluster');
+        return { operation: await ctx.services.get(FleetOperations).start(ctx.op, { kind: 'DRAIN_CLUSTER', clusterId, mode: mode ?? 'ONLINE', ...pace }) };
+      }),
   }),
 );
