@@ -110,6 +110,11 @@ describe('every per-cluster duty covers every cluster', () => {
       assert.equal(list.errors, undefined, JSON.stringify(list.errors));
       const bySlug = new Map(list.data.tenants.edges.map((e: any) => [e.node.slug, e.node.usage]));
       assert.notEqual(bySlug.get('mc-down-c'), null);
+      // An inventory pass looks at the tenants it can reach and leaves the down cluster's for later.
+      const findings = await t.app.parts.inventory.run();
+      assert.ok(findings.some((f) => f.slug === 'mc-down-c'));
+      assert.ok(!findings.some((f) => f.slug === 'mc-down-b'), 'a tenant on the cluster that is down is not looked into');
+      assert.ok(t.app.parts.inventory.progress().skipped >= 1);
     } finally {
       await b.start();
     }

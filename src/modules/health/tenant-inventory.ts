@@ -30,7 +30,7 @@ export interface InventoryProgress {
   /** Tenants in the pass under way (or the last one). */
   total: number;
   checked: number;
-  /** Tenants skipped because a change held their lock (looked at next time). */
+  /** Tenants skipped because a change held their lock, or their cluster could not be reached (looked at next time). */
   skipped: number;
   startedAt: Date | null;
   finishedAt: Date | null;
@@ -193,7 +193,11 @@ export class TenantInventory {
     const tenants = await this.p.db.tenant.findMany({ where: { status: { in: ['ACTIVE', 'SUSPENDED'] } }, orderBy: { slug: 'asc' } });
     Object.assign(this.state, { running: true, total: tenants.length, checked: 0, skipped: 0, startedAt: new Date(), finishedAt: null });
     const findings: InventoryFinding[] = [];
-    const queue = [...tenants];
+    // A cluster that cannot be reached is not looked into tenant by tenant (each would wait out the
+    // connect timeout): its tenants keep their last record, readiness reports the cluster, and the next pass tries again.
+    const down = await this.unreachableClusters(new Set(tenants.map((t) => t.clusterId)));
+    const queue = tenants.filter((t) => !down.has(t.clusterId));
+    this.state.skipped += tenants.length - queue.length;
     let lastLog = Date.now();
     const worker = async () => {
       for (let tenant = queue.shift(); tenant && !this.stopped; tenant = queue.shift()) {
@@ -216,6 +220,22 @@ export class TenantInventory {
     // Readiness rebuilds every tenant's health from these records before the pass counts as done.
     await this.p.events.publish('inventory.checked', { tenantId: null });
     return sorted;
+  }
+
+  /** Of these clusters, those that do not answer one statement now (one per cluster, at once). */
+  private async unreachableClusters(clusterIds: Set<string>): Promise<Set<string>> {
+    const down = new Set<string>();
+    await Promise.all(
+      [...clusterIds].map(async (id) => {
+        try {
+          await (await this.p.clusters.get(id)).query('SELECT 1');
+        } catch (err) {
+          down.add(id);
+          this.p.logger.warn({ err, clusterId: id }, 'a cluster cannot be reached: the inventory leaves its tenants for the next pass');
+        }
+      }),
+    );
+    return down;
   }
 
   /** Looks at one tenant database and records what it found (the caller holds the tenant's lock). */
