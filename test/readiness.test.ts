@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { PROVISION, settle, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
+import { until } from './support/subscriptions.js';
 import { inDatabase, TestTemplates, downgradeTrgm } from './support/templates.js';
 
 let t: TestTenantry;
@@ -67,6 +68,28 @@ describe('inventory', () => {
     const problems = health.data.health.tenants.find((x: any) => x.slug === 'tampered');
     assert.deepEqual(problems, { slug: 'tampered', problems: ['table documents is missing', 'extension pg_trgm is OUTDATED (1.3)'], blocking: false });
     await t.gql(`mutation { deprovisionTenant(input: { slug: "tampered", confirm: "tampered" }) { tenant { status } } }`);
+  });
+
+  test('a restart does not look into the whole fleet again: its pass takes only tenants not seen within INVENTORY_INTERVAL_MS', async () => {
+    for (const slug of ['seen-1', 'seen-2', 'seen-3']) await t.gql(PROVISION, { input: { slug, displayName: slug } });
+    await t.app.parts.inventory.run(); // every tenant has a fresh record now
+    await t.gql(PROVISION, { input: { slug: 'seen-never', displayName: 'n' } });
+    const never = { tenant: { slug: 'seen-never' } };
+    await settle(t);
+    // The single look after provisioning is what recorded it; remove its record to stand for a tenant never looked at.
+    assert.equal((await t.app.parts.db.tenantInventory.deleteMany({ where: never })).count, 1);
+    const second = await startTestTenantry({ shareWith: t, env: { TEMPLATES_DIR: dir, INVENTORY_INTERVAL_MS: '600000' } });
+    try {
+      const progress = await until(() => second.app.parts.inventory.progress(), (p) => p.passes >= 1, 'the start pass');
+      assert.equal(progress.total, 1, 'only the tenant without a fresh record was looked at');
+      assert.notEqual(await second.app.parts.db.tenantInventory.findFirst({ where: never }), null);
+      // run() (an explicit pass) still looks at every tenant.
+      await second.app.parts.inventory.run();
+      assert.ok(second.app.parts.inventory.progress().total >= 4);
+    } finally {
+      await second.stop();
+    }
+    for (const slug of ['seen-1', 'seen-2', 'seen-3', 'seen-never']) await t.gql(`mutation { deprovisionTenant(input: { slug: "${slug}", confirm: "${slug}" }) { tenant { status } } }`);
   });
 });
 

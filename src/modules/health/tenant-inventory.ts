@@ -1,4 +1,4 @@
-import type { Tenant, TenantInventory as InventoryRecord } from '../../generated/prisma/client.js';
+import type { Prisma, Tenant, TenantInventory as InventoryRecord } from '../../generated/prisma/client.js';
 import type { ControlClient } from '../../platform/db/control-client.js';
 import { rowsInOrder } from '../../platform/db/rows-in-order.js';
 import type { DomainEvents } from '../../platform/domain-events.js';
@@ -63,6 +63,8 @@ export class TenantInventory {
   private readonly soon = new Set<string>();
   private soonAsked = false;
   private stopped = false;
+  /** run() asked for the next pass to look at every tenant (a scheduled pass looks only at those not seen within the interval). */
+  private everyTenantAsked = false;
   /** `idle()` callers waiting for tenants to be looked at soon, woken whenever a batch of single checks ends. */
   private waiters: (() => void)[] = [];
   private readonly state: InventoryProgress = { running: false, total: 0, checked: 0, skipped: 0, startedAt: null, finishedAt: null, passes: 0 };
@@ -111,6 +113,7 @@ export class TenantInventory {
    */
   async run(): Promise<InventoryFinding[]> {
     if (this.stopped) return [];
+    this.everyTenantAsked = true;
     await this.passes.runNow();
     const last = this.lastPass;
     if (!last) return [];
@@ -118,7 +121,12 @@ export class TenantInventory {
     return last.findings;
   }
 
-  /** A pass now in the background, then one every `intervalMs` after the last ended (0: none after the first). */
+  /**
+   * A pass now in the background, then one every `intervalMs` after the last ended (0: none after
+   * the first). A scheduled pass looks only at tenants whose record is older than `intervalMs`
+   * (or missing): a restart does not look into the whole fleet again, and a tenant looked at after
+   * a change is not looked at again so soon. With `intervalMs` 0, every tenant.
+   */
   start(intervalMs: number): void {
     this.intervalMs = intervalMs;
     this.passes.start();
@@ -190,7 +198,10 @@ export class TenantInventory {
   }
 
   private async pass(): Promise<InventoryFinding[]> {
-    const tenants = await this.p.db.tenant.findMany({ where: { status: { in: ['ACTIVE', 'SUSPENDED'] } }, orderBy: { slug: 'asc' } });
+    const everyTenant = this.everyTenantAsked || this.intervalMs === 0;
+    this.everyTenantAsked = false;
+    const stale: Prisma.TenantWhereInput = everyTenant ? {} : { OR: [{ inventory: null }, { inventory: { checkedAt: { lt: new Date(Date.now() - this.intervalMs) } } }] };
+    const tenants = await this.p.db.tenant.findMany({ where: { status: { in: ['ACTIVE', 'SUSPENDED'] }, ...stale }, orderBy: { slug: 'asc' } });
     Object.assign(this.state, { running: true, total: tenants.length, checked: 0, skipped: 0, startedAt: new Date(), finishedAt: null });
     const findings: InventoryFinding[] = [];
     // A cluster that cannot be reached is not looked into tenant by tenant (each would wait out the
