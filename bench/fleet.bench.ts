@@ -28,6 +28,7 @@ import { createLogger } from '../src/platform/logger.js';
 import { freePort } from '../test/support/free-port.js';
 import { dropEverythingOf } from '../test/support/test-tenantry.js';
 import { startPrivateCluster, type BenchCluster } from './support/private-cluster.js';
+import { poolerFloor } from './support/pooler-floor.js';
 import { p50, p95 } from './support/statistics.js';
 import { TenantryProcess, type StartTimes } from './support/tenantry-process.js';
 
@@ -121,7 +122,8 @@ async function growTo(size: number): Promise<number> {
   const started = performance.now();
   const missing = size - fleet;
   let done = 0;
-  await timed(missing, 4, async () => {
+  // BENCH_BUILD_CONCURRENCY: provisions at once while building (pool applies are shared).
+  await timed(missing, Number(process.env.BENCH_BUILD_CONCURRENCY ?? 4), async () => {
     const slug = `f${String(slugs.length + 1).padStart(5, '0')}`;
     slugs.push(slug);
     await provision(slug);
@@ -142,6 +144,8 @@ interface Figures {
   quota4: number[];
   quotaThroughput: number;
   floor: number[];
+  quotaFloor: number[];
+  poolerFloor: number[];
   pageStatements: number;
   pageLatency: number[];
   sampleMs: number;
@@ -187,6 +191,17 @@ async function measureFloor(size: number): Promise<number[]> {
     await admin.query(format('DROP DATABASE %I', name));
     await admin.query(format('DROP ROLE %I', name));
   }
+  return latencies;
+}
+
+/** ALTER ROLE ... CONNECTION LIMIT on tenant roles, nothing else: the floor of a quota change. */
+async function measureQuotaFloor(): Promise<number[]> {
+  const roles = (
+    await admin.query<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1) AND rolcanlogin AND strpos(rolname, '.') = 0 ORDER BY rolname LIMIT $2`, [names.prefix, N.quota1])
+  ).rows.map((r) => r.rolname);
+  const { latencies } = await timed(N.quota1, 1, async (i) => {
+    await admin.query(format('ALTER ROLE %I CONNECTION LIMIT %s', roles[i % roles.length]!, 2 + (i % 2)));
+  });
   return latencies;
 }
 
@@ -301,13 +316,16 @@ async function measure(size: number): Promise<Figures> {
   const q = await measureQuota();
   log('bare SQL floor');
   const floor = await measureFloor(size);
+  log('bare SQL floor of a quota change, and the pooler\'s minimum (write + RELOAD at this size)');
+  const quotaFloor = await measureQuotaFloor();
+  const poolerMin = await poolerFloor(fleet, smoke ? 2 : 7);
   log('tenants(first: 50)');
   const page = await measurePage();
   log('subscribers, sampler and WAL');
   const streams = await measureStreams();
   log('{ __typename }');
   const tn = await measureTypename();
-  return { size, buildMs, start, ...p, ...q, floor, ...page, ...streams, ...tn, rssBytes: await server!.rssBytes() };
+  return { size, buildMs, start, ...p, ...q, floor, quotaFloor, poolerFloor: poolerMin, ...page, ...streams, ...tn, rssBytes: await server!.rssBytes() };
 }
 
 // ---- the report ----------------------------------------------------------------------------
@@ -331,6 +349,14 @@ function report(all: Figures[]): string {
     ['updateTenantQuota p50, concurrency 4', (f) => p50(f.quota4), ms],
     ['updateTenantQuota p95, concurrency 4', (f) => p95(f.quota4), ms],
     ['updateTenantQuota throughput, concurrency 4 / 1', (f) => f.quotaThroughput, (v) => `${v.toFixed(2)}x`],
+    ['bare ALTER ROLE ... CONNECTION LIMIT p50', (f) => p50(f.quotaFloor), ms],
+    ['pooler minimum: write pgbouncer.ini + RELOAD at this size, p50 (a bare PgBouncer)', (f) => p50(f.poolerFloor), ms],
+    ['updateTenantQuota p50 / (2 x ALTER ROLE p50 + pooler minimum) (target <= 1)', (f) => p50(f.quota1) / (2 * p50(f.quotaFloor) + p50(f.poolerFloor)), (v) => `${v.toFixed(2)}x`],
+    ['updateTenantQuota p95 / (2 x ALTER ROLE p95 + pooler minimum p95)', (f) => p95(f.quota1) / (2 * p95(f.quotaFloor) + p95(f.poolerFloor)), (v) => `${v.toFixed(2)}x`],
+    ['provisionTenant p95 / bare SQL floor p95', (f) => p95(f.provision1) / p95(f.floor), (v) => `${v.toFixed(2)}x`],
+    ['provisionTenant p50 / (bare SQL floor p50 + pooler minimum)', (f) => p50(f.provision1) / (p50(f.floor) + p50(f.poolerFloor)), (v) => `${v.toFixed(2)}x`],
+    ['provisionTenant throughput, concurrency 1 (per s)', (f) => 1000 / (f.provision1.reduce((a, b) => a + b, 0) / f.provision1.length), (v) => v.toFixed(1)],
+    ['updateTenantQuota throughput, concurrency 1 (per s)', (f) => 1000 / (f.quota1.reduce((a, b) => a + b, 0) / f.quota1.length), (v) => v.toFixed(1)],
     ['tenants(first: 50): control-database statements', (f) => f.pageStatements, (v) => String(v)],
     ['tenants(first: 50): p50', (f) => p50(f.pageLatency), ms],
     ['usage sampler: time per sample (mean)', (f) => f.sampleMs, ms],

@@ -1,5 +1,6 @@
 // What one pool change costs PgBouncer as the fleet grows: Tenantry's PgBouncerDriver.apply
-// (render the whole pgbouncer.ini, write it, RELOAD, check SHOW DATABASES) with one pool added
+// (render pgbouncer.ini (changed lines only), write it, RELOAD, check: SHOW DATABASES in full,
+// or PgBouncer's log after a change) with one pool added or resized
 // to fleets of 100 to 10,000 pools, and each part on its own. PgBouncer has one configuration
 // file and no command to add a single database, so this is the floor under every change that
 // touches a pool (provisionTenant, updateTenantQuota, suspend/resume) while callers wait for it.
@@ -63,8 +64,10 @@ async function timed(work: () => Promise<unknown>): Promise<number> {
 
 /** The parts of one pool change, each timed on its own, with their labels in the table. */
 const PARTS = {
-  apply: 'PgBouncerDriver.apply, one pool added (p50)',
-  render: 'render and validate pgbouncer.ini',
+  apply: 'PgBouncerDriver.apply, one pool added, checked by SHOW DATABASES (start, reconciler) (p50)',
+  applyLog: 'PgBouncerDriver.apply, one pool added, checked by PgBouncer\'s log (after a change) (p50)',
+  applyQuota: 'PgBouncerDriver.apply, one pool resized, checked by the log (a quota change) (p50)',
+  render: 'render and validate pgbouncer.ini from scratch',
   write: 'write it (temp file, fsync, rename)',
   reload: 'RELOAD (PgBouncer reads the whole file)',
   show: 'SHOW DATABASES (the check after)',
@@ -80,11 +83,15 @@ try {
   for (const size of SIZES) {
     const base = fleet(size);
     await driver.apply(base);
-    const parts: Record<Part, number[]> = { apply: [], render: [], write: [], reload: [], show: [] };
+    const parts: Record<Part, number[]> = { apply: [], applyLog: [], applyQuota: [], render: [], write: [], reload: [], show: [] };
     for (let round = 0; round < ROUNDS; round++) {
       // One new tenant's pool, as a provisioning adds it.
       const next = [...base, pool(size + round)];
       parts.apply.push(await timed(() => driver.apply(next)));
+      const added = [...next, pool(size + ROUNDS + round)];
+      parts.applyLog.push(await timed(() => driver.apply(added, { verify: 'log' })));
+      const resized = added.map((p, i) => (i === 0 ? { ...p, poolSize: 10 + ((round % 2) + 1) } : p));
+      parts.applyQuota.push(await timed(() => driver.apply(resized, { verify: 'log' })));
       let ini = '';
       parts.render.push(await timed(async () => (ini = renderPgBouncerIni(proc.settings, next, 1_000_000))));
       parts.write.push(await timed(() => writeIni(proc.settings.files, ini, proc.fileOwner)));

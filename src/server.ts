@@ -17,7 +17,7 @@ import type { Logger } from './platform/logger.js';
 import { TenantryMetrics } from './platform/metrics.js';
 import { ServiceRegistry } from './platform/services.js';
 import { AuditLog } from './modules/audit/index.js';
-import { ClusterRegistry, ClusterSecrets, ClusterStore } from './modules/clusters/index.js';
+import { ClusterAdministration, ClusterRegistry, ClusterSecrets, ClusterStore } from './modules/clusters/index.js';
 import { ApiKeyAuthenticator, ApiKeys, bootstrapAdminKey } from './modules/keys/index.js';
 import {
   ConnectionStrings,
@@ -31,14 +31,15 @@ import {
   TenantStore,
 } from './modules/tenants/index.js';
 import { OfferedExtensions, TenantExtensions } from './modules/extensions/index.js';
-import { CapacityPlanner, ConnectionLimits, LimitDrift, QuotaStore, QuotaUpdates } from './modules/quotas/index.js';
-import { SchemaUpgrades, SchemaVersionStore, TemplateCatalog, TemplateDatabases } from './modules/templates/index.js';
+import { CapacityPlanner, ClusterPlacement, ConnectionLimits, LimitDrift, QuotaStore, QuotaUpdates } from './modules/quotas/index.js';
+import { DEFAULT_TEMPLATE, SchemaUpgrades, SchemaVersionStore, TemplateCatalog, TemplateDatabases } from './modules/templates/index.js';
 import { TenantProvisioning, TenantRecovery } from './modules/provisioning/index.js';
 import { PoolSync, startPooler, type Pooler } from './modules/pools/index.js';
 import { UsageService } from './modules/usage/index.js';
 import { ReadOnlyCredentials } from './modules/credentials/index.js';
 import { ReadinessMonitor, TenantInventory, TenantRefresh } from './modules/health/index.js';
 import { FleetOperations } from './modules/operations/index.js';
+import { ClusterEvacuation, TenantMoves } from './modules/moves/index.js';
 import { LiveSessions } from './graphql/live-sessions.js';
 import { HttpFront } from './http/http-server.js';
 
@@ -56,6 +57,7 @@ export interface TenantryParts {
   liveReads: LiveReadBudget;
   offeredExtensions: OfferedExtensions;
   capacity: CapacityPlanner;
+  moves: TenantMoves;
 }
 
 export interface Tenantry {
@@ -125,7 +127,8 @@ export async function startTenantry(options: {
     const failpoints = options.failpoints ?? new Failpoints();
     const domainEvents = new DomainEvents(logger);
     const tenantLocks = new TenantLocks({ locks, failpoints });
-    const clusters = new ClusterRegistry(db, options.serverUrl, limits, new ClusterSecrets({ secretKey: config.CLUSTER_SECRET_KEY, home: config.TENANTRY_HOME }));
+    const clusterSecrets = new ClusterSecrets({ secretKey: config.CLUSTER_SECRET_KEY, home: config.TENANTRY_HOME });
+    const clusters = new ClusterRegistry(db, options.serverUrl, limits, clusterSecrets);
     stack.push(() => clusters.close());
     const defaultCluster = await clusters.ensureDefault();
     if (!privileges.superuser) {
@@ -138,7 +141,7 @@ export async function startTenantry(options: {
     front.phase = 'starting the pooler';
     const metrics = new TenantryMetrics();
     metrics.countControlStatements(controlQueries);
-    const pooler = await startPooler({ config, cluster: defaultCluster, db, logger, registry: metrics.registry, failpoints, events: domainEvents, locks: tenantLocks });
+    const pooler = await startPooler({ config, cluster: defaultCluster, clusters, db, logger, registry: metrics.registry, failpoints, events: domainEvents, locks: tenantLocks });
     stack.push(() => pooler.stop());
     logger.info({ pooler: pooler.kind }, pooler.description);
     const pools = pooler.pools;
@@ -180,6 +183,7 @@ export async function startTenantry(options: {
     const quotaStore = new QuotaStore({ db });
     const connectionLimits = new ConnectionLimits({ config });
     const capacity = new CapacityPlanner({ db, config });
+    const placement = new ClusterPlacement({ db, config, clusters, capacity, quotas: quotaStore });
     const limitDrift = new LimitDrift({ db, config, logger, locks: tenantLocks, connectionLimits });
     const quotaUpdates = new QuotaUpdates({ db, config, logger, metrics, access, locks: tenantLocks, changes, capacity, connectionLimits });
 
@@ -188,11 +192,18 @@ export async function startTenantry(options: {
     const schemaVersions = new SchemaVersionStore({ db });
     const upgrades = new SchemaUpgrades({ db, catalog, access, security, locks: tenantLocks, changes, schemaVersions, tenantExtensions });
 
-    const provisioning = new TenantProvisioning({ db, config, logger, clusters, catalog, templateDatabases, locks: tenantLocks, failpoints, changes, capacity, connectionStrings, handoffs, schemaVersions, pools });
+    const provisioning = new TenantProvisioning({ db, config, logger, clusters, catalog, templateDatabases, locks: tenantLocks, failpoints, changes, capacity, placement, connectionStrings, handoffs, schemaVersions, pools });
+    // registerCluster (and a new URL) prepares the server as the default one is: the pooler's roles and lookup, the default template's database.
+    const defaultTemplate = catalog.resolve(DEFAULT_TEMPLATE, null);
+    const templatePreparer = { name: 'templates', prepare: async (c: Parameters<TemplateDatabases['ensure']>[0]) => void (defaultTemplate && (await templateDatabases.ensure(c, defaultTemplate))) };
+    const clusterAdministration = new ClusterAdministration({ db, clusters, secrets: clusterSecrets, locks: tenantLocks, events: domainEvents, logger, limits, preparers: [pools.clusterPreparer, templatePreparer], changeWaitMs: config.POOL_APPLY_WAIT_MS });
     const recovery = new TenantRecovery({ db, logger, clusters, locks: tenantLocks, provisioning, deprovisioning, limitDrift, changes });
     stack.push(() => recovery.stop());
 
-    const operations = new FleetOperations({ db, logger, controlUrl: control.url, clusters, catalog, locks: tenantLocks, failpoints, events, access, upgrades, tenantExtensions, security });
+    const moves = new TenantMoves({ db, logger, controlUrl: control.url, clusters, locks: tenantLocks, failpoints, capacity, catalog, changes, pooler: pools });
+    stack.push(() => moves.stop());
+    const evacuation = new ClusterEvacuation({ db, moves, placement });
+    const operations = new FleetOperations({ db, logger, controlUrl: control.url, clusters, catalog, locks: tenantLocks, failpoints, events, access, upgrades, tenantExtensions, security, evacuation });
     stack.push(() => operations.stop());
     const inventory = new TenantInventory({ db, logger, clusters, catalog, locks: tenantLocks, events: domainEvents, tenantExtensions, schemaVersions });
     stack.push(() => inventory.stop());
@@ -200,14 +211,17 @@ export async function startTenantry(options: {
     stack.push(() => readiness.stop());
     const refresh = new TenantRefresh({ db, access, inventory });
     const readOnlyCredentials = new ReadOnlyCredentials({ db, access, quotas: quotaStore, connectionStrings });
-    await usage.start([defaultCluster.id]);
+    // Every registered cluster is sampled (one lease each); a cluster registered, changed or removed later follows.
+    await usage.start((await clusters.rows()).map((c) => c.id));
+    const unfollowClusters = domainEvents.subscribe('cluster.changed', ({ clusterId, removed }) => usage.followCluster(clusterId, removed));
+    stack.push(async () => unfollowClusters());
 
     // What resolvers may ask for (ctx.services.get(Class)).
     const services = new ServiceRegistry([
-      clusters, clusterStore, auditLog, apiKeys, auth, tenantStore, lifecycle, deprovisioning, connections,
+      clusters, clusterStore, clusterAdministration, placement, auditLog, apiKeys, auth, tenantStore, lifecycle, deprovisioning, connections,
       connectionStrings, tenantExtensions, offeredExtensions, quotaStore, capacity, quotaUpdates, catalog,
       schemaVersions, upgrades, provisioning, pools, usage, inventory, readiness, refresh, operations,
-      liveReads, metrics, failpoints, readOnlyCredentials,
+      liveReads, metrics, failpoints, readOnlyCredentials, moves,
     ]);
 
     front.phase = 'checking readiness';
@@ -226,9 +240,10 @@ export async function startTenantry(options: {
     inventory.start(config.INVENTORY_INTERVAL_MS);
     recovery.start(config.RECOVERY_INTERVAL_MS);
     operations.resumeUnfinished(config.OPERATION_RESUME_INTERVAL_MS);
+    moves.start(config.OPERATION_RESUME_INTERVAL_MS);
     void operations.secureLegacyTenants().catch((err) => logger.error({ err }, 'starting the operation that secures legacy tenants failed'));
 
-    const parts: TenantryParts = { db, controlQueries, clusters, locks: tenantLocks, events, metrics, pools, usage, inventory, recovery, liveReads, offeredExtensions, capacity };
+    const parts: TenantryParts = { db, controlQueries, clusters, locks: tenantLocks, events, metrics, pools, usage, inventory, recovery, liveReads, offeredExtensions, capacity, moves };
     let closing: Promise<void> | undefined;
     return {
       url: front.url,

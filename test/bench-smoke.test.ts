@@ -27,7 +27,7 @@ test('npm run bench at sizes 2 and 4: every figure measured, nothing left on the
   const out = await runBench('bench/fleet.bench.ts', { BENCH_SMOKE: '1', BENCH_SIZES: '2,4', BENCH_DATABASE_URL: process.env.TEST_DATABASE_URL!, BENCH_TAG: tag });
 
   const rows = out.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| |'));
-  assert.equal(rows.length, 28, out);
+  assert.equal(rows.length, 36, out);
   for (const row of rows) {
     const cells = row.split('|').slice(2, -1).map((c) => c.trim());
     assert.equal(cells.length, 2, row);
@@ -50,7 +50,7 @@ test('npm run bench at sizes 2 and 4: every figure measured, nothing left on the
 test('npm run bench:pooler at 2 and 4 pools: a table with every part measured', { skip: findPgBouncer() || process.env.CI === 'true' ? false : 'pgbouncer is not installed' }, async () => {
   const out = await runBench('bench/pgbouncer-reload.bench.ts', { BENCH_SIZES: '2,4', BENCH_ROUNDS: '1' });
   const rows = out.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| one pool change'));
-  assert.equal(rows.length, 5, out);
+  assert.equal(rows.length, 7, out);
   for (const row of rows) assert.match(row, /^\| [^|]+ \| \d[\d.]* ms \| \d[\d.]* ms \(\d+\.\dx\) \|$/, row);
 });
 

@@ -16,7 +16,7 @@ import { describeServer, withDatabase } from '../src/platform/db/connection-url.
 import { createLogger } from '../src/platform/logger.js';
 import { generatePassword, scramSha256Verifier } from '../src/modules/tenants/credentials.js';
 import { PoolerConfigError, PoolerFilesError, PoolerUnavailableError, type ObservedPool, type PoolSpec } from '../src/modules/pools/pooler-driver.js';
-import { poolSpecProblems } from '../src/modules/pools/pgbouncer/pgbouncer-config.js';
+import { IniRenderer, pgBouncerFiles, poolSpecProblems, renderPgBouncerIni, type PgBouncerSettings } from '../src/modules/pools/pgbouncer/pgbouncer-config.js';
 import { clientSlots } from '../src/modules/pools/pgbouncer/client-slots.js';
 import { PgBouncerDriver } from '../src/modules/pools/pgbouncer/pgbouncer-driver.js';
 import { findPgBouncer, PgBouncerProcess } from '../src/modules/pools/pgbouncer/pgbouncer-process.js';
@@ -193,8 +193,8 @@ test('max_client_conn follows the fleet, within the file-descriptor limit', () =
 test('apply two pools: SHOW DATABASES lists them with their sizes; max_client_conn is sized from them', { skip }, async () => {
   await driver.apply([spec(ta, 3, 4), spec(tb, 2, 6, 'session')]);
   assert.deepEqual(await observedOwn(), [
-    { name: ta.name, database: ta.name, poolSize: 3, maxDbConnections: 4, mode: 'transaction' },
-    { name: tb.name, database: tb.name, poolSize: 2, maxDbConnections: 6, mode: 'session' },
+    { name: ta.name, database: ta.name, poolSize: 3, maxDbConnections: 4, mode: 'transaction', host: proc.settings.serverHost, port: proc.settings.serverPort },
+    { name: tb.name, database: tb.name, poolSize: 2, maxDbConnections: 6, mode: 'session', host: proc.settings.serverHost, port: proc.settings.serverPort },
   ]);
   const ini = await readFile(proc.settings.files.ini, 'utf8');
   assert.match(ini, /^max_client_conn = 100$/m, '(5 + 7) x 5 is under the floor of 100');
@@ -370,6 +370,60 @@ test('a file PgBouncer only partly accepts is detected and rolled back', { skip 
   });
   assert.equal(await readFile(files.ini, 'utf8'), goodIni);
   assert.deepEqual(await observedOwn(), goodPools);
+});
+
+test('checked by PgBouncer\'s log (applies after a change): a file it only partly accepts is still detected and rolled back', { skip }, async () => {
+  class BreaksLastLine extends PgBouncerDriver {
+    protected override renderIni(pools: readonly PoolSpec[], maxClientConn: number): string {
+      return super.renderIni(pools, maxClientConn).replace(/(pool_size=\d+)(?![\s\S]*pool_size=)/, '$1 not_a_parameter=1');
+    }
+  }
+  const broken = new BreaksLastLine({
+    settings: proc.settings,
+    admin: proc.admin,
+    authUser: { user: roles.authUser, password: authPassword },
+    clientSlots: { perConnection: 5, fileLimit: 20_000 },
+    fileOwner: proc.fileOwner,
+  });
+  const { files } = proc.settings;
+  const goodIni = await readFile(files.ini, 'utf8');
+  const goodPools = await observedOwn();
+  await assert.rejects(broken.apply([spec(ta, 8, 8), spec(tc, 8, 8, 'session')], { verify: 'log' }), (err: unknown) => {
+    assert.ok(err instanceof PoolerConfigError);
+    assert.match(err.message, /restored and reloaded/);
+    return true;
+  });
+  assert.equal(broken.lastVerified, 'show', 'the refusal in the log sent it to the full check');
+  assert.equal(await readFile(files.ini, 'utf8'), goodIni);
+  assert.deepEqual(await observedOwn(), goodPools);
+
+  // A clean apply checked by the log alone: PgBouncer runs it, and it is the last good copy.
+  const pools = goodPools.map((p) => ({ ...spec({ name: p.name }, p.poolSize!, p.maxDbConnections!, p.mode as PoolSpec['mode']) }));
+  pools[0]!.poolSize = 4;
+  await driver.apply(pools, { verify: 'log' });
+  assert.equal(driver.lastVerified, 'log');
+  assert.equal(byName(await observedOwn()).get(pools[0]!.name)?.poolSize, 4);
+  assert.equal(await readFile(files.lastGoodIni, 'utf8'), await readFile(files.ini, 'utf8'));
+});
+
+test('the ini rendered apply after apply (changed lines only) equals the ini rendered from scratch', () => {
+  const settings: PgBouncerSettings = {
+    listenHost: '127.0.0.1', listenPort: 6432, serverHost: '127.0.0.1', serverPort: 5432, adminUser: 'adm', authUser: 'au',
+    authQuery: AUTH_QUERY, serverIdleTimeout: 10, defaultPoolMode: 'transaction', files: pgBouncerFiles('/tmp/x'),
+  };
+  const p = (i: number, size = 5, port?: number): PoolSpec => ({ ...spec({ name: `t${i}` }, size, size), ...(port ? { serverHost: '10.0.0.2', serverPort: port } : {}) });
+  const renderer = new IniRenderer();
+  const steps: PoolSpec[][] = [
+    [p(3), p(1), p(2)],
+    [p(3), p(1, 7), p(2)], // resized
+    [p(3), p(1, 7), p(2), p(0)], // added
+    [p(3), p(2), p(0, 5, 6000)], // removed one, repointed one
+    [p(3), p(2), p(0, 5, 6000)], // nothing changed
+  ];
+  for (const pools of steps) assert.equal(renderer.render(settings, pools, 100), renderPgBouncerIni(settings, pools, 100));
+  assert.throws(() => renderer.render(settings, [p(1), p(1)], 100), /duplicate name/);
+  assert.throws(() => renderer.render(settings, [p(1), { ...p(2), user: 'bad user' }], 100), /must match/);
+  assert.equal(renderer.render(settings, steps[4]!, 100), renderPgBouncerIni(settings, steps[4]!, 100), 'a refused render changed nothing');
 });
 
 test('an ini that cannot be written: PoolerFilesError naming the file, with what PgBouncer still runs; a last good copy that cannot be saved, too', { skip }, async () => {

@@ -16,6 +16,7 @@ import { findPgBouncer } from '../src/modules/pools/pgbouncer/pgbouncer-process.
 import { startPooler, type Pooler } from '../src/modules/pools/pooler-setup.js';
 import type { ObservedPool } from '../src/modules/pools/pooler-driver.js';
 import { createLogger } from '../src/platform/logger.js';
+import { Failpoints } from '../src/platform/failpoints.js';
 import { freePort } from './support/free-port.js';
 import { until } from './support/subscriptions.js';
 import { startTestTenantry, TEST_LIMITS, testServerUrl, type TestTenantry } from './support/test-tenantry.js';
@@ -36,9 +37,12 @@ async function suite() {
   let clusterId: string;
   const tenantIds: string[] = [];
 
+  /** Held by the SIGKILL test: PgBouncer is restarted only once the test has seen every pool ERROR. */
+  let restartGate: Promise<void> = Promise.resolve();
+  const failpoints = new Failpoints().set('pooler.before-restart', () => restartGate);
   const start = async () => {
     const cluster = await t.app.parts.clusters.ensureDefault();
-    pooler = await startPooler({ config, cluster, db, logger: createLogger('silent') });
+    pooler = await startPooler({ config, cluster, db, logger: createLogger('silent'), failpoints });
   };
   const own = async (): Promise<Map<string, ObservedPool>> =>
     new Map((await pooler.driver!.observe()).filter((p) => p.name.startsWith(t.prefix)).map((p) => [p.name, p]));
@@ -132,6 +136,41 @@ async function suite() {
     });
   });
 
+  describe('a change costs what changed', () => {
+    test('an apply after one tenant\'s change reads that tenant only, renders one line and is checked by PgBouncer\'s log, not SHOW DATABASES', async () => {
+      const driver = pooler.driver!;
+      const observe = driver.observe.bind(driver);
+      let shows = 0;
+      driver.observe = async () => {
+        shows++;
+        return observe();
+      };
+      try {
+        await setQuota(tenantIds[6]!, 14);
+        const before = { tenants: pooler.pools.stats.tenantsRead, rows: pooler.pools.stats.rowsRead, statements: counter.queries };
+        assert.deepEqual(await pooler.pools.request([tenantIds[6]!]), { outcome: 'IN_SYNC', error: null });
+        assert.equal(pooler.pools.stats.tenantsRead - before.tenants, 1, 'one tenant row read, whatever the fleet');
+        assert.equal(pooler.pools.stats.rowsRead - before.rows, 1);
+        assert.equal(counter.queries - before.statements, 3, 'the changed tenant, its recorded pool, the one write');
+        assert.equal(shows, 0, 'no SHOW DATABASES');
+        assert.equal(driver.lastVerified, 'log');
+      } finally {
+        driver.observe = observe;
+      }
+      assert.equal((await own()).get(nameOf(6))?.poolSize, 14);
+      assert.equal((await db.pool.findUniqueOrThrow({ where: { tenantId: tenantIds[6]! } })).poolSize, 14);
+      // A tenant that stops being ACTIVE loses its pool the same way.
+      await db.tenant.update({ where: { id: tenantIds[7]! }, data: { status: 'SUSPENDED' } });
+      assert.equal((await pooler.pools.request([tenantIds[7]!])).outcome, 'IN_SYNC');
+      assert.equal((await own()).has(nameOf(7)), false);
+      await db.tenant.update({ where: { id: tenantIds[7]! }, data: { status: 'ACTIVE' } });
+      assert.equal((await pooler.pools.request([tenantIds[7]!])).outcome, 'IN_SYNC');
+      assert.equal((await own()).has(nameOf(7)), true);
+      const report = await pooler.pools.reconcile();
+      assert.deepEqual([report.outcome, report.actions], ['IN_SYNC', []], 'the reconciler, comparing every pool, agrees');
+    });
+  });
+
   describe('one apply queue', () => {
     test('requests made together are served by one apply', async () => {
       const driver = pooler.driver!;
@@ -185,8 +224,14 @@ async function suite() {
       pooler.process!.on('up', () => events.push('up'));
       const watch = t.app.parts.db; // another client, so polling does not count as PoolSync's statements
       const before = counter.queries;
+      let release!: () => void;
+      restartGate = new Promise((r) => (release = r)); // a busy machine must not let the restart win the race
       process.kill(pooler.process!.pid!, 'SIGKILL');
-      await until(() => watch.pool.count({ where: { status: 'ERROR' } }), (n) => n === 300, 'every pool ERROR');
+      try {
+        await until(() => watch.pool.count({ where: { status: 'ERROR' } }), (n) => n === 300, 'every pool ERROR');
+      } finally {
+        release();
+      }
       const row = await watch.pool.findUniqueOrThrow({ where: { tenantId: tenantIds[5]! } });
       assert.match(row.lastError!, /PgBouncer is down \(killed by SIGKILL\)/);
       await until(() => watch.pool.count({ where: { status: 'IN_SYNC' } }), (n) => n === 300, 'every pool IN_SYNC again', 30_000);

@@ -23,6 +23,8 @@ export const MUTATION_ERROR_CODES = {
     'TENANT_BUSY',
     'TIMEOUT',
     'PROVISIONING_FAILED',
+    'PLACEMENT_FAILED',
+    'NOT_FOUND',
   ],
   deprovisionTenant: [...UNDER_TENANT_LOCK, 'CONFIRMATION_MISMATCH'],
   suspendTenant: UNDER_TENANT_LOCK,
@@ -40,7 +42,13 @@ export const MUTATION_ERROR_CODES = {
   upgradeAllTenantSchemas: ['INVALID_INPUT', 'TEMPLATE_NOT_FOUND'],
   updateAllTenantExtensions: ['INVALID_INPUT', 'TEMPLATE_NOT_FOUND'],
   secureAllTenants: ['INVALID_INPUT', 'TEMPLATE_NOT_FOUND'],
+  drainCluster: ['INVALID_INPUT', 'NOT_FOUND', 'INVALID_STATE'],
   reconcilePools: ['INVALID_INPUT'],
+  moveTenant: [...UNDER_TENANT_LOCK, 'CLUSTER_UNREACHABLE', 'MOVE_PREFLIGHT_FAILED', 'DUMP_TOOL_UNAVAILABLE'],
+  registerCluster: ['INVALID_INPUT', 'CLUSTER_UNREACHABLE', 'CLUSTER_UNSUITABLE'],
+  updateCluster: ['INVALID_INPUT', 'NOT_FOUND', 'CLUSTER_UNREACHABLE', 'CLUSTER_UNSUITABLE'],
+  cordonCluster: ['INVALID_INPUT', 'NOT_FOUND'],
+  removeCluster: ['INVALID_INPUT', 'NOT_FOUND', 'CLUSTER_NOT_EMPTY', 'TENANT_BUSY', 'TIMEOUT'],
 } as const satisfies Record<string, readonly UserErrorCode[]>;
 
 export type MutationName = keyof typeof MUTATION_ERROR_CODES;

@@ -15,6 +15,7 @@ import '../modules/usage/graphql/index.js';
 import '../modules/credentials/graphql/index.js';
 import '../modules/health/graphql/index.js';
 import '../modules/operations/graphql/index.js';
+import '../modules/moves/graphql/index.js';
 
 // Every mutation's description ends with the userErrors codes it declares (mutation-errors.ts).
 export const schema = describeMutationErrors(builder.toSchema({ sortSchema: true }));

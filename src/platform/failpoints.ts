@@ -10,6 +10,9 @@
  *   deprovision.recorded, deprovision.dropped, upgrade.step:<version>, extensions.<name>
  *                                                   step boundaries of changes under a tenant's lock
  *   operation.item                                   before a fleet operation runs one tenant
+ *   move.after:<STEP>                                 a move's step done on the servers, not yet recorded (and after COMMITTED, CLEANUP)
+ *   move.copying, move.cutover:paused, move.cutover:wait   in the initial copy's loop; the cutover with logins stopped;
+ *                                                   each look for the last change to arrive (a test holds it past the timeout)
  *   auth.before                                      before every authentication
  *   live-read                                        inside a live read, holding its slot (detail: extensions | connections)
  *   pooler.before-restart                            before a PgBouncer that exited is restarted

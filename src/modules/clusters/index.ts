@@ -3,4 +3,14 @@
 export { ClusterRegistry, ClusterUrlError, holdsControlDatabase } from './cluster-registry.js';
 export { ClusterSecrets, ClusterSecretError } from './cluster-secrets.js';
 export { ClusterStore } from './cluster-store.js';
+export {
+  ClusterAdministration,
+  connectionUrlSource,
+  moveReadiness,
+  SUPPORTED_VERSIONS,
+  type ClusterChangeResult,
+  type ClusterPreparer,
+  type ConnectionUrlSource,
+  type MoveReadiness,
+} from './cluster-administration.js';
 export type { ServerFacts } from '../../platform/db/cluster-admin.js';

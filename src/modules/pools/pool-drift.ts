@@ -23,6 +23,9 @@ export function comparePools(desired: readonly PoolSpec[], observed: readonly Ob
       ['pool_size', want.poolSize, got.poolSize],
       ['max_db_connections', want.maxDbConnections, got.maxDbConnections],
       ['pool_mode', want.mode, got.mode],
+      // Only where the spec names its server (PoolSync always does): which cluster it points at.
+      ...(want.serverHost === undefined ? [] : ([['host', want.serverHost, got.host]] as [string, unknown, unknown][])),
+      ...(want.serverPort === undefined ? [] : ([['port', want.serverPort, got.port]] as [string, unknown, unknown][])),
     ];
     const differences = fields.filter(([, w, g]) => w !== g).map(([field, w, g]) => `${field} is ${String(g)}, expected ${String(w)}`);
     if (differences.length) drift.mismatched.push({ name: want.name, differences });

@@ -10,9 +10,9 @@ import type { Pool, Prisma } from '../../generated/prisma/client.js';
 import { recordAuditEvent, type OperationContext } from '../audit/index.js';
 import type { PgBouncerDriver } from './pgbouncer/pgbouncer-driver.js';
 import type { PoolerStatus } from './pgbouncer/pgbouncer-process.js';
-import type { PoolerAuth, Queryable } from './pgbouncer/pooler-auth.js';
+import { PoolerAuth, type Queryable } from './pgbouncer/pooler-auth.js';
 import { comparePools, type PoolDrift } from './pool-drift.js';
-import { desiredPools } from './pools.sql.js';
+import { desiredPools, desiredPoolsOf, type DesiredPoolRow } from './pools.sql.js';
 import { PoolerConfigError, PoolerFilesError, PoolerUnavailableError, type ObservedPool, type PoolMode, type PoolSpec } from './pooler-driver.js';
 
 export type { Pool, PoolDrift };
@@ -45,8 +45,16 @@ export interface PoolSyncOptions {
   logger: Logger;
   /** The pooler's process, when Tenantry runs it: a pooler known to be down makes every pool ERROR. */
   status?: () => PoolerStatus;
-  /** auth_query set-up, and the cluster the pooler fronts (PgBouncer). */
+  /**
+   * auth_query set-up, and the default cluster (prepared before PgBouncer starts); every other
+   * cluster is prepared by prepareCluster (at start, at registration, or at its first use).
+   */
   auth?: { auth: PoolerAuth; cluster: ClusterAdmin };
+  /**
+   * The registered clusters: each tenant's pool points at its own cluster. Without it (tests
+   * that run a pooler alone) every pool points at the server the pooler was started for.
+   */
+  clusters?: PoolClusters;
   /**
    * The service's domain events: 'pooler.writable' is published when whether the pooler's
    * configuration can be written changes (readiness follows it), and with `locks` a committed
@@ -57,8 +65,24 @@ export interface PoolSyncOptions {
   locks?: TenantLocks;
 }
 
+/** What pool sync needs of the cluster registry (ClusterRegistry has it). */
+export interface PoolClusters {
+  get(id: string): Promise<ClusterAdmin>;
+  rows(): Promise<{ id: string; name: string }[]>;
+}
+
+/**
+ * Something that sets a cluster up for Tenantry when it is registered (the registry runs each
+ * one); PoolSync.clusterPreparer is the pooler's.
+ */
+export interface ClusterPreparer {
+  name: string;
+  prepare(cluster: ClusterAdmin): Promise<void>;
+}
+
 interface Desired {
   tenantId: string;
+  clusterId: string;
   spec: PoolSpec;
 }
 
@@ -120,8 +144,27 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
    */
   private recorded: Map<string, PoolRow> | null = null;
   private readonly unsubscribe: () => void;
-  /** Recorded pool rows read back by applies (a quota change reads its own row, not the fleet's). */
-  readonly stats = { rowsRead: 0 };
+  /**
+   * Every active tenant's pool as last read, by tenant: an apply after a change reads the
+   * changed tenants only and patches this. Null: the next apply reads every tenant (at
+   * start, after a failure, and on every reconciliation).
+   */
+  private current: Map<string, Desired> | null = null;
+  /** Tenants changed since the apply in flight started (read by the next one). */
+  private dirty = new Set<string>();
+  /** Whether the next apply reads every tenant (a request without tenant ids). */
+  private readAll = true;
+  /** host:port of each cluster, by id (one registry look-up per cluster, not per tenant); cleared when a cluster changes. */
+  private readonly addresses = new Map<string, { host: string; port: number }>();
+  /** Clusters where the lookup role and the auth user are in place (the default one from the start). */
+  private readonly prepared = new Set<string>();
+  /** prepareCluster calls in flight, by cluster id (concurrent callers share one). */
+  private readonly preparing = new Map<string, Promise<void>>();
+  /**
+   * Recorded pool rows read back by applies (a quota change reads its own row, not the
+   * fleet's), and tenant rows read for the desired state (after a change: the changed ones).
+   */
+  readonly stats = { rowsRead: 0, tenantsRead: 0 };
 
   constructor(private readonly p: PoolSyncOptions) {
     super();
@@ -136,7 +179,13 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     });
     // Started idle: it waits until an apply finds the files unwritable (nextFilesRetryMs).
     this.filesRetry.start();
-    this.unsubscribe = this.followChanges();
+    if (p.auth) this.prepared.add(p.auth.cluster.id);
+    const unfollowTenants = this.followChanges();
+    const unfollowClusters = this.followClusters();
+    this.unsubscribe = () => {
+      unfollowTenants();
+      unfollowClusters();
+    };
   }
 
   get driver(): PgBouncerDriver | null {
@@ -162,12 +211,19 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
    * Asks for the pooler to follow the control database. Resolves once an apply that
    * started after this call has finished (so it includes every change committed before
    * it), with how it went. Never rejects: safe to fire and forget after a commit.
+   * With `tenantIds`, only those tenants changed: the apply reads their rows and keeps
+   * every other pool as it last read it (the reconciler reads them all).
    */
-  request(): Promise<SyncResult> {
+  request(tenantIds?: readonly string[]): Promise<SyncResult> {
     if (!this.driver) return Promise.resolve({ outcome: 'IN_SYNC', error: null });
+    if (tenantIds) for (const id of tenantIds) this.dirty.add(id);
+    else this.readAll = true;
     this.next ??= this.lane.run(() => {
       this.next = undefined; // started: later requests need the apply after this one
-      return this.applyNow();
+      const take: Reading = { all: this.readAll, tenantIds: this.dirty };
+      this.readAll = false;
+      this.dirty = new Set();
+      return this.applyNow(take);
     });
     return this.next;
   }
@@ -209,16 +265,125 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
    * user. A no-op without PgBouncer, or on a cluster the pooler does not front.
    */
   async allowPoolerLogin(cluster: ClusterAdmin, database: string): Promise<void> {
-    await this.authFor(cluster)?.allowLogin(cluster, database);
+    await (await this.authFor(cluster))?.allowLogin(cluster, database);
   }
 
   /** For template databases (TemplateDatabases.prepare): installs the lookup function through `client`, connected to the new template. */
   async installLookup(cluster: ClusterAdmin, client: Queryable): Promise<void> {
-    await this.authFor(cluster)?.install(client);
+    await (await this.authFor(cluster))?.install(client);
   }
 
-  private authFor(cluster: ClusterAdmin): PoolerAuth | undefined {
-    return this.p.auth?.cluster.id === cluster.id ? this.p.auth.auth : undefined;
+  /**
+   * Makes a cluster ready for pooled logins: the lookup role and the auth user, with the same
+   * password as on every other cluster (PgBouncer has one auth file). Idempotent; a control
+   * plane without superuser gets a PoolerSetupError holding the SQL a superuser must run
+   * once. A no-op without PgBouncer.
+   */
+  async prepareCluster(cluster: ClusterAdmin): Promise<void> {
+    const a = this.p.auth;
+    if (!a) return;
+    let running = this.preparing.get(cluster.id);
+    if (!running) {
+      running = (async () => {
+        await PoolerAuth.prepare(cluster, a.auth.roles, a.auth.password, this.p.logger);
+        this.prepared.add(cluster.id);
+      })().finally(() => this.preparing.delete(cluster.id));
+      this.preparing.set(cluster.id, running);
+    }
+    await running;
+  }
+
+  /** The pooler's ClusterPreparer, for the cluster registry (registerCluster runs it). */
+  get clusterPreparer(): ClusterPreparer {
+    return { name: 'pooler', prepare: (cluster) => this.prepareCluster(cluster) };
+  }
+
+  /**
+   * At start: prepares every registered cluster that answers, concurrently (a few statements
+   * per cluster, none per tenant). One that does not is prepared at its first use, or by a
+   * reconciliation once it is back (repairAccess). Never rejects.
+   */
+  prepareClusters(): Promise<void> {
+    this.clustersPrepared = this.prepareEveryCluster();
+    return this.clustersPrepared;
+  }
+
+  /** The last prepareClusters() pass (start-up runs it in the background; close() waits for it). */
+  clustersPrepared: Promise<void> = Promise.resolve();
+
+  private async prepareEveryCluster(): Promise<void> {
+    const { clusters, auth, logger } = this.p;
+    if (!clusters || !auth) return;
+    let rows: { id: string; name: string }[];
+    try {
+      rows = (await clusters.rows()).filter((r) => !this.prepared.has(r.id));
+    } catch (err) {
+      logger.warn({ err }, 'could not list the clusters to prepare for pooled logins; each is prepared at its first use');
+      return;
+    }
+    await Promise.all(
+      rows.map(async (row) => {
+        try {
+          await this.prepareCluster(await clusters.get(row.id));
+        } catch (err) {
+          logger.warn({ err, cluster: row.name }, 'could not prepare a cluster for pooled logins; retried at its first use and by the reconciler');
+        }
+      }),
+    );
+  }
+
+  private async authFor(cluster: ClusterAdmin): Promise<PoolerAuth | undefined> {
+    const a = this.p.auth;
+    if (!a) return undefined;
+    if (!this.prepared.has(cluster.id)) await this.prepareCluster(cluster);
+    return a.auth;
+  }
+
+  /**
+   * Cutover of a tenant move, step 1: PgBouncer `PAUSE <db>`. Resolves once the pool holds no
+   * server connection (its clients queue, none fail). Past `timeoutMs` it gives up: RESUME, and
+   * throws. A no-op without a pooler.
+   */
+  async pauseTenantPool(databaseName: string, timeoutMs: number): Promise<void> {
+    const driver = this.driver;
+    if (!driver) return;
+    await driver.pause(databaseName, timeoutMs);
+    this.p.logger.info({ pool: databaseName }, 'pool paused for a cutover');
+  }
+
+  /**
+   * Cutover, step 2 (after the mover committed tenants.cluster_id): applies now, so the tenant's
+   * pool line points at its cluster from the control database, checks with SHOW DATABASES
+   * that PgBouncer runs it so, and has PgBouncer close any server connection it still holds
+   * (RECONNECT: to the old server). Throws when the pool does not point at the tenant's
+   * cluster afterwards. A no-op without a pooler.
+   */
+  async repointTenantPool(tenantId: string): Promise<void> {
+    const driver = this.driver;
+    if (!driver) return;
+    const result = await this.request([tenantId]);
+    if (result.outcome !== 'IN_SYNC') throw new Error(`the tenant's pool could not be repointed (${result.outcome}): ${result.error}`);
+    const rows = await this.p.db.$queryRaw<DesiredPoolRow[]>(desiredPoolsOf([tenantId]));
+    const [want] = await this.toDesired(rows);
+    if (!want) throw new Error(`tenant ${tenantId} is not ACTIVE (or its cluster's address is unknown): it has no pool to repoint`);
+    const got = (await driver.observe()).find((p) => p.name === want.spec.name);
+    const at = want.spec.serverHost === undefined ? null : `${want.spec.serverHost}:${want.spec.serverPort}`;
+    if (!got || (at && `${got.host}:${got.port}` !== at)) {
+      throw new Error(`PgBouncer's pool ${want.spec.name} points at ${got ? `${got.host}:${got.port}` : 'nothing'}, not at ${at}`);
+    }
+    await driver.reconnect(want.spec.name);
+    this.p.logger.info({ pool: want.spec.name, server: at }, 'pool repointed');
+  }
+
+  /**
+   * Cutover, step 3: PgBouncer `RESUME <db>`. Idempotent (a pool that is not paused, or gone, is
+   * done): recovery calls it after a restart of Tenantry, as PgBouncer stays paused if Tenantry
+   * died mid-cutover. A no-op without a pooler.
+   */
+  async resumeTenantPool(databaseName: string): Promise<void> {
+    const driver = this.driver;
+    if (!driver) return;
+    await driver.resume(databaseName);
   }
 
   /** Compares the active tenants with what the pooler runs, repairs any drift, and says what it found and did. */
@@ -263,6 +428,7 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     this.unsubscribe();
     await this.reconciler?.stop();
     await this.filesRetry.stop();
+    await this.clustersPrepared.catch(() => undefined);
     await this.lane.idle();
   }
 
@@ -277,7 +443,7 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     return events.subscribe('tenant.changed', async ({ tenantId, pool }) => {
       if (!pool) return;
       try {
-        await locks.detached(() => this.request());
+        await locks.detached(() => this.request([tenantId]));
       } catch (err) {
         logger.warn({ err, tenantId }, 'pool update after a change failed; the reconciler retries');
       }
@@ -311,19 +477,26 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
       ...found.mismatched.map((m) => `resized pool ${m.name}`),
       ...found.orphaned.map((n) => `removed orphan pool ${n}`),
     ];
-    if (actions.length === 0 && !anyPending) return { pooler, reachable: true, found, outcome: 'IN_SYNC', actions, error: null };
+    if (actions.length === 0 && !anyPending) {
+      // Every recorded row read once (catching rows changed by hand), so the applies after it
+      // read only the rows of the pools they change.
+      await this.record(desired, null);
+      return { pooler, reachable: true, found, outcome: 'IN_SYNC', actions, error: null };
+    }
     const { outcome, error } = await this.applyNow();
     return { pooler, reachable: outcome !== 'PENDING', found, outcome, actions: outcome === 'IN_SYNC' ? (actions.length ? actions : ['re-applied pending pools']) : [], error };
   }
 
   /** Reads the desired state, applies it, records what changed. Never throws. */
-  private async applyNow(): Promise<SyncResult> {
+  private async applyNow(reading: Reading = { all: true, tenantIds: new Set() }): Promise<SyncResult> {
     const driver = this.driver!;
     try {
-      const desired = await this.desired();
+      const desired = await this.desired(reading);
       let failure: Failure | null = null;
       try {
-        await driver.apply(desired.map((d) => d.spec));
+        // After a change, PgBouncer's log is the check (SHOW DATABASES grows with the fleet);
+        // an apply that read every tenant, and every reconciliation, compares every pool.
+        await driver.apply(desired.map((d) => d.spec), { verify: reading.all ? 'all' : 'log' });
         this.filesWritten(null);
       } catch (err) {
         if (!(err instanceof PoolerUnavailableError) && !(err instanceof PoolerConfigError) && !(err instanceof PoolerFilesError)) throw err;
@@ -337,6 +510,7 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
       return failure ? { outcome: failure.outcome, error: failure.error } : { outcome: 'IN_SYNC', error: null };
     } catch (err) {
       this.p.logger.error({ err }, 'pool sync failed');
+      this.current = null; // read everything again next time
       return { outcome: 'ERROR', error: (err as Error).message.slice(0, 500) };
     }
   }
@@ -386,12 +560,76 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     return delayMs;
   }
 
-  private async desired(): Promise<Desired[]> {
-    const rows = await this.p.db.$queryRaw<{ tenant_id: string; database_name: string; role_name: string; max_connections: number }[]>(desiredPools);
-    return rows.map((r) => {
+  /**
+   * The pools wanted: every active tenant's when `reading.all` (or nothing was read yet), else
+   * the last reading patched with the rows of the changed tenants only.
+   */
+  private async desired(reading: Reading = { all: true, tenantIds: new Set() }): Promise<Desired[]> {
+    if (reading.all || !this.current) {
+      const rows = await this.p.db.$queryRaw<DesiredPoolRow[]>(desiredPools);
+      this.stats.tenantsRead += rows.length;
+      const all = await this.toDesired(rows);
+      this.current = new Map(all.map((d) => [d.tenantId, d]));
+      return all;
+    }
+    if (reading.tenantIds.size > 0) {
+      const rows = await this.p.db.$queryRaw<DesiredPoolRow[]>(desiredPoolsOf([...reading.tenantIds]));
+      this.stats.tenantsRead += rows.length;
+      const fresh = await this.toDesired(rows);
+      for (const id of reading.tenantIds) this.current.delete(id);
+      for (const d of fresh) this.current.set(d.tenantId, d);
+    }
+    return [...this.current.values()];
+  }
+
+  /**
+   * Pool specs from tenant rows, each pointing at its tenant's cluster. A tenant whose cluster's
+   * address cannot be had (its URL's environment variable unset) is left out, with a warning:
+   * its pool would otherwise point at the wrong server.
+   */
+  private async toDesired(rows: DesiredPoolRow[]): Promise<Desired[]> {
+    const unknown = new Set<string>();
+    for (const r of rows) if (!this.addresses.has(r.cluster_id)) unknown.add(r.cluster_id);
+    const missing = new Set<string>();
+    if (this.p.clusters) {
+      for (const id of unknown) {
+        try {
+          const c = await this.p.clusters.get(id);
+          this.addresses.set(id, { host: c.host, port: c.port });
+        } catch (err) {
+          missing.add(id);
+          this.p.logger.warn({ err, clusterId: id }, 'a cluster\'s address is unknown: its tenants have no pool until it is');
+        }
+      }
+    }
+    const out: Desired[] = [];
+    for (const r of rows) {
+      if (missing.has(r.cluster_id)) continue;
       const quota = Number(r.max_connections);
+      const at = this.addresses.get(r.cluster_id);
       const spec: PoolSpec = { name: r.database_name, database: r.database_name, user: r.role_name, poolSize: quota, maxDbConnections: quota, mode: this.p.mode };
-      return { tenantId: r.tenant_id, spec };
+      if (at) {
+        spec.serverHost = at.host;
+        spec.serverPort = at.port;
+      }
+      out.push({ tenantId: r.tenant_id, clusterId: r.cluster_id, spec });
+    }
+    return out;
+  }
+
+  /** A cluster registered, changed (its URL may have) or removed: its address is read again, and the pools follow. */
+  private followClusters(): () => void {
+    const { events, locks, logger } = this.p;
+    if (!events) return () => undefined;
+    return events.subscribe('cluster.changed', async ({ clusterId, removed }) => {
+      this.addresses.delete(clusterId);
+      if (removed) this.prepared.delete(clusterId);
+      if (!this.driver) return;
+      try {
+        await (locks ? locks.detached(() => this.request()) : this.request());
+      } catch (err) {
+        logger.warn({ err, clusterId }, 'pool update after a cluster change failed; the reconciler retries');
+      }
     });
   }
 
@@ -469,14 +707,34 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
   private async repairAccess(desired: Desired[]): Promise<void> {
     const a = this.p.auth;
     if (!a) return;
-    try {
-      const left = await a.auth.repair(a.cluster, desired.map((d) => d.spec.database), this.p.logger);
-      if (left > 0 || this.remainingRepairs > 0) this.p.logger.info({ left }, 'tenant databases still waiting for pooler access (the next reconciliation continues)');
-      this.remainingRepairs = left;
-    } catch (err) {
-      this.p.logger.warn({ err }, 'could not check pooler access of tenant databases');
+    // Per cluster: one catalog read each, whatever its tenants; a cluster not prepared yet
+    // (unreachable at start) is prepared here once it answers.
+    const byCluster = new Map<string, string[]>();
+    for (const d of desired) {
+      const id = this.p.clusters ? d.clusterId : a.cluster.id;
+      const list = byCluster.get(id);
+      if (list) list.push(d.spec.database);
+      else byCluster.set(id, [d.spec.database]);
     }
+    let left = 0;
+    for (const [clusterId, databases] of byCluster) {
+      try {
+        const cluster = clusterId === a.cluster.id ? a.cluster : await this.p.clusters!.get(clusterId);
+        const auth = await this.authFor(cluster);
+        left += (await auth?.repair(cluster, databases, this.p.logger)) ?? 0;
+      } catch (err) {
+        this.p.logger.warn({ err, clusterId }, 'could not check pooler access of tenant databases');
+      }
+    }
+    if (left > 0 || this.remainingRepairs > 0) this.p.logger.info({ left }, 'tenant databases still waiting for pooler access (the next reconciliation continues)');
+    this.remainingRepairs = left;
   }
+}
+
+/** What an apply reads: every tenant, or only these. */
+interface Reading {
+  all: boolean;
+  tenantIds: Set<string>;
 }
 
 /** A pool's status as table `pools` records it (lastSyncedAt only when it is IN_SYNC). */

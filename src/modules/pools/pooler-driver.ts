@@ -13,6 +13,13 @@ export interface PoolSpec {
   poolSize: number;
   maxDbConnections: number;
   mode: PoolMode;
+  /**
+   * The server the pool connects to: the tenant's cluster. Left out, the pooler's default
+   * server (the cluster it was started in front of). The alias (`name`) never changes when
+   * the tenant moves, so its pooled connection string survives a move.
+   */
+  serverHost?: string;
+  serverPort?: number;
 }
 
 export interface ObservedPool {
@@ -21,6 +28,9 @@ export interface ObservedPool {
   poolSize: number | null;
   maxDbConnections: number | null;
   mode: string | null;
+  /** The server it connects to, as the pooler reports it. */
+  host: string | null;
+  port: number | null;
 }
 
 export interface PoolStats {

@@ -23,9 +23,12 @@ export interface Pooler {
 }
 
 /** Without `events` and `locks` (tests that run a pooler alone) the pools follow request() only. */
-interface StartPoolerOptions extends Pick<PoolSyncOptions, 'db' | 'logger' | 'events' | 'locks'> {
+interface StartPoolerOptions extends Pick<PoolSyncOptions, 'db' | 'logger' | 'events' | 'locks' | 'clusters'> {
   config: Config;
-  /** The cluster the pooler fronts (the default cluster). */
+  /**
+   * The default cluster: prepared before PgBouncer starts, and where pools point without
+   * `clusters` (with it, each tenant's pool points at its own cluster).
+   */
   cluster: ClusterAdmin;
   registry?: Registry;
   /** Named points tests may step in at: `pooler.before-restart`, before each restart of a PgBouncer that exited. */
@@ -38,16 +41,17 @@ interface StartPoolerOptions extends Pick<PoolSyncOptions, 'db' | 'logger' | 'ev
  * runs without one: quotas are then enforced by PostgreSQL alone and
  * pooledConnectionString is null.
  *
- * Order: roles and auth user, folder lock, the full configuration written, then
+ * Order: folder lock, roles and auth user on the default cluster (every other registered
+ * cluster is prepared in the background after), the full configuration written, then
  * PgBouncer started (so it starts with every pool), then one apply to verify it.
  */
 export async function startPooler(options: StartPoolerOptions): Promise<Pooler> {
-  const { config, cluster, db, logger, events, locks } = options;
+  const { config, cluster, db, logger, events, locks, clusters } = options;
   const binary = findPgBouncer();
   const kind = config.POOLER ?? (binary ? 'pgbouncer' : 'none');
   if (kind === 'none') {
     const description = config.POOLER === 'none' ? 'POOLER=none: no pooler' : 'POOLER=none: pgbouncer was not found on PATH, so no pooler runs (install PgBouncer to get pooled connections)';
-    const pools = new PoolSync({ db, driver: null, mode: config.POOL_MODE, logger, events, locks });
+    const pools = new PoolSync({ db, driver: null, mode: config.POOL_MODE, logger, events, locks, clusters });
     return { kind, driver: null, pools, description, process: null, status: () => pools.status(), stop: () => pools.close() };
   }
   if (!binary) throw new Error('POOLER=pgbouncer, but pgbouncer was not found on PATH or in /usr/sbin (Debian: apt-get install pgbouncer)');
@@ -86,7 +90,7 @@ export async function startPooler(options: StartPoolerOptions): Promise<Pooler> 
     fileOwner: pgbouncer.fileOwner,
     logger,
   });
-  const pools = new PoolSync({ db, driver, mode: config.POOL_MODE, logger, status: () => pgbouncer.status(), auth: { auth, cluster }, events, locks });
+  const pools = new PoolSync({ db, driver, mode: config.POOL_MODE, logger, status: () => pgbouncer.status(), auth: { auth, cluster }, events, locks, clusters });
 
   // Down: pools turn ERROR; back: the configuration is re-applied and they return to IN_SYNC.
   const metrics = options.registry ? poolerMetrics(options.registry) : null;
@@ -115,6 +119,9 @@ export async function startPooler(options: StartPoolerOptions): Promise<Pooler> 
   }
   logger.info({ dir, port: config.POOLER_PORT, pid: pgbouncer.pid }, 'PgBouncer started');
   await pools.request(); // verifies what PgBouncer loaded and records it
+  // Every other registered cluster, in the background: one that does not answer must not hold
+  // up the start (its tenants' pools need nothing from it to be written).
+  void pools.prepareClusters();
   return {
     kind,
     driver,

@@ -1,8 +1,22 @@
 import { Prisma } from '../../generated/prisma/client.js';
 
-/** The pool every active tenant should have: its database, role and quota (one statement, whatever the fleet). */
+/** The pool every active tenant should have: its cluster, database, role and quota (one statement, whatever the fleet). */
 export const desiredPools = Prisma.sql`
-  SELECT t.id::text AS tenant_id, t.database_name, t.role_name, q.max_connections
+  SELECT t.id::text AS tenant_id, t.cluster_id::text AS cluster_id, t.database_name, t.role_name, q.max_connections
     FROM tenants t JOIN quotas q ON q.tenant_id = t.id
    WHERE t.status = 'ACTIVE'
    ORDER BY t.database_name`;
+
+/** The same, for these tenants only (an apply after a change reads the changed tenants, not the fleet). */
+export const desiredPoolsOf = (tenantIds: readonly string[]) => Prisma.sql`
+  SELECT t.id::text AS tenant_id, t.cluster_id::text AS cluster_id, t.database_name, t.role_name, q.max_connections
+    FROM tenants t JOIN quotas q ON q.tenant_id = t.id
+   WHERE t.status = 'ACTIVE' AND t.id = ANY(${[...tenantIds]}::uuid[])`;
+
+export interface DesiredPoolRow {
+  tenant_id: string;
+  cluster_id: string;
+  database_name: string;
+  role_name: string;
+  max_connections: number;
+}

@@ -1,3 +1,4 @@
+import type { Prisma } from '../../generated/prisma/client.js';
 import type { Config } from '../../platform/config.js';
 import type { ClusterAdmin } from '../../platform/db/cluster-admin.js';
 import { UserError } from '../../platform/errors.js';
@@ -19,7 +20,7 @@ import {
   type Tenant,
   type TenantChanges,
 } from '../tenants/index.js';
-import type { CapacityPlanner } from '../quotas/index.js';
+import type { CapacityPlanner, ClusterPlacement, PlacementRecord, PlacementRequest } from '../quotas/index.js';
 import { DEFAULT_TEMPLATE, type TemplateCatalog, type TemplateVersion } from '../templates/index.js';
 import { PROVISION_STEPS, runStep, type ProvisionStep, type StepContext, type StepServices } from './provisioning-steps.js';
 
@@ -31,6 +32,8 @@ interface ProvisionTenantInput {
   templateVersion?: string | null;
   /** With one, the credentials can be obtained again by repeating the call (see credential-handoff.ts). */
   idempotencyKey?: string | null;
+  /** Where to place a new tenant: a cluster by id, or a region and/or labels; absent: PLACEMENT_POLICY among every ACTIVE cluster. */
+  placement?: PlacementRequest | null;
 }
 
 interface ProvisionTenantResult {
@@ -51,6 +54,8 @@ interface TenantProvisioningOptions extends StepServices {
   failpoints: Failpoints;
   changes: TenantChanges;
   capacity: CapacityPlanner;
+  /** Which cluster a new tenant goes to (a resumed or existing one keeps its own). */
+  placement: ClusterPlacement;
   connectionStrings: ConnectionStrings;
 }
 
@@ -87,12 +92,14 @@ export class TenantProvisioning {
       );
     }
 
-    const cluster = await this.p.clusters.ensureDefault();
     const objectName = tenantObjectName(config.TENANT_DB_PREFIX, slug);
 
-    const done = await this.p.locks.underTenantLock(cluster, { slug, databaseName: objectName }, async (): Promise<ProvisionTenantResult & { settled?: Promise<void> }> => {
+    // The tenant's lock is keyed by its name alone: taken before its cluster is known.
+    const done = await this.p.locks.underTenantLock(this.p.clusters.defaultCluster, { slug, databaseName: objectName }, async (): Promise<ProvisionTenantResult & { settled?: Promise<void> }> => {
       let tenant = await db.tenant.findUnique({ where: { slug } });
+      let cluster: ClusterAdmin;
       if (tenant && (tenant.status === 'ACTIVE' || tenant.status === 'SUSPENDED')) {
+        cluster = await this.p.clusters.get(tenant.clusterId);
         await this.assertSameRequest(tenant, { ...input, displayName });
         // A caller whose first response was lost gets the same credentials back with the same key.
         const kept = idempotencyKey ? await this.p.handoffs.findHandoff(tenant.id, idempotencyKey) : null;
@@ -103,13 +110,19 @@ export class TenantProvisioning {
         throw new UserError('TENANT_BUSY', `tenant ${slug} is being deprovisioned; try again when it is DEPROVISIONED`, 'slug');
       }
       if (!tenant || tenant.status === 'DEPROVISIONED') {
-        await this.assertNameFree(cluster, objectName, tenant?.id);
+        // A new tenant (or one deprovisioned, which has nothing left anywhere) is placed anew.
+        const chosen = await this.p.placement.choose({ placement: input.placement, quota: maxConnections, slug });
+        cluster = chosen;
+        await this.assertNameFree(chosen, objectName, tenant?.id);
         const existing = tenant;
-        tenant = await this.p.locks.underCapacityLock(cluster, async () => {
-          await this.p.capacity.assertWithinCapacity(cluster, { tenantId: existing?.id ?? null, slug, quota: maxConnections, defaulted: input.maxConnections == null });
-          return this.startRecord(op, { tenant: existing, slug, displayName, objectName, clusterId: cluster.id, template, maxConnections });
+        const placement = this.p.placement.record(input.placement, chosen.id);
+        tenant = await this.p.locks.underCapacityLock(chosen, async () => {
+          // Checked again under the lock: status, maxTenants and capacity as they are now.
+          await this.p.placement.assertCanTake(chosen, { tenantId: existing?.id ?? null, slug, quota: maxConnections, defaulted: input.maxConnections == null });
+          return this.startRecord(op, { tenant: existing, slug, displayName, objectName, clusterId: chosen.id, template, maxConnections, placement });
         });
       } else {
+        cluster = await this.p.clusters.get(tenant.clusterId);
         // PROVISIONING (its server stopped mid-way) or FAILED: resume where it stopped.
         const resumed = tenant;
         tenant = await db.$transaction(async (tx) => {
@@ -197,7 +210,7 @@ export class TenantProvisioning {
 
   private async startRecord(
     op: OperationContext,
-    p: { tenant: Tenant | null; slug: string; displayName: string; objectName: string; clusterId: string; template: TemplateVersion; maxConnections: number },
+    p: { tenant: Tenant | null; slug: string; displayName: string; objectName: string; clusterId: string; template: TemplateVersion; maxConnections: number; placement: PlacementRecord },
   ): Promise<Tenant> {
     const fields = {
       displayName: p.displayName,
@@ -205,6 +218,7 @@ export class TenantProvisioning {
       databaseName: p.objectName,
       roleName: p.objectName,
       clusterId: p.clusterId,
+      placement: p.placement as unknown as Prisma.InputJsonObject,
       templateName: p.template.template,
       templateVersion: p.template.version,
       provisionStep: null,
@@ -233,7 +247,7 @@ export class TenantProvisioning {
         action: 'tenant.provision.started',
         tenant,
         subject: p.objectName,
-        metadata: { template: p.template.template, templateVersion: p.template.version, maxConnections: p.maxConnections },
+        metadata: { template: p.template.template, templateVersion: p.template.version, maxConnections: p.maxConnections, clusterId: p.clusterId, placement: p.placement as unknown as Prisma.InputJsonObject },
       });
       return tenant;
     });
@@ -246,7 +260,8 @@ export class TenantProvisioning {
       request.displayName !== tenant.displayName ||
       (request.maxConnections != null && request.maxConnections !== quota?.maxConnections) ||
       (request.template != null && request.template !== tenant.templateName) ||
-      (request.templateVersion != null && request.templateVersion !== tenant.templateVersion);
+      (request.templateVersion != null && request.templateVersion !== tenant.templateVersion) ||
+      (request.placement?.clusterId != null && request.placement.clusterId !== tenant.clusterId);
     if (differs) {
       throw new UserError('SLUG_TAKEN', `tenant ${tenant.slug} already exists with different settings`, 'slug');
     }

@@ -68,6 +68,15 @@ export class CapacityPlanner {
     };
   }
 
+  /**
+   * Connections a cluster can still promise: its capacity less what is `allocated` (negative when
+   * over-committed by a lowered OVERCOMMIT_FACTOR or max_connections). Placement compares it with
+   * the new tenant's quota; Cluster.roomConnections shows it.
+   */
+  async room(cluster: ClusterAdmin, allocated: number, known?: ServerFacts): Promise<number> {
+    return (await this.clusterCapacity(cluster, known)).capacity - allocated;
+  }
+
   /** Connections promised to the cluster's tenants, leaving one tenant out (the one being changed). */
   async allocatedExcept(clusterId: string, tenantId: string | null): Promise<number> {
     const { _sum } = await this.p.db.quota.aggregate({

@@ -9,6 +9,7 @@ import type { ClusterRegistry } from '../clusters/index.js';
 import { announceRevoked, revokeTenantKeys, type ApiKeyAuthenticator } from '../keys/index.js';
 import { dropTenantObjects } from './drop-tenant-objects.js';
 import type { TenantChanges } from './tenant-changes.js';
+import { assertNotMoving } from './tenant-access.js';
 
 /** Taking a tenant off its cluster for good, while its records stay. */
 export class TenantDeprovisioning {
@@ -39,11 +40,12 @@ export class TenantDeprovisioning {
       throw new UserError('CONFIRMATION_MISMATCH', 'confirm must repeat the slug of the tenant to deprovision', 'confirm');
     }
     if (found.status === 'DEPROVISIONED') return found;
-    const cluster = await clusters.get(found.clusterId);
-
-    return locks.underTenantLock(cluster, found, async () => {
+    return locks.underTenantLock(await clusters.get(found.clusterId), found, async () => {
       const current = await db.tenant.findUniqueOrThrow({ where: { id: found.id } });
       if (current.status === 'DEPROVISIONED') return current;
+      await assertNotMoving(db, current);
+      // Where it is now: a move may have finished while this call waited for the lock.
+      const cluster = await clusters.get(current.clusterId);
       const tenant =
         current.status === 'DEPROVISIONING'
           ? current

@@ -24,14 +24,16 @@ export class TenantAccess {
     const found = await db.tenant.findUnique({ where: { slug } });
     if (!found || !visible(found) || found.status === 'DEPROVISIONED') throw new UserError('NOT_FOUND', `no tenant ${slug}`, 'slug');
     return locks.underTenantLock(await clusters.get(found.clusterId), found, async () => {
-      const [tenant, move] = await Promise.all([
-        db.tenant.findUniqueOrThrow({ where: { id: found.id } }),
-        db.tenantMove.findFirst({ where: { tenantId: found.id, status: 'RUNNING' }, select: { id: true } }),
-      ]);
-      if (move) throw new UserError('TENANT_BUSY', `tenant ${slug} is moving to another cluster (move ${move.id}); try again when the move has finished`, 'slug');
+      const [tenant] = await Promise.all([db.tenant.findUniqueOrThrow({ where: { id: found.id } }), assertNotMoving(db, found)]);
       return fn(tenant, await clusters.get(tenant.clusterId));
     });
   }
+}
+
+/** TENANT_BUSY while a move of the tenant runs (its cluster is about to change); the caller holds the tenant's lock. */
+export async function assertNotMoving(db: ControlClient, tenant: { id: string; slug: string }): Promise<void> {
+  const move = await db.tenantMove.findFirst({ where: { tenantId: tenant.id, status: 'RUNNING' }, select: { id: true } });
+  if (move) throw new UserError('TENANT_BUSY', `tenant ${tenant.slug} is moving to another cluster (move ${move.id}); try again when the move has finished`, 'slug');
 }
 
 /**

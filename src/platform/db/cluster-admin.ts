@@ -25,6 +25,12 @@ export interface ServerFacts {
   superuserReservedConnections: number;
   /** Slots for roles with pg_use_reserved_connections (PostgreSQL 16+; 0 before). */
   reservedConnections: number;
+  /** wal_level: `logical` is what ONLINE moves to and from this server need. */
+  walLevel: string;
+  maxReplicationSlots: number;
+  /** Replication slots that exist now (of max_replication_slots). */
+  replicationSlotsUsed: number;
+  maxWalSenders: number;
 }
 
 /**

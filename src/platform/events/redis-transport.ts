@@ -24,7 +24,10 @@ export function redisTransport(url: string, logger: Logger): Transport {
   // No offline queue and no retries for publishing: a message in flight when the connection
   // drops fails (it is counted as dropped) instead of being sent, out of date, after the outage.
   const publishClient = new Redis(url, { maxRetriesPerRequest: 0, enableOfflineQueue: false, autoResendUnfulfilledCommands: false });
-  const subscribeClient = new Redis(url, { maxRetriesPerRequest: null });
+  // disableClientInfo: ioredis sends CLIENT SETINFO on connect, and a SUBSCRIBE made while it
+  // connects can get there first; in subscriber mode the SETINFO is then refused, an error that
+  // would mark the bus down (and surface as an unhandled rejection) on a healthy Redis.
+  const subscribeClient = new Redis(url, { maxRetriesPerRequest: null, disableClientInfo: true });
   const target = createRedisEventTarget({ publishClient, subscribeClient });
   const linkListeners = new Set<(link: BusLink) => void>();
   const dropListeners = new Set<(topic: string) => void>();

@@ -1,4 +1,5 @@
-// The clusters module's GraphQL: the Cluster node and the clusters query.
+// The clusters module's GraphQL: the Cluster node, the clusters query, and registerCluster, updateCluster, cordonCluster, removeCluster.
 import './Cluster.js';
+import './clusterMutations.js';
 
-export { ADMIN_FIGURE, ClusterRef } from './Cluster.js';
+export { ADMIN_FIGURE, ClusterRef, ClusterStatusEnum } from './Cluster.js';

@@ -26,6 +26,11 @@ function isServerError(err: unknown): boolean {
   return err instanceof Error && typeof (err as { code?: unknown }).code === 'string' && 'severity' in err;
 }
 
+/** PAUSE of a pool did not finish in time. */
+export class PauseTimeoutError extends Error {
+  override name = 'PauseTimeoutError';
+}
+
 export class AdminConsole {
   constructor(private readonly target: AdminConsoleTarget) {}
 
@@ -54,7 +59,7 @@ export class AdminConsole {
     try {
       return await fn(client);
     } catch (err) {
-      if (isServerError(err)) throw err;
+      if (isServerError(err) || err instanceof PauseTimeoutError) throw err;
       throw new PoolerUnavailableError(`PgBouncer admin console at ${host}:${port} dropped: ${(err as Error).message}`, { cause: err });
     } finally {
       await client.end().catch(() => undefined);
@@ -84,6 +89,8 @@ export class AdminConsole {
         // PgBouncer shows the database's max_db_connections as `max_connections` (0 = unlimited).
         maxDbConnections: num(r.max_connections),
         mode: typeof r.pool_mode === 'string' && r.pool_mode !== '' ? r.pool_mode : null,
+        host: typeof r.host === 'string' && r.host !== '' ? r.host : null,
+        port: num(r.port),
       }));
   }
 
@@ -117,6 +124,35 @@ export class AdminConsole {
       backends.set(pid, { clientAttached: typeof r.link === 'string' && r.link !== '' });
     }
     return backends;
+  }
+
+  /**
+   * `PAUSE <db>`: resolves once PgBouncer released every server connection of the pool (its
+   * clients queue meanwhile). Past `timeoutMs` the connection is dropped and PauseTimeoutError
+   * thrown; the database stays paused until RESUME (the caller's to send).
+   */
+  async pause(database: string, timeoutMs: number): Promise<void> {
+    await this.run(async (c) => {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new PauseTimeoutError(`PAUSE ${database} did not finish within ${timeoutMs} ms (its server connections are still busy)`)), timeoutMs);
+      });
+      try {
+        await Promise.race([c.query(`PAUSE ${database}`), timedOut]);
+      } finally {
+        clearTimeout(timer);
+      }
+    });
+  }
+
+  /** `RESUME <db>`. */
+  async resume(database: string): Promise<void> {
+    await this.run((c) => c.query(`RESUME ${database}`));
+  }
+
+  /** `RECONNECT <db>`: each server connection of the pool is closed once released (a repointed pool forgets the old server). */
+  async reconnect(database: string): Promise<void> {
+    await this.run((c) => c.query(`RECONNECT ${database}`));
   }
 
   async ping(): Promise<void> {

@@ -1,7 +1,7 @@
 // Writing PgBouncer's two files so that it never reads a half-written one, and keeping the
 // last ini it accepted so a rejected configuration can be rolled back.
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { getSystemErrorMap } from 'node:util';
 import type { PgBouncerFiles } from './pgbouncer-config.js';
@@ -16,8 +16,8 @@ export interface FileOwner {
 const INI_MODE = 0o644;
 const AUTH_MODE = 0o600;
 
-/** Temp file in the same folder (same filesystem), fsync, rename over, fsync the folder. */
-async function writeFileAtomic(file: string, data: string, mode: number, owner?: FileOwner): Promise<void> {
+/** Temp file in the same folder (same filesystem), fsync, rename over, fsync the folder (`sync: false`: no fsync). */
+async function writeFileAtomic(file: string, data: string, mode: number, owner?: FileOwner, sync = true): Promise<void> {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', mode);
@@ -25,7 +25,7 @@ async function writeFileAtomic(file: string, data: string, mode: number, owner?:
     await fh.writeFile(data, 'utf8');
     if (owner) await fh.chown(owner.uid, owner.gid);
     await fh.chmod(mode); // the umask may have narrowed it
-    await fh.sync();
+    if (sync) await fh.sync();
   } catch (err) {
     await fh.close();
     await rm(tmp, { force: true });
@@ -38,6 +38,7 @@ async function writeFileAtomic(file: string, data: string, mode: number, owner?:
     await rm(tmp, { force: true });
     throw err;
   }
+  if (!sync) return;
   const d = await open(dir, 'r');
   try {
     await d.sync();
@@ -70,8 +71,45 @@ export async function writeIni(files: PgBouncerFiles, ini: string, owner?: FileO
   await writeFileAtomic(files.ini, ini, INI_MODE, owner);
 }
 
+/**
+ * The last good copy is written whole (renamed into place) but not synced: it only serves
+ * this PgBouncer's life (writeFiles forgets it at every start), so a crash that loses it
+ * loses nothing, and at 10,000 pools a second fsync of 1 MB per apply is saved.
+ */
 export async function saveLastGood(files: PgBouncerFiles, ini: string, owner?: FileOwner): Promise<void> {
-  await writeFileAtomic(files.lastGoodIni, ini, INI_MODE, owner);
+  await writeFileAtomic(files.lastGoodIni, ini, INI_MODE, owner, false);
+}
+
+/** The size of PgBouncer's log now (null: it cannot be read), so that what a RELOAD logs can be read alone. */
+export async function logSize(file: string): Promise<number | null> {
+  try {
+    return (await stat(file)).size;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether PgBouncer logged a refused configuration since `from` (a RELOAD logs it before it
+ * answers): 'refused', 'clean', or 'unknown' when the log cannot be read.
+ */
+export async function configVerdictSince(file: string, from: number): Promise<'refused' | 'clean' | 'unknown'> {
+  try {
+    const fh = await open(file, 'r');
+    try {
+      const { size } = await fh.stat();
+      if (size < from) return 'unknown'; // truncated or rotated meanwhile
+      const length = Math.min(size - from, 1 << 20);
+      const buffer = Buffer.alloc(length);
+      await fh.read(buffer, 0, length, from);
+      const text = buffer.toString('utf8');
+      return /config file loading failed| in configuration \(/.test(text) ? 'refused' : 'clean';
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return 'unknown';
+  }
 }
 
 /** Puts the last accepted ini back in place; false when there is none. */

@@ -85,6 +85,8 @@ export function poolSpecProblems(pools: readonly PoolSpec[]): string[] {
     if (!isCount(p.poolSize)) problems.push(`${label}: poolSize must be an integer from 1 to ${MAX_SIZE}`);
     if (!isCount(p.maxDbConnections)) problems.push(`${label}: maxDbConnections must be an integer from 1 to ${MAX_SIZE}`);
     if (!MODES.includes(p.mode)) problems.push(`${label}: mode must be one of ${MODES.join(', ')}`);
+    if (p.serverHost !== undefined && (!HOST.test(p.serverHost) || p.serverHost.includes('*'))) problems.push(`${label}: serverHost ${JSON.stringify(p.serverHost)} is not a plain host`);
+    if (p.serverPort !== undefined && !(Number.isInteger(p.serverPort) && p.serverPort >= 1 && p.serverPort <= 65535)) problems.push(`${label}: serverPort ${p.serverPort} is not a port`);
   }
   return problems;
 }
@@ -119,22 +121,73 @@ function settingsProblems(s: PgBouncerSettings): string[] {
 export const AUTH_QUERY_SLOTS = 1;
 
 /**
- * One `[databases]` line; no `user=`, so each client logs in to the server as itself.
+ * One `[databases]` line, pointing at the tenant's cluster (the default server when the spec
+ * names none); no `user=`, so each client logs in to the server as itself.
  * auth_user is set here, per tenant pool, never globally: a global one also applies to
  * the admin console, where a login that is not in the auth file (a tenant's) then waits
  * for an auth_query that has no server to run on, and hangs instead of being refused.
  */
 function databaseLine(settings: PgBouncerSettings, p: PoolSpec): string {
   const maxDb = p.maxDbConnections + AUTH_QUERY_SLOTS;
-  return `${p.name} = host=${settings.serverHost} port=${settings.serverPort} dbname=${p.database} auth_user=${settings.authUser} pool_size=${p.poolSize} max_db_connections=${maxDb} pool_mode=${p.mode}`;
+  return `${p.name} = host=${p.serverHost ?? settings.serverHost} port=${p.serverPort ?? settings.serverPort} dbname=${p.database} auth_user=${settings.authUser} pool_size=${p.poolSize} max_db_connections=${maxDb} pool_mode=${p.mode}`;
 }
 
-/** The whole pgbouncer.ini, rendered once per apply; validated first (PoolerConfigError listing every problem). */
+/** The whole pgbouncer.ini, rendered at once; validated first (PoolerConfigError listing every problem). */
 export function renderPgBouncerIni(settings: PgBouncerSettings, pools: readonly PoolSpec[], maxClientConn: number): string {
-  const problems = [...settingsProblems(settings), ...poolSpecProblems(pools)];
-  if (!Number.isSafeInteger(maxClientConn) || maxClientConn < 1 || maxClientConn > MAX_CLIENT_CONN) problems.push(`maxClientConn must be an integer from 1 to ${MAX_CLIENT_CONN}`);
-  if (problems.length > 0) throw new PoolerConfigError(`invalid PgBouncer configuration: ${problems.join('; ')}`);
-  const sorted = [...pools].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return new IniRenderer().render(settings, pools, maxClientConn);
+}
+
+/** Everything that makes a pool's line: a changed key means a changed line. */
+const lineKey = (p: PoolSpec) => `${p.name}\u0000${p.database}\u0000${p.user}\u0000${p.poolSize}\u0000${p.maxDbConnections}\u0000${p.mode}\u0000${p.serverHost ?? ''}\u0000${p.serverPort ?? ''}`;
+
+/**
+ * Renders pgbouncer.ini apply after apply, keeping each pool's line: only pools that are new or
+ * changed since the last render are validated and rendered again, and the lines are sorted
+ * again only when pools come or go. A quota change so costs one line, not the fleet (the file
+ * is still written whole: PgBouncer reads one file). Same output as rendering from scratch.
+ */
+export class IniRenderer {
+  private lines = new Map<string, { key: string; line: string }>();
+  private sortedNames: string[] = [];
+  /** The settings a line depends on (a pool without its own server takes the default). */
+  private settingsKey = '';
+
+  render(settings: PgBouncerSettings, pools: readonly PoolSpec[], maxClientConn: number): string {
+    const settingsKey = `${settings.serverHost}\u0000${settings.serverPort}\u0000${settings.authUser}`;
+    if (settingsKey !== this.settingsKey) {
+      this.lines = new Map();
+      this.sortedNames = [];
+      this.settingsKey = settingsKey;
+    }
+    const problems = settingsProblems(settings);
+    if (!Number.isSafeInteger(maxClientConn) || maxClientConn < 1 || maxClientConn > MAX_CLIENT_CONN) problems.push(`maxClientConn must be an integer from 1 to ${MAX_CLIENT_CONN}`);
+    const next = new Map<string, { key: string; line: string }>();
+    const fresh: PoolSpec[] = [];
+    let duplicate = false;
+    for (const p of pools) {
+      const key = lineKey(p);
+      const cached = this.lines.get(p.name);
+      if (next.has(p.name)) duplicate = true;
+      if (cached && cached.key === key && !duplicate) next.set(p.name, cached);
+      else {
+        fresh.push(p);
+        next.set(p.name, { key, line: '' });
+      }
+    }
+    // Changed pools are checked alone; a duplicate name (or a fresh one) needs the whole set's check.
+    problems.push(...poolSpecProblems(duplicate ? pools : fresh));
+    if (problems.length > 0) throw new PoolerConfigError(`invalid PgBouncer configuration: ${problems.join('; ')}`);
+    for (const p of fresh) next.get(p.name)!.line = databaseLine(settings, p);
+    const sameNames = next.size === this.lines.size && this.sortedNames.every((n) => next.has(n));
+    const sorted = sameNames ? this.sortedNames : [...next.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const text = renderIni(settings, maxClientConn, sorted.map((n) => next.get(n)!.line));
+    this.lines = next;
+    this.sortedNames = sorted;
+    return text;
+  }
+}
+
+function renderIni(settings: PgBouncerSettings, maxClientConn: number, databaseLines: string[]): string {
   return [
     ';; Written by Tenantry; edits are overwritten on the next apply.',
     // Global settings first: PgBouncer 1.18 stops reading at the first bad line and keeps
@@ -168,7 +221,7 @@ export function renderPgBouncerIni(settings: PgBouncerSettings, pools: readonly 
     `pidfile = ${settings.files.pidFile}`,
     '',
     '[databases]',
-    ...sorted.map((p) => databaseLine(settings, p)),
+    ...databaseLines,
     '',
   ].join('\n');
 }

@@ -2,6 +2,7 @@ import { builder } from '../../../graphql/builder.js';
 import { UserErrorRef, withUserErrors, type Payload } from '../../../graphql/user-errors.js';
 import { TenantStore, type Tenant } from '../../tenants/index.js';
 import { TenantRef } from '../../tenants/graphql/index.js';
+import { PlacementInput, placementRequestOf } from '../../quotas/graphql/index.js';
 import { TenantProvisioning } from '../provision-tenant.js';
 
 const ProvisionTenantInput = builder.inputType('ProvisionTenantInput', {
@@ -17,6 +18,11 @@ const ProvisionTenantInput = builder.inputType('ProvisionTenantInput', {
       description:
         'Any random token you keep (16 to 200 characters, e.g. a UUID). The same call with the same key returns the same credentials ' +
         'for CREDENTIAL_HANDOFF_TTL_MS (15 minutes): a response that was lost can be fetched again. They are kept encrypted under the key.',
+    }),
+    placement: t.field({
+      type: PlacementInput,
+      required: false,
+      description: 'Which cluster: by id, or by region and/or labels. Absent: PLACEMENT_POLICY (spread or pack) among every ACTIVE cluster with room. A tenant that exists keeps its cluster.',
     }),
   }),
 });
@@ -51,7 +57,7 @@ builder.mutationField('provisionTenant', (t) =>
       withUserErrors<ProvisionResult>(
         'provisionTenant',
         input,
-        () => ctx.services.get(TenantProvisioning).provisionTenant(ctx.op, input),
+        () => ctx.services.get(TenantProvisioning).provisionTenant(ctx.op, { ...input, placement: placementRequestOf(input.placement) }),
         // A failed attempt still has a row (FAILED, with its step): return it.
         async () => ({ tenant: await ctx.services.get(TenantStore).bySlug(input.slug) }),
       ),

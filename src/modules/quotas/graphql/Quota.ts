@@ -74,4 +74,17 @@ builder.objectFields(ClusterRef, (t) => ({
       return facts ? ctx.services.get(CapacityPlanner).clusterCapacity(cluster, facts).then((cap) => cap.capacity) : null;
     },
   }),
+  roomConnections: t.int({
+    ...ADMIN_FIGURE,
+    nullable: true,
+    description: 'Connections it can still promise: capacity less allocatedConnections (negative when over-committed). Placement puts a new tenant only where its quota fits. Null when it cannot be reached, and for tenant keys.',
+    resolve: async (c, _, ctx) => {
+      const [cluster, facts, allocation] = await Promise.all([
+        ctx.services.get(ClusterRegistry).get(c.id),
+        ctx.clusterFacts.load(c.id).catch(() => null),
+        ctx.loader<string, number>('cluster-allocated', null, (ids) => ctx.services.get(QuotaStore).allocationsByClusterIds(ids).then((rows) => rows.map((r) => r.allocatedConnections))).load(c.id),
+      ]);
+      return facts ? ctx.services.get(CapacityPlanner).room(cluster, allocation, facts) : null;
+    },
+  }),
 }));

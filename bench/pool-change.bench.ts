@@ -1,0 +1,187 @@
+// What one pool change costs Tenantry's PoolSync with a real PgBouncer, at fleets of 100 and
+// 10,000 tenants, measured in one run: the apply after one tenant's change (the part of
+// updateTenantQuota and provisionTenant that waits for the pooler) against the pooler's minimum
+// (write pgbouncer.ini + RELOAD on a bare PgBouncer with as many pools) and the bare SQL of a quota
+// change (ALTER ROLE ... CONNECTION LIMIT). The fleet is control-database rows (PgBouncer opens
+// no server connection until a client comes), so 10,000 tenants cost seconds to make, not the
+// hour the API takes on this machine (bench/fleet.bench.ts measures the whole mutations).
+// Usage: npx tsx bench/pool-change.bench.ts   (BENCH_SIZES=100,10000 BENCH_ROUNDS=20;
+// BENCH_DATABASE_URL: a superuser URL of a server to use instead of the embedded PostgreSQL 18)
+import { randomBytes, randomUUID } from 'node:crypto';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+import format from 'pg-format';
+import { loadConfig } from '../src/platform/config.js';
+import { createControlClient } from '../src/platform/db/control-client.js';
+import { prepareControlDatabase } from '../src/platform/db/control-database.js';
+import { startEmbeddedServer } from '../src/platform/embedded/embedded-server.js';
+import { createLogger } from '../src/platform/logger.js';
+import { ClusterRegistry } from '../src/modules/clusters/index.js';
+import { startPooler } from '../src/modules/pools/index.js';
+import { freePort } from '../test/support/free-port.js';
+import { dropEverythingOf } from '../test/support/test-tenantry.js';
+import { poolerFloor } from './support/pooler-floor.js';
+import { p50, p95 } from './support/statistics.js';
+
+const SIZES = (process.env.BENCH_SIZES ?? '100,10000').split(',').map(Number);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
+const logger = createLogger('warn');
+const log = (message: string) => process.stdout.write(`# ${new Date().toISOString().slice(11, 19)} ${message}\n`);
+const limits = { statementTimeoutMs: 600_000, lockTimeoutMs: 60_000, connectTimeoutMs: 10_000 };
+
+const tmp = await mkdtemp(path.join(tmpdir(), 'tenantry-bench-poolchange-'));
+await chmod(tmp, 0o711);
+let url = process.env.BENCH_DATABASE_URL;
+let stopEmbedded = async () => {};
+if (!url) {
+  const server = await startEmbeddedServer({ home: path.join(tmp, 'pg'), port: await freePort(), logger });
+  url = server.url;
+  stopEmbedded = server.stop;
+}
+const tag = randomBytes(4).toString('hex');
+const names = { controlDatabase: `tenantry_pc${tag}`, prefix: `pc${tag}_` };
+const admin = new pg.Pool({ connectionString: url, max: 2 });
+const serverVersion = (await admin.query<{ v: string }>(`SELECT pg_catalog.current_setting('server_version') AS v`)).rows[0]!.v;
+
+interface Figures {
+  size: number;
+  quotaApply: number[];
+  addApply: number[];
+  fullApply: number[];
+  alterRole: number[];
+  floor: number[];
+  tenantsRead: number;
+  /** Of each quota apply: the time in PgBouncerDriver.apply (render, write, RELOAD, check, last good copy). */
+  driverShare: number[];
+}
+const figures: Figures[] = [];
+try {
+  const control = await prepareControlDatabase(url, names.controlDatabase);
+  const { db } = createControlClient(control.url, limits);
+  const config = loadConfig({
+    DATABASE_URL: url,
+    CONTROL_DATABASE: names.controlDatabase,
+    TENANT_DB_PREFIX: names.prefix,
+    POOLER: 'pgbouncer',
+    POOLER_PORT: String(await freePort()),
+    POOLER_DIR: path.join(tmp, 'pgbouncer'),
+    POOLER_MAX_CLIENT_CONN: '2000',
+  });
+  const registry = new ClusterRegistry(db, url, limits);
+  const cluster = await registry.ensureDefault();
+  const pooler = await startPooler({ config, cluster, clusters: registry, db, logger });
+  const pools = pooler.pools;
+  const driver = pooler.driver!;
+  const apply = driver.apply.bind(driver);
+  let inDriver = 0;
+  driver.apply = async (...args) => {
+    const t0 = performance.now();
+    try {
+      return await apply(...args);
+    } finally {
+      inDriver += performance.now() - t0;
+    }
+  };
+  // Real roles for the bare ALTER ROLE (tenant rows below have none: PgBouncer needs none to load a pool).
+  const roles = Array.from({ length: 8 }, (_, i) => `${names.prefix}role_${i}`);
+  for (const r of roles) await admin.query(format('CREATE ROLE %I LOGIN CONNECTION LIMIT 2', r));
+
+  const tenantIds: string[] = [];
+  const addTenants = async (count: number) => {
+    for (let done = 0; done < count; done += 1000) {
+      const rows = Array.from({ length: Math.min(1000, count - done) }, () => ({ id: randomUUID(), i: tenantIds.length }));
+      for (const r of rows) r.i = tenantIds.push(r.id) - 1;
+      await db.tenant.createMany({
+        data: rows.map(({ id, i }) => ({
+          id,
+          slug: `pc-${i}`,
+          displayName: `pc ${i}`,
+          status: 'ACTIVE' as const,
+          databaseName: `${names.prefix}t${String(i).padStart(5, '0')}`,
+          roleName: `${names.prefix}t${String(i).padStart(5, '0')}`,
+          clusterId: cluster.id,
+          templateName: 'default',
+          templateVersion: '1.1.0',
+        })),
+      });
+      await db.quota.createMany({ data: rows.map(({ id }) => ({ tenantId: id, maxConnections: 2, updatedBy: 'bench' })) });
+    }
+  };
+  const timed = async (work: () => Promise<unknown>) => {
+    const t0 = performance.now();
+    await work();
+    return performance.now() - t0;
+  };
+  const must = async (p: Promise<{ outcome: string; error: string | null }>) => {
+    const r = await p;
+    if (r.outcome !== 'IN_SYNC') throw new Error(`apply: ${r.outcome} ${r.error}`);
+  };
+
+  for (const size of SIZES) {
+    log(`fleet of ${size} tenants (rows)`);
+    await addTenants(size - tenantIds.length);
+    await must(pools.request());
+    await pools.reconcile(); // every row read once; from here on an apply reads what changed
+    const f: Figures = { size, quotaApply: [], addApply: [], fullApply: [], alterRole: [], floor: [], tenantsRead: 0, driverShare: [] };
+    const readBefore = pools.stats.tenantsRead;
+    for (let round = 0; round < ROUNDS; round++) {
+      const id = tenantIds[(round * 7919) % size]!;
+      await db.quota.update({ where: { tenantId: id }, data: { maxConnections: 2 + ((round % 2) + 1) } });
+      inDriver = 0;
+      f.quotaApply.push(await timed(() => must(pools.request([id]))));
+      f.driverShare.push(inDriver);
+    }
+    f.tenantsRead = (pools.stats.tenantsRead - readBefore) / ROUNDS;
+    log('new tenants');
+    for (let round = 0; round < ROUNDS; round++) {
+      await addTenants(1);
+      f.addApply.push(await timed(() => must(pools.request([tenantIds.at(-1)!]))));
+    }
+    log('full applies (as before: every tenant read, SHOW DATABASES compared)');
+    for (let round = 0; round < Math.min(ROUNDS, 10); round++) {
+      const id = tenantIds[(round * 104729) % size]!;
+      await db.quota.update({ where: { tenantId: id }, data: { maxConnections: 2 + ((round % 2) + 1) } });
+      f.fullApply.push(await timed(() => must(pools.request())));
+    }
+    log('bare ALTER ROLE, and the pooler minimum');
+    for (let round = 0; round < ROUNDS; round++) {
+      f.alterRole.push(await timed(() => admin.query(format('ALTER ROLE %I CONNECTION LIMIT %s', roles[round % roles.length]!, 2 + (round % 2)))));
+    }
+    f.floor = await poolerFloor(tenantIds.length, Math.min(ROUNDS, 10));
+    figures.push(f);
+  }
+  await pooler.stop();
+  await registry.close();
+  await db.$disconnect();
+} finally {
+  await dropEverythingOf(admin, names).catch((err) => console.error('cleaning up failed:', err));
+  await admin.end();
+  await stopEmbedded();
+  await rm(tmp, { recursive: true, force: true });
+}
+
+const ms = (v: number) => (v >= 100 ? `${v.toFixed(0)} ms` : `${v.toFixed(1)} ms`);
+const rows: [string, (f: Figures) => string][] = [
+  ['pool apply after one quota change, p50 (request([tenant]))', (f) => ms(p50(f.quotaApply))],
+  ['pool apply after one quota change, p95', (f) => ms(p95(f.quotaApply))],
+  ['pool apply after one quota change, throughput (per s, one at a time)', (f) => (1000 / (f.quotaApply.reduce((a, b) => a + b, 0) / f.quotaApply.length)).toFixed(1)],
+  ['of which in PgBouncerDriver.apply (render, write, RELOAD, log check, last good copy), p50', (f) => ms(p50(f.driverShare))],
+  ['of which control-database reads and writes (the rest), p50', (f) => ms(p50(f.quotaApply.map((t, i) => t - f.driverShare[i]!)))],
+  ['tenant rows read per apply after a change', (f) => String(f.tenantsRead)],
+  ['pool apply after one new tenant, p50', (f) => ms(p50(f.addApply))],
+  ['pool apply after one new tenant, p95', (f) => ms(p95(f.addApply))],
+  ['full apply (every tenant read, SHOW DATABASES compared: the path before), p50', (f) => ms(p50(f.fullApply))],
+  ['pooler minimum: write pgbouncer.ini + RELOAD, bare PgBouncer, p50', (f) => ms(p50(f.floor))],
+  ['pooler minimum, p95', (f) => ms(p95(f.floor))],
+  ['bare ALTER ROLE ... CONNECTION LIMIT, p50', (f) => ms(p50(f.alterRole))],
+  ['quota apply p50 / pooler minimum p50', (f) => `${(p50(f.quotaApply) / p50(f.floor)).toFixed(2)}x`],
+  ['(ALTER ROLE + quota apply) p50 / (2 x ALTER ROLE + pooler minimum) p50', (f) => `${((p50(f.alterRole) + p50(f.quotaApply)) / (2 * p50(f.alterRole) + p50(f.floor))).toFixed(2)}x`],
+];
+console.log(`\n| ${ROUNDS} rounds | ${figures.map((f) => `${f.size.toLocaleString('en')} tenants`).join(' | ')} |`);
+console.log(`|---|${figures.map(() => '---').join('|')}|`);
+for (const [label, show] of rows) console.log(`| ${label} | ${figures.map(show).join(' | ')} |`);
+console.log(`\nPostgreSQL ${serverVersion}; machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}.`);
+process.exit(0);

@@ -1,0 +1,301 @@
+// @test-scope once (its control database and clusters are private PostgreSQL servers, whatever the run's server)
+// Issue 17, moving a tenant: ONLINE (logical replication) and OFFLINE (dump | restore) between two
+// private PostgreSQL 15 clusters. The source is the server that holds the control database (the
+// default cluster, where provisioning puts tenants); the target is a second cluster registered
+// by its URL's environment variable. POOLER=none here: pause/repoint/resume are no-ops, and the
+// "pause" is the time the tenant's logins were refused.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { startPrivateCluster, type PrivateCluster } from './support/private-cluster.js';
+import { connectAs, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
+import { until } from './support/subscriptions.js';
+
+const MOVE_TEST_BYTES = Number(process.env.MOVE_TEST_BYTES ?? 32 * 1024 * 1024);
+
+let a: PrivateCluster;
+let b: PrivateCluster;
+let t: TestTenantry;
+let targetId: string;
+let sourceId: string;
+const envVar = `TENANTRY_MOVE_TEST_B_${process.pid}`;
+let holdCutoverMs = 0;
+/** While set, a move waits after its initial copy (the tenant is RUNNING a move, its lock free). */
+let holdAfterCopy: Promise<void> | null = null;
+
+before(async () => {
+  [a, b] = await Promise.all([startPrivateCluster({ version: 15 }), startPrivateCluster({ version: 15 })]);
+  process.env[envVar] = b.url;
+  t = await startTestTenantry({
+    serverUrl: a.url,
+    env: { OPERATION_RESUME_INTERVAL_MS: '600000' },
+    // The cutover-timeout test holds the wait for the last change past the move's timeout.
+    failpoints: {
+      'move.cutover:wait': () => new Promise((r) => setTimeout(r, holdCutoverMs)),
+      'move.after:INITIAL_COPY': () => holdAfterCopy ?? undefined,
+    },
+  });
+  targetId = randomUUID();
+  sourceId = await control(async (c) => (await c.query(`SELECT id::text FROM clusters WHERE name = 'default'`)).rows[0].id);
+  await control((c) => c.query(`INSERT INTO clusters (id, name, connection_url_env, status, updated_at) VALUES ($1, 'target-b', $2, 'ACTIVE', now())`, [targetId, envVar]));
+});
+
+after(async () => {
+  await t?.stop();
+  await Promise.all([a?.remove(), b?.remove()]);
+  delete process.env[envVar];
+});
+
+async function control<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  return on(a.url, t.controlDatabase, fn);
+}
+
+async function on<T>(url: string, database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  const c = new pg.Client({ connectionString: u.toString() });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+const MOVE = `mutation Move($input: MoveTenantInput!) {
+  moveTenant(input: $input) { move { id status step warnings } warnings userErrors { code field message } }
+}`;
+const MOVE_STATE = `query Move($id: ID!) { node(id: $id) { ... on TenantMove { status step error pauseMs sequencesCopied tablesTotal tablesCopied bytesCopied
+  rowCounts { table rows } retainedDatabase retainedUntil replicaIdentityFull warnings tenant { slug } } } }`;
+
+async function provision(slug: string) {
+  const r = (await t.gql(PROVISION, { input: { slug, displayName: slug, maxConnections: 10, placement: { clusterId: sourceId } } })).data.provisionTenant;
+  assert.deepEqual(r.userErrors, []);
+  return r as { connectionString: string; tenant: { id: string; databaseName: string; roleName: string } };
+}
+
+async function move(input: Record<string, unknown>) {
+  const r = await t.gql(MOVE, { input });
+  assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+  return r.data.moveTenant;
+}
+
+/** The UUID in a global id. */
+function localId(id: string): string {
+  return Buffer.from(id, 'base64').toString().split(':')[1]!;
+}
+
+async function moveState(moveId: string) {
+  const r = await t.gql(MOVE_STATE, { id: moveId });
+  assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+  return r.data.node;
+}
+
+async function finished(moveId: string) {
+  await t.app.parts.moves.settled(localId(moveId));
+  return until(() => moveState(moveId), (m) => m.status !== 'RUNNING', 'the move to finish', 180_000);
+}
+
+/** The same connection string, on the target's port. */
+function onTarget(connectionString: string): string {
+  const u = new URL(connectionString);
+  u.port = String(b.port);
+  return u.toString();
+}
+
+async function loginRoles(url: string, role: string): Promise<boolean | null> {
+  return on(url, 'postgres', async (c) => (await c.query('SELECT rolcanlogin FROM pg_roles WHERE rolname = $1', [role])).rows[0]?.rolcanlogin ?? null);
+}
+
+async function leftovers(url: string, databases: string[]): Promise<string[]> {
+  const out: string[] = [];
+  await on(url, 'postgres', async (c) => {
+    for (const r of (await c.query(`SELECT slot_name AS n FROM pg_replication_slots`)).rows) out.push(`slot ${r.n}`);
+  });
+  for (const db of databases) {
+    await on(url, db, async (c) => {
+      for (const r of (await c.query(`SELECT subname AS n FROM pg_subscription`)).rows) out.push(`subscription ${r.n}`);
+      for (const r of (await c.query(`SELECT pubname AS n FROM pg_publication`)).rows) out.push(`publication ${r.n}`);
+      for (const r of (await c.query(`SELECT roname AS n FROM pg_replication_origin`)).rows) out.push(`origin ${r.n}`);
+    }).catch((err: Error) => out.push(`cannot open ${db}: ${err.message}`));
+  }
+  return out;
+}
+
+/** An md5 over every row (in key order) of each of the tenant's tables. */
+async function checksums(url: string, db: string): Promise<Record<string, string>> {
+  return on(url, db, async (c) => {
+    const out: Record<string, string> = {};
+    for (const r of (await c.query(`SELECT schemaname AS s, tablename AS n FROM pg_tables WHERE schemaname = 'public' ORDER BY 1, 2`)).rows) {
+      const q = `SELECT md5(coalesce(string_agg(md5(x::text), '' ORDER BY md5(x::text)), '')) AS h FROM "${r.s}"."${r.n}" x`;
+      out[`${r.s}.${r.n}`] = (await c.query(q)).rows[0].h;
+    }
+    return out;
+  });
+}
+
+describe('moveTenant between two PostgreSQL 15 clusters', () => {
+  test('ONLINE under writes: counts and checksums equal, sequences carried, same password works on the target, nothing of the move left', async () => {
+    const p = await provision('mv-online');
+    const tenant = await connectAs(p.connectionString);
+    await tenant.query(`CREATE TABLE items (id bigserial PRIMARY KEY, body text NOT NULL, at timestamptz NOT NULL DEFAULT now())`);
+    await tenant.query(`CREATE INDEX items_at ON items (at)`);
+    await tenant.query(`CREATE TABLE notes (k int, v text)`); // no key: needs setReplicaIdentityFull
+    await tenant.query(`CREATE SEQUENCE counter START 100`);
+    await tenant.query(`SELECT nextval('counter') FROM generate_series(1, 5)`);
+    const rows = Math.max(1000, Math.round(MOVE_TEST_BYTES / 1100));
+    await tenant.query(`INSERT INTO items (body) SELECT repeat(md5(g::text), 32) FROM generate_series(1, $1) g`, [rows]);
+    await tenant.query(`INSERT INTO notes SELECT g, 'n' || g FROM generate_series(1, 100) g`);
+    await tenant.end();
+
+    // Without setReplicaIdentityFull the keyless table stops the move, and nothing is made on the target.
+    const refused = await move({ slug: 'mv-online', targetClusterId: targetId, mode: 'ONLINE' });
+    assert.equal(refused.userErrors[0]?.code, 'MOVE_PREFLIGHT_FAILED');
+    assert.match(refused.userErrors[0].message, /public\.notes/);
+    assert.equal(await on(b.url, 'postgres', async (c) => (await c.query('SELECT count(*)::int AS n FROM pg_database WHERE datname = $1', [p.tenant.databaseName])).rows[0].n), 0);
+
+    // A steady writer, reconnecting when refused: every insert that succeeded must be on the target.
+    let stop = false;
+    let ok = 0;
+    let failed = 0;
+    const writer = (async () => {
+      let c: pg.Client | null = null;
+      while (!stop) {
+        try {
+          c ??= await connectAs(p.connectionString);
+          await c.query(`INSERT INTO items (body) VALUES ('live')`);
+          ok++;
+        } catch {
+          failed++;
+          await c?.end().catch(() => undefined);
+          c = null;
+        }
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await c?.end().catch(() => undefined);
+    })();
+
+    const started = Date.now();
+    const r = await move({ slug: 'mv-online', targetClusterId: targetId, mode: 'ONLINE', setReplicaIdentityFull: true, retainSourceHours: 1 });
+    assert.deepEqual(r.userErrors, []);
+    assert.equal(r.move.status, 'RUNNING');
+    const m = await finished(r.move.id);
+    stop = true;
+    await writer;
+    console.log(`# ONLINE move of ${rows} rows (${Math.round(MOVE_TEST_BYTES / 1048576)} MB asked): ${Date.now() - started} ms, pause ${m.pauseMs} ms, ${ok} writes ok, ${failed} refused during the cutover`);
+    assert.equal(m.status, 'SUCCEEDED', m.error);
+    console.log(`# cutover phases (ms): ${JSON.stringify((await control((c) => c.query('SELECT progress FROM tenant_moves WHERE id = $1', [localId(r.move.id)]))).rows[0].progress.cutoverPhases)}`);
+    assert.equal(m.step, 'CLEANUP');
+    assert.deepEqual(m.replicaIdentityFull, ['public.notes']);
+    assert.equal(typeof m.pauseMs, 'number');
+    assert.ok(m.sequencesCopied >= 2, `sequences copied: ${m.sequencesCopied}`);
+    assert.ok(m.rowCounts.find((x: any) => x.table === 'public.items').rows >= rows + ok);
+
+    // The tenant lives on the target now, with the same password.
+    const cluster = await control(async (c) => (await c.query('SELECT cluster_id::text AS id FROM tenants WHERE slug = $1', ['mv-online'])).rows[0].id);
+    assert.equal(cluster, targetId);
+    const moved = await connectAs(onTarget(p.connectionString));
+    const count = Number((await moved.query('SELECT count(*) AS n FROM items')).rows[0].n);
+    assert.equal(count, rows + ok, 'every acknowledged write is on the target');
+    // A sequence-backed insert right after the move does not collide.
+    await moved.query(`INSERT INTO items (body) VALUES ('after the move')`);
+    assert.ok(Number((await moved.query(`SELECT nextval('counter') AS v`)).rows[0].v) >= 105);
+    await moved.end();
+    // The source refuses the tenant's login; the source database is kept under another name, closed.
+    assert.equal(await loginRoles(a.url, p.tenant.roleName), false);
+    assert.equal(await loginRoles(b.url, p.tenant.roleName), true);
+    assert.match(m.retainedDatabase, /_moved_\d{12}$/);
+    // Checksums: the retained source against the target (minus the row added after the move).
+    await on(a.url, 'postgres', (c) => c.query(`ALTER DATABASE "${m.retainedDatabase}" WITH ALLOW_CONNECTIONS true`));
+    await on(b.url, p.tenant.databaseName, (c) => c.query(`DELETE FROM items WHERE body = 'after the move'`));
+    assert.deepEqual(await checksums(b.url, p.tenant.databaseName), await checksums(a.url, m.retainedDatabase));
+    assert.deepEqual(await leftovers(a.url, [m.retainedDatabase]), []);
+    await on(a.url, 'postgres', (c) => c.query(`ALTER DATABASE "${m.retainedDatabase}" WITH ALLOW_CONNECTIONS false`));
+    assert.deepEqual(await leftovers(b.url, [p.tenant.databaseName]), []);
+
+    // Past its retention the source database and roles are dropped.
+    await control((c) => c.query(`UPDATE tenant_moves SET retained_until = now() WHERE id = $1`, [localId(r.move.id)]));
+    await t.app.parts.moves.dropExpiredRetained();
+    assert.equal(await loginRoles(a.url, p.tenant.roleName), null);
+    assert.equal(await on(a.url, 'postgres', async (c) => (await c.query('SELECT count(*)::int AS n FROM pg_database WHERE datname = $1', [m.retainedDatabase])).rows[0].n), 0);
+
+    // Other changes were refused while it ran; audit has every phase.
+    const actions = await control(async (c) => (await c.query(`SELECT action FROM audit_events WHERE category = 'move' AND subject = $1 ORDER BY id`, [localId(r.move.id)])).rows.map((x) => x.action));
+    for (const a of ['move.started', 'move.copied', 'move.cutover', 'move.committed', 'move.finished']) assert.ok(actions.includes(a), `${a} in ${actions}`);
+  });
+
+  test('a cutover past its timeout is undone: the tenant serves from its source, no write lost, nothing left on the target', async () => {
+    const p = await provision('mv-timeout');
+    const tenant = await connectAs(p.connectionString);
+    await tenant.query(`CREATE TABLE t (id serial PRIMARY KEY, v int)`);
+    await tenant.query(`INSERT INTO t (v) SELECT g FROM generate_series(1, 500) g`);
+    await tenant.end();
+    holdCutoverMs = 1500;
+    try {
+      const r = await move({ slug: 'mv-timeout', targetClusterId: targetId, mode: 'ONLINE', cutoverTimeoutSeconds: 1 });
+      assert.deepEqual(r.userErrors, []);
+      const m = await finished(r.move.id);
+      assert.equal(m.status, 'ROLLED_BACK');
+      assert.match(m.error, /longer than 1 s/);
+    } finally {
+      holdCutoverMs = 0;
+    }
+    const again = await connectAs(p.connectionString);
+    await again.query(`INSERT INTO t (v) VALUES (501)`);
+    assert.equal(Number((await again.query('SELECT count(*) AS n FROM t')).rows[0].n), 501);
+    await again.end();
+    assert.equal(await loginRoles(a.url, p.tenant.roleName), true);
+    assert.equal(await loginRoles(b.url, p.tenant.roleName), null);
+    assert.deepEqual(await leftovers(a.url, [p.tenant.databaseName]), []);
+    assert.deepEqual(await leftovers(b.url, []), []);
+  });
+
+  test('while a move runs, other changes to the tenant are TENANT_BUSY (deprovisioning included)', async () => {
+    const p = await provision('mv-busy');
+    const tenant = await connectAs(p.connectionString);
+    await tenant.query(`CREATE TABLE t (id serial PRIMARY KEY, v int)`);
+    await tenant.end();
+    let release!: () => void;
+    holdAfterCopy = new Promise((r) => (release = r));
+    try {
+      const r = await move({ slug: 'mv-busy', targetClusterId: targetId, mode: 'ONLINE', retainSourceHours: 0 });
+      assert.deepEqual(r.userErrors, []);
+      await until(async () => (await t.gql(MOVE_STATE, { id: r.move.id })).data.node.step, (step) => step === 'SUBSCRIPTION', 'the move to be copying (it holds after the copy)');
+      const quota = await t.gql(`mutation { updateTenantQuota(input: { slug: "mv-busy", maxConnections: 12 }) { userErrors { code message } } }`);
+      assert.equal(quota.data.updateTenantQuota.userErrors[0]?.code, 'TENANT_BUSY');
+      const gone = await t.gql(`mutation { deprovisionTenant(input: { slug: "mv-busy", confirm: "mv-busy" }) { userErrors { code message } } }`);
+      assert.equal(gone.data.deprovisionTenant.userErrors[0]?.code, 'TENANT_BUSY');
+      assert.match(gone.data.deprovisionTenant.userErrors[0].message, /moving to another cluster/);
+      release();
+      const m = await finished(r.move.id);
+      assert.equal(m.status, 'SUCCEEDED', m.error);
+    } finally {
+      holdAfterCopy = null;
+      release?.();
+    }
+    // Once moved, the same calls work, on the tenant's new cluster.
+    const after = await t.gql(`mutation { deprovisionTenant(input: { slug: "mv-busy", confirm: "mv-busy" }) { tenant { status } userErrors { code message } } }`);
+    assert.deepEqual(after.data.deprovisionTenant.userErrors, []);
+    assert.equal(await loginRoles(b.url, p.tenant.roleName), null, 'dropped on the cluster it moved to');
+  });
+
+  test('OFFLINE: dump and restore, the same password works on the target', async () => {
+    const p = await provision('mv-offline');
+    const tenant = await connectAs(p.connectionString);
+    await tenant.query(`CREATE TABLE t (id serial PRIMARY KEY, v text)`);
+    await tenant.query(`INSERT INTO t (v) SELECT 'v' || g FROM generate_series(1, 1000) g`);
+    await tenant.end();
+    const r = await move({ slug: 'mv-offline', targetClusterId: targetId, mode: 'OFFLINE', retainSourceHours: 0 });
+    assert.deepEqual(r.userErrors, []);
+    const m = await finished(r.move.id);
+    assert.equal(m.status, 'SUCCEEDED', m.error);
+    const moved = await connectAs(onTarget(p.connectionString));
+    await moved.query(`INSERT INTO t (v) VALUES ('after')`);
+    assert.equal(Number((await moved.query('SELECT count(*) AS n FROM t')).rows[0].n), 1001);
+    await moved.end();
+    // retainSourceHours 0: nothing kept on the source.
+    assert.equal(await loginRoles(a.url, p.tenant.roleName), null);
+    assert.equal(m.retainedUntil === null || new Date(m.retainedUntil) <= new Date(), true);
+  });
+});
