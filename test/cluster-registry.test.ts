@@ -1,3 +1,4 @@
+// @test-scope once (the clusters it registers are private PostgreSQL servers, as superuser, whatever the run's server; provisioning under least privilege is covered by the server-scope files)
 // The cluster registry (issue 17, "Registry"): registerCluster by an environment variable and by
 // a sealed URL, on private PostgreSQL 15 and 18 servers; what is refused (unreachable, wrong
 // password, underprivileged, the same server twice, a duplicate name) stores nothing; the API

@@ -1,3 +1,4 @@
+// @test-scope once (the clusters it registers are private PostgreSQL servers, as superuser, whatever the run's server; provisioning under least privilege is covered by the server-scope files)
 // Placement (issue 17): provisionTenant places a new tenant on the cluster asked for, or among the
 // ACTIVE clusters that match and have room, by PLACEMENT_POLICY: spread lands 20 tenants 10/10
 // on two equal empty clusters, pack fills one first (up to its maxTenants), labels land 100 % on
