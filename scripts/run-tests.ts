@@ -3,7 +3,9 @@
 // in a temporary folder for the duration of the run. With TEST_LEAST_PRIVILEGE=1 the service
 // under test runs as a role that is not superuser (set up here with the same SQL the README
 // gives operators); tests still inspect the server as the superuser. With TEST_SCOPE=server the
-// files marked `// @test-scope once` are left out. Arguments filter files by name.
+// files marked `// @test-scope once` are left out. Arguments filter files by name. Files marked
+// `// @test-slow` (in their first lines) start first: the run takes TEST_CONCURRENCY files at a
+// time, and a long file started last would run alone at the end.
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -24,13 +26,17 @@ const filter = process.argv.slice(2);
 // TEST_SCOPE=server: only the files whose outcome can depend on the server under test or on the
 // control plane's privileges (CI runs everything once, then this scope on the other configurations).
 const serverScope = process.env.TEST_SCOPE === 'server';
-const files: string[] = [];
+const slow: string[] = [];
+const rest: string[] = [];
 for (const f of (await readdir('test')).sort()) {
   if (!f.endsWith('.test.ts') || (filter.length > 0 && !filter.some((x) => f.includes(x)))) continue;
   const file = path.join('test', f);
-  if (serverScope && (await readFile(file, 'utf8')).startsWith('// @test-scope once')) continue;
-  files.push(file);
+  const text = await readFile(file, 'utf8');
+  const head = text.slice(0, 400);
+  if (serverScope && /^\/\/ @test-scope once/m.test(head)) continue;
+  (/^\/\/ @test-slow/m.test(head) ? slow : rest).push(file);
 }
+const files = [...slow, ...rest];
 
 let embedded: EmbeddedServer | undefined;
 let home: string | undefined;

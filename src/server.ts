@@ -58,6 +58,7 @@ export interface TenantryParts {
   offeredExtensions: OfferedExtensions;
   capacity: CapacityPlanner;
   moves: TenantMoves;
+  readiness: ReadinessMonitor;
 }
 
 export interface Tenantry {
@@ -155,7 +156,7 @@ export async function startTenantry(options: {
       retentionDays: config.USAGE_RETENTION_DAYS,
       leaseMs: config.USAGE_LEASE_MS,
     };
-    const pooled = { clusterId: defaultCluster.id, driver: () => pools.driver };
+    const pooled = { driver: () => pools.driver };
     const usage = new UsageService({ db, clusters, bus: events, metrics, logger, timing, subscriberQueue: config.USAGE_SUBSCRIBER_QUEUE, pooler: pooled });
     stack.push(() => usage.stop());
     const rateLimit = { failureLimit: config.AUTH_FAILURE_LIMIT, failureWindowMs: config.AUTH_FAILURE_WINDOW_MS };
@@ -173,7 +174,7 @@ export async function startTenantry(options: {
     const access = new TenantAccess({ db, clusters, locks: tenantLocks });
     const changes = new TenantChanges({ events: domainEvents, poolApplyWaitMs: config.POOL_APPLY_WAIT_MS });
     const security = new TenantSecurity({ db, config });
-    const connectionStrings = new ConnectionStrings({ config, poolerAddress: pooler.driver?.address ?? null });
+    const connectionStrings = new ConnectionStrings({ config, pooler: pooler.driver });
     const handoffs = new CredentialHandoffs({ db, config });
     const lifecycle = new TenantLifecycle({ db, access, locks: tenantLocks, changes, connectionStrings, handoffs });
     const deprovisioning = new TenantDeprovisioning({ db, clusters, locks: tenantLocks, changes, auth, events });
@@ -243,7 +244,7 @@ export async function startTenantry(options: {
     moves.start(config.OPERATION_RESUME_INTERVAL_MS);
     void operations.secureLegacyTenants().catch((err) => logger.error({ err }, 'starting the operation that secures legacy tenants failed'));
 
-    const parts: TenantryParts = { db, controlQueries, clusters, locks: tenantLocks, events, metrics, pools, usage, inventory, recovery, liveReads, offeredExtensions, capacity, moves };
+    const parts: TenantryParts = { db, controlQueries, clusters, locks: tenantLocks, events, metrics, pools, usage, inventory, recovery, liveReads, offeredExtensions, capacity, moves, readiness };
     let closing: Promise<void> | undefined;
     return {
       url: front.url,

@@ -1,3 +1,4 @@
+// @test-slow: started first (scripts/run-tests.ts)
 import assert from 'node:assert/strict';
 import { createConnection } from 'node:net';
 import { after, before, describe, test } from 'node:test';

@@ -1,3 +1,4 @@
+// @test-slow: started first (scripts/run-tests.ts)
 // @test-scope once: what it tests does not depend on the server under test or on the
 // control plane's privileges, so CI runs it in the first configuration only (TEST_SCOPE).
 // Issue 10: the fleet benchmark at a tiny size, so that `npm run bench` cannot rot between the

@@ -43,6 +43,11 @@ test('ports: the service, PgBouncer and the embedded server need one each', () =
   // With DATABASE_URL there is no embedded server; PORT=0 (any free port) collides with nothing.
   assert.deepEqual(problems({ EMBEDDED_PG_PORT: '4000', DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/postgres' }), []);
   assert.deepEqual(problems({ PORT: '0', POOLER_PORT: '0', EMBEDDED_PG_PORT: '5000' }), []);
+  // POOLER_SHARDS PgBouncers take POOLER_PORT and the ports after it.
+  assert.deepEqual(problems({ PORT: '6434', POOLER_SHARDS: '4' }), ["POOLER_PORT: PORT 6434 is one of the PgBouncers' ports (6432-6435): the service and PgBouncer need a port each"]);
+  assert.deepEqual(problems({ PORT: '6436', POOLER_SHARDS: '4' }), []);
+  assert.deepEqual(problems({ EMBEDDED_PG_PORT: '6433', POOLER_SHARDS: '2' }), ["EMBEDDED_PG_PORT: EMBEDDED_PG_PORT (6433) must differ from PORT and the PgBouncers' ports (6432-6433)"]);
+  assert.deepEqual(problems({ POOLER_PORT: '65535', POOLER_SHARDS: '2' }), ['POOLER_SHARDS: POOLER_SHARDS (2) PgBouncers from POOLER_PORT 65535 run past port 65535']);
 });
 
 test('POOLER is pgbouncer or none: PgCat is refused at once, saying why', () => {

@@ -1,3 +1,4 @@
+// @test-slow: started first (scripts/run-tests.ts)
 // Issue 9: a server killed (SIGKILL) at any point of a mutation leaves nothing half-done for
 // long: the next server's recovery rolls provisioning forward (when the caller's credentials
 // were kept for its idempotency key) or back, finishes deprovisioning and rotations, and

@@ -1,3 +1,4 @@
+// @test-slow: started first (scripts/run-tests.ts)
 // @test-scope once: a thousand tenants and a browser are costly; what it drives (the pages against the API) does not
 // change with the server under test, and the first configuration checks passwords (PostgreSQL 18, scram).
 import assert from 'node:assert/strict';

@@ -1,3 +1,4 @@
+// @test-slow: started first (scripts/run-tests.ts)
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -1,3 +1,4 @@
+// @test-slow: started first (scripts/run-tests.ts)
 // Issue 14 (critical): the function that runs template steps as the tenant lives in the control
 // plane's session. A tenant's trigger, rule, default, check or index expression, fired by a data
 // step of an upgrade, could replace it (CREATE OR REPLACE without SECURITY DEFINER, ALTER FUNCTION

@@ -1,3 +1,4 @@
+// @test-slow: started first (scripts/run-tests.ts)
 // @test-scope once (its clusters are private PostgreSQL 15 servers, registered as superuser, whatever the run's server)
 // Issue 17: with more than one cluster, every per-cluster duty covers every cluster (usage,
 // capacity, readiness, fleet operations), a cluster that goes down makes only its own tenants

@@ -138,7 +138,7 @@ async function suite() {
 
   describe('a change costs what changed', () => {
     test('an apply after one tenant\'s change reads that tenant only, renders one line and is checked by PgBouncer\'s log, not SHOW DATABASES', async () => {
-      const driver = pooler.driver!;
+      const driver = pooler.driver!.shards[0]!; // the one PgBouncer (POOLER_SHARDS=1)
       const observe = driver.observe.bind(driver);
       let shows = 0;
       driver.observe = async () => {

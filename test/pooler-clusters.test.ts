@@ -1,4 +1,4 @@
-// One PgBouncer in front of many clusters (issue 17): each tenant's pool points at its own
+// The pooler in front of many clusters (issue 17; here two PgBouncers, POOLER_SHARDS=2): each tenant's pool points at its own
 // cluster; the pooler's roles are prepared on every registered cluster; and the cutover API of
 // a tenant move (pause, repoint, resume) carries a client in a loop of transactions from one
 // server to another with no failed transaction, on the same pooled connection string.
@@ -19,7 +19,7 @@ import { PauseTimeoutError } from '../src/modules/pools/index.js';
 import { findPgBouncer } from '../src/modules/pools/pgbouncer/pgbouncer-process.js';
 import { startPooler, type Pooler } from '../src/modules/pools/pooler-setup.js';
 import { createLogger } from '../src/platform/logger.js';
-import { freePort } from './support/free-port.js';
+import { freePorts } from './support/free-port.js';
 import { startPrivateCluster, type PrivateCluster } from './support/private-cluster.js';
 import { startTestTenantry, TEST_LIMITS, testServerUrl, type TestTenantry } from './support/test-tenantry.js';
 
@@ -53,7 +53,8 @@ async function suite() {
     tenantIds.push(id);
     return id;
   };
-  const pooledUrl = (name: string, password: string) => `postgresql://${name}:${password}@127.0.0.1:${config.POOLER_PORT}/${name}`;
+  // Two PgBouncers (POOLER_SHARDS=2): the cutover below goes through the one that has the pool.
+  const pooledUrl = (name: string, password: string) => `postgresql://${name}:${password}@127.0.0.1:${pooler.driver!.addressOf(name).port}/${name}`;
 
   before(async () => {
     t = await startTestTenantry({ env: { INVENTORY_INTERVAL_MS: '0' } });
@@ -65,7 +66,8 @@ async function suite() {
       TENANT_DB_PREFIX: t.prefix,
       POOLER: 'pgbouncer',
       POOL_MODE: 'transaction',
-      POOLER_PORT: String(await freePort()),
+      POOLER_PORT: String(await freePorts(2)),
+      POOLER_SHARDS: '2',
       POOLER_DIR: path.join(tmp, 'pgbouncer'),
     });
     ({ db } = createControlClient(withDatabase(testServerUrl(), t.controlDatabase), TEST_LIMITS));

@@ -1,3 +1,4 @@
+// @test-slow: started first (scripts/run-tests.ts)
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';

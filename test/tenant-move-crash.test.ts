@@ -1,3 +1,4 @@
+// @test-slow: started first (scripts/run-tests.ts)
 // @test-scope once (its control database and clusters are private PostgreSQL servers, whatever the run's server)
 // Issue 17: SIGKILL of the Tenantry running a move, at each of its steps. After recovery every
 // move has finished (killed at or after its commit point) or been rolled back (before it), and

@@ -1,3 +1,4 @@
+// @test-slow: started first (scripts/run-tests.ts)
 // @test-scope once (its control database and clusters are private PostgreSQL servers, whatever the run's server)
 // Issue 17's headline: an ONLINE move under a steady write load through PgBouncer (pgbench, a
 // sequence-backed table, -R 200): 0 failed client transactions, the pause recorded, row counts

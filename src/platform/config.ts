@@ -57,6 +57,12 @@ const schema = z
     /** Address and port of the pooler tenants connect to (and, for pgbouncer, where Tenantry starts it). */
     POOLER_HOST: z.string().default('127.0.0.1'),
     POOLER_PORT: port.default(6432),
+    /**
+     * PgBouncer processes, each with a share of the tenants' pools, listening on POOLER_PORT,
+     * POOLER_PORT+1, ...: a pool change reloads one of them. A tenant's PgBouncer follows from
+     * its database name, so fix this before handing out pooled connection strings.
+     */
+    POOLER_SHARDS: z.coerce.number().int().min(1).max(64).default(1),
     /** Folder of the PgBouncer Tenantry runs (its ini, auth file, log); default <TENANTRY_HOME>/pgbouncer. */
     POOLER_DIR: z.string().optional(),
     POOL_MODE: z.enum(['session', 'transaction']).default('transaction'),
@@ -184,13 +190,21 @@ const schema = z
     error: (i) => `USAGE_LEASE_MS (${cfg(i).USAGE_LEASE_MS}) must be at least twice USAGE_SAMPLE_MS (${cfg(i).USAGE_SAMPLE_MS}): the leader renews its lease every sample interval`,
     ...checkedOn('USAGE_LEASE_MS', 'USAGE_SAMPLE_MS'),
   })
-  .refine((c) => c.PORT === 0 || c.POOLER === 'none' || c.PORT !== c.POOLER_PORT, {
-    error: (i) => `PORT and POOLER_PORT are both ${cfg(i).PORT}: the service and PgBouncer need a port each`,
-    ...checkedOn('POOLER_PORT', 'PORT', 'POOLER'),
+  .refine((c) => c.POOLER === 'none' || c.POOLER_PORT + c.POOLER_SHARDS - 1 <= 65_535, {
+    error: (i) => `POOLER_SHARDS (${cfg(i).POOLER_SHARDS}) PgBouncers from POOLER_PORT ${cfg(i).POOLER_PORT} run past port 65535`,
+    ...checkedOn('POOLER_SHARDS', 'POOLER_PORT', 'POOLER'),
   })
-  .refine((c) => c.DATABASE_URL !== undefined || (c.EMBEDDED_PG_PORT !== c.PORT && (c.POOLER === 'none' || c.EMBEDDED_PG_PORT !== c.POOLER_PORT)), {
-    error: (i) => `EMBEDDED_PG_PORT (${cfg(i).EMBEDDED_PG_PORT}) must differ from PORT and POOLER_PORT`,
-    ...checkedOn('EMBEDDED_PG_PORT', 'DATABASE_URL', 'PORT', 'POOLER_PORT', 'POOLER'),
+  .refine((c) => c.PORT === 0 || c.POOLER === 'none' || !poolerPorts(c).includes(c.PORT), {
+    error: (i) =>
+      Number(cfg(i).POOLER_SHARDS ?? 1) > 1
+        ? `PORT ${cfg(i).PORT} is one of the PgBouncers' ports (${poolerPortRange(cfg(i))}): the service and PgBouncer need a port each`
+        : `PORT and POOLER_PORT are both ${cfg(i).PORT}: the service and PgBouncer need a port each`,
+    ...checkedOn('POOLER_PORT', 'POOLER_SHARDS', 'PORT', 'POOLER'),
+  })
+  .refine((c) => c.DATABASE_URL !== undefined || (c.EMBEDDED_PG_PORT !== c.PORT && (c.POOLER === 'none' || !poolerPorts(c).includes(c.EMBEDDED_PG_PORT))), {
+    error: (i) =>
+      `EMBEDDED_PG_PORT (${cfg(i).EMBEDDED_PG_PORT}) must differ from PORT and ${Number(cfg(i).POOLER_SHARDS ?? 1) > 1 ? `the PgBouncers' ports (${poolerPortRange(cfg(i))})` : 'POOLER_PORT'}`,
+    ...checkedOn('EMBEDDED_PG_PORT', 'DATABASE_URL', 'PORT', 'POOLER_PORT', 'POOLER_SHARDS', 'POOLER'),
   })
   // A tenant's role is <TENANT_DB_PREFIX><slug>: the pooler's roles must never be one a tenant could be given.
   .refine((c) => !(c.POOLER_AUTH_USER ?? `${c.CONTROL_DATABASE}_pooler`).startsWith(c.TENANT_DB_PREFIX), {
@@ -249,4 +263,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   return parsed.data;
+}
+
+/** The ports the pooler's PgBouncers listen on: POOLER_PORT and the POOLER_SHARDS-1 after it. */
+export function poolerPorts(c: { POOLER_PORT: number; POOLER_SHARDS: number }): number[] {
+  return Array.from({ length: c.POOLER_SHARDS }, (_, i) => c.POOLER_PORT + i);
+}
+
+/** "6432-6435" for a rule's message (from the parsed input: POOLER_PORT and POOLER_SHARDS as given, or their defaults). */
+function poolerPortRange(input: Record<string, unknown>): string {
+  const first = Number(input.POOLER_PORT ?? 6432);
+  return `${first}-${first + Number(input.POOLER_SHARDS ?? 1) - 1}`;
 }

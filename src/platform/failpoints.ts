@@ -10,6 +10,7 @@
  *   deprovision.recorded, deprovision.dropped, upgrade.step:<version>, extensions.<name>
  *                                                   step boundaries of changes under a tenant's lock
  *   operation.item                                   before a fleet operation runs one tenant
+ *   move.started                                      a move's row committed (RUNNING), its run not yet launched
  *   move.after:<STEP>                                 a move's step done on the servers, not yet recorded (and after COMMITTED, CLEANUP)
  *   move.copying, move.cutover:paused, move.cutover:wait   in the initial copy's loop; the cutover with logins stopped;
  *                                                   each look for the last change to arrive (a test holds it past the timeout)

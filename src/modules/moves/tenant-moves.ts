@@ -5,7 +5,7 @@ import type { ClusterAdmin } from '../../platform/db/cluster-admin.js';
 import type { ControlClient } from '../../platform/db/control-client.js';
 import { withDatabase } from '../../platform/db/connection-url.js';
 import { rowsInOrder } from '../../platform/db/rows-in-order.js';
-import { withCatalogSession } from '../../platform/db/session-settings.js';
+import { openCatalogSession, withCatalogSession } from '../../platform/db/session-settings.js';
 import { UserError } from '../../platform/errors.js';
 import type { Failpoints } from '../../platform/failpoints.js';
 import type { TenantLocks } from '../../platform/locks/locking.js';
@@ -182,6 +182,10 @@ export class TenantMoves {
       throw new UserError('CLUSTER_UNREACHABLE', `cluster ${targetRow.name} cannot be reached: ${(err as Error).message}`, 'targetClusterId');
     }
 
+    // The move's lock is held before its row exists: recovery, here or on another server, never
+    // sees it RUNNING with nobody holding it (it would roll back a move that is just starting).
+    const id = uuidv7();
+    const claim = await claimMove(this.p.controlUrl, id);
     const started = await locks.underTenantLock(source, found, async () => {
       const tenant = await db.tenant.findUniqueOrThrow({ where: { id: found.id } });
       assertSettled(tenant, 'a move');
@@ -192,7 +196,6 @@ export class TenantMoves {
         throw new UserError('MOVE_PREFLIGHT_FAILED', `cluster ${targetRow.name} is ${targetRow.status}: tenants move only to ACTIVE clusters`, 'targetClusterId');
       }
       const pre = await this.preflight(tenant, source, target, input.mode, options);
-      const id = uuidv7();
       return db.$transaction(async (tx) => {
         if (pre.replicaIdentityFull.length) {
           await recordAuditEvent(tx, op, { category: 'move', action: 'move.replica-identity-full', tenant, subject: tenant.databaseName, metadata: { tables: pre.replicaIdentityFull } });
@@ -219,8 +222,16 @@ export class TenantMoves {
         });
         return { move, warnings: pre.warnings };
       });
+    }).catch(async (err: unknown) => {
+      await claim.end().catch(() => undefined);
+      throw err;
     });
-    this.launch(started.move.id, true);
+    // Committed, not yet running (a recovery pass may look at it now: the claim holds it).
+    await this.p.failpoints.hit('move.started', { tenantSlug: found.slug }).catch(async (err: unknown) => {
+      await claim.end().catch(() => undefined);
+      throw err;
+    });
+    this.launch(started.move.id, true, claim);
     return started;
   }
 
@@ -356,40 +367,56 @@ export class TenantMoves {
     await Promise.allSettled([...this.running.values()]);
   }
 
-  private launch(id: string, fresh: boolean): void {
-    if (this.running.has(id) || this.stopping) return;
-    const run = this.p.locks
-      .detached(() => this.run(id, fresh))
+  /**
+   * Runs the move in the background. `claim`: its lock, taken by moveTenant before the row
+   * existed; a recovery pass that saw the row meanwhile found the lock held and gives way.
+   * Without it, run takes the lock if nobody holds it.
+   */
+  private launch(id: string, fresh: boolean, claim?: pg.Client): void {
+    if (this.stopping || (!claim && this.running.has(id))) {
+      void claim?.end().catch(() => undefined);
+      return;
+    }
+    const before = this.running.get(id) ?? Promise.resolve();
+    const body = claim ? () => before.then(() => this.runClaimed(id, fresh, claim)).finally(() => claim.end().catch(() => undefined)) : () => this.run(id, fresh);
+    const run: Promise<void> = this.p.locks
+      .detached(body)
       .catch((err) => this.p.logger.error({ err, move: id }, 'move failed'))
-      .finally(() => this.running.delete(id));
+      .finally(() => {
+        if (this.running.get(id) === run) this.running.delete(id);
+      });
     this.running.set(id, run);
   }
 
   private async run(id: string, fresh: boolean): Promise<void> {
     await withCatalogSession(this.p.controlUrl, { applicationName: 'tenantry-move' }, async (lock) => {
-      const { rows } = await lock.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [`tenantry:move:${id}`]);
-      if (!rows[0]?.ok) return; // another server runs it
-      const move = await this.p.db.tenantMove.findUniqueOrThrow({ where: { id } });
-      if (move.status !== 'RUNNING') return;
-      const ctx = await this.context(move);
-      const steps: readonly string[] = move.mode === 'ONLINE' ? ONLINE_STEPS : OFFLINE_STEPS;
-      const done = steps.indexOf(move.step ?? 'PREFLIGHT');
-      const committed = steps.indexOf('COMMITTED');
-      if (done < committed && !fresh) {
-        await this.rollBack(ctx, 'ROLLED_BACK', `the server running the move stopped at step ${move.step}; rolled back by recovery`);
-        return;
-      }
-      try {
-        if (done < committed) await this.forward(ctx, lock);
-      } catch (err) {
-        if (this.stopping) return; // recovery (here or on another server) rolls it back
-        const timeout = err instanceof CutoverTimeout;
-        if (!timeout && !(err instanceof UserError)) this.p.logger.error({ err, move: id }, 'move failed; rolling back');
-        await this.rollBack(ctx, timeout ? 'ROLLED_BACK' : 'FAILED', (err as Error).message.slice(0, 1000));
-        return;
-      }
-      if (ctx.move.step === 'COMMITTED' || ctx.move.step === 'CLEANUP') await this.finish(ctx);
+      if (!(await tryMoveLock(lock, id))) return; // another server runs it
+      await this.runClaimed(id, fresh, lock);
     });
+  }
+
+  /** The move, its lock held on `lock` (a session of its own). */
+  private async runClaimed(id: string, fresh: boolean, lock: pg.Client): Promise<void> {
+    const move = await this.p.db.tenantMove.findUniqueOrThrow({ where: { id } });
+    if (move.status !== 'RUNNING') return;
+    const ctx = await this.context(move);
+    const steps: readonly string[] = move.mode === 'ONLINE' ? ONLINE_STEPS : OFFLINE_STEPS;
+    const done = steps.indexOf(move.step ?? 'PREFLIGHT');
+    const committed = steps.indexOf('COMMITTED');
+    if (done < committed && !fresh) {
+      await this.rollBack(ctx, 'ROLLED_BACK', `the server running the move stopped at step ${move.step}; rolled back by recovery`);
+      return;
+    }
+    try {
+      if (done < committed) await this.forward(ctx, lock);
+    } catch (err) {
+      if (this.stopping) return; // recovery (here or on another server) rolls it back
+      const timeout = err instanceof CutoverTimeout;
+      if (!timeout && !(err instanceof UserError)) this.p.logger.error({ err, move: id }, 'move failed; rolling back');
+      await this.rollBack(ctx, timeout ? 'ROLLED_BACK' : 'FAILED', (err as Error).message.slice(0, 1000));
+      return;
+    }
+    if (ctx.move.step === 'COMMITTED' || ctx.move.step === 'CLEANUP') await this.finish(ctx);
   }
 
   private async context(move: TenantMove): Promise<Ctx> {
@@ -858,4 +885,22 @@ export class TenantMoves {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Takes a move's lock on `lock` (a session of its own); false when another session holds it. */
+async function tryMoveLock(lock: pg.Client, id: string): Promise<boolean> {
+  const { rows } = await lock.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [`tenantry:move:${id}`]);
+  return rows[0]?.ok === true;
+}
+
+/** A new session holding the lock of move `id` (which nobody else knows yet). */
+async function claimMove(controlUrl: string, id: string): Promise<pg.Client> {
+  const client = await openCatalogSession(controlUrl, { applicationName: 'tenantry-move' });
+  try {
+    if (!(await tryMoveLock(client, id))) throw new Error(`the lock of the new move ${id} is held elsewhere`);
+    return client;
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw err;
+  }
 }

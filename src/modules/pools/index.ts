@@ -3,5 +3,5 @@
 export { PoolSync, type ClusterPreparer, type PoolClusters } from './pool-sync.js';
 export { PauseTimeoutError } from './pgbouncer/pgbouncer-driver.js';
 export { startPooler, type Pooler } from './pooler-setup.js';
-export type { PgBouncerDriver as PoolerDriver } from './pgbouncer/pgbouncer-driver.js';
-export type { PoolStats } from './pooler-driver.js';
+export type { PoolerDriver } from './pooler-driver.js';
+export { pooledBackendKey, type PoolStats } from './pooler-driver.js';

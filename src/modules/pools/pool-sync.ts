@@ -6,14 +6,13 @@ import type { DomainEvents } from '../../platform/domain-events.js';
 import type { TenantLocks } from '../../platform/locks/locking.js';
 import type { Logger } from '../../platform/logger.js';
 import { PeriodicTask } from '../../platform/periodic-task.js';
-import type { Pool, Prisma } from '../../generated/prisma/client.js';
+import type { Pool, PoolStatus, Prisma } from '../../generated/prisma/client.js';
 import { recordAuditEvent, type OperationContext } from '../audit/index.js';
-import type { PgBouncerDriver } from './pgbouncer/pgbouncer-driver.js';
 import type { PoolerStatus } from './pgbouncer/pgbouncer-process.js';
 import { PoolerAuth, type Queryable } from './pgbouncer/pooler-auth.js';
 import { comparePools, type PoolDrift } from './pool-drift.js';
 import { desiredPools, desiredPoolsOf, type DesiredPoolRow } from './pools.sql.js';
-import { PoolerConfigError, PoolerFilesError, PoolerUnavailableError, type ObservedPool, type PoolMode, type PoolSpec } from './pooler-driver.js';
+import { PoolerConfigError, PoolerFilesError, PoolerUnavailableError, type ObservedPool, type PoolerDriver, type PoolerFailure, type PoolMode, type PoolSpec } from './pooler-driver.js';
 
 export type { Pool, PoolDrift };
 
@@ -40,7 +39,7 @@ export type PoolerHealth = Omit<PoolerStatus, 'state'> & { state: PoolerStatus['
 export interface PoolSyncOptions {
   db: ControlClient;
   /** The pooler's driver; null without a pooler (POOLER=none): then every request is IN_SYNC at once. */
-  driver: PgBouncerDriver | null;
+  driver: PoolerDriver | null;
   mode: PoolMode;
   logger: Logger;
   /** The pooler's process, when Tenantry runs it: a pooler known to be down makes every pool ERROR. */
@@ -96,6 +95,8 @@ interface Failure extends SyncResult {
    * the pools it has are IN_SYNC, every other one takes the failure. Null: not known.
    */
   running: ObservedPool[] | null;
+  /** Null: the failure concerns every pool; else only those it names (one PgBouncer of several). */
+  concerns: ((name: string) => boolean) | null;
 }
 
 /** Whether the pooler's configuration could be written, as the last apply found. */
@@ -142,7 +143,8 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
    * the fleet. Null: read every row (at start, after a failure, and on every reconciliation,
    * which so also catches rows changed by hand).
    */
-  private recorded: Map<string, PoolRow> | null = null;
+  /** What the last record() wrote, by tenant: the spec objects it recorded (an unchanged tenant keeps its object). */
+  private recorded: Map<string, PoolSpec> | null = null;
   private readonly unsubscribe: () => void;
   /**
    * Every active tenant's pool as last read, by tenant: an apply after a change reads the
@@ -188,7 +190,7 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     };
   }
 
-  get driver(): PgBouncerDriver | null {
+  get driver(): PoolerDriver | null {
     return this.p.driver;
   }
 
@@ -366,7 +368,7 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     const rows = await this.p.db.$queryRaw<DesiredPoolRow[]>(desiredPoolsOf([tenantId]));
     const [want] = await this.toDesired(rows);
     if (!want) throw new Error(`tenant ${tenantId} is not ACTIVE (or its cluster's address is unknown): it has no pool to repoint`);
-    const got = (await driver.observe()).find((p) => p.name === want.spec.name);
+    const got = await driver.observePool(want.spec.name);
     const at = want.spec.serverHost === undefined ? null : `${want.spec.serverHost}:${want.spec.serverPort}`;
     if (!got || (at && `${got.host}:${got.port}` !== at)) {
       throw new Error(`PgBouncer's pool ${want.spec.name} points at ${got ? `${got.host}:${got.port}` : 'nothing'}, not at ${at}`);
@@ -450,7 +452,7 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     });
   }
 
-  private async reconcileNow(driver: PgBouncerDriver): Promise<ReconcileReport> {
+  private async reconcileNow(driver: PoolerDriver): Promise<ReconcileReport> {
     const pooler = driver.kind;
     this.recorded = null;
     const desired = await this.desired();
@@ -469,7 +471,7 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     if (drifted.size > 0) {
       await this.p.db.pool.updateMany({ where: { name: { in: [...drifted] } }, data: { status: 'DRIFTED' } });
     }
-    const unsettled = await this.p.db.pool.count({ where: { status: { not: 'IN_SYNC' } } });
+    const unsettled = await this.p.db.pool.count({ where: { status: { in: UNSETTLED } } });
     const recorded = unsettled > 0 ? -1 : await this.p.db.pool.count();
     const anyPending = unsettled > 0 || recorded !== desired.length;
     const actions = [
@@ -479,7 +481,8 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     ];
     if (actions.length === 0 && !anyPending) {
       // Every recorded row read once (catching rows changed by hand), so the applies after it
-      // read only the rows of the pools they change.
+      // read only the rows of the pools they change, and reload only the PgBouncers they change.
+      driver.shownRunning(desired.map((d) => d.spec));
       await this.record(desired, null);
       return { pooler, reachable: true, found, outcome: 'IN_SYNC', actions, error: null };
     }
@@ -515,18 +518,21 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     }
   }
 
-  private failureFrom(err: Error): Failure {
-    const status = this.p.status?.();
+  private failureFrom(err: PoolerFailure): Failure {
+    // One PgBouncer of several failed: its own state, and only its pools take the failure.
+    const status = err.scope ? err.scope.process : this.p.status?.();
+    const concerns = err.scope?.concerns ?? null;
     // Down (and being restarted): every pool, whether or not the file could be written too.
     const unanswered = err instanceof PoolerUnavailableError || (err instanceof PoolerFilesError && err.running === null);
     if (unanswered && status && status.state !== 'up' && status.state !== 'stopped') {
       const why = `PgBouncer is down (${status.lastExit ?? 'not running'}); Tenantry is restarting it${err instanceof PoolerFilesError ? `; and ${err.message}` : ''}`;
-      return { outcome: 'ERROR', error: why.slice(0, 500), everyPool: true, running: null };
+      return { outcome: 'ERROR', error: (concerns ? `${err.scope!.label}: ${why}` : why).slice(0, 500), everyPool: true, running: null, concerns };
     }
     const outcome = err instanceof PoolerUnavailableError ? 'PENDING' : 'ERROR';
     const running = err instanceof PoolerFilesError ? err.running : null;
-    return { outcome, error: err.message.slice(0, 500), everyPool: false, running };
+    return { outcome, error: err.message.slice(0, 500), everyPool: false, running, concerns };
   }
+
 
   /**
    * Records whether the configuration could be written; tells listeners when that changes.
@@ -643,7 +649,7 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     this.recorded = null; // until this record() has written
     const changed = previous ? changedSince(previous, desired) : null;
     const read = await this.p.db.pool.findMany({
-      where: changed ? { OR: [{ tenantId: { in: [...changed] } }, { status: { not: 'IN_SYNC' } }] } : undefined,
+      where: changed ? { OR: [{ tenantId: { in: [...changed] } }, { status: { in: UNSETTLED } }] } : undefined,
       select: { tenantId: true, name: true, mode: true, poolSize: true, maxConnections: true, status: true, lastError: true },
     });
     const rows = new Map(read.map((r) => [r.tenantId, r]));
@@ -653,7 +659,8 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     const failed: PoolState | null = failure && { status: failure.outcome, lastError: failure.error };
     // After a failure that left the pooler answering, a pool is IN_SYNC only if it was shown to run it.
     const unshown = failure?.running ? notRunAsWanted(comparePools(desired.map((d) => d.spec), failure.running)) : null;
-    const stateOf = (spec: PoolSpec): PoolState => (failed && (!unshown || unshown.has(spec.name)) ? failed : inSync);
+    const concerned = (spec: PoolSpec) => !failure?.concerns || failure.concerns(spec.name);
+    const stateOf = (spec: PoolSpec): PoolState => (failed && concerned(spec) && (!unshown || unshown.has(spec.name)) ? failed : inSync);
     const writes: Prisma.PrismaPromise<unknown>[] = [];
     const creates: Prisma.PoolCreateManyInput[] = [];
     const statusOnly = new Map<PoolState, string[]>();
@@ -669,7 +676,7 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
       if (!row && changed && !changed.has(tenantId)) {
         // Unchanged since the last record and IN_SYNC there (rows not IN_SYNC were read): only
         // a pooler that is down touches it.
-        if (failure?.everyPool) setStatus(failed!, tenantId);
+        if (failure?.everyPool && concerned(spec)) setStatus(failed!, tenantId);
         continue;
       }
       const state = stateOf(spec);
@@ -693,14 +700,14 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     for (const [state, ids] of statusOnly) {
       // Many at once (the pooler went down, or came back): one statement by condition.
       const where: Prisma.PoolWhereInput =
-        ids.length <= ID_LIST_MAX || unshown
+        ids.length <= ID_LIST_MAX || unshown || failure?.concerns
           ? { tenantId: { in: ids } }
-          : { NOT: { status: state.status, lastError: state.lastError }, ...(failure && !failure.everyPool ? { status: { not: 'IN_SYNC' } } : {}) };
+          : { NOT: { status: state.status, lastError: state.lastError }, ...(failure && !failure.everyPool ? { status: { in: UNSETTLED } } : {}) };
       writes.push(this.p.db.pool.updateMany({ where, data: { ...state, updatedAt: now } }));
     }
     if (writes.length === 1) await writes[0];
     else if (writes.length > 1) await this.p.db.$transaction(writes);
-    this.recorded = new Map(desired.map((d) => [d.tenantId, poolRow(d.spec)]));
+    this.recorded = new Map(desired.map((d) => [d.tenantId, d.spec]));
   }
 
   /** Tenant databases made before auth_query (or while POOLER=none) get pooler access, a bounded number per pass. */
@@ -744,6 +751,12 @@ interface PoolState {
   lastSyncedAt?: Date;
 }
 
+/**
+ * Every status but IN_SYNC, as a list: `status IN (...)` uses the index on pools(status), where
+ * `status <> 'IN_SYNC'` reads every row (an apply after one change would scan the fleet).
+ */
+const UNSETTLED: PoolStatus[] = ['PENDING', 'DRIFTED', 'ERROR'];
+
 const noDrift = (): PoolDrift => ({ missing: [], orphaned: [], mismatched: [] });
 
 /** Names of the wanted pools the pooler does not run as wanted. */
@@ -763,12 +776,19 @@ function sameRow(a: PoolRow, b: PoolRow): boolean {
 }
 
 /** Tenants whose pool is new, gone or different since `previous` (what the last record() wrote). */
-function changedSince(previous: Map<string, PoolRow>, desired: Desired[]): Set<string> {
-  const changed = new Set(previous.keys()); // gone, unless still desired
+function changedSince(previous: Map<string, PoolSpec>, desired: Desired[]): Set<string> {
+  const changed = new Set<string>();
+  let added = 0;
   for (const { tenantId, spec } of desired) {
     const before = previous.get(tenantId);
-    if (before && sameRow(before, poolRow(spec))) changed.delete(tenantId);
-    else changed.add(tenantId);
+    if (!before) added++;
+    // The same object: a tenant the apply did not read again (the common case, no allocation).
+    if (before !== spec && !(before && sameRow(poolRow(before), poolRow(spec)))) changed.add(tenantId);
+  }
+  // Gone since: recorded, no longer desired (only looked for when some are).
+  if (previous.size + added > desired.length) {
+    const wanted = new Set(desired.map((d) => d.tenantId));
+    for (const id of previous.keys()) if (!wanted.has(id)) changed.add(id);
   }
   return changed;
 }

@@ -41,14 +41,43 @@ export interface PoolStats {
   maxWaitSeconds: number;
 }
 
+/**
+ * A server connection of the pooler, as pg_stat_activity shows it: its role and backend pid. The
+ * role tells servers apart (a pid is only unique on one server, and a tenant's role logs in on
+ * the one cluster the tenant lives on).
+ */
+export function pooledBackendKey(role: string, pid: number): string {
+  return `${role}\u0000${pid}`;
+}
+
+/** A pooler process's state as its supervisor reports it (PgBouncerProcess.status()). */
+export interface PoolerProcessState {
+  state: 'stopped' | 'starting' | 'up' | 'down';
+  lastExit: string | null;
+}
+
+/**
+ * Set on an apply's error when only some pools are concerned (one PgBouncer of several failed;
+ * the others were applied and verified): the pools outside it are as wanted.
+ */
+export interface FailureScope {
+  concerns(name: string): boolean;
+  /** Which PgBouncer, for messages: "PgBouncer 2 of 4 (port 6434)". */
+  label: string;
+  /** The failing process's own state (whether it is down decides ERROR over PENDING). */
+  process: PoolerProcessState | null;
+}
+
 /** The pooler did not answer; the desired configuration is on disk, waiting for it. */
 export class PoolerUnavailableError extends Error {
   override name = 'PoolerUnavailableError';
+  scope?: FailureScope;
 }
 
 /** These pools cannot be applied as given (invalid, unknown role, or rejected by the pooler). */
 export class PoolerConfigError extends Error {
   override name = 'PoolerConfigError';
+  scope?: FailureScope;
 }
 
 /**
@@ -58,6 +87,7 @@ export class PoolerConfigError extends Error {
  */
 export class PoolerFilesError extends Error {
   override name = 'PoolerFilesError';
+  scope?: FailureScope;
 
   constructor(
     message: string,
@@ -68,4 +98,53 @@ export class PoolerFilesError extends Error {
   ) {
     super(message, options);
   }
+}
+
+export type PoolerFailure = PoolerUnavailableError | PoolerConfigError | PoolerFilesError;
+
+export interface ApplyOptions {
+  /**
+   * How the apply is checked after RELOAD: `all` (the default) compares SHOW DATABASES with
+   * every pool; `log` reads what PgBouncer logged for the RELOAD and falls back to `all` when
+   * it logged a refusal or cannot be read (PoolSync's applies after a change; the
+   * reconciler compares everything).
+   */
+  verify?: 'all' | 'log';
+}
+
+/** Where clients reach a pool. */
+export interface PoolerAddress {
+  host: string;
+  port: number;
+}
+
+/**
+ * What PoolSync, readiness and usage ask of the pooler: one PgBouncer (PgBouncerDriver) or
+ * several, each with a share of the pools (PgBouncerShards). Not safe for concurrent applies:
+ * PoolSync's single apply queue is the only caller of writeFiles and apply.
+ */
+export interface PoolerDriver {
+  readonly kind: 'pgbouncer';
+  /** Every address the pooler listens on (one per PgBouncer). */
+  readonly addresses: readonly PoolerAddress[];
+  /** Where the clients of this pool connect; the same for the pool's whole life, across moves. */
+  addressOf(name: string): PoolerAddress;
+  writeFiles(pools: readonly PoolSpec[]): Promise<void>;
+  apply(pools: readonly PoolSpec[], options?: ApplyOptions): Promise<void>;
+  observe(): Promise<ObservedPool[]>;
+  /**
+   * These pools were just shown to run as given (SHOW DATABASES compared in full, by the
+   * reconciler): an apply after it need not touch the PgBouncers whose pools have not changed.
+   */
+  shownRunning(pools: readonly PoolSpec[]): void;
+  /** One pool as the pooler runs it (null: not run), asking only the PgBouncer that has it. */
+  observePool(name: string): Promise<ObservedPool | null>;
+  stats(): Promise<Map<string, PoolStats>>;
+  ping(): Promise<void>;
+  /** The pooler's server connections, keyed by pooledBackendKey(user, PostgreSQL backend pid). */
+  serverBackends(): Promise<Map<string, { clientAttached: boolean }>>;
+  pause(name: string, timeoutMs: number): Promise<void>;
+  resume(name: string): Promise<void>;
+  reconnect(name: string): Promise<void>;
+  close(): Promise<void>;
 }

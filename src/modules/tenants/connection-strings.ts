@@ -2,10 +2,9 @@ import type { Config } from '../../platform/config.js';
 import type { ClusterAdmin } from '../../platform/db/cluster-admin.js';
 import { buildConnectionString } from '../../platform/db/connection-url.js';
 
-/** Where tenants reach the pooler (null without one). */
-interface PoolerAddress {
-  host: string;
-  port: number;
+/** Where a tenant's pool is reached (one PgBouncer of several has it); null without a pooler. */
+interface PoolerAddresses {
+  addressOf(databaseName: string): { host: string; port: number };
 }
 
 /** A place a tenant connects to, and as whom (no password). */
@@ -18,7 +17,7 @@ export interface Endpoint {
 
 /** The connection strings handed to tenants: direct to their cluster, and through the pooler when there is one. */
 export class ConnectionStrings {
-  constructor(private readonly p: { poolerAddress: PoolerAddress | null; config: Pick<Config, 'TENANT_HOST'> }) {}
+  constructor(private readonly p: { pooler: PoolerAddresses | null; config: Pick<Config, 'TENANT_HOST'> }) {}
 
   tenantConnectionStrings(cluster: ClusterAdmin, tenant: { roleName: string; databaseName: string }, password: string): { direct: string; pooled: string | null } {
     const { direct, pooled } = this.tenantEndpoints(cluster, tenant);
@@ -30,7 +29,7 @@ export class ConnectionStrings {
 
   /** What the connection strings hold but the password: where the tenant connects, and as whom. */
   tenantEndpoints(cluster: Pick<ClusterAdmin, 'host' | 'port'>, tenant: { roleName: string; databaseName: string }): { direct: Endpoint; pooled: Endpoint | null } {
-    const pooler = this.p.poolerAddress;
+    const pooler = this.p.pooler?.addressOf(tenant.databaseName);
     const host = this.p.config.TENANT_HOST;
     const login = { user: tenant.roleName, database: tenant.databaseName };
     return {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { maskQuery } from './query-text.js';
 import { tenantRoleOf } from '../tenants/index.js';
+import { pooledBackendKey } from '../pools/index.js';
 
 /** One row of pg_stat_activity (role: null for a backend pg_stat_activity shows no user for). */
 export interface SessionRow {
@@ -96,7 +97,8 @@ export interface UsageBatch {
 }
 
 /** The pooler's server connections by backend pid: whether a client is attached. */
-export type PooledBackends = ReadonlyMap<number, { clientAttached: boolean }>;
+/** The pooler's server connections, by pooledBackendKey(role, pid). */
+export type PooledBackends = ReadonlyMap<string, { clientAttached: boolean }>;
 
 const BUSIEST = 3;
 
@@ -148,7 +150,7 @@ export function buildTenantSamples(
     let poolerIdle = 0;
     for (const r of mine) {
       states.set(r.state, (states.get(r.state) ?? 0) + 1);
-      const server = pooled?.get(r.pid);
+      const server = r.role === null ? undefined : pooled?.get(pooledBackendKey(r.role, r.pid));
       if (server) {
         viaPooler++;
         if (!server.clientAttached) poolerIdle++;

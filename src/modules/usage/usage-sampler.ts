@@ -5,7 +5,6 @@ import type { Logger } from '../../platform/logger.js';
 import type { TenantryMetrics } from '../../platform/metrics.js';
 import { tenantSessions } from './activity.sql.js';
 import type { EventBus } from '../../platform/events/event-bus.js';
-import type { PoolerDriver } from '../pools/index.js';
 import { PeriodicTask } from '../../platform/periodic-task.js';
 import { SamplingLease } from './sampling-lease.js';
 import { TenantRoster } from './tenant-roster.js';
@@ -21,6 +20,11 @@ import {
   type SessionRow,
   type TenantUsageSample,
 } from './usage-sample.js';
+
+/** Where a sampler reads the pooler's server connections (UsageService shares one read between clusters). */
+export interface PooledBackendsReader {
+  serverBackends(): Promise<PooledBackends>;
+}
 
 export interface SamplerTiming {
   /** USAGE_SAMPLE_MS: while someone watches. */
@@ -85,7 +89,8 @@ export class UsageSampler {
     private readonly p: {
       db: ControlClient;
       cluster: ClusterAdmin;
-      pooler: () => PoolerDriver | null;
+      /** The pooler's server connections (null without a pooler). */
+      pooler: () => PooledBackendsReader | null;
       bus: EventBus;
       metrics: TenantryMetrics;
       logger: Logger;
@@ -266,10 +271,10 @@ export class UsageSampler {
 
   /** The pooler's server connections (one SHOW SERVERS), or null without a pooler or when it does not answer. */
   private async readPooler(): Promise<PooledBackends | null> {
-    const driver = this.p.pooler();
-    if (!driver?.serverBackends) return null;
+    const reader = this.p.pooler();
+    if (!reader) return null;
     try {
-      const backends = await driver.serverBackends();
+      const backends = await reader.serverBackends();
       this.stats.poolerReads++;
       this.poolerFailing = false;
       return backends;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { filter, map, pipe, type Repeater } from 'graphql-yoga';
 import type { ClusterRegistry } from '../clusters/index.js';
 import type { ControlClient } from '../../platform/db/control-client.js';
@@ -13,8 +14,8 @@ import { addToSet } from '../../platform/streams/keyed-sets.js';
 import { SubscriberQueue, type SubscriberQueueOptions } from '../../platform/streams/subscriber-queue.js';
 import { eventLoopStalls } from '../../platform/event-loop-stalls.js';
 import { readFleetUsageHistory, readPeaks24h, readUsageHistories, type FleetUsagePoint, type UsagePoint } from './usage-history.js';
-import { UsageSampler, type SamplerTiming } from './usage-sampler.js';
-import { buildTenantSamples, sessionsByRole, type ClusterUsageSample, type RemovedTenant, type SessionRow, type TenantUsageSample, type UsageBatch } from './usage-sample.js';
+import { UsageSampler, type PooledBackendsReader, type SamplerTiming } from './usage-sampler.js';
+import { buildTenantSamples, sessionsByRole, type ClusterUsageSample, type PooledBackends, type RemovedTenant, type SessionRow, type TenantUsageSample, type UsageBatch } from './usage-sample.js';
 
 /**
  * A tenant's usage as a subscriber gets it. `degraded`: a value re-sent because this replica
@@ -93,6 +94,13 @@ export class UsageService {
   /** Reads of pg_stat_activity made outside the samplers (a first value nobody had yet), and subscribers dropped as too slow. */
   readonly stats = { liveReads: 0, dropped: 0 };
 
+  /**
+   * The pooler's server connections, read once (SHOW SERVERS on each PgBouncer) for every
+   * cluster's sampler within half a sample interval: the read covers all clusters (a server
+   * connection is told apart by role and pid), so N clusters do not cost N reads.
+   */
+  private readonly sharedPooled: PooledBackendsReader;
+
   constructor(
     private readonly p: {
       db: ControlClient;
@@ -103,8 +111,8 @@ export class UsageService {
       timing: SamplerTiming;
       /** Samples a subscriber may fall behind before it is dropped. */
       subscriberQueue: number;
-      /** The pooler and the cluster it fronts (the default cluster), when one runs. */
-      pooler?: { clusterId: string; driver: () => PoolerDriver | null };
+      /** The pooler, when one runs: it fronts every cluster (its server connections are told apart by role). */
+      pooler?: { driver: () => PoolerDriver | null };
     },
   ) {
     this.demand = new PeriodicTask({
@@ -115,6 +123,15 @@ export class UsageService {
       },
       logger: p.logger,
     });
+    let last: { at: number; read: Promise<PooledBackends> } | null = null;
+    this.sharedPooled = {
+      serverBackends: () => {
+        const driver = p.pooler?.driver();
+        if (!driver) return Promise.reject(new Error('no pooler'));
+        if (!last || performance.now() - last.at > p.timing.intervalMs / 2) last = { at: performance.now(), read: driver.serverBackends() };
+        return last.read;
+      },
+    };
     const heartbeatMs = () => (this.busDown ? p.timing.heartbeatMs : 0);
     this.degraded = new PeriodicTask({ name: 'degraded usage heartbeat', intervalMs: heartbeatMs, run: async () => this.degradedHeartbeat(), logger: p.logger });
   }
@@ -144,7 +161,7 @@ export class UsageService {
       return null;
     });
     if (!cluster || this.samplers.has(clusterId) || this.stopped) return;
-    const pooler = () => (this.p.pooler?.clusterId === clusterId ? this.p.pooler.driver() : null);
+    const pooler = () => (this.p.pooler?.driver() ? this.sharedPooled : null);
     const sampler = new UsageSampler({ db, bus, metrics, logger, timing, cluster, pooler, replica: this.replica });
     this.samplers.set(clusterId, sampler);
     sampler.start();
@@ -248,8 +265,7 @@ export class UsageService {
         });
       if (!rows) continue;
       this.stats.liveReads++;
-      const driver = this.p.pooler?.clusterId === clusterId ? this.p.pooler.driver() : null;
-      const pooled = driver?.serverBackends ? await driver.serverBackends().catch(() => null) : null;
+      const pooled = this.p.pooler?.driver() ? await this.sharedPooled.serverBackends().catch(() => null) : null;
       const list = tenants.filter((t) => t.clusterId === clusterId && t.quota).map((t) => ({ ...t, maxConnections: t.quota!.maxConnections }));
       for (const s of buildTenantSamples(list, sessionsByRole(rows), new Date(), (id) => peaks.get(id) ?? 0, pooled)) result.set(s.tenantId, s);
     }

@@ -31,6 +31,16 @@ export function startupOptions(settings: SessionSettings): string {
  * start-up checks and the switch script's reads), closed afterwards whatever happens.
  */
 export async function withCatalogSession<T>(url: string, p: { applicationName?: string; connectTimeoutMs?: number }, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = await openCatalogSession(url, p);
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** A connected session as withCatalogSession's, for a caller that hands it on (and ends it). */
+export async function openCatalogSession(url: string, p: { applicationName?: string; connectTimeoutMs?: number }): Promise<pg.Client> {
   const client = new pg.Client({
     connectionString: url,
     application_name: p.applicationName ?? 'tenantry-admin',
@@ -39,9 +49,5 @@ export async function withCatalogSession<T>(url: string, p: { applicationName?: 
   });
   client.on('error', () => undefined);
   await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  return client;
 }

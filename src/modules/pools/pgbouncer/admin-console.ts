@@ -1,7 +1,7 @@
 // PgBouncer's admin console: the pseudo-database `pgbouncer`, reached with node-postgres.
 // It speaks only the simple query protocol, so every call is a parameterless query string.
 import pg from 'pg';
-import { PoolerUnavailableError, type ObservedPool, type PoolStats } from '../pooler-driver.js';
+import { pooledBackendKey, PoolerUnavailableError, type ObservedPool, type PoolStats } from '../pooler-driver.js';
 import { ADMIN_DATABASE } from './pgbouncer-config.js';
 
 interface AdminConsoleTarget {
@@ -116,12 +116,12 @@ export class AdminConsole {
    * SHOW SERVERS → backend pid (`remote_pid`) → whether a client is linked to it
    * (`link` names the client; empty while the connection waits idle in the pool).
    */
-  async showServers(): Promise<Map<number, { clientAttached: boolean }>> {
-    const backends = new Map<number, { clientAttached: boolean }>();
+  async showServers(): Promise<Map<string, { clientAttached: boolean }>> {
+    const backends = new Map<string, { clientAttached: boolean }>();
     for (const r of await this.rows('SHOW SERVERS')) {
       const pid = num(r.remote_pid);
-      if (r.database === ADMIN_DATABASE || !pid) continue;
-      backends.set(pid, { clientAttached: typeof r.link === 'string' && r.link !== '' });
+      if (r.database === ADMIN_DATABASE || !pid || typeof r.user !== 'string') continue;
+      backends.set(pooledBackendKey(r.user, pid), { clientAttached: typeof r.link === 'string' && r.link !== '' });
     }
     return backends;
   }

@@ -7,7 +7,10 @@ import {
   PoolerConfigError,
   PoolerFilesError,
   PoolerUnavailableError,
+  type ApplyOptions,
   type ObservedPool,
+  type PoolerAddress,
+  type PoolerDriver,
   type PoolSpec,
   type PoolStats,
 } from '../pooler-driver.js';
@@ -28,16 +31,6 @@ import {
   type FileOwner,
 } from './config-files.js';
 import { ADMIN_DATABASE, AUTH_QUERY_SLOTS, IniRenderer, isSafeName, localAddress, type PgBouncerSettings } from './pgbouncer-config.js';
-
-export interface ApplyOptions {
-  /**
-   * How the apply is checked after RELOAD: `all` (the default) compares SHOW DATABASES with
-   * every pool; `log` reads what PgBouncer logged for the RELOAD and falls back to `all` when
-   * it logged a refusal or cannot be read (PoolSync's applies after a change; the
-   * reconciler compares everything).
-   */
-  verify?: 'all' | 'log';
-}
 
 export { PauseTimeoutError };
 
@@ -69,9 +62,9 @@ interface PgBouncerDriverOptions {
  * Not safe for concurrent calls: PoolSync's single apply queue is its only caller (tests
  * call it one step at a time).
  */
-export class PgBouncerDriver {
+export class PgBouncerDriver implements PoolerDriver {
   readonly kind = 'pgbouncer' as const;
-  readonly address: { host: string; port: number };
+  readonly address: PoolerAddress;
   private readonly console: AdminConsole;
   /** max_client_conn as last rendered, and whether the file-descriptor limit lowered it. */
   lastClientSlots: ClientSlots | null = null;
@@ -82,6 +75,14 @@ export class PgBouncerDriver {
   constructor(private readonly options: PgBouncerDriverOptions) {
     this.address = localAddress(options.settings);
     this.console = new AdminConsole({ ...this.address, user: options.admin.user, password: options.admin.password });
+  }
+
+  get addresses(): readonly PoolerAddress[] {
+    return [this.address];
+  }
+
+  addressOf(): PoolerAddress {
+    return this.address;
   }
 
   /**
@@ -142,6 +143,13 @@ export class PgBouncerDriver {
     return pools.map((p) => ({ ...p, maxDbConnections: p.maxDbConnections ? p.maxDbConnections - AUTH_QUERY_SLOTS : p.maxDbConnections }));
   }
 
+  /** Nothing to remember: one PgBouncer is applied on every change. */
+  shownRunning(): void {}
+
+  async observePool(name: string): Promise<ObservedPool | null> {
+    return (await this.observe()).find((p) => p.name === name) ?? null;
+  }
+
   /** Client and server counts, summed per pool name. */
   stats(): Promise<Map<string, PoolStats>> {
     return this.console.showPools();
@@ -153,10 +161,11 @@ export class PgBouncerDriver {
   }
 
   /**
-   * The pooler's server connections by PostgreSQL backend pid, and whether a client is
-   * attached to each (one query; the usage sampler tells pooled from direct sessions).
+   * The pooler's server connections by role and PostgreSQL backend pid (pooledBackendKey), and
+   * whether a client is attached to each (one query; the usage sampler tells pooled from direct
+   * sessions, on every cluster).
    */
-  serverBackends(): Promise<Map<number, { clientAttached: boolean }>> {
+  serverBackends(): Promise<Map<string, { clientAttached: boolean }>> {
     return this.console.showServers();
   }
 

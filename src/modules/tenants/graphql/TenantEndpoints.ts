@@ -18,7 +18,7 @@ const TenantEndpointsRef = builder.objectRef<{ direct: Endpoint; pooled: Endpoin
   description: 'Where the tenant\'s role connects: the same addresses as the connection strings provisionTenant and rotateTenantCredentials hand out.',
   fields: (t) => ({
     direct: t.field({ type: EndpointRef, description: 'Straight to the PostgreSQL cluster that holds its database.', resolve: (e) => e.direct }),
-    pooled: t.field({ type: EndpointRef, nullable: true, description: 'Through the connection pooler (PgBouncer); null when there is none (POOLER=none).', resolve: (e) => e.pooled }),
+    pooled: t.field({ type: EndpointRef, nullable: true, description: 'Through the connection pooler: the port of the PgBouncer that has the tenant\'s pool (one of POOLER_SHARDS), the same after a move. Null when there is none (POOLER=none).', resolve: (e) => e.pooled }),
   }),
 });
 

@@ -1,0 +1,192 @@
+// @test-scope once
+// Several PgBouncers, each with a share of the pools (POOLER_SHARDS, issue 17): a tenant's pool
+// lives on the PgBouncer its database name picks and its pooled connection string names that
+// PgBouncer's port; a pool change rewrites and reloads that PgBouncer's file only; one that dies
+// takes only its own pools (ERROR) while the others stay IN_SYNC; usage counts pooled sessions
+// on every PgBouncer; and a different POOLER_SHARDS for an existing pooler folder is refused.
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type pg from 'pg';
+import { findPgBouncer } from '../src/modules/pools/pgbouncer/pgbouncer-process.js';
+import { shardOf } from '../src/modules/pools/pgbouncer/pgbouncer-shards.js';
+import { checkShardCount } from '../src/modules/pools/pooler-setup.js';
+import { pooledBackendKey } from '../src/modules/pools/index.js';
+import { buildTenantSamples, sessionsByRole, type SessionRow } from '../src/modules/usage/usage-sample.js';
+import { freePorts } from './support/free-port.js';
+import { connectAs, PROVISION, poolStatus, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
+
+const SHARDS = 3;
+
+test('a pool\'s PgBouncer is FNV-1a of its name, fixed for good (pooled ports handed out depend on it)', () => {
+  assert.equal(shardOf('tenant_acme', 8), 0);
+  assert.equal(shardOf('tenant_globex', 8), 1);
+  assert.equal(shardOf('tenant_initech', 16), 8);
+  assert.equal(shardOf('anything', 1), 0);
+});
+
+test('pooled sessions are told apart by role and pid: the same pid on another cluster is not pooled', () => {
+  const row = (pid: number, role: string): SessionRow =>
+    ({ pid, role, state: 'idle', application_name: '', duration_seconds: 0, query: '', backend_start: new Date(), query_start: null }) as unknown as SessionRow;
+  // Backend 4242 of tenant a's cluster is a PgBouncer server connection; 4242 on b's cluster is a direct session.
+  const pooled = new Map([[pooledBackendKey('t_a', 4242), { clientAttached: true }]]);
+  const tenants = [
+    { id: 'a', slug: 'a', roleName: 't_a', clusterId: 'c1', maxConnections: 10 },
+    { id: 'b', slug: 'b', roleName: 't_b', clusterId: 'c2', maxConnections: 10 },
+  ];
+  const samples = buildTenantSamples(tenants, sessionsByRole([row(4242, 't_a'), row(4242, 't_b')]), new Date(), () => 0, pooled);
+  assert.deepEqual(samples.map((s) => [s.tenantSlug, s.pooled, s.direct]), [['a', 1, 0], ['b', 0, 1]]);
+});
+
+test('a different POOLER_SHARDS for an existing pooler folder is refused, naming the recorded one', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'tenantry-shards-'));
+  try {
+    await checkShardCount(dir, 3);
+    await checkShardCount(dir, 3);
+    await assert.rejects(checkShardCount(dir, 2), /POOLER_SHARDS is 2, but this pooler .* was started with 3/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+if (!findPgBouncer() && process.env.CI !== 'true') {
+  test('several PgBouncers', { skip: 'pgbouncer is not installed; with CI=true this fails' }, () => {});
+} else {
+  await suite();
+}
+
+async function suite() {
+  let t: TestTenantry;
+  let poolerDir: string;
+  let basePort: number;
+  /** Released by the test that kills a PgBouncer: the supervisor restarts it only then. */
+  let restartGate: Promise<void> = Promise.resolve();
+  const clients = new Set<pg.Client>();
+  /** Two tenants per PgBouncer: slug → pooled connection string. */
+  const pooled = new Map<string, string>();
+  const slugsOf = (shard: number) => [...pooled.keys()].filter((s) => shardOf(`${t.prefix}${s.replaceAll('-', '_')}`, SHARDS) === shard);
+  const dbName = (slug: string) => `${t.prefix}${slug.replaceAll('-', '_')}`;
+
+  before(async () => {
+    poolerDir = await mkdtemp(path.join(tmpdir(), 'tenantry-shards-'));
+    basePort = await freePorts(SHARDS);
+    t = await startTestTenantry({
+      env: { POOLER: 'pgbouncer', POOLER_PORT: String(basePort), POOLER_SHARDS: String(SHARDS), POOLER_DIR: poolerDir, USAGE_SAMPLE_MS: '200', RECONCILE_INTERVAL_MS: '0' },
+      failpoints: { 'pooler.before-restart': () => restartGate },
+    });
+    // Slugs chosen so that every PgBouncer gets two tenants.
+    const perShard = new Map<number, string[]>();
+    for (let i = 0; [...perShard.values()].reduce((n, l) => n + Math.min(l.length, 2), 0) < SHARDS * 2; i++) {
+      const slug = `shard-${i}`;
+      const list = perShard.get(shardOf(dbName(slug), SHARDS)) ?? [];
+      if (list.length < 2) perShard.set(shardOf(dbName(slug), SHARDS), [...list, slug]);
+    }
+    for (const slug of [...perShard.values()].flat()) {
+      const r = await t.gql(PROVISION, { input: { slug, displayName: slug, maxConnections: 10 } });
+      assert.deepEqual(r.data.provisionTenant.userErrors, [], slug);
+      pooled.set(slug, r.data.provisionTenant.pooledConnectionString);
+    }
+  });
+  after(async () => {
+    await Promise.all([...clients].map((c) => c.end().catch(() => undefined)));
+    await t.cleanup();
+    await rm(poolerDir, { recursive: true, force: true });
+  });
+
+  const open = async (s: string) => {
+    const c = await connectAs(s);
+    clients.add(c);
+    return c;
+  };
+  const inis = () => t.app.pooler.processes.map((p) => p.settings.files.ini);
+  const fileState = async (file: string) => ({ text: await readFile(file, 'utf8'), mtimeMs: (await stat(file)).mtimeMs });
+  const poolsOf = async (slugs: string[]) =>
+    (await t.app.parts.db.tenant.findMany({ where: { slug: { in: slugs } }, include: { pool: true } })).map((r) => r.pool?.status);
+
+  describe('POOLER_SHARDS=3', () => {
+    test('each pooled connection string names the port of the PgBouncer its pool is on, and works', async () => {
+      assert.equal(t.app.pooler.processes.length, SHARDS);
+      for (const [slug, url] of pooled) {
+        const shard = shardOf(dbName(slug), SHARDS);
+        assert.equal(new URL(url).port, String(basePort + shard), slug);
+        const c = await open(url);
+        assert.equal((await c.query<{ db: string }>('SELECT pg_catalog.current_database() AS db')).rows[0]!.db, dbName(slug));
+        await c.end();
+        clients.delete(c);
+        // That PgBouncer runs the pool; no other does.
+        for (const [i, driver] of t.app.pooler.driver!.shards.entries()) {
+          assert.equal((await driver.observePool(dbName(slug))) !== null, i === shard, `${slug} on PgBouncer ${i}`);
+        }
+      }
+    });
+
+    test('a quota change rewrites and reloads only its PgBouncer\'s file', async () => {
+      const slug = slugsOf(1)[0]!;
+      const before = await Promise.all(inis().map(fileState));
+      const r = await t.gql(`mutation($input: UpdateTenantQuotaInput!) { updateTenantQuota(input: $input) { pool { poolSize status } userErrors { code message } } }`, {
+        input: { slug, maxConnections: 17, reason: 'shards test' },
+      });
+      assert.deepEqual(r.data.updateTenantQuota.userErrors, []);
+      assert.equal((await poolStatus(t, slug)).poolSize, 17);
+      const afterwards = await Promise.all(inis().map(fileState));
+      assert.notEqual(afterwards[1]!.text, before[1]!.text, 'PgBouncer 1\'s file has the new size');
+      for (const i of [0, 2]) assert.deepEqual(afterwards[i], before[i], `PgBouncer ${i}'s file untouched`);
+      assert.deepEqual(t.app.pooler.driver!.lastReloaded, [1]);
+      assert.equal((await t.app.pooler.driver!.observePool(dbName(slug)))?.poolSize, 17, 'PgBouncer 1 runs it');
+    });
+
+    test('usage counts a pooled session on any PgBouncer', async () => {
+      const slug = slugsOf(2)[0]!;
+      const c = await open(pooled.get(slug)!);
+      await c.query('BEGIN');
+      await c.query('SELECT 1');
+      const usage = async () => (await t.gql(`{ tenant(slug: "${slug}") { usage { current pooled direct } } }`)).data.tenant.usage;
+      for (let i = 0; ; i++) {
+        const u = await usage();
+        if (u?.pooled === 1) {
+          assert.deepEqual(u, { current: 1, pooled: 1, direct: 0 });
+          break;
+        }
+        if (i > 200) assert.fail(`usage never counted the pooled session: ${JSON.stringify(u)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await c.query('COMMIT');
+      await c.end();
+      clients.delete(c);
+    });
+
+    test('a PgBouncer that dies takes only its own pools: ERROR there, IN_SYNC elsewhere, readiness names that PgBouncer; back, all IN_SYNC', async () => {
+      let release!: () => void;
+      restartGate = new Promise((r) => (release = r));
+      const victim = t.app.pooler.processes[2]!;
+      try {
+        process.kill(victim.pid!, 'SIGKILL');
+        const dead = slugsOf(2);
+        const alive = [...slugsOf(0), ...slugsOf(1)];
+        for (const slug of dead) await poolStatus(t, slug, 'ERROR');
+        assert.deepEqual(await poolsOf(alive), alive.map(() => 'IN_SYNC'));
+        // Readiness looks every READINESS_INTERVAL (10 minutes in tests): asked to look now.
+        await t.app.parts.readiness.refreshChecks();
+        const ready = await fetch(`${t.url}/health/ready`, { headers: { authorization: `Bearer ${t.adminKey}` } });
+        // (503 in production; a development instance reports the failed check and stays 200.)
+        const report = (await ready.json()) as { degraded: boolean; checks: { name: string; ok: boolean; detail: string }[] };
+        assert.equal(report.degraded, true);
+        const check = report.checks.find((c) => c.name === 'pooler');
+        assert.equal(check?.ok, false, JSON.stringify(check));
+        assert.match(check!.detail, new RegExp(`PgBouncer 2 \\(port ${basePort + 2}\\)`));
+        // The other PgBouncers keep serving their tenants.
+        const c = await open(pooled.get(slugsOf(0)[0]!)!);
+        assert.equal((await c.query('SELECT 1 AS one')).rows[0].one, 1);
+        await c.end();
+        clients.delete(c);
+      } finally {
+        release();
+      }
+      for (const slug of pooled.keys()) await poolStatus(t, slug, 'IN_SYNC', 30_000);
+      const c = await open(pooled.get(slugsOf(2)[0]!)!);
+      assert.equal((await c.query('SELECT 1 AS one')).rows[0].one, 1);
+    });
+  });
+}
