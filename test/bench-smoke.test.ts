@@ -3,7 +3,8 @@
 // control plane's privileges, so CI runs it in the first configuration only (TEST_SCOPE).
 // Issue 10: the fleet benchmark at a tiny size, so that `npm run bench` cannot rot between the
 // runs that fill BENCHMARKS.md. It measures every row and leaves nothing behind. The same for
-// `npm run bench:pooler` and `npm run bench:request`.
+// `npm run bench:pooler`, `npm run bench:pool-change`, `npm run bench:provision-steps` and
+// `npm run bench:request`.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -53,6 +54,28 @@ test('npm run bench:pooler at 2 and 4 pools: a table with every part measured', 
   const rows = out.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| one pool change'));
   assert.equal(rows.length, 7, out);
   for (const row of rows) assert.match(row, /^\| [^|]+ \| \d[\d.]* ms \| \d[\d.]* ms \(\d+\.\dx\) \|$/, row);
+});
+
+test('npm run bench:pool-change at 4 tenants with 1 and 2 PgBouncers: every figure measured', { skip: findPgBouncer() || process.env.CI === 'true' ? false : 'pgbouncer is not installed' }, async () => {
+  const out = await runBench('bench/pool-change.bench.ts', { BENCH_SIZES: '4', BENCH_SHARDS: '1,2', BENCH_ROUNDS: '2', BENCH_DATABASE_URL: process.env.TEST_DATABASE_URL! });
+  const rows = out.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| 2 rounds'));
+  assert.equal(rows.length, 15, out);
+  for (const row of rows) {
+    const cells = row.split('|').slice(2, -1).map((c) => c.trim());
+    assert.equal(cells.length, 2, row);
+    for (const cell of cells) assert.match(cell, /^\d[\d.]*( ms|x)?$/, `${row}: every figure measured`);
+  }
+});
+
+test('npm run bench:provision-steps, two rounds: every step and the floor measured', { skip: findPgBouncer() || process.env.CI === 'true' ? false : 'pgbouncer is not installed' }, async () => {
+  const out = await runBench('bench/provision-steps.bench.ts', { BENCH_ROUNDS: '2' });
+  const rows = out.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| p50'));
+  assert.deepEqual(
+    rows.map((r) => r.split('|')[1]!.trim()),
+    ['provisionTenant (the mutation, end to end)', 'bare SQL floor (CREATE ROLE + CREATE DATABASE ... TEMPLATE)', ...['ROLE', 'TEMPLATE', 'DATABASE', 'ACCESS', 'SCHEMA_VERSION', 'CREDENTIALS'].map((s) => `step ${s}`), 'pools.request', 'provisionTenant / floor'],
+    out,
+  );
+  for (const row of rows) assert.match(row.split('|')[2]!.trim(), /^\d[\d.]*x?$/, row);
 });
 
 test('npm run bench:request, one short round: Tenantry and bare yoga side by side, every figure measured, nothing left on the server', async () => {
