@@ -5,7 +5,7 @@
 // takes only its own pools (ERROR) while the others stay IN_SYNC; usage counts pooled sessions
 // on every PgBouncer; and a different POOLER_SHARDS for an existing pooler folder is refused.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -46,6 +46,13 @@ test('a different POOLER_SHARDS for an existing pooler folder is refused, naming
     await checkShardCount(dir, 3);
     await checkShardCount(dir, 3);
     await assert.rejects(checkShardCount(dir, 2), /POOLER_SHARDS is 2, but this pooler .* was started with 3/);
+    // A folder from before the count was recorded, holding one PgBouncer's files, ran one.
+    const old = path.join(dir, 'before');
+    await mkdir(old);
+    await writeFile(path.join(old, 'pgbouncer.ini'), '[databases]\n');
+    await assert.rejects(checkShardCount(old, 4), /POOLER_SHARDS is 4, but this pooler .* was started with 1/);
+    await checkShardCount(old, 1);
+    assert.equal((await readFile(path.join(old, 'tenantry.shards'), 'utf8')).trim(), '1');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

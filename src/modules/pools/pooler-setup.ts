@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../../platform/config.js';
@@ -8,6 +8,7 @@ import { AUTH_QUERY } from './pooler-auth.sql.js';
 import { openFileLimit } from './pgbouncer/client-slots.js';
 import { PgBouncerDriver } from './pgbouncer/pgbouncer-driver.js';
 import { PgBouncerShards } from './pgbouncer/pgbouncer-shards.js';
+import { pgBouncerFiles } from './pgbouncer/pgbouncer-config.js';
 import { findPgBouncer, PgBouncerProcess, type PoolerStatus } from './pgbouncer/pgbouncer-process.js';
 import { PoolerAuth, poolerPassword } from './pgbouncer/pooler-auth.js';
 import { PoolSync, type PoolerHealth, type PoolSyncOptions } from './pool-sync.js';
@@ -182,19 +183,24 @@ function worstStatus(all: PoolerStatus[]): PoolerStatus {
  */
 export async function checkShardCount(dir: string, count: number): Promise<void> {
   const file = path.join(dir, 'tenantry.shards');
-  const recorded = await readFile(file, 'utf8').then(
-    (text) => Number(text.trim()),
-    (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return null;
-      throw err;
-    },
-  );
-  if (recorded === count) return;
-  if (recorded !== null) {
+  const exists = (f: string) =>
+    access(f).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return false;
+        throw err;
+      },
+    );
+  // A folder from before the count was recorded, with a PgBouncer's files in it, ran one.
+  const written = await exists(file);
+  const recorded = written ? Number((await readFile(file, 'utf8')).trim()) : (await exists(pgBouncerFiles(dir).ini)) ? 1 : null;
+  if (recorded === count && written) return;
+  if (recorded !== null && recorded !== count) {
     throw new Error(
       `POOLER_SHARDS is ${count}, but this pooler (${dir}) was started with ${recorded}: a tenant's PgBouncer, and so the port of its ` +
         `pooled connection string, follows from that number. Start with POOLER_SHARDS=${recorded}, or, to re-shard (every tenant's ` +
-        `pooled port may change: hand out new connection strings), stop Tenantry, remove ${file} and start with the new number.`,
+        `pooled port may change: hand out new connection strings), stop Tenantry, empty ${dir} (Tenantry writes its files again at ` +
+        `start) and start with the new number.`,
     );
   }
   await mkdir(dir, { recursive: true });
