@@ -1,4 +1,4 @@
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../../platform/config.js';
@@ -65,7 +65,7 @@ export async function startPooler(options: StartPoolerOptions): Promise<Pooler> 
   const roles = { lookupRole: config.POOLER_LOOKUP_ROLE, authUser: config.POOLER_AUTH_USER ?? `${config.CONTROL_DATABASE}_pooler` };
   const dir = path.resolve(config.POOLER_DIR ?? path.join(config.TENANTRY_HOME, 'pgbouncer'));
   const shardCount = config.POOLER_SHARDS;
-  await checkShardCount(dir, shardCount);
+  const recordShardCount = await checkShardCount(dir, shardCount);
   // One PgBouncer: its files in `dir`. Several: one folder each, shard-<n> in `dir`.
   const processes = Array.from(
     { length: shardCount },
@@ -93,6 +93,7 @@ export async function startPooler(options: StartPoolerOptions): Promise<Pooler> 
   try {
     // Each fails, touching nothing, if another live Tenantry owns its folder.
     for (const p of processes) await p.claim();
+    await recordShardCount?.();
     auth = await PoolerAuth.prepare(cluster, roles, await poolerPassword(db, roles.authUser), logger);
   } catch (err) {
     await stopAll();
@@ -179,9 +180,11 @@ function worstStatus(all: PoolerStatus[]): PoolerStatus {
 /**
  * A tenant's PgBouncer follows from POOLER_SHARDS: a different count moves most tenants to
  * another port, breaking the pooled connection strings they were given. The count is recorded
- * in the pooler's folder at the first start and a different one refuses to start.
+ * in the pooler's folder at the first start and a different one refuses to start. Throws on a
+ * different count, touching nothing; else returns what records the count (null: recorded
+ * already), to call once the folder exists.
  */
-export async function checkShardCount(dir: string, count: number): Promise<void> {
+export async function checkShardCount(dir: string, count: number): Promise<(() => Promise<void>) | null> {
   const file = path.join(dir, 'tenantry.shards');
   const exists = (f: string) =>
     access(f).then(
@@ -194,7 +197,7 @@ export async function checkShardCount(dir: string, count: number): Promise<void>
   // A folder from before the count was recorded, with a PgBouncer's files in it, ran one.
   const written = await exists(file);
   const recorded = written ? Number((await readFile(file, 'utf8')).trim()) : (await exists(pgBouncerFiles(dir).ini)) ? 1 : null;
-  if (recorded === count && written) return;
+  if (recorded === count && written) return null;
   if (recorded !== null && recorded !== count) {
     throw new Error(
       `POOLER_SHARDS is ${count}, but this pooler (${dir}) was started with ${recorded}: a tenant's PgBouncer, and so the port of its ` +
@@ -203,8 +206,8 @@ export async function checkShardCount(dir: string, count: number): Promise<void>
         `start) and start with the new number.`,
     );
   }
-  await mkdir(dir, { recursive: true });
-  await writeFile(file, `${count}\n`);
+  // Written once the folder exists (the PgBouncers' folders are made with the right owners first).
+  return () => writeFile(file, `${count}\n`);
 }
 
 function poolerMetrics(registry: Registry) {
