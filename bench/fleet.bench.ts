@@ -12,7 +12,8 @@
 // a server to use instead of a private one; everything made is dropped at the end),
 // BENCH_SMOKE=1 (few samples and short windows: the smoke run in `npm test`), BENCH_OUTPUT (a
 // file to write the Markdown table to), BENCH_TAG (8 hex digits naming what the run creates:
-// control database tenantry_b<tag>, tenants b<tag>_*).
+// control database tenantry_b<tag>, tenants b<tag>_*), BENCH_POOLER_SHARDS (POOLER_SHARDS of
+// the Tenantry under test, default 1).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -25,7 +26,7 @@ import pg from 'pg';
 import format from 'pg-format';
 import WebSocket from 'ws';
 import { createLogger } from '../src/platform/logger.js';
-import { freePort } from '../test/support/free-port.js';
+import { freePort, freePorts } from '../test/support/free-port.js';
 import { dropEverythingOf } from '../test/support/test-tenantry.js';
 import { startPrivateCluster, type BenchCluster } from './support/private-cluster.js';
 import { poolerFloor } from './support/pooler-floor.js';
@@ -77,7 +78,8 @@ const env: Record<string, string> = {
   CONTROL_DATABASE: names.controlDatabase,
   TENANT_DB_PREFIX: names.prefix,
   PORT: String(await freePort()),
-  POOLER_PORT: String(await freePort()),
+  POOLER_PORT: String(await freePorts(Number(process.env.BENCH_POOLER_SHARDS ?? 1))),
+  POOLER_SHARDS: process.env.BENCH_POOLER_SHARDS ?? '1',
   TENANTRY_HOME: home,
   ADMIN_API_KEY: randomBytes(24).toString('base64url'),
   NODE_ENV: 'production',
@@ -318,7 +320,8 @@ async function measure(size: number): Promise<Figures> {
   const floor = await measureFloor(size);
   log('bare SQL floor of a quota change, and the pooler\'s minimum (write + RELOAD at this size)');
   const quotaFloor = await measureQuotaFloor();
-  const poolerMin = await poolerFloor(fleet, smoke ? 2 : 7);
+  // The minimum of one PgBouncer's share of the pools (POOLER_SHARDS).
+  const poolerMin = await poolerFloor(Math.ceil(fleet / Number(env.POOLER_SHARDS)), smoke ? 2 : 7);
   log('tenants(first: 50)');
   const page = await measurePage();
   log('subscribers, sampler and WAL');
@@ -350,7 +353,7 @@ function report(all: Figures[]): string {
     ['updateTenantQuota p95, concurrency 4', (f) => p95(f.quota4), ms],
     ['updateTenantQuota throughput, concurrency 4 / 1', (f) => f.quotaThroughput, (v) => `${v.toFixed(2)}x`],
     ['bare ALTER ROLE ... CONNECTION LIMIT p50', (f) => p50(f.quotaFloor), ms],
-    ['pooler minimum: write pgbouncer.ini + RELOAD at this size, p50 (a bare PgBouncer)', (f) => p50(f.poolerFloor), ms],
+    ['pooler minimum: write pgbouncer.ini + RELOAD of one PgBouncer\'s share at this size, p50 (a bare PgBouncer)', (f) => p50(f.poolerFloor), ms],
     ['updateTenantQuota p50 / (2 x ALTER ROLE p50 + pooler minimum) (target <= 1)', (f) => p50(f.quota1) / (2 * p50(f.quotaFloor) + p50(f.poolerFloor)), (v) => `${v.toFixed(2)}x`],
     ['updateTenantQuota p95 / (2 x ALTER ROLE p95 + pooler minimum p95)', (f) => p95(f.quota1) / (2 * p95(f.quotaFloor) + p95(f.poolerFloor)), (v) => `${v.toFixed(2)}x`],
     ['provisionTenant p95 / bare SQL floor p95', (f) => p95(f.provision1) / p95(f.floor), (v) => `${v.toFixed(2)}x`],
@@ -402,7 +405,7 @@ try {
 }
 if (figures.length > 0) {
   const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
-  const text = `${report(figures)}\n\nCluster: ${cluster.description}.\nMachine: ${machine}. Ratios in parentheses are to the ${figures[0]!.size}-tenant column of this run.\n`;
+  const text = `${report(figures)}\n\nCluster: ${cluster.description}.\nMachine: ${machine}. Ratios in parentheses are to the ${figures[0]!.size}-tenant column of this run. POOLER_SHARDS=${env.POOLER_SHARDS}.\n`;
   process.stdout.write(`\n${text}`);
   if (process.env.BENCH_OUTPUT) await writeFile(process.env.BENCH_OUTPUT, text);
 }
