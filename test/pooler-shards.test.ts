@@ -183,6 +183,11 @@ async function suite() {
         const check = report.checks.find((c) => c.name === 'pooler');
         assert.equal(check?.ok, false, JSON.stringify(check));
         assert.match(check!.detail, new RegExp(`PgBouncer 2 \\(port ${basePort + 2}\\)`));
+        // Live numbers: null for the pools of the one that is down, numbers for the others.
+        const stats = async (slug: string) => (await t.gql(`{ tenant(slug: "${slug}") { pool { stats { clientsActive serversIdle } } } }`)).data.tenant.pool.stats;
+        assert.equal(await stats(dead[0]!), null);
+        const live = await stats(alive[0]!);
+        assert.ok(live && Number.isInteger(live.clientsActive) && Number.isInteger(live.serversIdle), JSON.stringify(live));
         // The other PgBouncers keep serving their tenants.
         const c = await open(pooled.get(slugsOf(0)[0]!)!);
         assert.equal((await c.query('SELECT 1 AS one')).rows[0].one, 1);

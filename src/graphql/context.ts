@@ -10,7 +10,7 @@ import { ClusterRegistry, type ServerFacts } from '../modules/clusters/index.js'
 import { OfferedExtensions, type OfferedExtension } from '../modules/extensions/index.js';
 import { ApiKeyAuthenticator, RateLimitedError, type AuthFailure, type Credentials } from '../modules/keys/index.js';
 import { actorOf, canSeeTenant, type Viewer } from '../platform/viewer.js';
-import { PoolSync, type PoolStats } from '../modules/pools/index.js';
+import { PoolSync, type PoolStatsReading } from '../modules/pools/index.js';
 import { clientAddressOf } from '../platform/http/client-address.js';
 import { serviceUnavailableError } from './service-unavailable.js';
 
@@ -39,7 +39,7 @@ export interface GraphQLContext {
   /** What each cluster's server offers (pg_available_extension_versions), cached for CATALOG_CACHE_MS. */
   readonly clusterExtensions: DataLoader<string, OfferedExtension[]>;
   /** The pooler's SHOW POOLS, read at most once per request (null without a reachable pooler). */
-  readonly poolStats: () => Promise<Map<string, PoolStats> | null>;
+  readonly poolStats: () => Promise<PoolStatsReading | null>;
   /**
    * One DataLoader per name and parameters for this request: a list field that takes
    * arguments (the same for every item of a page, as they come from one selection) is
@@ -82,7 +82,7 @@ export async function createContext(api: ApiSetup, given: Omit<Credentials, 'cor
   }
   const { viewer, authFailure } = identity;
   const loaders = new Map<string, DataLoader<unknown, unknown>>();
-  let poolStats: Promise<Map<string, PoolStats> | null> | undefined;
+  let poolStats: Promise<PoolStatsReading | null> | undefined;
   return {
     config,
     logger,
@@ -96,7 +96,7 @@ export async function createContext(api: ApiSetup, given: Omit<Credentials, 'cor
       Promise.all(ids.map(async (id) => (await services.get(ClusterRegistry).get(id)).facts().catch((e: Error) => e))),
     ),
     clusterExtensions: new DataLoader(async (ids) => Promise.all(ids.map((id) => services.get(OfferedExtensions).of(id).catch((e: Error) => e)))),
-    poolStats: () => (poolStats ??= services.get(PoolSync).driver?.stats().catch(() => null) ?? Promise.resolve(null)),
+    poolStats: () => (poolStats ??= services.get(PoolSync).driver?.poolStats().catch(() => null) ?? Promise.resolve(null)),
     loader<K, V>(name: string, params: unknown, load: (keys: readonly K[]) => Promise<readonly (V | Error)[]>): DataLoader<K, V> {
       const key = `${name}:${JSON.stringify(params ?? null)}`;
       if (!loaders.has(key)) loaders.set(key, new DataLoader<K, V>(load) as DataLoader<unknown, unknown>);

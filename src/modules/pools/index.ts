@@ -4,4 +4,4 @@ export { PoolSync, type ClusterPreparer, type PoolClusters } from './pool-sync.j
 export { PauseTimeoutError } from './pgbouncer/pgbouncer-driver.js';
 export { startPooler, type Pooler } from './pooler-setup.js';
 export type { PoolerDriver } from './pooler-driver.js';
-export { pooledBackendKey, type PoolStats } from './pooler-driver.js';
+export { pooledBackendKey, type PoolStats, type PoolStatsReading } from './pooler-driver.js';

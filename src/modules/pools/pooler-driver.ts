@@ -41,6 +41,15 @@ export interface PoolStats {
   maxWaitSeconds: number;
 }
 
+/** A pool the pooler runs but no client has used yet: SHOW POOLS has no row for it. */
+export const NO_ACTIVITY: PoolStats = Object.freeze({ clientsActive: 0, clientsWaiting: 0, serversActive: 0, serversIdle: 0, maxWaitSeconds: 0 });
+
+/** One read of every pool's live numbers. */
+export interface PoolStatsReading {
+  /** A pool's numbers (NO_ACTIVITY when unused); null when its PgBouncer did not answer. */
+  of(name: string): PoolStats | null;
+}
+
 /**
  * A server connection of the pooler, as pg_stat_activity shows it: its role and backend pid. The
  * role tells servers apart (a pid is only unique on one server, and a tenant's role logs in on
@@ -139,7 +148,8 @@ export interface PoolerDriver {
   shownRunning(pools: readonly PoolSpec[]): void;
   /** One pool as the pooler runs it (null: not run), asking only the PgBouncer that has it. */
   observePool(name: string): Promise<ObservedPool | null>;
-  stats(): Promise<Map<string, PoolStats>>;
+  /** Live numbers of every pool (SHOW POOLS on each PgBouncer); throws when none answers. */
+  poolStats(): Promise<PoolStatsReading>;
   ping(): Promise<void>;
   /** The pooler's server connections, keyed by pooledBackendKey(user, PostgreSQL backend pid). */
   serverBackends(): Promise<Map<string, { clientAttached: boolean }>>;

@@ -47,11 +47,8 @@ export const PoolRef = builder.objectRef<Pool>('Pool').implement({
     stats: t.field({
       type: PoolStatsRef,
       nullable: true,
-      description: 'Live numbers from the pooler (zeros until a client has used the pool); null when it cannot be reached.',
-      resolve: async (p, _, ctx) => {
-        const stats = await ctx.poolStats();
-        return stats ? (stats.get(p.name) ?? { clientsActive: 0, clientsWaiting: 0, serversActive: 0, serversIdle: 0, maxWaitSeconds: 0 }) : null;
-      },
+      description: 'Live numbers from the pooler (zeros until a client has used the pool); null when the PgBouncer that has it cannot be reached.',
+      resolve: async (p, _, ctx) => (await ctx.poolStats())?.of(p.name) ?? null,
     }),
   }),
 });

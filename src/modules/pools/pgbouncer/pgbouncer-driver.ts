@@ -7,12 +7,14 @@ import {
   PoolerConfigError,
   PoolerFilesError,
   PoolerUnavailableError,
+  NO_ACTIVITY,
   type ApplyOptions,
   type ObservedPool,
   type PoolerAddress,
   type PoolerDriver,
   type PoolSpec,
   type PoolStats,
+  type PoolStatsReading,
 } from '../pooler-driver.js';
 import { comparePools, describeDrift } from '../pool-drift.js';
 import { AdminConsole, PauseTimeoutError } from './admin-console.js';
@@ -148,6 +150,11 @@ export class PgBouncerDriver implements PoolerDriver {
 
   async observePool(name: string): Promise<ObservedPool | null> {
     return (await this.observe()).find((p) => p.name === name) ?? null;
+  }
+
+  async poolStats(): Promise<PoolStatsReading> {
+    const byName = await this.stats();
+    return { of: (name) => byName.get(name) ?? NO_ACTIVITY };
   }
 
   /** Client and server counts, summed per pool name. */

@@ -10,6 +10,7 @@ import {
   PoolerConfigError,
   PoolerFilesError,
   PoolerUnavailableError,
+  NO_ACTIVITY,
   type ApplyOptions,
   type ObservedPool,
   type PoolerAddress,
@@ -17,7 +18,7 @@ import {
   type PoolerFailure,
   type PoolerProcessState,
   type PoolSpec,
-  type PoolStats,
+  type PoolStatsReading,
 } from '../pooler-driver.js';
 import type { PgBouncerDriver } from './pgbouncer-driver.js';
 
@@ -172,11 +173,16 @@ export class PgBouncerShards implements PoolerDriver {
     return this.shards[this.shardOf(name)]!.observePool(name);
   }
 
-  async stats(): Promise<Map<string, PoolStats>> {
-    if (this.shards.length === 1) return this.shards[0]!.stats();
-    const merged = new Map<string, PoolStats>();
-    for (const part of await Promise.all(this.shards.map((s) => s.stats()))) for (const [name, stats] of part) merged.set(name, stats);
-    return merged;
+  /** Each PgBouncer's SHOW POOLS at once: the pools of one that does not answer read null; none answering throws. */
+  async poolStats(): Promise<PoolStatsReading> {
+    const outcomes = await Promise.allSettled(this.shards.map((s) => s.stats()));
+    if (outcomes.every((o) => o.status === 'rejected')) throw (outcomes[0] as PromiseRejectedResult).reason;
+    return {
+      of: (name) => {
+        const outcome = outcomes[this.shardOf(name)]!;
+        return outcome.status === 'fulfilled' ? (outcome.value.get(name) ?? NO_ACTIVITY) : null;
+      },
+    };
   }
 
   async ping(): Promise<void> {
