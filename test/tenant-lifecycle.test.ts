@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { connectAs, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
+import pg from 'pg';
+import { withDatabase } from '../src/platform/db/connection-url.js';
+import { connectAs, PROVISION, startTestTenantry, testServerUrl, type TestTenantry } from './support/test-tenantry.js';
 import { until } from './support/subscriptions.js';
 
 let t: TestTenantry;
@@ -27,13 +29,23 @@ after(() => t.cleanup());
 
 const provision = async (slug: string) => (await t.gql(PROVISION, { input: { slug, displayName: slug, maxConnections: 5 } })).data.provisionTenant;
 
-test('suspendTenant locks the role out and ends its sessions; resumeTenant lets it back in', async () => {
+test('suspendTenant locks the role out and ends its sessions (only the tenant\'s: an operator\'s session in its database stays); resumeTenant lets it back in', async () => {
   const p = await provision('sleepy');
   const session = await connectAs(p.connectionString);
   const ended = new Promise((r) => session.once('error', r));
-  const s = await t.gql(`mutation { suspendTenant(input: { slug: "sleepy", reason: "unpaid invoice" }) { tenant { status } userErrors { code } } }`);
-  assert.deepEqual(s.data.suspendTenant, { tenant: { status: 'SUSPENDED' }, userErrors: [] });
-  await ended;
+  // A superuser's session in the tenant's database: not the tenant's to lose (and a
+  // least-privilege control plane may not end it: ending it failed the whole suspension).
+  const operator = new pg.Client({ connectionString: withDatabase(testServerUrl(), p.tenant.databaseName) });
+  operator.on('error', () => undefined);
+  await operator.connect();
+  try {
+    const s = await t.gql(`mutation { suspendTenant(input: { slug: "sleepy", reason: "unpaid invoice" }) { tenant { status } userErrors { code } } }`);
+    assert.deepEqual(s.data?.suspendTenant, { tenant: { status: 'SUSPENDED' }, userErrors: [] }, JSON.stringify(s.errors));
+    await ended;
+    assert.equal((await operator.query('SELECT 1 AS one')).rows[0].one, 1, 'the operator\'s session is still there');
+  } finally {
+    await operator.end().catch(() => undefined);
+  }
   await assert.rejects(connectAs(p.connectionString), (err: { code?: string }) => err.code === '28000');
   const audit = await t.gql(`{ auditEvents(first: 1, filter: { tenantSlug: "sleepy" }) { edges { node { action metadata } } } }`);
   assert.deepEqual(audit.data.auditEvents.edges[0].node, { action: 'tenant.suspended', metadata: { reason: 'unpaid invoice', terminateConnections: true } });

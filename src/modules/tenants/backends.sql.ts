@@ -1,9 +1,27 @@
 import { SESSION_TENANT_ROLE } from './names.js';
 
-/** Ends every session of a role (any database) or in a database, except our own. */
-export const terminateBackendsOf = `SELECT count(pg_catalog.pg_terminate_backend(pid))::pg_catalog.int4 AS terminated
-  FROM pg_catalog.pg_stat_activity
-  WHERE (usename = $1 OR datname = $2) AND pid <> pg_catalog.pg_backend_pid()`;
+/**
+ * Client sessions the control plane may end: not its own, and not a superuser's unless it is
+ * one (a least-privilege control plane asking to end one fails the whole statement). Background
+ * processes (autovacuum workers, replication) are never ended: PostgreSQL 18 refuses that to
+ * roles without pg_signal_autovacuum_worker, and DROP DATABASE stops them itself.
+ */
+const ENDABLE = `a.backend_type = 'client backend' AND a.pid <> pg_catalog.pg_backend_pid()
+    AND (NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = a.usesysid), false)
+         OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER))`;
+
+/** Before a database is dropped: ends every session of a role (any database) or in the database, that it may end. */
+export const terminateBackendsOf = `SELECT count(pg_catalog.pg_terminate_backend(a.pid))::pg_catalog.int4 AS terminated
+  FROM pg_catalog.pg_stat_activity a
+  WHERE (a.usename = $1 OR a.datname = $2) AND ${ENDABLE}`;
+
+/**
+ * A suspension: ends the sessions of a tenant's role and its read-only roles ($1), wherever
+ * they are; other roles' sessions in its database (an operator's, the control plane's) stay.
+ */
+export const terminateTenantSessions = `SELECT count(pg_catalog.pg_terminate_backend(a.pid))::pg_catalog.int4 AS terminated
+  FROM pg_catalog.pg_stat_activity a
+  WHERE ${SESSION_TENANT_ROLE.replace('usename', 'a.usename')} = $1 AND ${ENDABLE}`;
 
 /**
  * How many sessions a tenant's role and its read-only roles (`<role>.ro.<hex>`) hold right now:

@@ -3,7 +3,7 @@ import type { ClusterAdmin } from '../../platform/db/cluster-admin.js';
 import type { ControlClient } from '../../platform/db/control-client.js';
 import type { TenantLocks } from '../../platform/locks/locking.js';
 import { recordAuditEvent, type OperationContext } from '../audit/index.js';
-import { terminateBackendsOf } from './backends.sql.js';
+import { terminateTenantSessions } from './backends.sql.js';
 import type { ConnectionStrings } from './connection-strings.js';
 import { validateIdempotencyKey, type CredentialHandoffs } from './credential-handoff.js';
 import { generatePassword, scramSha256Verifier } from './credentials.js';
@@ -52,7 +52,7 @@ export class TenantLifecycle {
       // Applied again when already suspended: repairs a login left enabled.
       await cluster.query(disableLogin(tenant.roleName));
       for (const role of await readOnlyRoles(cluster, tenant.roleName)) await cluster.query(disableLogin(role));
-      if (terminate && tenant.status === 'ACTIVE') await cluster.query(terminateBackendsOf, [tenant.roleName, tenant.databaseName]);
+      if (terminate && tenant.status === 'ACTIVE') await cluster.query(terminateTenantSessions, [tenant.roleName]);
       return { suspended, settled: tenant.status === 'ACTIVE' ? changes.committed(tenant.id, { pool: true }) : Promise.resolve() };
     });
     await done.settled;
