@@ -7,54 +7,19 @@
 // No PostgreSQL is needed: PgBouncer does not connect to servers to load its configuration.
 // Usage: npm run bench:pooler   (BENCH_SIZES=100,1000,3000,10000  BENCH_ROUNDS=7)
 import { execFile } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
-import path from 'node:path';
+import { cpus, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { createLogger } from '../src/platform/logger.js';
-import type { PoolSpec } from '../src/modules/pools/pooler-driver.js';
-import { AdminConsole } from '../src/modules/pools/pgbouncer/admin-console.js';
 import { writeIni } from '../src/modules/pools/pgbouncer/config-files.js';
-import { localAddress, renderPgBouncerIni } from '../src/modules/pools/pgbouncer/pgbouncer-config.js';
-import { PgBouncerDriver } from '../src/modules/pools/pgbouncer/pgbouncer-driver.js';
-import { findPgBouncer, PgBouncerProcess } from '../src/modules/pools/pgbouncer/pgbouncer-process.js';
-import { generatePassword } from '../src/modules/tenants/credentials.js';
-import { AUTH_QUERY } from '../src/modules/pools/pooler-auth.sql.js';
-import { freePort } from '../test/support/free-port.js';
+import { renderPgBouncerIni } from '../src/modules/pools/pgbouncer/pgbouncer-config.js';
+import { benchPool, startBarePgBouncer } from './support/bare-pgbouncer.js';
 import { p50 } from './support/statistics.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '100,1000,3000,10000').split(',').map(Number);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
-const binary = findPgBouncer();
-if (!binary) throw new Error('pgbouncer is not installed');
+const { binary, proc, driver, adminConsole, stop } = await startBarePgBouncer([]);
 
-const logger = createLogger('error');
-const tmp = await mkdtemp(path.join(tmpdir(), 'tenantry-bench-pooler-'));
-await chmod(tmp, 0o711); // PgBouncer runs as postgres when we are root: it must reach its folder
-const proc = new PgBouncerProcess({
-  dir: path.join(tmp, 'pgbouncer'),
-  listenPort: await freePort(),
-  serverHost: '127.0.0.1',
-  serverPort: 5432,
-  binary,
-  authUser: 'tenantry_bench_auth',
-  authQuery: AUTH_QUERY,
-  serverIdleTimeout: 30,
-  supervise: false,
-  logger,
-});
-const driver = new PgBouncerDriver({
-  settings: proc.settings,
-  admin: proc.admin,
-  authUser: { user: 'tenantry_bench_auth', password: generatePassword() },
-  clientSlots: { perConnection: 5, fileLimit: 1_000_000 },
-  fileOwner: proc.fileOwner,
-  logger,
-});
-const adminConsole = new AdminConsole({ ...localAddress(proc.settings), user: proc.admin.user, password: proc.admin.password });
-
-const pool = (i: number): PoolSpec => ({ name: `t${i}_tenant`, database: `t${i}_tenant`, user: `t${i}_tenant`, poolSize: 10, maxDbConnections: 50, mode: 'transaction' });
-const fleet = (n: number): PoolSpec[] => Array.from({ length: n }, (_, i) => pool(i));
+const pool = (i: number) => benchPool(i, { poolSize: 10, maxDbConnections: 50 });
+const fleet = (n: number) => Array.from({ length: n }, (_, i) => pool(i));
 
 async function timed(work: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
@@ -77,9 +42,6 @@ type Row = { size: number } & Record<Part, number>;
 
 const rows: Row[] = [];
 try {
-  await proc.claim();
-  await driver.writeFiles([]);
-  await proc.start();
   for (const size of SIZES) {
     const base = fleet(size);
     await driver.apply(base);
@@ -103,8 +65,7 @@ try {
     console.error(`# ${size} pools: apply ${row.apply.toFixed(1)} ms (RELOAD ${row.reload.toFixed(1)} ms)`);
   }
 } finally {
-  await proc.stop();
-  await rm(tmp, { recursive: true, force: true });
+  await stop();
 }
 
 const first = rows[0]!;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { startPrivateCluster, type PrivateCluster } from './support/private-cluster.js';
+import { onDatabase, startPrivateCluster, type PrivateCluster } from './support/private-cluster.js';
 import { spawnReplica } from './support/replica.js';
 import { until } from './support/subscriptions.js';
 import { connectAs, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
@@ -34,17 +34,7 @@ after(async () => {
   delete process.env[envVar];
 });
 
-async function on<T>(url: string, database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  const c = new pg.Client({ connectionString: u.toString() });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+const on = onDatabase;
 
 function control<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   return on(a.url, t.controlDatabase, fn);

@@ -17,7 +17,7 @@ import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { findPgBouncer } from '../src/modules/pools/pgbouncer/pgbouncer-process.js';
 import { freePort } from './support/free-port.js';
-import { startPrivateCluster, type PrivateCluster } from './support/private-cluster.js';
+import { onDatabase, startPrivateCluster, type PrivateCluster } from './support/private-cluster.js';
 import { until } from './support/subscriptions.js';
 import { connectAs, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 
@@ -35,17 +35,7 @@ if ((!findPgBouncer() || !existsSync(PGBENCH)) && process.env.CI !== 'true') {
   let targetId: string;
   const envVar = `TENANTRY_MOVE_POOLED_B_${process.pid}`;
 
-  const on = async <T>(url: string, database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> => {
-    const u = new URL(url);
-    u.pathname = `/${database}`;
-    const c = new pg.Client({ connectionString: u.toString() });
-    await c.connect();
-    try {
-      return await fn(c);
-    } finally {
-      await c.end();
-    }
-  };
+  const on = onDatabase;
   const control = <T>(fn: (c: pg.Client) => Promise<T>) => on(a.url, t.controlDatabase, fn);
 
   before(async () => {

@@ -8,7 +8,9 @@ import { rowsInOrder } from '../../platform/db/rows-in-order.js';
 import { openCatalogSession, withCatalogSession } from '../../platform/db/session-settings.js';
 import { UserError } from '../../platform/errors.js';
 import type { Failpoints } from '../../platform/failpoints.js';
+import { moveLockKey } from '../../platform/locks/lock-names.js';
 import type { TenantLocks } from '../../platform/locks/locking.js';
+import { trySessionLock } from '../../platform/locks/session-locks.js';
 import type { Logger } from '../../platform/logger.js';
 import { PeriodicTask } from '../../platform/periodic-task.js';
 import { recordAuditEvent, type OperationContext } from '../audit/index.js';
@@ -390,7 +392,7 @@ export class TenantMoves {
 
   private async run(id: string, fresh: boolean): Promise<void> {
     await withCatalogSession(this.p.controlUrl, { applicationName: 'tenantry-move' }, async (lock) => {
-      if (!(await tryMoveLock(lock, id))) return; // another server runs it
+      if (!(await trySessionLock(lock, moveLockKey(id)))) return; // another server runs it
       await this.runClaimed(id, fresh, lock);
     });
   }
@@ -887,17 +889,11 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Takes a move's lock on `lock` (a session of its own); false when another session holds it. */
-async function tryMoveLock(lock: pg.Client, id: string): Promise<boolean> {
-  const { rows } = await lock.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [`tenantry:move:${id}`]);
-  return rows[0]?.ok === true;
-}
-
 /** A new session holding the lock of move `id` (which nobody else knows yet). */
 async function claimMove(controlUrl: string, id: string): Promise<pg.Client> {
   const client = await openCatalogSession(controlUrl, { applicationName: 'tenantry-move' });
   try {
-    if (!(await tryMoveLock(client, id))) throw new Error(`the lock of the new move ${id} is held elsewhere`);
+    if (!(await trySessionLock(client, moveLockKey(id)))) throw new Error(`the lock of the new move ${id} is held elsewhere`);
     return client;
   } catch (err) {
     await client.end().catch(() => undefined);

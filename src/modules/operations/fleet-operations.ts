@@ -10,6 +10,7 @@ import type { EventBus } from '../../platform/events/event-bus.js';
 import type { Failpoints } from '../../platform/failpoints.js';
 import { operationLockKey } from '../../platform/locks/lock-names.js';
 import type { TenantLocks } from '../../platform/locks/locking.js';
+import { trySessionLock } from '../../platform/locks/session-locks.js';
 import type { Logger } from '../../platform/logger.js';
 import { PeriodicTask } from '../../platform/periodic-task.js';
 import { recordAuditEvent, type OperationContext } from '../audit/index.js';
@@ -290,8 +291,7 @@ export class FleetOperations {
     const { db, logger, events } = this.p;
     // The operation's lock lives as long as this session: a server that dies lets go of it.
     await withCatalogSession(this.p.controlUrl, { applicationName: 'tenantry-operation' }, async (lock) => {
-      const { rows } = await lock.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [operationLockKey(id)]);
-      if (!rows[0]?.ok) return; // another server runs it
+      if (!(await trySessionLock(lock, operationLockKey(id)))) return; // another server runs it
       let operation = await db.operation.findUniqueOrThrow({ where: { id } });
       if (operation.status !== 'PENDING' && operation.status !== 'RUNNING') return;
       // Items that were in flight when a server stopped are run again: every step is idempotent.

@@ -12,7 +12,7 @@ import type { PoolerStatus } from './pgbouncer/pgbouncer-process.js';
 import { PoolerAuth, type Queryable } from './pgbouncer/pooler-auth.js';
 import { comparePools, type PoolDrift } from './pool-drift.js';
 import { desiredPools, desiredPoolsOf, type DesiredPoolRow } from './pools.sql.js';
-import { PoolerConfigError, PoolerFilesError, PoolerUnavailableError, type ObservedPool, type PoolerDriver, type PoolerFailure, type PoolMode, type PoolSpec } from './pooler-driver.js';
+import { PoolerConfigError, PoolerFilesError, PoolerUnavailableError, type ObservedPool, type PoolerDriver, PoolerFailure, type PoolMode, type PoolSpec } from './pooler-driver.js';
 
 export type { Pool, PoolDrift };
 
@@ -365,8 +365,8 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     if (!driver) return;
     const result = await this.request([tenantId]);
     if (result.outcome !== 'IN_SYNC') throw new Error(`the tenant's pool could not be repointed (${result.outcome}): ${result.error}`);
-    const rows = await this.p.db.$queryRaw<DesiredPoolRow[]>(desiredPoolsOf([tenantId]));
-    const [want] = await this.toDesired(rows);
+    // What that apply read of the tenant (the row as committed by the mover), not a second read.
+    const want = this.current?.get(tenantId);
     if (!want) throw new Error(`tenant ${tenantId} is not ACTIVE (or its cluster's address is unknown): it has no pool to repoint`);
     const got = await driver.observePool(want.spec.name);
     const at = want.spec.serverHost === undefined ? null : `${want.spec.serverHost}:${want.spec.serverPort}`;
@@ -502,7 +502,7 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
         await driver.apply(desired.map((d) => d.spec), { verify: reading.all ? 'all' : 'log' });
         this.filesWritten(null);
       } catch (err) {
-        if (!(err instanceof PoolerUnavailableError) && !(err instanceof PoolerConfigError) && !(err instanceof PoolerFilesError)) throw err;
+        if (!(err instanceof PoolerFailure)) throw err;
         failure = this.failureFrom(err);
         this.p.logger.warn({ err, pooler: driver.kind, outcome: failure.outcome }, failure.everyPool ? 'pooler is down; pools are ERROR until it is back' : err instanceof PoolerUnavailableError ? 'pooler unreachable; changed pools stay PENDING' : err instanceof PoolerFilesError ? 'the pooler\'s configuration cannot be written; pools it does not run are ERROR until it can' : 'pooler refused the configuration');
         // An unreachable pooler is found after the file was written; a refusal may come before any write.

@@ -77,16 +77,20 @@ export interface FailureScope {
   process: PoolerProcessState | null;
 }
 
-/** The pooler did not answer; the desired configuration is on disk, waiting for it. */
-export class PoolerUnavailableError extends Error {
-  override name = 'PoolerUnavailableError';
+/** How an apply (or a look at what the pooler runs) fails: one of the three below. */
+export abstract class PoolerFailure extends Error {
+  /** Set when the failure concerns some pools only (one PgBouncer of several). */
   scope?: FailureScope;
 }
 
+/** The pooler did not answer; the desired configuration is on disk, waiting for it. */
+export class PoolerUnavailableError extends PoolerFailure {
+  override name = 'PoolerUnavailableError';
+}
+
 /** These pools cannot be applied as given (invalid, unknown role, or rejected by the pooler). */
-export class PoolerConfigError extends Error {
+export class PoolerConfigError extends PoolerFailure {
   override name = 'PoolerConfigError';
-  scope?: FailureScope;
 }
 
 /**
@@ -94,9 +98,8 @@ export class PoolerConfigError extends Error {
  * pooler keeps running what it last read. `running` is what it was shown to run after the
  * failure (null when it could not be asked), so that only the pools it has are IN_SYNC.
  */
-export class PoolerFilesError extends Error {
+export class PoolerFilesError extends PoolerFailure {
   override name = 'PoolerFilesError';
-  scope?: FailureScope;
 
   constructor(
     message: string,
@@ -108,8 +111,6 @@ export class PoolerFilesError extends Error {
     super(message, options);
   }
 }
-
-export type PoolerFailure = PoolerUnavailableError | PoolerConfigError | PoolerFilesError;
 
 export interface ApplyOptions {
   /**

@@ -24,6 +24,9 @@ export function capacityLock(clusterId: string): LockName {
 /** Held by the server running a fleet operation, for as long as its session lives (text key, hashed). */
 export const operationLockKey = (operationId: string): string => `tenantry:operation:${operationId}`;
 
+/** Held by the server running a tenant move, for as long as its session lives (text key, hashed); taken before the move's row exists. */
+export const moveLockKey = (moveId: string): string => `tenantry:move:${moveId}`;
+
 /** Held while a template database is prepared (text key, hashed), on the cluster that holds it. */
 export const templateLockKey = (templateDatabase: string): string => `tenantry:template:${templateDatabase}`;
 

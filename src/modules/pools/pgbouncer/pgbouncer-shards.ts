@@ -7,7 +7,7 @@
 // by its cluster: a tenant that moves keeps its PgBouncer, so its pooled connection string
 // (host and port) survives the move.
 import {
-  PoolerConfigError,
+  PoolerFailure,
   PoolerFilesError,
   PoolerUnavailableError,
   NO_ACTIVITY,
@@ -15,7 +15,6 @@ import {
   type ObservedPool,
   type PoolerAddress,
   type PoolerDriver,
-  type PoolerFailure,
   type PoolerProcessState,
   type PoolSpec,
   type PoolStatsReading,
@@ -32,9 +31,6 @@ export function shardOf(name: string, count: number): number {
   }
   return hash % count;
 }
-
-const isPoolerFailure = (err: unknown): err is PoolerFailure =>
-  err instanceof PoolerUnavailableError || err instanceof PoolerConfigError || err instanceof PoolerFilesError;
 
 /** A pool spec as the pooler reports it once applied (for the `running` list of a partial failure). */
 function asObserved(spec: PoolSpec): ObservedPool {
@@ -135,12 +131,12 @@ export class PgBouncerShards implements PoolerDriver {
     });
     if (failed.size === 0) return;
     const first = this.scoped(failed);
-    if (first instanceof PoolerFilesError && first.running && first.scope) {
-      // What the failed shard runs, and every other shard's pools (applied or unchanged: as wanted).
-      const others = parts.flatMap((part, i) => (failed.has(i) ? [] : part.map(asObserved)));
-      (first as { running: ObservedPool[] | null }).running = [...first.running, ...others];
-    }
-    throw first;
+    if (!(first instanceof PoolerFilesError && first.running && first.scope)) throw first;
+    // What the failed shard runs, and every other shard's pools (applied or unchanged: as wanted).
+    const others = parts.flatMap((part, i) => (failed.has(i) ? [] : part.map(asObserved)));
+    const whole = new PoolerFilesError(first.message, first.code, [...first.running, ...others], { cause: first.cause });
+    whole.scope = first.scope;
+    throw whole;
   }
 
   /**
@@ -149,7 +145,7 @@ export class PgBouncerShards implements PoolerDriver {
    */
   private scoped(failed: Map<number, unknown>): unknown {
     const [index, first] = [...failed][0]!;
-    if (!isPoolerFailure(first) || this.shards.length === 1) return first;
+    if (!(first instanceof PoolerFailure) || this.shards.length === 1) return first;
     const label =
       failed.size === 1 ? `PgBouncer ${index} of ${this.shards.length} (port ${this.shards[index]!.address.port})` : `PgBouncers ${[...failed.keys()].join(', ')} of ${this.shards.length}`;
     first.message = `${label}: ${first.message}`;
