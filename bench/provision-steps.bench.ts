@@ -1,14 +1,16 @@
 // `npm run bench:provision-steps`: where one provisionTenant's time goes. Provisions N tenants
 // (BENCH_ROUNDS, default 15) one at a time through the API of a Tenantry with a real PgBouncer,
-// timing each provisioning step and the pool apply it waits for, then N bare CREATE ROLE +
-// CREATE DATABASE ... TEMPLATE from the same template database, in one run. The server is
+// timing each provisioning step and the pool apply it waits for; each round also makes a bare
+// CREATE ROLE + CREATE DATABASE ... TEMPLATE from the same template database and a usable tenant
+// in bare SQL (bench/support/usable-tenant-floor.ts); then the pooler's minimum. The server is
 // TEST_DATABASE_URL (a superuser URL), else an embedded PostgreSQL 18 started for the run.
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import format from 'pg-format';
 import { runStep } from '../src/modules/provisioning/provisioning-steps.js';
 import { startTestTenantry, PROVISION } from '../test/support/test-tenantry.js';
 import { freePort } from '../test/support/free-port.js';
+import { poolerFloor } from './support/pooler-floor.js';
+import { bareTenants } from './support/usable-tenant-floor.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { startEmbeddedServer } from '../src/platform/embedded/embedded-server.js';
 import { createLogger } from '../src/platform/logger.js';
@@ -35,25 +37,28 @@ const t = await startTestTenantry({ env: { POOLER: process.env.POOLER ?? 'pgboun
 const pools = t.app.parts.pools as any;
 const req = pools.request.bind(pools);
 pools.request = async (...a: any[]) => { const t0 = performance.now(); try { return await req(...a); } finally { add('pools.request', performance.now() - t0); } };
-const admin = new pg.Pool({ connectionString: process.env.TEST_DATABASE_URL, max: 2 });
+const admin = new pg.Pool({ connectionString: process.env.TEST_DATABASE_URL!, max: 2 });
 admin.on('error', () => undefined);
 const total: number[] = [];
 const floor: number[] = [];
-for (let i = 0; i < N; i++) {
-  const t0 = performance.now();
-  const r = await t.gql(PROVISION, { input: { slug: `prof-${i}`, displayName: 'p', maxConnections: 10 } });
-  total.push(performance.now() - t0);
-  if (r.data?.provisionTenant?.userErrors?.length) console.log(r.data.provisionTenant.userErrors);
+const usable: number[] = [];
+// Round by round: each provision, then the bare floor and a usable tenant in bare SQL, so that all
+// three see the same moment of the machine.
+let bare: ReturnType<typeof bareTenants> | undefined;
+try {
+  for (let i = 0; i < N; i++) {
+    const t0 = performance.now();
+    const r = await t.gql(PROVISION, { input: { slug: `prof-${i}`, displayName: 'p', maxConnections: 10 } });
+    total.push(performance.now() - t0);
+    if (r.data?.provisionTenant?.userErrors?.length) console.log(r.data.provisionTenant.userErrors);
+    bare ??= bareTenants(admin, process.env.TEST_DATABASE_URL!, (await admin.query(`SELECT datname FROM pg_database WHERE datname LIKE $1 || '_tpl_%' ORDER BY datname LIMIT 1`, [t.controlDatabase])).rows[0].datname);
+    floor.push(await bare.bare(`${t.prefix}floor_${i}`));
+    usable.push(await bare.usable(`${t.prefix}usable_${i}`));
+  }
+} finally {
+  await bare?.drop();
 }
-const tpl = (await admin.query(`SELECT datname FROM pg_database WHERE datname LIKE $1 || '_tpl_%' ORDER BY datname LIMIT 1`, [t.controlDatabase])).rows[0].datname;
-for (let i = 0; i < N; i++) {
-  const name = `${t.prefix}floor_${i}`;
-  const t0 = performance.now();
-  await admin.query(format('CREATE ROLE %I LOGIN CONNECTION LIMIT 10', name));
-  await admin.query(format('CREATE DATABASE %I TEMPLATE %I', name, tpl));
-  floor.push(performance.now() - t0);
-}
-for (let i = 0; i < N; i++) { const name = `${t.prefix}floor_${i}`; await admin.query(format('DROP DATABASE %I', name)); await admin.query(format('DROP ROLE %I', name)); }
+const poolerMin = await poolerFloor(N, N);
 const p50 = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 const version = (await admin.query<{ v: string }>(`SELECT pg_catalog.current_setting('server_version') AS v`)).rows[0]!.v;
 console.log(`\n| p50, ${N} rounds | ms |\n|---|---|`);
@@ -61,6 +66,10 @@ console.log(`| provisionTenant (the mutation, end to end) | ${p50(total).toFixed
 console.log(`| bare SQL floor (CREATE ROLE + CREATE DATABASE ... TEMPLATE) | ${p50(floor).toFixed(1)} |`);
 for (const [k, v] of times) console.log(`| ${k} | ${p50(v).toFixed(1)} |`);
 console.log(`| provisionTenant / floor | ${(p50(total) / p50(floor)).toFixed(2)}x |`);
+console.log(`| a usable tenant in bare SQL (role with password, database, grants, one session in it) | ${p50(usable).toFixed(1)} |`);
+console.log(`| pooler minimum (write pgbouncer.ini + RELOAD, ${N} pools, a bare PgBouncer) | ${p50(poolerMin).toFixed(1)} |`);
+console.log(`| lower bound: (usable tenant + pooler minimum) / floor | ${((p50(usable) + p50(poolerMin)) / p50(floor)).toFixed(2)}x |`);
+console.log(`| provisionTenant / (usable tenant + pooler minimum): Tenantry's own share | ${(p50(total) / (p50(usable) + p50(poolerMin))).toFixed(2)}x |`);
 console.log(`\nPostgreSQL ${version}.`);
 await admin.end();
 await t.cleanup();

@@ -193,7 +193,7 @@ export async function startTenantry(options: {
     const schemaVersions = new SchemaVersionStore({ db });
     const upgrades = new SchemaUpgrades({ db, catalog, access, security, locks: tenantLocks, changes, schemaVersions, tenantExtensions });
 
-    const provisioning = new TenantProvisioning({ db, config, logger, clusters, catalog, templateDatabases, locks: tenantLocks, failpoints, changes, capacity, placement, connectionStrings, handoffs, schemaVersions, pools });
+    const provisioning = new TenantProvisioning({ db, config, logger, clusters, catalog, templateDatabases, locks: tenantLocks, failpoints, changes, capacity, placement, connectionStrings, handoffs, pools });
     // registerCluster (and a new URL) prepares the server as the default one is: the pooler's roles and lookup, the default template's database.
     const defaultTemplate = catalog.resolve(DEFAULT_TEMPLATE, null);
     const templatePreparer = { name: 'templates', prepare: async (c: Parameters<TemplateDatabases['ensure']>[0]) => void (defaultTemplate && (await templateDatabases.ensure(c, defaultTemplate))) };

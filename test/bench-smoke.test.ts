@@ -29,7 +29,7 @@ test('npm run bench at sizes 2 and 4: every figure measured, nothing left on the
   const out = await runBench('bench/fleet.bench.ts', { BENCH_SMOKE: '1', BENCH_SIZES: '2,4', BENCH_DATABASE_URL: process.env.TEST_DATABASE_URL!, BENCH_TAG: tag });
 
   const rows = out.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| |'));
-  assert.equal(rows.length, 36, out);
+  assert.equal(rows.length, 42, out);
   for (const row of rows) {
     const cells = row.split('|').slice(2, -1).map((c) => c.trim());
     assert.equal(cells.length, 2, row);
@@ -67,12 +67,16 @@ test('npm run bench:pool-change at 4 tenants with 1 and 2 PgBouncers: every figu
   }
 });
 
-test('npm run bench:provision-steps, two rounds: every step and the floor measured', { skip: findPgBouncer() || process.env.CI === 'true' ? false : 'pgbouncer is not installed' }, async () => {
+test('npm run bench:provision-steps, two rounds: every step, the floor and the lower bound measured', { skip: findPgBouncer() || process.env.CI === 'true' ? false : 'pgbouncer is not installed' }, async () => {
   const out = await runBench('bench/provision-steps.bench.ts', { BENCH_ROUNDS: '2' });
   const rows = out.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| p50'));
   assert.deepEqual(
     rows.map((r) => r.split('|')[1]!.trim()),
-    ['provisionTenant (the mutation, end to end)', 'bare SQL floor (CREATE ROLE + CREATE DATABASE ... TEMPLATE)', ...['ROLE', 'TEMPLATE', 'DATABASE', 'ACCESS', 'SCHEMA_VERSION', 'CREDENTIALS'].map((s) => `step ${s}`), 'pools.request', 'provisionTenant / floor'],
+    ['provisionTenant (the mutation, end to end)', 'bare SQL floor (CREATE ROLE + CREATE DATABASE ... TEMPLATE)', ...['ROLE', 'TEMPLATE', 'DATABASE', 'ACCESS', 'SCHEMA_VERSION', 'CREDENTIALS'].map((s) => `step ${s}`), 'pools.request', 'provisionTenant / floor',
+      'a usable tenant in bare SQL (role with password, database, grants, one session in it)',
+      'pooler minimum (write pgbouncer.ini + RELOAD, 2 pools, a bare PgBouncer)',
+      'lower bound: (usable tenant + pooler minimum) / floor',
+      "provisionTenant / (usable tenant + pooler minimum): Tenantry's own share"],
     out,
   );
   for (const row of rows) assert.match(row.split('|')[2]!.trim(), /^\d[\d.]*x?$/, row);

@@ -7,6 +7,8 @@ import { connectAs, DEPROVISION, PROVISION, startTestTenantry, type TestTenantry
 
 let t: TestTenantry;
 let failAt: { step: ProvisionStep; slug: string } | null = null;
+/** For one slug: the sessions in its database seen before each step (pid and application). */
+let watch: { slug: string; seen: Record<string, { pid: number; app: string }[]> } | null = null;
 
 before(async () => {
   t = await startTestTenantry({
@@ -14,6 +16,12 @@ before(async () => {
       'provision.before:*': ({ point, tenantSlug }) => {
         const step = point.slice('provision.before:'.length);
         if (failAt && failAt.step === step && failAt.slug === tenantSlug) throw new Error(`injected failure before ${step}`);
+        if (watch && watch.slug === tenantSlug) {
+          const w = watch;
+          return t.admin
+            .query<{ pid: number; app: string }>('SELECT pid, application_name AS app FROM pg_stat_activity WHERE datname = $1 ORDER BY pid', [`${t.prefix}${tenantSlug.replace(/-/g, '_')}`])
+            .then(({ rows }) => void (w.seen[step] = rows));
+        }
       },
     },
   });
@@ -31,6 +39,27 @@ const objectsNamed = async (name: string) => {
 };
 
 describe('provisionTenant', () => {
+  test('ACCESS and SCHEMA_VERSION share one session in the new database, which is ended before the answer', async () => {
+    watch = { slug: 'one-session', seen: {} };
+    try {
+      const p = await provision({ slug: 'one-session', displayName: 'One session' });
+      assert.deepEqual(p.userErrors, []);
+      const { seen } = watch;
+      assert.deepEqual(seen.ACCESS, [], 'nobody is in the database before ACCESS');
+      assert.equal(seen.SCHEMA_VERSION?.length, 1, JSON.stringify(seen));
+      assert.equal(seen.SCHEMA_VERSION[0]!.app, 'tenantry-admin');
+      assert.deepEqual(seen.CREDENTIALS, seen.SCHEMA_VERSION, 'SCHEMA_VERSION used the session ACCESS opened');
+      const left = await t.admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [seen.SCHEMA_VERSION[0]!.pid]);
+      assert.equal(left.rowCount, 0, 'the session ended with provisioning');
+      const r = await t.gql(`{ tenant(slug: "one-session") { schemaVersion { version } extensions { name installedVersion } } }`);
+      assert.equal(r.data.tenant.schemaVersion.version, '1.1.0', 'the stamp is recorded with its step');
+      const trgm = r.data.tenant.extensions.find((e: { name: string }) => e.name === 'pg_trgm');
+      assert.match(trgm?.installedVersion ?? '', /^1\.\d+$/, 'the installed extensions are recorded with the step: ' + JSON.stringify(r.data.tenant.extensions));
+    } finally {
+      watch = null;
+    }
+  });
+
   test('creates the role, database, extensions, tables and version row, checked from the server itself', async () => {
     const p = await provision({ slug: 'acme-dev', displayName: 'Acme (dev)', maxConnections: 12 });
     assert.deepEqual(p.userErrors, []);

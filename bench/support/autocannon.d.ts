@@ -30,6 +30,11 @@ declare module 'autocannon' {
     latency: Histogram;
     requests: Histogram;
   }
+  /** Emits 'response' (client, statusCode, bytes, responseTime in ms, fractional) per answer. */
+  export interface Instance {
+    on(event: 'response', listener: (client: unknown, statusCode: number, bytes: number, responseTime: number) => void): Instance;
+  }
   function autocannon(options: Options): Promise<Result>;
+  function autocannon(options: Options, done: (err: Error | null, result: Result) => void): Instance;
   export default autocannon;
 }

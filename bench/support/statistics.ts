@@ -9,3 +9,9 @@ export function quantile(values: readonly number[], q: number): number {
 
 export const p50 = (values: readonly number[]) => quantile(values, 0.5);
 export const p95 = (values: readonly number[]) => quantile(values, 0.95);
+export const p99 = (values: readonly number[]) => quantile(values, 0.99);
+
+/** The arithmetic mean; NaN when there are none. */
+export function mean(values: readonly number[]): number {
+  return values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0) / values.length;
+}

@@ -6,7 +6,7 @@ import type { ControlClient } from '../../platform/db/control-client.js';
 import { UserError } from '../../platform/errors.js';
 import { recordAuditEvent, type OperationContext } from '../audit/index.js';
 import type { QuotaStore } from '../quotas/index.js';
-import { generatePassword, readOnlyRoleName, scramSha256Verifier, validateText, type ConnectionStrings, type Tenant, type TenantAccess, type Visible } from '../tenants/index.js';
+import { generatePassword, readOnlyRoleName, scramSha256VerifierAsync, validateText, type ConnectionStrings, type Tenant, type TenantAccess, type Visible } from '../tenants/index.js';
 import * as sql from './read-only.sql.js';
 
 export type { ReadOnlyCredential };
@@ -60,7 +60,7 @@ export class ReadOnlyCredentials {
         throw new UserError('INVALID_STATE', `the tenant's role name is too long to derive a read-only role from (${roleName} is over ${MAX_ROLE_BYTES} bytes)`, 'slug');
       }
       const password = generatePassword();
-      await cluster.query(sql.createReadOnlyRole(roleName, scramSha256Verifier(password), expiresAt, limit));
+      await cluster.query(sql.createReadOnlyRole(roleName, await scramSha256VerifierAsync(password), expiresAt, limit));
       try {
         await cluster.query(sql.grantConnect(tenant.databaseName, roleName));
         await cluster.withDatabase(tenant.databaseName, async (client) => {

@@ -266,8 +266,8 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
    * function in it (normally copied from its template) and CONNECT for the pooler's auth
    * user. A no-op without PgBouncer, or on a cluster the pooler does not front.
    */
-  async allowPoolerLogin(cluster: ClusterAdmin, database: string): Promise<void> {
-    await (await this.authFor(cluster))?.allowLogin(cluster, database);
+  async allowPoolerLogin(cluster: ClusterAdmin, database: string, inDatabase?: Queryable): Promise<void> {
+    await (await this.authFor(cluster))?.allowLogin(cluster, database, inDatabase);
   }
 
   /** For template databases (TemplateDatabases.prepare): installs the lookup function through `client`, connected to the new template. */

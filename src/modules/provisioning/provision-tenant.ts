@@ -22,7 +22,7 @@ import {
 } from '../tenants/index.js';
 import type { CapacityPlanner, ClusterPlacement, PlacementRecord, PlacementRequest } from '../quotas/index.js';
 import { DEFAULT_TEMPLATE, type TemplateCatalog, type TemplateVersion } from '../templates/index.js';
-import { PROVISION_STEPS, runStep, type ProvisionStep, type StepContext, type StepServices } from './provisioning-steps.js';
+import { newCredentials, PROVISION_STEPS, runStep, TenantDatabaseSession, type ProvisionStep, type StepContext, type StepServices } from './provisioning-steps.js';
 
 interface ProvisionTenantInput {
   slug: string;
@@ -98,6 +98,8 @@ export class TenantProvisioning {
     const done = await this.p.locks.underTenantLock(this.p.clusters.defaultCluster, { slug, databaseName: objectName }, async (): Promise<ProvisionTenantResult & { settled?: Promise<void> }> => {
       let tenant = await db.tenant.findUnique({ where: { slug } });
       let cluster: ClusterAdmin;
+      // A tenant started by this call has the quota it asked for; a resumed one keeps its recorded quota.
+      let started = false;
       if (tenant && (tenant.status === 'ACTIVE' || tenant.status === 'SUSPENDED')) {
         cluster = await this.p.clusters.get(tenant.clusterId);
         await this.assertSameRequest(tenant, { ...input, displayName });
@@ -121,6 +123,7 @@ export class TenantProvisioning {
           await this.p.placement.assertCanTake(chosen, { tenantId: existing?.id ?? null, slug, quota: maxConnections, defaulted: input.maxConnections == null });
           return this.startRecord(op, { tenant: existing, slug, displayName, objectName, clusterId: chosen.id, template, maxConnections, placement });
         });
+        started = true;
       } else {
         cluster = await this.p.clusters.get(tenant.clusterId);
         // PROVISIONING (its server stopped mid-way) or FAILED: resume where it stopped.
@@ -131,8 +134,19 @@ export class TenantProvisioning {
         });
       }
       const resumedTemplate = this.p.catalog.resolve(tenant.templateName, tenant.templateVersion) ?? template;
-      const quota = await db.quota.findUniqueOrThrow({ where: { tenantId: tenant.id } });
-      const ctx: StepContext = { services: this.p, cluster, tenant, maxConnections: quota.maxConnections, template: resumedTemplate, actor: op.actor, idempotencyKey };
+      const quota = started ? maxConnections : (await db.quota.findUniqueOrThrow({ where: { tenantId: tenant.id } })).maxConnections;
+      const ctx: StepContext = {
+        services: this.p,
+        cluster,
+        tenant,
+        maxConnections: quota,
+        template: resumedTemplate,
+        actor: op.actor,
+        idempotencyKey,
+        inDatabase: new TenantDatabaseSession(cluster, tenant.databaseName),
+        freshCredentials: newCredentials(),
+      };
+      ctx.freshCredentials.catch(() => undefined);
       const { tenant: active, settled } = await this.runProvisioningSteps(op, tenant, ctx);
       const strings = this.p.connectionStrings.tenantConnectionStrings(cluster, active, ctx.password!);
       return { tenant: active, connectionString: strings.direct, pooledConnectionString: strings.pooled, settled };
@@ -153,19 +167,29 @@ export class TenantProvisioning {
     const { db, locks, failpoints } = this.p;
     const done = tenant.provisionStep ? PROVISION_STEPS.indexOf(tenant.provisionStep as ProvisionStep) : -1;
     let step: ProvisionStep | undefined;
+    // A step's completion is written while the next step runs, and is durable before that step
+    // counts as done: recovery, reading an older step, only redoes idempotent work or rolls back.
+    let recording: Promise<unknown> = Promise.resolve();
     try {
       for (step of PROVISION_STEPS.slice(done + 1)) {
         // A lock lost with its session stops here; recovery finishes or rolls back what is done.
         await locks.nextStep(`provision.before:${step}`, tenant.slug);
         ctx.record = undefined;
+        ctx.recordIn = undefined;
         await runStep[step](ctx);
+        await recording;
         // Done on the cluster, not yet recorded: the worst moment to stop (the crash tests stop here).
         await failpoints.hit(`provision.after:${step}`, { tenantSlug: tenant.slug });
         if (step !== 'CREDENTIALS') {
-          await db.tenant.update({ where: { id: tenant.id }, data: { provisionStep: step, ...(ctx.record ?? {}) } });
+          recording = this.recordStep(tenant.id, step, ctx);
+          // Awaited after the next step; a failure meanwhile must not count as unhandled.
+          recording.catch(() => undefined);
         }
       }
+      await recording;
     } catch (err) {
+      // Ended first: DROP DATABASE would otherwise have to end it, and no write may land after the rollback's.
+      await Promise.all([ctx.inDatabase.close(), recording.catch(() => undefined)]);
       // Without the lock, rolling back could undo what the lock's new holder is doing: left to recovery.
       if (err instanceof LockLostError) throw err;
       this.p.logger.error({ err, correlationId: op.correlationId, tenant: tenant.slug, step }, 'provisioning failed');
@@ -177,6 +201,7 @@ export class TenantProvisioning {
         err instanceof UserError ? err.field : undefined,
       );
     }
+    const closed = ctx.inDatabase.close();
     // The row turns ACTIVE with its audit event, and the kept credentials count as applied.
     const active = await db.$transaction(async (tx) => {
       const t = await tx.tenant.update({ where: { id: tenant.id }, data: { status: 'ACTIVE', provisionStep: 'CREDENTIALS', failedStep: null, lastError: null } });
@@ -190,8 +215,23 @@ export class TenantProvisioning {
       });
       return t;
     });
+    await closed;
     // Past the point of no return: the pool and the inventory follow in the background.
     return { tenant: active, settled: this.p.changes.committed(active.id, { pool: true, inventory: true }) };
+  }
+
+  /** Records a step as completed, with what it asked to be recorded in the same transaction. */
+  private async recordStep(tenantId: string, step: ProvisionStep, ctx: StepContext): Promise<void> {
+    const data = { provisionStep: step, ...(ctx.record ?? {}) };
+    const recordIn = ctx.recordIn;
+    if (!recordIn) {
+      await this.p.db.tenant.update({ where: { id: tenantId }, data });
+      return;
+    }
+    await this.p.db.$transaction(async (tx) => {
+      await tx.tenant.update({ where: { id: tenantId }, data });
+      await recordIn(tx);
+    });
   }
 
   /** A new tenant may not take a name that another tenant or a foreign object already has. */
@@ -231,7 +271,7 @@ export class TenantProvisioning {
       const tenant = p.tenant
         ? await tx.tenant.update({ where: { id: p.tenant.id }, data: fields })
         : await tx.tenant.create({ data: { slug: p.slug, ...fields } });
-      const previous = await tx.quota.findUnique({ where: { tenantId: tenant.id } });
+      const previous = p.tenant ? await tx.quota.findUnique({ where: { tenantId: tenant.id } }) : null;
       await tx.quota.upsert({
         where: { tenantId: tenant.id },
         create: { tenantId: tenant.id, maxConnections: p.maxConnections, updatedBy: op.actor },

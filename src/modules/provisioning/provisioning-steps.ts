@@ -1,6 +1,7 @@
 import type { Config } from '../../platform/config.js';
 import type { ClusterAdmin } from '../../platform/db/cluster-admin.js';
 import type { ControlClient } from '../../platform/db/control-client.js';
+import type pg from 'pg';
 import type { Prisma } from '../../generated/prisma/client.js';
 import {
   canSetRole,
@@ -13,18 +14,18 @@ import {
   handTablesToTenant,
   lockSchemaVersionTable,
   normaliseTenantDatabase,
-  readSchemaVersionIn,
   revokeConnectFromPublic,
   roleExists,
-  scramSha256Verifier,
+  scramSha256VerifierAsync,
   setDatabaseOwnerToUs,
   setRoleConnectionLimit,
   setRolePassword,
   setTenantSearchPath,
   type CredentialHandoffs,
+  type SchemaVersionRow,
 } from '../tenants/index.js';
 import { readInstalledExtensions, recordExtensions } from '../extensions/index.js';
-import { TENANT_COMPONENT, type SchemaVersionStore, type TemplateDatabases, type TemplateVersion } from '../templates/index.js';
+import { mirrorSchemaVersionIn, TENANT_COMPONENT, type TemplateDatabases, type TemplateVersion } from '../templates/index.js';
 import type { PoolSync } from '../pools/index.js';
 import { stampSchemaVersion } from './provisioning.sql.js';
 
@@ -38,7 +39,6 @@ export interface StepServices {
   config: Pick<Config, 'CONNECTION_RESERVE' | 'DATABASE_COPY_STRATEGY'>;
   templateDatabases: TemplateDatabases;
   pools: PoolSync;
-  schemaVersions: SchemaVersionStore;
   handoffs: CredentialHandoffs;
 }
 
@@ -51,10 +51,46 @@ export interface StepContext {
   actor: string;
   /** The caller's idempotency key: with one, CREDENTIALS keeps the password for it (see credential-handoff.ts). */
   idempotencyKey: string | null;
+  /** The session in the new database that ACCESS and SCHEMA_VERSION share. */
+  inDatabase: TenantDatabaseSession;
+  /** A new password and its verifier, derived while the earlier steps run (CREDENTIALS uses it unless a kept one applies). */
+  freshCredentials: Promise<{ password: string; verifier: string }>;
   /** Set by CREDENTIALS; returned to the caller once. */
   password?: string;
   /** What the step wants recorded on the tenant row together with its completion. */
   record?: Prisma.TenantUpdateInput;
+  /** Control-database writes that belong in the same transaction as the step's completion. */
+  recordIn?: (tx: Prisma.TransactionClient) => Promise<void>;
+}
+
+/**
+ * One session in a new tenant database, opened by the first step that needs it and shared by
+ * the next: a fresh database's first connection is the dearest part of those steps.
+ */
+export class TenantDatabaseSession {
+  private opened: Promise<pg.Client> | undefined;
+
+  constructor(
+    private readonly cluster: ClusterAdmin,
+    private readonly database: string,
+  ) {}
+
+  client(): Promise<pg.Client> {
+    return (this.opened ??= this.cluster.openDatabase(this.database));
+  }
+
+  /** Ends the session if one was opened; never throws. */
+  async close(): Promise<void> {
+    const opened = this.opened;
+    this.opened = undefined;
+    await opened?.then((c) => c.end()).catch(() => undefined);
+  }
+}
+
+/** A password and its SCRAM verifier (the key derivation runs off the event loop). */
+export async function newCredentials(): Promise<{ password: string; verifier: string }> {
+  const password = generatePassword();
+  return { password, verifier: await scramSha256VerifierAsync(password) };
 }
 
 const UNDEFINED_DATABASE = '3D000';
@@ -100,33 +136,33 @@ export const runStep: Record<ProvisionStep, (ctx: StepContext) => Promise<void>>
   },
 
   async ACCESS(ctx) {
-    const { services, cluster, tenant } = ctx;
-    await cluster.query(revokeConnectFromPublic(tenant.databaseName));
-    await cluster.query(grantTenantDatabaseAccess(tenant.databaseName, tenant.roleName));
-    await services.pools.allowPoolerLogin(cluster, tenant.databaseName);
-    await cluster.withDatabase(tenant.databaseName, async (client) => {
-      await client.query(handTablesToTenant(tenant.roleName));
-    });
+    const { services, cluster, tenant, inDatabase } = ctx;
+    await cluster.query(`${revokeConnectFromPublic(tenant.databaseName)}; ${grantTenantDatabaseAccess(tenant.databaseName, tenant.roleName)}`);
+    const client = await inDatabase.client();
+    await services.pools.allowPoolerLogin(cluster, tenant.databaseName, client);
+    await client.query(handTablesToTenant(tenant.roleName));
     ctx.record = { securedAt: new Date() };
   },
 
-  async SCHEMA_VERSION({ services, cluster, tenant, template, actor }) {
-    const row = await cluster.withDatabase(tenant.databaseName, async (client) => {
-      await client.query('BEGIN');
-      try {
-        await lockSchemaVersionTable(client);
-        await client.query(stampSchemaVersion, [TENANT_COMPONENT, actor, `provisioned from template ${template.template} ${template.version}`]);
-        const stamped = await readSchemaVersionIn(client);
-        await client.query('COMMIT');
-        if (!stamped) throw new Error(`${tenant.databaseName} has no ${TENANT_COMPONENT} row in __SchemaVersion`);
-        return { stamped, extensions: await readInstalledExtensions(client) };
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      }
+  async SCHEMA_VERSION(ctx) {
+    const { tenant, template, actor } = ctx;
+    const client = await ctx.inDatabase.client();
+    await client.query('BEGIN');
+    const row = await (async () => {
+      await lockSchemaVersionTable(client);
+      const { rows } = await client.query<SchemaVersionRow>(stampSchemaVersion, [TENANT_COMPONENT, actor, `provisioned from template ${template.template} ${template.version}`]);
+      const stamped = rows[0];
+      await client.query('COMMIT');
+      if (!stamped) throw new Error(`${tenant.databaseName} has no ${TENANT_COMPONENT} row in __SchemaVersion`);
+      return { stamped, extensions: await readInstalledExtensions(client) };
+    })().catch(async (err: unknown) => {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
     });
-    await services.schemaVersions.mirrorSchemaVersion(tenant.id, row.stamped);
-    await recordExtensions(services.db, tenant.id, row.extensions);
+    ctx.recordIn = async (tx) => {
+      await mirrorSchemaVersionIn(tx, tenant.id, row.stamped);
+      await recordExtensions(tx, tenant.id, row.extensions);
+    };
   },
 
   async CREDENTIALS(ctx) {
@@ -138,8 +174,7 @@ export const runStep: Record<ProvisionStep, (ctx: StepContext) => Promise<void>>
       ctx.password = kept.password;
       return;
     }
-    const password = generatePassword();
-    const verifier = scramSha256Verifier(password);
+    const { password, verifier } = await ctx.freshCredentials;
     // Kept before PostgreSQL gets it: a crash after this line leaves something to complete.
     if (idempotencyKey) {
       await services.db.$transaction((tx) => services.handoffs.storeHandoff(tx, { tenantId: tenant.id, purpose: 'PROVISION', key: idempotencyKey, password, verifier }));

@@ -10,10 +10,10 @@ export class ConnectionLimits {
   constructor(private readonly p: { config: Pick<Config, 'CONNECTION_RESERVE'> }) {}
 
   async applyConnectionLimits(cluster: ClusterAdmin, tenant: { roleName: string; databaseName: string }, quota: number): Promise<void> {
-    await cluster.query(setRoleConnectionLimit(tenant.roleName, quota));
     const { rows } = await cluster.query<{ owned_by_us: boolean }>(databaseExists, [tenant.databaseName]);
     // A tenant provisioned before Tenantry owned tenant databases still owns its own.
     if (rows[0] && !rows[0].owned_by_us) await cluster.query(setDatabaseOwnerToUs(tenant.databaseName));
-    await cluster.query(setDatabaseConnectionLimit(tenant.databaseName, quota + this.p.config.CONNECTION_RESERVE));
+    // One transaction: both limits or neither.
+    await cluster.query(`${setRoleConnectionLimit(tenant.roleName, quota)}; ${setDatabaseConnectionLimit(tenant.databaseName, quota + this.p.config.CONNECTION_RESERVE)}`);
   }
 }

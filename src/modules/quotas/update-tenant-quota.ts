@@ -105,14 +105,16 @@ export class QuotaUpdates {
       }
       if (recorded.change) metrics.quotaUpdates.inc();
       await locks.nextStep('quota.recorded', tenant.slug);
+      // The pool follows the recorded quota, outside the tenant's lock, while PostgreSQL takes
+      // the new limits (either order converges; a later change publishes its own).
+      const settled = recorded.change ? changes.committed(tenant.id, { pool: true }) : Promise.resolve();
 
       const warnings: string[] = [];
       let connectionsOverLimit = 0;
       let terminatedPids: number[] = [];
       try {
-        await connectionLimits.applyConnectionLimits(cluster, tenant, newMax);
+        const [, { rows }] = await Promise.all([connectionLimits.applyConnectionLimits(cluster, tenant, newMax), cluster.query<{ n: number }>(countBackendsOf, [tenant.roleName])]);
         await locks.nextStep('quota.applied', tenant.slug);
-        const { rows } = await cluster.query<{ n: number }>(countBackendsOf, [tenant.roleName]);
         connectionsOverLimit = Math.max(0, (rows[0]?.n ?? 0) - newMax);
         if (input.terminateExcess && connectionsOverLimit > 0) {
           // Recorded before it happens: no session is ended without its audit event.
@@ -127,8 +129,6 @@ export class QuotaUpdates {
         warnings.push(`the quota is recorded, but PostgreSQL did not take the new limit yet (${(err as Error).message}); the reconciler applies it within RECOVERY_INTERVAL_MS`);
       }
 
-      // The pooler follows once the tenant's lock is let go (others may change it meanwhile).
-      const settled = recorded.change ? changes.committed(tenant.id, { pool: true }) : Promise.resolve();
       return { result: { tenant, ...recorded, connectionsOverLimit, terminatedPids, warnings }, settled };
     });
     await done.settled;

@@ -1,4 +1,4 @@
-import type { Tenant, TenantSchemaVersion } from '../../generated/prisma/client.js';
+import type { Prisma, Tenant, TenantSchemaVersion } from '../../generated/prisma/client.js';
 import type { ControlClient } from '../../platform/db/control-client.js';
 import { rowsGrouped, rowsInOrder } from '../../platform/db/rows-in-order.js';
 import { TENANT_COMPONENT, type SchemaVersionRow } from '../tenants/index.js';
@@ -33,14 +33,16 @@ export class SchemaVersionStore {
 
   /** Mirrors a tenant database's version in the control database, so lists never open a tenant database. */
   async mirrorSchemaVersion(tenantId: string, row: SchemaVersionRow): Promise<void> {
-    const { db } = this.p;
-    await db.$transaction([
-      db.tenantSchemaVersion.upsert({
-        where: { tenantId_component: { tenantId, component: TENANT_COMPONENT } },
-        create: { tenantId, component: TENANT_COMPONENT, ...row },
-        update: row,
-      }),
-      db.tenant.update({ where: { id: tenantId }, data: { templateVersion: row.version } }),
-    ]);
+    await this.p.db.$transaction((tx) => mirrorSchemaVersionIn(tx, tenantId, row));
   }
+}
+
+/** The same, inside the caller's transaction (provisioning records it with the step that read it). */
+export async function mirrorSchemaVersionIn(tx: Prisma.TransactionClient, tenantId: string, row: SchemaVersionRow): Promise<void> {
+  await tx.tenantSchemaVersion.upsert({
+    where: { tenantId_component: { tenantId, component: TENANT_COMPONENT } },
+    create: { tenantId, component: TENANT_COMPONENT, ...row },
+    update: row,
+  });
+  await tx.tenant.update({ where: { id: tenantId }, data: { templateVersion: row.version } });
 }

@@ -6,7 +6,7 @@ import { recordAuditEvent, type OperationContext } from '../audit/index.js';
 import { terminateTenantSessions } from './backends.sql.js';
 import type { ConnectionStrings } from './connection-strings.js';
 import { validateIdempotencyKey, type CredentialHandoffs } from './credential-handoff.js';
-import { generatePassword, scramSha256Verifier } from './credentials.js';
+import { generatePassword, scramSha256VerifierAsync } from './credentials.js';
 import { validateText } from './names.js';
 import { disableLogin, enableLogin, readOnlyRolesOf, setRolePassword } from './roles.sql.js';
 import { assertSettled, type TenantAccess, type Visible } from './tenant-access.js';
@@ -107,7 +107,7 @@ export class TenantLifecycle {
         password = kept.password;
       } else {
         password = generatePassword();
-        const verifier = scramSha256Verifier(password);
+        const verifier = await scramSha256VerifierAsync(password);
         await db.$transaction(async (tx) => {
           await recordAuditEvent(tx, op, { category: 'security', action: 'tenant.credentials.rotated', tenant, subject: tenant.roleName, metadata: { idempotencyKey: key !== null } });
           if (key) await handoffs.storeHandoff(tx, { tenantId: tenant.id, purpose: 'ROTATE', key, password, verifier });

@@ -79,6 +79,16 @@ export class ClusterAdmin {
    * stays with it), closed afterwards whatever happens.
    */
   async withDatabase<T>(database: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = await this.openDatabase(database);
+    try {
+      return await fn(client);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  /** A fresh connection to `database` (never pooled) for work that spans several calls; the caller ends it. */
+  async openDatabase(database: string): Promise<pg.Client> {
     const client = new pg.Client({
       connectionString: withDatabase(this.url, database),
       application_name: 'tenantry-admin',
@@ -87,11 +97,7 @@ export class ClusterAdmin {
     });
     client.on('error', () => undefined);
     await client.connect();
-    try {
-      return await fn(client);
-    } finally {
-      await client.end().catch(() => undefined);
-    }
+    return client;
   }
 
   private identityRead: Promise<ControlPlaneIdentity> | undefined;

@@ -145,9 +145,13 @@ export class PoolerAuth {
     }
   }
 
-  /** A new tenant database: the lookup function in it (normally copied from its template), and CONNECT for the auth user. */
-  async allowLogin(cluster: ClusterAdmin, database: string): Promise<void> {
-    await cluster.withDatabase(database, (client) => this.install(client));
+  /**
+   * A new tenant database: the lookup function in it (normally copied from its template), and
+   * CONNECT for the auth user. `inDatabase`: a session already connected to it (else one is opened).
+   */
+  async allowLogin(cluster: ClusterAdmin, database: string, inDatabase?: Queryable): Promise<void> {
+    if (inDatabase) await this.install(inDatabase);
+    else await cluster.withDatabase(database, (client) => this.install(client));
     await cluster.query(grantPoolerConnect(database, this.roles.authUser));
   }
 
