@@ -3,7 +3,9 @@
 // lives on the PgBouncer its database name picks and its pooled connection string names that
 // PgBouncer's port; a pool change rewrites and reloads that PgBouncer's file only; one that dies
 // takes only its own pools (ERROR) while the others stay IN_SYNC; usage counts pooled sessions
-// on every PgBouncer; and a different POOLER_SHARDS for an existing pooler folder is refused.
+// on every PgBouncer; a provisioning tenant's pool is on its PgBouncer before its password is set,
+// and goes again with a provisioning that fails; and a different POOLER_SHARDS for an existing
+// pooler folder is refused.
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,6 +16,8 @@ import { findPgBouncer } from '../src/modules/pools/pgbouncer/pgbouncer-process.
 import { shardOf } from '../src/modules/pools/pgbouncer/pgbouncer-shards.js';
 import { checkShardCount } from '../src/modules/pools/pooler-setup.js';
 import { pooledBackendKey } from '../src/modules/pools/index.js';
+import type { ObservedPool } from '../src/modules/pools/pooler-driver.js';
+import { until } from './support/subscriptions.js';
 import { buildTenantSamples, sessionsByRole, type SessionRow } from '../src/modules/usage/usage-sample.js';
 import { freePorts } from './support/free-port.js';
 import { connectAs, PROVISION, poolStatus, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
@@ -75,13 +79,25 @@ async function suite() {
   const pooled = new Map<string, string>();
   const slugsOf = (shard: number) => [...pooled.keys()].filter((s) => shardOf(`${t.prefix}${s.replaceAll('-', '_')}`, SHARDS) === shard);
   const dbName = (slug: string) => `${t.prefix}${slug.replaceAll('-', '_')}`;
+  /** What a provisioning's PgBouncer ran for it before its password was set. */
+  const seenBeforePassword = new Map<string, ObservedPool | null>();
 
   before(async () => {
     poolerDir = await mkdtemp(path.join(tmpdir(), 'tenantry-shards-'));
     basePort = await freePorts(SHARDS);
     t = await startTestTenantry({
       env: { POOLER: 'pgbouncer', POOLER_PORT: String(basePort), POOLER_SHARDS: String(SHARDS), POOLER_DIR: poolerDir, USAGE_SAMPLE_MS: '200', RECONCILE_INTERVAL_MS: '0' },
-      failpoints: { 'pooler.before-restart': () => restartGate },
+      failpoints: {
+        'pooler.before-restart': () => restartGate,
+        'provision.before:CREDENTIALS': async ({ tenantSlug }) => {
+          if (!tenantSlug?.startsWith('early-pool')) return;
+          // Held while the steps run: the pool asked for when the row turned PROVISIONING is applied meanwhile.
+          const name = dbName(tenantSlug);
+          const shard = t.app.pooler.driver!.shards[shardOf(name, SHARDS)]!;
+          seenBeforePassword.set(tenantSlug, await until(() => shard.observePool(name), (p) => p !== null, `${name} on its PgBouncer before CREDENTIALS`));
+          if (tenantSlug === 'early-pool-fails') throw new Error('injected failure before CREDENTIALS');
+        },
+      },
     });
     // Slugs chosen so that every PgBouncer gets two tenants.
     const perShard = new Map<number, string[]>();
@@ -142,6 +158,26 @@ async function suite() {
       for (const i of [0, 2]) assert.deepEqual(afterwards[i], before[i], `PgBouncer ${i}'s file untouched`);
       assert.deepEqual(t.app.pooler.driver!.lastReloaded, [1]);
       assert.equal((await t.app.pooler.driver!.observePool(dbName(slug)))?.poolSize, 17, 'PgBouncer 1 runs it');
+    });
+
+    test('a provisioning tenant\'s pool is on its PgBouncer before its password is set; a failed provisioning takes it away', async () => {
+      const ok = await t.gql(PROVISION, { input: { slug: 'early-pool', displayName: 'early', maxConnections: 10 } });
+      assert.deepEqual(ok.data.provisionTenant.userErrors, []);
+      assert.equal(seenBeforePassword.get('early-pool')?.poolSize, 10, 'applied while the steps ran');
+      assert.equal((await poolStatus(t, 'early-pool')).status, 'IN_SYNC');
+      const c = await open(ok.data.provisionTenant.pooledConnectionString);
+      assert.equal((await c.query<{ db: string }>('SELECT pg_catalog.current_database() AS db')).rows[0]!.db, dbName('early-pool'));
+      await c.end();
+      clients.delete(c);
+
+      const failed = await t.gql(PROVISION, { input: { slug: 'early-pool-fails', displayName: 'fails', maxConnections: 10 } });
+      assert.equal(failed.data.provisionTenant.userErrors[0]?.code, 'PROVISIONING_FAILED', JSON.stringify(failed.data));
+      assert.notEqual(seenBeforePassword.get('early-pool-fails'), undefined, 'its pool was there while it was provisioned');
+      const name = dbName('early-pool-fails');
+      const shard = t.app.pooler.driver!.shards[shardOf(name, SHARDS)]!;
+      assert.equal(await shard.observePool(name), null, 'the rollback took the pool away');
+      const row = await t.app.parts.db.tenant.findUniqueOrThrow({ where: { slug: 'early-pool-fails' }, include: { pool: true } });
+      assert.deepEqual([row.status, row.pool], ['FAILED', null]);
     });
 
     test('usage counts a pooled session on any PgBouncer', async () => {

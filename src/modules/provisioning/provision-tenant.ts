@@ -133,6 +133,8 @@ export class TenantProvisioning {
           return tx.tenant.update({ where: { id: resumed.id }, data: { status: 'PROVISIONING', failedStep: null, lastError: null } });
         });
       }
+      // The pool follows the row now (PROVISIONING has one), while the steps make the database.
+      const poolSettled = this.p.changes.committed(tenant.id, { pool: true });
       const resumedTemplate = this.p.catalog.resolve(tenant.templateName, tenant.templateVersion) ?? template;
       const quota = started ? maxConnections : (await db.quota.findUniqueOrThrow({ where: { tenantId: tenant.id } })).maxConnections;
       const ctx: StepContext = {
@@ -147,7 +149,7 @@ export class TenantProvisioning {
         freshCredentials: newCredentials(),
       };
       ctx.freshCredentials.catch(() => undefined);
-      const { tenant: active, settled } = await this.runProvisioningSteps(op, tenant, ctx);
+      const { tenant: active, settled } = await this.runProvisioningSteps(op, tenant, ctx, poolSettled);
       const strings = this.p.connectionStrings.tenantConnectionStrings(cluster, active, ctx.password!);
       return { tenant: active, connectionString: strings.direct, pooledConnectionString: strings.pooled, settled };
     });
@@ -163,7 +165,7 @@ export class TenantProvisioning {
    * failure everything created on the cluster is dropped and the row turns FAILED with its
    * step (UserError).
    */
-  private async runProvisioningSteps(op: OperationContext, tenant: Tenant, ctx: StepContext): Promise<{ tenant: Tenant; settled: Promise<void> }> {
+  private async runProvisioningSteps(op: OperationContext, tenant: Tenant, ctx: StepContext, poolSettled: Promise<void>): Promise<{ tenant: Tenant; settled: Promise<void> }> {
     const { db, locks, failpoints } = this.p;
     const done = tenant.provisionStep ? PROVISION_STEPS.indexOf(tenant.provisionStep as ProvisionStep) : -1;
     let step: ProvisionStep | undefined;
@@ -216,8 +218,9 @@ export class TenantProvisioning {
       return t;
     });
     await closed;
-    // Past the point of no return: the pool and the inventory follow in the background.
-    return { tenant: active, settled: this.p.changes.committed(active.id, { pool: true, inventory: true }) };
+    // Past the point of no return: the inventory follows in the background; the pool, asked for
+    // when the row turned PROVISIONING, is what the caller waits for (a bounded time).
+    return { tenant: active, settled: Promise.all([poolSettled, this.p.changes.committed(active.id, { inventory: true })]).then(() => undefined) };
   }
 
   /** Records a step as completed, with what it asked to be recorded in the same transaction. */
@@ -331,6 +334,8 @@ export class TenantProvisioning {
       if (rolledBack) await tx.credentialHandoff.deleteMany({ where: { tenantId: tenant.id, purpose: 'PROVISION' } });
       await recordAuditEvent(tx, op, { category: 'tenant', action: failure.action, tenant, subject: tenant.databaseName, metadata: { ...failure.metadata, rolledBack } });
     });
+    // A FAILED tenant has no pool: the one added when it turned PROVISIONING goes.
+    await this.p.changes.committed(tenant.id, { pool: true });
     return rolledBack;
   }
 }
