@@ -144,13 +144,20 @@ test('drainCluster of 10 tenants ends with the cluster empty and removable', { t
   const refused = await t.gql(PROVISION, { input: { slug: 'mc-drain-late', displayName: 'late', maxConnections: 5, placement: { clusterId: ids.c } } });
   assert.equal(refused.data.provisionTenant.userErrors[0]?.code, 'PLACEMENT_FAILED');
 
+  // On failure, the moves themselves say where each one stands (step, error, progress).
+  const moves = async () =>
+    JSON.stringify(
+      (await t.app.parts.db.tenantMove.findMany({ where: { tenant: { slug: { startsWith: 'mc-' } } }, include: { tenant: { select: { slug: true } } }, orderBy: { createdAt: 'asc' } })).map(
+        (m) => ({ slug: m.tenant.slug, status: m.status, step: m.step, error: m.error, progress: m.progress }),
+      ),
+    );
   const op = await until(
     async () => (await t.gql(`query($id: ID!) { node(id: $id) { ... on Operation { status done failed error results(first: 20) { tenantSlug status message } } } }`, { id: started.data.drainCluster.operation.id })).data.node,
     (o: any) => o.status !== 'RUNNING' && o.status !== 'PENDING',
     'the drain to finish',
     540_000,
-  );
-  assert.equal(op.status, 'SUCCEEDED', JSON.stringify(op));
+  ).catch(async (err: Error) => assert.fail(`${err.message}\nmoves: ${await moves()}`));
+  if (op.status !== 'SUCCEEDED') assert.fail(`the drain ended ${op.status}: ${JSON.stringify(op)}\nmoves: ${await moves()}`);
   assert.equal((await charlie()).tenantCount, 0);
   for (const slug of slugs) {
     assert.equal((await clusterOf(slug)).name, 'bravo', slug);

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type pg from 'pg';
+import format from 'pg-format';
 import { findPgBouncer } from '../src/modules/pools/pgbouncer/pgbouncer-process.js';
 import { shardOf } from '../src/modules/pools/pgbouncer/pgbouncer-shards.js';
 import { checkShardCount } from '../src/modules/pools/pooler-setup.js';
@@ -79,6 +80,16 @@ async function suite() {
   const pooled = new Map<string, string>();
   const slugsOf = (shard: number) => [...pooled.keys()].filter((s) => shardOf(`${t.prefix}${s.replaceAll('-', '_')}`, SHARDS) === shard);
   const dbName = (slug: string) => `${t.prefix}${slug.replaceAll('-', '_')}`;
+  const authUser = () => `${t.controlDatabase}_pooler`;
+  /** Whether the pooler's auth user is granted CONNECT on a database by name (not through PUBLIC). */
+  const authUserMayConnect = async (db: string) =>
+    (
+      await t.admin.query<{ ok: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = $1 AND a.grantee = (SELECT oid FROM pg_roles WHERE rolname = $2) AND a.privilege_type = 'CONNECT') AS ok`,
+        [db, authUser()],
+      )
+    ).rows[0]!.ok;
+  let accessSeenMidProvisioning: boolean | undefined;
   /** What a provisioning's PgBouncer ran for it before its password was set. */
   const seenBeforePassword = new Map<string, ObservedPool | null>();
 
@@ -89,6 +100,15 @@ async function suite() {
       env: { POOLER: 'pgbouncer', POOLER_PORT: String(basePort), POOLER_SHARDS: String(SHARDS), POOLER_DIR: poolerDir, USAGE_SAMPLE_MS: '200', RECONCILE_INTERVAL_MS: '0' },
       failpoints: {
         'pooler.before-restart': () => restartGate,
+        'provision.before:SCHEMA_VERSION': async ({ tenantSlug }) => {
+          if (tenantSlug !== 'mid-access') return;
+          // As if held between ACCESS's grants: the auth user cannot enter yet. A reconciliation now
+          // must leave the database to the provisioning (racing it, a GRANT could fail the provisioning).
+          const db = dbName(tenantSlug);
+          await t.admin.query(format('REVOKE CONNECT ON DATABASE %I FROM %I', db, authUser()));
+          await t.app.parts.pools.reconcile();
+          accessSeenMidProvisioning = await authUserMayConnect(db);
+        },
         'provision.before:CREDENTIALS': async ({ tenantSlug }) => {
           if (!tenantSlug?.startsWith('early-pool')) return;
           // Held while the steps run: the pool asked for when the row turned PROVISIONING is applied meanwhile.
@@ -178,6 +198,18 @@ async function suite() {
       assert.equal(await shard.observePool(name), null, 'the rollback took the pool away');
       const row = await t.app.parts.db.tenant.findUniqueOrThrow({ where: { slug: 'early-pool-fails' }, include: { pool: true } });
       assert.deepEqual([row.status, row.pool], ['FAILED', null]);
+    });
+
+    test('a reconciliation leaves a provisioning tenant\'s database to its provisioning; once ACTIVE, it repairs the pooler\'s access', async () => {
+      const r = await t.gql(PROVISION, { input: { slug: 'mid-access', displayName: 'mid', maxConnections: 10 } });
+      assert.deepEqual(r.data.provisionTenant.userErrors, []);
+      assert.equal(accessSeenMidProvisioning, false, 'the reconciliation did not grant the auth user CONNECT while the tenant was PROVISIONING');
+      assert.equal(await authUserMayConnect(dbName('mid-access')), false);
+      await t.app.parts.pools.reconcile();
+      assert.equal(await authUserMayConnect(dbName('mid-access')), true, 'ACTIVE: repaired');
+      const c = await open(r.data.provisionTenant.pooledConnectionString);
+      await c.end();
+      clients.delete(c);
     });
 
     test('usage counts a pooled session on any PgBouncer', async () => {

@@ -85,7 +85,7 @@ export async function until<T>(probe: () => T | Promise<T>, ok: (v: T) => boolea
   for (;;) {
     const v = await probe();
     if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what} (last: ${JSON.stringify(v)?.slice(0, 300)})`);
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what} (last: ${JSON.stringify(v)?.slice(0, 3000)})`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }

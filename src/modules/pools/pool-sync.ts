@@ -83,6 +83,8 @@ interface Desired {
   tenantId: string;
   clusterId: string;
   spec: PoolSpec;
+  /** Being provisioned (it has its pool already; its ACCESS step grants the pooler's login). */
+  provisioning: boolean;
 }
 
 interface Failure extends SyncResult {
@@ -618,7 +620,7 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
         spec.serverHost = at.host;
         spec.serverPort = at.port;
       }
-      out.push({ tenantId: r.tenant_id, clusterId: r.cluster_id, spec });
+      out.push({ tenantId: r.tenant_id, clusterId: r.cluster_id, spec, provisioning: r.provisioning });
     }
     return out;
   }
@@ -718,6 +720,8 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     // (unreachable at start) is prepared here once it answers.
     const byCluster = new Map<string, string[]>();
     for (const d of desired) {
+      // A provisioning's ACCESS step grants it (racing it, a GRANT on the same database could fail the provisioning).
+      if (d.provisioning) continue;
       const id = this.p.clusters ? d.clusterId : a.cluster.id;
       const list = byCluster.get(id);
       if (list) list.push(d.spec.database);

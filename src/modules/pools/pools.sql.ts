@@ -8,14 +8,14 @@ import { Prisma } from '../../generated/prisma/client.js';
  * fails or is rolled back takes it away again.
  */
 export const desiredPools = Prisma.sql`
-  SELECT t.id::text AS tenant_id, t.cluster_id::text AS cluster_id, t.database_name, t.role_name, q.max_connections
+  SELECT t.id::text AS tenant_id, t.cluster_id::text AS cluster_id, t.database_name, t.role_name, q.max_connections, t.status = 'PROVISIONING' AS provisioning
     FROM tenants t JOIN quotas q ON q.tenant_id = t.id
    WHERE t.status IN ('ACTIVE', 'PROVISIONING')
    ORDER BY t.database_name`;
 
 /** The same, for these tenants only (an apply after a change reads the changed tenants, not the fleet). */
 export const desiredPoolsOf = (tenantIds: readonly string[]) => Prisma.sql`
-  SELECT t.id::text AS tenant_id, t.cluster_id::text AS cluster_id, t.database_name, t.role_name, q.max_connections
+  SELECT t.id::text AS tenant_id, t.cluster_id::text AS cluster_id, t.database_name, t.role_name, q.max_connections, t.status = 'PROVISIONING' AS provisioning
     FROM tenants t JOIN quotas q ON q.tenant_id = t.id
    WHERE t.status IN ('ACTIVE', 'PROVISIONING') AND t.id = ANY(${[...tenantIds]}::uuid[])`;
 
@@ -25,4 +25,6 @@ export interface DesiredPoolRow {
   database_name: string;
   role_name: string;
   max_connections: number;
+  /** Being provisioned: its ACCESS step grants the pooler's login itself (the reconciler leaves it alone). */
+  provisioning: boolean;
 }
