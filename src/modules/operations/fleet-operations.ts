@@ -348,13 +348,26 @@ export class FleetOperations {
     }
   }
 
-  /** Runs items with the operation's concurrency; a failure is that tenant's alone. */
+  /**
+   * Runs items with the operation's concurrency; a failure is that tenant's alone. When an item's
+   * own bookkeeping fails (the control database), no worker takes another item, and this returns
+   * (throwing) only once every item in flight has ended: the run lets go of the operation's lock
+   * with nothing of it still running, so whoever resumes it never runs an item twice at once.
+   */
   private async runItems(operation: Operation, items: OperationItem[]): Promise<void> {
     const queue = [...items];
+    let broken = false;
     const worker = async () => {
-      for (let item = queue.shift(); item && !this.stopping; item = queue.shift()) await this.runItem(operation, item);
+      for (let item = queue.shift(); item && !this.stopping && !broken; item = queue.shift()) {
+        await this.runItem(operation, item).catch((err: unknown) => {
+          broken = true;
+          throw err;
+        });
+      }
     };
-    await Promise.all(Array.from({ length: Math.min(operation.concurrency, queue.length) }, worker));
+    const ended = await Promise.allSettled(Array.from({ length: Math.min(operation.concurrency, queue.length) }, worker));
+    const failed = ended.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   private async runItem(operation: Operation, item: OperationItem): Promise<void> {
@@ -393,6 +406,8 @@ export class FleetOperations {
       if (!(err instanceof UserError)) logger.error({ err, operation: operation.id, tenant: item.tenantSlug }, 'operation item failed');
       outcome = { status: 'FAILED', message: (err as Error).message.slice(0, 500), failureCause: failureCauseOf(err) };
     }
+    // Past the item's work, before its record: where a control database that fails costs the record only.
+    await this.p.failpoints.hit('operation.item.recorded', { tenantSlug: item.tenantSlug, detail: operation.kind });
     await db.$transaction([
       db.operationItem.update({ where, data: { ...outcome, finishedAt: new Date() } }),
       db.operation.update({ where: { id: operation.id }, data: { done: { increment: 1 }, ...(outcome.status === 'FAILED' ? { failed: { increment: 1 } } : {}) } }),
