@@ -58,9 +58,8 @@ describe('the inventory asked to look at a tenant by a change that holds its loc
     const { parts } = t.app;
     await parts.inventory.idle();
     const tenant = await parts.db.tenant.findUniqueOrThrow({ where: { slug: 'watched' } });
-    const cluster = await parts.clusters.get(tenant.clusterId);
     let released = 0;
-    await parts.locks.underTenantLock(cluster, tenant, async () => {
+    await parts.locks.underTenantLock(tenant, async () => {
       parts.inventory.checkSoon(tenant.id);
       await sleep(400);
       released = Date.now();

@@ -192,9 +192,8 @@ export class TenantInventory {
   }
 
   private async checkUnlessBusy(tenant: Tenant): Promise<InventoryFinding | { busy: true }> {
-    const cluster = await this.p.clusters.get(tenant.clusterId);
     // A tenant being changed right now (upgrade, provisioning…) is looked at later: half-way through a change is not drift.
-    return this.p.locks.tryTenantLock(cluster, tenant, () => this.check(tenant));
+    return this.p.locks.tryTenantLock(tenant, () => this.check(tenant));
   }
 
   private async pass(): Promise<InventoryFinding[]> {

@@ -188,7 +188,7 @@ export class TenantMoves {
     // sees it RUNNING with nobody holding it (it would roll back a move that is just starting).
     const id = uuidv7();
     const claim = await claimMove(this.p.controlUrl, id);
-    const started = await locks.underTenantLock(source, found, async () => {
+    const started = await locks.underTenantLock(found, async () => {
       const tenant = await db.tenant.findUniqueOrThrow({ where: { id: found.id } });
       assertSettled(tenant, 'a move');
       if (tenant.clusterId === targetRow.id) throw new UserError('INVALID_INPUT', `tenant ${tenant.slug} is already on cluster ${targetRow.name}`, 'targetClusterId');
@@ -642,7 +642,7 @@ export class TenantMoves {
     // The connections the cutover reads and writes through are opened before the pause starts.
     await source.withDatabase(db, (src) => target.withDatabase(db, async (dst) => {
     await Promise.all([src.query('SET statement_timeout = 0'), dst.query('SET statement_timeout = 0')]);
-    await this.p.locks.underTenantLock(source, tenant, async () => {
+    await this.p.locks.underTenantLock(tenant, async () => {
       const timeoutMs = ctx.options.cutoverTimeoutSeconds * 1000;
       const deadline = Date.now() + timeoutMs;
       const inTime = (what: string) => {

@@ -95,7 +95,7 @@ export class TenantProvisioning {
     const objectName = tenantObjectName(config.TENANT_DB_PREFIX, slug);
 
     // The tenant's lock is keyed by its name alone: taken before its cluster is known.
-    const done = await this.p.locks.underTenantLock(this.p.clusters.defaultCluster, { slug, databaseName: objectName }, async (): Promise<ProvisionTenantResult & { settled?: Promise<void> }> => {
+    const done = await this.p.locks.underTenantLock({ slug, databaseName: objectName }, async (): Promise<ProvisionTenantResult & { settled?: Promise<void> }> => {
       let tenant = await db.tenant.findUnique({ where: { slug } });
       let cluster: ClusterAdmin;
       // A tenant started by this call has the quota it asked for; a resumed one keeps its recorded quota.

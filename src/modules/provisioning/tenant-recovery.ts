@@ -92,7 +92,7 @@ export class TenantRecovery {
     });
     for (const t of stuck) {
       const cluster = await clusters.get(t.clusterId);
-      await locks.tryTenantLock(cluster, t, async () => {
+      await locks.tryTenantLock(t, async () => {
         const tenant = await db.tenant.findUniqueOrThrow({ where: { id: t.id } });
         if (tenant.status === 'DEPROVISIONING') {
           await this.p.deprovisioning.finishDeprovisioning(OP, cluster, tenant);
@@ -106,7 +106,7 @@ export class TenantRecovery {
     const rotations = await db.credentialHandoff.findMany({ where: { purpose: 'ROTATE', appliedAt: null, verifier: { not: null } }, include: { tenant: true } });
     for (const h of rotations) {
       const cluster = await clusters.get(h.tenant.clusterId);
-      await locks.tryTenantLock(cluster, h.tenant, async () => {
+      await locks.tryTenantLock(h.tenant, async () => {
         const still = await db.credentialHandoff.findUnique({ where: { id: h.id } });
         if (!still?.verifier || still.appliedAt) return;
         await cluster.query(setRolePassword(h.tenant.roleName, still.verifier));

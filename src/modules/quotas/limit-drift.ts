@@ -56,7 +56,7 @@ export class LimitDrift {
       const seen = observed.get(t.roleName);
       if (quota === undefined || !seen) continue; // a missing role or database is the inventory's to report
       if (this.differencesOf(t, quota, seen).length === 0) continue;
-      const result = await locks.tryTenantLock(cluster, t, async () => {
+      const result = await locks.tryTenantLock(t, async () => {
         // Read again under the lock: a change that just finished is not drift.
         const now = await db.tenant.findUnique({ where: { id: t.id }, include: { quota: true } });
         const again = (await cluster.query<Observed>(tenantLimits, [[t.roleName]])).rows[0];

@@ -40,7 +40,7 @@ export class TenantDeprovisioning {
       throw new UserError('CONFIRMATION_MISMATCH', 'confirm must repeat the slug of the tenant to deprovision', 'confirm');
     }
     if (found.status === 'DEPROVISIONED') return found;
-    return locks.underTenantLock(await clusters.get(found.clusterId), found, async () => {
+    return locks.underTenantLock(found, async () => {
       const current = await db.tenant.findUniqueOrThrow({ where: { id: found.id } });
       if (current.status === 'DEPROVISIONED') return current;
       await assertNotMoving(db, current);

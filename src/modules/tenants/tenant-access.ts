@@ -23,7 +23,7 @@ export class TenantAccess {
     const { db, clusters, locks } = this.p;
     const found = await db.tenant.findUnique({ where: { slug } });
     if (!found || !visible(found) || found.status === 'DEPROVISIONED') throw new UserError('NOT_FOUND', `no tenant ${slug}`, 'slug');
-    return locks.underTenantLock(await clusters.get(found.clusterId), found, async () => {
+    return locks.underTenantLock(found, async () => {
       const [tenant] = await Promise.all([db.tenant.findUniqueOrThrow({ where: { id: found.id } }), assertNotMoving(db, found)]);
       return fn(tenant, await clusters.get(tenant.clusterId));
     });

@@ -19,7 +19,7 @@ export class TenantLocks {
    * Holds the tenant's lock (by database name, so two slugs with one name serialise, on any
    * cluster: see tenantLock) for `fn`. `_cluster` is where the caller read the tenant to be.
    */
-  underTenantLock<T>(_cluster: ClusterAdmin, tenant: { slug: string; databaseName: string }, fn: () => Promise<T>): Promise<T> {
+  underTenantLock<T>(tenant: { slug: string; databaseName: string }, fn: () => Promise<T>): Promise<T> {
     return asUserErrors(`tenant ${tenant.slug}`, () => this.p.locks.with(tenantLock(tenant.databaseName), fn));
   }
 
@@ -29,7 +29,7 @@ export class TenantLocks {
   }
 
   /** The tenant's lock if nobody holds it, else `{ busy: true }` at once (background passes skip busy tenants). */
-  tryTenantLock<T>(_cluster: ClusterAdmin, tenant: { databaseName: string }, fn: () => Promise<T>): Promise<T | { busy: true }> {
+  tryTenantLock<T>(tenant: { databaseName: string }, fn: () => Promise<T>): Promise<T | { busy: true }> {
     return this.p.locks.try(tenantLock(tenant.databaseName), fn);
   }
 
