@@ -8,11 +8,11 @@ import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import pg from 'pg';
-import { withDatabase } from '../../src/platform/db/connection-url.js';
+import type pg from 'pg';
 import { embeddedPostgresBinary, startPostgresProcess, type PostgresProcess } from '../../src/platform/embedded/postgres-process.js';
 import { createLogger } from '../../src/platform/logger.js';
 import { freePort } from './free-port.js';
+import { inDatabase } from './templates.js';
 
 export interface PrivateCluster {
   /** Superuser URL (password authentication over TCP). */
@@ -107,14 +107,5 @@ export async function startPrivateCluster(options: { version?: 15 | 18; settings
   };
 }
 
-
-/** Runs `fn` on a session of its own to `database` on the server at `url`, closed afterwards. */
-export async function onDatabase<T>(url: string, database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: withDatabase(url, database) });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+/** Runs `fn` on a session of its own to `database` on the server at `url` (templates.ts' inDatabase, URL first). */
+export const onDatabase = <T>(url: string, database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> => inDatabase(database, fn, url);

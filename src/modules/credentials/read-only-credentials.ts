@@ -6,7 +6,7 @@ import type { ControlClient } from '../../platform/db/control-client.js';
 import { UserError } from '../../platform/errors.js';
 import { recordAuditEvent, type OperationContext } from '../audit/index.js';
 import type { QuotaStore } from '../quotas/index.js';
-import { generatePassword, readOnlyRoleName, scramSha256VerifierAsync, validateText, type ConnectionStrings, type Tenant, type TenantAccess, type Visible } from '../tenants/index.js';
+import { newCredentials, readOnlyRoleName, validateText, type ConnectionStrings, type Tenant, type TenantAccess, type Visible } from '../tenants/index.js';
 import * as sql from './read-only.sql.js';
 
 export type { ReadOnlyCredential };
@@ -59,8 +59,8 @@ export class ReadOnlyCredentials {
       if (Buffer.byteLength(roleName) > MAX_ROLE_BYTES) {
         throw new UserError('INVALID_STATE', `the tenant's role name is too long to derive a read-only role from (${roleName} is over ${MAX_ROLE_BYTES} bytes)`, 'slug');
       }
-      const password = generatePassword();
-      await cluster.query(sql.createReadOnlyRole(roleName, await scramSha256VerifierAsync(password), expiresAt, limit));
+      const { password, verifier } = await newCredentials();
+      await cluster.query(sql.createReadOnlyRole(roleName, verifier, expiresAt, limit));
       try {
         await cluster.query(sql.grantConnect(tenant.databaseName, roleName));
         await cluster.withDatabase(tenant.databaseName, async (client) => {

@@ -11,6 +11,7 @@ import type { ClusterRegistry } from '../clusters/index.js';
 import {
   databaseExists,
   dropTenantObjects,
+  newCredentials,
   roleExists,
   tenantObjectName,
   validateIdempotencyKey,
@@ -22,7 +23,7 @@ import {
 } from '../tenants/index.js';
 import type { CapacityPlanner, ClusterPlacement, PlacementRecord, PlacementRequest } from '../quotas/index.js';
 import { DEFAULT_TEMPLATE, type TemplateCatalog, type TemplateVersion } from '../templates/index.js';
-import { newCredentials, PROVISION_STEPS, runStep, TenantDatabaseSession, type ProvisionStep, type StepContext, type StepServices } from './provisioning-steps.js';
+import { PROVISION_STEPS, runStep, TenantDatabaseSession, type ProvisionStep, type StepContext, type StepServices } from './provisioning-steps.js';
 
 interface ProvisionTenantInput {
   slug: string;

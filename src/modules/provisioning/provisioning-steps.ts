@@ -8,7 +8,6 @@ import {
   createDatabaseFromTemplate,
   createTenantRole,
   databaseExists,
-  generatePassword,
   grantRoleToControlPlane,
   grantTenantDatabaseAccess,
   handTablesToTenant,
@@ -16,7 +15,6 @@ import {
   normaliseTenantDatabase,
   revokeConnectFromPublic,
   roleExists,
-  scramSha256VerifierAsync,
   setDatabaseOwnerToUs,
   setRoleConnectionLimit,
   setRolePassword,
@@ -85,12 +83,6 @@ export class TenantDatabaseSession {
     this.opened = undefined;
     await opened?.then((c) => c.end()).catch(() => undefined);
   }
-}
-
-/** A password and its SCRAM verifier (the key derivation runs off the event loop). */
-export async function newCredentials(): Promise<{ password: string; verifier: string }> {
-  const password = generatePassword();
-  return { password, verifier: await scramSha256VerifierAsync(password) };
 }
 
 const UNDEFINED_DATABASE = '3D000';

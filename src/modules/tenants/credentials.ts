@@ -30,3 +30,9 @@ function verifierFrom(salted: Buffer, salt: Buffer, iterations: number): string 
   const serverKey = createHmac('sha256', salted).update('Server Key').digest();
   return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
 }
+
+/** A new password and its SCRAM verifier (the key derivation off the event loop). */
+export async function newCredentials(): Promise<{ password: string; verifier: string }> {
+  const password = generatePassword();
+  return { password, verifier: await scramSha256VerifierAsync(password) };
+}

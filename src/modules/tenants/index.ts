@@ -9,7 +9,7 @@ export { TenantDeprovisioning } from './deprovision-tenant.js';
 export { TenantConnections } from './terminate-connection.js';
 export { ConnectionStrings } from './connection-strings.js';
 export { CredentialHandoffs, validateIdempotencyKey } from './credential-handoff.js';
-export { generatePassword, scramSha256Verifier, scramSha256VerifierAsync } from './credentials.js';
+export { generatePassword, newCredentials, scramSha256Verifier } from './credentials.js';
 export { readOnlyRoleName, SESSION_TENANT_ROLE, tenantObjectName, tenantRoleOf, validateSlug, validateText } from './names.js';
 export { dropTenantObjects } from './drop-tenant-objects.js';
 export {

@@ -6,7 +6,7 @@ import { recordAuditEvent, type OperationContext } from '../audit/index.js';
 import { terminateTenantSessions } from './backends.sql.js';
 import type { ConnectionStrings } from './connection-strings.js';
 import { validateIdempotencyKey, type CredentialHandoffs } from './credential-handoff.js';
-import { generatePassword, scramSha256VerifierAsync } from './credentials.js';
+import { newCredentials } from './credentials.js';
 import { validateText } from './names.js';
 import { disableLogin, enableLogin, readOnlyRolesOf, setRolePassword } from './roles.sql.js';
 import { assertSettled, type TenantAccess, type Visible } from './tenant-access.js';
@@ -106,8 +106,9 @@ export class TenantLifecycle {
         }
         password = kept.password;
       } else {
-        password = generatePassword();
-        const verifier = await scramSha256VerifierAsync(password);
+        const fresh = await newCredentials();
+        password = fresh.password;
+        const verifier = fresh.verifier;
         await db.$transaction(async (tx) => {
           await recordAuditEvent(tx, op, { category: 'security', action: 'tenant.credentials.rotated', tenant, subject: tenant.roleName, metadata: { idempotencyKey: key !== null } });
           if (key) await handoffs.storeHandoff(tx, { tenantId: tenant.id, purpose: 'ROTATE', key, password, verifier });
