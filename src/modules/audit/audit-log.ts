@@ -28,19 +28,35 @@ type AuditWriter = Pick<ControlClient, 'auditEvent'> | Prisma.TransactionClient;
 
 /** Appends one audit event (ids are UUIDv7, so they sort by time). Events are never updated. */
 export async function recordAuditEvent(db: AuditWriter, op: OperationContext, event: AuditEventInput): Promise<void> {
-  await db.auditEvent.create({
-    data: {
-      id: uuidv7(),
-      category: event.category,
-      action: event.action,
-      tenantId: event.tenant?.id ?? null,
-      tenantSlug: event.tenant?.slug ?? null,
-      actor: op.actor,
-      subject: event.subject ?? null,
-      correlationId: op.correlationId,
-      metadata: event.metadata,
-    },
-  });
+  await db.auditEvent.create({ data: auditEventRow(op, event) });
+}
+
+/**
+ * The INSERT of one audit event, for a change recorded by a single statement (a data-modifying
+ * WITH: `WITH change AS (...), audited AS (${auditEventInsert(op, event, Prisma.sql`change`)}) SELECT ...`),
+ * so the event commits with the change it describes in one round trip. One event per row of
+ * `from` (a sibling of the WITH: no row, no event).
+ */
+export function auditEventInsert(op: OperationContext, event: AuditEventInput, from: Prisma.Sql): Prisma.Sql {
+  const r = auditEventRow(op, event);
+  return Prisma.sql`INSERT INTO audit_events (id, category, action, tenant_id, tenant_slug, actor, subject, correlation_id, metadata)
+    SELECT ${r.id}::uuid, ${r.category}, ${r.action}, ${r.tenantId}::uuid, ${r.tenantSlug}, ${r.actor}, ${r.subject}, ${r.correlationId},
+           ${r.metadata === undefined ? null : JSON.stringify(r.metadata)}::jsonb
+      FROM ${from}`;
+}
+
+function auditEventRow(op: OperationContext, event: AuditEventInput): Prisma.AuditEventUncheckedCreateInput & { id: string } {
+  return {
+    id: uuidv7(),
+    category: event.category,
+    action: event.action,
+    tenantId: event.tenant?.id ?? null,
+    tenantSlug: event.tenant?.slug ?? null,
+    actor: op.actor,
+    subject: event.subject ?? null,
+    correlationId: op.correlationId,
+    metadata: event.metadata,
+  };
 }
 
 interface AuditFilter {

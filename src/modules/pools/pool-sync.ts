@@ -497,6 +497,9 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     const driver = this.driver!;
     try {
       const desired = await this.desired(reading);
+      // The recorded rows the record needs are read while PgBouncer reloads (only this lane writes them).
+      const recorded = this.readRecorded(desired);
+      recorded.catch(() => undefined); // awaited by record(); a failed apply must not leave it unhandled
       let failure: Failure | null = null;
       try {
         // After a change, PgBouncer's log is the check (SHOW DATABASES grows with the fleet);
@@ -511,7 +514,7 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
         if (err instanceof PoolerFilesError) this.filesWritten(err);
         else if (err instanceof PoolerUnavailableError) this.filesWritten(null);
       }
-      await this.record(desired, failure);
+      await this.record(desired, failure, await recorded);
       return failure ? { outcome: failure.outcome, error: failure.error } : { outcome: 'IN_SYNC', error: null };
     } catch (err) {
       this.p.logger.error({ err }, 'pool sync failed');
@@ -646,16 +649,9 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
    * whose status changes, and deletes for tenants no longer active. Unchanged pools cost
    * nothing, so a quota change writes one row whatever the fleet.
    */
-  private async record(desired: Desired[], failure: Failure | null): Promise<void> {
-    const previous = this.recorded;
+  private async record(desired: Desired[], failure: Failure | null, reading?: RecordedRows): Promise<void> {
+    const { changed, rows } = reading ?? (await this.readRecorded(desired));
     this.recorded = null; // until this record() has written
-    const changed = previous ? changedSince(previous, desired) : null;
-    const read = await this.p.db.pool.findMany({
-      where: changed ? { OR: [{ tenantId: { in: [...changed] } }, { status: { in: UNSETTLED } }] } : undefined,
-      select: { tenantId: true, name: true, mode: true, poolSize: true, maxConnections: true, status: true, lastError: true },
-    });
-    const rows = new Map(read.map((r) => [r.tenantId, r]));
-    this.stats.rowsRead += rows.size;
     const now = new Date();
     const inSync: PoolState = { status: 'IN_SYNC', lastError: null, lastSyncedAt: now };
     const failed: PoolState | null = failure && { status: failure.outcome, lastError: failure.error };
@@ -712,6 +708,20 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     this.recorded = new Map(desired.map((d) => [d.tenantId, d.spec]));
   }
 
+  /**
+   * The recorded rows record() compares `desired` with: those of the pools changed since the last
+   * record (and any not IN_SYNC), or every row when there was none.
+   */
+  private async readRecorded(desired: Desired[]): Promise<RecordedRows> {
+    const changed = this.recorded ? changedSince(this.recorded, desired) : null;
+    const read = await this.p.db.pool.findMany({
+      where: changed ? { OR: [{ tenantId: { in: [...changed] } }, { status: { in: UNSETTLED } }] } : undefined,
+      select: { tenantId: true, name: true, mode: true, poolSize: true, maxConnections: true, status: true, lastError: true },
+    });
+    this.stats.rowsRead += read.length;
+    return { changed, rows: new Map(read.map((r) => [r.tenantId, r])) };
+  }
+
   /** Tenant databases made before auth_query (or while POOLER=none) get pooler access, a bounded number per pass. */
   private async repairAccess(desired: Desired[]): Promise<void> {
     const a = this.p.auth;
@@ -746,6 +756,12 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
 interface Reading {
   all: boolean;
   tenantIds: Set<string>;
+}
+
+/** What readRecorded found: the tenants changed since the last record (null: all), and their recorded rows. */
+interface RecordedRows {
+  changed: Set<string> | null;
+  rows: Map<string, Pick<Pool, 'tenantId' | 'name' | 'mode' | 'poolSize' | 'maxConnections' | 'status' | 'lastError'>>;
 }
 
 /** A pool's status as table `pools` records it (lastSyncedAt only when it is IN_SYNC). */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Prisma } from '../../generated/prisma/client.js';
 import type { Config } from '../../platform/config.js';
 import type { ClusterAdmin } from '../../platform/db/cluster-admin.js';
@@ -6,7 +7,7 @@ import type { Failpoints } from '../../platform/failpoints.js';
 import { LockLostError } from '../../platform/locks/advisory-locks.js';
 import type { TenantLocks } from '../../platform/locks/locking.js';
 import type { Logger } from '../../platform/logger.js';
-import { recordAuditEvent, type OperationContext } from '../audit/index.js';
+import { auditEventInsert, recordAuditEvent, type OperationContext } from '../audit/index.js';
 import type { ClusterRegistry } from '../clusters/index.js';
 import {
   databaseExists,
@@ -14,6 +15,7 @@ import {
   newCredentials,
   roleExists,
   tenantObjectName,
+  theTenant,
   validateIdempotencyKey,
   validateSlug,
   validateText,
@@ -23,6 +25,7 @@ import {
 } from '../tenants/index.js';
 import type { CapacityPlanner, ClusterPlacement, PlacementRecord, PlacementRequest } from '../quotas/index.js';
 import { DEFAULT_TEMPLATE, type TemplateCatalog, type TemplateVersion } from '../templates/index.js';
+import { activateTenant, startNewTenant } from './provisioning.sql.js';
 import { PROVISION_STEPS, runStep, TenantDatabaseSession, type ProvisionStep, type StepContext, type StepServices } from './provisioning-steps.js';
 
 interface ProvisionTenantInput {
@@ -206,18 +209,19 @@ export class TenantProvisioning {
     }
     const closed = ctx.inDatabase.close();
     // The row turns ACTIVE with its audit event, and the kept credentials count as applied.
-    const active = await db.$transaction(async (tx) => {
-      const t = await tx.tenant.update({ where: { id: tenant.id }, data: { status: 'ACTIVE', provisionStep: 'CREDENTIALS', failedStep: null, lastError: null } });
-      await tx.credentialHandoff.updateMany({ where: { tenantId: t.id, purpose: 'PROVISION', appliedAt: null }, data: { appliedAt: new Date(), verifier: null } });
-      await recordAuditEvent(tx, op, {
-        category: 'tenant',
-        action: 'tenant.provisioned',
-        tenant: t,
-        subject: t.databaseName,
-        metadata: { databaseName: t.databaseName, roleName: t.roleName, maxConnections: ctx.maxConnections, template: t.templateName, templateVersion: t.templateVersion },
-      });
-      return t;
-    });
+    const audited = (from: Prisma.Sql) =>
+      auditEventInsert(
+        op,
+        {
+          category: 'tenant',
+          action: 'tenant.provisioned',
+          tenant,
+          subject: tenant.databaseName,
+          metadata: { databaseName: tenant.databaseName, roleName: tenant.roleName, maxConnections: ctx.maxConnections, template: tenant.templateName, templateVersion: tenant.templateVersion },
+        },
+        from,
+      );
+    const active = theTenant(await db.$queryRaw<Tenant[]>(activateTenant(tenant.id, audited)), `activating ${tenant.slug}`);
     await closed;
     // Past the point of no return: the inventory follows in the background; the pool, asked for
     // when the row turned PROVISIONING, is what the caller waits for (a bounded time).
@@ -256,6 +260,13 @@ export class TenantProvisioning {
     op: OperationContext,
     p: { tenant: Tenant | null; slug: string; displayName: string; objectName: string; clusterId: string; template: TemplateVersion; maxConnections: number; placement: PlacementRecord },
   ): Promise<Tenant> {
+    const started: Prisma.InputJsonObject = {
+      template: p.template.template,
+      templateVersion: p.template.version,
+      maxConnections: p.maxConnections,
+      clusterId: p.clusterId,
+      placement: p.placement as unknown as Prisma.InputJsonObject,
+    };
     const fields = {
       displayName: p.displayName,
       status: 'PROVISIONING' as const,
@@ -271,11 +282,17 @@ export class TenantProvisioning {
       deprovisionedAt: null,
       securedAt: null,
     };
+    if (!p.tenant) {
+      const id = randomUUID();
+      const audited = (from: Prisma.Sql) => auditEventInsert(op, { category: 'tenant', action: 'tenant.provision.started', tenant: { id, slug: p.slug }, subject: p.objectName, metadata: started }, from);
+      const row = { id, slug: p.slug, displayName: p.displayName, objectName: p.objectName, clusterId: p.clusterId, placement: p.placement, templateName: p.template.template, templateVersion: p.template.version, maxConnections: p.maxConnections, actor: op.actor };
+      return theTenant(await this.p.db.$queryRaw<Tenant[]>(startNewTenant(row, audited)), `starting ${p.slug}`);
+    }
+    // Provisioned again after it was deprovisioned: its row and quota are there already.
+    const again = p.tenant;
     return this.p.db.$transaction(async (tx) => {
-      const tenant = p.tenant
-        ? await tx.tenant.update({ where: { id: p.tenant.id }, data: fields })
-        : await tx.tenant.create({ data: { slug: p.slug, ...fields } });
-      const previous = p.tenant ? await tx.quota.findUnique({ where: { tenantId: tenant.id } }) : null;
+      const tenant = await tx.tenant.update({ where: { id: again.id }, data: fields });
+      const previous = await tx.quota.findUnique({ where: { tenantId: tenant.id } });
       await tx.quota.upsert({
         where: { tenantId: tenant.id },
         create: { tenantId: tenant.id, maxConnections: p.maxConnections, updatedBy: op.actor },
@@ -291,7 +308,7 @@ export class TenantProvisioning {
         action: 'tenant.provision.started',
         tenant,
         subject: p.objectName,
-        metadata: { template: p.template.template, templateVersion: p.template.version, maxConnections: p.maxConnections, clusterId: p.clusterId, placement: p.placement as unknown as Prisma.InputJsonObject },
+        metadata: started,
       });
       return tenant;
     });

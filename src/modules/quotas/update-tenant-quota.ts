@@ -1,11 +1,11 @@
 import { LockLostError } from '../../platform/locks/advisory-locks.js';
-import type { Quota, QuotaChange, Tenant } from '../../generated/prisma/client.js';
+import type { Prisma, Quota, QuotaChange, Tenant } from '../../generated/prisma/client.js';
 import type { Config } from '../../platform/config.js';
 import type { ControlClient } from '../../platform/db/control-client.js';
 import type { TenantLocks } from '../../platform/locks/locking.js';
 import type { Logger } from '../../platform/logger.js';
 import type { TenantryMetrics } from '../../platform/metrics.js';
-import { recordAuditEvent, type OperationContext } from '../audit/index.js';
+import { auditEventInsert, recordAuditEvent, type OperationContext } from '../audit/index.js';
 import { UserError } from '../../platform/errors.js';
 import {
   assertSettled,
@@ -18,6 +18,7 @@ import {
 } from '../tenants/index.js';
 import type { CapacityPlanner } from './cluster-capacity.js';
 import type { ConnectionLimits } from './connection-limits.js';
+import { recordedQuotaChange, recordQuotaChange, type QuotaChangeInput, type RecordedQuotaChange, type RecordedQuotaRow } from './quota-change.sql.js';
 
 export interface UpdateTenantQuotaInput {
   slug: string;
@@ -71,66 +72,61 @@ export class QuotaUpdates {
       throw new UserError('QUOTA_OUT_OF_RANGE', `maxConnections must be between ${config.QUOTA_MIN} and ${config.QUOTA_MAX}`, 'maxConnections');
     }
 
-    const done = await this.p.access.withTenant(input.slug, visible, async (tenant, cluster) => {
-      assertSettled(tenant, 'a quota change');
-      // The tenant's lock keeps its quota still; only a raise competes for the cluster's capacity
-      // (with provisions and other raises) and takes the capacity lock. A cut only frees capacity:
-      // a raise that read the sum before it is merely cautious.
-      const old = await db.quota.findUniqueOrThrow({ where: { tenantId: tenant.id } });
-      const record = () =>
-        db.$transaction(async (tx) => {
-          const quota = await tx.quota.update({ where: { tenantId: tenant.id }, data: { maxConnections: newMax, updatedBy: op.actor, updatedAt: new Date() } });
-          const change = await tx.quotaChange.create({
-            data: { tenantId: tenant.id, actor: op.actor, oldMaxConnections: old.maxConnections, newMaxConnections: newMax, reason },
+    const done = await this.p.access.withTenant(
+      input.slug,
+      visible,
+      async (tenant, cluster, old) => {
+        assertSettled(tenant, 'a quota change');
+        // The tenant's lock keeps its quota still; only a raise competes for the cluster's capacity
+        // (with provisions and other raises) and takes the capacity lock. A cut only frees capacity:
+        // a raise that read the sum before it is merely cautious. `old` was read under the lock.
+        const change: QuotaChangeInput = { tenantId: tenant.id, actor: op.actor, oldMaxConnections: old.maxConnections, newMaxConnections: newMax, reason };
+        const record = async (): Promise<RecordedQuotaChange> => {
+          const audited = (from: Prisma.Sql) =>
+            auditEventInsert(op, { category: 'quota', action: 'quota.updated', tenant, subject: tenant.roleName, metadata: { oldMaxConnections: old.maxConnections, newMaxConnections: newMax, reason } }, from);
+          const [row] = await db.$queryRaw<RecordedQuotaRow[]>(recordQuotaChange(change, audited));
+          if (!row) throw new Error(`tenant ${tenant.slug} has no quota row; nothing was recorded`);
+          return recordedQuotaChange(row, change);
+        };
+        let recorded: { quota: Quota; change: QuotaChange | null };
+        if (old.maxConnections === newMax) recorded = { quota: old, change: null };
+        else if (newMax < old.maxConnections) recorded = await record();
+        else {
+          recorded = await locks.underCapacityLock(cluster, async () => {
+            await capacity.assertWithinCapacity(cluster, { tenantId: tenant.id, slug: tenant.slug, quota: newMax });
+            return record();
           });
-          // Touching the tenant row tells the samplers' rosters that its limit moved.
-          await tx.tenant.update({ where: { id: tenant.id }, data: { updatedAt: new Date() } });
-          await recordAuditEvent(tx, op, {
-            category: 'quota',
-            action: 'quota.updated',
-            tenant,
-            subject: tenant.roleName,
-            metadata: { oldMaxConnections: old.maxConnections, newMaxConnections: newMax, reason },
-          });
-          return { quota, change };
-        });
-      let recorded: { quota: Quota; change: QuotaChange | null };
-      if (old.maxConnections === newMax) recorded = { quota: old, change: null };
-      else if (newMax < old.maxConnections) recorded = await record();
-      else {
-        recorded = await locks.underCapacityLock(cluster, async () => {
-          await capacity.assertWithinCapacity(cluster, { tenantId: tenant.id, slug: tenant.slug, quota: newMax });
-          return record();
-        });
-      }
-      if (recorded.change) metrics.quotaUpdates.inc();
-      await locks.nextStep('quota.recorded', tenant.slug);
-      // The pool follows the recorded quota, outside the tenant's lock, while PostgreSQL takes
-      // the new limits (either order converges; a later change publishes its own).
-      const settled = recorded.change ? changes.committed(tenant.id, { pool: true }) : Promise.resolve();
-
-      const warnings: string[] = [];
-      let connectionsOverLimit = 0;
-      let terminatedPids: number[] = [];
-      try {
-        const [, { rows }] = await Promise.all([connectionLimits.applyConnectionLimits(cluster, tenant, newMax), cluster.query<{ n: number }>(countBackendsOf, [tenant.roleName])]);
-        await locks.nextStep('quota.applied', tenant.slug);
-        connectionsOverLimit = Math.max(0, (rows[0]?.n ?? 0) - newMax);
-        if (input.terminateExcess && connectionsOverLimit > 0) {
-          // Recorded before it happens: no session is ended without its audit event.
-          await recordAuditEvent(db, op, { category: 'quota', action: 'quota.excess.terminating', tenant, subject: tenant.roleName, metadata: { count: connectionsOverLimit, maxConnections: newMax } });
-          const ended = await cluster.query<{ pid: number; terminated: boolean }>(terminateNewestBackendsOf, [tenant.roleName, connectionsOverLimit]);
-          terminatedPids = ended.rows.filter((r) => r.terminated).map((r) => r.pid);
-          await recordAuditEvent(db, op, { category: 'quota', action: 'quota.excess.terminated', tenant, subject: tenant.roleName, metadata: { pids: terminatedPids, maxConnections: newMax } });
         }
-      } catch (err) {
-        if (err instanceof UserError || err instanceof LockLostError) throw err;
-        logger.warn({ err, tenant: tenant.slug }, 'applying a recorded quota to PostgreSQL failed; the reconciler will');
-        warnings.push(`the quota is recorded, but PostgreSQL did not take the new limit yet (${(err as Error).message}); the reconciler applies it within RECOVERY_INTERVAL_MS`);
-      }
+        if (recorded.change) metrics.quotaUpdates.inc();
+        await locks.nextStep('quota.recorded', tenant.slug);
+        // The pool follows the recorded quota, outside the tenant's lock, while PostgreSQL takes
+        // the new limits (either order converges; a later change publishes its own).
+        const settled = recorded.change ? changes.committed(tenant.id, { pool: true }) : Promise.resolve();
 
-      return { result: { tenant, ...recorded, connectionsOverLimit, terminatedPids, warnings }, settled };
-    });
+        const warnings: string[] = [];
+        let connectionsOverLimit = 0;
+        let terminatedPids: number[] = [];
+        try {
+          const [, { rows }] = await Promise.all([connectionLimits.applyConnectionLimits(cluster, tenant, newMax), cluster.query<{ n: number }>(countBackendsOf, [tenant.roleName])]);
+          await locks.nextStep('quota.applied', tenant.slug);
+          connectionsOverLimit = Math.max(0, (rows[0]?.n ?? 0) - newMax);
+          if (input.terminateExcess && connectionsOverLimit > 0) {
+            // Recorded before it happens: no session is ended without its audit event.
+            await recordAuditEvent(db, op, { category: 'quota', action: 'quota.excess.terminating', tenant, subject: tenant.roleName, metadata: { count: connectionsOverLimit, maxConnections: newMax } });
+            const ended = await cluster.query<{ pid: number; terminated: boolean }>(terminateNewestBackendsOf, [tenant.roleName, connectionsOverLimit]);
+            terminatedPids = ended.rows.filter((r) => r.terminated).map((r) => r.pid);
+            await recordAuditEvent(db, op, { category: 'quota', action: 'quota.excess.terminated', tenant, subject: tenant.roleName, metadata: { pids: terminatedPids, maxConnections: newMax } });
+          }
+        } catch (err) {
+          if (err instanceof UserError || err instanceof LockLostError) throw err;
+          logger.warn({ err, tenant: tenant.slug }, 'applying a recorded quota to PostgreSQL failed; the reconciler will');
+          warnings.push(`the quota is recorded, but PostgreSQL did not take the new limit yet (${(err as Error).message}); the reconciler applies it within RECOVERY_INTERVAL_MS`);
+        }
+
+        return { result: { tenant, ...recorded, connectionsOverLimit, terminatedPids, warnings }, settled };
+      },
+      async (tenantId: string) => db.quota.findUniqueOrThrow({ where: { tenantId } }),
+    );
     await done.settled;
     return done.result;
   }

@@ -17,15 +17,22 @@ export class TenantAccess {
    * exist, is deprovisioned, or is not the caller's to see (one answer for all three); the
    * row is read again once the lock is held, so `fn` sees what no one else is changing, on the
    * cluster the tenant is on then (a move may have finished while the call waited). While a move
-   * of the tenant runs, TENANT_BUSY: its cluster is about to change.
+   * of the tenant runs, TENANT_BUSY: its cluster is about to change. `alongside` is a read of
+   * the caller's, made under the lock beside that second read (what only changes under the
+   * tenant's lock, such as its quota); `fn` gets what it read.
    */
-  async withTenant<T>(slug: string, visible: Visible, fn: (tenant: Tenant, cluster: ClusterAdmin) => Promise<T>): Promise<T> {
+  async withTenant<T, A = void>(
+    slug: string,
+    visible: Visible,
+    fn: (tenant: Tenant, cluster: ClusterAdmin, alongside: A) => Promise<T>,
+    alongside?: (tenantId: string) => Promise<A>,
+  ): Promise<T> {
     const { db, clusters, locks } = this.p;
     const found = await db.tenant.findUnique({ where: { slug } });
     if (!found || !visible(found) || found.status === 'DEPROVISIONED') throw new UserError('NOT_FOUND', `no tenant ${slug}`, 'slug');
     return locks.underTenantLock(found, async () => {
-      const [tenant] = await Promise.all([db.tenant.findUniqueOrThrow({ where: { id: found.id } }), assertNotMoving(db, found)]);
-      return fn(tenant, await clusters.get(tenant.clusterId));
+      const [tenant, , read] = await Promise.all([db.tenant.findUniqueOrThrow({ where: { id: found.id } }), assertNotMoving(db, found), alongside?.(found.id)]);
+      return fn(tenant, await clusters.get(tenant.clusterId), read as A);
     });
   }
 }
