@@ -267,6 +267,14 @@ export class TenantProvisioning {
       clusterId: p.clusterId,
       placement: p.placement as unknown as Prisma.InputJsonObject,
     };
+    if (!p.tenant) {
+      const id = randomUUID();
+      const audited = (from: Prisma.Sql) => auditEventInsert(op, { category: 'tenant', action: 'tenant.provision.started', tenant: { id, slug: p.slug }, subject: p.objectName, metadata: started }, from);
+      const row = { id, slug: p.slug, displayName: p.displayName, objectName: p.objectName, clusterId: p.clusterId, placement: p.placement, templateName: p.template.template, templateVersion: p.template.version, maxConnections: p.maxConnections, actor: op.actor };
+      return theTenant(await this.p.db.$queryRaw<Tenant[]>(startNewTenant(row, audited)), `starting ${p.slug}`);
+    }
+    // Provisioned again after it was deprovisioned (rare): its row and quota are there already.
+    const again = p.tenant;
     const fields = {
       displayName: p.displayName,
       status: 'PROVISIONING' as const,
@@ -282,14 +290,6 @@ export class TenantProvisioning {
       deprovisionedAt: null,
       securedAt: null,
     };
-    if (!p.tenant) {
-      const id = randomUUID();
-      const audited = (from: Prisma.Sql) => auditEventInsert(op, { category: 'tenant', action: 'tenant.provision.started', tenant: { id, slug: p.slug }, subject: p.objectName, metadata: started }, from);
-      const row = { id, slug: p.slug, displayName: p.displayName, objectName: p.objectName, clusterId: p.clusterId, placement: p.placement, templateName: p.template.template, templateVersion: p.template.version, maxConnections: p.maxConnections, actor: op.actor };
-      return theTenant(await this.p.db.$queryRaw<Tenant[]>(startNewTenant(row, audited)), `starting ${p.slug}`);
-    }
-    // Provisioned again after it was deprovisioned: its row and quota are there already.
-    const again = p.tenant;
     return this.p.db.$transaction(async (tx) => {
       const tenant = await tx.tenant.update({ where: { id: again.id }, data: fields });
       const previous = await tx.quota.findUnique({ where: { tenantId: tenant.id } });
