@@ -140,12 +140,11 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
   private next: Promise<SyncResult> | undefined;
   private remainingRepairs = 0;
   /**
-   * The pools the last record() wrote for, by tenant: the next one reads only the rows of
-   * pools that changed since (and any not IN_SYNC), so a quota change reads one row whatever
-   * the fleet. Null: read every row (at start, after a failure, and on every reconciliation,
-   * which so also catches rows changed by hand).
+   * What the last record() wrote, by tenant: the spec objects it recorded (an unchanged tenant
+   * keeps its object). The next one reads only the rows of pools that changed since (and any not
+   * IN_SYNC), so a quota change reads one row whatever the fleet. Null: read every row (at start,
+   * after a failure, and on every reconciliation, which so also catches rows changed by hand).
    */
-  /** What the last record() wrote, by tenant: the spec objects it recorded (an unchanged tenant keeps its object). */
   private recorded: Map<string, PoolSpec> | null = null;
   private readonly unsubscribe: () => void;
   /**

@@ -4,6 +4,7 @@ import type { Config } from '../../platform/config.js';
 import type { ClusterAdmin } from '../../platform/db/cluster-admin.js';
 import { UserError } from '../../platform/errors.js';
 import type { Failpoints } from '../../platform/failpoints.js';
+import { theOnlyRow } from '../../platform/db/rows-in-order.js';
 import { LockLostError } from '../../platform/locks/advisory-locks.js';
 import type { TenantLocks } from '../../platform/locks/locking.js';
 import type { Logger } from '../../platform/logger.js';
@@ -15,7 +16,6 @@ import {
   newCredentials,
   roleExists,
   tenantObjectName,
-  theTenant,
   validateIdempotencyKey,
   validateSlug,
   validateText,
@@ -221,7 +221,7 @@ export class TenantProvisioning {
         },
         from,
       );
-    const active = theTenant(await db.$queryRaw<Tenant[]>(activateTenant(tenant.id, audited)), `activating ${tenant.slug}`);
+    const active = theOnlyRow(await db.$queryRaw<Tenant[]>(activateTenant(tenant.id, audited)), `activating ${tenant.slug}`);
     await closed;
     // Past the point of no return: the inventory follows in the background; the pool, asked for
     // when the row turned PROVISIONING, is what the caller waits for (a bounded time).
@@ -271,7 +271,7 @@ export class TenantProvisioning {
       const id = randomUUID();
       const audited = (from: Prisma.Sql) => auditEventInsert(op, { category: 'tenant', action: 'tenant.provision.started', tenant: { id, slug: p.slug }, subject: p.objectName, metadata: started }, from);
       const row = { id, slug: p.slug, displayName: p.displayName, objectName: p.objectName, clusterId: p.clusterId, placement: p.placement, templateName: p.template.template, templateVersion: p.template.version, maxConnections: p.maxConnections, actor: op.actor };
-      return theTenant(await this.p.db.$queryRaw<Tenant[]>(startNewTenant(row, audited)), `starting ${p.slug}`);
+      return theOnlyRow(await this.p.db.$queryRaw<Tenant[]>(startNewTenant(row, audited)), `starting ${p.slug}`);
     }
     // Provisioned again after it was deprovisioned (rare): its row and quota are there already.
     const again = p.tenant;

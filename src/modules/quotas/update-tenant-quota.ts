@@ -2,6 +2,7 @@ import { LockLostError } from '../../platform/locks/advisory-locks.js';
 import type { Prisma, Quota, QuotaChange, Tenant } from '../../generated/prisma/client.js';
 import type { Config } from '../../platform/config.js';
 import type { ControlClient } from '../../platform/db/control-client.js';
+import { theOnlyRow } from '../../platform/db/rows-in-order.js';
 import type { TenantLocks } from '../../platform/locks/locking.js';
 import type { Logger } from '../../platform/logger.js';
 import type { TenantryMetrics } from '../../platform/metrics.js';
@@ -84,9 +85,8 @@ export class QuotaUpdates {
         const record = async (): Promise<RecordedQuotaChange> => {
           const audited = (from: Prisma.Sql) =>
             auditEventInsert(op, { category: 'quota', action: 'quota.updated', tenant, subject: tenant.roleName, metadata: { oldMaxConnections: old.maxConnections, newMaxConnections: newMax, reason } }, from);
-          const [row] = await db.$queryRaw<RecordedQuotaRow[]>(recordQuotaChange(change, audited));
-          if (!row) throw new Error(`tenant ${tenant.slug} has no quota row; nothing was recorded`);
-          return recordedQuotaChange(row, change);
+          const rows = await db.$queryRaw<RecordedQuotaRow[]>(recordQuotaChange(change, audited));
+          return recordedQuotaChange(theOnlyRow(rows, `recording the quota of ${tenant.slug}`), change);
         };
         let recorded: { quota: Quota; change: QuotaChange | null };
         if (old.maxConnections === newMax) recorded = { quota: old, change: null };

@@ -1,7 +1,7 @@
 // Tenants: their records, the way into one under its lock, and what happens to a tenant's own
 // database and role on its cluster (securing, suspending, credentials, sessions, deprovisioning).
 export { TenantStore, type Tenant } from './tenant-store.js';
-export { TENANT_COLUMNS, theTenant } from './tenant-row.sql.js';
+export { TENANT_COLUMNS } from './tenant-row.sql.js';
 export { TenantAccess, assertSettled, type Visible } from './tenant-access.js';
 export { TenantChanges } from './tenant-changes.js';
 export { TenantSecurity, tryMoveToExtensionSchema } from './secure-tenant.js';

@@ -106,9 +106,8 @@ export class TenantLifecycle {
         }
         password = kept.password;
       } else {
-        const fresh = await newCredentials();
-        password = fresh.password;
-        const verifier = fresh.verifier;
+        const { password: fresh, verifier } = await newCredentials();
+        password = fresh;
         await db.$transaction(async (tx) => {
           await recordAuditEvent(tx, op, { category: 'security', action: 'tenant.credentials.rotated', tenant, subject: tenant.roleName, metadata: { idempotencyKey: key !== null } });
           if (key) await handoffs.storeHandoff(tx, { tenantId: tenant.id, purpose: 'ROTATE', key, password, verifier });

@@ -1,4 +1,4 @@
-import { Prisma, type Tenant } from '../../generated/prisma/client.js';
+import { Prisma } from '../../generated/prisma/client.js';
 
 /**
  * A tenants row in Prisma's shape (model field names, uuids as text, the status as its enum's
@@ -11,10 +11,3 @@ export const TENANT_COLUMNS = Prisma.sql`tenant.id::text AS id, tenant.slug, ten
   tenant.template_name AS "templateName", tenant.template_version AS "templateVersion", tenant.provision_step AS "provisionStep",
   tenant.failed_step AS "failedStep", tenant.last_error AS "lastError", tenant.created_at AS "createdAt", tenant.updated_at AS "updatedAt",
   tenant.deprovisioned_at AS "deprovisionedAt", tenant.secured_at AS "securedAt", tenant.placement, tenant.roster_xid AS "rosterXid"`;
-
-/** The one tenant such a statement returned (none: it wrote nothing, e.g. the row was gone). */
-export function theTenant(rows: Tenant[], what: string): Tenant {
-  const [tenant] = rows;
-  if (!tenant) throw new Error(`${what}: no tenant row was written`);
-  return tenant;
-}

@@ -4,6 +4,13 @@ export function rowsInOrder<T>(keys: readonly string[], rows: readonly T[], keyO
   return keys.map((k) => byKey.get(k) ?? null);
 }
 
+/** The one row a statement that writes a row and returns it gave back; none: `what` wrote nothing (e.g. its row was gone). */
+export function theOnlyRow<T>(rows: readonly T[], what: string): T {
+  const [row] = rows;
+  if (row === undefined) throw new Error(`${what}: no row was written`);
+  return row;
+}
+
 /** Rows of one query grouped by key, in the keys' order (an empty list where none). */
 export function rowsGrouped<T>(keys: readonly string[], rows: readonly T[], keyOf: (row: T) => string): T[][] {
   const byKey = new Map<string, T[]>();

@@ -17,7 +17,7 @@ export class TenantLocks {
 
   /**
    * Holds the tenant's lock (by database name, so two slugs with one name serialise, on any
-   * cluster: see tenantLock) for `fn`. `_cluster` is where the caller read the tenant to be.
+   * cluster: see tenantLock) for `fn`.
    */
   underTenantLock<T>(tenant: { slug: string; databaseName: string }, fn: () => Promise<T>): Promise<T> {
     return asUserErrors(`tenant ${tenant.slug}`, () => this.p.locks.with(tenantLock(tenant.databaseName), fn));
