@@ -218,6 +218,68 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
     for (const a of ['move.started', 'move.copied', 'move.cutover', 'move.committed', 'move.finished']) assert.ok(actions.includes(a), `${a} in ${actions}`);
   });
 
+  test('table copies in progress do not count against an ONLINE move\'s replication budget; lasting holders do', async () => {
+    // A drain moving four tenants at once was refused its fifth: the other moves' table copies
+    // (a slot and a WAL sender on the source, a worker on the target each, given back when their
+    // table is copied) were counted as taken. A keyless table stops this tenant's move in the
+    // preflight, so the preflight's list of problems is all this test looks at.
+    const p = await provision('mv-budget');
+    const tenant = await connectAs(p.connectionString);
+    await tenant.query('CREATE TABLE keyless (k int)');
+    await tenant.end();
+    const budget = /replication slots|WAL senders|replication workers/;
+    const problems = async () => {
+      const refused = await move({ slug: 'mv-budget', targetClusterId: targetId, mode: 'ONLINE' });
+      assert.equal(refused.userErrors[0]?.code, 'MOVE_PREFLIGHT_FAILED');
+      assert.match(refused.userErrors[0].message, /public\.keyless/);
+      return refused.userErrors[0].message as string;
+    };
+    const copies = Array.from({ length: 18 }, (_, i) => `pg_${16400 + i}_sync_${16500 + i}_7400000000000000000`);
+    const senders: pg.Client[] = [];
+    try {
+      // On the source: 18 of 20 slots and 18 of 20 WAL senders held by table copies.
+      await on(a.url, 'postgres', (c) => c.query('SELECT pg_catalog.pg_create_physical_replication_slot(n) FROM unnest($1::text[]) n', [copies]));
+      for (const name of copies) {
+        const c = new pg.Client({ connectionString: a.url, replication: 'database', application_name: name } as pg.ClientConfig);
+        await c.connect();
+        senders.push(c);
+      }
+      // On the target: 7 of 8 workers' subscriptions, disabled (they hold no worker).
+      await on(b.url, 'postgres', async (c) => {
+        for (let i = 0; i < 7; i++) {
+          await c.query(`CREATE SUBSCRIPTION budget_${i} CONNECTION 'host=127.0.0.1 port=1 dbname=none' PUBLICATION none WITH (connect = false)`);
+        }
+      });
+      const seen = await on(a.url, 'postgres', async (c) => (await c.query(`SELECT count(*)::int AS slots, (SELECT count(*)::int FROM pg_stat_replication) AS senders FROM pg_replication_slots`)).rows[0]);
+      assert.deepEqual(seen, { slots: 18, senders: 18 });
+      assert.doesNotMatch(await problems(), budget);
+
+      // Lasting holders: 18 ordinary slots on the source, and the 7 subscriptions enabled (each an
+      // apply worker's claim, whether or not it could connect yet).
+      await on(a.url, 'postgres', (c) => c.query('SELECT pg_catalog.pg_drop_replication_slot(n) FROM unnest($1::text[]) n', [copies]));
+      await on(a.url, 'postgres', (c) => c.query(`SELECT pg_catalog.pg_create_physical_replication_slot('budget_' || g) FROM generate_series(1, 18) g`));
+      await on(b.url, 'postgres', async (c) => {
+        for (let i = 0; i < 7; i++) await c.query(`ALTER SUBSCRIPTION budget_${i} SET (slot_name = 'budget_${i}')`);
+        for (let i = 0; i < 7; i++) await c.query(`ALTER SUBSCRIPTION budget_${i} ENABLE`);
+      });
+      const message = await problems();
+      assert.match(message, /the source has 2 free replication slots of 20; an ONLINE move needs 3/);
+      assert.match(message, /the target has 1 free logical replication workers of 8; an ONLINE move needs 2/);
+    } finally {
+      await Promise.all(senders.map((c) => c.end().catch(() => undefined)));
+      await on(b.url, 'postgres', async (c) => {
+        for (let i = 0; i < 7; i++) {
+          await c.query(`ALTER SUBSCRIPTION budget_${i} DISABLE`).catch(() => undefined);
+          await c.query(`ALTER SUBSCRIPTION budget_${i} SET (slot_name = NONE)`).catch(() => undefined);
+          await c.query(`DROP SUBSCRIPTION IF EXISTS budget_${i}`);
+        }
+      });
+      await on(a.url, 'postgres', (c) => c.query(`SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'budget\\_%' OR slot_name LIKE 'pg\\_%\\_sync\\_%'`));
+    }
+    const gone = await t.gql(`mutation { deprovisionTenant(input: { slug: "mv-budget", confirm: "mv-budget" }) { userErrors { code message } } }`);
+    assert.equal(gone.errors, undefined, JSON.stringify(gone.errors));
+  });
+
   test('a cutover past its timeout is undone: the tenant serves from its source, no write lost, nothing left on the target', async () => {
     const p = await provision('mv-timeout');
     const tenant = await connectAs(p.connectionString);

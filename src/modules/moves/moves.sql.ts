@@ -120,13 +120,22 @@ export const keyObjectOids = `SELECT c.oid::pg_catalog.int8 AS oid FROM pg_catal
   UNION SELECT i.indexrelid::pg_catalog.int8 FROM pg_catalog.pg_index i
     WHERE i.indisreplident AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid)`;
 
+/**
+ * The server's replication settings and what holds them for good. A table copy of a subscription
+ * in progress (anyone's, another move's included) takes a slot and a WAL sender on the source
+ * (both named pg_<subscription>_sync_<table>_<system id>) and a worker on the target, and gives
+ * them back when its table is copied; a copy that finds none free waits and retries. So they are
+ * not counted: counting them refused moves that would only have waited (a drain moving four
+ * tenants at once was refused its fifth). What is counted stays taken: other slots and senders,
+ * and an apply worker per enabled subscription, running or not yet started.
+ */
 export const walSettings = `SELECT pg_catalog.current_setting('wal_level') AS wal_level,
     pg_catalog.current_setting('max_replication_slots')::pg_catalog.int4 AS max_slots,
-    (SELECT count(*) FROM pg_catalog.pg_replication_slots)::pg_catalog.int4 AS slots_used,
+    (SELECT count(*) FROM pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.!~) '^pg_[0-9]+_sync_[0-9]+_[0-9]+$')::pg_catalog.int4 AS slots_used,
     pg_catalog.current_setting('max_wal_senders')::pg_catalog.int4 AS max_senders,
-    (SELECT count(*) FROM pg_catalog.pg_stat_replication)::pg_catalog.int4 AS senders_used,
+    (SELECT count(*) FROM pg_catalog.pg_stat_replication WHERE application_name OPERATOR(pg_catalog.!~) '^pg_[0-9]+_sync_[0-9]+_[0-9]+$')::pg_catalog.int4 AS senders_used,
     pg_catalog.current_setting('max_logical_replication_workers')::pg_catalog.int4 AS max_workers,
-    (SELECT count(*) FROM pg_catalog.pg_stat_subscription)::pg_catalog.int4 AS workers_used,
+    (SELECT count(*) FROM pg_catalog.pg_subscription WHERE subenabled)::pg_catalog.int4 AS workers_used,
     pg_catalog.current_setting('server_version_num')::pg_catalog.int4 AS version_num,
     (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = CURRENT_USER) AS superuser`;
 
