@@ -119,7 +119,8 @@ test('a leader frozen with SIGSTOP loses its lease to the other replica, and pub
 
     leader.child.kill('SIGCONT');
     await until(() => metric(leader, 'tenantry_usage_sampler_leader'), (n) => n === 0, 'the old leader to step down');
-    assert.ok(leader.output.some((l) => /no longer sampling usage/.test(l)), 'the old leader says it lost the lease');
+    // Its log line comes over a pipe, its metric over HTTP: either may arrive first.
+    await until(() => leader.output.some((l) => /no longer sampling usage/.test(l)), Boolean, 'the old leader to say it lost the lease');
     const woke = await metric(leader, 'tenantry_usage_samples_total');
     // At most the sample that was under way when it froze; none after it woke.
     assert.ok(woke - before <= 1, `${woke - before} samples completed by the frozen leader`);
