@@ -157,6 +157,8 @@ interface Figures {
   poolerFloor: number[];
   pageStatements: number;
   pageLatency: number[];
+  pageRowsLatency: number[];
+  pageNoUsageLatency: number[];
   sampleMs: number;
   walPerSample: number;
   samples: number;
@@ -245,7 +247,7 @@ async function measureQuotaFloor(): Promise<number[]> {
   return latencies;
 }
 
-async function measurePage(): Promise<{ pageStatements: number; pageLatency: number[] }> {
+async function measurePage(): Promise<{ pageStatements: number; pageLatency: number[]; pageRowsLatency: number[]; pageNoUsageLatency: number[] }> {
   const PAGE = `{ tenants(first: 50) { edges { node { slug status quota { maxConnections } usage { current max } schemaVersion { version } pool { status } } } } }`;
   const statements: number[] = [];
   const { latencies } = await timed(N.page, 1, async () => {
@@ -254,8 +256,13 @@ async function measurePage(): Promise<{ pageStatements: number; pageLatency: num
     statements.push((await server!.metric('tenantry_control_statements_total')) - before);
   });
   // The counter is the server's: background work can add to one request's count, never take away.
-  return { pageStatements: Math.min(...statements), pageLatency: latencies };
+  // The same page with fewer fields, so that a growth with the fleet shows which field it is in.
+  const { latencies: pageRowsLatency } = await timed(N.page, 1, async () => void must(await server!.gql(PAGE_ROWS), 'tenants(first: 50) rows'));
+  const { latencies: pageNoUsageLatency } = await timed(N.page, 1, async () => void must(await server!.gql(PAGE_NO_USAGE), 'tenants(first: 50) without usage'));
+  return { pageStatements: Math.min(...statements), pageLatency: latencies, pageRowsLatency, pageNoUsageLatency };
 }
+const PAGE_ROWS = `{ tenants(first: 50) { edges { node { slug status } } } }`;
+const PAGE_NO_USAGE = `{ tenants(first: 50) { edges { node { slug status quota { maxConnections } schemaVersion { version } pool { status } } } } }`;
 
 /**
  * Subscribers (per tenant on the first tenants, and for the whole fleet) for a window in which
@@ -405,6 +412,8 @@ function report(all: Figures[]): string {
     ['updateTenantQuota throughput, concurrency 1 (per s)', (f) => 1000 / (f.quota1.reduce((a, b) => a + b, 0) / f.quota1.length), (v) => v.toFixed(1)],
     ['tenants(first: 50): control-database statements', (f) => f.pageStatements, (v) => String(v)],
     ['tenants(first: 50): p50', (f) => p50(f.pageLatency), ms],
+    ['tenants(first: 50) without usage (quota, schemaVersion, pool): p50', (f) => p50(f.pageNoUsageLatency), ms],
+    ['tenants(first: 50), slug and status only: p50', (f) => p50(f.pageRowsLatency), ms],
     ['usage sampler: time per sample (mean)', (f) => f.sampleMs, ms],
     ['usage sampler: WAL bytes per sample', (f) => f.walPerSample, (v) => (Number.isNaN(v) ? 'n/a' : `${Math.round(v)} B`)],
     [`event delay p50, ${N.perTenantSubscribers} per-tenant subscribers`, (f) => p50(f.perTenantDelay), ms],

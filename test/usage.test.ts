@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import type pg from 'pg';
 import { pruneUsageHistory, readPeaks24h, readUsageHistory, UsageHistory } from '../src/modules/usage/usage-history.js';
 import { subscribeSse, subscribeWs, until, wsClient } from './support/subscriptions.js';
+import { inDatabase } from './support/templates.js';
 import { connectAs, fewestStatements, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 
 const USAGE = `subscription($slug: String) { connectionUsage(tenantSlug: $slug) { tenantSlug current max usagePercent peak24h byState { state count } busiest { pid query } pooled poolerIdle direct sampledAt } }`;
@@ -341,6 +342,50 @@ describe('what the API shows', () => {
     assert.deepEqual(history.observe({ ...sample, current: 1 }, now + 70_000).minute, { tenantId: tenant.id, minute: now + 60_000, peak: 1, max: 9 });
     await t.app.parts.db.usageMinute.deleteMany({ where: { tenantId: tenant.id, minute: at(26 * 60) } });
     assert.equal((await readPeaks24h(t.app.parts.db, [tenant.id])).get(tenant.id), 4);
+  });
+
+  test('a page of idle tenants answers from what the leader recorded, not from a live read; sessions still show', async () => {
+    // A leader publishes a tenant only when its value moves, so a restarted Tenantry (the leader
+    // again) has never heard its idle tenants: each page of them read pg_stat_activity and every
+    // PgBouncer's SHOW SERVERS, which grow with the fleet (340 ms a page at 10,000 tenants).
+    const env = { USAGE_SAMPLE_MS: '200', USAGE_IDLE_SAMPLE_MS: '1000' };
+    const first = await startTestTenantry({ env });
+    let second: TestTenantry | undefined;
+    const PAGE = `{ tenants(first: 10) { edges { node { slug quota { maxConnections } usage { current max usagePercent byState { state count } busiest { pid } } } } } }`;
+    const usage = async (tt: TestTenantry) => {
+      const r = await tt.gql(PAGE);
+      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+      return Object.fromEntries(r.data.tenants.edges.map((e: any) => [e.node.slug, e.node.usage]));
+    };
+    try {
+      const made = await Promise.all(['idle-a', 'idle-b'].map((slug) => first.gql(PROVISION, { input: { slug, displayName: slug, maxConnections: 6 } })));
+      const cs = made[0]!.data.provisionTenant.connectionString as string;
+      const recorded = () => inDatabase(first.controlDatabase, async (c) => (await c.query('SELECT count(*)::int AS n FROM tenant_usage WHERE current = 0')).rows[0].n);
+      await until(recorded, (n) => n === 2, 'both tenants recorded idle by the leader');
+      await first.stop();
+
+      second = await startTestTenantry({ env, shareWith: first });
+      await until(() => sampler(second!).stats.samples, (n) => n >= 2, 'the new leader to sample');
+      const reads = second.app.parts.usage.stats.liveReads;
+      const idle = { current: 0, max: 6, usagePercent: 0, byState: [], busiest: [] };
+      assert.deepEqual(await usage(second), { 'idle-a': idle, 'idle-b': idle });
+      assert.equal(second.app.parts.usage.stats.liveReads, reads, 'no live read for tenants recorded idle');
+
+      // The quota is the one now, not the one of the last sample.
+      const raised = await second.gql(`mutation { updateTenantQuota(input: { slug: "idle-a", maxConnections: 8 }) { userErrors { code } } }`);
+      assert.deepEqual(raised.data.updateTenantQuota.userErrors, []);
+      assert.equal((await usage(second))['idle-a'].max, 8);
+
+      // A session: the leader publishes it, and the page shows it.
+      const session = await connectAs(cs);
+      sessions.add(session);
+      await until(async () => (await usage(second!))['idle-a'].current, (n) => n === 1, 'the session on the page');
+      await close(session);
+      await until(async () => (await usage(second!))['idle-a'].current, (n) => n === 0, 'the session gone from the page');
+    } finally {
+      await second?.stop();
+      await first.cleanup();
+    }
   });
 
   test('/metrics has per-tenant usage, quota updates, samples and their duration', async () => {

@@ -291,6 +291,32 @@ export async function readPeaks24h(db: ControlClient, tenantIds: readonly string
   return new Map(rows.map((r) => [r.tenant_id, r.peak ?? 0]));
 }
 
+/** A tenant the leader last recorded with no session (tenant_usage), its quota now (as a live read has it), and its 24-hour peak. */
+export interface IdleRecordedRow {
+  tenant_id: string;
+  slug: string;
+  cluster_id: string;
+  max_connections: number;
+  sampled_at: Date;
+  peak: number | null;
+}
+
+/**
+ * The tenants of `tenantIds` that are ACTIVE and that the leader last recorded with no session
+ * (one statement): what usageOf answers for them while their cluster's leader is heard.
+ */
+export async function readIdleRecorded(db: ControlClient, tenantIds: readonly string[]): Promise<IdleRecordedRow[]> {
+  if (tenantIds.length === 0) return [];
+  const since = new Date(Date.now() - DAY);
+  return db.$queryRaw<IdleRecordedRow[]>`
+    SELECT t.id::text AS tenant_id, t.slug, t.cluster_id::text AS cluster_id, q.max_connections, u.sampled_at, GREATEST(
+      (SELECT max(m.peak_connections) FROM usage_minutes m WHERE m.tenant_id = t.id AND m.minute > ${since}),
+      (SELECT c.peak_connections FROM usage_minutes c WHERE c.tenant_id = t.id AND c.minute <= ${since} ORDER BY c.minute DESC LIMIT 1)
+    ) AS peak
+    FROM tenant_usage u JOIN tenants t ON t.id = u.tenant_id JOIN quotas q ON q.tenant_id = u.tenant_id
+    WHERE u.tenant_id = ANY(${[...tenantIds]}::uuid[]) AND u.current = 0 AND t.status = 'ACTIVE'`;
+}
+
 export interface UsagePoint {
   minute: Date;
   peakConnections: number;
