@@ -192,7 +192,7 @@ builder.objectFields(TenantRef, (t) => ({
   usage: t.loadable({
     type: ConnectionUsageRef,
     nullable: true,
-    description: 'Sessions against the quota: the latest sample, or read now (one query per cluster for a whole page); null unless ACTIVE.',
+    description: 'Sessions against the quota: the latest sample (for an idle tenant, as its cluster\'s leader recorded it), else read now (one query per cluster for a whole page); null unless ACTIVE.',
     // Usually the latest sample; when none is current it is read now, once per cluster for the page.
     complexity: (_args, ctx) => ({ field: Math.ceil(liveFieldCost(ctx) / 10), multiplier: 1 }),
     load: (ids: string[], ctx) => ctx.services.get(UsageService).usageOf(ids),
