@@ -129,11 +129,14 @@ export const keyObjectOids = `SELECT c.oid::pg_catalog.int8 AS oid FROM pg_catal
  * tenants at once was refused its fifth). What is counted stays taken: other slots and senders,
  * and an apply worker per enabled subscription, running or not yet started.
  */
+/** A table copy's slot, and its WAL sender's application_name: pg_<subscription oid>_sync_<table oid>_<system id>. */
+const TABLE_COPY_NAME = `'^pg_[0-9]+_sync_[0-9]+_[0-9]+$'`;
+
 export const walSettings = `SELECT pg_catalog.current_setting('wal_level') AS wal_level,
     pg_catalog.current_setting('max_replication_slots')::pg_catalog.int4 AS max_slots,
-    (SELECT count(*) FROM pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.!~) '^pg_[0-9]+_sync_[0-9]+_[0-9]+$')::pg_catalog.int4 AS slots_used,
+    (SELECT count(*) FROM pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.!~) ${TABLE_COPY_NAME})::pg_catalog.int4 AS slots_used,
     pg_catalog.current_setting('max_wal_senders')::pg_catalog.int4 AS max_senders,
-    (SELECT count(*) FROM pg_catalog.pg_stat_replication WHERE application_name OPERATOR(pg_catalog.!~) '^pg_[0-9]+_sync_[0-9]+_[0-9]+$')::pg_catalog.int4 AS senders_used,
+    (SELECT count(*) FROM pg_catalog.pg_stat_replication WHERE application_name OPERATOR(pg_catalog.!~) ${TABLE_COPY_NAME})::pg_catalog.int4 AS senders_used,
     pg_catalog.current_setting('max_logical_replication_workers')::pg_catalog.int4 AS max_workers,
     (SELECT count(*) FROM pg_catalog.pg_subscription WHERE subenabled)::pg_catalog.int4 AS workers_used,
     pg_catalog.current_setting('server_version_num')::pg_catalog.int4 AS version_num,

@@ -1,3 +1,4 @@
+import { Prisma } from '../../generated/prisma/client.js';
 import type { ControlClient } from '../../platform/db/control-client.js';
 import type { LeaseFence } from './sampling-lease.js';
 import type { TenantUsageSample } from './usage-sample.js';
@@ -278,15 +279,22 @@ function foldHours(s: TenantHistory, points: readonly { minute: number; peak: nu
   }
 }
 
+/**
+ * The most sessions of the tenant whose id is `tenantId` (an SQL expression) in the last 24
+ * hours, as usage_minutes has them: the minutes since, and the value in effect as they began.
+ */
+function peak24hOf(tenantId: Prisma.Sql): Prisma.Sql {
+  const since = new Date(Date.now() - DAY);
+  return Prisma.sql`GREATEST(
+      (SELECT max(m.peak_connections) FROM usage_minutes m WHERE m.tenant_id = ${tenantId} AND m.minute > ${since}),
+      (SELECT c.peak_connections FROM usage_minutes c WHERE c.tenant_id = ${tenantId} AND c.minute <= ${since} ORDER BY c.minute DESC LIMIT 1))`;
+}
+
 /** The 24-hour peak of a few tenants, read now (exact to the minute): for a value nobody sampled yet. */
 export async function readPeaks24h(db: ControlClient, tenantIds: readonly string[]): Promise<Map<string, number>> {
   if (tenantIds.length === 0) return new Map();
-  const since = new Date(Date.now() - DAY);
   const rows = await db.$queryRaw<{ tenant_id: string; peak: number | null }[]>`
-    SELECT ids.id::text AS tenant_id, GREATEST(
-      (SELECT max(m.peak_connections) FROM usage_minutes m WHERE m.tenant_id = ids.id AND m.minute > ${since}),
-      (SELECT c.peak_connections FROM usage_minutes c WHERE c.tenant_id = ids.id AND c.minute <= ${since} ORDER BY c.minute DESC LIMIT 1)
-    ) AS peak
+    SELECT ids.id::text AS tenant_id, ${peak24hOf(Prisma.sql`ids.id`)} AS peak
     FROM unnest(${[...tenantIds]}::uuid[]) AS ids(id)`;
   return new Map(rows.map((r) => [r.tenant_id, r.peak ?? 0]));
 }
@@ -296,6 +304,7 @@ export interface IdleRecordedRow {
   tenant_id: string;
   slug: string;
   cluster_id: string;
+  role_name: string;
   max_connections: number;
   sampled_at: Date;
   peak: number | null;
@@ -307,12 +316,8 @@ export interface IdleRecordedRow {
  */
 export async function readIdleRecorded(db: ControlClient, tenantIds: readonly string[]): Promise<IdleRecordedRow[]> {
   if (tenantIds.length === 0) return [];
-  const since = new Date(Date.now() - DAY);
   return db.$queryRaw<IdleRecordedRow[]>`
-    SELECT t.id::text AS tenant_id, t.slug, t.cluster_id::text AS cluster_id, q.max_connections, u.sampled_at, GREATEST(
-      (SELECT max(m.peak_connections) FROM usage_minutes m WHERE m.tenant_id = t.id AND m.minute > ${since}),
-      (SELECT c.peak_connections FROM usage_minutes c WHERE c.tenant_id = t.id AND c.minute <= ${since} ORDER BY c.minute DESC LIMIT 1)
-    ) AS peak
+    SELECT t.id::text AS tenant_id, t.slug, t.cluster_id::text AS cluster_id, t.role_name, q.max_connections, u.sampled_at, ${peak24hOf(Prisma.sql`t.id`)} AS peak
     FROM tenant_usage u JOIN tenants t ON t.id = u.tenant_id JOIN quotas q ON q.tenant_id = u.tenant_id
     WHERE u.tenant_id = ANY(${[...tenantIds]}::uuid[]) AND u.current = 0 AND t.status = 'ACTIVE'`;
 }

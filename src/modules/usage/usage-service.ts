@@ -263,26 +263,15 @@ export class UsageService {
    */
   private async idleAsRecorded(tenantIds: readonly string[]): Promise<Map<string, TenantUsageSample>> {
     const out = new Map<string, TenantUsageSample>();
-    const pooled = this.p.pooler?.driver() ? 0 : null;
+    // With a pooler, none of its server connections is theirs: no session at all.
+    const noneOfThePoolers: PooledBackends | null = this.p.pooler?.driver() ? new Map() : null;
     for (const r of await readIdleRecorded(this.p.db, tenantIds)) {
       const heard = this.heardRecently(r.cluster_id);
       if (!heard) continue;
-      const recordedAt = r.sampled_at.toISOString();
-      out.set(r.tenant_id, {
-        tenantId: r.tenant_id,
-        tenantSlug: r.slug,
-        clusterId: r.cluster_id,
-        current: 0,
-        max: r.max_connections,
-        usagePercent: 0,
-        peak24h: r.peak ?? 0,
-        byState: [],
-        pooled,
-        poolerIdle: pooled,
-        direct: pooled,
-        busiest: [],
-        sampledAt: heard.sampledAt > recordedAt ? heard.sampledAt : recordedAt,
-      });
+      const at = new Date(Math.max(Date.parse(heard.sampledAt), r.sampled_at.getTime()));
+      const tenant = { id: r.tenant_id, slug: r.slug, clusterId: r.cluster_id, roleName: r.role_name, maxConnections: r.max_connections };
+      const [sample] = buildTenantSamples([tenant], new Map(), at, () => r.peak ?? 0, noneOfThePoolers);
+      out.set(r.tenant_id, sample!);
     }
     return out;
   }
