@@ -87,10 +87,17 @@ async function serverObjects(url: string): Promise<Set<string>> {
 // behind is a test that does not clean up (and would break a second run on a shared server).
 const before = embedded ? await serverObjects(embedded.url) : null;
 
+// TAP on stdout as before, and each file's time into a file of its own (printed at the end).
+const timesDir = await mkdtemp(path.join(tmpdir(), 'tenantry-test-times-'));
+const timesFile = path.join(timesDir, 'files.txt');
+const reporters = ['--test-reporter=tap', '--test-reporter-destination=stdout', '--test-reporter=./scripts/test-file-times.mjs', `--test-reporter-destination=${timesFile}`];
 let code = await new Promise<number>((resolve) => {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 3}`, ...files], { stdio: 'inherit', env: process.env });
+  const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 3}`, ...reporters, ...files], { stdio: 'inherit', env: process.env });
   child.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
 });
+const slowest = (await readFile(timesFile, 'utf8').catch(() => '')).split('\n').filter(Boolean).slice(0, 15);
+if (slowest.length) console.log(`# the slowest files (seconds, each from its start to its end):\n${slowest.map((l) => `# ${l.replace(process.cwd() + '/', '')}`).join('\n')}`);
+await rm(timesDir, { recursive: true, force: true });
 
 if (embedded && before) {
   const left = [...(await serverObjects(embedded.url))].filter((o) => !before.has(o) && o !== `role ${lookupRole}`).sort();

@@ -18,8 +18,9 @@ before(async () => {
         if (failAt && failAt.step === step && failAt.slug === tenantSlug) throw new Error(`injected failure before ${step}`);
         if (watch && watch.slug === tenantSlug) {
           const w = watch;
+          // Client sessions only: an autovacuum worker may visit the new database at any moment.
           return t.admin
-            .query<{ pid: number; app: string }>('SELECT pid, application_name AS app FROM pg_stat_activity WHERE datname = $1 ORDER BY pid', [`${t.prefix}${tenantSlug.replace(/-/g, '_')}`])
+            .query<{ pid: number; app: string }>(`SELECT pid, application_name AS app FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend' ORDER BY pid`, [`${t.prefix}${tenantSlug.replace(/-/g, '_')}`])
             .then(({ rows }) => void (w.seen[step] = rows));
         }
       },
