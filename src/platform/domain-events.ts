@@ -10,10 +10,11 @@ import type { Logger } from './logger.js';
 export interface DomainEventMap {
   /**
    * A tenant's records changed and were committed. `pool`: its pool must follow (the pools
-   * module applies it); `inventory`: its database changed (the health module takes a fresh look).
-   * Readiness follows every one of them.
+   * module applies it); `inventory`: its database changed (the health module takes a fresh look);
+   * `health`: what readiness judges of it may have changed (its status or records: all but a
+   * quota change), so readiness reads the tenant again.
    */
-  'tenant.changed': { tenantId: string; pool: boolean; inventory: boolean };
+  'tenant.changed': { tenantId: string; pool: boolean; inventory: boolean; health: boolean };
   /** The inventory looked at one tenant, or finished a pass over the fleet (tenantId null). */
   'inventory.checked': { tenantId: string | null };
   /**

@@ -126,8 +126,9 @@ export class ReadinessMonitor {
       ),
       // The pooler's files turning unwritable (or writable again) changes readiness at once.
       domainEvents.subscribe('pooler.writable', () => this.refreshChecks().catch((err) => logger.warn({ err }, 'readiness check failed'))),
-      // Readiness follows a tenant's records at once after a change (one small query), not at the next pass.
-      domainEvents.subscribe('tenant.changed', ({ tenantId }) => this.refreshTenant(tenantId).catch((err) => logger.warn({ err, tenantId }, 'readiness refresh failed'))),
+      // Readiness follows a tenant's records at once after a change (one small query), not at the
+      // next pass; a quota change touches nothing it judges.
+      domainEvents.subscribe('tenant.changed', ({ tenantId, health }) => (health ? this.refreshTenant(tenantId).catch((err) => logger.warn({ err, tenantId }, 'readiness refresh failed')) : undefined)),
     ];
   }
 

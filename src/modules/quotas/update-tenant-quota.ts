@@ -101,7 +101,7 @@ export class QuotaUpdates {
         await locks.nextStep('quota.recorded', tenant.slug);
         // The pool follows the recorded quota, outside the tenant's lock, while PostgreSQL takes
         // the new limits (either order converges; a later change publishes its own).
-        const settled = recorded.change ? changes.committed(tenant.id, { pool: true }) : Promise.resolve();
+        const settled = recorded.change ? changes.committed(tenant.id, { pool: true, health: false }) : Promise.resolve();
 
         const warnings: string[] = [];
         let connectionsOverLimit = 0;

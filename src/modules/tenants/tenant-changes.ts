@@ -10,7 +10,9 @@ import type { DomainEvents } from '../../platform/domain-events.js';
 export class TenantChanges {
   constructor(private readonly p: { events: DomainEvents; poolApplyWaitMs: number }) {}
 
-  committed(tenantId: string, what: { pool?: boolean; inventory?: boolean }): Promise<void> {
-    return this.p.events.publishAndWait('tenant.changed', { tenantId, pool: what.pool ?? false, inventory: what.inventory ?? false }, this.p.poolApplyWaitMs);
+  /** `health: false` only for a change readiness does not judge (a quota's): it is not read again for it. */
+  committed(tenantId: string, what: { pool?: boolean; inventory?: boolean; health?: boolean }): Promise<void> {
+    const payload = { tenantId, pool: what.pool ?? false, inventory: what.inventory ?? false, health: what.health ?? true };
+    return this.p.events.publishAndWait('tenant.changed', payload, this.p.poolApplyWaitMs);
   }
 }
