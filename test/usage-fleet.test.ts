@@ -177,9 +177,11 @@ test('an idle fleet costs two control-database statements per sample and writes 
     const q0 = t.app.parts.controlQueries.queries;
     const h0 = sampler.stats.historyRows;
     const c0 = sampler.stats.clusterHistoryRows;
+    const e0 = sampler.stats.tenantsExamined;
     await until(() => sampler.stats.samples, (n) => n >= s0 + 20, '20 idle samples');
     const q1 = t.app.parts.controlQueries.queries;
     const s1 = sampler.stats.samples;
+    const examined = sampler.stats.tenantsExamined - e0;
     const lsn1 = (await control.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
     // pg_walinspect reads only flushed WAL (the WAL writer gets there within wal_writer_delay).
     const flushed = async () => (await control.query<{ ok: boolean }>('SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn AS ok', [lsn1])).rows[0]!.ok;
@@ -187,6 +189,10 @@ test('an idle fleet costs two control-database statements per sample and writes 
     const samples = s1 - s0;
     const statements = q1 - q0;
     assert.equal(sampler.stats.historyRows - h0, 0, 'history rows written while nothing changed');
+    // A sample looks at the tenants holding sessions and those whose heartbeat is due (about
+    // 1/60 of the fleet here), not at the fleet; every tenant at most once in the window (the
+    // hour turning, or the roster's full read).
+    assert.ok(examined <= (samples + 2) * (ACTIVE.length + 2 * Math.ceil(FLEET / 60)) + FLEET, `${examined} tenants examined in ${samples} samples of a fleet of ${FLEET}`);
     // The cluster's own row (cluster_usage_minutes) follows the server's session count, which
     // other test files move: it is written when that changes, whatever the fleet's size.
     const clusterWrites = sampler.stats.clusterHistoryRows - c0;

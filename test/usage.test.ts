@@ -340,6 +340,12 @@ describe('what the API shows', () => {
     assert.deepEqual(history.observe({ ...sample, current: 3 }, now + 40_000).minute, { tenantId: tenant.id, minute: now, peak: 3, max: 9 });
     assert.equal(history.observe({ ...sample, current: 1 }, now + 50_000).minute, null, 'a lower value in the same minute keeps its maximum');
     assert.deepEqual(history.observe({ ...sample, current: 1 }, now + 70_000).minute, { tenantId: tenant.id, minute: now + 60_000, peak: 1, max: 9 });
+    // What a sampler relies on to stop looking at a tenant that has no session: its 0 is recorded.
+    assert.equal(history.atRest(tenant.id), false, 'its latest row records a session');
+    assert.equal(history.observe({ ...sample, current: 0 }, now + 80_000).minute, null, 'no session, in the same minute: its maximum stays');
+    assert.equal(history.atRest(tenant.id), false, 'the 0 is not recorded yet');
+    assert.deepEqual(history.observe({ ...sample, current: 0 }, now + 130_000).minute, { tenantId: tenant.id, minute: now + 120_000, peak: 0, max: 9 });
+    assert.equal(history.atRest(tenant.id), true, 'the 0 is recorded');
     await t.app.parts.db.usageMinute.deleteMany({ where: { tenantId: tenant.id, minute: at(26 * 60) } });
     assert.equal((await readPeaks24h(t.app.parts.db, [tenant.id])).get(tenant.id), 4);
   });

@@ -46,7 +46,14 @@ interface RosterRow {
  */
 export class TenantRoster {
   private readonly entries = new Map<string, RosterEntry>();
+  /** Tenant id by role name: whose sessions these are. */
+  private readonly byRole = new Map<string, string>();
+  private allocatedSum = 0;
   private horizon: string | null = null;
+  /** The tenants the last refresh read and kept (new, changed, or merely re-read): every one of them after a full read. */
+  changed: readonly string[] = [];
+  /** Whether the last refresh read every tenant. */
+  lastReadWasFull = false;
   private fullReadAt = 0;
   readonly stats = { fullReads: 0, changeReads: 0, rowsRead: 0 };
 
@@ -71,9 +78,24 @@ export class TenantRoster {
     return this.entries.get(tenantId);
   }
 
+  /** The tenant whose role this is. */
+  ofRole(roleName: string): RosterEntry | undefined {
+    const id = this.byRole.get(roleName);
+    return id === undefined ? undefined : this.entries.get(id);
+  }
+
+  /** The sum of the tenants' quotas (kept as they come and go, not summed per sample). */
+  get allocated(): number {
+    return this.allocatedSum;
+  }
+
   /** Forget everything: the next refresh reads every tenant (a new leader starts so). */
   reset(): void {
     this.entries.clear();
+    this.byRole.clear();
+    this.allocatedSum = 0;
+    this.changed = [];
+    this.lastReadWasFull = false;
     this.horizon = null;
     this.fullReadAt = 0;
   }
@@ -89,13 +111,14 @@ export class TenantRoster {
     );
     const removed: RemovedTenant[] = [];
     const seen = new Set<string>();
+    const changed: string[] = [];
     for (const r of rows) {
       if (!r.id) continue;
       seen.add(r.id);
       const belongs = r.status === 'ACTIVE' && r.cluster_id === this.p.clusterId && r.max_connections !== null;
       const known = this.entries.get(r.id);
       if (belongs) {
-        this.entries.set(r.id, {
+        this.set({
           id: r.id,
           slug: r.slug!,
           clusterId: r.cluster_id!,
@@ -103,15 +126,18 @@ export class TenantRoster {
           maxConnections: r.max_connections!,
           phase: known?.phase ?? heartbeatPhase(r.id, this.p.heartbeatMs),
         });
+        changed.push(r.id);
       } else if (known) {
-        this.entries.delete(r.id);
+        this.delete(known);
         removed.push({ tenantId: known.id, tenantSlug: known.slug, status: r.cluster_id === this.p.clusterId ? r.status : null });
       }
     }
+    this.changed = changed;
+    this.lastReadWasFull = full;
     if (full) {
       for (const [id, entry] of this.entries) {
         if (seen.has(id)) continue;
-        this.entries.delete(id);
+        this.delete(entry);
         removed.push({ tenantId: id, tenantSlug: entry.slug, status: null });
       }
       this.fullReadAt = Date.now();
@@ -124,6 +150,20 @@ export class TenantRoster {
     const next = rows[0]?.horizon;
     if (next && (this.horizon === null || BigInt(next) > BigInt(this.horizon))) this.horizon = next;
     return removed;
+  }
+
+  private set(entry: RosterEntry): void {
+    const known = this.entries.get(entry.id);
+    if (known) this.delete(known);
+    this.entries.set(entry.id, entry);
+    this.byRole.set(entry.roleName, entry.id);
+    this.allocatedSum += entry.maxConnections;
+  }
+
+  private delete(entry: RosterEntry): void {
+    this.entries.delete(entry.id);
+    if (this.byRole.get(entry.roleName) === entry.id) this.byRole.delete(entry.roleName);
+    this.allocatedSum -= entry.maxConnections;
   }
 
   /** The tenants `which` selects (with the quota), and the next horizon even when there are none. */

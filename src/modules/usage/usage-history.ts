@@ -41,6 +41,14 @@ function usageSignature(current: number, max: number, byState: readonly { state:
  * that readers forward-fill). An idle fleet writes nothing. It also keeps each tenant's
  * 24-hour peak, to the hour, from the same rows.
  */
+/**
+ * The hour a 24-hour peak is reckoned in (peak24h): the peak of a tenant that holds no sessions
+ * changes only when this does, as the window moves on by the hour.
+ */
+export function peakHourOf(now: number): number {
+  return Math.floor(now / HOUR);
+}
+
 export class UsageHistory {
   private readonly tenants = new Map<string, TenantHistory>();
 
@@ -87,6 +95,16 @@ export class UsageHistory {
         this.tenants.set(r.tenant_id, state);
       }
     }
+  }
+
+  /**
+   * Whether the tenant's history is at 0: its latest minute row records no session (or it has
+   * none). A sample with no session changes nothing for such a tenant until its 24-hour peak
+   * moves on with the hour; one that is not at rest still has a 0 to record.
+   */
+  atRest(tenantId: string): boolean {
+    const s = this.tenants.get(tenantId);
+    return !s || !s.last || s.last.peak === 0;
   }
 
   /** The most sessions in the last 24 hours (to the hour), not counting the sample being taken. */

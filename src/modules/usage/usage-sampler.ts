@@ -7,8 +7,8 @@ import { tenantSessions } from './activity.sql.js';
 import type { EventBus } from '../../platform/events/event-bus.js';
 import { PeriodicTask } from '../../platform/periodic-task.js';
 import { SamplingLease } from './sampling-lease.js';
-import { TenantRoster } from './tenant-roster.js';
-import { ClusterHistory, pruneUsageHistory, UsageHistory, type MinuteRow } from './usage-history.js';
+import { TenantRoster, type RosterEntry } from './tenant-roster.js';
+import { ClusterHistory, peakHourOf, pruneUsageHistory, UsageHistory, type MinuteRow } from './usage-history.js';
 import {
   buildTenantSamples,
   heartbeatDue,
@@ -55,7 +55,7 @@ const ROSTER_FULL_REFRESH_MS = 10 * 60_000;
  */
 export class UsageSampler {
   /** The sampler's own counters: `activityQueries` is every pg_stat_activity read it made. */
-  readonly stats = { activityQueries: 0, poolerReads: 0, samples: 0, leader: false, batches: 0, historyRows: 0, clusterHistoryRows: 0, resyncs: 0 };
+  readonly stats = { activityQueries: 0, poolerReads: 0, samples: 0, leader: false, batches: 0, historyRows: 0, clusterHistoryRows: 0, resyncs: 0, tenantsExamined: 0 };
   readonly lease: SamplingLease;
   readonly roster: TenantRoster;
   private readonly history: UsageHistory;
@@ -69,6 +69,10 @@ export class UsageSampler {
   private readonly published = new Map<string, string>();
   /** Per tenant: the connections and quota last put in this replica's gauges. */
   private readonly gauged = new Map<string, string>();
+  /** The tenants that held sessions when last examined, or whose history has yet to record their 0: the next sample looks at them again. */
+  private readonly active = new Set<string>();
+  /** The peak hour (peakHourOf) in which every tenant was last examined. */
+  private examinedAllIn = -1;
   private clusterPublished: { signature: string; at: number } | undefined;
   private lastPruneAt = 0;
   private facts: { at: number; value: ServerFacts } | undefined;
@@ -173,17 +177,26 @@ export class UsageSampler {
     this.history.clear();
     this.clusterHistory.clear();
     this.published.clear();
+    this.active.clear();
+    this.examinedAllIn = -1;
     this.clusterPublished = undefined;
     this.lastSampleAt = 0;
   }
 
-  /** One sample. Statements: one roster read, one lease renewal, one history write if anything changed. */
+  /**
+   * One sample. Statements: one roster read, one lease renewal, one history write if anything
+   * changed. Work in this process follows what changed too: it examines the tenants holding
+   * sessions now or at the last sample, those the roster read again (new, or quota changed) and
+   * those whose heartbeat is due; every tenant only at a leader's first sample, on a resync, after
+   * the roster's periodic full read, and once an hour (when an idle tenant's 24-hour peak can move).
+   * A tenant left out holds no session and had none: its value, history and gauges stay as they were.
+   */
   async sample(): Promise<void> {
     const started = performance.now();
     const { cluster, bus, metrics, timing } = this.p;
     const firstSample = this.lastSampleAt === 0;
     const removed = await this.roster.refresh();
-    const unknown = [...this.roster.tenants].filter((t) => !this.history.has(t.id)).map((t) => t.id);
+    const unknown = this.roster.changed.filter((id) => !this.history.has(id));
     if (unknown.length) await this.history.load(unknown, Date.now());
     if (!this.clusterHistory.loaded) await this.clusterHistory.load(Date.now());
     if (firstSample) await this.p.db.$executeRaw`
@@ -194,8 +207,7 @@ export class UsageSampler {
     const pooled = await this.readPooler();
     const sampledAt = new Date();
     const now = sampledAt.getTime();
-    const tenants = [...this.roster.tenants];
-    const samples = buildTenantSamples(tenants, sessionsByRole(rows.filter((s) => s.role !== null) as SessionRow[]), sampledAt, (id) => this.history.peak24h(id, now), pooled);
+    const byRole = sessionsByRole(rows.filter((s) => s.role !== null) as SessionRow[]);
 
     // Heartbeats go out only while someone watches, each in its tenant's slot of the period.
     // The window is at most two intervals, so a sampler that was idle (or stalled) does not
@@ -204,6 +216,11 @@ export class UsageSampler {
     const resyncing = this.resyncs.requested;
     const resync = resyncing > this.resyncs.answered;
     const windowStart = Math.max(this.lastSampleAt || 0, now - 2 * timing.intervalMs);
+    const everyone = firstSample || resync || this.roster.lastReadWasFull || peakHourOf(now) !== this.examinedAllIn;
+    const examined = everyone ? [...this.roster.tenants] : this.toExamine(byRole, heartbeats ? { windowStart, now } : null);
+    if (everyone) this.examinedAllIn = peakHourOf(now);
+    this.stats.tenantsExamined += examined.length;
+    const samples = buildTenantSamples(examined, byRole, sampledAt, (id) => this.history.peak24h(id, now), pooled);
     const publish: TenantUsageSample[] = [];
     const usageWrites: TenantUsageSample[] = [];
     const minuteRows: MinuteRow[] = [];
@@ -218,14 +235,17 @@ export class UsageSampler {
       const news = previous === undefined ? s.current > 0 || seen.before === 'different' : previous !== signature;
       if (resync || news || (heartbeats && heartbeatDue(this.roster.get(s.tenantId)!.phase, timing.heartbeatMs, windowStart, now))) publish.push(s);
       this.published.set(s.tenantId, signature);
+      if (s.current > 0 || !this.history.atRest(s.tenantId)) this.active.add(s.tenantId);
+      else this.active.delete(s.tenantId);
     }
     for (const r of removed) {
       this.published.delete(r.tenantId);
       this.gauged.delete(r.tenantId);
+      this.active.delete(r.tenantId);
       const zero = this.history.removed(r.tenantId, now);
       if (zero) minuteRows.push(zero);
     }
-    const clusterSample = await this.clusterSample(samples, rows.length, tenants.reduce((n, t) => n + t.maxConnections, 0), sampledAt);
+    const clusterSample = await this.clusterSample(samples, rows.length, sampledAt);
     const clusterNews = this.isClusterNews(clusterSample, now) || resync;
     const clusterMinute = this.clusterHistory.observe(
       { sessions: clusterSample.current, tenantSessions: clusterSample.tenantConnections, allocatedConnections: clusterSample.allocatedConnections },
@@ -269,6 +289,24 @@ export class UsageSampler {
     metrics.sampleDuration.observe({ cluster: cluster.name }, (performance.now() - started) / 1000);
   }
 
+  /**
+   * The tenants a sample must look at when it need not look at all: those holding sessions now
+   * or at the last sample (until their history records the 0), those the roster read again, and (while someone watches) those whose
+   * heartbeat falls in the window - a check of each tenant's phase, the one pass over the fleet.
+   */
+  private toExamine(byRole: ReadonlyMap<string, readonly SessionRow[]>, heartbeatWindow: { windowStart: number; now: number } | null): RosterEntry[] {
+    const ids = new Set<string>(this.active);
+    for (const id of this.roster.changed) ids.add(id);
+    for (const role of byRole.keys()) {
+      const entry = this.roster.ofRole(role);
+      if (entry) ids.add(entry.id);
+    }
+    if (heartbeatWindow) {
+      for (const t of this.roster.tenants) if (heartbeatDue(t.phase, this.p.timing.heartbeatMs, heartbeatWindow.windowStart, heartbeatWindow.now)) ids.add(t.id);
+    }
+    return [...ids].flatMap((id) => this.roster.get(id) ?? []);
+  }
+
   /** The pooler's server connections (one SHOW SERVERS), or null without a pooler or when it does not answer. */
   private async readPooler(): Promise<PooledBackends | null> {
     const reader = this.p.pooler();
@@ -299,7 +337,8 @@ export class UsageSampler {
     }
   }
 
-  private async clusterSample(samples: readonly TenantUsageSample[], sessions: number, allocated: number, sampledAt: Date): Promise<ClusterUsageSample> {
+  /** The cluster's totals from the tenants examined (one left out holds no session, and a quota is at least 1: none is at its limit). */
+  private async clusterSample(samples: readonly TenantUsageSample[], sessions: number, sampledAt: Date): Promise<ClusterUsageSample> {
     const facts = await this.serverFacts();
     return {
       clusterId: this.p.cluster.id,
@@ -308,8 +347,8 @@ export class UsageSampler {
       tenantConnections: samples.reduce((n, s) => n + s.current, 0),
       maxConnections: facts.maxConnections,
       usagePercent: percent(sessions, facts.maxConnections),
-      allocatedConnections: allocated,
-      tenantCount: samples.length,
+      allocatedConnections: this.roster.allocated,
+      tenantCount: this.roster.size,
       tenantsAtLimit: samples.filter((s) => s.current >= s.max).length,
       sampledAt: sampledAt.toISOString(),
     };
