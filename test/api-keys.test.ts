@@ -1,4 +1,5 @@
 // @test-slow: started first (scripts/run-tests.ts)
+// @test-scope once: keys live in the control database, which the control plane owns on any server and with any privileges.
 import assert from 'node:assert/strict';
 import { createConnection } from 'node:net';
 import { after, before, describe, test } from 'node:test';

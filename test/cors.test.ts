@@ -1,3 +1,4 @@
+// @test-scope once: CORS headers and the WebSocket upgrade's Origin check: nothing of it depends on the server or the control plane's privileges.
 // Issue 14: CORS allowed any origin with credentials, and WebSocket accepted any origin, in
 // production too, with no setting. CORS_ORIGINS is the allow-list (default: any in
 // development; in production none but the service's own origin), and the WebSocket upgrade

@@ -1,3 +1,4 @@
+// @test-scope once: the dashboard's files as HTTP serves them: nothing of it depends on the server or the control plane's privileges.
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';

@@ -97,7 +97,12 @@ describe('Query.fleetUsageHistory', () => {
 
     const clusterId = (await t.gql(`{ tenant(slug: "fleet-a") { cluster { id } } }`)).data.tenant.cluster.id;
     const one = (await t.gql(FLEET, { range: 'HOUR', clusterId })).data.fleetUsageHistory as Point[];
-    assert.deepEqual(one.at(-1), points.at(-1), 'the one cluster is the whole fleet here');
+    // The server's own session count moves with the other test files between the two reads (the
+    // leader rewrites the minute's row as it does): all else is the same row.
+    const { sessions: oneSessions, ...oneRest } = one.at(-1)!;
+    const { sessions: _all, ...allRest } = points.at(-1)!;
+    assert.deepEqual(oneRest, allRest, 'the one cluster is the whole fleet here');
+    assert.ok(oneSessions >= oneRest.tenantSessions, `${oneSessions} sessions on the server, ${oneRest.tenantSessions} of tenants`);
     const day = (await t.gql(`{ fleetUsageHistory { minuteStartAt } }`)).data.fleetUsageHistory;
     assert.ok(day.length >= 1, 'range defaults to DAY');
   });

@@ -1,3 +1,4 @@
+// @test-scope once: the order in which a stopping service ends its work: the same on any server and with any privileges (what the mutations do on the server is tested per server elsewhere).
 // Issue 14, items 1 and 10: stopping the service loses no work and ends no stream.
 // Requests and mutations under way finish before anything they use is closed; what arrives
 // meanwhile is answered 503 with Retry-After (kept-alive connections too); subscriptions are

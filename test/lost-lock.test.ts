@@ -1,3 +1,4 @@
+// @test-scope once: a lock session of the control database ending: the control plane owns that database on any server and with any privileges.
 // Issue 14, item 5: the session that holds a mutation's tenant lock (application_name
 // 'tenantry-locks' in the control database) ends mid-mutation. PostgreSQL lets go of the lock
 // with it, so another mutation on the same tenant may run at once; the first must stop at its

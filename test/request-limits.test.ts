@@ -1,3 +1,4 @@
+// @test-scope once: GraphQL's limits and the live-read budget, kept in Tenantry: the same on any server and with any privileges.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';

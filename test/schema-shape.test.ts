@@ -1,4 +1,5 @@
 // @test-slow: started first (scripts/run-tests.ts)
+// @test-scope once: the GraphQL schema's shapes (pages, errors, ids): the same on any server and with any privileges.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';

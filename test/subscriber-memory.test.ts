@@ -1,3 +1,4 @@
+// @test-scope once: what the process holds per subscriber: nothing of it depends on the server or the control plane's privileges.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';

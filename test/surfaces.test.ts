@@ -1,4 +1,5 @@
 // @test-slow: started first (scripts/run-tests.ts)
+// @test-scope once: the GraphQL transports as real clients use them: the same on any server and with any privileges.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { freePort } from './support/free-port.js';

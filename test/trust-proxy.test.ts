@@ -1,3 +1,4 @@
+// @test-scope once: the client's address behind a proxy, read from HTTP headers: nothing of it depends on the server or the control plane's privileges.
 // Issue 14: with TRUST_PROXY=true the address was the first X-Forwarded-For entry, which the
 // client writes: rotating it gave unlimited key guesses, and writing someone else's address
 // there locked them out. The address is the one the trusted proxy appended (the right-most).

@@ -1,3 +1,4 @@
+// @test-scope once: Redis going down and coming back: the same on any server and with any privileges.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type pg from 'pg';
