@@ -120,6 +120,9 @@ export const keyObjectOids = `SELECT c.oid::pg_catalog.int8 AS oid FROM pg_catal
   UNION SELECT i.indexrelid::pg_catalog.int8 FROM pg_catalog.pg_index i
     WHERE i.indisreplident AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid)`;
 
+/** A table copy's slot, and its WAL sender's application_name: pg_<subscription oid>_sync_<table oid>_<system id>. */
+const TABLE_COPY_NAME = `'^pg_[0-9]+_sync_[0-9]+_[0-9]+$'`;
+
 /**
  * The server's replication settings and what holds them for good. A table copy of a subscription
  * in progress (anyone's, another move's included) takes a slot and a WAL sender on the source
@@ -129,9 +132,6 @@ export const keyObjectOids = `SELECT c.oid::pg_catalog.int8 AS oid FROM pg_catal
  * tenants at once was refused its fifth). What is counted stays taken: other slots and senders,
  * and an apply worker per enabled subscription, running or not yet started.
  */
-/** A table copy's slot, and its WAL sender's application_name: pg_<subscription oid>_sync_<table oid>_<system id>. */
-const TABLE_COPY_NAME = `'^pg_[0-9]+_sync_[0-9]+_[0-9]+$'`;
-
 export const walSettings = `SELECT pg_catalog.current_setting('wal_level') AS wal_level,
     pg_catalog.current_setting('max_replication_slots')::pg_catalog.int4 AS max_slots,
     (SELECT count(*) FROM pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.!~) ${TABLE_COPY_NAME})::pg_catalog.int4 AS slots_used,

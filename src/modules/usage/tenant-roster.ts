@@ -50,10 +50,7 @@ export class TenantRoster {
   private readonly byRole = new Map<string, string>();
   private allocatedSum = 0;
   private horizon: string | null = null;
-  /** The tenants the last refresh read and kept (new, changed, or merely re-read): every one of them after a full read. */
-  changed: readonly string[] = [];
-  /** Whether the last refresh read every tenant. */
-  lastReadWasFull = false;
+  private lastRead: { changed: readonly string[]; full: boolean } = { changed: [], full: false };
   private fullReadAt = 0;
   readonly stats = { fullReads: 0, changeReads: 0, rowsRead: 0 };
 
@@ -84,6 +81,16 @@ export class TenantRoster {
     return id === undefined ? undefined : this.entries.get(id);
   }
 
+  /** The tenants the last refresh read and kept (new, changed, or merely re-read): every one of them after a full read. */
+  get changed(): readonly string[] {
+    return this.lastRead.changed;
+  }
+
+  /** Whether the last refresh read every tenant. */
+  get lastReadWasFull(): boolean {
+    return this.lastRead.full;
+  }
+
   /** The sum of the tenants' quotas (kept as they come and go, not summed per sample). */
   get allocated(): number {
     return this.allocatedSum;
@@ -94,8 +101,7 @@ export class TenantRoster {
     this.entries.clear();
     this.byRole.clear();
     this.allocatedSum = 0;
-    this.changed = [];
-    this.lastReadWasFull = false;
+    this.lastRead = { changed: [], full: false };
     this.horizon = null;
     this.fullReadAt = 0;
   }
@@ -132,8 +138,7 @@ export class TenantRoster {
         removed.push({ tenantId: known.id, tenantSlug: known.slug, status: r.cluster_id === this.p.clusterId ? r.status : null });
       }
     }
-    this.changed = changed;
-    this.lastReadWasFull = full;
+    this.lastRead = { changed, full };
     if (full) {
       for (const [id, entry] of this.entries) {
         if (seen.has(id)) continue;

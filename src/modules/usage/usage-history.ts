@@ -35,13 +35,6 @@ function usageSignature(current: number, max: number, byState: readonly { state:
 }
 
 /**
- * The sampling leader's view of what the control database holds for each tenant's usage,
- * so that a sample writes only what changed: tenant_usage when a tenant's value changes,
- * usage_minutes when a minute's maximum differs from the row before it (a step function
- * that readers forward-fill). An idle fleet writes nothing. It also keeps each tenant's
- * 24-hour peak, to the hour, from the same rows.
- */
-/**
  * The hour a 24-hour peak is reckoned in (peak24h): the peak of a tenant that holds no sessions
  * changes only when this does, as the window moves on by the hour.
  */
@@ -49,6 +42,13 @@ export function peakHourOf(now: number): number {
   return Math.floor(now / HOUR);
 }
 
+/**
+ * The sampling leader's view of what the control database holds for each tenant's usage,
+ * so that a sample writes only what changed: tenant_usage when a tenant's value changes,
+ * usage_minutes when a minute's maximum differs from the row before it (a step function
+ * that readers forward-fill). An idle fleet writes nothing. It also keeps each tenant's
+ * 24-hour peak, to the hour, from the same rows.
+ */
 export class UsageHistory {
   private readonly tenants = new Map<string, TenantHistory>();
 
@@ -111,7 +111,7 @@ export class UsageHistory {
   peak24h(tenantId: string, now: number): number {
     const s = this.tenants.get(tenantId);
     if (!s) return 0;
-    const hour = Math.floor(now / HOUR);
+    const hour = peakHourOf(now);
     let peak = s.last?.peak ?? 0; // the value in effect now
     for (let i = 0; i < SLOTS; i++) if (s.hourOf[i]! >= hour - 24) peak = Math.max(peak, s.hourPeak[i]!);
     return peak;
@@ -131,7 +131,7 @@ export class UsageHistory {
     } else {
       s.running = Math.max(s.running, sample.current);
     }
-    const hour = Math.floor(now / HOUR);
+    const hour = peakHourOf(now);
     const slot = hour % SLOTS;
     if (s.hourOf[slot] !== hour) {
       s.hourOf[slot] = hour;
@@ -283,7 +283,7 @@ export class ClusterHistory {
 
 /** Fills the hour slots from usage_minutes rows (oldest first, starting with the one in effect 24 hours ago). */
 function foldHours(s: TenantHistory, points: readonly { minute: number; peak: number }[], now: number): void {
-  const hour = Math.floor(now / HOUR);
+  const hour = peakHourOf(now);
   let i = 0;
   let inEffect: number | null = null;
   for (let h = hour - 24; h <= hour; h++) {

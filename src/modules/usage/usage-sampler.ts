@@ -216,7 +216,8 @@ export class UsageSampler {
     const resyncing = this.resyncs.requested;
     const resync = resyncing > this.resyncs.answered;
     const windowStart = Math.max(this.lastSampleAt || 0, now - 2 * timing.intervalMs);
-    const everyone = firstSample || resync || this.roster.lastReadWasFull || peakHourOf(now) !== this.examinedAllIn;
+    // A leader's first sample reads the roster in full (and forget() resets the hour): everyone.
+    const everyone = resync || this.roster.lastReadWasFull || peakHourOf(now) !== this.examinedAllIn;
     const examined = everyone ? [...this.roster.tenants] : this.toExamine(byRole, heartbeats ? { windowStart, now } : null);
     if (everyone) this.examinedAllIn = peakHourOf(now);
     this.stats.tenantsExamined += examined.length;
