@@ -196,7 +196,7 @@ try {
       }
       await pooler.stop();
       log('the pooler minimum for one PgBouncer\'s share');
-      f.floor = await poolerFloor(Math.ceil(tenantIds.length / shards), Math.min(ROUNDS, 10));
+      f.floor = (await poolerFloor(Math.ceil(tenantIds.length / shards), Math.min(ROUNDS, 10))).minimum;
       figures.push(f);
     }
   }

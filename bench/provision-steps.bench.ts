@@ -64,7 +64,7 @@ try {
 } finally {
   await bare?.drop();
 }
-const poolerMin = await poolerFloor(N, N);
+const poolerMin = (await poolerFloor(N, N)).minimum;
 const p50 = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 const version = (await admin.query<{ v: string }>(`SELECT pg_catalog.current_setting('server_version') AS v`)).rows[0]!.v;
 console.log(`\n| p50, ${N} rounds | ms |\n|---|---|`);
@@ -74,7 +74,7 @@ console.log(`| bare SQL floor (CREATE ROLE + CREATE DATABASE ... TEMPLATE) | ${p
 for (const k of [...PROVISION_STEPS.map((step) => `step ${step}`), 'pools.request']) console.log(`| ${k} | ${times.has(k) ? p50(times.get(k)!).toFixed(1) : 'n/a'} |`);
 console.log(`| provisionTenant / floor | ${(p50(total) / p50(floor)).toFixed(2)}x |`);
 console.log(`| a usable tenant in bare SQL (role with password, database, grants, one session in it) | ${p50(usable).toFixed(1)} |`);
-console.log(`| pooler minimum (write pgbouncer.ini + RELOAD, ${N} pools, a bare PgBouncer) | ${p50(poolerMin).toFixed(1)} |`);
+console.log(`| pooler minimum (write pgbouncer.ini + RELOAD on a held admin connection, ${N} pools, a bare PgBouncer) | ${p50(poolerMin).toFixed(1)} |`);
 console.log(`| lower bound: (usable tenant + pooler minimum) / floor | ${((p50(usable) + p50(poolerMin)) / p50(floor)).toFixed(2)}x |`);
 console.log(`| provisionTenant / (usable tenant + pooler minimum): Tenantry's own share | ${(p50(total) / (p50(usable) + p50(poolerMin))).toFixed(2)}x |`);
 console.log(`\nPostgreSQL ${version}.`);

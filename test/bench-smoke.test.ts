@@ -29,7 +29,7 @@ test('npm run bench at sizes 2 and 4: every figure measured, nothing left on the
   const out = await runBench('bench/fleet.bench.ts', { BENCH_SMOKE: '1', BENCH_SIZES: '2,4', BENCH_DATABASE_URL: process.env.TEST_DATABASE_URL!, BENCH_TAG: tag });
 
   const rows = out.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| |'));
-  assert.equal(rows.length, 45, out);
+  assert.equal(rows.length, 47, out);
   for (const row of rows) {
     const cells = row.split('|').slice(2, -1).map((c) => c.trim());
     assert.equal(cells.length, 2, row);

@@ -18,6 +18,7 @@ import { generatePassword, scramSha256Verifier } from '../src/modules/tenants/cr
 import { PoolerConfigError, PoolerFilesError, PoolerUnavailableError, type ObservedPool, type PoolSpec } from '../src/modules/pools/pooler-driver.js';
 import { IniRenderer, pgBouncerFiles, poolSpecProblems, renderPgBouncerIni, type PgBouncerSettings } from '../src/modules/pools/pgbouncer/pgbouncer-config.js';
 import { clientSlots } from '../src/modules/pools/pgbouncer/client-slots.js';
+import { AdminConsole } from '../src/modules/pools/pgbouncer/admin-console.js';
 import { PgBouncerDriver } from '../src/modules/pools/pgbouncer/pgbouncer-driver.js';
 import { findPgBouncer, PgBouncerProcess } from '../src/modules/pools/pgbouncer/pgbouncer-process.js';
 import { PoolerAuth } from '../src/modules/pools/pgbouncer/pooler-auth.js';
@@ -482,6 +483,60 @@ test('with the pooler down, apply writes the file and throws PoolerUnavailableEr
   const client = await throughPooler(tb, tb.password);
   assert.equal((await client.query('SELECT 1 AS one')).rows[0].one, 1);
   await release(client);
+});
+
+test('the admin console keeps one connection for short commands: one login for many, a new one after a restart, and a PgBouncer that stops answering is unavailable, not a hang', { skip }, async () => {
+  const target = { ...driver.address, user: proc.admin.user, password: proc.admin.password, connectTimeoutMs: 1000, commandTimeoutMs: 1000 };
+  const console = new AdminConsole({ ...target, hold: true });
+  /** The admin console's sessions PgBouncer lists (addr:port), the asking one's own left out. */
+  const adminSessions = async () => {
+    const probe = new pg.Client({ ...driver.address, user: proc.admin.user, password: proc.admin.password, database: 'pgbouncer' });
+    await probe.connect();
+    try {
+      const own = (probe as unknown as { connection: { stream: { localPort: number } } }).connection.stream.localPort;
+      const { rows } = await probe.query('SHOW CLIENTS');
+      return new Set(rows.filter((r) => r.database === 'pgbouncer' && r.user === proc.admin.user && Number(r.port) !== own).map((r) => `${r.addr}:${r.port}`));
+    } finally {
+      await probe.end();
+    }
+  };
+  const others = await adminSessions(); // e.g. the driver's own held connection
+  const consoleSessions = async () => [...(await adminSessions())].filter((s) => !others.has(s));
+  try {
+    await console.reload();
+    const [first, ...more] = await consoleSessions();
+    assert.ok(first, 'the held connection is open between calls');
+    assert.deepEqual(more, []);
+    for (let i = 0; i < 5; i++) await console.reload();
+    await console.showPools();
+    assert.deepEqual(await consoleSessions(), [first], 'seven commands, one login');
+
+    // PgBouncer restarted: the held connection is gone; the next command opens a new one.
+    await proc.stop();
+    await assert.rejects(console.reload(), PoolerUnavailableError);
+    await proc.start();
+    await console.reload();
+    const [second, ...extra] = await adminSessions(); // the driver's was lost in the restart too
+    assert.ok(second && second !== first, 'a new connection after the restart');
+    assert.deepEqual(extra, []);
+
+    // Stopped (SIGSTOP): neither the held connection nor a new one answers. Unavailable after
+    // the command timeout, and the next command after it resumes works.
+    const pid = proc.pid!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await assert.rejects(console.reload(), (err: Error) => err instanceof PoolerUnavailableError && /did not answer RELOAD within 1000 ms/.test(err.message));
+      await assert.rejects(console.reload(), PoolerUnavailableError);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await console.reload();
+  } finally {
+    await console.close();
+  }
+  // Closed: later calls open a connection each, and none stays open.
+  await console.ping();
+  assert.deepEqual([...(await adminSessions())], [], 'no admin connection stays open');
 });
 
 test('the auth file holds only the admin console\'s user and the auth user, mode 0600; no tenant password is on disk', { skip }, async () => {

@@ -160,6 +160,7 @@ export async function startPooler(options: StartPoolerOptions): Promise<Pooler> 
     status: () => pools.status(),
     stop: async () => {
       await pools.close();
+      await driver.close();
       await stopAll();
     },
   };

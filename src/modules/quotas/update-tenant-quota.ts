@@ -98,10 +98,12 @@ export class QuotaUpdates {
           });
         }
         if (recorded.change) metrics.quotaUpdates.inc();
-        await locks.nextStep('quota.recorded', tenant.slug);
         // The pool follows the recorded quota, outside the tenant's lock, while PostgreSQL takes
-        // the new limits (either order converges; a later change publishes its own).
+        // the new limits (either order converges; a later change publishes its own). It starts
+        // at once: it follows what is committed, whether or not this request keeps its lock.
         const settled = recorded.change ? changes.committed(tenant.id, { pool: true, health: false }) : Promise.resolve();
+        settled.catch(() => undefined); // awaited below; a step that throws first must not leave it unhandled
+        await locks.nextStep('quota.recorded', tenant.slug);
 
         const warnings: string[] = [];
         let connectionsOverLimit = 0;

@@ -10,6 +10,15 @@ interface AdminConsoleTarget {
   user: string;
   password: string;
   connectTimeoutMs?: number;
+  /**
+   * Keep one connection open for the short commands (RELOAD, SHOW, RESUME, RECONNECT, SHOW
+   * VERSION) instead of opening one per call: a login to the console costs a SCRAM exchange
+   * (3 ms here, more than RELOAD itself at 600 pools), paid on every pool change and every
+   * usage sample. PAUSE, which can wait long, always gets a connection of its own.
+   */
+  hold?: boolean;
+  /** A short command on the held connection that takes longer ends it (PgBouncer hung): default 15 s. */
+  commandTimeoutMs?: number;
 }
 
 type Row = Record<string, unknown>;
@@ -31,15 +40,17 @@ export class PauseTimeoutError extends Error {
   override name = 'PauseTimeoutError';
 }
 
+const COMMAND_TIMEOUT_MS = 15_000;
+
 export class AdminConsole {
+  /** The connection kept for short commands (`hold`), once one succeeded on it; null: none open. */
+  private held: pg.Client | null = null;
+  private closed = false;
+
   constructor(private readonly target: AdminConsoleTarget) {}
 
-  /**
-   * A fresh connection per call: the console is cheap to reach, and nothing goes stale
-   * when PgBouncer restarts. Failing to connect, or losing the connection, means the
-   * pooler is unavailable.
-   */
-  private async run<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  /** Failing to connect means the pooler is unavailable. */
+  private async connect(): Promise<pg.Client> {
     const { host, port } = this.target;
     const client = new pg.Client({
       host,
@@ -56,18 +67,107 @@ export class AdminConsole {
       await client.end().catch(() => undefined);
       throw new PoolerUnavailableError(`PgBouncer admin console at ${host}:${port} is unreachable: ${(err as Error).message}`, { cause: err });
     }
+    return client;
+  }
+
+  private dropped(err: unknown): PoolerUnavailableError {
+    const { host, port } = this.target;
+    return new PoolerUnavailableError(`PgBouncer admin console at ${host}:${port} dropped: ${(err as Error).message}`, { cause: err });
+  }
+
+  /**
+   * A fresh connection for this call, closed after it: nothing goes stale when PgBouncer
+   * restarts. Losing the connection means the pooler is unavailable.
+   */
+  private async run<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = await this.connect();
     try {
       return await fn(client);
     } catch (err) {
       if (isServerError(err) || err instanceof PauseTimeoutError) throw err;
-      throw new PoolerUnavailableError(`PgBouncer admin console at ${host}:${port} dropped: ${(err as Error).message}`, { cause: err });
+      throw this.dropped(err);
     } finally {
       await client.end().catch(() => undefined);
     }
   }
 
+  /**
+   * One short command, on the held connection when `hold` is set. A held connection that turns
+   * out to be gone (PgBouncer restarted since) is replaced once: the commands sent this way
+   * are idempotent. One that does not answer within the command timeout is ended (a hung
+   * PgBouncer is unavailable, not a hang of ours).
+   */
+  private async command(text: string): Promise<Row[]> {
+    if (!this.target.hold || this.closed) return this.run(async (c) => (await c.query(text)).rows as Row[]);
+    const reused = this.held;
+    if (reused) {
+      try {
+        return await this.onHeld(reused, text);
+      } catch (err) {
+        if (isServerError(err) || err instanceof PoolerUnavailableError) throw err;
+        // Gone before or while we asked: once more, on a new connection.
+      }
+    }
+    const client = await this.connect();
+    let rows: Row[];
+    try {
+      rows = await this.onHeld(client, text);
+    } catch (err) {
+      this.release(client);
+      if (isServerError(err) || err instanceof PoolerUnavailableError) throw err;
+      throw this.dropped(err);
+    }
+    if (this.held !== client) {
+      // Two calls each opened one at once: keep one.
+      if (this.held === null && !this.closed) this.keep(client);
+      else this.release(client);
+    }
+    return rows;
+  }
+
+  private keep(client: pg.Client): void {
+    this.held = client;
+    const forget = () => this.release(client);
+    client.once('end', forget);
+    client.once('error', forget);
+  }
+
+  /** Stops using `client` and closes it (never throws). */
+  private release(client: pg.Client): void {
+    if (this.held === client) this.held = null;
+    void client.end().catch(() => undefined);
+  }
+
+  private async onHeld(client: pg.Client, text: string): Promise<Row[]> {
+    let timer: NodeJS.Timeout | undefined;
+    const ms = this.target.commandTimeoutMs ?? COMMAND_TIMEOUT_MS;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.release(client);
+        const { host, port } = this.target;
+        reject(new PoolerUnavailableError(`PgBouncer admin console at ${host}:${port} did not answer ${text} within ${ms} ms`));
+      }, ms);
+    });
+    try {
+      return (await Promise.race([client.query(text), late])).rows as Row[];
+    } catch (err) {
+      if (!isServerError(err)) this.release(client);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Closes the held connection; later calls open one per call. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const client = this.held;
+    this.held = null;
+    await client?.end().catch(() => undefined);
+  }
+
   private async rows(command: string): Promise<Row[]> {
-    return this.run(async (c) => (await c.query(command)).rows as Row[]);
+    return this.command(command);
   }
 
   /**
@@ -75,7 +175,7 @@ export class AdminConsole {
    * even when it rejected (part of) the file, so callers must check SHOW DATABASES after.
    */
   async reload(): Promise<void> {
-    await this.run((c) => c.query('RELOAD'));
+    await this.command('RELOAD');
   }
 
   /** SHOW DATABASES → tenant pools (the console's own `pgbouncer` entry left out). */
@@ -147,12 +247,12 @@ export class AdminConsole {
 
   /** `RESUME <db>`. */
   async resume(database: string): Promise<void> {
-    await this.run((c) => c.query(`RESUME ${database}`));
+    await this.command(`RESUME ${database}`);
   }
 
   /** `RECONNECT <db>`: each server connection of the pool is closed once released (a repointed pool forgets the old server). */
   async reconnect(database: string): Promise<void> {
-    await this.run((c) => c.query(`RECONNECT ${database}`));
+    await this.command(`RECONNECT ${database}`);
   }
 
   async ping(): Promise<void> {

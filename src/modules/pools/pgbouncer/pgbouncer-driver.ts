@@ -76,7 +76,7 @@ export class PgBouncerDriver implements PoolerDriver {
 
   constructor(private readonly options: PgBouncerDriverOptions) {
     this.address = localAddress(options.settings);
-    this.console = new AdminConsole({ ...this.address, user: options.admin.user, password: options.admin.password });
+    this.console = new AdminConsole({ ...this.address, user: options.admin.user, password: options.admin.password, hold: true });
   }
 
   get addresses(): readonly PoolerAddress[] {
@@ -214,8 +214,10 @@ export class PgBouncerDriver implements PoolerDriver {
     }
   }
 
-  /** Nothing is held open between calls. */
-  async close(): Promise<void> {}
+  /** Closes the admin console's held connection. */
+  async close(): Promise<void> {
+    await this.console.close();
+  }
 
   /** The ini text for these pools, validated, with max_client_conn sized from them. */
   private render(pools: readonly PoolSpec[]): string {
