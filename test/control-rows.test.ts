@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Prisma } from '../src/generated/prisma/client.js';
 import { auditEventInsert } from '../src/modules/audit/index.js';
-import { recordedQuotaChange, recordQuotaChange, type RecordedQuotaRow } from '../src/modules/quotas/quota-change.sql.js';
+import { quotaOf, recordedQuotaChange, recordQuotaChange, type RecordedQuotaRow } from '../src/modules/quotas/quota-change.sql.js';
 import { TENANT_COLUMNS } from '../src/modules/tenants/index.js';
 import { withDatabase } from '../src/platform/db/connection-url.js';
 import { createControlClient, type ControlClient } from '../src/platform/db/control-client.js';
@@ -36,6 +36,13 @@ test('TENANT_COLUMNS reads a tenants row as Prisma does (every field, its type a
   assert.equal(viaPrisma.status, 'ACTIVE');
   assert.equal(typeof viaPrisma.rosterXid, 'bigint', 'the roster stamp is set, so its type is compared too');
   assert.ok(viaPrisma.placement !== null && viaPrisma.securedAt instanceof Date, 'the json and the nullable dates are compared with values');
+});
+
+test('QUOTA_COLUMNS reads a quotas row as Prisma does', async () => {
+  const viaPrisma = await db.quota.findUniqueOrThrow({ where: { tenantId } });
+  const [viaSql] = await db.$queryRaw<unknown[]>(quotaOf(tenantId));
+  assert.deepEqual(viaSql, viaPrisma);
+  assert.equal(typeof viaPrisma.rosterXid, 'bigint', 'the roster stamp is set, so its type is compared too');
 });
 
 test('provisioning recorded its start and its end with their audit events and the first quota change', async () => {

@@ -1,6 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { Prisma, type Quota, type QuotaChange } from '../../generated/prisma/client.js';
 
+/**
+ * A quotas row in Prisma's shape, for a raw read on a hot path (every quota change reads the
+ * tenant's under its lock). test/control-rows.test.ts holds it equal to what Prisma reads.
+ */
+export const QUOTA_COLUMNS = Prisma.sql`quota.tenant_id::text AS "tenantId", quota.max_connections AS "maxConnections", quota.updated_at AS "updatedAt",
+  quota.updated_by AS "updatedBy", quota.roster_xid AS "rosterXid"`;
+
+/** The quota of one tenant (none: it has no quota row). */
+export function quotaOf(tenantId: string): Prisma.Sql {
+  return Prisma.sql`SELECT ${QUOTA_COLUMNS} FROM quotas quota WHERE quota.tenant_id = ${tenantId}::uuid`;
+}
+
 /** What a quota change records. */
 export interface QuotaChangeInput {
   tenantId: string;

@@ -19,7 +19,7 @@ import {
 } from '../tenants/index.js';
 import type { CapacityPlanner } from './cluster-capacity.js';
 import type { ConnectionLimits } from './connection-limits.js';
-import { recordedQuotaChange, recordQuotaChange, type QuotaChangeInput, type RecordedQuotaChange, type RecordedQuotaRow } from './quota-change.sql.js';
+import { quotaOf, recordedQuotaChange, recordQuotaChange, type QuotaChangeInput, type RecordedQuotaChange, type RecordedQuotaRow } from './quota-change.sql.js';
 
 export interface UpdateTenantQuotaInput {
   slug: string;
@@ -127,7 +127,11 @@ export class QuotaUpdates {
 
         return { result: { tenant, ...recorded, connectionsOverLimit, terminatedPids, warnings }, settled };
       },
-      async (tenantId: string) => db.quota.findUniqueOrThrow({ where: { tenantId } }),
+      async (tenantId: string) => {
+        const [quota] = await db.$queryRaw<Quota[]>(quotaOf(tenantId));
+        if (!quota) throw new Error(`tenant ${input.slug} has no quota row`);
+        return quota;
+      },
     );
     await done.settled;
     return done.result;
