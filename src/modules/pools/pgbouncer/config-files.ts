@@ -1,7 +1,6 @@
-// Writing PgBouncer's two files so that it never reads a half-written one, and keeping the
-// last ini it accepted so a rejected configuration can be rolled back.
+// Writing PgBouncer's two files so that it never reads a half-written one.
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { getSystemErrorMap } from 'node:util';
 import type { PgBouncerFiles } from './pgbouncer-config.js';
@@ -78,15 +77,6 @@ export async function writeIni(files: PgBouncerFiles, ini: string, owner?: FileO
   await writeFileAtomic(files.ini, ini, INI_MODE, owner, sync);
 }
 
-/**
- * The last good copy is written whole (renamed into place) but not synced: it only serves
- * this PgBouncer's life (writeFiles forgets it at every start), so a crash that loses it
- * loses nothing, and at 10,000 pools a second fsync of 1 MB per apply is saved.
- */
-export async function saveLastGood(files: PgBouncerFiles, ini: string, owner?: FileOwner): Promise<void> {
-  await writeFileAtomic(files.lastGoodIni, ini, INI_MODE, owner, false);
-}
-
 /** The size of PgBouncer's log now (null: it cannot be read), so that what a RELOAD logs can be read alone. */
 export async function logSize(file: string): Promise<number | null> {
   try {
@@ -119,18 +109,7 @@ export async function configVerdictSince(file: string, from: number): Promise<'r
   }
 }
 
-/** Puts the last accepted ini back in place; false when there is none. */
-export async function restoreLastGood(files: PgBouncerFiles, owner?: FileOwner): Promise<boolean> {
-  const ini = await readFile(files.lastGoodIni, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return null;
-    throw err;
-  });
-  if (ini === null) return false;
-  await writeIni(files, ini, owner);
-  return true;
-}
-
-/** Removes the last good ini, and the auth-file copy versions before auth_query kept beside it. */
+/** Removes the last good ini copies earlier versions kept beside the ini (and, before auth_query, the auth file's). */
 export async function forgetLastGood(files: PgBouncerFiles): Promise<void> {
   await rm(files.lastGoodIni, { force: true });
   await rm(path.join(files.dir, 'userlist.txt.last-good'), { force: true });

@@ -9,6 +9,7 @@ export interface PgBouncerFiles {
   dir: string;
   ini: string;
   authFile: string;
+  /** Where earlier versions kept the last accepted ini (removed at start; it is kept in memory now). */
   lastGoodIni: string;
   logFile: string;
   pidFile: string;

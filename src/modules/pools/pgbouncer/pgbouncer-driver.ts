@@ -24,8 +24,6 @@ import {
   asFileSystemError,
   describeWriteFailure,
   forgetLastGood,
-  restoreLastGood,
-  saveLastGood,
   configVerdictSince,
   logSize,
   writeAuthFile,
@@ -72,6 +70,12 @@ export class PgBouncerDriver implements PoolerDriver {
   lastClientSlots: ClientSlots | null = null;
   /** How the last apply was checked: PgBouncer's log (`log`) or SHOW DATABASES in full (`show`). */
   lastVerified: 'log' | 'show' | null = null;
+  /**
+   * The last ini PgBouncer accepted, kept in memory for a rollback: it only serves this
+   * PgBouncer's life (writeFiles forgets it at every start), so a copy on disk saved nothing a
+   * crash would need, and cost a write of the whole file on every apply. Null: none yet.
+   */
+  private lastGood: string | null = null;
   private readonly renderer = new IniRenderer();
 
   constructor(private readonly options: PgBouncerDriverOptions) {
@@ -96,9 +100,9 @@ export class PgBouncerDriver implements PoolerDriver {
     const { settings, admin, authUser, fileOwner } = this.options;
     const ini = this.render(pools);
     const authFile = renderAuthFile(admin, authUser);
-    // A last good ini from an earlier run may predate this one's settings (or, from a
-    // version before auth_query, come with an auth file of verifiers): the first verified
-    // apply saves a new one.
+    // A last good ini from an earlier start may predate this one's settings: the first verified
+    // apply keeps a new one. (Versions before 0.6 kept it on disk, beside an auth-file copy: removed.)
+    this.lastGood = null;
     const atStart = 'PgBouncer cannot start until';
     await this.writing(settings.files.lastGoodIni, () => forgetLastGood(settings.files), atStart);
     await this.writing(settings.files.authFile, () => writeAuthFile(settings.files, authFile, fileOwner), atStart);
@@ -107,7 +111,7 @@ export class PgBouncerDriver implements PoolerDriver {
 
   /**
    * Renders the whole configuration for exactly these pools, validates it, writes it
-   * atomically (keeping the last good copy), reloads, and verifies with what the pooler reports.
+   * atomically, reloads, and verifies with what the pooler reports.
    * Throws PoolerUnavailableError when the pooler cannot be reached (the file is still
    * written, so a restarted pooler picks it up: retry later), PoolerConfigError when the
    * pools cannot be applied (nothing written, or the last good configuration restored:
@@ -121,10 +125,8 @@ export class PgBouncerDriver implements PoolerDriver {
     await this.writing(settings.files.ini, () => writeIni(settings.files, ini, fileOwner, false));
     const logFrom = options.verify === 'log' ? await logSize(settings.files.logFile) : null;
     await this.console.reload(); // PoolerUnavailableError: the file waits for the next start
-    // PgBouncer answered the RELOAD: the file it read is the one just written. A last good
-    // copy that cannot be saved still leaves the folder broken (a later rollback would
-    // restore an older file): PoolerFilesError.
-    const accepted = () => this.writing(settings.files.lastGoodIni, () => saveLastGood(settings.files, ini, fileOwner));
+    // PgBouncer answered the RELOAD: the file it read is the one just written.
+    const accepted = () => void (this.lastGood = ini);
 
     // RELOAD succeeds even when PgBouncer rejected part of the file. The cheap check: it logs
     // a refusal before it answers. Only when it did (or its log cannot be read) is SHOW
@@ -261,8 +263,9 @@ export class PgBouncerDriver implements PoolerDriver {
   /** Back to the last ini PgBouncer accepted; says what happened, for the error message. */
   private async rollBack(): Promise<string> {
     const { settings, fileOwner } = this.options;
+    if (this.lastGood === null) return 'no last good configuration to restore';
     try {
-      if (!(await restoreLastGood(settings.files, fileOwner))) return 'no last good configuration to restore';
+      await writeIni(settings.files, this.lastGood, fileOwner);
     } catch (err) {
       const failure = asFileSystemError(err);
       if (!failure) throw err;
