@@ -166,10 +166,6 @@ export class AdminConsole {
     await client?.end().catch(() => undefined);
   }
 
-  private async rows(command: string): Promise<Row[]> {
-    return this.command(command);
-  }
-
   /**
    * Re-reads pgbouncer.ini and the auth file. PgBouncer 1.18 answers RELOAD with success
    * even when it rejected (part of) the file, so callers must check SHOW DATABASES after.
@@ -180,7 +176,7 @@ export class AdminConsole {
 
   /** SHOW DATABASES → tenant pools (the console's own `pgbouncer` entry left out). */
   async showDatabases(): Promise<ObservedPool[]> {
-    return (await this.rows('SHOW DATABASES'))
+    return (await this.command('SHOW DATABASES'))
       .filter((r) => r.name !== ADMIN_DATABASE)
       .map((r) => ({
         name: String(r.name),
@@ -197,7 +193,7 @@ export class AdminConsole {
   /** SHOW POOLS has one row per (database, user): summed per database, i.e. per pool name. */
   async showPools(): Promise<Map<string, PoolStats>> {
     const stats = new Map<string, PoolStats>();
-    for (const r of await this.rows('SHOW POOLS')) {
+    for (const r of await this.command('SHOW POOLS')) {
       const name = String(r.database);
       if (name === ADMIN_DATABASE) continue;
       const s = stats.get(name) ?? { clientsActive: 0, clientsWaiting: 0, serversActive: 0, serversIdle: 0, maxWaitSeconds: 0 };
@@ -218,7 +214,7 @@ export class AdminConsole {
    */
   async showServers(): Promise<Map<string, { clientAttached: boolean }>> {
     const backends = new Map<string, { clientAttached: boolean }>();
-    for (const r of await this.rows('SHOW SERVERS')) {
+    for (const r of await this.command('SHOW SERVERS')) {
       const pid = num(r.remote_pid);
       if (r.database === ADMIN_DATABASE || !pid || typeof r.user !== 'string') continue;
       backends.set(pooledBackendKey(r.user, pid), { clientAttached: typeof r.link === 'string' && r.link !== '' });
@@ -256,6 +252,6 @@ export class AdminConsole {
   }
 
   async ping(): Promise<void> {
-    await this.rows('SHOW VERSION');
+    await this.command('SHOW VERSION');
   }
 }
