@@ -45,6 +45,8 @@ const COMMAND_TIMEOUT_MS = 15_000;
 export class AdminConsole {
   /** The connection kept for short commands (`hold`), once one succeeded on it; null: none open. */
   private held: pg.Client | null = null;
+  /** The held connection's commands, one after another. */
+  private turns: Promise<unknown> = Promise.resolve();
   private closed = false;
 
   constructor(private readonly target: AdminConsoleTarget) {}
@@ -92,13 +94,21 @@ export class AdminConsole {
   }
 
   /**
-   * One short command, on the held connection when `hold` is set. A held connection that turns
-   * out to be gone (PgBouncer restarted since) is replaced once: the commands sent this way
-   * are idempotent. One that does not answer within the command timeout is ended (a hung
-   * PgBouncer is unavailable, not a hang of ours).
+   * One short command, on the held connection when `hold` is set, one at a time (a client
+   * takes one query at a time: the sampler's SHOW SERVERS and an apply's RELOAD wait their
+   * turn, as PgBouncer, single-threaded, would make them anyway). A held connection that turns
+   * out to be gone (PgBouncer restarted since) is replaced once: the commands sent this way are
+   * idempotent. One that does not answer within the command timeout is ended (a hung PgBouncer
+   * is unavailable, not a hang of ours).
    */
-  private async command(text: string): Promise<Row[]> {
+  private command(text: string): Promise<Row[]> {
     if (!this.target.hold || this.closed) return this.run(async (c) => (await c.query(text)).rows as Row[]);
+    const turn = this.turns.then(() => this.onHeldConnection(text));
+    this.turns = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async onHeldConnection(text: string): Promise<Row[]> {
     const reused = this.held;
     if (reused) {
       try {
@@ -109,20 +119,16 @@ export class AdminConsole {
       }
     }
     const client = await this.connect();
-    let rows: Row[];
     try {
-      rows = await this.onHeld(client, text);
+      const rows = await this.onHeld(client, text);
+      if (this.closed) this.release(client);
+      else this.keep(client);
+      return rows;
     } catch (err) {
       this.release(client);
       if (isServerError(err) || err instanceof PoolerUnavailableError) throw err;
       throw this.dropped(err);
     }
-    if (this.held !== client) {
-      // Two calls each opened one at once: keep one.
-      if (this.held === null && !this.closed) this.keep(client);
-      else this.release(client);
-    }
-    return rows;
   }
 
   private keep(client: pg.Client): void {
