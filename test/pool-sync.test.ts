@@ -147,10 +147,11 @@ async function suite() {
       };
       try {
         await setQuota(tenantIds[6]!, 14);
-        const before = { tenants: pooler.pools.stats.tenantsRead, rows: pooler.pools.stats.rowsRead, statements: counter.queries };
+        const before = { tenants: pooler.pools.stats.tenantsRead, rows: pooler.pools.stats.rowsRead, visited: pooler.pools.stats.poolsVisited, statements: counter.queries };
         assert.deepEqual(await pooler.pools.request([tenantIds[6]!]), { outcome: 'IN_SYNC', error: null });
         assert.equal(pooler.pools.stats.tenantsRead - before.tenants, 1, 'one tenant row read, whatever the fleet');
         assert.equal(pooler.pools.stats.rowsRead - before.rows, 1);
+        assert.equal(pooler.pools.stats.poolsVisited - before.visited, 1, 'one pool compared with its record, whatever the fleet');
         assert.equal(counter.queries - before.statements, 3, 'the changed tenant, its recorded pool, the one write');
         assert.equal(shows, 0, 'no SHOW DATABASES');
         assert.equal(driver.lastVerified, 'log');
@@ -161,8 +162,11 @@ async function suite() {
       assert.equal((await db.pool.findUniqueOrThrow({ where: { tenantId: tenantIds[6]! } })).poolSize, 14);
       // A tenant that stops being ACTIVE loses its pool the same way.
       await db.tenant.update({ where: { id: tenantIds[7]! }, data: { status: 'SUSPENDED' } });
+      const visited = pooler.pools.stats.poolsVisited;
       assert.equal((await pooler.pools.request([tenantIds[7]!])).outcome, 'IN_SYNC');
       assert.equal((await own()).has(nameOf(7)), false);
+      assert.equal(pooler.pools.stats.poolsVisited - visited, 0, 'a pool gone is deleted, no other compared');
+      assert.equal(await db.pool.count({ where: { tenantId: tenantIds[7]! } }), 0);
       await db.tenant.update({ where: { id: tenantIds[7]! }, data: { status: 'ACTIVE' } });
       assert.equal((await pooler.pools.request([tenantIds[7]!])).outcome, 'IN_SYNC');
       assert.equal((await own()).has(nameOf(7)), true);

@@ -153,6 +153,11 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
    * start, after a failure, and on every reconciliation).
    */
   private current: Map<string, Desired> | null = null;
+  /**
+   * The tenants the last desired() read again (null: it read every tenant). Every other tenant
+   * kept its Desired object, so only these can differ from what the last record() wrote.
+   */
+  private patched: Set<string> | null = null;
   /** Tenants changed since the apply in flight started (read by the next one). */
   private dirty = new Set<string>();
   /** Whether the next apply reads every tenant (a request without tenant ids). */
@@ -165,9 +170,10 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
   private readonly preparing = new Map<string, Promise<void>>();
   /**
    * Recorded pool rows read back by applies (a quota change reads its own row, not the
-   * fleet's), and tenant rows read for the desired state (after a change: the changed ones).
+   * fleet's), tenant rows read for the desired state (after a change: the changed ones), and
+   * pools record() looked at (after a change: the changed ones and those not IN_SYNC).
    */
-  readonly stats = { rowsRead: 0, tenantsRead: 0 };
+  readonly stats = { rowsRead: 0, tenantsRead: 0, poolsVisited: 0 };
 
   constructor(private readonly p: PoolSyncOptions) {
     super();
@@ -576,12 +582,14 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
    */
   private async desired(reading: Reading = { all: true, tenantIds: new Set() }): Promise<Desired[]> {
     if (reading.all || !this.current) {
+      this.patched = null;
       const rows = await this.p.db.$queryRaw<DesiredPoolRow[]>(desiredPools);
       this.stats.tenantsRead += rows.length;
       const all = await this.toDesired(rows);
       this.current = new Map(all.map((d) => [d.tenantId, d]));
       return all;
     }
+    this.patched = reading.tenantIds;
     if (reading.tenantIds.size > 0) {
       const rows = await this.p.db.$queryRaw<DesiredPoolRow[]>(desiredPoolsOf([...reading.tenantIds]));
       this.stats.tenantsRead += rows.length;
@@ -650,7 +658,20 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
    */
   private async record(desired: Desired[], failure: Failure | null, reading?: RecordedRows): Promise<void> {
     const { changed, rows } = reading ?? (await this.readRecorded(desired));
+    const previous = this.recorded;
     this.recorded = null; // until this record() has written
+    // After a change, with nothing failed: only the changed pools and the rows read (changed, or
+    // not IN_SYNC) can need a write, so only they are visited, whatever the fleet.
+    const current = this.current;
+    const patched = this.patched;
+    const onlyChanged = changed !== null && failure === null && previous !== null && patched !== null && current !== null;
+    const visited: Desired[] = [];
+    if (onlyChanged) {
+      for (const id of new Set([...changed, ...rows.keys()])) {
+        const d = current.get(id);
+        if (d) visited.push(d);
+      }
+    }
     const now = new Date();
     const inSync: PoolState = { status: 'IN_SYNC', lastError: null, lastSyncedAt: now };
     const failed: PoolState | null = failure && { status: failure.outcome, lastError: failure.error };
@@ -666,16 +687,17 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
       if (ids) ids.push(tenantId);
       else statusOnly.set(state, [tenantId]);
     };
-    for (const { tenantId, spec } of desired) {
+    for (const { tenantId, spec } of onlyChanged ? visited : desired) {
+      this.stats.poolsVisited++;
       const row = rows.get(tenantId);
       rows.delete(tenantId);
-      const data = poolRow(spec);
       if (!row && changed && !changed.has(tenantId)) {
         // Unchanged since the last record and IN_SYNC there (rows not IN_SYNC were read): only
         // a pooler that is down touches it.
         if (failure?.everyPool && concerned(spec)) setStatus(failed!, tenantId);
         continue;
       }
+      const data = poolRow(spec);
       const state = stateOf(spec);
       if (!row) {
         creates.push({ tenantId, ...data, ...state, updatedAt: now });
@@ -704,7 +726,17 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     }
     if (writes.length === 1) await writes[0];
     else if (writes.length > 1) await this.p.db.$transaction(writes);
-    this.recorded = new Map(desired.map((d) => [d.tenantId, d.spec]));
+    if (onlyChanged) {
+      // What is recorded now: the last record's, with the tenants read again (and the visited
+      // ones) as they are now, and without those gone.
+      for (const d of visited) previous.set(d.tenantId, d.spec);
+      for (const id of patched) {
+        const d = current.get(id);
+        if (d) previous.set(id, d.spec);
+        else previous.delete(id);
+      }
+      this.recorded = previous;
+    } else this.recorded = new Map(desired.map((d) => [d.tenantId, d.spec]));
   }
 
   /**
@@ -712,7 +744,7 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
    * record (and any not IN_SYNC), or every row when there was none.
    */
   private async readRecorded(desired: Desired[]): Promise<RecordedRows> {
-    const changed = this.recorded ? changedSince(this.recorded, desired) : null;
+    const changed = !this.recorded ? null : this.patched && this.current ? changedAmong(this.recorded, this.patched, this.current) : changedSince(this.recorded, desired);
     const read = await this.p.db.pool.findMany({
       where: changed ? { OR: [{ tenantId: { in: [...changed] } }, { status: { in: UNSETTLED } }] } : undefined,
       select: { tenantId: true, name: true, mode: true, poolSize: true, maxConnections: true, status: true, lastError: true },
@@ -792,6 +824,22 @@ function poolRow(spec: PoolSpec): PoolRow {
 
 function sameRow(a: PoolRow, b: PoolRow): boolean {
   return a.name === b.name && a.mode === b.mode && a.poolSize === b.poolSize && a.maxConnections === b.maxConnections;
+}
+
+/**
+ * changedSince for an apply that read only `ids` again: every other tenant kept its spec
+ * object, so only these are compared (a tenant among them no longer desired is gone).
+ */
+function changedAmong(previous: Map<string, PoolSpec>, ids: ReadonlySet<string>, current: Map<string, Desired>): Set<string> {
+  const changed = new Set<string>();
+  for (const id of ids) {
+    const before = previous.get(id);
+    const spec = current.get(id)?.spec;
+    if (!spec) {
+      if (before) changed.add(id);
+    } else if (before !== spec && !(before && sameRow(poolRow(before), poolRow(spec)))) changed.add(id);
+  }
+  return changed;
 }
 
 /** Tenants whose pool is new, gone or different since `previous` (what the last record() wrote). */
