@@ -74,7 +74,7 @@ test('npm run bench:provision-steps, two rounds: every step, the floor and the l
     rows.map((r) => r.split('|')[1]!.trim()),
     ['provisionTenant (the mutation, end to end)', 'bare SQL floor (CREATE ROLE + CREATE DATABASE ... TEMPLATE)', ...['ROLE', 'TEMPLATE', 'DATABASE', 'ACCESS', 'SCHEMA_VERSION', 'CREDENTIALS'].map((s) => `step ${s}`), 'pools.request', 'provisionTenant / floor',
       'a usable tenant in bare SQL (role with password, database, grants, one session in it)',
-      'pooler minimum (write pgbouncer.ini + RELOAD, 2 pools, a bare PgBouncer)',
+      'pooler minimum (write pgbouncer.ini + RELOAD on a held admin connection, 2 pools, a bare PgBouncer)',
       'lower bound: (usable tenant + pooler minimum) / floor',
       "provisionTenant / (usable tenant + pooler minimum): Tenantry's own share"],
     out,
