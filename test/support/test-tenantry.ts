@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import pg from 'pg';
 import format from 'pg-format';
@@ -65,6 +67,11 @@ export async function startTestTenantry(
   const controlDatabase = options.shareWith?.controlDatabase ?? `tenantry_t${id}`;
   const prefix = options.shareWith?.prefix ?? `t${id}_`;
   const adminKey = options.shareWith?.adminKey ?? generateApiKey();
+  // TEST_INSTANCES_LOG (.ci/run sets it): which file made which control database, so that
+  // anything left behind can be traced to its file.
+  if (process.env.TEST_INSTANCES_LOG && !options.shareWith) {
+    appendFileSync(process.env.TEST_INSTANCES_LOG, `${controlDatabase} ${prefix} ${path.relative(process.cwd(), process.argv[1] ?? '?')}\n`);
+  }
   const config = loadConfig({
     DATABASE_URL: serviceUrl,
     CONTROL_DATABASE: controlDatabase,
