@@ -727,9 +727,8 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
     if (writes.length === 1) await writes[0];
     else if (writes.length > 1) await this.p.db.$transaction(writes);
     if (onlyChanged) {
-      // What is recorded now: the last record's, with the tenants read again (and the visited
-      // ones) as they are now, and without those gone.
-      for (const d of visited) previous.set(d.tenantId, d.spec);
+      // What is recorded now: the last record's, with the tenants read again as they are now and
+      // without those gone (every other tenant, visited or not, kept its spec object).
       for (const id of patched) {
         const d = current.get(id);
         if (d) previous.set(id, d.spec);
@@ -826,6 +825,11 @@ function sameRow(a: PoolRow, b: PoolRow): boolean {
   return a.name === b.name && a.mode === b.mode && a.poolSize === b.poolSize && a.maxConnections === b.maxConnections;
 }
 
+/** Whether a pool's recorded spec (none: new) differs from the wanted one; the same object (a tenant not read again, the common case) costs no allocation. */
+function differs(before: PoolSpec | undefined, spec: PoolSpec): boolean {
+  return before !== spec && !(before && sameRow(poolRow(before), poolRow(spec)));
+}
+
 /**
  * changedSince for an apply that read only `ids` again: every other tenant kept its spec
  * object, so only these are compared (a tenant among them no longer desired is gone).
@@ -837,7 +841,7 @@ function changedAmong(previous: Map<string, PoolSpec>, ids: ReadonlySet<string>,
     const spec = current.get(id)?.spec;
     if (!spec) {
       if (before) changed.add(id);
-    } else if (before !== spec && !(before && sameRow(poolRow(before), poolRow(spec)))) changed.add(id);
+    } else if (differs(before, spec)) changed.add(id);
   }
   return changed;
 }
@@ -849,8 +853,7 @@ function changedSince(previous: Map<string, PoolSpec>, desired: Desired[]): Set<
   for (const { tenantId, spec } of desired) {
     const before = previous.get(tenantId);
     if (!before) added++;
-    // The same object: a tenant the apply did not read again (the common case, no allocation).
-    if (before !== spec && !(before && sameRow(poolRow(before), poolRow(spec)))) changed.add(tenantId);
+    if (differs(before, spec)) changed.add(tenantId);
   }
   // Gone since: recorded, no longer desired (only looked for when some are).
   if (previous.size + added > desired.length) {

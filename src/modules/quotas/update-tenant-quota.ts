@@ -101,8 +101,8 @@ export class QuotaUpdates {
         // The pool follows the recorded quota, outside the tenant's lock, while PostgreSQL takes
         // the new limits (either order converges; a later change publishes its own). It starts
         // at once: it follows what is committed, whether or not this request keeps its lock.
+        // (It never rejects: TenantChanges waits for its listeners, whose failures are logged.)
         const settled = recorded.change ? changes.committed(tenant.id, { pool: true, health: false }) : Promise.resolve();
-        settled.catch(() => undefined); // awaited below; a step that throws first must not leave it unhandled
         await locks.nextStep('quota.recorded', tenant.slug);
 
         const warnings: string[] = [];

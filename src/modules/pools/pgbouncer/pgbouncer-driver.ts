@@ -101,7 +101,7 @@ export class PgBouncerDriver implements PoolerDriver {
     const ini = this.render(pools);
     const authFile = renderAuthFile(admin, authUser);
     // A last good ini from an earlier start may predate this one's settings: the first verified
-    // apply keeps a new one. (Versions before 0.6 kept it on disk, beside an auth-file copy: removed.)
+    // apply keeps a new one. (Earlier versions kept it on disk, beside an auth-file copy: removed.)
     this.lastGood = null;
     const atStart = 'PgBouncer cannot start until';
     await this.writing(settings.files.lastGoodIni, () => forgetLastGood(settings.files), atStart);
