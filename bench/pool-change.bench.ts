@@ -7,6 +7,8 @@
 // hour the API takes on this machine (bench/fleet.bench.ts measures the whole mutations).
 // Each size is measured with one PgBouncer and with the pools split over several
 // (POOLER_SHARDS, BENCH_SHARDS=1,16): a change then rewrites and reloads one PgBouncer's share.
+// Beside it, a raise's capacity read: the cluster's allocation counter against the sum of every
+// quota it replaced (both must agree, or the bench fails).
 // Usage: npm run bench:pool-change   (BENCH_SIZES=100,10000 BENCH_SHARDS=1,16 BENCH_ROUNDS=20;
 // BENCH_DATABASE_URL: a superuser URL of a server to use instead of the embedded PostgreSQL 18)
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -22,6 +24,7 @@ import { prepareControlDatabase } from '../src/platform/db/control-database.js';
 import { startEmbeddedServer } from '../src/platform/embedded/embedded-server.js';
 import { createLogger } from '../src/platform/logger.js';
 import { ClusterRegistry } from '../src/modules/clusters/index.js';
+import { CapacityPlanner } from '../src/modules/quotas/cluster-capacity.js';
 import { startPooler } from '../src/modules/pools/index.js';
 import { freePort, freePorts } from '../test/support/free-port.js';
 import { dropEverythingOf } from '../test/support/test-tenantry.js';
@@ -63,6 +66,9 @@ interface Figures {
   driverShare: number[];
   /** PgBouncers reloaded per quota apply. */
   reloaded: number;
+  /** A raise's capacity read: the cluster's allocation (its counter row), and the sum it replaced. */
+  allocationRead: number[];
+  allocationSum: number[];
 }
 const figures: Figures[] = [];
 
@@ -85,6 +91,8 @@ function report(): void {
     ['bare ALTER ROLE ... CONNECTION LIMIT, p50', (f) => ms(p50(f.alterRole))],
     ['quota apply p50 / pooler minimum p50', (f) => `${(p50(f.quotaApply) / p50(f.floor)).toFixed(2)}x`],
     ['(ALTER ROLE + quota apply) p50 / (2 x ALTER ROLE + pooler minimum) p50', (f) => `${((p50(f.alterRole) + p50(f.quotaApply)) / (2 * p50(f.alterRole) + p50(f.floor))).toFixed(2)}x`],
+    ['a raise\'s capacity read: the cluster\'s allocation (one counter row), p50', (f) => ms(p50(f.allocationRead))],
+    ['the same by summing every quota on the cluster (the path before), p50', (f) => ms(p50(f.allocationSum))],
   ];
   console.log(`\n| ${ROUNDS} rounds | ${figures.map((f) => `${f.size.toLocaleString('en')} tenants, ${f.shards} PgBouncer${f.shards === 1 ? '' : 's'}`).join(' | ')} |`);
   console.log(`|---|${figures.map(() => '---').join('|')}|`);
@@ -96,6 +104,7 @@ try {
   const { db } = createControlClient(control.url, limits);
   const registry = new ClusterRegistry(db, url, limits);
   const cluster = await registry.ensureDefault();
+  const config0 = { OVERCOMMIT_FACTOR: 1, QUOTA_MIN: 10, DEFAULT_MAX_CONNECTIONS: 50 };
   /** A pooler with `shards` PgBouncers, its apply timed (inDriver: the time in the driver's apply). */
   const startBenchPooler = async (shards: number) => {
     const config = loadConfig({
@@ -164,13 +173,30 @@ try {
     for (let round = 0; round < ROUNDS; round++) {
       alterRole.push(await timed(() => admin.query(format('ALTER ROLE %I CONNECTION LIMIT %s', roles[round % roles.length]!, 2 + (round % 2)))));
     }
+    // A raise checks the cluster's capacity: what its tenants are promised, less the raised one's.
+    const capacity = new CapacityPlanner({ db, config: config0 });
+    const allocationRead: number[] = [];
+    const allocationSum: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const id = tenantIds[(round * 7919) % size]!;
+      let counted = 0;
+      let summed: number | null = 0;
+      allocationRead.push(await timed(async () => (counted = await capacity.allocatedExcept(cluster.id, id))));
+      allocationSum.push(
+        await timed(async () => {
+          const { _sum } = await db.quota.aggregate({ _sum: { maxConnections: true }, where: { tenant: { clusterId: cluster.id, status: { not: 'DEPROVISIONED' }, id: { not: id } } } });
+          summed = _sum.maxConnections;
+        }),
+      );
+      if (counted !== (summed ?? 0)) throw new Error(`the counter says ${counted} connections are allocated, the sum ${summed}`);
+    }
     for (const shards of SHARDS) {
       log(`${shards} PgBouncer${shards === 1 ? '' : 's'}: start`);
       const pooler = await startBenchPooler(shards);
       const pools = pooler.pools;
       await must(pools.request());
       await pools.reconcile(); // every row read once; from here on an apply reads what changed
-      const f: Figures = { size, shards, quotaApply: [], addApply: [], fullApply: [], alterRole, floor: [], tenantsRead: 0, driverShare: [], reloaded: 0 };
+      const f: Figures = { size, shards, quotaApply: [], addApply: [], fullApply: [], alterRole, floor: [], tenantsRead: 0, driverShare: [], reloaded: 0, allocationRead, allocationSum };
       const readBefore = pools.stats.tenantsRead;
       let reloaded = 0;
       for (let round = 0; round < ROUNDS; round++) {

@@ -59,7 +59,7 @@ test('npm run bench:pooler at 2 and 4 pools: a table with every part measured', 
 test('npm run bench:pool-change at 4 tenants with 1 and 2 PgBouncers: every figure measured', { skip: findPgBouncer() || process.env.CI === 'true' ? false : 'pgbouncer is not installed' }, async () => {
   const out = await runBench('bench/pool-change.bench.ts', { BENCH_SIZES: '4', BENCH_SHARDS: '1,2', BENCH_ROUNDS: '2', BENCH_DATABASE_URL: process.env.TEST_DATABASE_URL! });
   const rows = out.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| 2 rounds'));
-  assert.equal(rows.length, 15, out);
+  assert.equal(rows.length, 17, out);
   for (const row of rows) {
     const cells = row.split('|').slice(2, -1).map((c) => c.trim());
     assert.equal(cells.length, 2, row);

@@ -27,6 +27,12 @@ const MORE_ROOM = 'raise the server\'s max_connections or OVERCOMMIT_FACTOR, or 
 /** Below this many default tenants on an empty cluster, start-up warns: the server is too small for the defaults. */
 export const FEW_DEFAULT_TENANTS = 3;
 
+/** What a cluster has promised: its tenants that are not DEPROVISIONED, and the sum of their quotas. */
+export interface Allocation {
+  tenantCount: number;
+  allocatedConnections: number;
+}
+
 export interface CapacityAdvice {
   capacity: ClusterCapacity;
   /** Connections promised to the cluster's tenants now. */
@@ -77,13 +83,24 @@ export class CapacityPlanner {
     return (await this.clusterCapacity(cluster, known)).capacity - allocated;
   }
 
-  /** Connections promised to the cluster's tenants, leaving one tenant out (the one being changed). */
+  /**
+   * The cluster's allocation (its tenants that are not DEPROVISIONED, and the connections promised
+   * to them), leaving one tenant out (the one being changed or provisioned again): one row of
+   * cluster_allocations, which triggers keep with every write of tenants and quotas, so the cost
+   * does not grow with the cluster's tenants.
+   */
+  async allocationExcept(clusterId: string, tenantId: string | null): Promise<Allocation> {
+    const [row] = await this.p.db.$queryRaw<Allocation[]>`
+      SELECT coalesce((SELECT a.tenant_count FROM cluster_allocations a WHERE a.cluster_id = ${clusterId}::uuid), 0)
+               - (SELECT count(*)::int FROM tenants t WHERE t.id = ${tenantId}::uuid AND t.cluster_id = ${clusterId}::uuid AND t.status <> 'DEPROVISIONED') AS "tenantCount",
+             coalesce((SELECT a.allocated_connections FROM cluster_allocations a WHERE a.cluster_id = ${clusterId}::uuid), 0)
+               - coalesce((SELECT q.max_connections FROM quotas q WHERE q.tenant_id = ${tenantId}::uuid AND q.counted_cluster_id = ${clusterId}::uuid), 0) AS "allocatedConnections"`;
+    return row!;
+  }
+
+  /** Connections promised to the cluster's tenants, leaving one tenant out. */
   async allocatedExcept(clusterId: string, tenantId: string | null): Promise<number> {
-    const { _sum } = await this.p.db.quota.aggregate({
-      _sum: { maxConnections: true },
-      where: { tenant: { clusterId, status: { not: 'DEPROVISIONED' }, ...(tenantId ? { id: { not: tenantId } } : {}) } },
-    });
-    return _sum.maxConnections ?? 0;
+    return (await this.allocationExcept(clusterId, tenantId)).allocatedConnections;
   }
 
   /**

@@ -153,7 +153,7 @@ export class ClusterPlacement {
     if (!row) throw new UserError('PLACEMENT_FAILED', `cluster ${cluster.name} was removed meanwhile: provision ${p.slug} again`, 'placement');
     if (row.status !== 'ACTIVE') throw new UserError('PLACEMENT_FAILED', `cluster ${row.name} is ${row.status}: it takes no new tenants`, 'placement');
     if (row.maxTenants !== null) {
-      const count = await this.p.db.tenant.count({ where: { clusterId: row.id, status: { not: 'DEPROVISIONED' }, ...(p.tenantId ? { id: { not: p.tenantId } } : {}) } });
+      const count = (await this.p.capacity.allocationExcept(row.id, p.tenantId)).tenantCount;
       if (count >= row.maxTenants) {
         throw new UserError('CLUSTER_CAPACITY_EXCEEDED', `cluster ${row.name} holds ${count} tenants, its maxTenants ${row.maxTenants}: ${p.slug} cannot be placed on it; raise maxTenants (updateCluster) or place it elsewhere`);
       }

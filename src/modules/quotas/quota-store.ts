@@ -1,6 +1,7 @@
 import type { Quota, QuotaChange } from '../../generated/prisma/client.js';
 import type { ControlClient } from '../../platform/db/control-client.js';
 import { rowsGrouped, rowsInOrder } from '../../platform/db/rows-in-order.js';
+import type { Allocation } from './cluster-capacity.js';
 
 export type { Quota, QuotaChange };
 
@@ -12,14 +13,10 @@ export class QuotaStore {
     return rowsInOrder(tenantIds, await this.p.db.quota.findMany({ where: { tenantId: { in: [...tenantIds] } } }), (r) => r.tenantId);
   }
 
-  /** Tenants and the connections promised to them, per cluster (deprovisioned tenants excluded). */
-  async allocationsByClusterIds(clusterIds: readonly string[]): Promise<{ tenantCount: number; allocatedConnections: number }[]> {
-    const rows = await this.p.db.$queryRaw<{ cluster_id: string; tenant_count: number; allocated: number }[]>`
-      SELECT t.cluster_id::text AS cluster_id, count(*)::int AS tenant_count, coalesce(sum(q.max_connections), 0)::int AS allocated
-      FROM tenants t LEFT JOIN quotas q ON q.tenant_id = t.id
-      WHERE t.cluster_id::text = ANY(${[...clusterIds]}) AND t.status <> 'DEPROVISIONED'
-      GROUP BY t.cluster_id`;
-    return rowsInOrder(clusterIds, rows, (r) => r.cluster_id).map((r) => ({ tenantCount: r?.tenant_count ?? 0, allocatedConnections: r?.allocated ?? 0 }));
+  /** Tenants and the connections promised to them, per cluster (deprovisioned tenants excluded): the counters triggers keep. */
+  async allocationsByClusterIds(clusterIds: readonly string[]): Promise<Allocation[]> {
+    const rows = await this.p.db.clusterAllocation.findMany({ where: { clusterId: { in: [...clusterIds] } } });
+    return rowsInOrder(clusterIds, rows, (r) => r.clusterId).map((r) => ({ tenantCount: r?.tenantCount ?? 0, allocatedConnections: r?.allocatedConnections ?? 0 }));
   }
 
   /**
