@@ -122,8 +122,11 @@ export class PgBouncerDriver implements PoolerDriver {
     const { settings, fileOwner } = this.options;
     // Rendering validates: everything that can be refused is checked before a byte is written.
     const ini = this.render(pools);
-    await this.writing(settings.files.ini, () => writeIni(settings.files, ini, fileOwner, false));
-    const logFrom = options.verify === 'log' ? await logSize(settings.files.logFile) : null;
+    // The log's size is taken while the ini is written (PgBouncer logs nothing of it before RELOAD).
+    const [, logFrom] = await Promise.all([
+      this.writing(settings.files.ini, () => writeIni(settings.files, ini, fileOwner, false)),
+      options.verify === 'log' ? logSize(settings.files.logFile) : null,
+    ]);
     await this.console.reload(); // PoolerUnavailableError: the file waits for the next start
     // PgBouncer answered the RELOAD: the file it read is the one just written.
     const accepted = () => void (this.lastGood = ini);
