@@ -104,7 +104,7 @@ try {
   const { db } = createControlClient(control.url, limits);
   const registry = new ClusterRegistry(db, url, limits);
   const cluster = await registry.ensureDefault();
-  const config0 = { OVERCOMMIT_FACTOR: 1, QUOTA_MIN: 10, DEFAULT_MAX_CONNECTIONS: 50 };
+  const capacityConfig = { OVERCOMMIT_FACTOR: 1, QUOTA_MIN: 10, DEFAULT_MAX_CONNECTIONS: 50 };
   /** A pooler with `shards` PgBouncers, its apply timed (inDriver: the time in the driver's apply). */
   const startBenchPooler = async (shards: number) => {
     const config = loadConfig({
@@ -174,14 +174,14 @@ try {
       alterRole.push(await timed(() => admin.query(format('ALTER ROLE %I CONNECTION LIMIT %s', roles[round % roles.length]!, 2 + (round % 2)))));
     }
     // A raise checks the cluster's capacity: what its tenants are promised, less the raised one's.
-    const capacity = new CapacityPlanner({ db, config: config0 });
+    const capacity = new CapacityPlanner({ db, config: capacityConfig });
     const allocationRead: number[] = [];
     const allocationSum: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       const id = tenantIds[(round * 7919) % size]!;
       let counted = 0;
       let summed: number | null = 0;
-      allocationRead.push(await timed(async () => (counted = await capacity.allocatedExcept(cluster.id, id))));
+      allocationRead.push(await timed(async () => (counted = (await capacity.allocationExcept(cluster.id, id)).allocatedConnections)));
       allocationSum.push(
         await timed(async () => {
           const { _sum } = await db.quota.aggregate({ _sum: { maxConnections: true }, where: { tenant: { clusterId: cluster.id, status: { not: 'DEPROVISIONED' }, id: { not: id } } } });

@@ -91,26 +91,24 @@ export class CapacityPlanner {
    */
   async allocationExcept(clusterId: string, tenantId: string | null): Promise<Allocation> {
     const [row] = await this.p.db.$queryRaw<Allocation[]>`
-      SELECT coalesce((SELECT a.tenant_count FROM cluster_allocations a WHERE a.cluster_id = ${clusterId}::uuid), 0)
+      SELECT coalesce(a.tenant_count, 0)
                - (SELECT count(*)::int FROM tenants t WHERE t.id = ${tenantId}::uuid AND t.cluster_id = ${clusterId}::uuid AND t.status <> 'DEPROVISIONED') AS "tenantCount",
-             coalesce((SELECT a.allocated_connections FROM cluster_allocations a WHERE a.cluster_id = ${clusterId}::uuid), 0)
-               - coalesce((SELECT q.max_connections FROM quotas q WHERE q.tenant_id = ${tenantId}::uuid AND q.counted_cluster_id = ${clusterId}::uuid), 0) AS "allocatedConnections"`;
+             coalesce(a.allocated_connections, 0)
+               - coalesce((SELECT q.max_connections FROM quotas q WHERE q.tenant_id = ${tenantId}::uuid AND q.counted_cluster_id = ${clusterId}::uuid), 0) AS "allocatedConnections"
+        FROM (SELECT) one LEFT JOIN cluster_allocations a ON a.cluster_id = ${clusterId}::uuid`;
     return row!;
   }
 
-  /** Connections promised to the cluster's tenants, leaving one tenant out. */
-  async allocatedExcept(clusterId: string, tenantId: string | null): Promise<number> {
-    return (await this.allocationExcept(clusterId, tenantId)).allocatedConnections;
-  }
-
   /**
-   * CLUSTER_CAPACITY_EXCEEDED, with the numbers, when `quota` does not fit beside the others.
+   * CLUSTER_CAPACITY_EXCEEDED, with the numbers, when `quota` does not fit beside the others
+   * (`read`: the caller's allocationExcept of the same cluster and tenant, if it has one).
    * `defaulted`: the caller sent no maxConnections, so the message names DEFAULT_MAX_CONNECTIONS
    * (and no field). It never suggests a quota below QUOTA_MIN: with less room than that left,
    * the tenant cannot be placed on this cluster, and the message says so.
    */
-  async assertWithinCapacity(cluster: ClusterAdmin, p: { tenantId: string | null; slug: string; quota: number; defaulted?: boolean }): Promise<void> {
-    const [cap, others] = await Promise.all([this.clusterCapacity(cluster), this.allocatedExcept(cluster.id, p.tenantId)]);
+  async assertWithinCapacity(cluster: ClusterAdmin, p: { tenantId: string | null; slug: string; quota: number; defaulted?: boolean }, read?: Allocation): Promise<void> {
+    const [cap, allocation] = await Promise.all([this.clusterCapacity(cluster), read ?? this.allocationExcept(cluster.id, p.tenantId)]);
+    const others = allocation.allocatedConnections;
     if (others + p.quota <= cap.capacity) return;
     const { QUOTA_MIN } = this.p.config;
     const room = Math.max(0, cap.capacity - others);
@@ -135,7 +133,7 @@ export class CapacityPlanner {
    * in /health/ready rather than from the second provisionTenant.
    */
   async capacityAdvice(cluster: ClusterAdmin, known?: ServerFacts): Promise<CapacityAdvice> {
-    const [capacity, allocated] = await Promise.all([this.clusterCapacity(cluster, known), this.allocatedExcept(cluster.id, null)]);
+    const [capacity, { allocatedConnections: allocated }] = await Promise.all([this.clusterCapacity(cluster, known), this.allocationExcept(cluster.id, null)]);
     const defaultQuota = this.p.config.DEFAULT_MAX_CONNECTIONS;
     const defaultTenantsFit = Math.floor(capacity.capacity / defaultQuota);
     const moreDefaultTenantsFit = Math.floor(Math.max(0, capacity.capacity - allocated) / defaultQuota);

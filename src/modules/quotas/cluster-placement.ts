@@ -152,13 +152,14 @@ export class ClusterPlacement {
     const row = await this.p.db.cluster.findUnique({ where: { id: cluster.id } });
     if (!row) throw new UserError('PLACEMENT_FAILED', `cluster ${cluster.name} was removed meanwhile: provision ${p.slug} again`, 'placement');
     if (row.status !== 'ACTIVE') throw new UserError('PLACEMENT_FAILED', `cluster ${row.name} is ${row.status}: it takes no new tenants`, 'placement');
+    const allocation = await this.p.capacity.allocationExcept(row.id, p.tenantId);
     if (row.maxTenants !== null) {
-      const count = (await this.p.capacity.allocationExcept(row.id, p.tenantId)).tenantCount;
+      const count = allocation.tenantCount;
       if (count >= row.maxTenants) {
         throw new UserError('CLUSTER_CAPACITY_EXCEEDED', `cluster ${row.name} holds ${count} tenants, its maxTenants ${row.maxTenants}: ${p.slug} cannot be placed on it; raise maxTenants (updateCluster) or place it elsewhere`);
       }
     }
-    await this.p.capacity.assertWithinCapacity(cluster, p);
+    await this.p.capacity.assertWithinCapacity(cluster, p, allocation);
   }
 
   private refusal(options: ChooseOptions, candidates: PlacementCandidate[]): string {
