@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
+import { v7 as uuidv7 } from 'uuid';
+import { moveObjectName } from '../src/modules/moves/index.js';
 import { onDatabase, startPrivateCluster, type PrivateCluster } from './support/private-cluster.js';
 import { connectAs, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 import { until } from './support/subscriptions.js';
@@ -25,6 +27,8 @@ let holdCutoverMs = 0;
 let holdAfterCopy: Promise<void> | null = null;
 /** Run between a move's commit and its start (the OFFLINE test runs a recovery pass there). */
 let onMoveStarted: (() => Promise<void>) | null = null;
+/** Run once a move's subscription exists, before the initial copy is watched. */
+let onSubscribed: (() => Promise<void>) | null = null;
 
 before(async () => {
   [a, b] = await Promise.all([startPrivateCluster({ version: 15 }), startPrivateCluster({ version: 15 })]);
@@ -37,6 +41,7 @@ before(async () => {
       'move.cutover:wait': () => new Promise((r) => setTimeout(r, holdCutoverMs)),
       'move.after:INITIAL_COPY': () => holdAfterCopy ?? undefined,
       'move.started': () => onMoveStarted?.(),
+      'move.after:SUBSCRIPTION': () => onSubscribed?.(),
     },
   });
   targetId = randomUUID();
@@ -198,7 +203,7 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
     // The source refuses the tenant's login; the source database is kept under another name, closed.
     assert.equal(await loginRoles(a.url, p.tenant.roleName), false);
     assert.equal(await loginRoles(b.url, p.tenant.roleName), true);
-    assert.match(m.retainedDatabase, /_moved_\d{12}$/);
+    assert.equal(m.retainedDatabase, `${p.tenant.databaseName}_moved_${localId(r.move.id).replace(/-/g, '').slice(-12)}`);
     // Checksums: the retained source against the target (minus the row added after the move).
     await on(a.url, 'postgres', (c) => c.query(`ALTER DATABASE "${m.retainedDatabase}" WITH ALLOW_CONNECTIONS true`));
     await on(b.url, p.tenant.databaseName, (c) => c.query(`DELETE FROM items WHERE body = 'after the move'`));
@@ -306,6 +311,50 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
     assert.deepEqual(await leftovers(b.url, []), []);
   });
 
+  test('moves started in the same millisecond (a drain starts several) name their replication objects apart', () => {
+    // A slot name is unique per server: two moves sharing one took each other's slot (seen in a drain).
+    const msecs = Date.now();
+    const [one, two] = [uuidv7({ msecs }), uuidv7({ msecs })];
+    assert.equal(one.slice(0, 13), two.slice(0, 13), 'a UUIDv7 begins with its millisecond');
+    assert.notEqual(moveObjectName(one), moveObjectName(two));
+    assert.ok(moveObjectName(one).length <= 63, 'within an identifier');
+  });
+
+  test('a move whose slot is gone from the source fails at the copy instead of waiting for it, and leaves nothing behind', async () => {
+    const p = await provision('mv-slot-gone');
+    const tenant = await connectAs(p.connectionString);
+    await tenant.query(`CREATE TABLE t (id serial PRIMARY KEY, v int)`);
+    await tenant.query(`INSERT INTO t (v) SELECT g FROM generate_series(1, 100) g`);
+    await tenant.end();
+    // Taken from under the move: its walsender ended, then the slot dropped (the apply worker
+    // cannot start again, so the tables would never turn ready).
+    onSubscribed = () =>
+      until(
+        () =>
+          on(a.url, 'postgres', async (c) => {
+            await c.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name LIKE 'tenantry_move_%' AND active_pid IS NOT NULL`);
+            return (await c.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'tenantry_move_%'`)).rowCount;
+          }).catch(() => -1),
+        (dropped) => dropped === 1,
+        'the move\'s slot to be dropped',
+      ).then(() => undefined);
+    try {
+      const r = await move({ slug: 'mv-slot-gone', targetClusterId: targetId, mode: 'ONLINE' });
+      assert.deepEqual(r.userErrors, []);
+      const m = await finished(r.move.id);
+      assert.equal(m.status, 'FAILED');
+      assert.match(m.error, /replication slot tenantry_move_\w+ is gone from the source/);
+    } finally {
+      onSubscribed = null;
+    }
+    const again = await connectAs(p.connectionString);
+    assert.equal(Number((await again.query('SELECT count(*) AS n FROM t')).rows[0].n), 100);
+    await again.end();
+    assert.equal(await loginRoles(b.url, p.tenant.roleName), null);
+    assert.deepEqual(await leftovers(a.url, [p.tenant.databaseName]), []);
+    assert.deepEqual(await leftovers(b.url, []), []);
+  });
+
   test('while a move runs, other changes to the tenant are TENANT_BUSY (deprovisioning included)', async () => {
     const p = await provision('mv-busy');
     const tenant = await connectAs(p.connectionString);
@@ -354,5 +403,26 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
     // retainSourceHours 0: nothing kept on the source.
     assert.equal(await loginRoles(a.url, p.tenant.roleName), null);
     assert.equal(m.retainedUntil === null || new Date(m.retainedUntil) <= new Date(), true);
+  });
+
+  test('a tenant moved away from a cluster twice within the retention leaves two retained copies there, and not its database', async () => {
+    // (Retained names were stamped to the minute: the second rename was skipped, and the tenant's
+    // database stayed on the source under its own name.)
+    const p = await provision('mv-twice');
+    const tenant = await connectAs(p.connectionString);
+    await tenant.query(`CREATE TABLE t (id serial PRIMARY KEY)`);
+    await tenant.end();
+    const retained: string[] = [];
+    for (const to of [targetId, sourceId, targetId]) {
+      const r = await move({ slug: 'mv-twice', targetClusterId: to, mode: 'OFFLINE', retainSourceHours: 1 });
+      assert.deepEqual(r.userErrors, []);
+      const m = await finished(r.move.id);
+      assert.equal(m.status, 'SUCCEEDED', m.error);
+      retained.push(m.retainedDatabase);
+    }
+    const databases = (url: string) =>
+      on(url, 'postgres', async (c) => (await c.query(`SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY 1`, [p.tenant.databaseName])).rows.map((r) => r.datname as string));
+    assert.deepEqual(await databases(a.url), [retained[0], retained[2]].sort());
+    assert.deepEqual(await databases(b.url), [p.tenant.databaseName, retained[1]].sort());
   });
 });

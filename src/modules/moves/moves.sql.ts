@@ -3,8 +3,18 @@ import format from 'pg-format';
 // The SQL of a tenant move. Identifiers go through pg-format (%I, %L); every catalog name is
 // qualified; nothing here calls a function a tenant could own (only pg_catalog's).
 
-/** Publication, subscription and slot share one name per move: `tenantry_move_<first 12 hex of its id>`. */
-export const moveObjectName = (moveId: string) => `tenantry_move_${moveId.replace(/-/g, '').slice(0, 12)}`;
+/**
+ * Publication, subscription and slot share one name per move: `tenantry_move_<its id's 32 hex>`
+ * (46 characters). The whole id: a UUIDv7's first 12 hex are its millisecond, which moves
+ * started together (a drain) share, and slot names are unique per server.
+ */
+export const moveObjectName = (moveId: string) => `tenantry_move_${moveId.replace(/-/g, '')}`;
+/**
+ * What a moved tenant's source database is renamed to while retained: `<db>_moved_<the move id's
+ * last 12 hex>` (its random part: tenants of a drain whose names share their first 44
+ * characters, and one tenant moved away twice within the retention, stay apart).
+ */
+export const retainedDatabaseName = (database: string, moveId: string) => `${database.slice(0, 63 - 19)}_moved_${moveId.replace(/-/g, '').slice(-12)}`;
 
 /** The roles a move carries: the tenant's role and its read-only roles, with what the target needs to recreate them (superuser only: pg_authid). */
 export const rolesToCarry = `SELECT a.rolname, a.rolpassword, a.rolconnlimit, a.rolinherit, a.rolcanlogin, a.rolvaliduntil

@@ -549,6 +549,9 @@ export class TenantMoves {
           const bytes = Number((await c.query<{ bytes: string }>(sql.databaseSize, [ctx.tenant.databaseName])).rows[0]!.bytes);
           Object.assign(ctx.progress, { tablesTotal: t.total, tablesCopied: t.ready, bytesCopied: bytes });
           if (t.ready === t.total) return;
+          // Without its slot the apply worker cannot start, and the copied tables never turn ready
+          // (asked first: the errors the subscription then reports are the slot's).
+          await this.lag(ctx, null);
           await this.assertNoSubscriptionErrors(c, ctx.name);
           if (Date.now() > deadline) throw new Error(`the initial copy did not finish in ${Math.round((this.p.copyTimeoutMs ?? 0) / 1000)} s`);
           if (Date.now() - lastRecord > 2000) {
@@ -759,10 +762,10 @@ export class TenantMoves {
         await this.p.pooler?.resumeTenantPool(db);
       }
       await this.removeReplication(ctx);
-      const stamp = new Date().toISOString().replace(/[-:T]/g, '').slice(0, 12);
-      progress.retainedName ??= `${db.slice(0, 63 - 19)}_moved_${stamp}`;
-      const retained = progress.retainedName;
-      if ((await source.query(sql.databaseExists, [db])).rowCount && !(await source.query(sql.databaseExists, [retained])).rowCount) {
+      const retained = (progress.retainedName ??= sql.retainedDatabaseName(db, ctx.move.id));
+      if ((await source.query(sql.databaseExists, [db])).rowCount) {
+        // Renamed already (a server that died after the rename), the database is gone by its name.
+        if ((await source.query(sql.databaseExists, [retained])).rowCount) throw new Error(`both ${db} and ${retained} exist on ${source.name}: the source database was not retained`);
         await source.query(sql.closeDatabase(db));
         await source.query(sql.terminateDatabaseSessions, [db]);
         await source.query(sql.renameDatabase(db, retained));
