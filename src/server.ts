@@ -201,7 +201,7 @@ export async function startTenantry(options: {
     const recovery = new TenantRecovery({ db, logger, clusters, locks: tenantLocks, provisioning, deprovisioning, limitDrift, changes });
     stack.push(() => recovery.stop());
 
-    const moves = new TenantMoves({ db, logger, controlUrl: control.url, clusters, locks: tenantLocks, failpoints, capacity, catalog, changes, pooler: pools });
+    const moves = new TenantMoves({ db, logger, controlUrl: control.url, clusters, locks: tenantLocks, failpoints, capacity, catalog, changes, events, pooler: pools });
     stack.push(() => moves.stop());
     const evacuation = new ClusterEvacuation({ db, moves, placement });
     const operations = new FleetOperations({ db, logger, controlUrl: control.url, clusters, catalog, locks: tenantLocks, failpoints, events, access, upgrades, tenantExtensions, security, evacuation });

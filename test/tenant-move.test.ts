@@ -12,7 +12,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { moveObjectName } from '../src/modules/moves/index.js';
 import { onDatabase, startPrivateCluster, type PrivateCluster } from './support/private-cluster.js';
 import { connectAs, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
-import { until } from './support/subscriptions.js';
+import { subscribeWs, until, wsClient } from './support/subscriptions.js';
 
 const MOVE_TEST_BYTES = Number(process.env.MOVE_TEST_BYTES ?? 32 * 1024 * 1024);
 
@@ -382,6 +382,56 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
     const after = await t.gql(`mutation { deprovisionTenant(input: { slug: "mv-busy", confirm: "mv-busy" }) { tenant { status } userErrors { code message } } }`);
     assert.deepEqual(after.data.deprovisionTenant.userErrors, []);
     assert.equal(await loginRoles(b.url, p.tenant.roleName), null, 'dropped on the cluster it moved to');
+  });
+
+  test('tenantMove streams a move: its state at once, each step in order with its figures, its end; then the stream ends (admins only)', async () => {
+    const p = await provision('mv-watched');
+    const tenant = await connectAs(p.connectionString);
+    await tenant.query(`CREATE TABLE t (id serial PRIMARY KEY, v int)`);
+    await tenant.query(`INSERT INTO t (v) SELECT g FROM generate_series(1, 2000) g`);
+    await tenant.end();
+    const WATCH = `subscription($id: ID!) { tenantMove(id: $id) { status step tablesTotal tablesCopied pauseMs } }`;
+    type Seen = { status: string; step: string; tablesTotal: number | null; tablesCopied: number | null; pauseMs: number | null };
+    let release!: () => void;
+    holdAfterCopy = new Promise((r) => (release = r));
+    const client = wsClient(t.url, t.adminKey);
+    try {
+      const r = await move({ slug: 'mv-watched', targetClusterId: targetId, mode: 'ONLINE', retainSourceHours: 0 });
+      assert.deepEqual(r.userErrors, []);
+      // Held after its copy: the stream's first value is the move as it stands, RUNNING.
+      await until(async () => (await moveState(r.move.id)).step, (step) => step === 'SUBSCRIPTION', 'the move to hold after its copy');
+      const sub = subscribeWs(client, WATCH, { id: r.move.id }, (d) => d.tenantMove as Seen);
+      await until(() => sub.values.length, (n) => n >= 1, 'the first value');
+      assert.deepEqual({ ...sub.values[0], tablesTotal: undefined, tablesCopied: undefined }, { status: 'RUNNING', step: 'SUBSCRIPTION', tablesTotal: undefined, tablesCopied: undefined, pauseMs: null });
+      release();
+      await until(() => sub.done, (done) => done, 'the stream to end with the move', 120_000);
+      assert.deepEqual(sub.errors, []);
+      // Each value is the row as it is when read: steps recorded in quick succession may be seen
+      // as their last; those seen are in order, from where it stood to its end.
+      const order = ['SUBSCRIPTION', 'INITIAL_COPY', 'INDEXES', 'CATCH_UP', 'COMMITTED', 'CLEANUP'];
+      const seen = sub.values.map((v) => order.indexOf(v.step));
+      assert.deepEqual(seen, [...seen].sort((x, y) => x - y), `steps in order: ${sub.values.map((v) => v.step).join(' ')}`);
+      assert.ok(seen.length >= 2 && !seen.includes(-1));
+      const copied = sub.values.find((v) => order.indexOf(v.step) >= order.indexOf('INITIAL_COPY'))!;
+      assert.ok(copied.tablesTotal! >= 2 && copied.tablesCopied === copied.tablesTotal, `the copy's figures: ${JSON.stringify(copied)}`); // t, and the template's tables
+      const last = sub.values.at(-1)!;
+      assert.equal(last.status, 'SUCCEEDED');
+      assert.ok(last.pauseMs !== null && last.pauseMs >= 0, 'the cutover\'s pause, once measured');
+      assert.equal(sub.values.filter((v) => v.status !== 'RUNNING').length, 1, 'one final value');
+      // Not for a tenant's key (even its own tenant's), and an unknown move is NOT_FOUND.
+      const key = (await t.gql(`mutation { createApiKey(input: { name: "watcher", role: TENANT_ADMIN, tenantSlug: "mv-watched" }) { key } }`)).data.createApiKey.key;
+      const theirs = subscribeWs(wsClient(t.url, key), WATCH, { id: r.move.id }, (d) => d.tenantMove);
+      await until(() => theirs.done || theirs.errors.length > 0, (v) => v, 'the refusal');
+      assert.equal(theirs.values.length, 0);
+      assert.match(JSON.stringify(theirs.errors), /FORBIDDEN|not authorized|Not authorized/i);
+      const unknown = subscribeWs(client, WATCH, { id: Buffer.from(`TenantMove:${randomUUID()}`).toString('base64') }, (d) => d.tenantMove);
+      await until(() => unknown.done || unknown.errors.length > 0, (v) => v, 'the answer for an unknown move');
+      assert.match(JSON.stringify(unknown.errors), /NOT_FOUND/);
+    } finally {
+      holdAfterCopy = null;
+      release?.();
+      await client.dispose();
+    }
   });
 
   test('OFFLINE: dump and restore, the same password works on the target (a recovery pass right after the move committed leaves it alone)', async () => {

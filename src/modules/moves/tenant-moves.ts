@@ -7,6 +7,7 @@ import { withDatabase } from '../../platform/db/connection-url.js';
 import { rowsInOrder } from '../../platform/db/rows-in-order.js';
 import { openCatalogSession, withCatalogSession } from '../../platform/db/session-settings.js';
 import { UserError } from '../../platform/errors.js';
+import type { EventBus } from '../../platform/events/event-bus.js';
 import type { Failpoints } from '../../platform/failpoints.js';
 import { moveLockKey } from '../../platform/locks/lock-names.js';
 import type { TenantLocks } from '../../platform/locks/locking.js';
@@ -127,6 +128,8 @@ export class TenantMoves {
       capacity: CapacityPlanner;
       catalog: TemplateCatalog;
       changes?: TenantChanges;
+      /** Where a move's changes are told (the `tenantMove` subscription, on any replica). */
+      events?: Pick<EventBus, 'publishMove' | 'move'>;
       pooler?: MovePooler;
       /** Where else to look for pg_dump/pg_restore (besides PATH and /usr/lib/postgresql/<major>/bin). */
       dumpToolDirs?: string[];
@@ -148,6 +151,11 @@ export class TenantMoves {
   async ofTenants(tenantIds: readonly string[]): Promise<TenantMove[][]> {
     const rows = await this.p.db.tenantMove.findMany({ where: { tenantId: { in: [...tenantIds] } }, orderBy: { createdAt: 'desc' } });
     return tenantIds.map((id) => rows.filter((r) => r.tenantId === id));
+  }
+
+  /** A wake-up whenever the move's row changed (its step, figures or status), from any replica. */
+  changes(moveId: string): AsyncIterable<unknown> {
+    return this.p.events?.move(moveId) ?? (async function* () {})();
   }
 
   /** Tests and the lead's drain: resolves when the move's background run (if any) in this process ends. */
@@ -439,6 +447,12 @@ export class TenantMoves {
       where: { id: ctx.move.id },
       data: { ...(step ? { step } : {}), progress: ctx.progress as Prisma.InputJsonValue },
     });
+    this.told(ctx);
+  }
+
+  /** Its row changed: subscribers read it again. */
+  private told(ctx: Ctx): void {
+    this.p.events?.publishMove(ctx.move.id);
   }
 
   private async forward(ctx: Ctx, lock: pg.Client): Promise<void> {
@@ -586,12 +600,17 @@ export class TenantMoves {
       const deadline = Date.now() + (this.p.copyTimeoutMs ?? 6 * 3600_000);
       const limit = this.p.catchUpLagBytes ?? 4 * 1024 * 1024;
       let below = 0;
+      let lastRecord = Date.now();
       for (;;) {
         const lag = await this.lag(ctx, null);
         ctx.progress.lagBytes = lag.lag;
         if (lag.lag < limit && ++below >= 2) return;
         if (lag.lag >= limit) below = 0;
         if (Date.now() > deadline) throw new Error(`the subscription did not catch up (lag ${lag.lag} bytes)`);
+        if (Date.now() - lastRecord > 2000) {
+          await this.record(ctx);
+          lastRecord = Date.now();
+        }
         await ctx.target.withDatabase(ctx.tenant.databaseName, (c) => this.assertNoSubscriptionErrors(c, ctx.name));
         await sleep(200);
       }
@@ -708,6 +727,7 @@ export class TenantMoves {
             metadata: { from: source.name, to: target.name, rowCounts: progress.rowCounts ?? {}, sequences: progress.sequencesCopied ?? null },
           });
         });
+        this.told(ctx);
       } catch (err) {
         // Before the commit point: the source serves again, as before the cutover.
         if (targetOpen) for (const role of loginRoles) await target.query(sql.setLogin(role, false)).catch(() => undefined);
@@ -785,6 +805,7 @@ export class TenantMoves {
           metadata: { from: source.name, to: target.name, retainedDatabase: retained, retainedUntil: retainedUntil.toISOString(), pauseMs: progress.pauseMs ?? null },
         });
       });
+      this.told(ctx);
       // The inventory takes a look at the tenant on its new cluster (its pool is already repointed).
       await this.p.changes?.committed(tenant.id, { inventory: true }).catch(() => undefined);
       if (ctx.options.retainSourceHours === 0) await this.dropExpiredRetained();
@@ -858,6 +879,7 @@ export class TenantMoves {
         metadata: { step: ctx.move.step, error: reason },
       });
     });
+    this.told(ctx);
     this.p.logger.warn({ move: ctx.move.id, tenant: tenant.slug, status, reason }, 'move rolled back');
   }
 

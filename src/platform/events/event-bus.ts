@@ -5,7 +5,7 @@ import { redisTransport } from './redis-transport.js';
 import { inProcessTransport, type BusLink, type Transport } from './transport.js';
 
 /**
- * Where usage samples, demand, key revocations and operation progress travel between the
+ * Where usage samples, demand, key revocations, operation and move progress travel between the
  * parts of a replica and between replicas: in process by default, through Redis when
  * REDIS_URL is set. Channel names carry a prefix (the control database's name by default),
  * so control planes sharing a Redis stay apart.
@@ -14,6 +14,9 @@ import { inProcessTransport, type BusLink, type Transport } from './transport.js
  * listener count never grows with subscribers, and nothing here buffers: a listener runs
  * when the message arrives, and one that throws is logged, never the process's problem.
  */
+/** Topics of one row each (`operation:<id>`, `move:<id>`): counted by their kind, not by id. */
+const PER_ROW_TOPIC = /^(operation|move):/;
+
 export class EventBus {
   private readonly stopWatching: (() => void)[] = [];
 
@@ -31,9 +34,9 @@ export class EventBus {
     this.stopWatching.push(
       transport_.onDropped((topic) => {
         droppedSinceDown++;
-        // The kind of message: its topic's name, but one kind for every operation's topic.
+        // The kind of message: its topic's name, but one kind for every operation's (and move's) topic.
         const name = topic.slice(prefix.length + 1);
-        metrics?.eventBusDropped.inc({ kind: name.startsWith('operation:') ? 'operation' : name });
+        metrics?.eventBusDropped.inc({ kind: PER_ROW_TOPIC.exec(name)?.[1] ?? name });
       }),
       transport_.onLink((link) => {
         metrics?.eventBusUp.set(link.up ? 1 : 0);
@@ -145,6 +148,16 @@ export class EventBus {
   /** A wake-up per progress event; a reader that falls behind loses only wake-ups (it re-reads the row). */
   operation(operationId: string): AsyncIterable<unknown> {
     return this.iterate(`operation:${operationId}`, 1);
+  }
+
+  /** A tenant move's step, figures or status changed (its row in the control database is the value). */
+  publishMove(moveId: string): void {
+    this.transport_.publish(this.topic(`move:${moveId}`), { moveId });
+  }
+
+  /** A wake-up per change of the move; a reader that falls behind loses only wake-ups (it re-reads the row). */
+  move(moveId: string): AsyncIterable<unknown> {
+    return this.iterate(`move:${moveId}`, 1);
   }
 
   close(): Promise<void> {

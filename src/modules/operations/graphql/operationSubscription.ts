@@ -1,8 +1,8 @@
 import { GraphQLError } from 'graphql';
-import { Repeater } from 'graphql-yoga';
 import { FleetOperations, type Operation } from '../fleet-operations.js';
 import { builder } from '../../../graphql/builder.js';
 import { localIdOf } from '../../../graphql/ids.js';
+import { watchRow } from '../../../graphql/row-watch.js';
 import { OperationRef } from './Operation.js';
 
 builder.subscriptionField('operation', (t) =>
@@ -16,29 +16,11 @@ builder.subscriptionField('operation', (t) =>
       const operations = ctx.services.get(FleetOperations);
       const load = async () => (id ? ((await operations.byIds([id]))[0] ?? null) : null);
       if (!(await load())) throw new GraphQLError(`no operation ${args.id}`, { extensions: { code: 'NOT_FOUND' } });
-      return new Repeater<Operation>(async (push, stop) => {
-        const events = operations.progress(id!)[Symbol.asyncIterator]();
-        let stopped = false;
-        void stop.then(() => {
-          stopped = true;
-          void events.return?.();
-        });
-        const finished = (o: Operation) => !['PENDING', 'RUNNING'].includes(o.status);
-        let current = (await load())!;
-        await push(current);
-        let pending = events.next();
-        while (!stopped && !finished(current)) {
-          // Progress events wake it at once; the re-read every second covers any event missed
-          // while the subscription was starting.
-          const event = await Promise.race([pending, new Promise<null>((r) => setTimeout(() => r(null), 1000).unref())]);
-          if (stopped) break;
-          // An event: wait for the next one. The bus closed: keep re-reading every second.
-          if (event) pending = event.done ? new Promise<never>(() => {}) : events.next();
-          const next = (await load())!;
-          if (next.done !== current.done || next.status !== current.status) await push(next);
-          current = next;
-        }
-        stop();
+      return watchRow({
+        load,
+        wakeUps: operations.progress(id!),
+        changed: (current, next) => next.done !== current.done || next.status !== current.status,
+        finished: (o) => !['PENDING', 'RUNNING'].includes(o.status),
       });
     },
     resolve: (operation: Operation) => operation,
