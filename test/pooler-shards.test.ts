@@ -36,7 +36,7 @@ test('pooled sessions are told apart by role and pid: the same pid on another cl
   const row = (pid: number, role: string): SessionRow =>
     ({ pid, role, state: 'idle', application_name: '', duration_seconds: 0, query: '', backend_start: new Date(), query_start: null }) as unknown as SessionRow;
   // Backend 4242 of tenant a's cluster is a PgBouncer server connection; 4242 on b's cluster is a direct session.
-  const pooled = new Map([[pooledBackendKey('t_a', 4242), { idleInPool: false }]]);
+  const pooled = new Map([[pooledBackendKey('t_a', 4242), { clientAttached: true }]]);
   const tenants = [
     { id: 'a', slug: 'a', roleName: 't_a', clusterId: 'c1', maxConnections: 10 },
     { id: 'b', slug: 'b', roleName: 't_b', clusterId: 'c2', maxConnections: 10 },

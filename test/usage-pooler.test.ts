@@ -58,9 +58,11 @@ if (!findPgBouncer() && process.env.CI !== 'true') {
       const pooledClient = await open(strings.pooled);
       await pooledClient.query('BEGIN');
       await pooledClient.query('SELECT 1');
-      // The first sample that sees it: a server PgBouncer was still logging in (state `new`, no
-      // client linked yet) is on its way to the waiting client, not idle in the pool.
-      await until(last, (u) => u?.current === 1 && u.pooled === 1, 'the pooled session');
+      // (A sample taken before the BEGIN may arrive after the SELECT, and it rightly shows the
+      // server idle in the pool: PgBouncer logs a server in at the client's login, for the
+      // parameters it greets the client with, and puts it back until the client's first query.
+      // So the linked state is waited for, not taken from the first sample that sees the session.)
+      await until(last, (u) => u?.current === 1 && u.pooled === 1 && u.poolerIdle === 0, 'the pooled session, linked to its client');
       assert.deepEqual(last(), { current: 1, pooled: 1, poolerIdle: 0, direct: 0 });
 
       // The client goes; PgBouncer keeps the server connection: it still counts against the quota.

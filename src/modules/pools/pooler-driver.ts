@@ -153,7 +153,7 @@ export interface PoolerDriver {
   poolStats(): Promise<PoolStatsReading>;
   ping(): Promise<void>;
   /** The pooler's server connections, keyed by pooledBackendKey(user, PostgreSQL backend pid). */
-  serverBackends(): Promise<Map<string, { idleInPool: boolean }>>;
+  serverBackends(): Promise<Map<string, { clientAttached: boolean }>>;
   pause(name: string, timeoutMs: number): Promise<void>;
   resume(name: string): Promise<void>;
   reconnect(name: string): Promise<void>;

@@ -96,8 +96,9 @@ export interface UsageBatch {
   cluster: ClusterUsageSample | null;
 }
 
-/** The pooler's server connections, by pooledBackendKey(role, pid): whether each waits idle in the pool. */
-export type PooledBackends = ReadonlyMap<string, { idleInPool: boolean }>;
+/** The pooler's server connections by backend pid: whether a client is attached. */
+/** The pooler's server connections, by pooledBackendKey(role, pid). */
+export type PooledBackends = ReadonlyMap<string, { clientAttached: boolean }>;
 
 const BUSIEST = 3;
 
@@ -152,7 +153,7 @@ export function buildTenantSamples(
       const server = r.role === null ? undefined : pooled?.get(pooledBackendKey(r.role, r.pid));
       if (server) {
         viaPooler++;
-        if (server.idleInPool) poolerIdle++;
+        if (!server.clientAttached) poolerIdle++;
       }
     }
     return {

@@ -215,17 +215,15 @@ export class AdminConsole {
   }
 
   /**
-   * SHOW SERVERS → backend pid (`remote_pid`) → whether it waits idle in the pool: logged in
-   * (`state` past `new`, PgBouncer's login phase, when the server is usually about to go to a
-   * client that is waiting for it) with no client linked (`link` names the client).
+   * SHOW SERVERS → backend pid (`remote_pid`) → whether a client is linked to it
+   * (`link` names the client; empty while the connection waits idle in the pool).
    */
-  async showServers(): Promise<Map<string, { idleInPool: boolean }>> {
-    const backends = new Map<string, { idleInPool: boolean }>();
+  async showServers(): Promise<Map<string, { clientAttached: boolean }>> {
+    const backends = new Map<string, { clientAttached: boolean }>();
     for (const r of await this.command('SHOW SERVERS')) {
       const pid = num(r.remote_pid);
       if (r.database === ADMIN_DATABASE || !pid || typeof r.user !== 'string') continue;
-      const linked = typeof r.link === 'string' && r.link !== '';
-      backends.set(pooledBackendKey(r.user, pid), { idleInPool: !linked && r.state !== 'new' });
+      backends.set(pooledBackendKey(r.user, pid), { clientAttached: typeof r.link === 'string' && r.link !== '' });
     }
     return backends;
   }

@@ -177,7 +177,7 @@ export class PgBouncerDriver implements PoolerDriver {
    * whether a client is attached to each (one query; the usage sampler tells pooled from direct
    * sessions, on every cluster).
    */
-  serverBackends(): Promise<Map<string, { idleInPool: boolean }>> {
+  serverBackends(): Promise<Map<string, { clientAttached: boolean }>> {
     return this.console.showServers();
   }
 

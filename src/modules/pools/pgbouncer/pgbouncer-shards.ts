@@ -187,9 +187,9 @@ export class PgBouncerShards implements PoolerDriver {
     if (down.length > 0) throw new PoolerUnavailableError(down.join('; '));
   }
 
-  async serverBackends(): Promise<Map<string, { idleInPool: boolean }>> {
+  async serverBackends(): Promise<Map<string, { clientAttached: boolean }>> {
     if (this.shards.length === 1) return this.shards[0]!.serverBackends();
-    const merged = new Map<string, { idleInPool: boolean }>();
+    const merged = new Map<string, { clientAttached: boolean }>();
     for (const part of await Promise.all(this.shards.map((s) => s.serverBackends()))) for (const [key, b] of part) merged.set(key, b);
     return merged;
   }
