@@ -154,7 +154,7 @@ export class TenantMoves {
   }
 
   /** A wake-up whenever the move's row changed (its step, figures or status), from any replica. */
-  changes(moveId: string): AsyncIterable<unknown> {
+  progress(moveId: string): AsyncIterable<unknown> {
     return this.p.events?.move(moveId) ?? (async function* () {})();
   }
 
@@ -783,8 +783,8 @@ export class TenantMoves {
       }
       await this.removeReplication(ctx);
       const retained = (progress.retainedName ??= sql.retainedDatabaseName(db, ctx.move.id));
+      // Not there by its name: renamed already, by a run that stopped after the rename.
       if ((await source.query(sql.databaseExists, [db])).rowCount) {
-        // Renamed already (a server that died after the rename), the database is gone by its name.
         if ((await source.query(sql.databaseExists, [retained])).rowCount) throw new Error(`both ${db} and ${retained} exist on ${source.name}: the source database was not retained`);
         await source.query(sql.closeDatabase(db));
         await source.query(sql.terminateDatabaseSessions, [db]);

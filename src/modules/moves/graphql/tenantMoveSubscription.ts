@@ -20,7 +20,7 @@ builder.subscriptionField('tenantMove', (t) =>
       if (!(await load())) throw new GraphQLError(`no move ${args.id}`, { extensions: { code: 'NOT_FOUND' } });
       return watchRow({
         load,
-        wakeUps: moves.changes(id!),
+        wakeUps: moves.progress(id!),
         changed: (current, next) => next.updatedAt.getTime() !== current.updatedAt.getTime() || next.step !== current.step || next.status !== current.status,
         finished: (m) => m.status !== 'RUNNING',
       });
