@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
-import { moveObjectName } from '../src/modules/moves/index.js';
+import { moveObjectName, tableSyncSlotPattern } from '../src/modules/moves/index.js';
 import { onDatabase, startPrivateCluster, type PrivateCluster } from './support/private-cluster.js';
 import { connectAs, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
 import { subscribeWs, until, wsClient } from './support/subscriptions.js';
@@ -318,6 +318,12 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
     assert.equal(one.slice(0, 13), two.slice(0, 13), 'a UUIDv7 begins with its millisecond');
     assert.notEqual(moveObjectName(one), moveObjectName(two));
     assert.ok(moveObjectName(one).length <= 63, 'within an identifier');
+    // Table-sync slots are named by the subscription's oid, which another target server can
+    // repeat: the subscriber's system identifier tells them apart.
+    const mine = new RegExp(tableSyncSlotPattern(16402, '7441030927148917330'));
+    assert.ok(mine.test('pg_16402_sync_16385_7441030927148917330'));
+    assert.ok(!mine.test('pg_16402_sync_16385_7441030927148917999'), 'another target\'s subscription of the same oid');
+    assert.ok(!mine.test('pg_164021_sync_16385_7441030927148917330'));
   });
 
   test('a move whose slot is gone from the source fails at the copy instead of waiting for it, and leaves nothing behind', async () => {
@@ -353,6 +359,33 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
     assert.equal(await loginRoles(b.url, p.tenant.roleName), null);
     assert.deepEqual(await leftovers(a.url, [p.tenant.databaseName]), []);
     assert.deepEqual(await leftovers(b.url, []), []);
+  });
+
+  test('a move\'s cleanup drops its own table-sync slots only, not those another target\'s subscription of the same oid holds', async () => {
+    const p = await provision('mv-sync-slots');
+    const tenant = await connectAs(p.connectionString);
+    await tenant.query(`CREATE TABLE t (id serial PRIMARY KEY)`);
+    await tenant.end();
+    // Another target server (a drain moves to several) whose subscription got the same oid is
+    // copying a table from this source: its slot ends with that server's system identifier.
+    let other = '';
+    onSubscribed = async () => {
+      const oid = await on(b.url, p.tenant.databaseName, async (c) => (await c.query(`SELECT oid::int AS oid FROM pg_subscription`)).rows[0].oid as number);
+      other = `pg_${oid}_sync_16385_1`;
+      await on(a.url, 'postgres', (c) => c.query('SELECT pg_create_physical_replication_slot($1)', [other]));
+    };
+    try {
+      const r = await move({ slug: 'mv-sync-slots', targetClusterId: targetId, mode: 'ONLINE', retainSourceHours: 0 });
+      assert.deepEqual(r.userErrors, []);
+      const m = await finished(r.move.id);
+      assert.equal(m.status, 'SUCCEEDED', m.error);
+      assert.ok(other);
+      const slots = await on(a.url, 'postgres', async (c) => (await c.query(`SELECT slot_name AS n FROM pg_replication_slots`)).rows.map((x) => x.n as string));
+      assert.deepEqual(slots, [other]);
+    } finally {
+      onSubscribed = null;
+      if (other) await on(a.url, 'postgres', (c) => c.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [other]));
+    }
   });
 
   test('while a move runs, other changes to the tenant are TENANT_BUSY (deprovisioning included)', async () => {

@@ -179,6 +179,18 @@ export const slotLag = `SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_
  */
 export const subscriptionReceived = `SELECT received_lsn >= $2::pg_catalog.pg_lsn AS reached FROM pg_catalog.pg_stat_subscription WHERE subname = $1 AND relid IS NULL`;
 export const slotExists = `SELECT active_pid FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`;
+/** The subscription's oid and the system identifier of its server: what its table-sync slots are named by. */
+export const subscriptionIdentity = `SELECT s.oid::pg_catalog.int8 AS oid, (SELECT c.system_identifier::pg_catalog.text FROM pg_catalog.pg_control_system() c) AS system_id
+  FROM pg_catalog.pg_subscription s WHERE s.subname = $1`;
+/**
+ * A subscription's table-sync slots on the source: `pg_<subscription oid>_sync_<table oid>_<the
+ * subscriber's system identifier>`. The oid alone is not the move's: another target server (a
+ * drain moves to several) can give its subscription the same oid.
+ */
+export const tableSyncSlotPattern = (subscriptionOid: number, systemId: string) => `^pg_${subscriptionOid}_sync_[0-9]+_${systemId}$`;
+/** The move's slot ($1) and its subscription's table-sync slots (matching $2, when known) on the source. */
+export const moveSlots = `SELECT slot_name::pg_catalog.text AS slot_name, active_pid FROM pg_catalog.pg_replication_slots
+  WHERE slot_name = $1 OR ($2::pg_catalog.text IS NOT NULL AND slot_name::pg_catalog.text OPERATOR(pg_catalog.~) $2)`;
 export const dropSlot = `SELECT pg_catalog.pg_drop_replication_slot($1)`;
 
 /** A WAL record in the tenant database, after its last write: the point the subscription must confirm. */

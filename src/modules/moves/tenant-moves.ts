@@ -73,6 +73,8 @@ export interface MoveProgress {
   bytesCopied?: number;
   lagBytes?: number;
   subscriptionOid?: number;
+  /** The target's system identifier: with subscriptionOid, it names the subscription's table-sync slots on the source. */
+  subscriberSystemId?: string;
   cutoverStartedAt?: string;
   /** How long the pool was paused (or, without a pooler, logins were refused) at the cutover, in ms. */
   pauseMs?: number;
@@ -549,8 +551,9 @@ export class TenantMoves {
       await ctx.target.withDatabase(ctx.tenant.databaseName, async (c) => {
         await c.query('SET statement_timeout = 0');
         if (!(await c.query(sql.subscriptionExists, [ctx.name])).rowCount) await c.query(sql.createSubscription(ctx.name, conninfo, ctx.name));
-        const { rows } = await c.query<{ oid: number }>('SELECT oid::pg_catalog.int8 AS oid FROM pg_catalog.pg_subscription WHERE subname = $1', [ctx.name]);
+        const { rows } = await c.query<{ oid: number; system_id: string }>(sql.subscriptionIdentity, [ctx.name]);
         ctx.progress.subscriptionOid = Number(rows[0]!.oid);
+        ctx.progress.subscriberSystemId = rows[0]!.system_id;
       });
     },
 
@@ -830,10 +833,11 @@ export class TenantMoves {
         }
       });
     }
-    const slots = await source.query<{ slot_name: string; active_pid: number | null }>(
-      `SELECT slot_name::pg_catalog.text AS slot_name, active_pid FROM pg_catalog.pg_replication_slots WHERE slot_name = $1 OR ($2::pg_catalog.text IS NOT NULL AND pg_catalog.starts_with(slot_name::pg_catalog.text, $2))`,
-      [name, ctx.progress.subscriptionOid ? `pg_${ctx.progress.subscriptionOid}_sync_` : null],
-    );
+    const { subscriptionOid, subscriberSystemId } = ctx.progress;
+    const slots = await source.query<{ slot_name: string; active_pid: number | null }>(sql.moveSlots, [
+      name,
+      subscriptionOid && subscriberSystemId ? sql.tableSyncSlotPattern(subscriptionOid, subscriberSystemId) : null,
+    ]);
     for (const s of slots.rows) {
       if (s.active_pid) await source.query('SELECT pg_catalog.pg_terminate_backend($1)', [s.active_pid]);
       for (let i = 0; i < 50; i++) {
