@@ -67,9 +67,15 @@ const MOVE = `mutation Move($input: MoveTenantInput!) {
 const MOVE_STATE = `query Move($id: ID!) { node(id: $id) { ... on TenantMove { status step error pauseMs sequencesCopied tablesTotal tablesCopied bytesCopied
   rowCounts { table rows } retainedDatabase retainedUntil replicaIdentityFull warnings tenant { slug } } } }`;
 
-async function provision(slug: string) {
+/** A tenant on the source, with `statements` run in its database as the tenant. */
+async function provision(slug: string, ...statements: string[]) {
   const r = (await t.gql(PROVISION, { input: { slug, displayName: slug, maxConnections: 10, placement: { clusterId: sourceId } } })).data.provisionTenant;
   assert.deepEqual(r.userErrors, []);
+  if (statements.length) {
+    const tenant = await connectAs(r.connectionString);
+    for (const statement of statements) await tenant.query(statement);
+    await tenant.end();
+  }
   return r as { connectionString: string; tenant: { id: string; databaseName: string; roleName: string } };
 }
 
@@ -228,10 +234,7 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
     // (a slot and a WAL sender on the source, a worker on the target each, given back when their
     // table is copied) were counted as taken. A keyless table stops this tenant's move in the
     // preflight, so the preflight's list of problems is all this test looks at.
-    const p = await provision('mv-budget');
-    const tenant = await connectAs(p.connectionString);
-    await tenant.query('CREATE TABLE keyless (k int)');
-    await tenant.end();
+    const p = await provision('mv-budget', 'CREATE TABLE keyless (k int)');
     const budget = /replication slots|WAL senders|replication workers/;
     const problems = async () => {
       const refused = await move({ slug: 'mv-budget', targetClusterId: targetId, mode: 'ONLINE' });
@@ -286,11 +289,11 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
   });
 
   test('a cutover past its timeout is undone: the tenant serves from its source, no write lost, nothing left on the target', async () => {
-    const p = await provision('mv-timeout');
-    const tenant = await connectAs(p.connectionString);
-    await tenant.query(`CREATE TABLE t (id serial PRIMARY KEY, v int)`);
-    await tenant.query(`INSERT INTO t (v) SELECT g FROM generate_series(1, 500) g`);
-    await tenant.end();
+    const p = await provision(
+      'mv-timeout',
+      `CREATE TABLE t (id serial PRIMARY KEY, v int)`,
+      `INSERT INTO t (v) SELECT g FROM generate_series(1, 500) g`,
+    );
     holdCutoverMs = 1500;
     try {
       const r = await move({ slug: 'mv-timeout', targetClusterId: targetId, mode: 'ONLINE', cutoverTimeoutSeconds: 1 });
@@ -327,11 +330,11 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
   });
 
   test('a move whose slot is gone from the source fails at the copy instead of waiting for it, and leaves nothing behind', async () => {
-    const p = await provision('mv-slot-gone');
-    const tenant = await connectAs(p.connectionString);
-    await tenant.query(`CREATE TABLE t (id serial PRIMARY KEY, v int)`);
-    await tenant.query(`INSERT INTO t (v) SELECT g FROM generate_series(1, 100) g`);
-    await tenant.end();
+    const p = await provision(
+      'mv-slot-gone',
+      `CREATE TABLE t (id serial PRIMARY KEY, v int)`,
+      `INSERT INTO t (v) SELECT g FROM generate_series(1, 100) g`,
+    );
     // Taken from under the move: its walsender ended, then the slot dropped (the apply worker
     // cannot start again, so the tables would never turn ready).
     onSubscribed = () =>
@@ -362,10 +365,7 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
   });
 
   test('a move\'s cleanup drops its own table-sync slots only, not those another target\'s subscription of the same oid holds', async () => {
-    const p = await provision('mv-sync-slots');
-    const tenant = await connectAs(p.connectionString);
-    await tenant.query(`CREATE TABLE t (id serial PRIMARY KEY)`);
-    await tenant.end();
+    const p = await provision('mv-sync-slots', `CREATE TABLE t (id serial PRIMARY KEY)`);
     // Another target server (a drain moves to several) whose subscription got the same oid is
     // copying a table from this source: its slot ends with that server's system identifier.
     let other = '';
@@ -389,10 +389,7 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
   });
 
   test('while a move runs, other changes to the tenant are TENANT_BUSY (deprovisioning included)', async () => {
-    const p = await provision('mv-busy');
-    const tenant = await connectAs(p.connectionString);
-    await tenant.query(`CREATE TABLE t (id serial PRIMARY KEY, v int)`);
-    await tenant.end();
+    const p = await provision('mv-busy', `CREATE TABLE t (id serial PRIMARY KEY, v int)`);
     let release!: () => void;
     holdAfterCopy = new Promise((r) => (release = r));
     try {
@@ -418,11 +415,11 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
   });
 
   test('tenantMove streams a move: its state at once, each step in order with its figures, its end; then the stream ends (admins only)', async () => {
-    const p = await provision('mv-watched');
-    const tenant = await connectAs(p.connectionString);
-    await tenant.query(`CREATE TABLE t (id serial PRIMARY KEY, v int)`);
-    await tenant.query(`INSERT INTO t (v) SELECT g FROM generate_series(1, 2000) g`);
-    await tenant.end();
+    const p = await provision(
+      'mv-watched',
+      `CREATE TABLE t (id serial PRIMARY KEY, v int)`,
+      `INSERT INTO t (v) SELECT g FROM generate_series(1, 2000) g`,
+    );
     const WATCH = `subscription($id: ID!) { tenantMove(id: $id) { status step tablesTotal tablesCopied pauseMs } }`;
     type Seen = { status: string; step: string; tablesTotal: number | null; tablesCopied: number | null; pauseMs: number | null };
     let release!: () => void;
@@ -468,11 +465,11 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
   });
 
   test('OFFLINE: dump and restore, the same password works on the target (a recovery pass right after the move committed leaves it alone)', async () => {
-    const p = await provision('mv-offline');
-    const tenant = await connectAs(p.connectionString);
-    await tenant.query(`CREATE TABLE t (id serial PRIMARY KEY, v text)`);
-    await tenant.query(`INSERT INTO t (v) SELECT 'v' || g FROM generate_series(1, 1000) g`);
-    await tenant.end();
+    const p = await provision(
+      'mv-offline',
+      `CREATE TABLE t (id serial PRIMARY KEY, v text)`,
+      `INSERT INTO t (v) SELECT 'v' || g FROM generate_series(1, 1000) g`,
+    );
     // Seen in a drain: recovery found the new move RUNNING before its run held it, and rolled it back.
     onMoveStarted = () => t.app.parts.moves.recover();
     const r = await move({ slug: 'mv-offline', targetClusterId: targetId, mode: 'OFFLINE', retainSourceHours: 0 }).finally(() => (onMoveStarted = null));
@@ -491,10 +488,7 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
   test('a tenant moved away from a cluster twice within the retention leaves two retained copies there, and not its database', async () => {
     // (Retained names were stamped to the minute: the second rename was skipped, and the tenant's
     // database stayed on the source under its own name.)
-    const p = await provision('mv-twice');
-    const tenant = await connectAs(p.connectionString);
-    await tenant.query(`CREATE TABLE t (id serial PRIMARY KEY)`);
-    await tenant.end();
+    const p = await provision('mv-twice', `CREATE TABLE t (id serial PRIMARY KEY)`);
     const retained: string[] = [];
     for (const to of [targetId, sourceId, targetId]) {
       const r = await move({ slug: 'mv-twice', targetClusterId: to, mode: 'OFFLINE', retainSourceHours: 1 });

@@ -131,7 +131,7 @@ export class TenantMoves {
       catalog: TemplateCatalog;
       changes?: TenantChanges;
       /** Where a move's changes are told (the `tenantMove` subscription, on any replica). */
-      events?: Pick<EventBus, 'publishMove' | 'move'>;
+      events: Pick<EventBus, 'publishMove' | 'move'>;
       pooler?: MovePooler;
       /** Where else to look for pg_dump/pg_restore (besides PATH and /usr/lib/postgresql/<major>/bin). */
       dumpToolDirs?: string[];
@@ -157,7 +157,7 @@ export class TenantMoves {
 
   /** A wake-up whenever the move's row changed (its step, figures or status), from any replica. */
   progress(moveId: string): AsyncIterable<unknown> {
-    return this.p.events?.move(moveId) ?? (async function* () {})();
+    return this.p.events.move(moveId);
   }
 
   /** Tests and the lead's drain: resolves when the move's background run (if any) in this process ends. */
@@ -454,7 +454,7 @@ export class TenantMoves {
 
   /** Its row changed: subscribers read it again. */
   private told(ctx: Ctx): void {
-    this.p.events?.publishMove(ctx.move.id);
+    this.p.events.publishMove(ctx.move.id);
   }
 
   private async forward(ctx: Ctx, lock: pg.Client): Promise<void> {

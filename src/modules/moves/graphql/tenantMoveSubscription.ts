@@ -1,4 +1,3 @@
-import { GraphQLError } from 'graphql';
 import { TenantMoves, type TenantMove } from '../tenant-moves.js';
 import { builder } from '../../../graphql/builder.js';
 import { localIdOf } from '../../../graphql/ids.js';
@@ -17,9 +16,9 @@ builder.subscriptionField('tenantMove', (t) =>
       const id = localIdOf(String(args.id), 'TenantMove');
       const moves = ctx.services.get(TenantMoves);
       const load = async () => (id ? ((await moves.byIds([id]))[0] ?? null) : null);
-      if (!(await load())) throw new GraphQLError(`no move ${args.id}`, { extensions: { code: 'NOT_FOUND' } });
       return watchRow({
         load,
+        notFound: `no move ${args.id}`,
         wakeUps: moves.progress(id!),
         changed: (current, next) => next.updatedAt.getTime() !== current.updatedAt.getTime() || next.step !== current.step || next.status !== current.status,
         finished: (m) => m.status !== 'RUNNING',

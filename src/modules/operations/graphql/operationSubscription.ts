@@ -1,4 +1,3 @@
-import { GraphQLError } from 'graphql';
 import { FleetOperations, type Operation } from '../fleet-operations.js';
 import { builder } from '../../../graphql/builder.js';
 import { localIdOf } from '../../../graphql/ids.js';
@@ -15,9 +14,9 @@ builder.subscriptionField('operation', (t) =>
       const id = localIdOf(String(args.id), 'Operation');
       const operations = ctx.services.get(FleetOperations);
       const load = async () => (id ? ((await operations.byIds([id]))[0] ?? null) : null);
-      if (!(await load())) throw new GraphQLError(`no operation ${args.id}`, { extensions: { code: 'NOT_FOUND' } });
       return watchRow({
         load,
+        notFound: `no operation ${args.id}`,
         wakeUps: operations.progress(id!),
         changed: (current, next) => next.done !== current.done || next.status !== current.status,
         finished: (o) => !['PENDING', 'RUNNING'].includes(o.status),
