@@ -97,9 +97,17 @@ export async function startTestTenantry(
       done();
     },
   });
-  const app = await startTenantry({ config, serverUrl: serviceUrl, logger: createLogger('debug', sink), failpoints: failpointsOf(options.failpoints) });
   const admin = new pg.Pool({ connectionString: inspectUrl, max: 3 });
   admin.on('error', () => undefined);
+  let app: Tenantry;
+  try {
+    app = await startTenantry({ config, serverUrl: serviceUrl, logger: createLogger('debug', sink), failpoints: failpointsOf(options.failpoints) });
+  } catch (err) {
+    // It stopped what it had started; what it made on the server is this helper's to drop (a second instance's belongs to the first).
+    if (!options.shareWith) await dropEverythingOf(admin, { controlDatabase, prefix }).catch(() => undefined);
+    await admin.end();
+    throw err;
+  }
 
   const gql = async (query: string, variables?: Record<string, unknown>, key: string | null = adminKey) => {
     const res = await fetch(`${app.url}/graphql`, {
