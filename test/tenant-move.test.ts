@@ -414,7 +414,7 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
     assert.equal(await loginRoles(b.url, p.tenant.roleName), null, 'dropped on the cluster it moved to');
   });
 
-  test('tenantMove streams a move: its state at once, each step in order with its figures, its end; then the stream ends (admins only)', async () => {
+  test('tenantMove streams a move: its state at once, each step in order with its figures, its end; then the stream ends; a tenant\'s key sees its own moves only', async () => {
     const p = await provision(
       'mv-watched',
       `CREATE TABLE t (id serial PRIMARY KEY, v int)`,
@@ -448,15 +448,37 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
       assert.equal(last.status, 'SUCCEEDED');
       assert.ok(last.pauseMs !== null && last.pauseMs >= 0, 'the cutover\'s pause, once measured');
       assert.equal(sub.values.filter((v) => v.status !== 'RUNNING').length, 1, 'one final value');
-      // Not for a tenant's key (even its own tenant's), and an unknown move is NOT_FOUND.
-      const key = (await t.gql(`mutation { createApiKey(input: { name: "watcher", role: TENANT_ADMIN, tenantSlug: "mv-watched" }) { key } }`)).data.createApiKey.key;
-      const theirs = subscribeWs(wsClient(t.url, key), WATCH, { id: r.move.id }, (d) => d.tenantMove);
-      await until(() => theirs.done || theirs.errors.length > 0, (v) => v, 'the refusal');
+      // The tenant's own key follows it too (a finished move: its end, then the stream ends);
+      // another tenant's key is told NOT_FOUND, as for an unknown move.
+      const keyOf = async (slug: string) => (await t.gql(`mutation { createApiKey(input: { name: "watcher", role: TENANT_READER, tenantSlug: "${slug}" }) { key } }`)).data.createApiKey.key as string;
+      const own = await keyOf('mv-watched');
+      const ownClient = wsClient(t.url, own);
+      const ours = subscribeWs(ownClient, WATCH, { id: r.move.id }, (d) => d.tenantMove as Seen);
+      await until(() => ours.done, (done) => done, 'the tenant key\'s stream of a finished move to end');
+      assert.deepEqual(ours.errors, []);
+      assert.deepEqual(ours.values.map((v) => v.status), ['SUCCEEDED']);
+      await ownClient.dispose();
+      await provision('mv-onlooker');
+      const other = await keyOf('mv-onlooker');
+      const otherClient = wsClient(t.url, other);
+      const theirs = subscribeWs(otherClient, WATCH, { id: r.move.id }, (d) => d.tenantMove);
+      await until(() => theirs.done || theirs.errors.length > 0, (v) => v, 'the answer to another tenant\'s key');
       assert.equal(theirs.values.length, 0);
-      assert.match(JSON.stringify(theirs.errors), /FORBIDDEN|not authorized|Not authorized/i);
+      assert.match(JSON.stringify(theirs.errors), /NOT_FOUND/);
+      await otherClient.dispose();
       const unknown = subscribeWs(client, WATCH, { id: Buffer.from(`TenantMove:${randomUUID()}`).toString('base64') }, (d) => d.tenantMove);
       await until(() => unknown.done || unknown.errors.length > 0, (v) => v, 'the answer for an unknown move');
       assert.match(JSON.stringify(unknown.errors), /NOT_FOUND/);
+      // Read with the tenant's key: Tenant.moves and node(id) give the move, with its clusters
+      // as a tenant sees them (a name, no server figures); to another tenant's key it is null.
+      const READ = `query($id: ID!) { node(id: $id) { ... on TenantMove { status targetCluster { name maxConnections } } } tenant(slug: "mv-watched") { moves { id status } } }`;
+      const mine = await t.gql(READ, { id: r.move.id }, own);
+      assert.deepEqual(mine.errors, undefined);
+      assert.deepEqual(mine.data.node, { status: 'SUCCEEDED', targetCluster: { name: 'target-b', maxConnections: null } });
+      assert.deepEqual(mine.data.tenant.moves, [{ id: r.move.id, status: 'SUCCEEDED' }]);
+      const notMine = await t.gql(`query($id: ID!) { node(id: $id) { ... on TenantMove { status } } tenant(slug: "mv-onlooker") { moves { id } } }`, { id: r.move.id }, other);
+      assert.equal(notMine.data.node, null);
+      assert.deepEqual(notMine.data.tenant.moves, []);
     } finally {
       holdAfterCopy = null;
       release?.();

@@ -2,6 +2,7 @@ import { TenantMoves, type MoveProgress, type TenantMove } from '../tenant-moves
 import { builder } from '../../../graphql/builder.js';
 import { describedValues } from '../../../graphql/enum-values.js';
 import { isUuid } from '../../../graphql/ids.js';
+import { canSeeTenant } from '../../../platform/viewer.js';
 import { ClusterRef } from '../../clusters/graphql/index.js';
 import { ClusterStore } from '../../clusters/index.js';
 import { TenantStore } from '../../tenants/index.js';
@@ -38,12 +39,16 @@ const RowCountRef = builder.objectRef<{ table: string; rows: number }>('TenantMo
 export const TenantMoveRef = builder.objectRef<TenantMove>('TenantMove');
 
 builder.node(TenantMoveRef, {
-  description: 'A tenant\'s move to another cluster (admins only): persisted steps, progress and figures, resumed or rolled back after a restart.',
+  description:
+    'A tenant\'s move to another cluster: persisted steps, progress and figures, resumed or rolled back after a restart. ' +
+    'Admins see every move; a tenant\'s key sees its own tenant\'s (its clusters as Cluster shows them to it: name and version).',
   id: { resolve: (m) => m.id },
   loadMany: async (ids, ctx) => {
-    if (ctx.viewer?.role !== 'ADMIN') return ids.map(() => null);
+    const viewer = ctx.viewer;
+    if (!viewer) return ids.map(() => null);
     const rows = await ctx.services.get(TenantMoves).byIds(ids.filter(isUuid));
-    return ids.map((id) => rows.find((r) => r?.id === id) ?? null);
+    // Another tenant's move is null, as an unknown id is.
+    return ids.map((id) => rows.find((r) => r?.id === id && canSeeTenant(viewer, r.tenantId)) ?? null);
   },
   fields: (t) => ({
     tenant: t.loadable({
@@ -101,9 +106,7 @@ builder.node(TenantMoveRef, {
 builder.objectField(TenantRef, 'moves', (t) =>
   t.field({
     type: [TenantMoveRef],
-    authScopes: { admin: true },
-    unauthorizedResolver: () => [],
-    description: 'Its moves between clusters, newest first (admins only; empty for tenant keys).',
+    description: 'Its moves between clusters, newest first (to its own key as well: a move pauses its pool at the cutover).',
     resolve: (tenant, _args, ctx) => ctx.loader<string, TenantMove[]>('tenant-moves', {}, (ids) => ctx.services.get(TenantMoves).ofTenants(ids)).load(tenant.id),
   }),
 );
