@@ -364,6 +364,48 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
     assert.deepEqual(await leftovers(b.url, []), []);
   });
 
+  test('a target that goes down during the copy: the move is undone once it is back, with the real reason; the tenant keeps serving from its source', async () => {
+    const p = await provision(
+      'mv-target-down',
+      `CREATE TABLE t (id serial PRIMARY KEY, v int)`,
+      `INSERT INTO t (v) SELECT g FROM generate_series(1, 100) g`,
+    );
+    onSubscribed = () => b.stop();
+    let r: any;
+    try {
+      r = await move({ slug: 'mv-target-down', targetClusterId: targetId, mode: 'ONLINE', retainSourceHours: 0 });
+      assert.deepEqual(r.userErrors, []);
+      await t.app.parts.moves.settled(localId(r.move.id));
+      // The copy could not reach the target, nor could the rollback: RUNNING, saying why.
+      const stuck = await moveState(r.move.id);
+      assert.equal(stuck.status, 'RUNNING');
+      assert.match(stuck.error, /ECONNREFUSED|connect/);
+      assert.match(stuck.error, /being rolled back: .*recovery tries again/);
+      // Meanwhile the tenant serves from its source, writes included.
+      const tenant = await connectAs(p.connectionString);
+      await tenant.query('INSERT INTO t (v) VALUES (101)');
+      await tenant.end();
+      // A recovery pass while it is still down changes nothing.
+      await t.app.parts.moves.recover();
+      assert.equal((await moveState(r.move.id)).status, 'RUNNING');
+    } finally {
+      onSubscribed = null;
+      await b.start();
+    }
+    await t.app.parts.moves.recover();
+    const m = await finished(r.move.id);
+    assert.equal(m.status, 'FAILED', 'the outcome of the failure, not "the server running the move stopped"');
+    assert.match(m.error, /ECONNREFUSED|connect/);
+    assert.doesNotMatch(m.error, /being rolled back|server running the move stopped/);
+    const again = await connectAs(p.connectionString);
+    assert.equal(Number((await again.query('SELECT count(*) AS n FROM t')).rows[0].n), 101);
+    await again.end();
+    assert.equal(await loginRoles(b.url, p.tenant.roleName), null);
+    assert.deepEqual(await leftovers(a.url, [p.tenant.databaseName]), []);
+    assert.deepEqual(await leftovers(b.url, []), []);
+    assert.equal(await on(b.url, 'postgres', async (c) => (await c.query('SELECT count(*)::int AS n FROM pg_database WHERE datname = $1', [p.tenant.databaseName])).rows[0].n), 0);
+  });
+
   test('a move\'s cleanup drops its own table-sync slots only, not those another target\'s subscription of the same oid holds', async () => {
     const p = await provision('mv-sync-slots', `CREATE TABLE t (id serial PRIMARY KEY)`);
     // Another target server (a drain moves to several) whose subscription got the same oid is

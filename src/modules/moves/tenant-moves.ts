@@ -85,6 +85,11 @@ export interface MoveProgress {
   retainedName?: string;
   /** Milliseconds into the cutover at which each of its phases ended (where the pause goes). */
   cutoverPhases?: Record<string, number>;
+  /**
+   * Why the move is being undone, kept when its rollback could not finish (a server it needs
+   * was down): recovery finishes the rollback with this outcome instead of "the server stopped".
+   */
+  undoing?: { status: 'FAILED' | 'ROLLED_BACK'; reason: string };
 }
 
 class CutoverTimeout extends Error {
@@ -416,7 +421,8 @@ export class TenantMoves {
     const done = steps.indexOf(move.step ?? 'PREFLIGHT');
     const committed = steps.indexOf('COMMITTED');
     if (done < committed && !fresh) {
-      await this.rollBack(ctx, 'ROLLED_BACK', `the server running the move stopped at step ${move.step}; rolled back by recovery`);
+      const undoing = ctx.progress.undoing ?? { status: 'ROLLED_BACK', reason: `the server running the move stopped at step ${move.step}; rolled back by recovery` };
+      await this.undo(ctx, undoing.status, undoing.reason);
       return;
     }
     try {
@@ -425,7 +431,7 @@ export class TenantMoves {
       if (this.stopping) return; // recovery (here or on another server) rolls it back
       const timeout = err instanceof CutoverTimeout;
       if (!timeout && !(err instanceof UserError)) this.p.logger.error({ err, move: id }, 'move failed; rolling back');
-      await this.rollBack(ctx, timeout ? 'ROLLED_BACK' : 'FAILED', (err as Error).message.slice(0, 1000));
+      await this.undo(ctx, timeout ? 'ROLLED_BACK' : 'FAILED', (err as Error).message.slice(0, 1000));
       return;
     }
     if (ctx.move.step === 'COMMITTED' || ctx.move.step === 'CLEANUP') await this.finish(ctx);
@@ -640,7 +646,7 @@ export class TenantMoves {
       [name],
     );
     const errors = Number(rows[0]?.errors ?? 0);
-    if (errors > 0) throw new Error(`the subscription on the target reports ${errors} errors (its server log says which): was the tenant's schema changed during the move?`);
+    if (errors > 0) throw new Error(`the subscription on the target reports ${errors} errors (its server log says which): the tenant's schema changed during the move, or the source went away mid-stream (a restart)`);
   }
 
   private async lag(ctx: Ctx, lsn: string | null): Promise<{ lag: number; reached: boolean }> {
@@ -852,6 +858,26 @@ export class TenantMoves {
     }
     if ((await source.query(sql.databaseExists, [db])).rowCount) {
       await source.withDatabase(db, (c) => c.query(sql.dropPublication(name)));
+    }
+  }
+
+  /**
+   * rollBack, or, when that cannot finish (a server it needs is down or restarting), the move
+   * left RUNNING with why it is being undone: its `error` says so at once, and each recovery
+   * pass tries the rollback again and ends the move with this status and reason.
+   */
+  private async undo(ctx: Ctx, status: 'FAILED' | 'ROLLED_BACK', reason: string): Promise<void> {
+    try {
+      await this.rollBack(ctx, status, reason);
+    } catch (err) {
+      const why = (err as Error).message;
+      this.p.logger.warn({ err, move: ctx.move.id, status, reason }, 'the move\'s rollback could not finish; recovery tries again');
+      ctx.progress.undoing = { status, reason };
+      ctx.move = await this.p.db.tenantMove.update({
+        where: { id: ctx.move.id },
+        data: { error: `${reason} (being rolled back: ${why}; recovery tries again)`.slice(0, 2000), progress: ctx.progress as Prisma.InputJsonValue },
+      });
+      this.told(ctx);
     }
   }
 

@@ -92,7 +92,10 @@ builder.node(TenantMoveRef, {
       description: 'Rows per table counted on both clusters at the cutover (empty before).',
       resolve: (m) => Object.entries(progressOf(m).rowCounts ?? {}).map(([table, rows]) => ({ table, rows })),
     }),
-    error: t.exposeString('error', { nullable: true, description: 'Why it FAILED or was ROLLED_BACK; null otherwise.' }),
+    error: t.exposeString('error', {
+      nullable: true,
+      description: 'Why it FAILED or was ROLLED_BACK. While RUNNING: why it is being undone, when its rollback could not finish yet (a server was down; each recovery pass tries again). Null otherwise.',
+    }),
     requestedBy: t.exposeString('requestedBy', { description: 'Who asked for it.' }),
     retainedDatabase: t.exposeString('retainedDatabase', { nullable: true, description: 'The source database\'s name after the move (kept, closed to connections, until retainedUntil).' }),
     retainedUntil: t.expose('retainedUntil', { type: 'DateTime', nullable: true, description: 'When the retained source database and roles are dropped; null once dropped or when none is kept.' }),
