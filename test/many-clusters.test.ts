@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { startPrivateCluster, type PrivateCluster } from './support/private-cluster.js';
+import { onDatabase, startPrivateCluster, type PrivateCluster } from './support/private-cluster.js';
 import { until } from './support/subscriptions.js';
 import { TestTemplates } from './support/templates.js';
 import { connectAs, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
@@ -18,6 +18,8 @@ let c: PrivateCluster;
 let templates: TestTemplates;
 const ids: Record<string, string> = {};
 const envNames: string[] = [];
+/** Run once a move's subscription exists, before its copy is watched. */
+let onSubscribed: (() => Promise<void>) | null = null;
 
 async function register(name: string, cluster: PrivateCluster): Promise<string> {
   const env = `TENANTRY_TEST_CLUSTER_${name.toUpperCase()}_${randomBytes(3).toString('hex')}`;
@@ -44,7 +46,10 @@ before(async () => {
   await templates.add('notes', '1.0.0', { description: 'notes 1.0.0', tables: ['notes'], extensions: { required: [] } }, 'CREATE TABLE notes (id int PRIMARY KEY);');
   await templates.add('notes', '1.1.0', { description: 'notes 1.1.0', tables: ['notes'], extensions: { required: [] } }, 'ALTER TABLE notes ADD COLUMN body text;');
   [b, c] = await Promise.all([startPrivateCluster({ version: 15 }), startPrivateCluster({ version: 15 })]);
-  t = await startTestTenantry({ env: { TEMPLATES_DIR: templates.dir, READINESS_INTERVAL_MS: '300', USAGE_SAMPLE_MS: '200' } });
+  t = await startTestTenantry({
+    env: { TEMPLATES_DIR: templates.dir, READINESS_INTERVAL_MS: '300', USAGE_SAMPLE_MS: '200' },
+    failpoints: { 'move.after:SUBSCRIPTION': () => onSubscribed?.() },
+  });
   ids.b = await register('bravo', b);
   ids.c = await register('charlie', c);
   ids.default = (await t.gql(`{ clusters { id name } }`)).data.clusters.find((x: { name: string }) => x.name === 'default').id;
@@ -121,6 +126,48 @@ describe('every per-cluster duty covers every cluster', () => {
       await b.start();
     }
     await until(healthChecks, (cs) => cs.find((x) => x.name === 'cluster:bravo')?.ok === true, 'bravo healthy again', 30_000);
+  });
+
+  test('a source that goes down during a move\'s copy: the move stays RUNNING saying why, and is undone with that reason once the source is back', async () => {
+    const url = await provisionOn('mc-source-down', ids.c!);
+    const client = await connectAs(url);
+    await client.query('CREATE TABLE items (id bigserial PRIMARY KEY, label text NOT NULL)');
+    await client.query(`INSERT INTO items (label) SELECT 'item ' || g FROM generate_series(1, 100) g`);
+    await client.end();
+    const STATE = `query($id: ID!) { node(id: $id) { ... on TenantMove { status error } } }`;
+    const state = async (id: string) => (await t.gql(STATE, { id })).data.node as { status: string; error: string | null };
+    let moveId = '';
+    onSubscribed = () => c.stop();
+    try {
+      const r = await t.gql(`mutation($input: MoveTenantInput!) { moveTenant(input: $input) { move { id } userErrors { code message } } }`, {
+        input: { slug: 'mc-source-down', targetClusterId: ids.b, mode: 'ONLINE', retainSourceHours: 0 },
+      });
+      assert.deepEqual(r.data.moveTenant.userErrors, []);
+      moveId = r.data.moveTenant.move.id;
+      await t.app.parts.moves.settled(Buffer.from(moveId, 'base64').toString().split(':')[1]!);
+      // Its copy could not reach the source, nor could the rollback (the move's slot is there).
+      const stuck = await state(moveId);
+      assert.equal(stuck.status, 'RUNNING');
+      assert.match(stuck.error ?? '', /ECONNREFUSED|connect/);
+      assert.match(stuck.error ?? '', /being rolled back: .*recovery tries again/);
+    } finally {
+      onSubscribed = null;
+      await c.start();
+    }
+    await t.app.parts.moves.recover();
+    const m = await until(() => state(moveId), (x) => x.status !== 'RUNNING', 'the move to be undone', 60_000);
+    assert.equal(m.status, 'FAILED');
+    assert.match(m.error ?? '', /ECONNREFUSED|connect/);
+    assert.doesNotMatch(m.error ?? '', /being rolled back|server running the move stopped/);
+    // The tenant is where it was, with its rows; nothing of the move is left on either server.
+    assert.equal((await clusterOf('mc-source-down')).name, 'charlie');
+    const again = await connectAs(url);
+    assert.equal((await again.query('SELECT count(*)::int AS n FROM items')).rows[0].n, 100);
+    const db = (await again.query('SELECT current_database() AS d')).rows[0].d as string;
+    await again.end();
+    assert.deepEqual((await onDatabase(c.url, 'postgres', (x) => x.query(`SELECT slot_name FROM pg_replication_slots`))).rows, []);
+    assert.deepEqual((await onDatabase(c.url, db, (x) => x.query(`SELECT pubname FROM pg_publication`))).rows, []);
+    assert.deepEqual((await onDatabase(b.url, 'postgres', (x) => x.query(`SELECT datname FROM pg_database WHERE datname = $1`, [db]))).rows, []);
   });
 });
 
