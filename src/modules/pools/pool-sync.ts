@@ -11,7 +11,7 @@ import { recordAuditEvent, type OperationContext } from '../audit/index.js';
 import type { PoolerStatus } from './pgbouncer/pgbouncer-process.js';
 import { PoolerAuth, type Queryable } from './pgbouncer/pooler-auth.js';
 import { comparePools, type PoolDrift } from './pool-drift.js';
-import { desiredPools, desiredPoolsOf, type DesiredPoolRow } from './pools.sql.js';
+import { desiredPools, desiredPoolsOf, recordedPools, updatePool, type DesiredPoolRow } from './pools.sql.js';
 import { PoolerConfigError, PoolerFilesError, PoolerUnavailableError, type ObservedPool, type PoolerDriver, PoolerFailure, type PoolMode, type PoolSpec } from './pooler-driver.js';
 
 export type { Pool, PoolDrift };
@@ -704,7 +704,7 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
         continue;
       }
       if (!sameRow(row, data)) {
-        writes.push(this.p.db.pool.update({ where: { tenantId }, data: { ...data, ...state, updatedAt: now } }));
+        writes.push(this.p.db.$executeRaw(updatePool(tenantId, data, { status: state.status, lastError: state.lastError, syncedAt: state.lastSyncedAt ?? null }, now)));
         continue;
       }
       const already = row.status === state.status && row.lastError === state.lastError;
@@ -744,10 +744,7 @@ export class PoolSync extends EventEmitter<{ configWrite: [ConfigWriteState]; co
    */
   private async readRecorded(desired: Desired[]): Promise<RecordedRows> {
     const changed = !this.recorded ? null : this.patched && this.current ? changedAmong(this.recorded, this.patched, this.current) : changedSince(this.recorded, desired);
-    const read = await this.p.db.pool.findMany({
-      where: changed ? { OR: [{ tenantId: { in: [...changed] } }, { status: { in: UNSETTLED } }] } : undefined,
-      select: { tenantId: true, name: true, mode: true, poolSize: true, maxConnections: true, status: true, lastError: true },
-    });
+    const read = await this.p.db.$queryRaw<RecordedRow[]>(recordedPools(changed && [...changed], UNSETTLED));
     this.stats.rowsRead += read.length;
     return { changed, rows: new Map(read.map((r) => [r.tenantId, r])) };
   }
@@ -789,9 +786,11 @@ interface Reading {
 }
 
 /** What readRecorded found: the tenants changed since the last record (null: all), and their recorded rows. */
+type RecordedRow = Pick<Pool, 'tenantId' | 'name' | 'mode' | 'poolSize' | 'maxConnections' | 'status' | 'lastError'>;
+
 interface RecordedRows {
   changed: Set<string> | null;
-  rows: Map<string, Pick<Pool, 'tenantId' | 'name' | 'mode' | 'poolSize' | 'maxConnections' | 'status' | 'lastError'>>;
+  rows: Map<string, RecordedRow>;
 }
 
 /** A pool's status as table `pools` records it (lastSyncedAt only when it is IN_SYNC). */

@@ -26,3 +26,25 @@ export interface DesiredPoolRow {
   /** Being provisioned: its ACCESS step grants the pooler's login itself (the reconciler leaves it alone). */
   provisioning: boolean;
 }
+
+/**
+ * The recorded pools an apply compares with what it wants: those of `tenantIds` and every one not
+ * IN_SYNC (`unsettled`: the index on status serves it), or all of them (null). Raw: a Prisma model
+ * query cost about three times as much on this path, once per pool change.
+ */
+export const recordedPools = (tenantIds: readonly string[] | null, unsettled: readonly string[]) => Prisma.sql`
+  SELECT tenant_id::text AS "tenantId", name, mode, pool_size AS "poolSize", max_connections AS "maxConnections", status::text AS status, last_error AS "lastError"
+    FROM pools
+   ${tenantIds ? Prisma.sql`WHERE tenant_id = ANY(${[...tenantIds]}::uuid[]) OR status = ANY(${[...unsettled]}::"PoolStatus"[])` : Prisma.empty}`;
+
+/** One pool's row rewritten: its spec and status (last_synced_at kept when `syncedAt` is null: not shown in sync). */
+export const updatePool = (
+  tenantId: string,
+  row: { name: string; mode: string; poolSize: number; maxConnections: number },
+  state: { status: string; lastError: string | null; syncedAt: Date | null },
+  now: Date,
+) => Prisma.sql`
+  UPDATE pools SET name = ${row.name}, mode = ${row.mode}, pool_size = ${row.poolSize}, max_connections = ${row.maxConnections},
+         status = ${state.status}::"PoolStatus", last_error = ${state.lastError},
+         last_synced_at = COALESCE(${state.syncedAt}::timestamptz, last_synced_at), updated_at = ${now}
+   WHERE tenant_id = ${tenantId}::uuid`;
