@@ -785,9 +785,9 @@ interface Reading {
   tenantIds: Set<string>;
 }
 
-/** What readRecorded found: the tenants changed since the last record (null: all), and their recorded rows. */
 type RecordedRow = Pick<Pool, 'tenantId' | 'name' | 'mode' | 'poolSize' | 'maxConnections' | 'status' | 'lastError'>;
 
+/** What readRecorded found: the tenants changed since the last record (null: all), and their recorded rows. */
 interface RecordedRows {
   changed: Set<string> | null;
   rows: Map<string, RecordedRow>;

@@ -30,7 +30,7 @@ export interface DesiredPoolRow {
 /**
  * The recorded pools an apply compares with what it wants: those of `tenantIds` and every one not
  * IN_SYNC (`unsettled`: the index on status serves it), or all of them (null). Raw: a Prisma model
- * query cost about three times as much on this path, once per pool change.
+ * query cost two to three times a raw one here (BENCHMARKS.md, seventh stop), once per pool change.
  */
 export const recordedPools = (tenantIds: readonly string[] | null, unsettled: readonly string[]) => Prisma.sql`
   SELECT tenant_id::text AS "tenantId", name, mode, pool_size AS "poolSize", max_connections AS "maxConnections", status::text AS status, last_error AS "lastError"
