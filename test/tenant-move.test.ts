@@ -29,6 +29,8 @@ let holdAfterCopy: Promise<void> | null = null;
 let onMoveStarted: (() => Promise<void>) | null = null;
 /** Run once a move's subscription exists, before the initial copy is watched. */
 let onSubscribed: (() => Promise<void>) | null = null;
+/** Run once the cutover's commit answered. */
+let onCommitted: (() => void) | null = null;
 
 before(async () => {
   [a, b] = await Promise.all([startPrivateCluster({ version: 15 }), startPrivateCluster({ version: 15 })]);
@@ -42,6 +44,7 @@ before(async () => {
       'move.after:INITIAL_COPY': () => holdAfterCopy ?? undefined,
       'move.started': () => onMoveStarted?.(),
       'move.after:SUBSCRIPTION': () => onSubscribed?.(),
+      'move.cutover:committed': () => onCommitted?.(),
     },
   });
   targetId = randomUUID();
@@ -404,6 +407,36 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
     assert.deepEqual(await leftovers(a.url, [p.tenant.databaseName]), []);
     assert.deepEqual(await leftovers(b.url, []), []);
     assert.equal(await on(b.url, 'postgres', async (c) => (await c.query('SELECT count(*)::int AS n FROM pg_database WHERE datname = $1', [p.tenant.databaseName])).rows[0].n), 0);
+  });
+
+  test('a cutover whose commit answers with a connection error keeps the source closed, reads the commit back, and finishes the move', async () => {
+    const p = await provision(
+      'mv-lost-answer',
+      `CREATE TABLE t (id serial PRIMARY KEY, v int)`,
+      `INSERT INTO t (v) SELECT g FROM generate_series(1, 100) g`,
+    );
+    // The commit happened; its answer is lost as a dropped session loses it.
+    onCommitted = () => {
+      onCommitted = null;
+      throw new Error('Connection terminated unexpectedly');
+    };
+    try {
+      const r = await move({ slug: 'mv-lost-answer', targetClusterId: targetId, mode: 'ONLINE', retainSourceHours: 1 });
+      assert.deepEqual(r.userErrors, []);
+      await t.app.parts.moves.settled(localId(r.move.id));
+      // Finished by the same run (not left for recovery), and the source never reopened: a write
+      // there would have been left behind in the retained copy.
+      const m = await moveState(r.move.id);
+      assert.equal(m.status, 'SUCCEEDED', m.error);
+      assert.equal(await loginRoles(a.url, p.tenant.roleName), false, 'the source role was never given its login back');
+      assert.equal(await loginRoles(b.url, p.tenant.roleName), true);
+    } finally {
+      onCommitted = null;
+    }
+    const moved = await connectAs(onTarget(p.connectionString));
+    await moved.query('INSERT INTO t (v) VALUES (101)');
+    assert.equal(Number((await moved.query('SELECT count(*) AS n FROM t')).rows[0].n), 101);
+    await moved.end();
   });
 
   test('a move\'s cleanup drops its own table-sync slots only, not those another target\'s subscription of the same oid holds', async () => {

@@ -14,6 +14,7 @@
  *   move.after:<STEP>                                 a move's step done on the servers, not yet recorded (and after COMMITTED, CLEANUP)
  *   move.copying, move.cutover:paused, move.cutover:wait   in the initial copy's loop; the cutover with logins stopped;
  *                                                   each look for the last change to arrive (a test holds it past the timeout)
+ *   move.cutover:committed                            the cutover's commit answered (a test throws here: an answer lost after the commit)
  *   auth.before                                      before every authentication
  *   live-read                                        inside a live read, holding its slot (detail: extensions | connections)
  *   pooler.before-restart                            before a PgBouncer that exited is restarted

@@ -96,6 +96,14 @@ class CutoverTimeout extends Error {
   override name = 'CutoverTimeout';
 }
 
+/**
+ * The cutover's commit was sent and its answer did not come back as a success: it may have
+ * committed. The source is kept closed until the move's row says which (read back, not assumed).
+ */
+class CommitOutcomeUnknown extends Error {
+  override name = 'CommitOutcomeUnknown';
+}
+
 const MAX_RETAIN_HOURS = 24 * 30;
 
 interface Ctx {
@@ -428,7 +436,18 @@ export class TenantMoves {
     try {
       if (done < committed) await this.forward(ctx, lock);
     } catch (err) {
-      if (this.stopping) return; // recovery (here or on another server) rolls it back
+      if (this.stopping) return; // recovery (here or on another server) rolls it back or finishes it
+      if (err instanceof CommitOutcomeUnknown) {
+        // Read back (a control database still down throws: recovery reads it later, the source kept closed meanwhile).
+        ctx.move = await this.p.db.tenantMove.findUniqueOrThrow({ where: { id } });
+        if (ctx.move.step !== 'COMMITTED') {
+          await this.undo(ctx, 'FAILED', err.message.slice(0, 1000));
+          return;
+        }
+        this.p.logger.warn({ err, move: id }, 'the cutover\'s commit answered with an error but had committed: finishing the move');
+        await this.finish(ctx);
+        return;
+      }
       const timeout = err instanceof CutoverTimeout;
       if (!timeout && !(err instanceof UserError)) this.p.logger.error({ err, move: id }, 'move failed; rolling back');
       await this.undo(ctx, timeout ? 'ROLLED_BACK' : 'FAILED', (err as Error).message.slice(0, 1000));
@@ -689,6 +708,7 @@ export class TenantMoves {
       const phases: Record<string, number> = (progress.cutoverPhases = {});
       const phase = (name: string) => (phases[name] = Date.now() - pausedAt);
       let targetOpen = false;
+      let commitSent = false;
       try {
         await this.p.pooler?.pauseTenantPool(db, Math.max(1000, deadline - Date.now()));
         phase('paused');
@@ -724,6 +744,7 @@ export class TenantMoves {
         for (const role of loginRoles) await target.query(sql.setLogin(role, true));
         targetOpen = true;
         inTime('opening the target');
+        commitSent = true;
         await this.p.db.$transaction(async (tx) => {
           await tx.tenant.update({ where: { id: tenant.id }, data: { clusterId: target.id } });
           ctx.move = await tx.tenantMove.update({ where: { id: ctx.move.id }, data: { step: 'COMMITTED', progress: progress as Prisma.InputJsonValue } });
@@ -736,8 +757,12 @@ export class TenantMoves {
             metadata: { from: source.name, to: target.name, rowCounts: progress.rowCounts ?? {}, sequences: progress.sequencesCopied ?? null },
           });
         });
+        await this.p.failpoints.hit('move.cutover:committed', { tenantSlug: tenant.slug });
         this.told(ctx);
       } catch (err) {
+        // The commit may have happened (its answer was lost): reopening the source now could take
+        // writes that the committed move leaves behind. Whether it did is read back (runClaimed).
+        if (commitSent) throw new CommitOutcomeUnknown(`the cutover's commit may not have happened: ${(err as Error).message}`, { cause: err });
         // Before the commit point: the source serves again, as before the cutover.
         if (targetOpen) for (const role of loginRoles) await target.query(sql.setLogin(role, false)).catch(() => undefined);
         for (const role of loginRoles) await source.query(sql.setLogin(role, true)).catch((e) => this.p.logger.error({ err: e, role }, 'giving the login back on the source failed'));
