@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { localIdOf } from '../src/graphql/ids.js';
 import { onDatabase, startPrivateCluster, type PrivateCluster } from './support/private-cluster.js';
 import { until } from './support/subscriptions.js';
 import { TestTemplates } from './support/templates.js';
@@ -144,7 +145,7 @@ describe('every per-cluster duty covers every cluster', () => {
       });
       assert.deepEqual(r.data.moveTenant.userErrors, []);
       moveId = r.data.moveTenant.move.id;
-      await t.app.parts.moves.settled(Buffer.from(moveId, 'base64').toString().split(':')[1]!);
+      await t.app.parts.moves.settled(localIdOf(moveId, 'TenantMove')!);
       // Its copy could not reach the source, nor could the rollback (the move's slot is there).
       const stuck = await state(moveId);
       assert.equal(stuck.status, 'RUNNING');

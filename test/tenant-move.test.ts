@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
+import { localIdOf } from '../src/graphql/ids.js';
 import { moveObjectName, tableSyncSlotPattern } from '../src/modules/moves/index.js';
 import { onDatabase, startPrivateCluster, type PrivateCluster } from './support/private-cluster.js';
 import { connectAs, PROVISION, startTestTenantry, type TestTenantry } from './support/test-tenantry.js';
@@ -88,10 +89,8 @@ async function move(input: Record<string, unknown>) {
   return r.data.moveTenant;
 }
 
-/** The UUID in a global id. */
-function localId(id: string): string {
-  return Buffer.from(id, 'base64').toString().split(':')[1]!;
-}
+/** The UUID in a TenantMove's global id. */
+const localId = (id: string) => localIdOf(id, 'TenantMove')!;
 
 async function moveState(moveId: string) {
   const r = await t.gql(MOVE_STATE, { id: moveId });
@@ -128,6 +127,16 @@ async function leftovers(url: string, databases: string[]): Promise<string[]> {
     }).catch((err: Error) => out.push(`cannot open ${db}: ${err.message}`));
   }
   return out;
+}
+
+/** After a move that failed: the tenant serves from the source with `rows` rows in t, has no role on the target, and nothing of the move is left on either server. */
+async function assertBackOnSource(p: { connectionString: string; tenant: { databaseName: string; roleName: string } }, rows: number): Promise<void> {
+  const again = await connectAs(p.connectionString);
+  assert.equal(Number((await again.query('SELECT count(*) AS n FROM t')).rows[0].n), rows);
+  await again.end();
+  assert.equal(await loginRoles(b.url, p.tenant.roleName), null);
+  assert.deepEqual(await leftovers(a.url, [p.tenant.databaseName]), []);
+  assert.deepEqual(await leftovers(b.url, []), []);
 }
 
 /** An md5 over every row (in key order) of each of the tenant's tables. */
@@ -359,12 +368,7 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
     } finally {
       onSubscribed = null;
     }
-    const again = await connectAs(p.connectionString);
-    assert.equal(Number((await again.query('SELECT count(*) AS n FROM t')).rows[0].n), 100);
-    await again.end();
-    assert.equal(await loginRoles(b.url, p.tenant.roleName), null);
-    assert.deepEqual(await leftovers(a.url, [p.tenant.databaseName]), []);
-    assert.deepEqual(await leftovers(b.url, []), []);
+    await assertBackOnSource(p, 100);
   });
 
   test('a target that goes down during the copy: the move is undone once it is back, with the real reason; the tenant keeps serving from its source', async () => {
@@ -400,12 +404,7 @@ describe('moveTenant between two PostgreSQL 15 clusters', () => {
     assert.equal(m.status, 'FAILED', 'the outcome of the failure, not "the server running the move stopped"');
     assert.match(m.error, /ECONNREFUSED|connect/);
     assert.doesNotMatch(m.error, /being rolled back|server running the move stopped/);
-    const again = await connectAs(p.connectionString);
-    assert.equal(Number((await again.query('SELECT count(*) AS n FROM t')).rows[0].n), 101);
-    await again.end();
-    assert.equal(await loginRoles(b.url, p.tenant.roleName), null);
-    assert.deepEqual(await leftovers(a.url, [p.tenant.databaseName]), []);
-    assert.deepEqual(await leftovers(b.url, []), []);
+    await assertBackOnSource(p, 101);
     assert.equal(await on(b.url, 'postgres', async (c) => (await c.query('SELECT count(*)::int AS n FROM pg_database WHERE datname = $1', [p.tenant.databaseName])).rows[0].n), 0);
   });
 

@@ -178,7 +178,6 @@ export const slotLag = `SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_
  * committed before it is applied (committed, visible) on the target.
  */
 export const subscriptionReceived = `SELECT received_lsn >= $2::pg_catalog.pg_lsn AS reached FROM pg_catalog.pg_stat_subscription WHERE subname = $1 AND relid IS NULL`;
-export const slotExists = `SELECT active_pid FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`;
 /** The subscription's oid and the system identifier of its server: what its table-sync slots are named by. */
 export const subscriptionIdentity = `SELECT s.oid::pg_catalog.int8 AS oid, (SELECT c.system_identifier::pg_catalog.text FROM pg_catalog.pg_control_system() c) AS system_id
   FROM pg_catalog.pg_subscription s WHERE s.subname = $1`;

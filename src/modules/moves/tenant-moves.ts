@@ -105,6 +105,8 @@ class CommitOutcomeUnknown extends Error {
 }
 
 const MAX_RETAIN_HOURS = 24 * 30;
+/** How often a copy or catch-up records its figures (what the tenantMove subscription shows meanwhile). */
+const FIGURES_EVERY_MS = 2000;
 
 interface Ctx {
   move: TenantMove;
@@ -144,7 +146,7 @@ export class TenantMoves {
       catalog: TemplateCatalog;
       changes?: TenantChanges;
       /** Where a move's changes are told (the `tenantMove` subscription, on any replica). */
-      events: Pick<EventBus, 'publishMove' | 'move'>;
+      events: Pick<EventBus, 'publishRowChange' | 'rowChanges'>;
       pooler?: MovePooler;
       /** Where else to look for pg_dump/pg_restore (besides PATH and /usr/lib/postgresql/<major>/bin). */
       dumpToolDirs?: string[];
@@ -170,7 +172,7 @@ export class TenantMoves {
 
   /** A wake-up whenever the move's row changed (its step, figures or status), from any replica. */
   progress(moveId: string): AsyncIterable<unknown> {
-    return this.p.events.move(moveId);
+    return this.p.events.rowChanges('move', moveId);
   }
 
   /** Tests and the lead's drain: resolves when the move's background run (if any) in this process ends. */
@@ -477,9 +479,19 @@ export class TenantMoves {
     this.told(ctx);
   }
 
+  /** For a step's watch loop: records the move's figures (and tells subscribers) at most every FIGURES_EVERY_MS. */
+  private figuresRecorder(ctx: Ctx): () => Promise<void> {
+    let last = Date.now();
+    return async () => {
+      if (Date.now() - last <= FIGURES_EVERY_MS) return;
+      await this.record(ctx);
+      last = Date.now();
+    };
+  }
+
   /** Its row changed: subscribers read it again. */
   private told(ctx: Ctx): void {
-    this.p.events.publishMove(ctx.move.id);
+    this.p.events.publishRowChange('move', ctx.move.id);
   }
 
   private async forward(ctx: Ctx, lock: pg.Client): Promise<void> {
@@ -584,7 +596,7 @@ export class TenantMoves {
 
     INITIAL_COPY: async (ctx) => {
       const deadline = Date.now() + (this.p.copyTimeoutMs ?? 6 * 3600_000);
-      let lastRecord = Date.now();
+      const recordFigures = this.figuresRecorder(ctx);
       await ctx.target.withDatabase(ctx.tenant.databaseName, async (c) => {
         for (;;) {
           const t = (await c.query<{ total: number; ready: number }>(sql.subscriptionTables, [ctx.name])).rows[0]!;
@@ -596,10 +608,7 @@ export class TenantMoves {
           await this.lag(ctx, null);
           await this.assertNoSubscriptionErrors(c, ctx.name);
           if (Date.now() > deadline) throw new Error(`the initial copy did not finish in ${Math.round((this.p.copyTimeoutMs ?? 0) / 1000)} s`);
-          if (Date.now() - lastRecord > 2000) {
-            await this.record(ctx);
-            lastRecord = Date.now();
-          }
+          await recordFigures();
           await this.p.failpoints.hit('move.copying', { tenantSlug: ctx.tenant.slug });
           await sleep(250);
         }
@@ -628,17 +637,14 @@ export class TenantMoves {
       const deadline = Date.now() + (this.p.copyTimeoutMs ?? 6 * 3600_000);
       const limit = this.p.catchUpLagBytes ?? 4 * 1024 * 1024;
       let below = 0;
-      let lastRecord = Date.now();
+      const recordFigures = this.figuresRecorder(ctx);
       for (;;) {
         const lag = await this.lag(ctx, null);
         ctx.progress.lagBytes = lag.lag;
         if (lag.lag < limit && ++below >= 2) return;
         if (lag.lag >= limit) below = 0;
         if (Date.now() > deadline) throw new Error(`the subscription did not catch up (lag ${lag.lag} bytes)`);
-        if (Date.now() - lastRecord > 2000) {
-          await this.record(ctx);
-          lastRecord = Date.now();
-        }
+        await recordFigures();
         await ctx.target.withDatabase(ctx.tenant.databaseName, (c) => this.assertNoSubscriptionErrors(c, ctx.name));
         await sleep(200);
       }

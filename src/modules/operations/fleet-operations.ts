@@ -163,7 +163,7 @@ export class FleetOperations {
 
   /** Progress of one operation as it is published (after every tenant, and when it starts and finishes), from any replica. */
   progress(operationId: string): AsyncIterable<unknown> {
-    return this.p.events.operation(operationId);
+    return this.p.events.rowChanges('operation', operationId);
   }
 
   async start(op: OperationContext, input: StartFleetOperationInput): Promise<Operation> {
@@ -298,7 +298,7 @@ export class FleetOperations {
       await db.operationItem.updateMany({ where: { operationId: id, status: 'RUNNING' }, data: { status: 'PENDING', startedAt: null } });
       operation = await db.operation.update({ where: { id }, data: { status: 'RUNNING', startedAt: operation.startedAt ?? new Date() } });
       logger.info({ operation: id, kind: operation.kind }, 'running operation');
-      events.publishOperation(id);
+      events.publishRowChange('operation', id);
       if (!(await this.runCanaries(operation))) return;
       await this.runItems(operation, await db.operationItem.findMany({ where: { operationId: id, status: 'PENDING' }, orderBy: { position: 'asc' } }));
       if (this.stopping) return;
@@ -412,7 +412,7 @@ export class FleetOperations {
       db.operationItem.update({ where, data: { ...outcome, finishedAt: new Date() } }),
       db.operation.update({ where: { id: operation.id }, data: { done: { increment: 1 }, ...(outcome.status === 'FAILED' ? { failed: { increment: 1 } } : {}) } }),
     ]);
-    events.publishOperation(operation.id);
+    events.publishRowChange('operation', operation.id);
   }
 
   private async finish(id: string, status: 'SUCCEEDED' | 'COMPLETED_WITH_ERRORS' | 'FAILED', error: string | null): Promise<void> {
@@ -423,7 +423,7 @@ export class FleetOperations {
       subject: id,
       metadata: { kind: operation.kind, status, total: operation.total, done: operation.done, failed: operation.failed, error },
     });
-    this.p.events.publishOperation(id);
+    this.p.events.publishRowChange('operation', id);
   }
 
   /**

@@ -96,8 +96,7 @@ export interface UsageBatch {
   cluster: ClusterUsageSample | null;
 }
 
-/** The pooler's server connections by backend pid: whether a client is attached. */
-/** The pooler's server connections, by pooledBackendKey(role, pid). */
+/** The pooler's server connections, by pooledBackendKey(role, pid): whether a client is attached to each. */
 export type PooledBackends = ReadonlyMap<string, { clientAttached: boolean }>;
 
 const BUSIEST = 3;

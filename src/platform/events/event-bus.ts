@@ -14,8 +14,9 @@ import { inProcessTransport, type BusLink, type Transport } from './transport.js
  * listener count never grows with subscribers, and nothing here buffers: a listener runs
  * when the message arrives, and one that throws is logged, never the process's problem.
  */
-/** Topics of one row each (`operation:<id>`, `move:<id>`): counted by their kind, not by id. */
-const PER_ROW_TOPIC = /^(operation|move):/;
+/** Rows of long work that subscriptions follow, one topic per row (`<kind>:<id>`), counted by kind. */
+export type WatchedRow = 'operation' | 'move';
+const WATCHED_ROWS: ReadonlySet<string> = new Set<WatchedRow>(['operation', 'move']);
 
 export class EventBus {
   private readonly stopWatching: (() => void)[] = [];
@@ -34,9 +35,10 @@ export class EventBus {
     this.stopWatching.push(
       transport_.onDropped((topic) => {
         droppedSinceDown++;
-        // The kind of message: its topic's name, but one kind for every operation's (and move's) topic.
+        // The kind of message: its topic's name, but one kind for every watched row's topic.
         const name = topic.slice(prefix.length + 1);
-        metrics?.eventBusDropped.inc({ kind: PER_ROW_TOPIC.exec(name)?.[1] ?? name });
+        const row = name.split(':', 1)[0]!;
+        metrics?.eventBusDropped.inc({ kind: WATCHED_ROWS.has(row) ? row : name });
       }),
       transport_.onLink((link) => {
         metrics?.eventBusUp.set(link.up ? 1 : 0);
@@ -140,24 +142,14 @@ export class EventBus {
     return this.iterate('keys:revoked', 1000);
   }
 
-  /** A fleet operation moved (its row in the control database is the value). */
-  publishOperation(operationId: string): void {
-    this.transport_.publish(this.topic(`operation:${operationId}`), { operationId });
+  /** A row of long work changed (a fleet operation's progress, a move's step or figures): its subscriptions re-read it. */
+  publishRowChange(kind: WatchedRow, id: string): void {
+    this.transport_.publish(this.topic(`${kind}:${id}`), { id });
   }
 
-  /** A wake-up per progress event; a reader that falls behind loses only wake-ups (it re-reads the row). */
-  operation(operationId: string): AsyncIterable<unknown> {
-    return this.iterate(`operation:${operationId}`, 1);
-  }
-
-  /** A tenant move's step, figures or status changed (its row in the control database is the value). */
-  publishMove(moveId: string): void {
-    this.transport_.publish(this.topic(`move:${moveId}`), { moveId });
-  }
-
-  /** A wake-up per change of the move; a reader that falls behind loses only wake-ups (it re-reads the row). */
-  move(moveId: string): AsyncIterable<unknown> {
-    return this.iterate(`move:${moveId}`, 1);
+  /** A wake-up per change of the row; a reader that falls behind loses only wake-ups (it re-reads the row). */
+  rowChanges(kind: WatchedRow, id: string): AsyncIterable<unknown> {
+    return this.iterate(`${kind}:${id}`, 1);
   }
 
   close(): Promise<void> {
